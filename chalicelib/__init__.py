@@ -1,0 +1,1 @@
+"""socialinbox: the serverless social inbox (business logic lives here, app.py stays thin)."""

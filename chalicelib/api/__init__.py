@@ -1,0 +1,1 @@
+"""The agent API: login, the inbox views, and admin odds and ends."""

@@ -1,0 +1,30 @@
+"""Registry of platform adapters, keyed by their webhook URL segment.
+
+Adding a platform = one adapter module + one line here. Adapters are imported lazily so a
+webhook invocation only loads the one it needs.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Dict, List
+
+from chalicelib.channels.base import ChannelAdapter
+
+ADAPTERS: Dict[str, str] = {
+    "meta": "chalicelib.channels.meta:MetaAdapter",
+}
+
+_loaded: Dict[str, ChannelAdapter] = {}
+
+
+def adapter_names() -> List[str]:
+    return sorted(ADAPTERS)
+
+
+def get_adapter(name: str) -> ChannelAdapter:
+    """The adapter for /webhooks/<name>; KeyError for an unknown platform."""
+    if name not in _loaded:
+        module_name, class_name = ADAPTERS[name].split(":")
+        module = importlib.import_module(module_name)
+        _loaded[name] = getattr(module, class_name)()
+    return _loaded[name]

@@ -1,0 +1,210 @@
+"""The one small interface every platform adapter implements, and the events it produces.
+
+An adapter never imports Chalice or touches storage: `verify` and `handshake` look at a
+`WebhookRequest`; `parse` turns a decoded JSON delivery into normalised events (pure, so adapter
+tests need no database). The ingest pipeline turns events into contacts, conversations and
+messages the same way for every platform.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+from chalicelib.config import SecretLookup
+
+
+class WebhookRejected(Exception):
+    """The request is not from the platform (or is malformed): answer `status`, store nothing."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    method: str
+    headers: Mapping[str, str]  # keys lower-cased
+    query: Mapping[str, str]
+    raw_body: bytes
+
+    def header(self, name: str) -> Optional[str]:
+        return self.headers.get(name.lower())
+
+
+@dataclass(frozen=True)
+class WebhookReply:
+    status: int
+    body: Union[str, Dict[str, Any]]
+    content_type: str = "text/plain"
+
+
+@dataclass(frozen=True)
+class ContactRef:
+    """Who wrote, as the platform names them (ids are per platform, sometimes per account)."""
+
+    platform_user_id: str
+    display_name: Optional[str] = None
+    handle: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class MessageEvent:
+    """A message, comment or mention, inbound from a customer or an echo of our own side."""
+
+    channel: str  # messenger | instagram | whatsapp | facebook | x | telegram | linkedin
+    account_id: str  # our account's id on the platform (page id, phone_number_id, ...)
+    platform_message_id: str
+    thread_key: str  # conversation key within the account (a contact, or post+author, ...)
+    contact: ContactRef
+    direction: str  # "in" (customer) or "out" (our side: echoes, page comments)
+    sent_at_ms: int
+    text: Optional[str] = None
+    msg_type: str = "text"
+    attachments: Tuple[Dict[str, Any], ...] = ()
+    thread_kind: str = "dm"  # dm | comment | mention | group
+    subject: Optional[str] = None  # e.g. the post a comment thread hangs under
+    reply_to: Optional[str] = None  # platform id of the message this one answers
+    raw: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class StatusEvent:
+    """A delivery receipt for one of our outbound messages (sent < delivered < read; failed)."""
+
+    channel: str
+    account_id: str
+    platform_message_id: str
+    status: str
+    at_ms: int
+    error: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class EditEvent:
+    """A message or comment changed on the platform. `message` carries the new version whole so
+    an edit that overtakes its original still records the message."""
+
+    message: MessageEvent
+    edited_at_ms: int
+
+
+@dataclass(frozen=True)
+class RemoveEvent:
+    """A message or comment removed on the platform: we mark it removed, never delete ours."""
+
+    channel: str
+    account_id: str
+    platform_message_id: str
+    removed_at_ms: int
+    message: Optional[MessageEvent] = None  # enough to record it if the original never came
+
+
+@dataclass(frozen=True)
+class IgnoredEvent:
+    """Something the platform sent that is not inbox material (read receipts of the customer,
+    opt-ins, ...): logged with its reason, not stored."""
+
+    channel: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ParseProblem:
+    """An item of a delivery that could not be understood: kept for inspection with its raw
+    content, while the rest of the delivery is processed normally."""
+
+    channel: str
+    reason: str
+    raw: Any
+    account_id: Optional[str] = None
+
+
+Event = Union[MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem]
+
+
+class ChannelAdapter(abc.ABC):
+    """One platform's webhook: handshake, verification, parsing (and, later, sending)."""
+
+    #: URL segment: POST /webhooks/<name>
+    name: ClassVar[str]
+    #: Channels this adapter emits events for.
+    channels: ClassVar[Tuple[str, ...]]
+
+    def handshake(self, request: WebhookRequest, secrets: SecretLookup) -> WebhookReply:
+        """Answer the platform's GET verification; platforms without one get 405."""
+        return WebhookReply(405, "this webhook has no GET handshake")
+
+    @abc.abstractmethod
+    def verify(self, request: WebhookRequest, secrets: SecretLookup) -> None:
+        """Raise WebhookRejected unless the request provably comes from the platform."""
+
+    @abc.abstractmethod
+    def parse(self, payload: Any) -> Iterator[Event]:
+        """Split one decoded delivery into events. Must not raise: bad items become
+        ParseProblem events so that their valid neighbours still land."""
+
+    def split(self, payload: Any) -> List[Any]:
+        """Smaller self-contained deliveries, used only when one is too big for a queue
+        message. The default keeps the delivery whole."""
+        return [payload]
+
+    def ack(self) -> WebhookReply:
+        """What the platform expects once the delivery is durably accepted."""
+        return WebhookReply(200, "EVENT_RECEIVED")
+
+    @abc.abstractmethod
+    def signed_headers(self, raw_body: bytes, secrets: SecretLookup) -> Dict[str, str]:
+        """The headers the platform would send with `raw_body` (tests and the local demo use
+        this to produce correctly signed deliveries)."""
+
+    #: (channel, platform account id, display name) seeded by `make run` for the demo.
+    demo_accounts: ClassVar[Tuple[Tuple[str, str, str], ...]] = ()
+
+    def demo_deliveries(self, now_ms: int) -> List[Any]:
+        """Realistic deliveries for the demo traffic generator, addressed to `demo_accounts`."""
+        return []
+
+
+def as_int(value: Any) -> int:
+    """A platform timestamp or id given as int or numeric string; ValueError otherwise."""
+    if isinstance(value, bool):
+        raise ValueError("boolean is not a number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    raise ValueError(f"not an integer: {value!r}")
+
+
+def require_str(mapping: Any, key: str) -> str:
+    """mapping[key] as a non-empty string (ids may arrive as numbers); ValueError otherwise."""
+    if not isinstance(mapping, dict):
+        raise ValueError(f"expected an object holding {key!r}")
+    value = mapping.get(key)
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"missing {key!r}")
+    if isinstance(value, (int, float)):
+        value = str(int(value))
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"missing {key!r}")
+    return value
+
+
+def optional_str(mapping: Any, key: str) -> Optional[str]:
+    if not isinstance(mapping, dict):
+        return None
+    value = mapping.get(key)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def as_list(value: Any) -> List[Any]:
+    return value if isinstance(value, list) else []

@@ -1,0 +1,107 @@
+"""Settings from the environment, secrets from env (local) or SSM Parameter Store (AWS).
+
+One place decides names of tables and queues, so the deploy template, the local stack and
+the code can never disagree about them.
+"""
+from __future__ import annotations
+
+import os
+import time
+from typing import Callable, Dict, Optional, Tuple
+
+# Dev defaults exist for local mode only; documented in the README.
+LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
+    "META_APP_SECRET": "dev_meta_app_secret",
+    "META_VERIFY_TOKEN": "dev_meta_verify_token",
+    "X_CONSUMER_SECRET": "dev_x_consumer_secret",
+    "X_OAUTH2_CLIENT_SECRET": "",
+    "TELEGRAM_SECRET_TOKEN": "dev_telegram_secret_token",
+    "LINKEDIN_CLIENT_SECRET": "dev_linkedin_client_secret",
+    "AUTH_TOKEN_SECRET": "dev_auth_token_secret_change_me_0123456789",
+    "LOCAL_ADMIN_PASSWORD": "admin-password-123",
+}
+
+
+def stage() -> str:
+    return os.environ.get("SOCIALINBOX_STAGE", "local")
+
+
+def is_local() -> bool:
+    return stage() == "local"
+
+
+def resource_prefix() -> str:
+    """`socialinbox-<stage>`: every table and queue name starts with it."""
+    return os.environ.get("RESOURCE_PREFIX", f"socialinbox-{stage()}")
+
+
+def table_name(short: str) -> str:
+    return f"{resource_prefix()}-{short}"
+
+
+def queue_name(short: str) -> str:
+    return f"{resource_prefix()}-{short}"
+
+
+INGEST_QUEUE = "ingest"
+DEAD_LETTER_QUEUE = "ingest-dlq"
+
+
+def aws_region() -> str:
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def dynamodb_host() -> Optional[str]:
+    """Endpoint override for pynamodb (moto server locally); None means real AWS or mock_aws."""
+    return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def int_setting(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return int(raw)
+
+
+# Processor: attempts before an envelope is parked in the DLQ with its error. Must stay below
+# the queue's redrive maxReceiveCount (infra/resources.json) so that our copy, which carries the
+# error, wins over the bare redrive.
+MAX_PROCESSING_ATTEMPTS = 4
+# Default first-response target (minutes) until the SLA flow sets per-policy deadlines.
+DEFAULT_REPLY_SLA_MINUTES = 15
+
+_secret_cache: Dict[str, Tuple[float, Optional[str]]] = {}
+_SECRET_TTL_SECONDS = 300.0
+
+
+def get_secret(name: str) -> Optional[str]:
+    """A secret by its env-style name.
+
+    Local stage: the environment variable, else the documented dev default. AWS: the env var if
+    ops chose to set it, else SSM parameter `/<prefix>/<NAME>` (SecureString, cached 5 minutes
+    per container). Never logged.
+    """
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    if is_local():
+        return LOCAL_SECRET_DEFAULTS.get(name)
+    now = time.monotonic()
+    cached = _secret_cache.get(name)
+    if cached and now - cached[0] < _SECRET_TTL_SECONDS:
+        return cached[1]
+    found = _load_from_ssm(f"/{resource_prefix()}/{name}")
+    _secret_cache[name] = (now, found)
+    return found
+
+
+def _load_from_ssm(parameter: str) -> Optional[str]:
+    from aws_lambda_powertools.utilities import parameters  # lazy: not on the local path
+
+    try:
+        return parameters.get_parameter(parameter, decrypt=True, max_age=int(_SECRET_TTL_SECONDS))
+    except parameters.exceptions.GetParameterError:
+        return None
+
+
+SecretLookup = Callable[[str], Optional[str]]

@@ -1,0 +1,1 @@
+"""Ingest: the webhook ack path (verify, enqueue), the queue processor and the record pipeline."""

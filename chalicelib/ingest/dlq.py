@@ -1,0 +1,68 @@
+"""Inspect and replay the dead-letter queue: `python -m chalicelib.ingest.dlq [list|replay]`.
+
+Replay moves each parked envelope back to the ingest queue unchanged (the pipeline dedupes, so a
+replay can never duplicate a message) and deletes it from the DLQ only after the resend worked.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Dict, Iterator, List
+
+from chalicelib import aws, config
+
+
+def _receive(max_messages: int) -> Iterator[Dict[str, Any]]:
+    sqs = aws.client("sqs")
+    url = aws.queue_url(config.DEAD_LETTER_QUEUE)
+    seen = 0
+    while seen < max_messages:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
+                                    VisibilityTimeout=30, MessageAttributeNames=["All"]).get("Messages", [])
+        if not batch:
+            return
+        for message in batch:
+            seen += 1
+            yield message
+
+
+def list_parked(max_messages: int = 100) -> List[Dict[str, Any]]:
+    """What is parked and why (the messages become visible again after 30 s)."""
+    found = []
+    for message in _receive(max_messages):
+        attrs = message.get("MessageAttributes", {})
+        found.append({"message_id": message["MessageId"],
+                      "error": attrs.get("error", {}).get("StringValue"),
+                      "attempts": attrs.get("attempts", {}).get("StringValue"),
+                      "bytes": len(message["Body"].encode("utf-8"))})
+    return found
+
+
+def replay(max_messages: int = 1000) -> int:
+    """Move parked envelopes back to the ingest queue; returns how many were moved."""
+    sqs = aws.client("sqs")
+    dlq = aws.queue_url(config.DEAD_LETTER_QUEUE)
+    ingest = aws.queue_url(config.INGEST_QUEUE)
+    moved = 0
+    for message in _receive(max_messages):
+        sqs.send_message(QueueUrl=ingest, MessageBody=message["Body"])
+        sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+        moved += 1
+    return moved
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("command", choices=["list", "replay"])
+    parser.add_argument("--max", type=int, default=1000)
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        print(json.dumps(list_parked(args.max), indent=2))
+    else:
+        print(f"replayed {replay(args.max)} envelope(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""The queue message that carries one accepted delivery from the ack path to the processor."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Dict
+
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class Envelope:
+    adapter: str
+    payload: Any
+    received_at_ms: int
+    correlation_id: str
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"v": VERSION, "adapter": self.adapter, "received_at": self.received_at_ms,
+             "correlation_id": self.correlation_id, "payload": self.payload},
+            ensure_ascii=False, separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, body: str) -> "Envelope":
+        data: Dict[str, Any] = json.loads(body)
+        if not isinstance(data, dict) or data.get("v") != VERSION or not isinstance(data.get("adapter"), str):
+            raise ValueError("not a socialinbox ingest envelope")
+        return cls(data["adapter"], data.get("payload"), int(data.get("received_at") or 0),
+                   str(data.get("correlation_id") or ""))

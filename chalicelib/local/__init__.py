@@ -1,0 +1,1 @@
+"""Local mode only (make run, tests, bench): never imported by the deployed handlers."""

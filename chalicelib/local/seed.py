@@ -1,0 +1,36 @@
+"""Local demo data: the admin and demo agents, and each adapter's demo accounts."""
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+from chalicelib import config
+
+DEMO_AGENTS: Tuple[Tuple[str, str, str], ...] = (
+    ("admin@example.com", "Ada Admin", "admin"),
+    ("agent1@example.com", "Sam Support", "agent"),
+    ("agent2@example.com", "Kim Care", "agent"),
+)
+
+
+def seed() -> Dict[str, List[str]]:
+    """Create demo agents (password: LOCAL_ADMIN_PASSWORD) and every adapter's demo accounts;
+    existing records are left alone."""
+    from chalicelib.api.auth import create_agent
+    from chalicelib.channels import adapter_names, get_adapter
+    from chalicelib.ingest.pipeline import find_account, register_account
+    from chalicelib.models import Agent
+
+    password = config.get_secret("LOCAL_ADMIN_PASSWORD") or ""
+    agents, accounts = [], []
+    for email, name, role in DEMO_AGENTS:
+        try:
+            Agent.get(email)
+        except Agent.DoesNotExist:
+            create_agent(email, password, name, role)
+        agents.append(email)
+    for adapter_name in adapter_names():
+        for channel, account_id, name in get_adapter(adapter_name).demo_accounts:
+            if find_account(channel, account_id) is None:
+                register_account(channel, account_id, name)
+            accounts.append(f"{channel}:{account_id} ({name})")
+    return {"agents": agents, "accounts": accounts}
