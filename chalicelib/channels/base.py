@@ -142,9 +142,15 @@ class ChannelAdapter(abc.ABC):
         """Raise WebhookRejected unless the request provably comes from the platform."""
 
     @abc.abstractmethod
-    def parse(self, payload: Any) -> Iterator[Event]:
+    def parse(self, payload: Any, context: Mapping[str, str]) -> Iterator[Event]:
         """Split one decoded delivery into events. Must not raise: bad items become
-        ParseProblem events so that their valid neighbours still land."""
+        ParseProblem events so that their valid neighbours still land. `context` is what
+        `delivery_context` took from the request (empty for most platforms)."""
+
+    def delivery_context(self, request: WebhookRequest) -> Dict[str, str]:
+        """Routing facts that only the request carries (e.g. which bot a URL belongs to),
+        kept beside the payload in the queue. Never secrets."""
+        return {}
 
     def split(self, payload: Any) -> List[Any]:
         """Smaller self-contained deliveries, used only when one is too big for a queue

@@ -8,7 +8,7 @@ Timestamps: `messaging[].timestamp` is in milliseconds, WhatsApp's are seconds a
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from chalicelib.channels import signing
 from chalicelib.channels.base import (
@@ -75,7 +75,7 @@ class MetaAdapter(ChannelAdapter):
             return [payload]
         return [dict(payload, entry=[entry]) for entry in payload["entry"]]
 
-    def parse(self, payload: Any) -> Iterator[Event]:
+    def parse(self, payload: Any, context: Mapping[str, str]) -> Iterator[Event]:
         if not isinstance(payload, dict):
             yield ParseProblem("meta", "delivery is not a JSON object", payload)
             return

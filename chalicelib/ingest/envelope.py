@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Dict
 
 VERSION = 1
@@ -14,11 +14,12 @@ class Envelope:
     payload: Any
     received_at_ms: int
     correlation_id: str
+    context: Dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> str:
         return json.dumps(
             {"v": VERSION, "adapter": self.adapter, "received_at": self.received_at_ms,
-             "correlation_id": self.correlation_id, "payload": self.payload},
+             "correlation_id": self.correlation_id, "context": self.context, "payload": self.payload},
             ensure_ascii=False, separators=(",", ":"),
         )
 
@@ -27,5 +28,6 @@ class Envelope:
         data: Dict[str, Any] = json.loads(body)
         if not isinstance(data, dict) or data.get("v") != VERSION or not isinstance(data.get("adapter"), str):
             raise ValueError("not a socialinbox ingest envelope")
+        context = data.get("context") if isinstance(data.get("context"), dict) else {}
         return cls(data["adapter"], data.get("payload"), int(data.get("received_at") or 0),
-                   str(data.get("correlation_id") or ""))
+                   str(data.get("correlation_id") or ""), {str(k): str(v) for k, v in context.items()})

@@ -76,7 +76,7 @@ def _safe_parse(adapter: Any, envelope: Envelope) -> List[Any]:
     from chalicelib.channels.base import ParseProblem
 
     try:
-        return list(adapter.parse(envelope.payload))
+        return list(adapter.parse(envelope.payload, envelope.context))
     except Exception as error:  # noqa: BLE001 - an adapter bug must not lose the delivery
         return [ParseProblem(adapter.name, f"adapter failed: {_describe(error)}", envelope.payload)]
 

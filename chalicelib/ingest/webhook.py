@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import time
-from typing import List
+from typing import Any, Callable, Dict, List, Optional
 
 from chalicelib import aws, config
 from chalicelib.channels import get_adapter
@@ -45,7 +45,8 @@ def receive(adapter_name: str, request: WebhookRequest, correlation_id: str) -> 
         return WebhookReply(400, {"error": "body is not valid JSON"}, "application/json")
 
     received_at = int(time.time() * 1000)
-    bodies = _queue_bodies(adapter_name, adapter.split, payload, received_at, correlation_id)
+    context = adapter.delivery_context(request)
+    bodies = _queue_bodies(adapter_name, adapter.split, payload, received_at, correlation_id, context)
     if bodies is None:
         logger.error("delivery too large to queue", extra={"adapter": adapter_name, "bytes": len(request.raw_body)})
         return WebhookReply(413, {"error": "delivery too large"}, "application/json")
@@ -63,11 +64,14 @@ def receive(adapter_name: str, request: WebhookRequest, correlation_id: str) -> 
     return adapter.ack()
 
 
-def _queue_bodies(adapter_name, split, payload, received_at, correlation_id) -> "List[str] | None":
-    whole = Envelope(adapter_name, payload, received_at, correlation_id).to_json()
+def _queue_bodies(adapter_name: str, split: Callable[[Any], List[Any]], payload: Any, received_at: int,
+                  correlation_id: str, context: Dict[str, str]) -> Optional[List[str]]:
+    """One queue body, or several self-contained ones if the delivery is too big; None if a
+    single part is still too big."""
+    whole = Envelope(adapter_name, payload, received_at, correlation_id, context).to_json()
     if len(whole.encode("utf-8")) <= MAX_QUEUE_MESSAGE_BYTES:
         return [whole]
-    parts = [Envelope(adapter_name, part, received_at, correlation_id).to_json() for part in split(payload)]
+    parts = [Envelope(adapter_name, part, received_at, correlation_id, context).to_json() for part in split(payload)]
     if len(parts) < 2 or any(len(p.encode("utf-8")) > MAX_QUEUE_MESSAGE_BYTES for p in parts):
         return None
     return parts
