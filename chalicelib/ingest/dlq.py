@@ -13,24 +13,27 @@ from typing import Any, Dict, Iterator, List
 from chalicelib import aws, config
 
 
-def _receive(max_messages: int) -> Iterator[Dict[str, Any]]:
+def _receive(max_messages: int, visibility_timeout: int) -> Iterator[Dict[str, Any]]:
+    """Each parked message at most once (a peek with visibility 0 sees the same ones again)."""
     sqs = aws.client("sqs")
     url = aws.queue_url(config.DEAD_LETTER_QUEUE)
-    seen = 0
-    while seen < max_messages:
+    seen: set = set()
+    while len(seen) < max_messages:
         batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0,
-                                    VisibilityTimeout=30, MessageAttributeNames=["All"]).get("Messages", [])
-        if not batch:
+                                    VisibilityTimeout=visibility_timeout,
+                                    MessageAttributeNames=["All"]).get("Messages", [])
+        fresh = [m for m in batch if m["MessageId"] not in seen]
+        if not fresh:
             return
-        for message in batch:
-            seen += 1
+        for message in fresh[: max_messages - len(seen)]:
+            seen.add(message["MessageId"])
             yield message
 
 
 def list_parked(max_messages: int = 100) -> List[Dict[str, Any]]:
-    """What is parked and why (the messages become visible again after 30 s)."""
+    """What is parked and why, without taking it off the queue."""
     found = []
-    for message in _receive(max_messages):
+    for message in _receive(max_messages, visibility_timeout=0):
         attrs = message.get("MessageAttributes", {})
         found.append({"message_id": message["MessageId"],
                       "error": attrs.get("error", {}).get("StringValue"),
@@ -45,7 +48,7 @@ def replay(max_messages: int = 1000) -> int:
     dlq = aws.queue_url(config.DEAD_LETTER_QUEUE)
     ingest = aws.queue_url(config.INGEST_QUEUE)
     moved = 0
-    for message in _receive(max_messages):
+    for message in _receive(max_messages, visibility_timeout=60):
         sqs.send_message(QueueUrl=ingest, MessageBody=message["Body"])
         sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
         moved += 1

@@ -1,0 +1,159 @@
+"""The agent's inbox views through GET /api/conversations and /messages: filters, order,
+pagination and conversation bookkeeping (reply deadline, reopening) under out-of-order delivery."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+PAGE = "1234567890"
+PHONE = "106540352242922"
+
+
+def messenger(mid, psid, ts, text="hi", echo=False):
+    message = {"mid": mid, "text": text}
+    if echo:
+        message["is_echo"] = True
+        return {"sender": {"id": PAGE}, "recipient": {"id": psid}, "timestamp": ts, "message": message}
+    return {"sender": {"id": psid}, "recipient": {"id": PAGE}, "timestamp": ts, "message": message}
+
+
+def page_delivery(*items):
+    return {"object": "page", "entry": [{"id": PAGE, "time": 1700000000000, "messaging": list(items)}]}
+
+
+def whatsapp_delivery(wamid, wa_id, seconds, text):
+    return {"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp", "metadata": {"display_phone_number": "15550100", "phone_number_id": PHONE},
+        "contacts": [{"profile": {"name": "Ana"}, "wa_id": wa_id}],
+        "messages": [{"from": wa_id, "id": wamid, "timestamp": str(seconds), "type": "text", "text": {"body": text}}]}}]}]}
+
+
+@pytest.fixture
+def accounts(inbox):
+    inbox.add_account("messenger", PAGE)
+    inbox.add_account("whatsapp", PHONE)
+    return inbox
+
+
+def _deliver(inbox, *payloads):
+    for payload in payloads:
+        assert inbox.post_meta(payload).status_code == 200
+    inbox.process()
+
+
+def test_list_is_newest_first_and_paginates_with_a_cursor(accounts):
+    inbox = accounts
+    _deliver(inbox, page_delivery(*[messenger(f"m{i}", f"psid{i}", 1700000000000 + i * 1000) for i in range(7)]))
+    seen, cursor, pages = [], None, 0
+    while True:
+        path = "/api/conversations?limit=3" + (f"&cursor={cursor}" if cursor else "")
+        page = inbox.get(path)
+        seen.extend(item["contact"]["platform_id"] for item in page["items"])
+        cursor, pages = page["next"], pages + 1
+        if not cursor:
+            break
+    assert seen == [f"psid{i}" for i in reversed(range(7))]
+    assert pages >= 3
+
+
+@pytest.mark.parametrize("query", ["status=closed", "channel=myspace", "sort=oldest", "limit=0", "limit=1000",
+                                   "limit=abc", "cursor=%%%", "cursor=eyJ4IjoxfQ", "sort=due&channel=whatsapp"])
+def test_bad_filters_and_cursors_are_400(accounts, query):
+    token = accounts.login_admin()
+    response = accounts.client.http.get("/api/conversations?" + query, headers={"Authorization": "Bearer " + token})
+    assert response.status_code == 400, response.body
+    assert "Message" in json.loads(response.body)
+
+
+def test_unknown_conversation_is_404(accounts):
+    token = accounts.login_admin()
+    headers = {"Authorization": "Bearer " + token}
+    assert accounts.client.http.get("/api/conversations/c_nope", headers=headers).status_code == 404
+    assert accounts.client.http.get("/api/conversations/c_nope/messages", headers=headers).status_code == 404
+
+
+def test_filters_by_channel_status_and_assignee_are_index_queries(accounts):
+    from chalicelib.models import Conversation
+
+    inbox = accounts
+    _deliver(inbox, page_delivery(messenger("m1", "p1", 1700000000000), messenger("m2", "p2", 1700000001000)),
+             whatsapp_delivery("wamid.1", "351910000001", 1700000002, "olá"))
+    assert {c["channel"] for c in inbox.conversations()} == {"messenger", "whatsapp"}
+    assert [c["channel"] for c in inbox.conversations(channel="whatsapp")] == ["whatsapp"]
+    assert [c["channel"] for c in inbox.conversations(channel="whatsapp", status="open")] == ["whatsapp"]
+    assert inbox.conversations(channel="whatsapp", status="resolved") == []
+
+    p1 = next(c for c in inbox.conversations(channel="messenger") if c["contact"]["platform_id"] == "p1")
+    Conversation(p1["id"]).update(actions=[Conversation.status.set("pending"),
+                                           Conversation.channel_status.set("messenger#pending"),
+                                           Conversation.assignee.set("a_agent7")])
+    assert [c["id"] for c in inbox.conversations(status="pending")] == [p1["id"]]
+    assert p1["id"] not in [c["id"] for c in inbox.conversations(status="open")]
+    assert [c["id"] for c in inbox.conversations(assignee="a_agent7")] == [p1["id"]]
+    assert inbox.conversations(assignee="a_agent7", status="open") == []
+
+
+def test_thread_reads_in_platform_time_order_even_when_delivered_out_of_order(accounts):
+    inbox = accounts
+    _deliver(inbox, page_delivery(messenger("m3", "p1", 1700000030000, "third")))
+    _deliver(inbox, page_delivery(messenger("m1", "p1", 1700000010000, "first")))
+    _deliver(inbox, page_delivery(messenger("m2", "p1", 1700000020000, "second")))
+    [conversation] = inbox.conversations()
+    assert [m["text"] for m in inbox.messages(conversation["id"])] == ["first", "second", "third"]
+    # The late, older messages did not overwrite the preview of the newest one.
+    assert conversation["last_message_preview"] == "third"
+    assert conversation["last_message_at"] == "2023-11-14T22:13:50.000Z"
+    assert conversation["message_count"] == 3
+
+
+def test_reply_deadline_starts_at_the_oldest_unanswered_message_and_clears_on_reply(accounts):
+    inbox = accounts
+    _deliver(inbox, page_delivery(messenger("m2", "p1", 1700000020000, "anyone?")))
+    _deliver(inbox, page_delivery(messenger("m1", "p1", 1700000010000, "hello")))  # older, arrives late
+    [conversation] = inbox.conversations()
+    assert conversation["awaiting_reply_since"] == "2023-11-14T22:13:30.000Z"
+    assert conversation["reply_due_at"] == "2023-11-14T22:28:30.000Z"  # default 15 min target
+    assert [c["id"] for c in inbox.conversations(sort="due")] == [conversation["id"]]
+
+    _deliver(inbox, page_delivery(messenger("m3", "p1", 1700000040000, "On it!", echo=True)))
+    [conversation] = inbox.conversations()
+    assert conversation["awaiting_reply_since"] is None and conversation["reply_due_at"] is None
+    assert conversation["first_response_at"] == "2023-11-14T22:14:00.000Z"
+    assert conversation["last_message_direction"] == "out"
+    assert inbox.conversations(sort="due") == []
+    assert [m["direction"] for m in inbox.messages(conversation["id"])] == ["in", "in", "out"]
+
+
+def test_sort_due_lists_the_most_urgent_first(accounts):
+    inbox = accounts
+    _deliver(inbox, page_delivery(messenger("m1", "late", 1700000050000), messenger("m2", "early", 1700000000000)))
+    assert [c["contact"]["platform_id"] for c in inbox.conversations(sort="due")] == ["early", "late"]
+
+
+def test_a_new_message_reopens_a_resolved_conversation_but_an_old_one_does_not(accounts):
+    from chalicelib.models import Conversation
+
+    inbox = accounts
+    _deliver(inbox, page_delivery(messenger("m1", "p1", 1700000000000)))
+    [conversation] = inbox.conversations()
+    resolved_at = 1700000100000
+    Conversation(conversation["id"]).update(actions=[
+        Conversation.status.set("resolved"), Conversation.channel_status.set("messenger#resolved"),
+        Conversation.status_changed_at.set(resolved_at)])
+    _deliver(inbox, page_delivery(messenger("m0", "p1", 1700000050000, "sent before resolving, arrived late")))
+    assert [c["status"] for c in inbox.conversations(status="resolved")] == ["resolved"]
+    _deliver(inbox, page_delivery(messenger("m2", "p1", 1700000200000, "one more thing")))
+    assert inbox.conversations(status="resolved") == []
+    [reopened] = inbox.conversations(status="open")
+    assert reopened["id"] == conversation["id"]
+    assert reopened["last_message_preview"] == "one more thing"
+
+
+def test_whatsapp_contact_name_and_number_are_shown(accounts):
+    inbox = accounts
+    _deliver(inbox, whatsapp_delivery("wamid.9", "351910000009", 1700000000, "café?"))
+    [conversation] = inbox.conversations(channel="whatsapp")
+    assert conversation["contact"]["display_name"] == "Ana"
+    assert conversation["contact"]["handle"] == "+351910000009"
+    assert conversation["unread_count"] == 1

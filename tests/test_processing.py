@@ -1,0 +1,117 @@
+"""The queue side: durable ack, retries, the dead-letter queue with its error, and replay."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib import aws, config
+from tests.test_inbox_api import PAGE, messenger, page_delivery
+
+
+def _count(queue: str) -> int:
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url(queue), AttributeNames=["ApproximateNumberOfMessages",
+                                                       "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_ack_means_queued_and_nothing_else(inbox):
+    """The 200 comes after the delivery is on the queue; no table is touched on the ack path."""
+    from chalicelib.models import Message, MessageRef
+
+    inbox.add_account("messenger", PAGE)
+    response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000)))
+    assert response.status_code == 200 and response.body == b"EVENT_RECEIVED"
+    assert _count(config.INGEST_QUEUE) == 1
+    assert list(MessageRef.scan()) == [] and list(Message.scan()) == []
+
+
+def test_when_the_queue_is_down_the_platform_gets_a_5xx_to_retry(inbox, monkeypatch):
+    sqs = aws.client("sqs")
+
+    def broken(**_):
+        raise RuntimeError("SQS unavailable")
+
+    monkeypatch.setattr(sqs, "send_message", broken)
+    response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000)))
+    assert response.status_code == 503
+
+
+def test_a_failing_event_is_retried_then_parked_with_its_error_and_replay_brings_it_back(inbox, monkeypatch):
+    from chalicelib.ingest import dlq, pipeline
+
+    inbox.add_account("messenger", PAGE)
+    real_record = pipeline.record_message
+
+    def flaky(event, **kwargs):
+        if event.platform_message_id == "m_bad":
+            raise RuntimeError("storage hiccup for m_bad")
+        return real_record(event, **kwargs)
+
+    monkeypatch.setattr(pipeline, "record_message", flaky)
+    inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good"),
+                                  messenger("m_bad", "p2", 1700000001000, "bad")))
+    inbox.process()
+    # The good neighbour landed despite the failure; the envelope ended in the DLQ with the error.
+    assert [m["text"] for m in inbox.all_messages()] == ["good"]
+    assert _count(config.INGEST_QUEUE) == 0
+    parked = dlq.list_parked()
+    assert len(parked) == 1
+    assert "storage hiccup for m_bad" in parked[0]["error"]
+    assert int(parked[0]["attempts"]) == config.MAX_PROCESSING_ATTEMPTS
+
+    monkeypatch.setattr(pipeline, "record_message", real_record)
+    assert dlq.replay() == 1
+    assert _count(config.DEAD_LETTER_QUEUE) == 0
+    inbox.process()
+    texts = sorted(m["text"] for m in inbox.all_messages())
+    assert texts == ["bad", "good"], "replay must land the lost event and not duplicate the good one"
+
+
+def test_an_unreadable_envelope_is_parked_at_once(inbox):
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=aws.queue_url(config.INGEST_QUEUE), MessageBody="{not an envelope")
+    inbox.process()
+    assert _count(config.INGEST_QUEUE) == 0
+    assert _count(config.DEAD_LETTER_QUEUE) == 1
+
+
+def test_dlq_command_line_lists_and_replays(inbox, capsys):
+    from chalicelib.ingest import dlq
+
+    sqs = aws.client("sqs")
+    sqs.send_message(QueueUrl=aws.queue_url(config.DEAD_LETTER_QUEUE), MessageBody="{}",
+                     MessageAttributes={"error": {"DataType": "String", "StringValue": "boom"}})
+    assert dlq.main(["list"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["error"] == "boom"
+    assert dlq.main(["replay"]) == 0
+    assert "replayed 1" in capsys.readouterr().out
+    assert _count(config.INGEST_QUEUE) == 1
+
+
+def test_an_oversized_delivery_is_split_into_self_contained_queue_messages(inbox):
+    inbox.add_account("messenger", PAGE)
+    big_text = "x" * 1900
+    entries = [{"id": PAGE, "time": 1700000000000,
+                "messaging": [messenger(f"m{i}_{j}", f"p{i}", 1700000000000 + j, big_text) for j in range(10)]}
+               for i in range(20)]
+    response = inbox.post_meta({"object": "page", "entry": entries})
+    assert response.status_code == 200
+    assert _count(config.INGEST_QUEUE) == 20
+    inbox.process()
+    assert len(inbox.conversations(limit="100")) == 20
+    assert sum(c["message_count"] for c in inbox.conversations(limit="100")) == 200
+
+
+@pytest.mark.parametrize("status", [401, 503])
+def test_processor_never_sees_what_the_ack_path_refused(inbox, monkeypatch, status):
+    if status == 503:
+        monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
+        monkeypatch.delenv("META_APP_SECRET")
+        monkeypatch.setattr(config, "_load_from_ssm", lambda name: None)
+        response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1)))
+    else:
+        response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1)), secret="wrong")
+    assert response.status_code == status
+    assert _count(config.INGEST_QUEUE) == 0
