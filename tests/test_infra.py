@@ -1,0 +1,88 @@
+"""The deploy template, the models and the local stack agree (one source of truth), and the
+template is valid CloudFormation."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from chalicelib.local import stack
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _tables():
+    return {r["Properties"]["TableName"]["Fn::Sub"].replace("socialinbox-${Stage}-", ""): r["Properties"]
+            for r in stack.template()["Resources"].values() if r["Type"] == "AWS::DynamoDB::Table"}
+
+
+def _normalise_indexes(indexes):
+    return sorted((i["IndexName"] if "IndexName" in i else i["index_name"],
+                   tuple((k["AttributeName"], k["KeyType"]) for k in (i.get("KeySchema") or i["key_schema"])),
+                   (i.get("Projection") or i["projection"])["ProjectionType"]) for i in indexes)
+
+
+def test_every_model_has_a_table_with_the_same_keys_and_indexes():
+    from chalicelib.models import ALL_MODELS
+
+    tables = _tables()
+    assert len(tables) == len(ALL_MODELS)
+    for model in ALL_MODELS:
+        short = model.Meta.table_name.replace("socialinbox-test-", "")
+        props = tables[short]
+        schema = model._get_schema()
+        assert sorted((k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]) == \
+            sorted((k["AttributeName"], k["KeyType"]) for k in schema["key_schema"]), short
+        assert _normalise_indexes(props.get("GlobalSecondaryIndexes", [])) == \
+            _normalise_indexes(schema.get("global_secondary_indexes", [])), short
+        declared = {a["AttributeName"]: a["AttributeType"] for a in props["AttributeDefinitions"]}
+        assert declared == {a["AttributeName"]: a["AttributeType"] for a in schema["attribute_definitions"]}, short
+        assert props["BillingMode"] == "PAY_PER_REQUEST"
+
+
+def test_queue_redrive_outlasts_the_processors_own_parking():
+    from chalicelib import config
+
+    resources = stack.template()["Resources"]
+    redrive = resources["IngestQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] > config.MAX_PROCESSING_ATTEMPTS
+
+
+def test_app_listens_to_the_queue_the_template_creates():
+    import app
+
+    [handler] = [h for h in app.app.event_sources if h.name == "ingest_processor"]
+    queue = stack.template()["Resources"]["IngestQueue"]["Properties"]["QueueName"]["Fn::Sub"]
+    assert handler.queue == queue.replace("${Stage}", "test")
+
+
+def test_local_stack_creates_exactly_the_template(aws_backend):
+    from chalicelib import aws
+
+    names = set(aws.client("dynamodb").list_tables()["TableNames"])
+    assert names == {"socialinbox-test-" + short for short in _tables()}
+    queues = aws.client("sqs").list_queues()["QueueUrls"]
+    assert sorted(q.rsplit("/", 1)[1] for q in queues) == ["socialinbox-test-ingest", "socialinbox-test-ingest-dlq"]
+
+
+def test_template_passes_cfn_lint():
+    lint = shutil.which("cfn-lint", path=os.path.dirname(sys.executable))
+    if lint is None:
+        pytest.fail("cfn-lint is part of requirements-dev.txt and must be installed")
+    result = subprocess.run([lint, os.path.join(ROOT, "infra", "resources.json")], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_chalice_config_has_the_three_stages_and_no_secrets():
+    with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as handle:
+        text = handle.read()
+    config = json.loads(text)
+    assert set(config["stages"]) == {"local", "dev", "prod"}
+    for word in ("SECRET", "TOKEN", "PASSWORD"):
+        assert word not in text.upper(), f"{word} must come from SSM, not .chalice/config.json"
