@@ -107,3 +107,40 @@ def test_any_signed_json_gets_a_client_answer_and_is_never_lost(aws_backend, nam
         assert _queued() == 0
 
     check()
+
+
+@pytest.mark.parametrize("name", ADAPTERS)
+def test_logs_are_json_lines_with_a_correlation_id_and_never_hold_secrets(inbox, name):
+    import io
+    import logging
+
+    from chalicelib.logs import logger
+
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(logger.registered_formatter)
+    logger.addHandler(capture)
+    try:
+        headers = _exercise_logs(inbox, name)
+    finally:
+        logger.removeHandler(capture)
+    out = stream.getvalue()
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert lines, "expected structured log lines"
+    assert any(line.get("correlation_id") for line in lines if line.get("message") == "message recorded")
+    secrets = [config.get_secret(n) for n in ("META_APP_SECRET", "META_VERIFY_TOKEN", "X_CONSUMER_SECRET",
+                                              "TELEGRAM_SECRET_TOKEN", "LINKEDIN_CLIENT_SECRET", "AUTH_TOKEN_SECRET")]
+    for value in [s for s in secrets if s] + list(headers.values()):
+        assert value not in out, "a secret or signature reached the logs"
+
+
+def _exercise_logs(inbox, name):
+    adapter = get_adapter(name)
+    _seed_demo_accounts(inbox, adapter)
+    payload = adapter.demo_deliveries(int(time.time() * 1000))[0]
+    body = compact(payload)
+    headers = adapter.signed_headers(body, config.get_secret)
+    inbox.post_webhook(name, body, headers)
+    inbox.post_webhook(name, body, adapter.signed_headers(body, lambda s: "forged-secret-0123456789abcdef"))
+    inbox.process()
+    return headers
