@@ -7,7 +7,7 @@ PORT      ?= 8000
 MOTO_PORT ?= 5000
 STAGE     ?= dev
 
-.PHONY: run test demo bench replay-dlq list-dlq package deploy lint-infra clean
+.PHONY: run test demo bench replay-dlq list-dlq lambda-build package deploy lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -35,13 +35,31 @@ replay-dlq: $(STAMP)  ## move parked envelopes back to the ingest queue
 lint-infra: $(STAMP)
 	$(VENV)/bin/cfn-lint infra/resources.json
 
-package: $(STAMP)  ## CloudFormation/SAM package of the Lambda functions into out/
-	$(VENV)/bin/chalice package --stage $(STAGE) out/
+# The Lambda runtime already ships boto3/botocore (and their helpers); pynamodb and aws-xray-sdk
+# would drag a second ~17 MB botocore into the zip. The build dir vendors requirements.txt for
+# Lambda's platform, drops what the runtime provides, and hands chalice an empty requirements.txt.
+BUILD := build/lambda
+RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath dateutil python_dateutil six
+lambda-build: $(STAMP)
+	rm -rf $(BUILD) && mkdir -p $(BUILD)/vendor
+	cp -r app.py chalicelib .chalice $(BUILD)/
+	rm -rf $(BUILD)/chalicelib/local
+	$(PY) -m pip install --quiet --disable-pip-version-check --target $(BUILD)/vendor \
+	  --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
+	  -r requirements.txt
+	cd $(BUILD)/vendor && for p in $(RUNTIME_PROVIDED); do rm -rf $$p $$p.py $$p-*.dist-info; done
+	find $(BUILD) -name __pycache__ -prune -exec rm -rf {} +
+	: > $(BUILD)/requirements.txt
 
-deploy: $(STAMP)  ## data plane stack, then the Chalice app
+package: lambda-build  ## CloudFormation/SAM package of the Lambda functions into out/
+	cd $(BUILD) && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../../$(VENV)/bin/chalice package --stage $(STAGE) ../../out/
+
+deploy: lambda-build  ## data plane stack, then the Chalice app
 	aws cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file infra/resources.json \
 	  --parameter-overrides Stage=$(STAGE) --no-fail-on-empty-changeset
-	$(VENV)/bin/chalice deploy --stage $(STAGE)
+	mkdir -p .chalice/deployed && cp -r .chalice/deployed $(BUILD)/.chalice/
+	cd $(BUILD) && ../../$(VENV)/bin/chalice deploy --stage $(STAGE)
+	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis out
+	rm -rf $(VENV) .pytest_cache .hypothesis out build
