@@ -6,6 +6,7 @@ the code can never disagree about them.
 from __future__ import annotations
 
 import os
+import sys
 import time
 from typing import Callable, Dict, Optional, Tuple
 
@@ -93,6 +94,15 @@ def get_secret(name: str) -> Optional[str]:
     found = _load_from_ssm(f"/{resource_prefix()}/{name}")
     _secret_cache[name] = (now, found)
     return found
+
+
+def forget_secrets() -> None:
+    """Drop cached secrets (rotation drills and tests)."""
+    _secret_cache.clear()
+    if "aws_lambda_powertools.utilities.parameters" in sys.modules:
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
 
 
 def _load_from_ssm(parameter: str) -> Optional[str]:
