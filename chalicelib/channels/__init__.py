@@ -12,6 +12,7 @@ from chalicelib.channels.base import ChannelAdapter
 
 ADAPTERS: Dict[str, str] = {
     "meta": "chalicelib.channels.meta:MetaAdapter",
+    "x": "chalicelib.channels.x:XAdapter",
 }
 
 _loaded: Dict[str, ChannelAdapter] = {}

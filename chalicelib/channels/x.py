@@ -1,0 +1,315 @@
+"""X (Twitter) Account Activity API webhooks (/webhooks/x): direct messages and mentions.
+
+Handshake (CRC): `GET ?crc_token=T` is answered with
+`{"response_token": "sha256=" + base64(HMAC-SHA256(consumer secret, T))}`.
+Verification: `x-twitter-webhooks-signature` is `sha256=<base64 HMAC-SHA256(consumer secret, raw
+body)>`; when X also sends `X-Twitter-Webhooks-Signature-OAuth2` and an OAuth2 client secret is
+configured, that one must match too.
+
+Routing is by `for_user_id`, the subscribed account. DMs (`direct_message_events`) thread by the
+other participant; our own sends (sender == for_user_id) are echoes ("out"). Mentions and replies
+(`tweet_create_events`, v1.1 tweets) are public threads keyed by the tweet they answer; the pipeline
+moves a reply into its parent's conversation when the parent is known. Timestamps: DM
+`created_timestamp` and tweet `timestamp_ms` are milliseconds as strings; `created_at` is text.
+Text arrives HTML-escaped (`&amp;`), so it is unescaped once here.
+"""
+from __future__ import annotations
+
+import html
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+
+from chalicelib.channels import signing
+from chalicelib.channels.base import (
+    ChannelAdapter,
+    ContactRef,
+    Event,
+    IgnoredEvent,
+    MessageEvent,
+    ParseProblem,
+    WebhookRejected,
+    WebhookReply,
+    WebhookRequest,
+    as_int,
+    as_list,
+    optional_str,
+    require_str,
+)
+from chalicelib.config import SecretLookup
+
+CHANNEL = "x"
+SIGNATURE_HEADER = "x-twitter-webhooks-signature"
+OAUTH2_SIGNATURE_HEADER = "X-Twitter-Webhooks-Signature-OAuth2"
+EVENT_LISTS = ("direct_message_events", "tweet_create_events")
+# Keys of an Account Activity delivery that describe it rather than carry events.
+ENVELOPE_KEYS = ("for_user_id", "users", "apps", "user_has_blocked", "source")
+MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+class XAdapter(ChannelAdapter):
+    name = "x"
+    channels = ("x",)
+
+    def handshake(self, request: WebhookRequest, secrets: SecretLookup) -> WebhookReply:
+        """CRC: prove we hold the consumer secret (X re-checks roughly daily)."""
+        token = request.query.get("crc_token")
+        if not token:
+            return WebhookReply(400, {"error": "crc_token is required"}, "application/json")
+        secret = secrets("X_CONSUMER_SECRET")
+        if not secret:
+            return WebhookReply(503, {"error": "webhook secret is not configured"}, "application/json")
+        return WebhookReply(200, {"response_token": crc_response_token(secret, token)}, "application/json")
+
+    def verify(self, request: WebhookRequest, secrets: SecretLookup) -> None:
+        secret = secrets("X_CONSUMER_SECRET")
+        if not secret:
+            raise WebhookRejected(503, "webhook secret is not configured")
+        if not _signature_matches(secret, request.raw_body, request.header(SIGNATURE_HEADER)):
+            raise WebhookRejected(401, "missing or invalid x-twitter-webhooks-signature")
+        oauth2 = request.header(OAUTH2_SIGNATURE_HEADER)
+        oauth2_secret = secrets("X_OAUTH2_CLIENT_SECRET")
+        # Without a configured OAuth2 client secret the consumer-secret signature alone decides.
+        if oauth2 is not None and oauth2_secret and not _signature_matches(oauth2_secret, request.raw_body, oauth2):
+            raise WebhookRejected(401, "invalid X-Twitter-Webhooks-Signature-OAuth2")
+
+    def signed_headers(self, raw_body: bytes, secrets: SecretLookup) -> Dict[str, str]:
+        headers = {"X-Twitter-Webhooks-Signature": _signature(secrets("X_CONSUMER_SECRET") or "", raw_body)}
+        oauth2_secret = secrets("X_OAUTH2_CLIENT_SECRET")
+        if oauth2_secret:
+            headers[OAUTH2_SIGNATURE_HEADER] = _signature(oauth2_secret, raw_body)
+        return headers
+
+    def ack(self) -> WebhookReply:
+        return WebhookReply(200, "", "text/plain")
+
+    demo_accounts = (
+        ("x", "1520000000000000001", "@acmecoffee (X)"),
+    )
+
+    def demo_deliveries(self, now_ms: int) -> List[Any]:
+        return _demo_deliveries(now_ms)
+
+    def split(self, payload: Any) -> List[Any]:
+        """One event per part, each keeping for_user_id and the users table it needs."""
+        if not isinstance(payload, dict):
+            return [payload]
+        parts = []
+        for key in EVENT_LISTS:
+            for item in as_list(payload.get(key)):
+                parts.append({**{k: payload[k] for k in ENVELOPE_KEYS if k in payload}, key: [item]})
+        return parts or [payload]
+
+    def parse(self, payload: Any, context: Mapping[str, str]) -> Iterator[Event]:
+        if not isinstance(payload, dict):
+            yield ParseProblem(CHANNEL, "delivery is not a JSON object", payload)
+            return
+        try:
+            account_id = require_str(payload, "for_user_id")
+        except ValueError as exc:
+            yield ParseProblem(CHANNEL, f"delivery has no for_user_id: {exc}", payload)
+            return
+        users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
+        for item in as_list(payload.get("direct_message_events")):
+            try:
+                yield _direct_message(account_id, item, users)
+            except Exception as exc:  # noqa: BLE001 - one bad event must not sink the batch
+                yield ParseProblem(CHANNEL, f"unreadable direct message event: {exc}", item, account_id)
+        for item in as_list(payload.get("tweet_create_events")):
+            try:
+                yield _tweet(account_id, item)
+            except Exception as exc:  # noqa: BLE001
+                yield ParseProblem(CHANNEL, f"unreadable tweet event: {exc}", item, account_id)
+        for key in EVENT_LISTS:
+            if key in payload and not isinstance(payload[key], list):
+                yield ParseProblem(CHANNEL, f"{key} is not a list", payload.get(key), account_id)
+        others = sorted(k for k in payload if k not in EVENT_LISTS and k not in ENVELOPE_KEYS)
+        if others:
+            yield IgnoredEvent(CHANNEL, f"account activity {','.join(others)} is not inbox material")
+        elif not any(k in payload for k in EVENT_LISTS):
+            yield IgnoredEvent(CHANNEL, "delivery carries no events")
+
+
+def crc_response_token(secret: str, crc_token: str) -> str:
+    """The CRC answer: sha256= + base64 HMAC of the token (X's documented scheme)."""
+    return "sha256=" + signing.hmac_sha256_b64(secret, crc_token.encode("utf-8"))
+
+
+def _signature(secret: str, raw_body: bytes) -> str:
+    return "sha256=" + signing.hmac_sha256_b64(secret, raw_body)
+
+
+def _signature_matches(secret: str, raw_body: bytes, header: Optional[str]) -> bool:
+    if not header or not header.strip().startswith("sha256="):
+        return False
+    return signing.same(_signature(secret, raw_body), header.strip())
+
+
+# --- direct messages -------------------------------------------------------------------------
+
+
+def _direct_message(account_id: str, item: Any, users: Dict[str, Any]) -> Event:
+    if not isinstance(item, dict):
+        raise ValueError("event is not an object")
+    if item.get("type") != "message_create":
+        return IgnoredEvent(CHANNEL, f"direct message event type {item.get('type')!r} is not inbox material")
+    event_id = require_str(item, "id")
+    sent_at = as_int(item.get("created_timestamp"))
+    create = item.get("message_create")
+    if not isinstance(create, dict):
+        raise ValueError("message_create is missing")
+    sender = require_str(create, "sender_id")
+    recipient = require_str(create.get("target"), "recipient_id")
+    outbound = sender == account_id
+    customer = recipient if outbound else sender
+    data = create.get("message_data") if isinstance(create.get("message_data"), dict) else {}
+    text = optional_str(data, "text")
+    attachments = _dm_attachments(data)
+    return MessageEvent(
+        channel=CHANNEL,
+        account_id=account_id,
+        platform_message_id=event_id,
+        thread_key=customer,
+        contact=_user_ref(customer, users.get(customer)),
+        direction="out" if outbound else "in",
+        sent_at_ms=sent_at,
+        text=html.unescape(text) if text is not None else None,
+        msg_type=str(attachments[0]["type"]) if attachments else "text",
+        attachments=tuple(attachments),
+        raw=item,
+    )
+
+
+def _dm_attachments(data: Dict[str, Any]) -> List[Dict[str, Any]]:
+    attachment = data.get("attachment")
+    if not isinstance(attachment, dict) or not isinstance(attachment.get("media"), dict):
+        return []
+    return [_media(attachment["media"])]
+
+
+def _user_ref(user_id: str, user: Any) -> ContactRef:
+    name = optional_str(user, "name")
+    screen_name = optional_str(user, "screen_name")
+    return ContactRef(user_id, display_name=name, handle=f"@{screen_name}" if screen_name else None)
+
+
+def _media(media: Dict[str, Any]) -> Dict[str, Any]:
+    found: Dict[str, Any] = {"type": str(media.get("type") or "media")}
+    url = optional_str(media, "media_url_https") or optional_str(media, "media_url")
+    if url:
+        found["url"] = url
+    media_id = optional_str(media, "id_str") or optional_str(media, "id")
+    if media_id:
+        found["media_id"] = media_id
+    if optional_str(media, "expanded_url"):
+        found["link"] = media["expanded_url"]
+    return found
+
+
+# --- tweets (mentions and replies) -----------------------------------------------------------
+
+
+def _tweet(account_id: str, tweet: Any) -> Event:
+    if not isinstance(tweet, dict):
+        raise ValueError("tweet is not an object")
+    tweet_id = require_str(tweet, "id_str")
+    user = tweet.get("user")
+    author = require_str(user, "id_str")
+    parent = optional_str(tweet, "in_reply_to_status_id_str") or None
+    if isinstance(tweet.get("retweeted_status"), dict):
+        return IgnoredEvent(CHANNEL, "retweet is not inbox material")
+    outbound = author == account_id
+    if outbound and parent is None:
+        return IgnoredEvent(CHANNEL, "our own tweet that answers nobody is not inbox material")
+    if outbound:
+        # Our reply: the thread's contact is the person answered, not us.
+        other = optional_str(tweet, "in_reply_to_user_id_str") or account_id
+        screen_name = optional_str(tweet, "in_reply_to_screen_name")
+        contact = ContactRef(other, handle=f"@{screen_name}" if screen_name else None)
+    else:
+        contact = _user_ref(author, user)
+    extended = tweet.get("extended_tweet") if isinstance(tweet.get("extended_tweet"), dict) else {}
+    text = optional_str(extended, "full_text") or optional_str(tweet, "full_text") or optional_str(tweet, "text")
+    attachments = _tweet_media(tweet, extended)
+    return MessageEvent(
+        channel=CHANNEL,
+        account_id=account_id,
+        platform_message_id=tweet_id,
+        thread_key=f"tweet:{parent or tweet_id}",
+        contact=contact,
+        direction="out" if outbound else "in",
+        sent_at_ms=_tweet_time(tweet),
+        text=html.unescape(text) if text is not None else None,
+        msg_type="text" if text else (str(attachments[0]["type"]) if attachments else "text"),
+        attachments=tuple(attachments),
+        thread_kind="mention",
+        reply_to=parent,
+        raw=tweet,
+    )
+
+
+def _tweet_media(tweet: Dict[str, Any], extended: Dict[str, Any]) -> List[Dict[str, Any]]:
+    for holder in (extended.get("extended_entities"), tweet.get("extended_entities"),
+                   extended.get("entities"), tweet.get("entities")):
+        media = as_list(holder.get("media")) if isinstance(holder, dict) else []
+        found = [_media(m) for m in media if isinstance(m, dict)]
+        if found:
+            return found
+    return []
+
+
+def _tweet_time(tweet: Dict[str, Any]) -> int:
+    """Milliseconds: `timestamp_ms` (a string) when X sends it, else the v1.1 `created_at` text."""
+    if tweet.get("timestamp_ms") is not None:
+        return as_int(tweet["timestamp_ms"])
+    return parse_created_at(require_str(tweet, "created_at"))
+
+
+def parse_created_at(value: str) -> int:
+    """'Wed Oct 10 20:19:24 +0000 2018' -> epoch ms (parsed by hand: strptime's %a/%b follow the locale)."""
+    parts = value.split()
+    if len(parts) != 6 or parts[1] not in MONTHS:
+        raise ValueError(f"unreadable created_at {value!r}")
+    _, month, day, clock, offset, year = parts
+    hour, minute, second = (int(p) for p in clock.split(":"))
+    if len(offset) != 5 or offset[0] not in "+-" or not offset[1:].isdigit():
+        raise ValueError(f"unreadable created_at offset {offset!r}")
+    shift = timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5])) * (1 if offset[0] == "+" else -1)
+    moment = datetime(int(year), MONTHS[month], int(day), hour, minute, second, tzinfo=timezone(shift))
+    return int(moment.timestamp() * 1000)
+
+
+def format_created_at(ms: int) -> str:
+    """epoch ms -> X's v1.1 `created_at` text (English names regardless of locale)."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[moment.weekday()]
+    month = next(name for name, number in MONTHS.items() if number == moment.month)
+    return f"{day} {month} {moment.day:02d} {moment:%H:%M:%S} +0000 {moment.year}"
+
+
+# --- demo traffic ----------------------------------------------------------------------------
+
+
+def _demo_deliveries(now_ms: int) -> List[Any]:
+    account, customer, fan = "1520000000000000001", "1520000000000000777", "1520000000000000888"
+    users = {
+        account: {"id": account, "name": "Acme Coffee", "screen_name": "acmecoffee"},
+        customer: {"id": customer, "name": "Ren\u00e9e K\u00f6hler", "screen_name": "renee_k"},
+    }
+    created_at = format_created_at(now_ms - 15_000)
+    return [
+        {"for_user_id": account, "users": users, "direct_message_events": [
+            {"type": "message_create", "id": f"19{now_ms}1", "created_timestamp": str(now_ms - 50_000),
+             "message_create": {"target": {"recipient_id": account}, "sender_id": customer,
+                                "message_data": {"text": "Hallo! Do you have decaf &amp; oat milk in M\u00fcnchen? \u2615"}}},
+            {"type": "message_create", "id": f"19{now_ms}2", "created_timestamp": str(now_ms - 40_000),
+             "message_create": {"target": {"recipient_id": customer}, "sender_id": account,
+                                "message_data": {"text": "Yes, both! See you soon \U0001f60a"}}},
+        ]},
+        {"for_user_id": account, "user_has_blocked": False, "tweet_create_events": [
+            {"id_str": f"18{now_ms}3", "created_at": created_at,
+             "text": "@acmecoffee my flat white was perfect today \U0001f44c thanks!",
+             "user": {"id_str": fan, "name": "Jo\u00e3o Silva", "screen_name": "joaosilva"},
+             "in_reply_to_status_id_str": None, "in_reply_to_user_id_str": account,
+             "in_reply_to_screen_name": "acmecoffee"},
+        ]},
+    ]
