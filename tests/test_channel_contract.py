@@ -45,9 +45,10 @@ def test_unsigned_and_forged_deliveries_are_refused_and_nothing_is_stored(inbox,
     forged_headers = adapter.signed_headers(body, lambda secret: "not-the-real-secret-0123456789")
     forged = inbox.post_webhook(name, body, forged_headers)
     assert forged.status_code == 401, forged.body
-    tampered_headers = adapter.signed_headers(body, config.get_secret)
-    tampered = inbox.post_webhook(name, body + b" ", tampered_headers)
-    assert tampered.status_code == 401, tampered.body
+    if adapter.body_signed:  # a shared-token platform cannot tell a tampered body
+        tampered_headers = adapter.signed_headers(body, config.get_secret)
+        tampered = inbox.post_webhook(name, body + b" ", tampered_headers)
+        assert tampered.status_code == 401, tampered.body
     assert _queued() == 0
     assert inbox.process() == 0
     assert inbox.all_messages() == []

@@ -13,6 +13,7 @@ from chalicelib.channels.base import ChannelAdapter
 ADAPTERS: Dict[str, str] = {
     "meta": "chalicelib.channels.meta:MetaAdapter",
     "x": "chalicelib.channels.x:XAdapter",
+    "telegram": "chalicelib.channels.telegram:TelegramAdapter",
 }
 
 _loaded: Dict[str, ChannelAdapter] = {}

@@ -132,6 +132,9 @@ class ChannelAdapter(abc.ABC):
     name: ClassVar[str]
     #: Channels this adapter emits events for.
     channels: ClassVar[Tuple[str, ...]]
+    #: False when the platform authenticates with a shared token instead of a signature over the
+    #: body (Telegram): then a body altered in transit cannot be detected by `verify`.
+    body_signed: ClassVar[bool] = True
 
     def handshake(self, request: WebhookRequest, secrets: SecretLookup) -> WebhookReply:
         """Answer the platform's GET verification; platforms without one get 405."""

@@ -153,7 +153,7 @@ def _direct_message(account_id: str, item: Any, users: Dict[str, Any]) -> Event:
     if item.get("type") != "message_create":
         return IgnoredEvent(CHANNEL, f"direct message event type {item.get('type')!r} is not inbox material")
     event_id = require_str(item, "id")
-    sent_at = as_int(item.get("created_timestamp"))
+    sent_at = epoch_ms(item.get("created_timestamp"))
     create = item.get("message_create")
     if not isinstance(create, dict):
         raise ValueError("message_create is missing")
@@ -260,8 +260,16 @@ def _tweet_media(tweet: Dict[str, Any], extended: Dict[str, Any]) -> List[Dict[s
 def _tweet_time(tweet: Dict[str, Any]) -> int:
     """Milliseconds: `timestamp_ms` (a string) when X sends it, else the v1.1 `created_at` text."""
     if tweet.get("timestamp_ms") is not None:
-        return as_int(tweet["timestamp_ms"])
+        return epoch_ms(tweet["timestamp_ms"])
     return parse_created_at(require_str(tweet, "created_at"))
+
+
+def epoch_ms(value: Any) -> int:
+    """X's millisecond timestamps (strings on the wire); ValueError for what cannot be a date."""
+    ms = as_int(value)
+    if not 0 <= ms < 100_000_000_000_000:
+        raise ValueError(f"timestamp out of range: {ms}")
+    return ms
 
 
 def parse_created_at(value: str) -> int:
