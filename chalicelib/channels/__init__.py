@@ -14,6 +14,7 @@ ADAPTERS: Dict[str, str] = {
     "meta": "chalicelib.channels.meta:MetaAdapter",
     "x": "chalicelib.channels.x:XAdapter",
     "telegram": "chalicelib.channels.telegram:TelegramAdapter",
+    "linkedin": "chalicelib.channels.linkedin:LinkedInAdapter",
 }
 
 _loaded: Dict[str, ChannelAdapter] = {}
