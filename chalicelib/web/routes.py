@@ -1,0 +1,103 @@
+"""Routes of the web inbox (a Chalice blueprint): GET / and GET /static/<asset>.
+
+The page is plain HTML + vanilla JS that talks to the JSON agent API with relative URLs, so it
+works under an API Gateway stage prefix too. Assets are read once from files beside this module
+(chalicelib/ is packaged whole by `chalice package`). The page links each asset with a content
+hash (`?v=`), so a versioned asset may be cached for a year and the page itself is always
+revalidated. Every response carries a strict Content-Security-Policy: scripts and styles only
+from this origin, nothing inline, and Trusted Types so no string can reach an HTML sink.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from typing import Dict, Optional, Tuple
+
+from chalice import Blueprint, Response
+
+web = Blueprint(__name__)
+
+STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
+ASSETS = ("app.js", "app.css", "icon.svg")  # the only files /static/ serves
+CONTENT_SECURITY_POLICY = "; ".join((
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self'",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "require-trusted-types-for 'script'",
+    "trusted-types 'none'",
+))
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+PAGE_CACHE = "no-cache"  # always revalidate: a deploy must reach agents at once
+VERSIONED_CACHE = "public, max-age=31536000, immutable"
+UNVERSIONED_CACHE = "no-cache"
+
+_loaded: Dict[str, Tuple[str, str]] = {}  # name -> (text, etag)
+
+
+def _read(name: str) -> Tuple[str, str]:
+    if name not in _loaded:
+        with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as handle:
+            text = handle.read()
+        if name == "index.html":
+            for asset in ASSETS:
+                text = text.replace(f'"static/{asset}"', f'"static/{asset}?v={_version(asset)}"')
+        _loaded[name] = (text, '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:20] + '"')
+    return _loaded[name]
+
+
+def _version(asset: str) -> str:
+    return _read(asset)[1].strip('"')[:12]
+
+
+def _serve(name: str, cache_control: str) -> Response:
+    text, etag = _read(name)
+    headers = dict(SECURITY_HEADERS, **{"Cache-Control": cache_control, "ETag": etag})
+    request = web.current_request
+    if _etag_matches((request.headers or {}).get("if-none-match"), etag):
+        return Response(body="", headers=headers, status_code=304)
+    headers["Content-Type"] = CONTENT_TYPES[os.path.splitext(name)[1]]
+    return Response(body="" if request.method == "HEAD" else text, headers=headers, status_code=200)
+
+
+def _etag_matches(header: Optional[str], etag: str) -> bool:
+    if not header:
+        return False
+    candidates = [c.strip() for c in header.split(",")]
+    return "*" in candidates or etag in candidates or "W/" + etag in candidates
+
+
+def _not_found() -> Response:
+    return Response(body="Not found\n", status_code=404,
+                    headers=dict(SECURITY_HEADERS, **{"Content-Type": "text/plain; charset=utf-8",
+                                                      "Cache-Control": "no-store"}))
+
+
+@web.route("/", methods=["GET", "HEAD"])
+def index() -> Response:
+    return _serve("index.html", PAGE_CACHE)
+
+
+@web.route("/static/{name}", methods=["GET", "HEAD"])
+def static_asset(name: str) -> Response:
+    if name not in ASSETS:
+        return _not_found()
+    version = (web.current_request.query_params or {}).get("v")
+    return _serve(name, VERSIONED_CACHE if version == _version(name) else UNVERSIONED_CACHE)

@@ -1,0 +1,503 @@
+"""The agents' web inbox (GET /): how the page and its assets are served, and what the page does
+with untrusted text. The last tests drive a real headless Chromium (skipped when it is absent)."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD
+
+PAGE_ID = "1234567890"
+XSS = "<img src=x onerror=alert(1)>"
+STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chalicelib", "web", "static")
+CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
+
+
+def csp_directives(header: str) -> Dict[str, List[str]]:
+    directives = {}
+    for part in header.split(";"):
+        words = part.split()
+        if words:
+            directives[words[0]] = words[1:]
+    return directives
+
+
+class _PageParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: List[Tuple[str, Dict[str, Optional[str]]]] = []
+        self.script_text = ""
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: List[Tuple[str, Optional[str]]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script:
+            self.script_text += data
+
+
+def parsed_page(inbox: Any) -> _PageParser:
+    parser = _PageParser()
+    parser.feed(inbox.client.http.get("/").body.decode("utf-8"))
+    return parser
+
+
+def asset_urls(inbox: Any) -> List[str]:
+    page = parsed_page(inbox)
+    return ["/" + (attrs.get("src") or attrs.get("href") or "") for tag, attrs in page.tags
+            if (tag == "script" and attrs.get("src")) or (tag == "link" and attrs.get("href"))]
+
+
+# --- serving ---------------------------------------------------------------------------------------
+
+
+def test_the_page_is_served_at_the_root_with_a_strict_content_security_policy(inbox):
+    response = inbox.client.http.get("/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+    csp = response.headers["Content-Security-Policy"]
+    directives = csp_directives(csp)
+    assert directives["default-src"] == ["'self'"]
+    assert directives["script-src"] == ["'self'"]
+    assert directives["style-src"] == ["'self'"]
+    assert directives["object-src"] == ["'none'"]
+    assert directives["base-uri"] == ["'none'"]
+    assert directives["frame-ancestors"] == ["'none'"]
+    assert directives["require-trusted-types-for"] == ["'script'"]
+    assert "unsafe" not in csp and "data:" not in csp and "*" not in csp
+
+
+def test_the_page_has_no_inline_script_style_or_event_handler(inbox):
+    page = parsed_page(inbox)
+    assert page.script_text.strip() == ""
+    scripts = [attrs for tag, attrs in page.tags if tag == "script"]
+    assert scripts and all(attrs.get("src") for attrs in scripts)
+    assert not [tag for tag, _ in page.tags if tag == "style"]
+    for tag, attrs in page.tags:
+        assert not [name for name in attrs if name.startswith("on") or name == "style"], (tag, attrs)
+        for name in ("src", "href", "action"):
+            if attrs.get(name):
+                assert re.fullmatch(r"static/[a-z]+\.(js|css|svg)\?v=[0-9a-f]{12}", attrs[name]), attrs[name]
+
+
+def test_assets_have_their_content_types_and_versioned_urls_are_cached_for_a_year(inbox):
+    urls = asset_urls(inbox)
+    expected = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+    assert sorted(os.path.splitext(url.split("?")[0])[1] for url in urls) == [".css", ".js", ".svg"]
+    for url in urls:
+        response = inbox.client.http.get(url)
+        assert response.status_code == 200, url
+        assert response.headers["Content-Type"] == expected[os.path.splitext(url.split("?")[0])[1]]
+        assert response.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Content-Security-Policy" in response.headers
+        with open(os.path.join(STATIC_DIR, url.split("?")[0].rsplit("/", 1)[1]), "rb") as handle:
+            assert response.body == handle.read()
+
+
+def test_unversioned_assets_are_revalidated_with_an_etag(inbox):
+    for url in ("/static/app.js", "/static/app.css?v=000000000000"):
+        response = inbox.client.http.get(url)
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-cache"
+        etag = response.headers["ETag"]
+        again = inbox.client.http.get(url, headers={"If-None-Match": etag})
+        assert again.status_code == 304 and again.body == b""
+        assert inbox.client.http.get(url, headers={"If-None-Match": '"other"'}).status_code == 200
+    page = inbox.client.http.get("/")
+    assert inbox.client.http.get("/", headers={"If-None-Match": page.headers["ETag"]}).status_code == 304
+
+
+def test_head_requests_get_the_headers_only(inbox):
+    response = inbox.client.http.head("/")
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/html; charset=utf-8"
+    assert response.body == b""
+
+
+def test_only_the_listed_assets_are_served(inbox):
+    for name in ("routes.py", "__init__.py", "index.html", "app.js.map", "..%2Froutes.py", "%2e%2e", "APP.JS"):
+        response = inbox.client.http.get("/static/" + name)
+        assert response.status_code in (403, 404), name
+        assert b"import" not in response.body
+
+
+def test_the_assets_stay_small():
+    total = sum(os.path.getsize(os.path.join(STATIC_DIR, name)) for name in os.listdir(STATIC_DIR))
+    assert total < 30 * 1024, total
+
+
+def test_the_script_never_turns_strings_into_markup_or_code():
+    with open(os.path.join(STATIC_DIR, "app.js"), encoding="utf-8") as handle:
+        script = handle.read()
+    for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(",
+                 "srcdoc", "createContextualFragment", "DOMParser", "parseFromString", "javascript:",
+                 "setAttribute('on", 'setAttribute("on', "localStorage"):
+        assert sink not in script, sink
+    assert not re.search(r"set(Timeout|Interval)\(\s*['\"`]", script)
+    # the only element property assigned an href is a URL vetted as http(s)
+    assert re.findall(r"\.href\s*=\s*(\w+)", script) == ["url"]
+    assert "var url = httpUrl(a.url);" in script and "link.rel = 'noopener noreferrer';" in script
+
+
+def test_untrusted_text_reaches_the_page_as_json_data_verbatim(inbox):
+    inbox.add_account("messenger", PAGE_ID)
+    body = {"object": "page", "entry": [{"id": PAGE_ID, "time": 1700000000000, "messaging": [
+        {"sender": {"id": "5678"}, "recipient": {"id": PAGE_ID}, "timestamp": 1700000000000,
+         "message": {"mid": "m_xss", "text": XSS, "attachments": [
+             {"type": "file", "payload": {"url": "javascript:alert(1)"}}]}}]}]}
+    assert inbox.post_meta(body).status_code == 200
+    assert inbox.process() == 1
+    listing = inbox.client.http.get("/api/conversations", headers={"Authorization": "Bearer " + inbox.login_admin()})
+    assert b"&lt;" not in listing.body
+    [conversation] = json.loads(listing.body)["items"]
+    assert conversation["last_message_preview"] == XSS
+    thread = inbox.client.http.get(f"/api/conversations/{conversation['id']}/messages",
+                                   headers={"Authorization": "Bearer " + inbox.login_admin()})
+    assert XSS.encode() in thread.body  # JSON data, not HTML-escaped text
+    [message] = json.loads(thread.body)["items"]
+    assert message["text"] == XSS
+    assert message["attachments"] == [{"type": "file", "url": "javascript:alert(1)"}]
+
+
+# --- a real browser ------------------------------------------------------------------------------------
+
+needs_chromium = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is not installed")
+
+
+class _Forward(BaseHTTPRequestHandler):
+    """Loopback HTTP in front of the app through Chalice's own local gateway (the test client)."""
+
+    client: Any = None
+    lock = threading.Lock()
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k: v for k, v in self.headers.items()}
+        with self.lock:  # the app object serves one request at a time, as in the test client
+            response = self.client.http.request(self.command, self.path, headers=headers, body=body)
+        self.send_response(response.status_code)
+        for name, value in response.headers.items():
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        payload = response.body if isinstance(response.body, bytes) else str(response.body).encode()
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        if self.command != "HEAD":
+            try:
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the page navigated away meanwhile
+                pass
+
+    do_GET = do_POST = do_HEAD = _forward
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def served(inbox: Any) -> Iterator[str]:
+    # A thread per connection (browsers open idle connections ahead of use), one app call at a time.
+    handler = type("Forward", (_Forward,), {"client": inbox.client})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (no extra packages)."""
+
+    def __init__(self) -> None:
+        self.profile = tempfile.mkdtemp(prefix="si-chromium-")
+        to_browser, self._write = os.pipe()
+        self._read, from_browser = os.pipe()
+        high = (fcntl.fcntl(to_browser, fcntl.F_DUPFD, 10), fcntl.fcntl(from_browser, fcntl.F_DUPFD, 10))
+
+        def wire_pipe() -> None:  # the browser reads commands on fd 3 and answers on fd 4
+            os.dup2(high[0], 3)
+            os.dup2(high[1], 4)
+
+        self.process = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+             "--remote-debugging-pipe", f"--user-data-dir={self.profile}", "--no-first-run",
+             "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--window-size=1200,800", "about:blank"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            # keep the child's fds 3 and 4 (made by wire_pipe); Python's other fds are close-on-exec anyway
+            close_fds=False, preexec_fn=wire_pipe)
+        for fd in (to_browser, from_browser) + high:
+            os.close(fd)
+        self._next_id = 0
+        self._replies: "queue.Queue[Dict[str, Any]]" = queue.Queue()
+        self.events: List[Dict[str, Any]] = []
+        threading.Thread(target=self._reader, daemon=True).start()
+        self.session = ""
+        targets = self.send("Target.getTargets", deadline=20)["targetInfos"]
+        page = next(t for t in targets if t["type"] == "page")
+        self.session = self.send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
+        self.send("Page.enable")
+        self.send("Runtime.enable")
+        self.send("Page.addScriptToEvaluateOnNewDocument", source=(
+            "window.__violations = [];"
+            "document.addEventListener('securitypolicyviolation',"
+            " function (e) { window.__violations.push(e.violatedDirective + ' ' + e.blockedURI); });"))
+
+    def _reader(self) -> None:
+        buffer = b""
+        while True:
+            try:
+                chunk = os.read(self._read, 65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._replies.put({"closed": True})
+                return
+            buffer += chunk
+            while b"\0" in buffer:
+                raw, buffer = buffer.split(b"\0", 1)
+                message = json.loads(raw)
+                if "id" in message:
+                    self._replies.put(message)
+                else:
+                    self.events.append(message)
+
+    def send(self, method: str, deadline: float = 10, **params: Any) -> Dict[str, Any]:
+        self._next_id += 1
+        command: Dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
+        if self.session:
+            command["sessionId"] = self.session
+        os.write(self._write, json.dumps(command).encode() + b"\0")
+        stop = time.monotonic() + deadline
+        while True:
+            reply = self._replies.get(timeout=max(0.1, stop - time.monotonic()))
+            if reply.get("closed"):
+                raise RuntimeError("chromium exited")
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+
+    def js(self, expression: str) -> Any:
+        # a block, so `const` names do not leak between evaluations; its completion value is returned
+        result = self.send("Runtime.evaluate", expression="{" + expression + "\n}", returnByValue=True,
+                           awaitPromise=True)
+        if "exceptionDetails" in result:
+            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def wait_for(self, expression: str, timeout: float = 10) -> Any:
+        stop = time.monotonic() + timeout
+        while True:
+            try:
+                value = self.js(expression)
+            except AssertionError:  # e.g. the page is still loading
+                value = None
+            if value:
+                return value
+            if time.monotonic() > stop:
+                raise AssertionError(f"timed out waiting for {expression}; page: {self.js('document.body.innerText')!r}")
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        try:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        finally:
+            os.close(self._write)
+            shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator[Chromium]:
+    chromium = Chromium()
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+def _messaging(sender: str, at: int, mid: str, text: Optional[str] = None, echo: bool = False,
+               **extra: Any) -> Dict[str, Any]:
+    message: Dict[str, Any] = {"mid": mid, **extra}
+    if text is not None:
+        message["text"] = text
+    if echo:
+        message["is_echo"] = True
+        return {"sender": {"id": PAGE_ID}, "recipient": {"id": sender}, "timestamp": at, "message": message}
+    return {"sender": {"id": sender}, "recipient": {"id": PAGE_ID}, "timestamp": at, "message": message}
+
+
+def _deliver(inbox: Any, *items: Dict[str, Any]) -> None:
+    body = {"object": "page", "entry": [{"id": PAGE_ID, "time": int(time.time() * 1000), "messaging": list(items)}]}
+    assert inbox.post_meta(body).status_code == 200
+    inbox.process()
+
+
+def _seed_thread(inbox: Any, now: int) -> None:
+    from chalicelib.channels.base import ContactRef, EditEvent, MessageEvent, StatusEvent
+    from chalicelib.ingest.pipeline import handle
+
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(
+        inbox,
+        _messaging("5678", now - 20 * 60_000, "m_xss", XSS),
+        _messaging("5678", now - 19 * 60_000, "m_script", "<script>window.__pwned=2</script><b>bold</b>", attachments=[
+            {"type": "image", "payload": {"url": "https://example.invalid/receipt.jpg"}},
+            {"type": "file", "payload": {"url": "javascript:window.__pwned=3"}},
+            {"type": "file", "payload": {"url": " javascript:window.__pwned=4"}},
+            {"type": "file", "payload": {"url": "data:text/html,<script>alert(1)</script>"}}]),
+        _messaging("5678", now - 18 * 60_000, "m_edit", "Original <i>text</i>"),
+        _messaging("5678", now - 17 * 60_000, "m_gone", "Never mind", is_deleted=True),
+        _messaging("9999", now - 20 * 60_000 - 30_000, "m_other", "Plain question"),
+    )
+    original = MessageEvent(channel="messenger", account_id=PAGE_ID, platform_message_id="m_edit", thread_key="5678",
+                            contact=ContactRef("5678"), direction="in", sent_at_ms=now - 18 * 60_000,
+                            text="Edited text")
+    assert handle(EditEvent(original, now - 16 * 60_000)) == "edited"
+    _deliver(inbox, _messaging("5678", now - 10 * 60_000, "m_out", "We're on it", echo=True))
+    assert handle(StatusEvent("messenger", PAGE_ID, "m_out", "failed", now - 9 * 60_000,
+                              '{"title": "<b>blocked</b>"}')).startswith("status")
+    _deliver(inbox, _messaging("5678", now - 5 * 60_000, "m_last", "Hello again?"))
+
+
+@needs_chromium
+def test_the_browser_renders_untrusted_text_as_text_and_keeps_the_view_on_refresh(inbox, served, browser):
+    now = int(time.time() * 1000)
+    _seed_thread(inbox, now)
+    inbox.login_admin()  # creates the admin agent
+    page = browser
+    page.send("Page.navigate", url=served)
+    page.wait_for("!document.getElementById('login').hidden")
+    page.js(f"document.getElementById('email').value = {json.dumps(ADMIN_EMAIL)};"
+            f"document.getElementById('password').value = {json.dumps(ADMIN_PASSWORD)};"
+            "document.getElementById('login-form').requestSubmit()")
+    page.wait_for("document.querySelectorAll('#conversations .row').length === 2")
+    assert page.js("sessionStorage.getItem('socialinbox.token')")
+    rows = page.js("[...document.querySelectorAll('#conversations .row')].map(r => ["
+                   "r.querySelector('.name').textContent, r.querySelector('.ch').textContent,"
+                   "r.querySelector('.preview').textContent, r.querySelector('time').textContent,"
+                   "(r.querySelector('.unread') || {}).textContent || '',"
+                   "[...r.querySelectorAll('.sla-overdue, .sla-soon')].map(b => b.className + ':' + b.textContent)])")
+    by_name = {row[0]: row for row in rows}
+    assert list(by_name) == ["Messenger user …5678", "Messenger user …9999"]  # most recent first
+    assert by_name["Messenger user …5678"][1:6] == ["Messenger", "Hello again?", "5 min ago", "5",
+                                                    ["badge sla-soon:Due in 10 min"]]
+    assert by_name["Messenger user …9999"][1:6] == ["Messenger", "Plain question", "21 min ago", "1",
+                                                    ["badge sla-overdue:Overdue 6 min"]]
+
+    page.js("[...document.querySelectorAll('#conversations .row')].find(r => r.textContent.includes('5678')).click()")
+    page.wait_for("document.querySelectorAll('#messages .msg').length === 6")
+    assert page.js("const m = document.getElementById('messages');"
+                   "m.scrollHeight - m.scrollTop - m.clientHeight < 2")  # opened at the newest message
+    texts = page.js("[...document.querySelectorAll('#messages .msg .text')].map(t => t.textContent)")
+    assert texts == [XSS, "<script>window.__pwned=2</script><b>bold</b>", "Edited text", "Never mind", "We're on it",
+                     "Hello again?"]
+    assert page.js("[...document.querySelectorAll('#messages .msg')].map(m => m.className)") == [
+        "msg in", "msg in", "msg in", "msg in removed", "msg out", "msg in"]
+    assert page.js("document.querySelectorAll('#messages img, #messages script, #messages b, #messages i').length") == 0
+    assert page.js("document.querySelectorAll('img, iframe, object, embed').length") == 0
+    assert page.js("document.querySelector('#messages .removed del.text').textContent") == "Never mind"
+    links = page.js("[...document.querySelectorAll('#messages a')].map(a => [a.href, a.target, a.rel, a.textContent])")
+    assert links == [["https://example.invalid/receipt.jpg", "_blank", "noopener noreferrer", "image"]]
+    assert page.js("[...document.querySelectorAll('#messages .attachments .label')].map(l => l.textContent)") == [
+        "file", "file", "file"]
+    edited = page.js("document.querySelector('#messages .edited').title")
+    assert "Original <i>text</i>" in edited
+    assert page.js("document.querySelector('#messages .delivery-failed').textContent") == "failed"
+    assert "<b>blocked</b>" in page.js("document.querySelector('#messages .delivery-failed').title")
+    assert page.js("document.querySelector('#thread-head h2').textContent") == "Messenger user …5678"
+    selected = page.js("document.querySelector('#conversations .row.selected').dataset.id")
+    assert page.js("location.hash") == "#c=" + selected
+
+    # auto-refresh (here triggered by the tab becoming visible): new data, same selection and scroll
+    page.send("Emulation.setDeviceMetricsOverride", width=1200, height=420, deviceScaleFactor=1, mobile=False)
+    page.wait_for("const m = document.getElementById('messages'); m.scrollHeight > m.clientHeight + 100")
+    page.js("const m = document.getElementById('messages'); m.scrollTop = 0")
+    _deliver(inbox, _messaging("5678", int(time.time() * 1000), "m_new", "One more <u>thing</u>"))
+    page.js("document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_for("document.querySelectorAll('#messages .msg').length === 7")
+    assert page.js("[...document.querySelectorAll('#messages .text')].pop().textContent") == "One more <u>thing</u>"
+    assert page.js("document.querySelector('#conversations .row.selected').dataset.id") == selected
+    assert page.js("document.querySelector('#conversations .row.selected .preview').textContent") == \
+        "One more <u>thing</u>"
+    assert page.js("document.getElementById('messages').scrollTop") == 0
+
+    assert page.js("window.__pwned") is None
+    assert page.js("window.__violations") == []
+    assert not [e for e in page.events if e.get("method") == "Page.javascriptDialogOpening"]
+
+
+@needs_chromium
+def test_the_browser_filters_pages_and_returns_to_login_on_401(inbox, served, browser):
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, *[_messaging(str(7000 + n), now - n * 1000, f"m_{n}", f"Message {n}") for n in range(27)])
+    inbox.login_admin()
+    page = browser
+    page.send("Page.navigate", url=served)
+    page.wait_for("!document.getElementById('login').hidden")
+    page.js("document.getElementById('email').value = 'admin@example.com';"
+            "document.getElementById('password').value = 'wrong password';"
+            "document.getElementById('login-form').requestSubmit()")
+    page.wait_for("document.getElementById('login-error').textContent === 'Wrong email or password.'")
+    page.js(f"document.getElementById('password').value = {json.dumps(ADMIN_PASSWORD)};"
+            "document.getElementById('login-form').requestSubmit()")
+    page.wait_for("document.querySelectorAll('#conversations .row').length === 25")
+    assert page.js("document.getElementById('more').hidden") is False
+    page.js("document.getElementById('more').click()")
+    page.wait_for("document.querySelectorAll('#conversations .row').length === 27")
+    assert page.js("document.getElementById('more').hidden") is True
+    previews = page.js("[...document.querySelectorAll('#conversations .preview')].map(p => p.textContent)")
+    assert previews == [f"Message {n}" for n in range(27)]  # newest first
+
+    page.js("document.querySelector('[data-status=resolved]').click()")
+    page.wait_for("document.getElementById('list-note').textContent === 'No resolved conversations here.'")
+    assert page.js("document.querySelectorAll('#conversations .row').length") == 0
+    page.js("document.querySelector('[data-status=open]').click()")
+    page.wait_for("document.querySelectorAll('#conversations .row').length === 25")
+    page.js("const s = document.getElementById('sort'); s.value = 'due'; s.dispatchEvent(new Event('change'))")
+    assert page.js("document.getElementById('channel').disabled && document.getElementById('mine').disabled")
+    page.wait_for("document.querySelectorAll('#conversations .row').length === 25")
+    due_first = page.js("document.querySelector('#conversations .preview').textContent")
+    assert due_first == "Message 26"  # the oldest unanswered message is due first
+    page.js("const s = document.getElementById('sort'); s.value = 'recent'; s.dispatchEvent(new Event('change'))")
+    page.js("const m = document.getElementById('mine'); m.checked = true; m.dispatchEvent(new Event('change'))")
+    page.wait_for("document.getElementById('list-note').textContent === 'No open conversations here.'")
+
+    page.js("document.getElementById('logout').click()")
+    assert page.js("!document.getElementById('login').hidden && document.getElementById('app').hidden")
+    assert page.js("sessionStorage.getItem('socialinbox.token')") is None
+
+    page.js("sessionStorage.setItem('socialinbox.token', 'not-a-valid-token')")
+    page.send("Page.reload")
+    page.wait_for("document.getElementById('login-error').textContent.includes('session has ended')")
+    assert page.js("document.getElementById('app').hidden") is True
+    assert page.js("sessionStorage.getItem('socialinbox.token')") is None
+    assert page.js("window.__violations") == []
