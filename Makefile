@@ -7,7 +7,7 @@ PORT      ?= 8000
 MOTO_PORT ?= 5000
 STAGE     ?= dev
 
-.PHONY: run test demo bench replay-dlq list-dlq lambda-build package deploy lint-infra clean
+.PHONY: run test browser demo bench replay-dlq list-dlq lambda-build package deploy lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT)
 
 test: $(STAMP)  ## the whole suite: no network, no AWS account
 	$(PY) -m pytest -q
+
+browser:  ## Debian's chromium for the headless browser tests (they skip without it; CI requires it)
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	  else echo "install Debian's chromium (sudo apt-get install chromium) to run the browser tests"; fi; }
 
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)

@@ -183,6 +183,10 @@ def test_untrusted_text_reaches_the_page_as_json_data_verbatim(inbox):
 
 # --- a real browser ------------------------------------------------------------------------------------
 
+# CI sets REQUIRE_BROWSER_TESTS=1 (after installing Debian's chromium): a missing browser then
+# fails loudly instead of silently skipping the only tests that render untrusted text.
+if os.environ.get("REQUIRE_BROWSER_TESTS") == "1" and not os.access(CHROMIUM, os.X_OK):
+    raise RuntimeError(f"REQUIRE_BROWSER_TESTS=1 but {CHROMIUM} is not installed (make browser)")
 needs_chromium = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is not installed")
 
 
