@@ -145,6 +145,29 @@ def test_instagram_dm_echo_and_deletion_work_end_to_end(instagram):
     assert answer["sent_at"] == "2024-05-29T16:34:20.000Z"  # messaging timestamps are milliseconds
 
 
+def test_instagram_dm_edits_keep_history_and_dashboard_style_messages_land(instagram):
+    """`message_edit` (new text, edit time in ms) updates the DM and keeps the old text; the
+    changes-format messaging payload the App Dashboard sends (field "messages", timestamp in
+    seconds as a string) is read like `messaging[]`."""
+    customer = "1780000000000007"
+    deliver(instagram, fixture_bytes("meta", "instagram_dm_echo_delete.json"), {"object": "instagram", "entry": [
+        {"id": IG, "time": 1717000600000, "messaging": [
+            {"sender": {"id": customer}, "recipient": {"id": IG}, "timestamp": 1717000600000,
+             "message": {"mid": "ig_mid_2", "text": "Wait, what about Porto?"}},
+            {"sender": {"id": customer}, "recipient": {"id": IG}, "timestamp": 1717000650000,
+             "message_edit": {"mid": "ig_mid_2", "text": "Wait, what about Porto and Braga?", "num_edit": 1}}]},
+        {"id": IG, "time": 1717000700, "changes": [{"field": "messages", "value": {
+            "sender": {"id": customer}, "recipient": {"id": IG}, "timestamp": "1717000700",
+            "message": {"mid": "ig_mid_3", "text": "thanks"}}}]}]})
+    conversation = only_conversation(instagram, channel="instagram")
+    messages = by_platform_id(instagram.messages(conversation["id"]))
+    edited = messages["ig_mid_2"]
+    assert edited["text"] == "Wait, what about Porto and Braga?"
+    assert edited["edit_history"] == [{"text": "Wait, what about Porto?", "replaced_at": "2024-05-29T16:37:30.000Z"}]
+    assert messages["ig_mid_3"]["sent_at"] == iso_seconds(1717000700)
+    assert conversation["message_count"] == 4
+
+
 # --- Facebook Page comments -------------------------------------------------------------------
 
 
@@ -197,6 +220,28 @@ def test_a_removed_comment_is_marked_removed_never_deleted(facebook):
     assert message["removed"] is True
     assert message["text"] == "Do you have gluten-free pastries?"
     assert facebook.quarantine() == []
+
+
+def test_removals_and_edits_are_not_new_messages_for_the_conversation(facebook):
+    """A removal or an edit changes a message, not the conversation: the latest-message preview,
+    the reply deadline and a resolved status stay as they were."""
+    from chalicelib.models import Conversation
+
+    deliver(facebook, fixture_bytes("meta", "facebook_comment_add.json"),
+            fixture_bytes("meta", "facebook_comment_page_reply.json"))
+    before = only_conversation(facebook, channel="facebook")
+    Conversation(before["id"]).update(actions=[
+        Conversation.status.set("resolved"), Conversation.channel_status.set("facebook#resolved"),
+        Conversation.status_changed_at.set(1717001150 * 1000)])
+    deliver(facebook, fixture_bytes("meta", "facebook_comment_edited.json"),
+            fixture_bytes("meta", "facebook_comment_remove.json"))
+    after = only_conversation(facebook, channel="facebook", status="resolved")
+    for key in ("last_message_preview", "last_message_at", "last_message_direction", "awaiting_reply_since",
+                "message_count", "unread_count"):
+        assert after[key] == before[key], key
+    comment, _reply = facebook.messages(after["id"])
+    assert comment["removed"] is True
+    assert comment["text"] == "Do you have gluten-free AND vegan pastries?"
 
 
 def test_an_edit_that_overtakes_its_comment_still_ends_with_one_message(facebook):
@@ -268,6 +313,32 @@ def test_out_of_order_comments_read_in_platform_time_order(facebook):
     assert conversation["last_message_preview"] == "third"
     assert conversation["last_message_at"] == iso_seconds(1717003000)
     assert conversation["awaiting_reply_since"] == iso_seconds(1717001000)
+
+
+def test_older_and_partial_feed_payloads_are_read_liberally(facebook):
+    """`verb: "edit"` with `sender_id`/`sender_name` (older payloads), a comment without any
+    author (missing permission), and moderation verbs that are not inbox material."""
+    payload = fixture("facebook_comment_add.json")
+    [add] = payload["entry"][0]["changes"]
+    legacy = copy.deepcopy(add)
+    del legacy["value"]["from"]
+    legacy["value"].update(verb="edit", sender_id=6200000000000001, sender_name="Rui Almeida",
+                           message="edited the old way", created_time=1717001050)
+    anonymous = copy.deepcopy(add)
+    del anonymous["value"]["from"]
+    anonymous["value"].update(comment_id="555000111_960", message="who am I?")
+    hidden = copy.deepcopy(add)
+    hidden["value"]["verb"] = "hide"
+    payload["entry"][0]["changes"] = [add, legacy, anonymous, hidden]
+    deliver(facebook, payload)
+    threads = {c["contact"]["platform_id"]: c for c in facebook.conversations(channel="facebook")}
+    assert sorted(threads) == ["6200000000000001", "unknown"]
+    [edited] = facebook.messages(threads["6200000000000001"]["id"])
+    assert edited["text"] == "edited the old way"
+    assert edited["edit_history"][0]["text"] == "Do you have gluten-free pastries?"
+    [anonymous_comment] = facebook.messages(threads["unknown"]["id"])
+    assert anonymous_comment["text"] == "who am I?"
+    assert facebook.quarantine() == []
 
 
 # --- exactly once, signatures, routing --------------------------------------------------------

@@ -339,7 +339,7 @@ def _instagram_comment(account_id: str, field: str, value: Any, entry_time: Opti
     if not comment_id:
         raise ValueError("comment has no id")
     author = _object(value.get("from"))
-    author_id = require_str(author, "id")
+    author_id = optional_str(author, "id") or "unknown"  # kept even when Meta leaves the author out
     username = optional_str(author, "username")
     media = _object(value.get("media"))
     media_id = optional_str(media, "id") or optional_str(value, "media_id")
@@ -375,7 +375,7 @@ def _facebook_feed(page_id: str, value: Any, entry_time: Optional[int]) -> Itera
     created = _optional_ms(value.get("created_time"))
     changed_at = max(t for t in (created, entry_time, 0) if t is not None) or _first_time()
     if verb in FEED_REMOVE_VERBS:
-        author_known = bool(optional_str(_object(value.get("from")), "id"))
+        author_known = bool(_feed_author(value)[0])
         post_known = bool(_post_id(value))
         message = _facebook_comment(page_id, comment_id, value, created, entry_time) if author_known and post_known else None
         yield RemoveEvent("facebook", page_id, comment_id, changed_at, message)
@@ -391,14 +391,21 @@ def _post_id(value: Dict[str, Any]) -> Optional[str]:
     return optional_str(value, "post_id") or optional_str(_object(value.get("post")), "id")
 
 
+def _feed_author(value: Dict[str, Any]) -> Tuple[Optional[str], Optional[str]]:
+    """(id, name) of who wrote: `from {id, name}`, or the older `sender_id` / `sender_name`."""
+    author = _object(value.get("from"))
+    return (optional_str(author, "id") or optional_str(value, "sender_id"),
+            optional_str(author, "name") or optional_str(value, "sender_name"))
+
+
 def _facebook_comment(page_id: str, comment_id: str, value: Dict[str, Any], created: Optional[int],
                       entry_time: Optional[int]) -> MessageEvent:
     post_id = _post_id(value)
     if not post_id:
         raise ValueError("comment has no post_id")
-    author = _object(value.get("from"))
-    # Without `from` (missing permission) the comment is still kept, under an "unknown" author.
-    author_id = optional_str(author, "id") or "unknown"
+    author_id, author_name = _feed_author(value)
+    # Without an author (missing permission) the comment is still kept, under an "unknown" one.
+    author_id = author_id or "unknown"
     parent_id = optional_str(value, "parent_id")
     text = optional_str(value, "message")
     attachments = []
@@ -411,7 +418,7 @@ def _facebook_comment(page_id: str, comment_id: str, value: Dict[str, Any], crea
         account_id=page_id,
         platform_message_id=comment_id,
         thread_key=f"comment:{post_id}:{author_id}",
-        contact=ContactRef(author_id, display_name=optional_str(author, "name")),
+        contact=ContactRef(author_id, display_name=author_name),
         direction="out" if author_id == page_id else "in",
         sent_at_ms=created if created is not None else _first_time(entry_time),
         text=text,

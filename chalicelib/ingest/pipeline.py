@@ -152,8 +152,13 @@ def _raw_of(event: Event) -> Any:
 
 
 def record_message(event: MessageEvent, *, edited_at_ms: Optional[int] = None,
-                   removed_at_ms: Optional[int] = None, author_id: Optional[str] = None) -> bool:
-    """Store a message once. True if this call created it, False for a duplicate."""
+                   removed_at_ms: Optional[int] = None, author_id: Optional[str] = None,
+                   advance_if_duplicate: bool = True) -> bool:
+    """Store a message once. True if this call created it, False for a duplicate.
+
+    `advance_if_duplicate=False` is for the copy an edit or removal carries: when the message
+    already exists, that copy (new text, or none, at the time of the change) is not a new message
+    and must not move the conversation's latest message, reply deadline or status."""
     now = now_ms()
     ref = message_ref(event.channel, event.account_id, event.platform_message_id)
     message_id = message_id_for(ref)
@@ -217,7 +222,8 @@ def record_message(event: MessageEvent, *, edited_at_ms: Optional[int] = None,
         created = False
         existing = MessageRef.get(ref)
         conversation_id = existing.conversation_id
-    _advance_conversation(conversation_id, event)
+    if created or advance_if_duplicate:
+        _advance_conversation(conversation_id, event)
     logger.info("message recorded" if created else "duplicate message",
                 extra={"channel": event.channel, "conversation_id": conversation_id, "message_id": message_id,
                        "direction": event.direction})
@@ -359,7 +365,7 @@ def apply_status(event: StatusEvent, correlation_id: str = "") -> str:
 def apply_edit(event: EditEvent) -> str:
     """A changed text: the previous version goes to the edit history, nothing is lost."""
     original = event.message
-    if record_message(original, edited_at_ms=event.edited_at_ms):
+    if record_message(original, edited_at_ms=event.edited_at_ms, advance_if_duplicate=False):
         return "created from edit"
     message = _find_message(original.channel, original.account_id, original.platform_message_id)
     if message is None:
@@ -381,7 +387,7 @@ def apply_edit(event: EditEvent) -> str:
 def apply_removal(event: RemoveEvent) -> str:
     """Mark removed on the platform; our record (and its text) is kept."""
     if event.message is not None:
-        if record_message(event.message, removed_at_ms=event.removed_at_ms):
+        if record_message(event.message, removed_at_ms=event.removed_at_ms, advance_if_duplicate=False):
             return "created removed"
     message = _find_message(event.channel, event.account_id, event.platform_message_id)
     if message is None:
