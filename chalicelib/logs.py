@@ -19,7 +19,10 @@ def new_correlation_id() -> str:
 
 
 def bind_correlation_id(correlation_id: Optional[str]) -> str:
-    """Attach an id to every following log line of this invocation and return it."""
+    """Attach an id to every following log line of this thread's work and return it.
+
+    Thread-local (a context variable), so the local server and the event pump, which share one
+    process, never stamp each other's lines with the wrong id."""
     cid = correlation_id or new_correlation_id()
-    logger.set_correlation_id(cid)
+    logger.thread_safe_append_keys(correlation_id=cid)
     return cid

@@ -62,3 +62,38 @@ def test_tracing_is_a_clean_no_op_without_lambda_and_works_without_a_daemon_in_l
                             timeout=60)
     assert result.returncode == 0, result.stderr
     assert "traced-ok" in result.stdout
+
+
+def test_correlation_ids_do_not_leak_between_threads():
+    """`make run` serves webhooks and pumps the queue in one process: each thread's log lines
+    must carry the id of the delivery that thread is working on."""
+    import io
+    import json
+    import logging
+    import threading
+
+    from chalicelib.logs import bind_correlation_id, logger
+
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(logger.registered_formatter)
+    logger.addHandler(capture)
+    bound, go = threading.Barrier(2), threading.Barrier(2)
+
+    def work(cid):
+        bind_correlation_id(cid)
+        bound.wait(timeout=5)
+        go.wait(timeout=5)
+        logger.info("working", extra={"who": cid})
+
+    try:
+        threads = [threading.Thread(target=work, args=(cid,)) for cid in ("pump-id", "webhook-id")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+    finally:
+        logger.removeHandler(capture)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert len(lines) == 2
+    assert all(line["correlation_id"] == line["who"] for line in lines)
