@@ -67,9 +67,11 @@ class XAdapter(ChannelAdapter):
         if not _signature_matches(secret, request.raw_body, request.header(SIGNATURE_HEADER)):
             raise WebhookRejected(401, "missing or invalid x-twitter-webhooks-signature")
         oauth2 = request.header(OAUTH2_SIGNATURE_HEADER)
-        oauth2_secret = secrets("X_OAUTH2_CLIENT_SECRET")
+        if oauth2 is None:
+            return
+        oauth2_secret = secrets("X_OAUTH2_CLIENT_SECRET")  # looked up only when X sent that header
         # Without a configured OAuth2 client secret the consumer-secret signature alone decides.
-        if oauth2 is not None and oauth2_secret and not _signature_matches(oauth2_secret, request.raw_body, oauth2):
+        if oauth2_secret and not _signature_matches(oauth2_secret, request.raw_body, oauth2):
             raise WebhookRejected(401, "invalid X-Twitter-Webhooks-Signature-OAuth2")
 
     def signed_headers(self, raw_body: bytes, secrets: SecretLookup) -> Dict[str, str]:

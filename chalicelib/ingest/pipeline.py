@@ -159,6 +159,14 @@ def record_message(event: MessageEvent, *, edited_at_ms: Optional[int] = None,
     `advance_if_duplicate=False` is for the copy an edit or removal carries: when the message
     already exists, that copy (new text, or none, at the time of the change) is not a new message
     and must not move the conversation's latest message, reply deadline or status."""
+    created, _ = _record(event, edited_at_ms=edited_at_ms, removed_at_ms=removed_at_ms, author_id=author_id,
+                         advance_if_duplicate=advance_if_duplicate)
+    return created
+
+
+def _record(event: MessageEvent, *, edited_at_ms: Optional[int] = None, removed_at_ms: Optional[int] = None,
+            author_id: Optional[str] = None, advance_if_duplicate: bool = True) -> Tuple[bool, Tuple[str, str]]:
+    """record_message, also returning where the message lives: (conversation id, sort key)."""
     now = now_ms()
     ref = message_ref(event.channel, event.account_id, event.platform_message_id)
     message_id = message_id_for(ref)
@@ -211,23 +219,23 @@ def record_message(event: MessageEvent, *, edited_at_ms: Optional[int] = None,
     try:
         with TransactWrite(connection=_connection()) as transaction:
             transaction.save(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now),
-                             condition=MessageRef.ref.does_not_exist())
+                             condition=MessageRef.ref.does_not_exist(), return_values="ALL_OLD")
             transaction.save(message)
             transaction.update(Contact(contact_id), actions=contact_actions)
             transaction.update(Conversation(conversation_id), actions=conversation_actions)
         created = True
     except TransactWriteError as error:
-        if not _ref_already_exists(error):
+        existing = _existing_ref(error, ref)
+        if existing is None:
             raise
         created = False
-        existing = MessageRef.get(ref)
-        conversation_id = existing.conversation_id
+        conversation_id, sort_key = existing.conversation_id, existing.sort_key
     if created or advance_if_duplicate:
         _advance_conversation(conversation_id, event)
     logger.info("message recorded" if created else "duplicate message",
                 extra={"channel": event.channel, "conversation_id": conversation_id, "message_id": message_id,
                        "direction": event.direction})
-    return created
+    return created, (conversation_id, sort_key)
 
 
 _transaction_connection: Optional[Connection] = None
@@ -240,9 +248,15 @@ def _connection() -> Connection:
     return _transaction_connection
 
 
-def _ref_already_exists(error: TransactWriteError) -> bool:
+def _existing_ref(error: TransactWriteError, ref: str) -> Optional[MessageRef]:
+    """The MessageRef that made the transaction fail (a duplicate), taken from the cancellation
+    reason itself (ALL_OLD: no extra read); None if the transaction failed for another reason."""
     reasons = getattr(error, "cancellation_reasons", None) or []
-    return bool(reasons) and reasons[0] is not None and reasons[0].code == "ConditionalCheckFailed"
+    if not reasons or reasons[0] is None or reasons[0].code != "ConditionalCheckFailed":
+        return None
+    if reasons[0].raw_item:
+        return MessageRef.from_raw_data(reasons[0].raw_item)
+    return MessageRef.get(ref)
 
 
 def _conversation_for(event: MessageEvent) -> str:
@@ -333,13 +347,20 @@ def _condition_failed(error: Exception) -> bool:
 # --- receipts, edits, removals -----------------------------------------------------------------
 
 
-def _find_message(channel: str, account_id: str, platform_message_id: str) -> Optional[Message]:
+def _locate(channel: str, account_id: str, platform_message_id: str) -> Optional[Tuple[str, str]]:
+    """(conversation id, sort key) of a stored message, from its MessageRef."""
     try:
         ref = MessageRef.get(message_ref(channel, account_id, platform_message_id))
     except DoesNotExist:
         return None
+    return ref.conversation_id, ref.sort_key
+
+
+def _load(location: Optional[Tuple[str, str]]) -> Optional[Message]:
+    if location is None:
+        return None
     try:
-        return Message.get(ref.conversation_id, ref.sort_key)
+        return Message.get(*location)
     except DoesNotExist:
         return None
 
@@ -350,24 +371,27 @@ def apply_status(event: StatusEvent, correlation_id: str = "") -> str:
     if rank is None:
         logger.info("unknown delivery status ignored", extra={"channel": event.channel, "status": event.status})
         return "ignored"
-    message = _find_message(event.channel, event.account_id, event.platform_message_id)
-    if message is None:
+    location = _locate(event.channel, event.account_id, event.platform_message_id)
+    if location is None:
         quarantine("receipt for an unknown message", event.channel, event.account_id, _raw_of(event), correlation_id)
         return "quarantined"
     actions = [Message.delivery_status.set(event.status), Message.delivery_rank.set(rank)]
     if event.error:
         actions.append(Message.delivery_error.set(event.error))
-    moved = _conditional(message, actions,
-                         Message.delivery_rank.does_not_exist() | (Message.delivery_rank < rank))
+    # The ref and its message are written in one transaction, so the key is enough: no read.
+    moved = _conditional(Message(*location), actions,
+                         Message.message_id.exists()
+                         & (Message.delivery_rank.does_not_exist() | (Message.delivery_rank < rank)))
     return "status applied" if moved else "status stale"
 
 
 def apply_edit(event: EditEvent) -> str:
     """A changed text: the previous version goes to the edit history, nothing is lost."""
     original = event.message
-    if record_message(original, edited_at_ms=event.edited_at_ms, advance_if_duplicate=False):
+    created, location = _record(original, edited_at_ms=event.edited_at_ms, advance_if_duplicate=False)
+    if created:
         return "created from edit"
-    message = _find_message(original.channel, original.account_id, original.platform_message_id)
+    message = _load(location)
     if message is None:
         return "edit lost its message"
     if message.edited_at is not None and message.edited_at >= event.edited_at_ms:
@@ -387,14 +411,17 @@ def apply_edit(event: EditEvent) -> str:
 def apply_removal(event: RemoveEvent) -> str:
     """Mark removed on the platform; our record (and its text) is kept."""
     if event.message is not None:
-        if record_message(event.message, removed_at_ms=event.removed_at_ms, advance_if_duplicate=False):
+        created, location = _record(event.message, removed_at_ms=event.removed_at_ms, advance_if_duplicate=False)
+        if created:
             return "created removed"
-    message = _find_message(event.channel, event.account_id, event.platform_message_id)
-    if message is None:
-        quarantine("removal of an unknown message", event.channel, event.account_id, _raw_of(event), "")
-        return "quarantined"
-    _conditional(message, [Message.removed.set(True), Message.removed_at.set(event.removed_at_ms)],
-                 Message.removed_at.does_not_exist())
+    else:
+        found = _locate(event.channel, event.account_id, event.platform_message_id)
+        if found is None:
+            quarantine("removal of an unknown message", event.channel, event.account_id, _raw_of(event), "")
+            return "quarantined"
+        location = found
+    _conditional(Message(*location), [Message.removed.set(True), Message.removed_at.set(event.removed_at_ms)],
+                 Message.message_id.exists() & Message.removed_at.does_not_exist())
     return "removed"
 
 
