@@ -285,14 +285,15 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
             "username": "anya_p", "language_code": "ru"}
     kenji = {"id": 520000002, "is_bot": False, "first_name": "Kenji", "username": "kenji_t", "language_code": "ja"}
     group = {"id": -1001500000001, "title": "Acme Coffee Regulars \u2615", "type": "supergroup"}
+    serial = (seconds % 1_000_000) * 10  # fresh message ids per run, so every demo adds messages
     return [
         {"update_id": 880000000 + seconds % 100000, "message": {
-            "message_id": 7001, "from": anya, "date": seconds - 90,
+            "message_id": serial + 1, "from": anya, "date": seconds - 90,
             "chat": {"id": anya["id"], "first_name": anya["first_name"], "last_name": "Petrova",
                      "username": "anya_p", "type": "private"},
             "text": "\u041f\u0440\u0438\u0432\u0435\u0442! Can I pre-order two cappuccinos for 9:00?"}},
         {"update_id": 880000001 + seconds % 100000, "message": {
-            "message_id": 7002, "from": anya, "date": seconds - 60,
+            "message_id": serial + 2, "from": anya, "date": seconds - 60,
             "chat": {"id": anya["id"], "first_name": anya["first_name"], "type": "private"},
             "photo": [{"file_id": "AgACAgIAAxkBAAIBdemo_small", "file_unique_id": "AQADsmall", "file_size": 1200,
                        "width": 90, "height": 67},
@@ -300,6 +301,6 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
                        "width": 1280, "height": 960}],
             "caption": "This one, with oat milk \U0001f33e"}},
         {"update_id": 880000002 + seconds % 100000, "message": {
-            "message_id": 311, "from": kenji, "date": seconds - 30, "chat": group,
+            "message_id": serial + 3, "from": kenji, "date": seconds - 30, "chat": group,
             "text": "\u3053\u3093\u306b\u3061\u306f! Is the Shibuya store open late tonight?"}},
     ]
