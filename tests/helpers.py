@@ -94,3 +94,15 @@ class Inbox:
 
     def quarantine(self) -> List[Dict[str, Any]]:
         return self.get("/api/admin/quarantine")["items"]
+
+
+def json_values(allow_nan: bool = False, max_leaves: int = 25):
+    """Hypothesis strategy for arbitrary JSON-like values (shared by every parser property test)."""
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=allow_nan) | st.text(max_size=20)
+    return st.recursive(
+        scalars,
+        lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
+        max_leaves=max_leaves,
+    )

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from chalicelib import aws, config
 from chalicelib.channels import adapter_names, get_adapter
 from tests.helpers import compact
+from tests.helpers import json_values as helpers_json_values
 
 ADAPTERS = adapter_names()
 
@@ -74,11 +75,7 @@ def test_demo_deliveries_land_exactly_once(inbox, name):
     assert inbox.quarantine() == [], "demo traffic must be routable and readable"
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
-    max_leaves=25,
-)
+json_values = helpers_json_values()
 
 
 @pytest.mark.parametrize("name", ADAPTERS)

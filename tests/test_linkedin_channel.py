@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from chalicelib.channels.base import EditEvent, IgnoredEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent
 from chalicelib.channels.linkedin import LinkedInAdapter, normalize_comment_urn
 from tests.helpers import compact, fixture_bytes
+from tests.helpers import json_values as helpers_json_values
 
 SECRET = "test_linkedin_secret"
 ORG = "urn:li:organization:96072893"
@@ -177,11 +178,7 @@ def test_split_keeps_notifications_whole():
     assert len(parts) == 4 and all(p["type"] == "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS" for p in parts)
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
-    max_leaves=25,
-)
+json_values = helpers_json_values()
 urns = st.one_of(st.just(ORG), st.just(POST), st.just(FIRST_COMMENT), st.text(max_size=12), st.integers(), st.none())
 notifications = st.fixed_dictionaries({}, optional={
     "notificationId": st.integers() | json_values, "organizationalEntity": urns,

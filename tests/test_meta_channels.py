@@ -16,6 +16,7 @@ from typing import Any, Dict, List
 import pytest
 
 from tests.helpers import fixture_bytes
+from tests.helpers import json_values as helpers_json_values
 
 IG = "17841400000000099"
 PAGE = "104000000000099"
@@ -439,11 +440,7 @@ from tests.helpers import FIXTURES  # noqa: E402
 ALL_FIXTURES = [json.loads(open(path, "rb").read())
                 for path in sorted(glob.glob(os.path.join(FIXTURES, "meta", "*.json")))]
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
-    max_leaves=20,
-)
+json_values = helpers_json_values(allow_nan=True, max_leaves=20)
 # Values that look plausible to a parser but are the wrong type or out of range somewhere.
 tricky = st.sampled_from([
     None, True, False, 0, -1, 2**70, -(2**70), 1.5, float("inf"), float("-inf"), "", " ", "abc", "-17", "1e3",

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from chalicelib.channels.base import EditEvent, IgnoredEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent
 from chalicelib.channels.telegram import TelegramAdapter
 from tests.helpers import compact, fixture_bytes
+from tests.helpers import json_values as helpers_json_values
 
 TOKEN = "test_telegram_secret"
 BOT = "7000000001"
@@ -217,11 +218,7 @@ def test_channel_posts_are_read_from_the_sender_chat():
     assert event.platform_message_id == "-1002000000001:5"
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
-    max_leaves=25,
-)
+json_values = helpers_json_values()
 ids = st.one_of(st.integers(), st.text(max_size=6), st.none(), st.booleans())
 users = st.fixed_dictionaries({}, optional={"id": ids, "first_name": json_values, "username": json_values})
 messages = st.fixed_dictionaries({}, optional={

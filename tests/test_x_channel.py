@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from chalicelib.channels.base import EditEvent, IgnoredEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent
 from chalicelib.channels.x import XAdapter, format_created_at, parse_created_at
 from tests.helpers import compact, fixture_bytes
+from tests.helpers import json_values as helpers_json_values
 
 ACCOUNT = "4337869213"
 CUSTOMER = "3001969357"
@@ -207,11 +208,7 @@ def test_split_keeps_each_event_routable():
     assert all(p["for_user_id"] == ACCOUNT and "users" in p for p in parts)
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
-    max_leaves=25,
-)
+json_values = helpers_json_values()
 ids = st.one_of(st.just(ACCOUNT), st.just(CUSTOMER), st.integers(), st.text(max_size=5), st.none())
 dm_events = st.fixed_dictionaries({}, optional={
     "type": st.sampled_from(["message_create", "other"]) | json_values,
