@@ -24,8 +24,7 @@ os.environ.update({
 for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(_name, None)
 
-import json  # noqa: E402
-from typing import Any, Dict, Iterator  # noqa: E402
+from typing import Iterator  # noqa: E402
 
 import moto  # noqa: E402,F401  (before any boto3 client exists)
 import pytest  # noqa: E402

@@ -7,7 +7,6 @@ import time
 import jwt
 import pytest
 
-from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD
 
 JSON = {"Content-Type": "application/json"}
 

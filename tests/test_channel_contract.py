@@ -8,7 +8,6 @@ import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from chalicelib import aws, config
 from chalicelib.channels import adapter_names, get_adapter

@@ -1,12 +1,11 @@
 """Meta webhooks end to end through the public entry points: HTTP in, queue, processor, API out."""
 from __future__ import annotations
 
-import json
 import threading
 
 import pytest
 
-from tests.helpers import compact, fixture_bytes, meta_signature
+from tests.helpers import fixture_bytes, meta_signature
 
 PAGE = "1234567890"
 

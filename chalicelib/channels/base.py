@@ -177,6 +177,21 @@ class ChannelAdapter(abc.ABC):
         return []
 
 
+def require_secret(secrets: SecretLookup, name: str) -> str:
+    """A configured secret, else WebhookRejected(503): fail closed, never verify against ''."""
+    value = secrets(name)
+    if not value:
+        raise WebhookRejected(503, "webhook secret is not configured")
+    return value
+
+
+def split_list(payload: Any, key: str) -> List[Any]:
+    """One self-contained delivery per item of `payload[key]`, every other key kept."""
+    if not isinstance(payload, dict) or not isinstance(payload.get(key), list) or not payload[key]:
+        return [payload]
+    return [dict(payload, **{key: [item]}) for item in payload[key]]
+
+
 def as_int(value: Any) -> int:
     """A platform timestamp or id given as int or numeric string; ValueError otherwise."""
     if isinstance(value, bool):

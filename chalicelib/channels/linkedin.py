@@ -45,6 +45,8 @@ from chalicelib.channels.base import (
     as_list,
     optional_str,
     require_str,
+    split_list,
+    require_secret,
 )
 from chalicelib.config import SecretLookup
 
@@ -65,16 +67,12 @@ class LinkedInAdapter(ChannelAdapter):
         code = request.query.get("challengeCode")
         if not code:
             return WebhookReply(400, {"error": "challengeCode is required"}, "application/json")
-        secret = secrets("LINKEDIN_CLIENT_SECRET")
-        if not secret:
-            return WebhookReply(503, {"error": "webhook secret is not configured"}, "application/json")
+        secret = require_secret(secrets, "LINKEDIN_CLIENT_SECRET")
         return WebhookReply(200, {"challengeCode": code, "challengeResponse": challenge_response(secret, code)},
                             "application/json")
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup) -> None:
-        secret = secrets("LINKEDIN_CLIENT_SECRET")
-        if not secret:
-            raise WebhookRejected(503, "webhook secret is not configured")
+        secret = require_secret(secrets, "LINKEDIN_CLIENT_SECRET")
         header = (request.header(SIGNATURE_HEADER) or "").strip().lower()
         if header.startswith(SIGNATURE_PREFIX):
             header = header[len(SIGNATURE_PREFIX):]
@@ -99,9 +97,7 @@ class LinkedInAdapter(ChannelAdapter):
         return _demo_deliveries(now_ms)
 
     def split(self, payload: Any) -> List[Any]:
-        if not isinstance(payload, dict) or not isinstance(payload.get("notifications"), list):
-            return [payload]
-        return [dict(payload, notifications=[n]) for n in payload["notifications"]] or [payload]
+        return split_list(payload, "notifications")
 
     def parse(self, payload: Any, context: Mapping[str, str]) -> Iterator[Event]:
         if not isinstance(payload, dict):

@@ -47,6 +47,8 @@ from chalicelib.channels.base import (
     as_list,
     optional_str,
     require_str,
+    split_list,
+    require_secret,
 )
 from chalicelib.config import SecretLookup
 
@@ -77,9 +79,7 @@ class MetaAdapter(ChannelAdapter):
         return WebhookReply(403, "verification failed", "text/plain")
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup) -> None:
-        secret = secrets("META_APP_SECRET")
-        if not secret:
-            raise WebhookRejected(503, "webhook secret is not configured")
+        secret = require_secret(secrets, "META_APP_SECRET")
         header = request.header("X-Hub-Signature-256")
         if not header or not header.startswith("sha256="):
             raise WebhookRejected(401, "missing X-Hub-Signature-256")
@@ -101,9 +101,7 @@ class MetaAdapter(ChannelAdapter):
         return _demo_deliveries(now_ms)
 
     def split(self, payload: Any) -> List[Any]:
-        if not isinstance(payload, dict) or not isinstance(payload.get("entry"), list):
-            return [payload]
-        return [dict(payload, entry=[entry]) for entry in payload["entry"]]
+        return split_list(payload, "entry")
 
     def parse(self, payload: Any, context: Mapping[str, str]) -> Iterator[Event]:
         if not isinstance(payload, dict):

@@ -38,6 +38,7 @@ from chalicelib.channels.base import (
     as_list,
     optional_str,
     require_str,
+    require_secret,
 )
 from chalicelib.config import SecretLookup
 
@@ -69,9 +70,7 @@ class TelegramAdapter(ChannelAdapter):
     body_signed = False  # a shared secret token, not a signature over the body
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup) -> None:
-        expected = secrets("TELEGRAM_SECRET_TOKEN")
-        if not expected:
-            raise WebhookRejected(503, "webhook secret is not configured")
+        expected = require_secret(secrets, "TELEGRAM_SECRET_TOKEN")
         if not signing.same(expected, request.header(SECRET_HEADER)):
             raise WebhookRejected(401, "missing or invalid X-Telegram-Bot-Api-Secret-Token")
         bot = request.query.get("bot")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import html
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 from chalicelib.channels import signing
 from chalicelib.channels.base import (
@@ -34,6 +34,7 @@ from chalicelib.channels.base import (
     as_list,
     optional_str,
     require_str,
+    require_secret,
 )
 from chalicelib.config import SecretLookup
 
@@ -55,15 +56,11 @@ class XAdapter(ChannelAdapter):
         token = request.query.get("crc_token")
         if not token:
             return WebhookReply(400, {"error": "crc_token is required"}, "application/json")
-        secret = secrets("X_CONSUMER_SECRET")
-        if not secret:
-            return WebhookReply(503, {"error": "webhook secret is not configured"}, "application/json")
+        secret = require_secret(secrets, "X_CONSUMER_SECRET")
         return WebhookReply(200, {"response_token": crc_response_token(secret, token)}, "application/json")
 
     def verify(self, request: WebhookRequest, secrets: SecretLookup) -> None:
-        secret = secrets("X_CONSUMER_SECRET")
-        if not secret:
-            raise WebhookRejected(503, "webhook secret is not configured")
+        secret = require_secret(secrets, "X_CONSUMER_SECRET")
         if not _signature_matches(secret, request.raw_body, request.header(SIGNATURE_HEADER)):
             raise WebhookRejected(401, "missing or invalid x-twitter-webhooks-signature")
         oauth2 = request.header(OAUTH2_SIGNATURE_HEADER)

@@ -25,7 +25,10 @@ def handshake(adapter_name: str, request: WebhookRequest) -> WebhookReply:
         adapter = get_adapter(adapter_name)
     except KeyError:
         return WebhookReply(404, f"no webhook named {adapter_name!r}")
-    return adapter.handshake(request, config.get_secret)
+    try:
+        return adapter.handshake(request, config.get_secret)
+    except WebhookRejected as rejected:
+        return WebhookReply(rejected.status, {"error": rejected.reason}, "application/json")
 
 
 def receive(adapter_name: str, request: WebhookRequest, correlation_id: str) -> WebhookReply:
