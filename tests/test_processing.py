@@ -115,3 +115,51 @@ def test_processor_never_sees_what_the_ack_path_refused(inbox, monkeypatch, stat
         response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1)), secret="wrong")
     assert response.status_code == status
     assert _count(config.INGEST_QUEUE) == 0
+
+
+def _conflicting_transactions(monkeypatch, failures: int):
+    """Make the next `failures` TransactWriteItems calls fail as DynamoDB does when a concurrent
+    transaction touches the same conversation (TransactionConflict)."""
+    from pynamodb.exceptions import CancellationReason, VerboseClientError
+
+    from chalicelib.ingest import pipeline
+
+    connection = pipeline._connection()
+    real_call = connection._make_api_call
+    calls = {"transactions": 0}
+
+    def flaky_call(operation_name, operation_kwargs):
+        if operation_name == "TransactWriteItems":
+            calls["transactions"] += 1
+            if calls["transactions"] <= failures:
+                raise VerboseClientError(
+                    {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}}, operation_name,
+                    cancellation_reasons=[None, None, None, CancellationReason("TransactionConflict")])
+        return real_call(operation_name, operation_kwargs)
+
+    monkeypatch.setattr(connection, "_make_api_call", flaky_call)
+    monkeypatch.setattr(pipeline.random, "uniform", lambda low, high: 0.0)
+    return calls
+
+
+def test_a_transaction_conflict_on_a_busy_conversation_is_retried_in_place(inbox, monkeypatch):
+    from chalicelib.ingest import pipeline
+
+    inbox.add_account("messenger", PAGE)
+    calls = _conflicting_transactions(monkeypatch, failures=pipeline.TRANSACTION_ATTEMPTS - 1)
+    inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000, "hello")))
+    inbox.process()
+    assert calls["transactions"] == pipeline.TRANSACTION_ATTEMPTS
+    [conversation] = inbox.conversations()
+    assert conversation["message_count"] == 1
+    assert [m["text"] for m in inbox.messages(conversation["id"])] == ["hello"]
+    assert _count(config.DEAD_LETTER_QUEUE) == 0
+
+
+def test_endless_conflicts_go_back_to_the_queue_and_end_parked_not_lost(inbox, monkeypatch):
+    inbox.add_account("messenger", PAGE)
+    _conflicting_transactions(monkeypatch, failures=10_000)
+    inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000, "hello")))
+    inbox.process()
+    assert inbox.conversations() == []
+    assert _count(config.DEAD_LETTER_QUEUE) == 1

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -216,13 +217,16 @@ def _record(event: MessageEvent, *, edited_at_ms: Optional[int] = None, removed_
         if event.contact.handle:
             conversation_actions.append(Conversation.contact_handle.set(event.contact.handle))
 
-    try:
+    def write() -> None:
         with TransactWrite(connection=_connection()) as transaction:
             transaction.save(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now),
                              condition=MessageRef.ref.does_not_exist(), return_values="ALL_OLD")
             transaction.save(message)
             transaction.update(Contact(contact_id), actions=contact_actions)
             transaction.update(Conversation(conversation_id), actions=conversation_actions)
+
+    try:
+        _with_conflict_retries(write)
         created = True
     except TransactWriteError as error:
         existing = _existing_ref(error, ref)
@@ -246,6 +250,26 @@ def _connection() -> Connection:
     if _transaction_connection is None:
         _transaction_connection = Connection(region=config.aws_region(), host=config.dynamodb_host())
     return _transaction_connection
+
+
+TRANSACTION_ATTEMPTS = 4
+
+
+def _with_conflict_retries(write: Callable[[], None]) -> None:
+    """Run a transaction, retrying when DynamoDB cancels it for a conflict with a concurrent
+    one (two messages of one busy conversation): short jittered waits instead of sending the
+    whole envelope back through the queue."""
+    for attempt in range(1, TRANSACTION_ATTEMPTS + 1):
+        try:
+            write()
+            return
+        except TransactWriteError as error:
+            reasons = getattr(error, "cancellation_reasons", None) or []
+            conflict = any(r is not None and r.code == "TransactionConflict" for r in reasons)
+            if not conflict or attempt == TRANSACTION_ATTEMPTS:
+                raise
+            logger.info("transaction conflict, retrying", extra={"attempt": attempt})
+            time.sleep(random.uniform(0.02, 0.08) * attempt)
 
 
 def _existing_ref(error: TransactWriteError, ref: str) -> Optional[MessageRef]:
