@@ -46,6 +46,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     from chalice.config import Config
     from chalice.local import create_local_server
 
+    from chalicelib.config import LOCAL_SECRET_DEFAULTS
     from chalicelib.local import seed, stack
     from chalicelib.local.pump import Pump
 
@@ -66,7 +67,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"  inbox:     {base}/", flush=True)
     print(f"  API:       {base}/api/conversations", flush=True)
     print(f"  webhooks:  {base}/webhooks/<platform>  ({', '.join(_adapters())})", flush=True)
-    print(f"  logins:    {', '.join(seeded['agents'])}  (password: LOCAL_ADMIN_PASSWORD, see README)", flush=True)
+    if "LOCAL_ADMIN_PASSWORD" in os.environ:
+        password_hint = "the LOCAL_ADMIN_PASSWORD you set"  # a chosen password is never echoed
+    else:
+        password_hint = f"{LOCAL_SECRET_DEFAULTS['LOCAL_ADMIN_PASSWORD']} (dev default; set LOCAL_ADMIN_PASSWORD)"
+    print(f"  logins:    {', '.join(seeded['agents'])}", flush=True)
+    print(f"  password:  {password_hint}", flush=True)
     print(f"  accounts:  {len(seeded['accounts'])} demo channel accounts", flush=True)
     print("  Ctrl-C stops everything.", flush=True)
 
