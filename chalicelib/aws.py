@@ -1,31 +1,19 @@
-"""Lazily created boto3 clients, shared per container (never at import time: cold start)."""
+"""Shortcuts to the runtime's lazily created AWS clients (never at import time: cold start)."""
 from __future__ import annotations
 
-import functools
-import os
 from typing import Any
 
-from chalicelib import config
+from chalicelib.runtime import runtime
 
 
-@functools.lru_cache(maxsize=None)
 def client(service: str) -> Any:
-    import boto3
-
-    return boto3.session.Session().client(service, region_name=config.aws_region())
+    return runtime.client(service)
 
 
-@functools.lru_cache(maxsize=None)
 def queue_url(short_name: str) -> str:
-    """URL of one of our queues: from `<NAME>_QUEUE_URL` if ops set it, else one GetQueueUrl
-    per container."""
-    override = os.environ.get(short_name.upper().replace("-", "_") + "_QUEUE_URL")
-    if override:
-        return override
-    return client("sqs").get_queue_url(QueueName=config.queue_name(short_name))["QueueUrl"]
+    return runtime.queue_url(short_name)
 
 
 def reset() -> None:
-    """Forget clients (tests switch between mocked backends)."""
-    client.cache_clear()
-    queue_url.cache_clear()
+    """Forget clients and caches (tests switch between mocked backends)."""
+    runtime.reset()

@@ -57,6 +57,8 @@ class ChannelAccount(Model):
     credential_refs = MapAttribute(default=dict)
     enabled = BooleanAttribute(default=True)
     created_at = NumberAttribute()
+    # The team whose queue this account's conversations land in (config.DEFAULT_TEAM if unset).
+    team = UnicodeAttribute(null=True)
 
     @staticmethod
     def key_for(channel: str, platform_account_id: str) -> str:

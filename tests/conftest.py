@@ -35,17 +35,14 @@ from tests.helpers import Inbox  # noqa: E402
 
 @pytest.fixture
 def aws_backend() -> Iterator[None]:
-    from chalicelib import aws
-    from chalicelib.ingest import pipeline
     from chalicelib.local import stack
+    from chalicelib.runtime import runtime
 
     with mock_aws():
-        aws.reset()
-        pipeline.forget_accounts()
+        runtime.reset()
         stack.create_all()
         yield
-        aws.reset()
-        pipeline.forget_accounts()
+        runtime.reset()
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ class Inbox:
 
     # --- setup ---
     def add_account(self, channel: str, platform_account_id: str, name: str = "Test account") -> None:
-        from chalicelib.ingest.pipeline import register_account
+        from chalicelib.accounts import register_account
 
         register_account(channel, platform_account_id, name)
 

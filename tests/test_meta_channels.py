@@ -537,11 +537,12 @@ def test_every_fixture_parses_without_problems():
 def test_mutated_payloads_never_break_the_pipeline(aws_backend):
     """What parse lets through is also storable: mutated fixtures go through the real pipeline
     without an exception (bad parts end in quarantine)."""
+    from chalicelib.accounts import register_account
     from chalicelib.ingest import pipeline
 
     for channel, account in (("instagram", IG), ("facebook", PAGE), ("messenger", PAGE),
                              ("messenger", "1234567890"), ("whatsapp", "106540352242922")):
-        pipeline.register_account(channel, account, "test")
+        register_account(channel, account, "test")
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(payload=meta_shaped())

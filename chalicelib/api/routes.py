@@ -5,7 +5,7 @@ import functools
 import json
 from typing import Any, Callable, Dict, Optional
 
-from chalice import Blueprint, BadRequestError, ForbiddenError, NotFoundError, Response, UnauthorizedError
+from chalice import Blueprint, BadRequestError, ConflictError, ForbiddenError, NotFoundError, Response, UnauthorizedError
 
 api = Blueprint(__name__)
 
@@ -132,7 +132,7 @@ def accounts(identity: Any) -> Any:
 @api.route("/api/accounts", methods=["POST"])
 @admin_only
 def add_account(identity: Any) -> Any:
-    from chalicelib.ingest.pipeline import register_account
+    from chalicelib.accounts import AccountExists, register_account
     from chalicelib.api.views import CHANNELS
 
     body = _json_body()
@@ -144,7 +144,13 @@ def add_account(identity: Any) -> Any:
     refs = body.get("credential_refs") or {}
     if not isinstance(refs, dict) or not all(isinstance(v, str) for v in refs.values()):
         raise BadRequestError("credential_refs must map names to secret names")
-    account = register_account(channel, account_id, name, refs)
+    team = body.get("team")
+    if team is not None and (not isinstance(team, str) or not 1 <= len(team) <= 64 or "#" in team):
+        raise BadRequestError("team must be a name of 1 to 64 characters without '#'")
+    try:
+        account = register_account(channel, account_id, name, refs, team=team)
+    except AccountExists:
+        raise ConflictError(f"{channel} account {account_id} is already registered; change it with PATCH")
     return Response({"channel": account.channel, "platform_account_id": account.platform_account_id,
                      "name": account.name, "enabled": account.enabled}, status_code=201)
 

@@ -28,14 +28,14 @@ from chalicelib.channels.base import (
     RemoveEvent,
     StatusEvent,
 )
+from chalicelib.accounts import find_account
 from chalicelib.logs import logger
+from chalicelib.runtime import runtime
 from chalicelib.models import ChannelAccount, Contact, Conversation, Message, MessageRef, Quarantine
 
 PREVIEW_CHARS = 140
 DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 QUARANTINE_DAYS = 30
-_ACCOUNT_CACHE_SECONDS = 60.0
-_account_cache: Dict[str, Tuple[float, Optional[ChannelAccount]]] = {}
 
 
 def now_ms() -> int:
@@ -71,39 +71,6 @@ def preview_of(text: Optional[str], msg_type: str) -> str:
         flat = " ".join(text.split())
         return flat if len(flat) <= PREVIEW_CHARS else flat[: PREVIEW_CHARS - 1] + "…"
     return f"[{msg_type}]"
-
-
-# --- accounts ----------------------------------------------------------------------------------
-
-
-def find_account(channel: str, platform_account_id: str) -> Optional[ChannelAccount]:
-    """The configured account, cached per container for a minute (one GetItem per minute)."""
-    key = ChannelAccount.key_for(channel, platform_account_id)
-    cached = _account_cache.get(key)
-    if cached and time.monotonic() - cached[0] < _ACCOUNT_CACHE_SECONDS:
-        return cached[1]
-    try:
-        account: Optional[ChannelAccount] = ChannelAccount.get(key)
-    except DoesNotExist:
-        account = None
-    _account_cache[key] = (time.monotonic(), account)
-    return account
-
-
-def forget_accounts() -> None:
-    _account_cache.clear()
-
-
-def register_account(channel: str, platform_account_id: str, name: str,
-                     credential_refs: Optional[Dict[str, str]] = None) -> ChannelAccount:
-    account = ChannelAccount(
-        ChannelAccount.key_for(channel, platform_account_id), channel=channel,
-        platform_account_id=platform_account_id, name=name, credential_refs=credential_refs or {},
-        enabled=True, created_at=now_ms(),
-    )
-    account.save()
-    _account_cache.pop(account.account_key, None)
-    return account
 
 
 # --- entry point -------------------------------------------------------------------------------
@@ -242,14 +209,8 @@ def _record(event: MessageEvent, *, edited_at_ms: Optional[int] = None, removed_
     return created, (conversation_id, sort_key)
 
 
-_transaction_connection: Optional[Connection] = None
-
-
 def _connection() -> Connection:
-    global _transaction_connection
-    if _transaction_connection is None:
-        _transaction_connection = Connection(region=config.aws_region(), host=config.dynamodb_host())
-    return _transaction_connection
+    return runtime.connection()
 
 
 TRANSACTION_ATTEMPTS = 4

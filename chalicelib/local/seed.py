@@ -17,7 +17,7 @@ def seed() -> Dict[str, List[str]]:
     existing records are left alone."""
     from chalicelib.api.auth import create_agent
     from chalicelib.channels import adapter_names, get_adapter
-    from chalicelib.ingest.pipeline import find_account, register_account
+    from chalicelib.accounts import find_account, register_account
     from chalicelib.models import Agent
 
     password = config.get_secret("LOCAL_ADMIN_PASSWORD") or ""

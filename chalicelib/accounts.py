@@ -1,0 +1,88 @@
+"""Channel accounts: the brand's pages, numbers and bots that deliveries are routed to.
+
+Reads are cached on the runtime (a known account for a minute, an unknown one for seconds);
+registering or changing an account in this process forgets the cached answer at once.
+"""
+from __future__ import annotations
+
+import time
+from typing import Dict, Optional
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib.models import ChannelAccount
+from chalicelib.runtime import runtime
+
+
+class AccountExists(Exception):
+    """The channel account is already registered (an update is an explicit PATCH)."""
+
+
+def find_account(channel: str, platform_account_id: str) -> Optional[ChannelAccount]:
+    """The configured account, or None; cached per container."""
+    key = ChannelAccount.key_for(channel, platform_account_id)
+    cached = runtime.accounts.get(key)
+    now = time.monotonic()
+    if cached is not None:
+        at, account = cached
+        ttl = runtime.ACCOUNT_CACHE_SECONDS if account is not None else runtime.UNKNOWN_ACCOUNT_CACHE_SECONDS
+        if now - at < ttl:
+            return account
+    try:
+        account: Optional[ChannelAccount] = ChannelAccount.get(key)
+    except DoesNotExist:
+        account = None
+    runtime.accounts[key] = (now, account)
+    return account
+
+
+def register_account(channel: str, platform_account_id: str, name: str,
+                     credential_refs: Optional[Dict[str, str]] = None, team: Optional[str] = None) -> ChannelAccount:
+    """Create an account; AccountExists if it is already there (never a silent overwrite)."""
+    account = ChannelAccount(
+        ChannelAccount.key_for(channel, platform_account_id), channel=channel,
+        platform_account_id=platform_account_id, name=name, credential_refs=credential_refs or {},
+        enabled=True, created_at=runtime.now_ms(), team=team,
+    )
+    try:
+        account.save(condition=ChannelAccount.account_key.does_not_exist())
+    except PutError as error:
+        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException":
+            raise AccountExists(account.account_key) from error
+        raise
+    finally:
+        forget_account(account.account_key)
+    return account
+
+
+def update_account(channel: str, platform_account_id: str, *, name: Optional[str] = None,
+                   enabled: Optional[bool] = None, team: Optional[str] = None,
+                   credential_refs: Optional[Dict[str, str]] = None) -> Optional[ChannelAccount]:
+    """Change an existing account's settings; None if there is no such account."""
+    key = ChannelAccount.key_for(channel, platform_account_id)
+    actions = []
+    if name is not None:
+        actions.append(ChannelAccount.name.set(name))
+    if enabled is not None:
+        actions.append(ChannelAccount.enabled.set(enabled))
+    if team is not None:
+        actions.append(ChannelAccount.team.set(team))
+    if credential_refs is not None:
+        actions.append(ChannelAccount.credential_refs.set(credential_refs))
+    account = ChannelAccount(key)
+    try:
+        if actions:
+            account.update(actions=actions, condition=ChannelAccount.account_key.exists())
+        account.refresh(consistent_read=True)
+    except Exception as error:  # noqa: BLE001 - a missing account is a 404, not a 500
+        if getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException" or isinstance(
+                error, DoesNotExist):
+            return None
+        raise
+    finally:
+        forget_account(key)
+    return account
+
+
+def forget_account(account_key: str) -> None:
+    runtime.accounts.pop(account_key, None)

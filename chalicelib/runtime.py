@@ -1,0 +1,88 @@
+"""The one place that wires dependencies: AWS clients, caches and the clock.
+
+Everything that would otherwise be a private module global (boto3 clients, queue URLs, the
+account cache, the DynamoDB connection used for transactions) lives on one `Runtime` object, so
+tests, the local stack and the benchmark reset it with `runtime.reset()` instead of patching
+modules. Clients are created lazily: nothing here runs at import time (cold start).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Callable, Dict, Optional, Tuple
+
+from chalicelib import config
+
+
+class Runtime:
+    """Process-wide wiring. Cheap to create; everything inside is built on first use."""
+
+    #: How long a known account is trusted from memory (one GetItem per minute per container).
+    ACCOUNT_CACHE_SECONDS = 60.0
+    #: How long "no such account" is trusted: short, so a freshly registered account is used
+    #: almost at once by other containers too (this process forgets at registration).
+    UNKNOWN_ACCOUNT_CACHE_SECONDS = 5.0
+
+    def __init__(self, clock: Optional[Callable[[], float]] = None) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock or time.time
+        self._clients: Dict[str, Any] = {}
+        self._queue_urls: Dict[str, str] = {}
+        self._connection: Any = None
+        self.accounts: Dict[str, Tuple[float, Any]] = {}
+
+    # --- time -------------------------------------------------------------------------------
+    def now_ms(self) -> int:
+        """Wall-clock milliseconds (replaceable in tests with `use_clock`)."""
+        return int(self._clock() * 1000)
+
+    def use_clock(self, clock: Optional[Callable[[], float]]) -> None:
+        self._clock = clock or time.time
+
+    # --- AWS ------------------------------------------------------------------------------------
+    def client(self, service: str) -> Any:
+        """A boto3 client per service, shared by every thread of the process (they are
+        thread-safe once created; creation itself is serialised)."""
+        found = self._clients.get(service)
+        if found is None:
+            with self._lock:
+                found = self._clients.get(service)
+                if found is None:
+                    import boto3
+
+                    found = boto3.session.Session().client(service, region_name=config.aws_region())
+                    self._clients[service] = found
+        return found
+
+    def queue_url(self, short_name: str) -> str:
+        """URL of one of our queues: `<NAME>_QUEUE_URL` if ops set it, else one GetQueueUrl."""
+        found = self._queue_urls.get(short_name)
+        if found is None:
+            override = os.environ.get(short_name.upper().replace("-", "_") + "_QUEUE_URL")
+            found = override or self.client("sqs").get_queue_url(
+                QueueName=config.queue_name(short_name))["QueueUrl"]
+            self._queue_urls[short_name] = found
+        return found
+
+    def connection(self) -> Any:
+        """pynamodb's low-level connection (transactions need one)."""
+        if self._connection is None:
+            from pynamodb.connection import Connection
+
+            self._connection = Connection(region=config.aws_region(), host=config.dynamodb_host())
+        return self._connection
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget clients, queue URLs, cached accounts and secrets (tests switch backends)."""
+        with self._lock:
+            self._clients.clear()
+            self._queue_urls.clear()
+            self._connection = None
+            self.accounts.clear()
+        self._clock = time.time
+        config.forget_secrets()
+
+
+runtime = Runtime()
