@@ -7,7 +7,9 @@ Sources (Microsoft Learn, LinkedIn API guide): "Webhooks" -- validation and sign
 
 Handshake: `GET ?challengeCode=<uuid>` is answered 200 `application/json`
 `{"challengeCode": code, "challengeResponse": hex(HMAC-SHA256(client secret, code))}` (LinkedIn
-re-validates every 2 hours; 3 failures block the endpoint).
+re-validates every 2 hours; 3 failures block the endpoint). The answer equals the accepted
+signature of a body "hmacsha256=" + B (code = that) or of the bare body (code = B), so only codes
+shaped like LinkedIn's (a UUID, which is neither JSON nor "hmacsha256=...") are answered.
 
 Verification: `X-LI-Signature`. The docs say the value is the HMAC-SHA256 (client secret) of the
 POST body *prefixed by* `hmacsha256=`, hex-encoded. We accept exactly that: hex of
@@ -55,6 +57,8 @@ SIGNATURE_HEADER = "X-LI-Signature"
 SIGNATURE_PREFIX = "hmacsha256="
 EVENT_TYPE = "ORGANIZATION_SOCIAL_ACTION_NOTIFICATIONS"
 COMMENT_ACTIONS = ("COMMENT", "ADMIN_COMMENT")
+# LinkedIn's challengeCode is a UUID: never a JSON document, never "hmacsha256=" + anything.
+CHALLENGE_CODE_SHAPE = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
 # Comment URNs appear both as urn:li:comment:(urn:li:activity:1,2) and urn:li:comment:(activity:1,2).
 SHORT_COMMENT_URN = re.compile(r"^urn:li:comment:\((?!urn:)([A-Za-z]+):([^,()]+),([^()]+)\)$")
 
@@ -67,6 +71,8 @@ class LinkedInAdapter(ChannelAdapter):
         code = request.query.get("challengeCode")
         if not code:
             return WebhookReply(400, {"error": "challengeCode is required"}, "application/json")
+        if not is_challenge_code(code):
+            return WebhookReply(400, {"error": "challengeCode must be a UUID"}, "application/json")
         secret = require_secret(secrets, "LINKEDIN_CLIENT_SECRET")
         return WebhookReply(200, {"challengeCode": code, "challengeResponse": challenge_response(secret, code)},
                             "application/json")
@@ -117,6 +123,12 @@ class LinkedInAdapter(ChannelAdapter):
             except Exception as exc:  # noqa: BLE001 - one bad notification must not sink the batch
                 account = optional_str(notification, "organizationalEntity")
                 yield ParseProblem(CHANNEL, f"unreadable notification: {exc}", notification, account)
+
+
+def is_challenge_code(code: str) -> bool:
+    """Whether a challengeCode may be answered: its HMAC doubles as a POST signature, so only the
+    UUID shape LinkedIn sends is signed (it can be neither a JSON body nor "hmacsha256=" + body)."""
+    return CHALLENGE_CODE_SHAPE.fullmatch(code) is not None
 
 
 def challenge_response(secret: str, code: str) -> str:

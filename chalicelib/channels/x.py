@@ -1,7 +1,10 @@
 """X (Twitter) Account Activity API webhooks (/webhooks/x): direct messages and mentions.
 
 Handshake (CRC): `GET ?crc_token=T` is answered with
-`{"response_token": "sha256=" + base64(HMAC-SHA256(consumer secret, T))}`.
+`{"response_token": "sha256=" + base64(HMAC-SHA256(consumer secret, T))}`. That answer is exactly
+the POST signature of a body equal to T, so only tokens that can never be a delivery are answered:
+base64/base64url/hex characters (plus `_`), bounded length, and not parseable as JSON (a bare
+number or `true` is a JSON document the ack path would queue).
 Verification: `x-twitter-webhooks-signature` is `sha256=<base64 HMAC-SHA256(consumer secret, raw
 body)>`; when X also sends `X-Twitter-Webhooks-Signature-OAuth2` and an OAuth2 client secret is
 configured, that one must match too.
@@ -16,6 +19,8 @@ Text arrives HTML-escaped (`&amp;`), so it is unescaped once here.
 from __future__ import annotations
 
 import html
+import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
@@ -44,6 +49,9 @@ OAUTH2_SIGNATURE_HEADER = "X-Twitter-Webhooks-Signature-OAuth2"
 EVENT_LISTS = ("direct_message_events", "tweet_create_events")
 # Keys of an Account Activity delivery that describe it rather than carry events.
 ENVELOPE_KEYS = ("for_user_id", "users", "apps", "user_has_blocked", "source")
+# X's crc_token is an opaque random string; be liberal within an alphabet that cannot form a JSON
+# object, array or string (no braces, brackets, quotes, whitespace, colons or commas).
+CRC_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_+/=-]{1,256}")
 MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
 
 
@@ -56,6 +64,9 @@ class XAdapter(ChannelAdapter):
         token = request.query.get("crc_token")
         if not token:
             return WebhookReply(400, {"error": "crc_token is required"}, "application/json")
+        if not is_crc_token(token):
+            return WebhookReply(400, {"error": "crc_token must be 1-256 characters of A-Za-z0-9_+/=- "
+                                               "and not a JSON value"}, "application/json")
         secret = require_secret(secrets, "X_CONSUMER_SECRET")
         return WebhookReply(200, {"response_token": crc_response_token(secret, token)}, "application/json")
 
@@ -126,6 +137,18 @@ class XAdapter(ChannelAdapter):
             yield IgnoredEvent(CHANNEL, f"account activity {','.join(others)} is not inbox material")
         elif not any(k in payload for k in EVENT_LISTS):
             yield IgnoredEvent(CHANNEL, "delivery carries no events")
+
+
+def is_crc_token(token: str) -> bool:
+    """Whether a crc_token may be answered: its HMAC is also the signature of a POST body equal to
+    the token, so a token that could be a JSON delivery would turn the CRC into a signing oracle."""
+    if not CRC_TOKEN_SHAPE.fullmatch(token):
+        return False
+    try:
+        json.loads(token)  # the same parser the ack path uses: numbers, true, NaN, Infinity ...
+    except ValueError:
+        return True
+    return False
 
 
 def crc_response_token(secret: str, crc_token: str) -> str:
