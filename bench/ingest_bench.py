@@ -72,7 +72,12 @@ def _parse_args(argv):
     parser.add_argument("--json", default=os.path.join(PROJECT, "bench", "results.json"),
                         help="where to write machine-readable results ('-' for stdout, '' for none)")
     parser.add_argument("--seed", type=int, default=20261123, help="shuffle seed for the interleaving")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: ack,processor,requests,imports")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: ack,processor,requests,wru,imports")
+    parser.add_argument("--only", default="", help="comma-separated sections to run, the others skipped "
+                                                   "(e.g. --only wru: DynamoDB request units per message kind, <1 min)")
+    parser.add_argument("--log-file", default="",
+                        help="where the app's log lines go (default: /dev/null); they are formatted and written "
+                             "as deployed either way")
     parser.add_argument("--time-limit", type=float, default=300.0,
                         help="hard stop (seconds): dump stacks and exit if the bench hangs")
     return parser.parse_args(argv)
@@ -91,6 +96,7 @@ if PROJECT not in sys.path:
 
 import contextlib  # noqa: E402
 import gc  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
 import platform  # noqa: E402
@@ -120,7 +126,13 @@ def _watchdog() -> None:
         os._exit(2)
 
 
+SECTIONS = ("ack", "processor", "requests", "wru", "imports")
 SKIP = {s.strip() for s in ARGS.skip.split(",") if s.strip()}
+if ARGS.only:
+    _only = {s.strip() for s in ARGS.only.split(",") if s.strip()}
+    if _only - set(SECTIONS):
+        sys.exit(f"--only: unknown section(s) {', '.join(sorted(_only - set(SECTIONS)))}; known: {', '.join(SECTIONS)}")
+    SKIP |= set(SECTIONS) - _only
 QUICK = ARGS.quick
 ROUNDS_1 = 60 if QUICK else 300  # interleaved rounds, 1-event delivery
 ROUNDS_100 = 30 if QUICK else 120  # interleaved rounds, 100-event batch
@@ -252,6 +264,14 @@ def _resource_of(params: Dict[str, Any]) -> str:
 COUNTER = RequestCounter()
 COUNTER.install()  # before the first client exists
 
+sys.path.insert(0, os.path.join(PROJECT, "bench"))
+import wru  # noqa: E402  (bench/wru.py: DynamoDB request units, independent of the code under test)
+
+# Images before/after each write come from moto's backend (in-process) or from GetItems on a
+# private client that neither the meter nor COUNTER counts.
+METER = wru.WruMeter(wru.Images(REGION, ACCOUNT_ID, quiet=COUNTER.paused))
+METER.install()  # before the first client exists, like COUNTER
+
 
 # ================================================================================================
 # Emulated AWS
@@ -353,12 +373,13 @@ def fresh_tables() -> None:
     from chalicelib import aws
     from chalicelib.local import stack
 
-    with COUNTER.paused():
+    with COUNTER.paused(), METER.paused():
         dynamodb = aws.client("dynamodb")
         for name in dynamodb.list_tables().get("TableNames", []):
             if name.startswith(PREFIX + "-"):
                 dynamodb.delete_table(TableName=name)
         stack.create_all()
+    METER.images.forget()  # index definitions are read again (they may have changed on main)
     reset_container()
 
 
@@ -380,6 +401,80 @@ def empty_tables(*short_names: str) -> None:
                 for i in range(0, len(items), 25):
                     dynamodb.batch_write_item(RequestItems={table: [{"DeleteRequest": {"Key": item}}
                                                                     for item in items[i:i + 25]]})
+
+
+# ================================================================================================
+# Logging as deployed
+# ================================================================================================
+
+
+class LogSink(io.TextIOBase):
+    """Stands in for the Lambda's stdout: every line the app logs is formatted by its own handlers
+    and written here (to /dev/null or --log-file), and counted, so that its cost is in every figure.
+
+    The app is imported while `sys.stdout` is this sink, exactly as Lambda imports it with stdout
+    being the log stream: whatever handlers the app's modules (and Chalice, which checks whether
+    its logger already writes to sys.stdout) attach at import time bind to it, with their own
+    levels. Nothing is silenced or re-leveled by the bench."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__()
+        self.path = path or os.devnull
+        self._file = open(self.path, "w", encoding="utf-8")
+        self.lines = 0
+        self.json_lines = 0
+        self.bytes = 0
+
+    def write(self, text: str) -> int:
+        self._file.write(text)
+        self.bytes += len(text)
+        for line in text.splitlines():
+            if line.strip():
+                self.lines += 1
+                if line.lstrip().startswith("{"):
+                    self.json_lines += 1
+        return len(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def snapshot(self) -> Tuple[int, int]:
+        return self.lines, self.json_lines
+
+    def describe_handlers(self) -> List[str]:
+        described = []
+        loggers = [logging.getLogger()] + [v for v in logging.Logger.manager.loggerDict.values()
+                                           if isinstance(v, logging.Logger)]
+        for logger in loggers:
+            mine = [h for h in logger.handlers if getattr(h, "stream", None) is self]
+            if mine:
+                described.append(f"logger '{logger.name}' level {logging.getLevelName(logger.getEffectiveLevel())}, "
+                                 f"{len(mine)} handler(s) writing to the log stream "
+                                 f"({', '.join(type(h).__name__ for h in mine)}), propagate={logger.propagate}")
+        return described or ["no handler writes to the log stream"]
+
+
+LOG_SINK = LogSink(ARGS.log_file)
+
+
+def import_app_logging_to(sink: LogSink) -> Any:
+    """`import app` with sys.stdout being the log stream, as in Lambda (see LogSink)."""
+    real_stdout = sys.stdout
+    sys.stdout = sink
+    try:
+        import app as application
+        # What the first webhook request and the SQS handler import lazily (as on their first call).
+        for module in ("chalicelib.ingest.webhook", "chalicelib.ingest.processor", "chalicelib.logs"):
+            try:
+                __import__(module)
+            except ImportError:
+                pass
+    finally:
+        sys.stdout = real_stdout
+    return application
 
 
 # ================================================================================================
@@ -489,6 +584,21 @@ def sign(adapter_name: str, raw: bytes) -> Dict[str, str]:
     return headers
 
 
+def accounts_api() -> Any:
+    """The module that registers and looks up channel accounts (chalicelib.accounts since bc48fc9;
+    the pipeline before)."""
+    try:
+        from chalicelib import accounts
+
+        if hasattr(accounts, "register_account"):
+            return accounts
+    except ImportError:
+        pass
+    from chalicelib.ingest import pipeline
+
+    return pipeline
+
+
 def reset_container() -> None:
     """Forget everything a warm Lambda container keeps: clients, queue URLs, cached accounts and
     secrets, pynamodb connections (the next invocation behaves like a cold start)."""
@@ -496,9 +606,12 @@ def reset_container() -> None:
     from chalicelib.ingest import pipeline
     from chalicelib.models import ALL_MODELS
 
-    aws.reset()
-    pipeline.forget_accounts()
-    config._secret_cache.clear()
+    aws.reset()  # since bc48fc9 the Runtime object: clients, queue URLs, accounts, secrets
+    for forget in (getattr(pipeline, "forget_accounts", None), getattr(config, "forget_secrets", None)):
+        if forget is not None:
+            forget()
+    if hasattr(config, "_secret_cache"):
+        config._secret_cache.clear()
     try:
         from aws_lambda_powertools.utilities import parameters
 
@@ -661,8 +774,8 @@ def bench_processor(application: Any, results: Dict[str, Any]) -> None:
         fresh_tables()  # small tables: see fresh_tables()
         with COUNTER.paused():
             for channel, account_id, name in _meta_accounts():
-                pipeline.register_account(channel, account_id, name)
-                pipeline.find_account(channel, account_id)  # warm container: account cached
+                accounts_api().register_account(channel, account_id, name)
+                accounts_api().find_account(channel, account_id)  # warm container: account cached
             # Open the conversations first (untimed): every timed message is a follow-up.
             opened = application.ingest_processor(
                 {"Records": [record(Envelope("meta", delivery(events, f"open{events}", base - 5_000_000), base,
@@ -862,8 +975,8 @@ def _pipeline_paths() -> Dict[str, Any]:
     fresh_tables()
     channel, account = "messenger", "100000000000009"
     with COUNTER.paused():
-        pipeline.register_account(channel, account, "bench page")
-        pipeline.find_account(channel, account)
+        accounts_api().register_account(channel, account, "bench page")
+        accounts_api().find_account(channel, account)
     t = int(time.time() * 1000)
 
     def message(mid: str, at: int, direction: str = "in", text: str = "hello", account_id: str = account) -> Any:
@@ -906,9 +1019,9 @@ def _requests_for(adapter_name: str, adapter: Any, application: Any, local_clien
     log.records = []
     with COUNTER.paused():
         for channel, account_id, name in adapter.demo_accounts:
-            pipeline.register_account(channel, account_id, name)
+            accounts_api().register_account(channel, account_id, name)
         for channel, account_id, _ in adapter.demo_accounts:  # a warm container has them cached
-            pipeline.find_account(channel, account_id)
+            accounts_api().find_account(channel, account_id)
         aws.queue_url(config.INGEST_QUEUE)
 
     def counted_handler(event: Dict[str, Any], context: Any) -> Any:
@@ -1022,6 +1135,248 @@ def _requests_for(adapter_name: str, adapter: Any, application: Any, local_clien
                 label_rows, indent="      ")
     return {"channels": list(adapter.channels), "demo_accounts": len(adapter.demo_accounts),
             "passes": pass_results, "per_event_kind_warm": kinds}
+
+
+# ================================================================================================
+# (d) DynamoDB request units per message kind (bench/wru.py), and what they cost
+# ================================================================================================
+
+# On-demand list prices, US East (N. Virginia), Standard table class, USD per million request
+# units (in force since the 1 Nov 2024 price cut; source and date in bench/README.md).
+PRICE_PER_MILLION_WRU = 0.625
+PRICE_PER_MILLION_RRU = 0.125
+WRU_CONVERSATIONS = 5  # conversations per message kind (each kind measured once per conversation)
+SELF_TEST_TABLE = f"{PREFIX}-wru-self-test"
+
+
+def _usd(units: float, price: float) -> str:
+    return f"${units * price:,.2f}"
+
+
+class Delivery:
+    """One signed POST to /webhooks/<adapter>, then the processor drains the queue (the SQS
+    trigger's own ReceiveMessage/DeleteMessageBatch are Lambda's, not ours); measured as a whole:
+    requests, WRU/RRU (METER) and log lines (LOG_SINK) on the ack path and in the processor."""
+
+    def __init__(self, application: Any, client: Any) -> None:
+        from chalicelib.local.pump import pump_once
+
+        self.application = application
+        self.client = client
+        self.pump_once = pump_once
+
+    def send(self, adapter_name: str, payload: Any) -> Dict[str, Any]:
+        raw = encode(payload)
+        headers = sign(adapter_name, raw)
+        lines0, json0 = LOG_SINK.snapshot()
+        with METER.scope() as units, COUNTER.scope() as requests:
+            response = self.client.http.post(f"/webhooks/{adapter_name}", body=raw, headers=headers)
+            ack_lines = LOG_SINK.lines - lines0
+            if not 200 <= response.status_code < 300:
+                raise RuntimeError(f"webhook answered {response.status_code}: {response.body[:200]!r}")
+            for _ in range(100):  # bounded drain through the real handler
+                if self.pump_once(self.application.ingest_processor, max_messages=10) == 0:
+                    break
+        lines1, json1 = LOG_SINK.snapshot()
+        dynamodb_requests = Counter({k: v for k, v in requests.calls.items()
+                                     if k.split("[")[0] in wru.WRITE_OPERATIONS + wru.READ_OPERATIONS})
+        return {"wru": units.wru, "base_wru": units.base_wru, "index_wru": units.index_wru, "rru": units.rru,
+                "writes": [vars(w) for w in units.writes], "by_table": dict(units.by_table(_short)),
+                "index_moves": dict(units.index_moves()), "dynamodb_requests": dict(dynamodb_requests),
+                "log_lines": lines1 - lines0, "log_lines_ack": ack_lines, "log_lines_not_json": (lines1 - lines0)
+                - (json1 - json0)}
+
+
+def _stored(short: str) -> int:
+    """Items in one of our tables, read without a counted request."""
+    from chalicelib import config
+
+    with COUNTER.paused(), METER.paused():
+        client = METER.images.private_client()
+        return int(client.scan(TableName=config.table_name(short), Select="COUNT")["Count"])
+
+
+def _messenger(now: int, customer: str, kind: str, mid: str, text: str = "") -> Dict[str, Any]:
+    """A Messenger delivery holding one messaging event of `kind` in the customer's DM."""
+    if kind == "in":
+        item = {"sender": {"id": customer}, "recipient": {"id": PAGE_ID}, "timestamp": now,
+                "message": {"mid": mid, "text": text}}
+    elif kind == "echo":
+        item = {"sender": {"id": PAGE_ID}, "recipient": {"id": customer}, "timestamp": now,
+                "message": {"mid": mid, "is_echo": True, "app_id": 1517776481860111, "text": text}}
+    else:  # delivery receipt for our message `mid`
+        item = {"sender": {"id": customer}, "recipient": {"id": PAGE_ID}, "timestamp": now,
+                "delivery": {"mids": [mid], "watermark": now}}
+    return {"object": "page", "entry": [{"id": PAGE_ID, "time": now, "messaging": [item]}]}
+
+
+MESSAGE_KINDS = (
+    # (label, what is expected to change: messages, conversations)
+    ("new conversation (first inbound message)", 1, 1),
+    ("follow-up in the same conversation", 1, 0),
+    ("exact duplicate (platform retry of the follow-up)", 0, 0),
+    ("echo of our own outbound message", 1, 0),
+    ("delivery receipt for that outbound message", 0, 0),
+    ("follow-up after our reply (reply clock restarts)", 1, 0),
+)
+
+
+def _messenger_steps(now: int, n: int) -> List[Tuple[str, Dict[str, Any]]]:
+    customer = f"6199{n:011d}"
+    tag = f"{now}_{n}"
+    texts = ("Hi! My order #4471 arrived cold \u2615 can you help?", "It was the oat latte, order placed at 9:05.",
+             "Sorry about that! A fresh one is on its way, no charge.", "Thank you, that's great \U0001F64F")
+    follow = _messenger(now + 60_000, customer, "in", f"m_{tag}_2", texts[1])
+    return [
+        (MESSAGE_KINDS[0][0], _messenger(now, customer, "in", f"m_{tag}_1", texts[0])),
+        (MESSAGE_KINDS[1][0], follow),
+        (MESSAGE_KINDS[2][0], follow),
+        (MESSAGE_KINDS[3][0], _messenger(now + 120_000, customer, "echo", f"o_{tag}_1", texts[2])),
+        (MESSAGE_KINDS[4][0], _messenger(now + 125_000, customer, "delivery", f"o_{tag}_1")),
+        (MESSAGE_KINDS[5][0], _messenger(now + 180_000, customer, "in", f"m_{tag}_3", texts[3])),
+    ]
+
+
+def bench_wru(application: Any, results: Dict[str, Any]) -> int:
+    """(d) What DynamoDB on-demand would bill per message, by kind: write request units (base
+    items, x2 inside transactions, plus every index entry written) and read request units."""
+    from chalice.test import Client
+
+    from chalicelib import aws
+
+    print("\n(d) DynamoDB request units per message (bench/wru.py meter: item sizes and index definitions, "
+          "no code under test)")
+    failures = 0
+    section: Dict[str, Any] = {"prices_usd_per_million": {"wru": PRICE_PER_MILLION_WRU, "rru": PRICE_PER_MILLION_RRU}}
+    results["wru"] = section
+
+    # Self-test: known items into a table with one GSI, priced by hand.
+    with COUNTER.paused():
+        rows = wru.self_test(METER, aws.client("dynamodb"), SELF_TEST_TABLE)
+    bad = [r for r in rows if r[1] != r[2]]
+    section["self_test"] = [{"case": c, "expected": e, "measured": m} for c, e, m in rows]
+    print(f"  meter self-test: {len(rows) - len(bad)}/{len(rows)} cases as computed by hand"
+          + ("" if not bad else "; MISMATCH: " + "; ".join(f"{c}: expected {e}, measured {m}" for c, e, m in bad)))
+    if bad:
+        return 1
+
+    fresh_tables()
+    with COUNTER.paused(), METER.paused():
+        for channel, account_id, name in get_demo_accounts("meta"):
+            accounts_api().register_account(channel, account_id, name)
+            accounts_api().find_account(channel, account_id)  # warm container: the account is cached
+    schema = METER.images.schema(__import__("chalicelib.config", fromlist=["table_name"]).table_name("conversations"))
+    section["conversation_indexes"] = [f"{i.name} ({'+'.join(i.keys)}, {i.projection})" for i in schema.indexes]
+    print("  conversations table indexes now: " + (", ".join(section["conversation_indexes"]) or "none"))
+    delivery = Delivery(application, Client(application.app, stage_name="local", project_dir=PROJECT))
+    now = int(time.time() * 1000)
+    per_kind: Dict[str, List[Dict[str, Any]]] = {label: [] for label, _, _ in MESSAGE_KINDS}
+    expected = {label: (msgs, convs) for label, msgs, convs in MESSAGE_KINDS}
+    surprises: List[str] = []
+    for n in range(WRU_CONVERSATIONS):
+        for label, payload in _messenger_steps(now + n * 1000, n):
+            before = (_stored("messages"), _stored("conversations"))
+            record = delivery.send("meta", payload)
+            after = (_stored("messages"), _stored("conversations"))
+            record["stored"] = {"messages": after[0] - before[0], "conversations": after[1] - before[1]}
+            if (after[0] - before[0], after[1] - before[1]) != expected[label]:
+                surprises.append(f"{label}: messages {after[0] - before[0]:+d}, conversations "
+                                 f"{after[1] - before[1]:+d} (expected {expected[label][0]:+d}, {expected[label][1]:+d})")
+            per_kind[label].append(record)
+        empty_queue(__import__("chalicelib.config", fromlist=["INGEST_QUEUE"]).INGEST_QUEUE)
+
+    rows_out = []
+    kinds: Dict[str, Any] = {}
+    for label, records in per_kind.items():
+        totals = [r["wru"] for r in records]
+        median_wru = statistics.median(totals)
+        spread = f" ({min(totals)}-{max(totals)})" if min(totals) != max(totals) else ""
+        rru = statistics.median(r["rru"] for r in records)
+        typical = sorted(records, key=lambda r: r["wru"])[len(records) // 2]
+        moves = ", ".join(f"{k} {v}" for k, v in sorted(typical["index_moves"].items())) or "-"
+        kinds[label] = {"n": len(records), "wru_median": median_wru, "wru_min": min(totals), "wru_max": max(totals),
+                        "base_wru_median": statistics.median(r["base_wru"] for r in records),
+                        "index_wru_median": statistics.median(r["index_wru"] for r in records),
+                        "rru_median": rru, "usd_per_million_messages_writes": median_wru * PRICE_PER_MILLION_WRU,
+                        "usd_per_million_messages_reads": rru * PRICE_PER_MILLION_RRU,
+                        "typical": typical, "log_lines_median": statistics.median(r["log_lines"] for r in records)}
+        rows_out.append([label, len(records), f"{_num(median_wru)}{spread}",
+                         _num(statistics.median(r["base_wru"] for r in records)),
+                         _num(statistics.median(r["index_wru"] for r in records)),
+                         _usd(median_wru, PRICE_PER_MILLION_WRU), _num(rru), _usd(rru, PRICE_PER_MILLION_RRU),
+                         f"{typical['log_lines_ack']}+{typical['log_lines'] - typical['log_lines_ack']}"
+                         + (f" ({typical['log_lines_not_json']} not JSON)" if typical["log_lines_not_json"] else "")])
+    section["messenger_dm"] = kinds
+    print(f"\n  Messenger DM, webhook + processor, warm container; {WRU_CONVERSATIONS} conversations per kind "
+          f"(median, range); cost per million messages at ${PRICE_PER_MILLION_WRU}/M WRU, "
+          f"${PRICE_PER_MILLION_RRU}/M RRU (on-demand, us-east-1):")
+    print_table(["message kind", "n", "WRU", "base", "indexes", "$/M msgs (writes)", "RRU", "$/M (reads)",
+                 "log lines ack+proc"], rows_out, indent="    ")
+    print("\n    where the WRU go (one typical message of each kind):")
+    for label, entry in kinds.items():
+        typical = entry["typical"]
+        by_table = ", ".join(f"{_display(k)} {v}" for k, v in sorted(typical["by_table"].items(), key=lambda kv: -kv[1]))
+        moves = ", ".join(f"{k} {v}" for k, v in sorted(typical["index_moves"].items())) or "no index entry written"
+        print(f"    - {label}: {by_table or 'nothing written'}; indexes: {moves}")
+    if surprises:
+        print("    note: stored items did not change as expected: " + "; ".join(surprises))
+    section["surprises"] = surprises
+    if METER.unpriced:
+        failures += 1
+        print("    METER could not price: " + "; ".join(f"{k} x{v}" for k, v in METER.unpriced.items()))
+        section["unpriced"] = dict(METER.unpriced)
+
+    try:
+        section["adapters"] = _wru_adapters(delivery)
+    except Exception as error:  # noqa: BLE001 - report and go on
+        failures += 1
+        section["adapters"] = {"error": f"{type(error).__name__}: {error}"}
+        print(f"\n  adapters' demo deliveries: FAILED: {type(error).__name__}: {error}")
+    return failures
+
+
+def get_demo_accounts(adapter_name: str) -> List[Tuple[str, str, str]]:
+    from chalicelib.channels import get_adapter
+
+    return list(get_adapter(adapter_name).demo_accounts)
+
+
+def _wru_adapters(delivery: Delivery) -> Dict[str, Any]:
+    """Every adapter's demo deliveries: first pass, follow-ups (+60 s), the follow-ups again."""
+    from chalicelib import config
+    from chalicelib.channels import adapter_names, get_adapter
+
+    print("\n  every adapter's demo deliveries (fresh tables, warm container): WRU per stored message "
+          "(pass WRU / messages it stored) and per delivery")
+    rows = []
+    section: Dict[str, Any] = {}
+    for adapter_name in adapter_names():
+        adapter = get_adapter(adapter_name)
+        fresh_tables()
+        with COUNTER.paused(), METER.paused():
+            for channel, account_id, name in adapter.demo_accounts:
+                accounts_api().register_account(channel, account_id, name)
+                accounts_api().find_account(channel, account_id)
+        now = int(time.time() * 1000)
+        follow = adapter.demo_deliveries(now + 60_000)
+        passes = [("first", adapter.demo_deliveries(now)), ("follow-up (+60 s)", follow), ("retry of follow-up", follow)]
+        section[adapter_name] = {}
+        for pass_name, deliveries in passes:
+            before = _stored("messages")
+            records = [delivery.send(adapter_name, payload) for payload in deliveries]
+            stored = _stored("messages") - before
+            total = sum(r["wru"] for r in records)
+            rru = sum(r["rru"] for r in records)
+            per_message = total / stored if stored else None
+            section[adapter_name][pass_name] = {"deliveries": len(deliveries), "messages_stored": stored,
+                                                "wru": total, "rru": rru, "wru_per_stored_message": per_message}
+            rows.append([adapter_name, pass_name, len(deliveries), stored, total,
+                         _num(per_message) if per_message is not None else "-", _num(total / len(deliveries)),
+                         _num(rru)])
+        empty_queue(config.INGEST_QUEUE)
+    print_table(["adapter", "pass", "deliveries", "messages stored", "WRU", "WRU/stored msg", "WRU/delivery", "RRU"],
+                rows, indent="    ")
+    return section
 
 
 # ================================================================================================
@@ -1231,7 +1586,11 @@ def main() -> int:
         "quick": QUICK,
     }
     git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True)
-    results["git_head"] = git.stdout.strip()
+    results["git_head"] = git.stdout.strip() or os.environ.get("BENCH_GIT_LABEL", "") or "(not a git checkout)"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "app.py", "chalicelib", "infra"], cwd=PROJECT,
+                           capture_output=True, text=True).stdout.strip() if git.stdout.strip() else ""
+    if dirty:  # other work in the same checkout: the figures are of the working tree, not of HEAD
+        results["git_head"] += f" + uncommitted changes to {len(dirty.splitlines())} file(s) of app.py/chalicelib/infra"
     backend = Backend(ARGS.backend)
     results["backend"] = backend.describe()
     print(f"socialinbox ingest bench: {backend.describe()}")
@@ -1241,14 +1600,14 @@ def main() -> int:
     ACTIVE_BACKEND = backend
     backend.start()
     try:
-        from chalicelib import logs
+        application = import_app_logging_to(LOG_SINK)
+        results["logging"] = LOG_SINK.describe_handlers()
+        print(f"  logging as deployed (lines formatted and written to {LOG_SINK.path}): "
+              + "; ".join(results["logging"]))
         from chalicelib.local import stack
 
-        devnull = open(os.devnull, "w", encoding="utf-8")  # INFO lines are formatted, then dropped
-        logs.logger.registered_handler.setStream(devnull)
-        with COUNTER.paused():
+        with COUNTER.paused(), METER.paused():
             stack.create_all()
-        import app as application
 
         from chalicelib.channels import adapter_names
 
@@ -1260,6 +1619,8 @@ def main() -> int:
             bench_processor(application, results)
         if "requests" not in SKIP:
             failures += bench_requests(application, results)
+        if "wru" not in SKIP:
+            failures += bench_wru(application, results)
     finally:
         backend.stop()
         ACTIVE_BACKEND = None
