@@ -1,11 +1,15 @@
 """PynamoDB models: the only module that knows how data is laid out in DynamoDB.
 
-Keys and indexes are chosen so every inbox view is a Query, never a Scan:
-- conversations by status (newest first) and by status + reply deadline (most urgent first),
-- by assignee, by channel, and by channel + status.
+Keys and indexes are chosen so every inbox view is a Query, never a Scan, and so that a
+customer's follow-up message moves at most one index entry (write cost, README "Data model"):
+- `team-recent`: a team's conversations in one status, latest activity first (rich rows),
+- `team-due`: the same queue by reply deadline (at risk and breached are key ranges),
+- `owner-due`: one agent's conversations, or a team's unassigned ones, by deadline.
 Messages live under their conversation (hash) sorted by platform time (range), so a thread
-reads oldest-first in one Query. `MessageRef` maps a platform message id to our message; its
-conditional create is the exactly-once gate for every delivery.
+reads oldest-first in one Query. `MessageRef` maps a platform message id to our message: the
+exactly-once gate and the way receipts, edits and replies find their message. Every logged
+change of a conversation is an entry of `ConversationEvent` (the audit trail and the SLA
+flow's input). Raw platform JSON lives apart, with a TTL (`RawPayload`).
 
 The same keys and indexes are declared in infra/resources.json (used by the deploy and by the
 local stack); tests/test_infra.py fails if the two disagree.
@@ -15,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     BooleanAttribute,
     JSONAttribute,
     ListAttribute,
@@ -22,7 +27,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, IncludeProjection
 from pynamodb.models import Model
 
 from chalicelib import config
@@ -79,38 +84,50 @@ class Contact(Model):
     updated_at = NumberAttribute()
 
 
-class ConversationsByStatus(GlobalSecondaryIndex):
-    Meta = _index_meta("by-status", AllProjection())
-    status = UnicodeAttribute(hash_key=True)
+# What a list row shows: projected into the recency index so the team view is one Query.
+LIST_FIELDS = (
+    "channel", "account_id", "thread_kind", "subject", "contact_id", "contact_name", "contact_handle",
+    "contact_platform_id", "status", "assignee", "team", "created_at", "last_message_preview",
+    "last_message_direction", "awaiting_reply_since", "reply_due_at", "warn_at", "first_response_at",
+    "snoozed_until", "message_count", "unread_count",
+)
+# What the deadline views need to pick and order work: none of it changes while a customer sends
+# follow-ups, so those messages never touch the deadline indexes (write cost, see README).
+DEADLINE_FIELDS = ("channel", "status", "assignee", "team", "awaiting_reply_since", "reply_due_at", "warn_at",
+                   "snoozed_until")
+
+
+class ConversationsByTeamRecent(GlobalSecondaryIndex):
+    """A team's conversations in one status, latest activity first (`queue` = "<team>#<status>")."""
+
+    Meta = _index_meta("team-recent", IncludeProjection(list(LIST_FIELDS)))
+    queue = UnicodeAttribute(hash_key=True)
     last_message_at = NumberAttribute(range_key=True)
 
 
-class ConversationsByDeadline(GlobalSecondaryIndex):
-    Meta = _index_meta("by-status-deadline", AllProjection())
-    status = UnicodeAttribute(hash_key=True)
-    reply_due_at = NumberAttribute(range_key=True)
+class ConversationsByTeamDue(GlobalSecondaryIndex):
+    """A team's conversations in one status, most urgent first: at risk and breached are key
+    ranges of `due_sort` (the reply deadline; conversations with nothing due sort last)."""
+
+    Meta = _index_meta("team-due", IncludeProjection(list(DEADLINE_FIELDS)))
+    queue = UnicodeAttribute(hash_key=True)
+    due_sort = NumberAttribute(range_key=True)
 
 
-class ConversationsByAssignee(GlobalSecondaryIndex):
-    Meta = _index_meta("by-assignee", AllProjection())
-    assignee = UnicodeAttribute(hash_key=True)
-    last_message_at = NumberAttribute(range_key=True)
+class ConversationsByOwnerDue(GlobalSecondaryIndex):
+    """One agent's conversations in one status (`owner` = "a#<agent>#<status>"), or a team's
+    unassigned ones ("u#<team>#<status>"): "nobody" is a key of its own, not a missing attribute."""
 
-
-class ConversationsByChannel(GlobalSecondaryIndex):
-    Meta = _index_meta("by-channel", AllProjection())
-    channel = UnicodeAttribute(hash_key=True)
-    last_message_at = NumberAttribute(range_key=True)
-
-
-class ConversationsByChannelStatus(GlobalSecondaryIndex):
-    Meta = _index_meta("by-channel-status", AllProjection())
-    channel_status = UnicodeAttribute(hash_key=True)
-    last_message_at = NumberAttribute(range_key=True)
+    Meta = _index_meta("owner-due", IncludeProjection(list(DEADLINE_FIELDS)))
+    owner = UnicodeAttribute(hash_key=True)
+    due_sort = NumberAttribute(range_key=True)
 
 
 class Conversation(Model):
-    """A thread with one contact on one account (a DM, or a comment thread under a post)."""
+    """A thread with one contact on one account (a DM, or a comment thread under a post).
+
+    Written only by chalicelib.inbox.store; what each change does is decided by the pure rules
+    in chalicelib.inbox.rules, including the derived index keys `queue`, `owner`, `due_sort`."""
 
     Meta = _meta("conversations")
     conversation_id = UnicodeAttribute(hash_key=True)
@@ -124,30 +141,51 @@ class Conversation(Model):
     contact_handle = UnicodeAttribute(null=True)
     contact_platform_id = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="open")  # open | pending | snoozed | resolved
-    channel_status = UnicodeAttribute()  # "<channel>#<status>", kept in step with status
     status_changed_at = NumberAttribute(null=True)
-    assignee = UnicodeAttribute(null=True)  # agent id; absent = unassigned (sparse index)
-    team = UnicodeAttribute(null=True)
+    assignee = UnicodeAttribute(null=True)  # agent id; absent = unassigned
+    team = UnicodeAttribute()
+    # Derived index keys (rules.derived_keys): never set by hand.
+    queue = UnicodeAttribute()
+    owner = UnicodeAttribute()
+    due_sort = NumberAttribute()
     created_at = NumberAttribute()
     last_message_at = NumberAttribute(null=True)
+    last_message_id = UnicodeAttribute(null=True)
     last_message_preview = UnicodeAttribute(null=True)
     last_message_direction = UnicodeAttribute(null=True)
     last_inbound_at = NumberAttribute(null=True)
     last_outbound_at = NumberAttribute(null=True)
-    # SLA bookkeeping: when the oldest unanswered customer message arrived, and the reply
-    # deadline (absent when nothing is awaiting a reply, so the deadline index stays sparse).
+    # The message most recently applied: makes a retried follow-up a no-op.
+    last_applied = UnicodeAttribute(null=True)
+    # SLA bookkeeping: when the oldest unanswered customer message arrived, when the warning
+    # fires and the reply is due (absent when nothing awaits a reply).
     awaiting_reply_since = NumberAttribute(null=True)
     reply_due_at = NumberAttribute(null=True)
+    warn_at = NumberAttribute(null=True)
     first_response_at = NumberAttribute(null=True)
     snoozed_until = NumberAttribute(null=True)
     message_count = NumberAttribute(default=0)
     unread_count = NumberAttribute(default=0)
+    read_at = NumberAttribute(null=True)
+    # Bumped by every change that is logged (optimistic concurrency; the event's sequence).
+    version = NumberAttribute(default=0)
 
-    by_status = ConversationsByStatus()
-    by_deadline = ConversationsByDeadline()
-    by_assignee = ConversationsByAssignee()
-    by_channel = ConversationsByChannel()
-    by_channel_status = ConversationsByChannelStatus()
+    by_team_recent = ConversationsByTeamRecent()
+    by_team_due = ConversationsByTeamDue()
+    by_owner_due = ConversationsByOwnerDue()
+
+
+class ConversationEvent(Model):
+    """The append-only conversation event log: one entry per logged change, keyed by the
+    conversation's version after it (so two writers can never log the same step twice)."""
+
+    Meta = _meta("conversation-events")
+    conversation_id = UnicodeAttribute(hash_key=True)
+    seq = NumberAttribute(range_key=True)
+    at = NumberAttribute()
+    type = UnicodeAttribute()
+    actor = UnicodeAttribute()  # "customer", "agent:<id>", "flow", "system"
+    data = JSONAttribute(null=True)
 
 
 class Message(Model):
@@ -173,7 +211,17 @@ class Message(Model):
     edit_history = ListAttribute(null=True)  # earlier texts: [{"text", "replaced_at"}]
     removed = BooleanAttribute(default=False)
     removed_at = NumberAttribute(null=True)
-    raw = JSONAttribute(null=True)
+
+
+class RawPayload(Model):
+    """The platform's own JSON for a message, kept for inspection for RAW_PAYLOAD_DAYS (TTL),
+    compressed and capped in bytes; never on the message or in an index."""
+
+    Meta = _meta("raw-payloads")
+    ref = UnicodeAttribute(hash_key=True)  # the message's ref, as in MessageRef
+    data = BinaryAttribute(legacy_encoding=False)  # zlib-compressed UTF-8 JSON
+    truncated = BooleanAttribute(default=False)
+    expires_at = NumberAttribute()  # TTL (epoch seconds)
 
 
 class MessageRef(Model):
@@ -209,20 +257,38 @@ class LoginThrottle(Model):
     expires_at = NumberAttribute(null=True)  # TTL
 
 
+class QuarantineNewest(GlobalSecondaryIndex):
+    """Every quarantined item, newest first (one partition: quarantine is rare by design)."""
+
+    Meta = _index_meta("newest", IncludeProjection(["reason", "channel", "account_id", "correlation_id", "preview",
+                                                    "replayable"]))
+    feed = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
+
+
 class Quarantine(Model):
-    """Accepted deliveries we could not route or read: kept for inspection, never dropped."""
+    """Accepted deliveries we could not route or read: kept for inspection, never dropped.
+    Items quarantined for an unknown account keep the parsed event, so they can be replayed
+    once the account is registered."""
 
     Meta = _meta("quarantine")
     item_id = UnicodeAttribute(hash_key=True)
+    feed = UnicodeAttribute(default="quarantine")
     reason = UnicodeAttribute()
     channel = UnicodeAttribute(null=True)
     account_id = UnicodeAttribute(null=True)
     raw = UnicodeAttribute()
+    preview = UnicodeAttribute(null=True)
+    event = JSONAttribute(null=True)  # the parsed event, for replay
+    replayable = BooleanAttribute(default=False)
     correlation_id = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     expires_at = NumberAttribute(null=True)  # TTL
 
+    newest = QuarantineNewest()
 
-ALL_MODELS = (ChannelAccount, Contact, Conversation, Message, MessageRef, Agent, LoginThrottle, Quarantine)
+
+ALL_MODELS = (ChannelAccount, Contact, Conversation, ConversationEvent, Message, MessageRef, RawPayload, Agent,
+              LoginThrottle, Quarantine)
 
 

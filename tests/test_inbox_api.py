@@ -58,7 +58,9 @@ def test_list_is_newest_first_and_paginates_with_a_cursor(accounts):
 
 
 @pytest.mark.parametrize("query", ["status=closed", "channel=myspace", "sort=oldest", "limit=0", "limit=1000",
-                                   "limit=abc", "cursor=%%%", "cursor=eyJ4IjoxfQ", "sort=due&channel=whatsapp"])
+                                   "limit=abc", "cursor=%%%", "cursor=eyJ4IjoxfQ", "sort=recent&assignee=me",
+                                   "sla=late", "sla=breached&sort=recent", "sla=at_risk&status=pending",
+                                   "team=a%23b", "assignee=a%23b", "cursor=eyJ2IjoiIiwiayI6e319.AAAA"])
 def test_bad_filters_and_cursors_are_400(accounts, query):
     token = accounts.login_admin()
     response = accounts.client.http.get("/api/conversations?" + query, headers={"Authorization": "Bearer " + token})
@@ -74,7 +76,7 @@ def test_unknown_conversation_is_404(accounts):
 
 
 def test_filters_by_channel_status_and_assignee_are_index_queries(accounts):
-    from chalicelib.models import Conversation
+    from chalicelib.inbox import store
 
     inbox = accounts
     _deliver(inbox, page_delivery(messenger("m1", "p1", 1700000000000), messenger("m2", "p2", 1700000001000)),
@@ -85,13 +87,16 @@ def test_filters_by_channel_status_and_assignee_are_index_queries(accounts):
     assert inbox.conversations(channel="whatsapp", status="resolved") == []
 
     p1 = next(c for c in inbox.conversations(channel="messenger") if c["contact"]["platform_id"] == "p1")
-    Conversation(p1["id"]).update(actions=[Conversation.status.set("pending"),
-                                           Conversation.channel_status.set("messenger#pending"),
-                                           Conversation.assignee.set("a_agent7")])
+    store.assign(p1["id"], "a_agent7", "agent:a_agent7")
+    store.set_status(p1["id"], "pending", "agent:a_agent7")
     assert [c["id"] for c in inbox.conversations(status="pending")] == [p1["id"]]
     assert p1["id"] not in [c["id"] for c in inbox.conversations(status="open")]
-    assert [c["id"] for c in inbox.conversations(assignee="a_agent7")] == [p1["id"]]
+    assert [c["id"] for c in inbox.conversations(assignee="a_agent7", status="pending")] == [p1["id"]]
     assert inbox.conversations(assignee="a_agent7", status="open") == []
+    # Nobody's conversations are a view of their own (not a missing attribute).
+    unassigned = {c["id"] for c in inbox.conversations(assignee="none")}
+    assert len(unassigned) == 2 and p1["id"] not in unassigned
+    assert [c["channel"] for c in inbox.conversations(assignee="none", channel="whatsapp")] == ["whatsapp"]
 
 
 def test_thread_reads_in_platform_time_order_even_when_delivered_out_of_order(accounts):
@@ -121,7 +126,9 @@ def test_reply_deadline_starts_at_the_oldest_unanswered_message_and_clears_on_re
     assert conversation["awaiting_reply_since"] is None and conversation["reply_due_at"] is None
     assert conversation["first_response_at"] == "2023-11-14T22:14:00.000Z"
     assert conversation["last_message_direction"] == "out"
-    assert inbox.conversations(sort="due") == []
+    # Still in the deadline view, after everything that has a deadline, with nothing due.
+    [listed] = inbox.conversations(sort="due")
+    assert listed["reply_due_at"] is None and listed["sla"] is None
     assert [m["direction"] for m in inbox.messages(conversation["id"])] == ["in", "in", "out"]
 
 
@@ -132,15 +139,15 @@ def test_sort_due_lists_the_most_urgent_first(accounts):
 
 
 def test_a_new_message_reopens_a_resolved_conversation_but_an_old_one_does_not(accounts):
-    from chalicelib.models import Conversation
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
 
     inbox = accounts
     _deliver(inbox, page_delivery(messenger("m1", "p1", 1700000000000)))
     [conversation] = inbox.conversations()
-    resolved_at = 1700000100000
-    Conversation(conversation["id"]).update(actions=[
-        Conversation.status.set("resolved"), Conversation.channel_status.set("messenger#resolved"),
-        Conversation.status_changed_at.set(resolved_at)])
+    runtime.use_clock(lambda: 1700000100.0)  # the agent resolves it at this time
+    store.set_status(conversation["id"], "resolved", "agent:a1")
+    runtime.use_clock(None)
     _deliver(inbox, page_delivery(messenger("m0", "p1", 1700000050000, "sent before resolving, arrived late")))
     assert [c["status"] for c in inbox.conversations(status="resolved")] == ["resolved"]
     _deliver(inbox, page_delivery(messenger("m2", "p1", 1700000200000, "one more thing")))

@@ -88,8 +88,9 @@ def conversations(identity: Any) -> Any:
         assignee = identity.agent_id
     try:
         items, cursor = views.list_conversations(
-            status=_query("status"), channel=_query("channel"), assignee=assignee, sort=_query("sort") or "recent",
-            limit=views.parse_limit(_query("limit")), cursor=_query("cursor"))
+            status=_query("status"), channel=_query("channel"), assignee=assignee, sort=_query("sort"),
+            limit=views.parse_limit(_query("limit")), cursor=_query("cursor"), team=_query("team"),
+            sla=_query("sla"))
     except views.BadQuery as error:
         raise BadRequestError(str(error))
     return {"items": items, "next": cursor}
@@ -104,6 +105,95 @@ def conversation(conversation_id: str, identity: Any) -> Any:
     if found is None:
         raise NotFoundError("no such conversation")
     return views.conversation_json(found)
+
+
+@api.route("/api/conversations/{conversation_id}", methods=["PATCH"])
+@authenticated
+def change_conversation(conversation_id: str, identity: Any) -> Any:
+    """Status (open, pending, snoozed with `snoozed_until`, resolved) and assignment
+    (`assignee`: "me", an agent id or null). With `"claim": true` the assignment only happens
+    if nobody holds the conversation: of two racing claims exactly one wins, the other is 409."""
+    from chalicelib.api import views
+    from chalicelib.inbox import rules, store
+
+    body = _json_body()
+    unknown = set(body) - {"status", "snoozed_until", "assignee", "claim"}
+    if unknown or not ({"status", "assignee"} & set(body)):
+        raise BadRequestError("send 'status' (with 'snoozed_until' for snoozed) and/or 'assignee' (with 'claim')")
+    actor = f"agent:{identity.agent_id}"
+    try:
+        if "assignee" in body:
+            agent = body["assignee"]
+            if agent == "me":
+                agent = identity.agent_id
+            if agent is not None and (not isinstance(agent, str) or not 1 <= len(agent) <= 64 or "#" in agent):
+                raise BadRequestError("assignee must be 'me', an agent id or null")
+            if body.get("claim") not in (None, True, False):
+                raise BadRequestError("claim must be true or false")
+            expected = None if body.get("claim") else rules.ANY
+            store.assign(conversation_id, agent, actor, expected)
+        if "status" in body:
+            status, until = body["status"], body.get("snoozed_until")
+            if not isinstance(status, str):
+                raise BadRequestError("status must be a string")
+            until_ms = _parse_time(until) if until is not None else None
+            store.set_status(conversation_id, status, actor, until_ms)
+    except store.NotFound:
+        raise NotFoundError("no such conversation")
+    except rules.Conflict as conflict:
+        return Response({"Code": "Conflict", "Message": str(conflict), "current": conflict.current},
+                        status_code=409, headers={"Content-Type": "application/json"})
+    except rules.RuleError as error:
+        return Response({"Code": "UnprocessableEntity", "Message": str(error)}, status_code=422,
+                        headers={"Content-Type": "application/json"})
+    return views.conversation_json(store.get(conversation_id) or {})
+
+
+@api.route("/api/conversations/{conversation_id}/read", methods=["POST"])
+@authenticated
+def read_conversation(conversation_id: str, identity: Any) -> Any:
+    from chalicelib.api import views
+    from chalicelib.inbox import store
+
+    try:
+        state = store.mark_read(conversation_id, f"agent:{identity.agent_id}")
+    except store.NotFound:
+        raise NotFoundError("no such conversation")
+    return views.conversation_json(state)
+
+
+@api.route("/api/conversations/{conversation_id}/events", methods=["GET"])
+@authenticated
+def conversation_events(conversation_id: str, identity: Any) -> Any:
+    """The conversation's event log (assignments, status changes, waits and replies), oldest first."""
+    from chalicelib.api import views
+    from chalicelib.inbox import store
+
+    if views.get_conversation(conversation_id) is None:
+        raise NotFoundError("no such conversation")
+    after = _query("after") or "0"
+    if not after.isdigit():
+        raise BadRequestError("after must be a sequence number")
+    limit = views.parse_limit(_query("limit"), 100) if _query("limit") else 100
+    items = store.events(conversation_id, limit, int(after))
+    for item in items:
+        item["at"] = views.iso(item["at"])
+    return {"items": items, "next": str(items[-1]["seq"]) if len(items) == limit else None}
+
+
+def _parse_time(value: Any) -> int:
+    """An ISO 8601 time with zone, as epoch ms (400 otherwise)."""
+    from datetime import datetime
+
+    if not isinstance(value, str) or len(value) > 40:
+        raise BadRequestError("times are ISO 8601 strings with a time zone")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequestError("times are ISO 8601 strings with a time zone")
+    if parsed.tzinfo is None:
+        raise BadRequestError("times need a time zone (e.g. 2026-12-01T10:00:00Z)")
+    return int(parsed.timestamp() * 1000)
 
 
 @api.route("/api/conversations/{conversation_id}/messages", methods=["GET"])
@@ -158,9 +248,52 @@ def add_account(identity: Any) -> Any:
 @api.route("/api/admin/quarantine", methods=["GET"])
 @admin_only
 def quarantined(identity: Any) -> Any:
+    """Newest first, paged (one Query per page); `raw` is in the item view."""
+    from chalicelib.api import views
+    from chalicelib.ingest import quarantine
+
+    try:
+        limit = views.parse_limit(_query("limit"), 50)
+        start = views.decode_cursor(_query("cursor"), "quarantine")
+    except views.BadQuery as error:
+        raise BadRequestError(str(error))
+    items, last = quarantine.page(limit, start)
+    return {"items": [{"id": q.item_id, "reason": q.reason, "channel": q.channel, "account_id": q.account_id,
+                       "created_at": views.iso(q.created_at), "preview": q.preview, "replayable": bool(q.replayable)}
+                      for q in items],
+            "next": views.encode_cursor(last, "quarantine")}
+
+
+@api.route("/api/admin/quarantine/{item_id}", methods=["GET"])
+@admin_only
+def quarantined_item(item_id: str, identity: Any) -> Any:
     from chalicelib.api.views import iso
     from chalicelib.models import Quarantine
 
-    items = sorted(Quarantine.scan(limit=200), key=lambda q: q.created_at, reverse=True)
-    return {"items": [{"id": q.item_id, "reason": q.reason, "channel": q.channel, "account_id": q.account_id,
-                       "created_at": iso(q.created_at), "raw": q.raw} for q in items]}
+    try:
+        q = Quarantine.get(item_id)
+    except (Quarantine.DoesNotExist, ValueError):
+        raise NotFoundError("no such quarantined item")
+    return {"id": q.item_id, "reason": q.reason, "channel": q.channel, "account_id": q.account_id,
+            "created_at": iso(q.created_at), "raw": q.raw, "replayable": bool(q.replayable),
+            "correlation_id": q.correlation_id}
+
+
+@api.route("/api/admin/quarantine/replay", methods=["POST"])
+@admin_only
+def replay_quarantine(identity: Any) -> Any:
+    """Run items held for an unknown account through the pipeline again (after the account was
+    registered); optional {"channel", "account_id"} narrows it. Each item lands exactly once."""
+    from chalicelib.api.views import CHANNELS
+    from chalicelib.ingest import quarantine
+
+    raw = api.current_request.raw_body or b""
+    body = _json_body() if raw.strip() else {}
+    channel, account_id = body.get("channel"), body.get("account_id")
+    if channel is not None and channel not in CHANNELS:
+        raise BadRequestError(f"channel must be one of {', '.join(CHANNELS)}")
+    if account_id is not None and (not isinstance(account_id, str) or not account_id or len(account_id) > 200):
+        raise BadRequestError("account_id must be a non-empty string")
+    if set(body) - {"channel", "account_id"}:
+        raise BadRequestError("only 'channel' and 'account_id' are accepted")
+    return quarantine.replay(channel, account_id)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
@@ -23,23 +25,39 @@ def iso(ms: Optional[int]) -> Optional[str]:
     return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def encode_cursor(key: Optional[Dict[str, Any]]) -> Optional[str]:
+def _cursor_key() -> bytes:
+    """Cursors are signed so a client cannot hand DynamoDB a key of its own making."""
+    from chalicelib import config
+
+    secret = config.get_secret("AUTH_TOKEN_SECRET") or ""
+    return hashlib.sha256(("cursor|" + secret).encode("utf-8")).digest()
+
+
+def encode_cursor(key: Optional[Dict[str, Any]], view: str = "") -> Optional[str]:
+    """An opaque, tamper-evident cursor bound to the view it was issued for."""
     if not key:
         return None
-    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+    body = base64.urlsafe_b64encode(json.dumps({"v": view, "k": key}, separators=(",", ":")).encode()).decode()
+    body = body.rstrip("=")
+    mac = hmac.new(_cursor_key(), body.encode(), hashlib.sha256).digest()[:16]
+    return body + "." + base64.urlsafe_b64encode(mac).decode().rstrip("=")
 
 
-def decode_cursor(cursor: Optional[str]) -> Optional[Dict[str, Any]]:
+def decode_cursor(cursor: Optional[str], view: str = "") -> Optional[Dict[str, Any]]:
     if not cursor:
         return None
+    body, _, mac = cursor.partition(".")
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        key = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as error:
+        given = base64.urlsafe_b64decode(mac + "=" * (-len(mac) % 4))
+    except (binascii.Error, ValueError) as error:
         raise BadQuery("cursor is not valid") from error
-    if not isinstance(key, dict) or not all(isinstance(v, dict) and len(v) == 1 for v in key.values()):
+    expected = hmac.new(_cursor_key(), body.encode(), hashlib.sha256).digest()[:16]
+    if not body or not hmac.compare_digest(given, expected):
         raise BadQuery("cursor is not valid")
-    return key
+    data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    if data.get("v") != view:
+        raise BadQuery("cursor belongs to another view; start again without it")
+    return data["k"]
 
 
 def parse_limit(raw: Optional[str], default: int = 25) -> int:
@@ -50,34 +68,54 @@ def parse_limit(raw: Optional[str], default: int = 25) -> int:
     return int(raw)
 
 
-def conversation_json(conversation: Conversation) -> Dict[str, Any]:
-    platform_id = conversation.contact_platform_id or ""
-    fallback = f"{conversation.channel.capitalize()} user …{platform_id[-4:]}" if platform_id else "Unknown contact"
+def conversation_json(conversation: Any) -> Dict[str, Any]:
+    """A conversation (model or plain state dict) as the API shows it."""
+    c = conversation if isinstance(conversation, dict) else {
+        k: v for k, v in conversation.attribute_values.items() if v is not None}
+    platform_id = c.get("contact_platform_id") or ""
+    channel = c.get("channel") or ""
+    fallback = f"{channel.capitalize()} user …{platform_id[-4:]}" if platform_id else "Unknown contact"
+    due = c.get("reply_due_at") if c.get("status") == "open" else None
     return {
-        "id": conversation.conversation_id,
-        "channel": conversation.channel,
-        "account_id": conversation.account_id,
-        "kind": conversation.thread_kind,
-        "subject": conversation.subject,
-        "status": conversation.status,
-        "assignee": conversation.assignee,
-        "team": conversation.team,
+        "id": c.get("conversation_id"),
+        "channel": channel,
+        "account_id": c.get("account_id"),
+        "kind": c.get("thread_kind", "dm"),
+        "subject": c.get("subject"),
+        "status": c.get("status", "open"),
+        "assignee": c.get("assignee"),
+        "team": c.get("team"),
         "contact": {
-            "id": conversation.contact_id,
-            "display_name": conversation.contact_name or conversation.contact_handle or fallback,
-            "handle": conversation.contact_handle,
-            "platform_id": conversation.contact_platform_id,
+            "id": c.get("contact_id"),
+            "display_name": c.get("contact_name") or c.get("contact_handle") or fallback,
+            "handle": c.get("contact_handle"),
+            "platform_id": c.get("contact_platform_id"),
         },
-        "created_at": iso(conversation.created_at),
-        "last_message_at": iso(conversation.last_message_at),
-        "last_message_preview": conversation.last_message_preview,
-        "last_message_direction": conversation.last_message_direction,
-        "awaiting_reply_since": iso(conversation.awaiting_reply_since),
-        "reply_due_at": iso(conversation.reply_due_at),
-        "first_response_at": iso(conversation.first_response_at),
-        "message_count": int(conversation.message_count or 0),
-        "unread_count": int(conversation.unread_count or 0),
+        "created_at": iso(c.get("created_at")),
+        "last_message_at": iso(c.get("last_message_at")),
+        "last_message_preview": c.get("last_message_preview"),
+        "last_message_direction": c.get("last_message_direction"),
+        "awaiting_reply_since": iso(c.get("awaiting_reply_since")),
+        "reply_due_at": iso(due),
+        "first_response_at": iso(c.get("first_response_at")),
+        "snoozed_until": iso(c.get("snoozed_until")),
+        "sla": sla_json(c),
+        "message_count": int(c.get("message_count") or 0),
+        "unread_count": int(c.get("unread_count") or 0),
+        "version": int(c.get("version") or 0),
     }
+
+
+def sla_json(c: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """Where the reply deadline stands now: ok, at_risk (past the warning point) or breached."""
+    due, warn = c.get("reply_due_at"), c.get("warn_at")
+    if c.get("status") != "open" or due is None:
+        return None
+    from chalicelib.runtime import runtime
+
+    now = runtime.now_ms()
+    state = "breached" if now >= due else "at_risk" if warn is not None and now >= warn else "ok"
+    return {"state": state, "due_at": iso(due), "warn_at": iso(warn), "awaiting_since": iso(c.get("awaiting_reply_since"))}
 
 
 def message_json(message: Message) -> Dict[str, Any]:
@@ -100,41 +138,82 @@ def message_json(message: Message) -> Dict[str, Any]:
     }
 
 
-def list_conversations(status: Optional[str], channel: Optional[str], assignee: Optional[str], sort: str,
-                       limit: int, cursor: Optional[str]) -> Tuple[List[Dict[str, Any]], Optional[str]]:
-    """The inbox view asked for, newest first (or most urgent deadline first with sort=due)."""
-    if status is not None and status not in STATUSES:
+SORTS = ("recent", "due")
+SLA_FILTERS = ("at_risk", "breached")
+
+
+def list_conversations(status: Optional[str], channel: Optional[str], assignee: Optional[str], sort: Optional[str],
+                       limit: int, cursor: Optional[str], team: Optional[str] = None,
+                       sla: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+    """One inbox view, one Query on the index made for it:
+    - a team's queue in one status by latest activity (`sort=recent`, the default), or by reply
+      deadline (`sort=due`), optionally only `sla=at_risk` or `sla=breached` (key ranges);
+    - one agent's conversations (`assignee=<id>`) or the team's unassigned ones
+      (`assignee=none`), by deadline.
+    Deadline views read the page's rows with one BatchGetItem (their index stays lean so that a
+    customer's follow-up never touches it). `channel` narrows any view."""
+    from chalicelib.inbox.rules import DEFAULT_TEAM
+    from chalicelib.runtime import runtime
+
+    status = status or "open"
+    team = team or DEFAULT_TEAM
+    if status not in STATUSES:
         raise BadQuery(f"status must be one of {', '.join(STATUSES)}")
     if channel is not None and channel not in CHANNELS:
         raise BadQuery(f"channel must be one of {', '.join(CHANNELS)}")
-    if sort not in ("recent", "due"):
+    if not 1 <= len(team) <= 64 or "#" in team:
+        raise BadQuery("team must be a name of 1 to 64 characters without '#'")
+    if sort is not None and sort not in SORTS:
         raise BadQuery("sort must be 'recent' or 'due'")
-    start = decode_cursor(cursor)
-    common: Dict[str, Any] = {"limit": limit, "page_size": limit, "last_evaluated_key": start}
-    if sort == "due":
-        if assignee is not None or channel is not None:
-            raise BadQuery("sort=due supports the status filter only")
-        results = Conversation.by_deadline.query(status or "open", scan_index_forward=True, **common)
-    elif assignee is not None:
-        condition = None
-        if status:
-            condition = Conversation.status == status
-        if channel:
-            condition = (Conversation.channel == channel) if condition is None else condition & (Conversation.channel == channel)
-        results = Conversation.by_assignee.query(assignee, scan_index_forward=False, filter_condition=condition, **common)
-    elif channel is not None and status is not None:
-        results = Conversation.by_channel_status.query(f"{channel}#{status}", scan_index_forward=False, **common)
-    elif channel is not None:
-        results = Conversation.by_channel.query(channel, scan_index_forward=False, **common)
+    if sla is not None and sla not in SLA_FILTERS:
+        raise BadQuery("sla must be 'at_risk' or 'breached'")
+    if assignee is not None and (not assignee or len(assignee) > 64 or "#" in assignee):
+        raise BadQuery("assignee must be 'me', 'none' or an agent id")
+    if assignee is not None and sort == "recent":
+        raise BadQuery("assignee views are ordered by reply deadline (sort=due)")
+    if sla is not None and (assignee is not None or sort == "recent" or status != "open"):
+        raise BadQuery("sla filters a team's open queue by deadline (no assignee, sort=due)")
+    sort = sort or ("due" if assignee is not None or sla is not None else "recent")
+    view = f"{sort}|{team}|{status}|{assignee or ''}|{sla or ''}|{channel or ''}"
+    start = decode_cursor(cursor, view)
+    condition = (Conversation.channel == channel) if channel else None
+    common: Dict[str, Any] = {"limit": limit, "page_size": limit, "last_evaluated_key": start,
+                              "filter_condition": condition}
+    queue = f"{team}#{status}"
+    if assignee is not None:
+        owner = f"u#{team}#{status}" if assignee == "none" else f"a#{assignee}#{status}"
+        results = Conversation.by_owner_due.query(owner, scan_index_forward=True, **common)
+    elif sort == "due":
+        now = runtime.now_ms()
+        key_range = None
+        if sla == "breached":
+            key_range = Conversation.due_sort < now
+        elif sla == "at_risk":
+            from chalicelib.inbox.rules import NO_DEADLINE
+
+            key_range = Conversation.due_sort.between(now, NO_DEADLINE - 1)
+            at_risk = Conversation.warn_at <= now
+            common["filter_condition"] = at_risk if condition is None else condition & at_risk
+        results = Conversation.by_team_due.query(queue, key_range, scan_index_forward=True, **common)
     else:
-        results = Conversation.by_status.query(status or "open", scan_index_forward=False, **common)
+        results = Conversation.by_team_recent.query(queue, scan_index_forward=False, **common)
     try:
-        items = [conversation_json(c) for c in results]
-    except Exception as error:  # a tampered cursor that DynamoDB refuses
+        rows = list(results)
+    except Exception as error:  # a signed cursor of an older layout that DynamoDB refuses
         if start is not None and "ValidationException" in str(error):
             raise BadQuery("cursor does not belong to this view") from error
         raise
-    return items, encode_cursor(results.last_evaluated_key)
+    if sort == "due" or assignee is not None:
+        rows = _full_rows([r.conversation_id for r in rows])
+    return [conversation_json(c) for c in rows], encode_cursor(results.last_evaluated_key, view)
+
+
+def _full_rows(ids: List[str]) -> List[Any]:
+    """The rows of a lean index page, in the index's order (one BatchGetItem)."""
+    if not ids:
+        return []
+    found = {c.conversation_id: c for c in Conversation.batch_get(ids)}
+    return [found[i] for i in ids if i in found]
 
 
 def get_conversation(conversation_id: str) -> Optional[Conversation]:
@@ -142,14 +221,14 @@ def get_conversation(conversation_id: str) -> Optional[Conversation]:
 
     try:
         return Conversation.get(conversation_id)
-    except DoesNotExist:
+    except (DoesNotExist, ValueError):
         return None
 
 
 def list_messages(conversation_id: str, limit: int, cursor: Optional[str]) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     """A thread oldest first, in platform time order (not arrival order)."""
-    start = decode_cursor(cursor)
+    start = decode_cursor(cursor, "messages|" + conversation_id)
     results = Message.query(conversation_id, scan_index_forward=True, limit=limit, page_size=limit,
                             last_evaluated_key=start)
     items = [message_json(m) for m in results]
-    return items, encode_cursor(results.last_evaluated_key)
+    return items, encode_cursor(results.last_evaluated_key, "messages|" + conversation_id)

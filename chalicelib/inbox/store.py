@@ -1,0 +1,436 @@
+"""The only code that writes conversations, messages, message refs, raw payloads and the
+conversation event log. Ingest, the agent API and (soon) the SLA flow and outbound all change
+conversations through here; what a change does is decided by `chalicelib.inbox.rules`.
+
+Write plan (README "Data model"):
+- A delivery is a duplicate if its MessageRef exists: one strongly consistent read, no write.
+- Otherwise the message is created (conditional put: a repeat cannot overwrite an edit), its raw
+  JSON kept apart with a TTL, and the conversation changed:
+  * a follow-up that changes no state (a customer writing again while a reply is due, or our
+    second message while nothing is due) is ONE conditional UpdateItem prepared without reading
+    (`rules.follow_up` gives the guards); it moves only the recency index entry;
+  * anything else is read -> rule -> write with the rule's conditions plus the version read,
+    and when the rule logs an entry, the update and the event-log put are one transaction.
+- The MessageRef is written last: it marks the message as fully applied. A retry after a crash
+  finds the message but no ref and recounts the conversation's counters from its messages
+  instead of adding again, so counts stay exact.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+import zlib
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib import config
+from chalicelib.channels.base import EditEvent, MessageEvent, RemoveEvent, StatusEvent
+from chalicelib.inbox import rules
+from chalicelib.inbox.ids import (contact_id_for, conversation_id_for, message_id_for, message_ref,
+                                  sort_key_for)
+from chalicelib.logs import logger
+from chalicelib.models import (Contact, Conversation, ConversationEvent, Message, MessageRef, RawPayload)
+from chalicelib.runtime import runtime
+
+DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
+CHANGE_ATTEMPTS = 6
+RAW_MAX_BYTES = 64_000  # compressed bytes kept per raw payload (DynamoDB items stop at 400 KB)
+State = Dict[str, Any]
+
+
+class NotFound(LookupError):
+    """No such conversation."""
+
+
+class Busy(RuntimeError):
+    """The conversation kept changing under us: try again later."""
+
+
+def policy() -> rules.SlaPolicy:
+    minutes = config.int_setting("DEFAULT_REPLY_SLA_MINUTES", config.DEFAULT_REPLY_SLA_MINUTES)
+    return rules.SlaPolicy(first_response_ms=minutes * 60_000, next_response_ms=minutes * 60_000)
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def get(conversation_id: str) -> Optional[State]:
+    """The conversation as plain data (strongly consistent), or None."""
+    try:
+        item = Conversation.get(conversation_id, consistent_read=True)
+    except DoesNotExist:
+        return None
+    return _state_of(item)
+
+
+def _state_of(item: Conversation) -> State:
+    return {k: v for k, v in item.attribute_values.items() if v is not None}
+
+
+def find_message(channel: str, account_id: str, platform_message_id: str) -> Optional[Tuple[str, str]]:
+    """(conversation id, sort key) of a stored message, from its MessageRef."""
+    try:
+        ref = MessageRef.get(message_ref(channel, account_id, platform_message_id), consistent_read=True)
+    except DoesNotExist:
+        return None
+    return ref.conversation_id, ref.sort_key
+
+
+def events(conversation_id: str, limit: int = 100, after_seq: int = 0) -> List[Dict[str, Any]]:
+    """The conversation's event log, oldest first."""
+    found = ConversationEvent.query(conversation_id, ConversationEvent.seq > after_seq, limit=limit,
+                                    page_size=limit)
+    return [{"seq": int(e.seq), "at": int(e.at), "type": e.type, "actor": e.actor, "data": e.data or {}}
+            for e in found]
+
+
+# --- messages from the platforms ----------------------------------------------------------------
+
+
+def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at_ms: Optional[int] = None,
+                   removed_at_ms: Optional[int] = None, author_id: Optional[str] = None) -> Tuple[bool, Tuple[str, str]]:
+    """Store a message once and apply it to its conversation. Returns (created, (conversation
+    id, sort key)); created is False for a duplicate, which writes nothing."""
+    ref = message_ref(event.channel, event.account_id, event.platform_message_id)
+    try:
+        existing = MessageRef.get(ref, consistent_read=True)
+        return False, (existing.conversation_id, existing.sort_key)
+    except DoesNotExist:
+        pass
+    now = runtime.now_ms()
+    message_id = message_id_for(ref)
+    sort_key = sort_key_for(event.sent_at_ms, message_id)
+    conversation_id = _conversation_for(event)
+    contact_id = contact_id_for(event.channel, event.account_id, event.contact.platform_user_id)
+    message = Message(
+        conversation_id, sort_key, message_id=message_id, direction=event.direction,
+        msg_type=event.msg_type, text=event.text, attachments=list(event.attachments) or None,
+        channel=event.channel, account_id=event.account_id,
+        platform_message_id=event.platform_message_id, reply_to=event.reply_to,
+        author_id=author_id or (contact_id if event.direction == "in" else None),
+        sent_at=event.sent_at_ms, received_at=now,
+        edited_at=edited_at_ms, removed=removed_at_ms is not None, removed_at=removed_at_ms,
+    )
+    first_attempt = _create(message, Message.sort_key.does_not_exist())
+    if event.raw:
+        keep_raw(ref, event.raw)
+    facts = rules.MessageFacts(message_id, event.direction, event.sent_at_ms,
+                               rules.preview_of(event.text, event.msg_type, removed_at_ms is not None),
+                               event.contact.display_name, event.contact.handle)
+    if not (first_attempt and _follow_up(conversation_id, facts)):
+        _apply_message(conversation_id, event, facts, contact_id, team, recount=not first_attempt)
+    _create(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now),
+            MessageRef.ref.does_not_exist())
+    logger.info("message recorded", extra={"channel": event.channel, "conversation_id": conversation_id,
+                                           "message_id": message_id, "direction": event.direction})
+    return True, (conversation_id, sort_key)
+
+
+def _conversation_for(event: MessageEvent) -> str:
+    """The thread a message belongs to: its own key, or, for a reply in a public thread
+    (mentions, comments), the conversation its parent already lives in."""
+    if event.reply_to and event.thread_kind in ("mention", "comment"):
+        parent = find_message(event.channel, event.account_id, event.reply_to)
+        if parent is not None:
+            return parent[0]
+    return conversation_id_for(event.channel, event.account_id, event.thread_key)
+
+
+def _create(item: Any, condition: Any) -> bool:
+    """A conditional put; False if the item was already there."""
+    try:
+        item.save(condition=condition)
+        return True
+    except PutError as error:
+        if _condition_failed(error):
+            return False
+        raise
+
+
+def keep_raw(ref: str, raw: Any) -> None:
+    """The platform's JSON for inspection: compressed, capped in bytes, expiring after
+    RAW_PAYLOAD_DAYS. Never on the message item and never in an index."""
+    text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
+    data = text.encode("utf-8", "replace")
+    packed = zlib.compress(data, 6)
+    truncated = len(packed) > RAW_MAX_BYTES
+    if truncated:
+        packed = zlib.compress(data[:RAW_MAX_BYTES], 6)[:RAW_MAX_BYTES]
+    days = config.int_setting("RAW_PAYLOAD_DAYS", 30)
+    RawPayload(ref, data=packed, truncated=truncated,
+               expires_at=runtime.now_ms() // 1000 + days * 86400).save()
+
+
+def raw_payload(ref: str) -> Optional[str]:
+    """The kept JSON text of a message's raw payload (None when expired or never kept)."""
+    try:
+        item = RawPayload.get(ref)
+    except DoesNotExist:
+        return None
+    try:
+        return zlib.decompress(item.data).decode("utf-8", "ignore")
+    except zlib.error:
+        return zlib.decompressobj().decompress(item.data).decode("utf-8", "ignore")
+
+
+def _follow_up(conversation_id: str, facts: rules.MessageFacts) -> bool:
+    """The one-write path for a message that changes no conversation state."""
+    change, guards = rules.follow_up(facts)
+    condition = Conversation.conversation_id.exists()
+    for guard in guards:
+        condition = condition & _guard_condition(guard)
+    try:
+        Conversation(conversation_id).update(actions=_actions(change), condition=condition)
+        return True
+    except UpdateError as error:
+        if _condition_failed(error):
+            return False
+        raise
+
+
+def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.MessageFacts, contact_id: str,
+                   team: Optional[str], recount: bool) -> None:
+    pol = policy()
+    for attempt in range(1, CHANGE_ATTEMPTS + 1):
+        state = get(conversation_id)
+        now = runtime.now_ms()
+        if state is None:
+            ids = {"conversation_id": conversation_id, "channel": event.channel, "account_id": event.account_id,
+                   "thread_key": event.thread_key, "thread_kind": event.thread_kind, "subject": event.subject,
+                   "contact_id": contact_id, "contact_platform_id": event.contact.platform_user_id}
+            created = rules.new_conversation(ids, facts, team or rules.DEFAULT_TEAM, pol, now)
+            if _create_conversation(created, rules.created_entry(created, facts), now):
+                _upsert_contact(event, contact_id, now)
+                return
+            continue
+        change = rules.message_arrived(state, facts, pol, now)
+        if recount and not change.empty:
+            _recount(conversation_id, state, change)
+        if change.empty:
+            return
+        if _write(conversation_id, state, change, now):
+            if "contact_name" in change.updates or "contact_handle" in change.updates:
+                _upsert_contact(event, contact_id, now)
+            return
+        _pause(attempt)
+    raise Busy(f"conversation {conversation_id} kept changing")
+
+
+def _recount(conversation_id: str, state: State, change: rules.Change) -> None:
+    """After a partial earlier attempt, set the counters from the messages themselves."""
+    total = Message.count(conversation_id, filter_condition=Message.direction != "note")
+    read_at = state.get("read_at")
+    unread_filter = Message.direction == "in"
+    if read_at is not None:
+        unread_filter = unread_filter & (Message.sent_at > read_at)
+    unread = Message.count(conversation_id, filter_condition=unread_filter)
+    change.increments.pop("message_count", None)
+    change.increments.pop("unread_count", None)
+    change.updates.update({"message_count": total, "unread_count": unread})
+
+
+def _create_conversation(item: State, entry: rules.LogEntry, now: int) -> bool:
+    """Create a conversation and its first log entry together; False if it already exists."""
+    try:
+        with TransactWrite(connection=runtime.connection()) as transaction:
+            transaction.save(Conversation(**item), condition=Conversation.conversation_id.does_not_exist())
+            transaction.save(_entry(item["conversation_id"], 1, entry, now),
+                             condition=ConversationEvent.seq.does_not_exist())
+        return True
+    except TransactWriteError as error:
+        if _transaction_lost(error):
+            return False
+        raise
+
+
+def _upsert_contact(event: MessageEvent, contact_id: str, now: int) -> None:
+    actions = [Contact.channel.set(event.channel), Contact.account_id.set(event.account_id),
+               Contact.platform_user_id.set(event.contact.platform_user_id),
+               Contact.created_at.set(Contact.created_at | now), Contact.updated_at.set(now)]
+    if event.contact.display_name:
+        actions.append(Contact.display_name.set(event.contact.display_name))
+    if event.contact.handle:
+        actions.append(Contact.handle.set(event.contact.handle))
+    Contact(contact_id).update(actions=actions)
+
+
+# --- receipts, edits, removals ------------------------------------------------------------------
+
+
+def apply_receipt(event: StatusEvent) -> str:
+    """Move an outbound message's delivery status forward (never back: receipts come out of
+    order). 'unknown' when no such message is stored."""
+    rank = DELIVERY_RANK.get(event.status)
+    if rank is None:
+        return "ignored"
+    location = find_message(event.channel, event.account_id, event.platform_message_id)
+    if location is None:
+        return "unknown"
+    actions = [Message.delivery_status.set(event.status), Message.delivery_rank.set(rank)]
+    if event.error:
+        actions.append(Message.delivery_error.set(event.error[:1000]))
+    moved = _conditional(Message(*location), actions,
+                         Message.message_id.exists()
+                         & (Message.delivery_rank.does_not_exist() | (Message.delivery_rank < rank)))
+    return "status applied" if moved else "status stale"
+
+
+def apply_edit(event: EditEvent, team: Optional[str] = None) -> str:
+    """A changed text: the previous version goes to the edit history, nothing is lost."""
+    original = event.message
+    created, location = record_message(original, team, edited_at_ms=event.edited_at_ms)
+    if created:
+        return "created from edit"
+    try:
+        message = Message.get(*location, consistent_read=True)
+    except DoesNotExist:
+        return "edit lost its message"
+    if message.edited_at is not None and message.edited_at >= event.edited_at_ms:
+        return "edit stale"
+    if message.text == original.text:
+        return "edit unchanged"
+    history = list(message.edit_history or [])
+    history.append({"text": message.text, "replaced_at": event.edited_at_ms})
+    updated = _conditional(
+        message,
+        [Message.text.set(original.text), Message.edit_history.set(history), Message.edited_at.set(event.edited_at_ms)],
+        Message.edited_at.does_not_exist() | (Message.edited_at < event.edited_at_ms),
+    )
+    if not updated:
+        return "edit stale"
+    preview = rules.preview_of(original.text, original.msg_type, bool(message.removed))
+    _change(location[0], lambda state: rules.message_changed(state, message.message_id, preview, "message_edited",
+                                                             event.edited_at_ms))
+    return "edited"
+
+
+def apply_removal(event: RemoveEvent, team: Optional[str] = None) -> str:
+    """Marked removed on the platform; our record (and its text) is kept. 'unknown' when the
+    message was never stored and the event does not carry it."""
+    if event.message is not None:
+        created, location = record_message(event.message, team, removed_at_ms=event.removed_at_ms)
+        if created:
+            return "created removed"
+    else:
+        found = find_message(event.channel, event.account_id, event.platform_message_id)
+        if found is None:
+            return "unknown"
+        location = found
+    removed = _conditional(Message(*location), [Message.removed.set(True), Message.removed_at.set(event.removed_at_ms)],
+                           Message.message_id.exists() & Message.removed_at.does_not_exist())
+    if removed:
+        message_id = location[1].split("#", 1)[1]
+        _change(location[0], lambda state: rules.message_changed(state, message_id, rules.preview_of(None, "", True),
+                                                                 "message_removed", event.removed_at_ms))
+    return "removed"
+
+
+# --- agent and flow actions -------------------------------------------------------------------
+
+
+def assign(conversation_id: str, agent_id: Optional[str], actor: str, expected: Any = rules.ANY) -> State:
+    """Assign (or unassign with None). With `expected`, a claim: exactly one of two racing
+    claims wins, the other gets rules.Conflict."""
+    return _change(conversation_id, lambda state: rules.assign(state, agent_id, actor, runtime.now_ms(), expected))
+
+
+def set_status(conversation_id: str, status: str, actor: str, until: Optional[int] = None) -> State:
+    return _change(conversation_id,
+                   lambda state: rules.change_status(state, status, actor, runtime.now_ms(), until, policy()))
+
+
+def mark_read(conversation_id: str, actor: str) -> State:
+    return _change(conversation_id, lambda state: rules.mark_read(state, actor, runtime.now_ms()))
+
+
+def _change(conversation_id: str, rule: Callable[[State], rules.Change]) -> State:
+    """Read, decide, write under the conditions of what was read; again if someone else wrote
+    first (the rule then sees their change and may answer Conflict)."""
+    for attempt in range(1, CHANGE_ATTEMPTS + 1):
+        state = get(conversation_id)
+        if state is None:
+            raise NotFound(conversation_id)
+        change = rule(state)
+        if change.empty:
+            return state
+        if _write(conversation_id, state, change, runtime.now_ms()):
+            return rules.apply(state, change)
+        _pause(attempt)
+    raise Busy(f"conversation {conversation_id} kept changing")
+
+
+def _write(conversation_id: str, state: State, change: rules.Change, now: int) -> bool:
+    """One conditional update, or update + log entry in one transaction. False when the
+    conditions no longer hold (someone else changed the conversation)."""
+    condition = Conversation.conversation_id.exists()
+    expect = dict(change.expect)
+    expect.setdefault("version", state.get("version"))
+    for name, value in expect.items():
+        attribute = getattr(Conversation, name)
+        condition = condition & (attribute.does_not_exist() if value is None else attribute == value)
+    actions = _actions(change)
+    if change.log is None:
+        return _conditional(Conversation(conversation_id), actions, condition)
+    try:
+        with TransactWrite(connection=runtime.connection()) as transaction:
+            transaction.update(Conversation(conversation_id), actions=actions, condition=condition)
+            transaction.save(_entry(conversation_id, int(change.updates["version"]), change.log, now),
+                             condition=ConversationEvent.seq.does_not_exist())
+        return True
+    except TransactWriteError as error:
+        if _transaction_lost(error):
+            return False
+        raise
+
+
+def _entry(conversation_id: str, seq: int, entry: rules.LogEntry, now: int) -> ConversationEvent:
+    return ConversationEvent(conversation_id, seq, at=now, type=entry.type, actor=entry.actor, data=entry.data or None)
+
+
+def _actions(change: rules.Change) -> List[Any]:
+    actions = [getattr(Conversation, name).set(value) for name, value in change.updates.items()]
+    actions += [getattr(Conversation, name).remove() for name in change.removals if name not in change.updates]
+    actions += [getattr(Conversation, name).add(amount) for name, amount in change.increments.items()]
+    return actions
+
+
+def _guard_condition(guard: rules.Guard) -> Any:
+    attribute = getattr(Conversation, guard.attribute)
+    if guard.op == "missing":
+        return attribute.does_not_exist()
+    if guard.op == "exists":
+        return attribute.exists()
+    compare = {"=": attribute.__eq__, "<>": attribute.__ne__, "<=": attribute.__le__, "<": attribute.__lt__}
+    condition = compare[guard.op](guard.value)
+    if guard.op != "<>":
+        condition = attribute.exists() & condition
+    return (attribute.does_not_exist() | condition) if guard.or_missing else condition
+
+
+def _conditional(model: Any, actions: List[Any], condition: Any) -> bool:
+    try:
+        model.update(actions=actions, condition=condition)
+        return True
+    except UpdateError as error:
+        if _condition_failed(error):
+            return False
+        raise
+
+
+def _condition_failed(error: Exception) -> bool:
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def _transaction_lost(error: TransactWriteError) -> bool:
+    """The transaction was cancelled because a condition failed or another transaction touched
+    the same items: read again and decide again. Anything else is a real error."""
+    reasons = getattr(error, "cancellation_reasons", None) or []
+    codes = {r.code for r in reasons if r is not None}
+    return bool(codes) and codes <= {"ConditionalCheckFailed", "TransactionConflict", "None"}
+
+
+def _pause(attempt: int) -> None:
+    time.sleep(random.uniform(0.005, 0.03) * attempt)

@@ -1,0 +1,339 @@
+"""The conversation store (chalicelib.inbox.store) through its public functions and the API:
+one owner for every write, the event log, races, exactly-once counting, and write cost."""
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+
+import pytest
+
+from chalicelib.channels.base import ContactRef, EditEvent, MessageEvent, RemoveEvent
+
+PAGE = "1234567890"
+T0 = 1_700_000_000_000
+
+
+def dm(mid, at, text="hi", user="u1", direction="in", name=None, raw=None):
+    return MessageEvent(channel="messenger", account_id=PAGE, platform_message_id=mid, thread_key=user,
+                        contact=ContactRef(user, display_name=name), direction=direction, sent_at_ms=at, text=text,
+                        raw=raw if raw is not None else {"mid": mid})
+
+
+@pytest.fixture
+def page(inbox):
+    inbox.add_account("messenger", PAGE)
+    return inbox
+
+
+class Requests:
+    """Counts DynamoDB operations per table as moto receives them (every client, every model)."""
+
+    def __init__(self, monkeypatch):
+        self.calls = Counter()
+        self.monkeypatch = monkeypatch
+
+    def __enter__(self):
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        original = BotocoreStubber.process_request
+        calls = self.calls
+
+        def counting(stubber, request):
+            target = (request.headers.get("X-Amz-Target") or b"")
+            target = target.decode() if isinstance(target, bytes) else target
+            if target.startswith("DynamoDB_"):
+                body = json.loads(request.body or b"{}")
+                tables = [body.get("TableName", "")]
+                if "TransactItems" in body:
+                    tables = sorted({next(iter(i.values()))["TableName"] for i in body["TransactItems"]})
+                for table in tables:
+                    calls[(target.split(".")[1], table.replace("socialinbox-test-", ""))] += 1
+            return original(stubber, request)
+
+        self.monkeypatch.setattr(BotocoreStubber, "process_request", counting)
+        return self
+
+    def __exit__(self, *exc):
+        self.monkeypatch.undo()
+
+    def writes(self):
+        return {k: v for k, v in self.calls.items()
+                if k[0] in ("PutItem", "UpdateItem", "DeleteItem", "TransactWriteItems", "BatchWriteItem")}
+
+
+def _events(conversation_id):
+    from chalicelib.inbox import store
+
+    return store.events(conversation_id)
+
+
+def test_the_event_log_records_each_change_in_order_with_contiguous_sequence_numbers(page):
+    from chalicelib.inbox import store
+
+    created, (cid, _) = store.record_message(dm("m1", T0, name="Ana"), "support")
+    assert created
+    store.record_message(dm("m2", T0 + 1000))  # a follow-up while waiting: not a logged change
+    store.record_message(dm("r1", T0 + 60_000, direction="out"))
+    store.assign(cid, "a1", "agent:a1")
+    store.set_status(cid, "resolved", "agent:a1")
+    log = _events(cid)
+    assert [e["type"] for e in log] == ["created", "replied", "assigned", "status_changed"]
+    assert [e["seq"] for e in log] == [1, 2, 3, 4]
+    assert log[1]["data"]["response_ms"] == 60_000 and log[1]["data"]["first"] is True
+    assert log[2]["actor"] == "agent:a1" and log[2]["data"] == {"from": None, "to": "a1"}
+    state = store.get(cid)
+    assert state["version"] == 4 and state["team"] == "support" and state["queue"] == "support#resolved"
+
+
+def _moto_applies_each_request_atomically(monkeypatch):
+    """DynamoDB applies each request atomically; moto does not (a failed transaction restores a
+    snapshot of the table). Serialising moto's request handling gives threads DynamoDB's
+    per-request atomicity while the store's code still interleaves freely between requests."""
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.process_request
+
+    def atomic(self, request):
+        with lock:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", atomic)
+
+
+def test_two_agents_claiming_at_once_exactly_one_wins_and_the_other_gets_a_conflict(page, monkeypatch):
+    from chalicelib.inbox import rules, store
+
+    _moto_applies_each_request_atomically(monkeypatch)
+
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    results, barrier = {}, threading.Barrier(6)
+
+    def claim(agent):
+        barrier.wait()
+        try:
+            store.assign(cid, agent, f"agent:{agent}", expected=None)
+            results[agent] = "won"
+        except rules.Conflict:
+            results[agent] = "conflict"
+
+    threads = [threading.Thread(target=claim, args=(f"a{i}",)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(results.values()) == ["conflict"] * 5 + ["won"]
+    winner = next(agent for agent, outcome in results.items() if outcome == "won")
+    assert store.get(cid)["assignee"] == winner
+    assert [e["type"] for e in _events(cid)].count("assigned") == 1
+
+
+def test_claim_over_http_answers_409_to_the_loser_and_the_flow_cannot_steal_a_claimed_conversation(page):
+    from chalicelib.inbox import rules, store
+
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    token = page.login_admin()
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    store.assign(cid, "a_flow_pick", "flow", expected=None)
+    response = page.client.http.patch(f"/api/conversations/{cid}", headers=headers,
+                                      body=json.dumps({"assignee": "me", "claim": True}))
+    assert response.status_code == 409, response.body
+    assert json.loads(response.body)["current"] == {"assignee": "a_flow_pick"}
+    with pytest.raises(rules.Conflict):
+        store.assign(cid, "a_other", "flow", expected=None)
+    ok = page.client.http.patch(f"/api/conversations/{cid}", headers=headers, body=json.dumps({"assignee": "me"}))
+    assert ok.status_code == 200 and json.loads(ok.body)["assignee"] != "a_flow_pick"
+
+
+@pytest.mark.parametrize("body,status", [
+    ({}, 400), ({"status": "closed"}, 422), ({"status": "snoozed"}, 422), ({"status": 5}, 400),
+    ({"status": "snoozed", "snoozed_until": "tomorrow"}, 400), ({"status": "snoozed", "snoozed_until": "2026-01-01T00:00:00"}, 400),
+    ({"assignee": ["x"]}, 400), ({"assignee": "a#b"}, 400), ({"assignee": "me", "claim": "yes"}, 400),
+    ({"evil": 1, "status": "open"}, 400),
+])
+def test_bad_changes_are_4xx_and_change_nothing(page, body, status):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    before = store.get(cid)
+    token = page.login_admin()
+    response = page.client.http.patch(f"/api/conversations/{cid}", body=json.dumps(body),
+                                      headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    assert response.status_code == status, response.body
+    assert store.get(cid) == before
+    missing = page.client.http.patch("/api/conversations/c_nope", body=json.dumps({"status": "resolved"}),
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    assert missing.status_code == 404
+
+
+def test_snooze_resolve_read_and_the_events_endpoint(page):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    token = page.login_admin()
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    snoozed = page.client.http.patch(f"/api/conversations/{cid}", headers=headers,
+                                     body=json.dumps({"status": "snoozed", "snoozed_until": "2099-01-01T00:00:00Z"}))
+    assert snoozed.status_code == 200 and json.loads(snoozed.body)["status"] == "snoozed"
+    assert [c["id"] for c in page.conversations(status="snoozed", sort="due")] == [cid]
+    read = page.client.http.post(f"/api/conversations/{cid}/read", headers=headers)
+    assert json.loads(read.body)["unread_count"] == 0
+    log = page.get(f"/api/conversations/{cid}/events")["items"]
+    assert [e["type"] for e in log] == ["created", "status_changed", "read"]
+    assert log[1]["data"]["until"] == 4070908800000 and log[1]["at"].endswith("Z")
+
+
+def test_a_duplicate_delivery_writes_nothing(page, monkeypatch):
+    from chalicelib.inbox import store
+
+    store.record_message(dm("m1", T0))
+    with Requests(monkeypatch) as requests:
+        created, _ = store.record_message(dm("m1", T0))
+    assert not created
+    assert requests.writes() == {}
+    assert requests.calls == Counter({("GetItem", "message-refs"): 1})
+
+
+def test_a_follow_up_is_one_conditional_conversation_update_and_no_transaction(page, monkeypatch):
+    from chalicelib.inbox import store
+
+    store.record_message(dm("m1", T0))
+    with Requests(monkeypatch) as requests:
+        store.record_message(dm("m2", T0 + 1000))
+    assert requests.writes() == {("PutItem", "messages"): 1, ("PutItem", "raw-payloads"): 1,
+                                 ("UpdateItem", "conversations"): 1, ("PutItem", "message-refs"): 1}
+    assert requests.calls[("GetItem", "conversations")] == 0
+
+
+def test_a_retry_after_a_crash_before_the_ref_recounts_instead_of_counting_twice(page):
+    from chalicelib.inbox import store
+    from chalicelib.inbox.ids import message_ref
+    from chalicelib.models import MessageRef
+
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    store.record_message(dm("m2", T0 + 1000))
+    MessageRef(message_ref("messenger", PAGE, "m2")).delete()  # as if the ref write never happened
+    store.record_message(dm("m3", T0 + 2000))  # another message lands before the retry
+    store.record_message(dm("m2", T0 + 1000))  # the retry
+    state = store.get(cid)
+    assert state["message_count"] == 3 and state["unread_count"] == 3
+    assert state["last_message_preview"] == "hi" and state["last_message_at"] == T0 + 2000
+
+
+def test_a_new_customer_name_updates_the_conversation_and_the_contact(page):
+    from chalicelib.inbox import store
+    from chalicelib.models import Contact
+
+    _, (cid, _) = store.record_message(dm("m1", T0, name="Ana"))
+    store.record_message(dm("m2", T0 + 1, name="Ana Lima"))
+    assert store.get(cid)["contact_name"] == "Ana Lima"
+    assert Contact.get(store.get(cid)["contact_id"]).display_name == "Ana Lima"
+
+
+def test_edits_and_removals_refresh_the_preview_of_the_latest_message_and_are_logged(page):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(dm("m1", T0, text="first"))
+    store.record_message(dm("m2", T0 + 1000, text="secret number 1234"))
+    assert store.apply_edit(EditEvent(dm("m2", T0 + 1000, text="fixed text"), T0 + 5000)) == "edited"
+    assert store.get(cid)["last_message_preview"] == "fixed text"
+    removal = RemoveEvent("messenger", PAGE, "m2", T0 + 9000)
+    assert store.apply_removal(removal) == "removed"
+    assert store.get(cid)["last_message_preview"] == "[removed]"
+    assert [e["type"] for e in _events(cid)][-2:] == ["message_edited", "message_removed"]
+    store.apply_edit(EditEvent(dm("m1", T0, text="first, edited"), T0 + 6000))
+    assert store.get(cid)["last_message_preview"] == "[removed]"  # not the latest: row unchanged
+
+
+def test_raw_payloads_are_kept_apart_compressed_and_capped_in_bytes(page):
+    from chalicelib.inbox import store
+    from chalicelib.inbox.ids import message_ref
+    from chalicelib.models import Message, RawPayload
+
+    import random
+
+    noise = random.Random(7)
+    huge = {"text": "ü€😀" + "".join(chr(noise.randint(0x4E00, 0x9FFF)) for _ in range(300_000))}  # ~900 KB UTF-8
+    _, (cid, sort_key) = store.record_message(dm("m1", T0, raw=huge))
+    kept = RawPayload.get(message_ref("messenger", PAGE, "m1"))
+    assert kept.truncated and len(kept.data) <= store.RAW_MAX_BYTES
+    assert kept.expires_at > T0 // 1000
+    assert store.raw_payload(message_ref("messenger", PAGE, "m1")).startswith('{"text":"ü€😀')
+    assert "raw" not in Message.get(cid, sort_key).attribute_values
+    store.record_message(dm("m2", T0 + 1, raw={"small": True}))
+    assert json.loads(store.raw_payload(message_ref("messenger", PAGE, "m2"))) == {"small": True}
+
+
+def test_views_are_queries_on_their_own_index(page, monkeypatch):
+    from chalicelib.inbox import store
+
+    _, (c1, _) = store.record_message(dm("m1", T0, user="u1"))
+    _, (c2, _) = store.record_message(dm("m2", T0 + 10, user="u2"))
+    store.assign(c1, "a_me", "flow")
+    with Requests(monkeypatch) as requests:
+        page.conversations(assignee="a_me")
+    assert requests.calls[("Query", "conversations")] == 1 and requests.calls[("Scan", "conversations")] == 0
+    breached = page.conversations(sla="breached")  # platform times in 2023: long overdue
+    assert [c["id"] for c in breached] == [c1, c2]
+    assert all(c["sla"]["state"] == "breached" for c in breached)
+    assert page.conversations(sla="at_risk") == []
+
+
+def test_cursors_are_tamper_evident_and_bound_to_their_view(page):
+    from chalicelib.inbox import store
+
+    for i in range(3):
+        store.record_message(dm(f"m{i}", T0 + i, user=f"u{i}"))
+    due_page = page.get("/api/conversations?sort=due&limit=1")
+    token = page.login_admin()
+    headers = {"Authorization": "Bearer " + token}
+    reused = page.client.http.get(f"/api/conversations?sort=recent&limit=1&cursor={due_page['next']}", headers=headers)
+    assert reused.status_code == 400 and b"another view" in reused.body
+    body, mac = due_page["next"].split(".")
+    forged = body[:-2] + ("AA" if body[-2:] != "AA" else "BB") + "." + mac
+    assert page.client.http.get(f"/api/conversations?sort=due&cursor={forged}", headers=headers).status_code == 400
+    assert page.get(f"/api/conversations?sort=due&limit=1&cursor={due_page['next']}")["items"]
+
+
+def test_unknown_account_events_are_replayed_exactly_once_after_registration(inbox):
+    from chalicelib.ingest import pipeline
+
+    for mid in ("q1", "q2"):
+        assert pipeline.handle(dm(mid, T0 + int(mid[1]))) == "quarantined"
+    pipeline.handle(MessageEvent("whatsapp", "999", "w1", "x", ContactRef("x"), "in", T0))
+    assert {q["reason"] for q in inbox.quarantine()} == {"unknown account"}
+    token = inbox.login_admin()
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    early = inbox.client.http.post("/api/admin/quarantine/replay", headers=headers, body=json.dumps({}))
+    assert json.loads(early.body)["replayed"] == 0
+    inbox.add_account("messenger", PAGE)
+    replay = lambda: json.loads(inbox.client.http.post(  # noqa: E731
+        "/api/admin/quarantine/replay", headers=headers, body=json.dumps({"channel": "messenger"})).body)
+    assert replay()["replayed"] == 2
+    assert replay()["replayed"] == 0
+    [conversation] = inbox.conversations()
+    assert conversation["message_count"] == 2
+    assert [q["channel"] for q in inbox.quarantine()] == ["whatsapp"]
+    bad = inbox.client.http.post("/api/admin/quarantine/replay", headers=headers, body=json.dumps({"channel": "aol"}))
+    assert bad.status_code == 400
+
+
+def test_quarantine_is_newest_first_and_paged(inbox):
+    from chalicelib.ingest import quarantine
+    from chalicelib.runtime import runtime
+
+    for i in range(5):
+        runtime.use_clock(lambda i=i: 1_700_000_000 + i)
+        quarantine.quarantine("unreadable: test", "messenger", PAGE, {"n": i})
+    runtime.use_clock(None)
+    seen, cursor = [], None
+    while True:
+        page = inbox.get("/api/admin/quarantine?limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        seen += [json.loads(q["preview"])["n"] for q in page["items"]]
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert seen == [4, 3, 2, 1, 0]
+    one = inbox.get("/api/admin/quarantine")["items"][0]
+    assert json.loads(inbox.get(f"/api/admin/quarantine/{one['id']}")["raw"]) == {"n": 4}
