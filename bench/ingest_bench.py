@@ -1293,7 +1293,6 @@ def bench_wru(application: Any, results: Dict[str, Any]) -> int:
         spread = f" ({min(totals)}-{max(totals)})" if min(totals) != max(totals) else ""
         rru = statistics.median(r["rru"] for r in records)
         typical = sorted(records, key=lambda r: r["wru"])[len(records) // 2]
-        moves = ", ".join(f"{k} {v}" for k, v in sorted(typical["index_moves"].items())) or "-"
         kinds[label] = {"n": len(records), "wru_median": median_wru, "wru_min": min(totals), "wru_max": max(totals),
                         "base_wru_median": statistics.median(r["base_wru"] for r in records),
                         "index_wru_median": statistics.median(r["index_wru"] for r in records),

@@ -442,12 +442,15 @@ class WruMeter:
         if error:
             outcome = {"ConditionalCheckFailedException": "condition failed",
                        "TransactionCanceledException": "cancelled"}.get(error)
-            for (operation, table, _, _), before in zip(targets, befores):
+            for (operation, table, _, action), before in zip(targets, befores):
                 if outcome is None:  # validation or throttling errors: nothing written, nothing billed
                     writes.append(Write(operation, table, f"error {error}", 0, 0))
                     continue
+                # The larger of the existing item and the item a Put would have written (an
+                # update's would-be image is not computed: the existing item stands for it).
                 size = item_size(before)
-                writes.append(Write(operation, table, outcome, factor * write_units(size), 0, size_before=size,
+                attempted = max(size, item_size(action.get("Item"))) if "Item" in action else size
+                writes.append(Write(operation, table, outcome, factor * write_units(attempted), 0, size_before=size,
                                     size_after=size))
             return writes
         for (operation, table, key, action), before in zip(targets, befores):
