@@ -31,6 +31,8 @@ class Runtime:
         self._queue_urls: Dict[str, str] = {}
         self._connection: Any = None
         self.accounts: Dict[str, Tuple[float, Any]] = {}
+        #: email -> (monotonic time read, active agent's Identity or None): the token guard's cache.
+        self.agents: Dict[str, Tuple[float, Any]] = {}
 
     # --- time -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -75,12 +77,13 @@ class Runtime:
 
     # --- lifecycle ------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget clients, queue URLs, cached accounts and secrets (tests switch backends)."""
+        """Forget clients, queue URLs, cached accounts and agents, and secrets (tests switch backends)."""
         with self._lock:
             self._clients.clear()
             self._queue_urls.clear()
             self._connection = None
             self.accounts.clear()
+            self.agents.clear()
         self._clock = time.time
         config.forget_secrets()
 

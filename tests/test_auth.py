@@ -131,3 +131,267 @@ def test_admin_routes_need_the_admin_role(inbox, agent):
     assert inbox.client.http.get("/api/admin/quarantine", headers=headers).status_code == 403
     admin = inbox.login_admin()
     assert inbox.client.http.get("/api/accounts", headers={"Authorization": "Bearer " + admin}).status_code == 200
+
+
+# --- throttle: atomic counting, capped waits, no lockout by strangers (issue 6) ---------------------
+
+
+def _burst(email, passwords, source="198.51.100.7", now=None):
+    """Run one login per password, all released at the same instant from their own threads, all
+    stamped with the same arrival time (so the back-off cannot legitimately allow more); returns
+    (statuses in order, how many passwords were actually checked)."""
+    import threading
+
+    from chalicelib.api import auth
+
+    real_check = auth.check_password
+    checked, lock = [], threading.Lock()
+    barrier = threading.Barrier(len(passwords))
+    statuses = [None] * len(passwords)
+    moment = now if now is not None else time.time()
+
+    def counting_check(password, stored):
+        with lock:
+            checked.append(password)
+        return real_check(password, stored)
+
+    def attempt(index, password):
+        barrier.wait()
+        try:
+            auth.login(email, password, now=moment, source=source)
+            statuses[index] = 200
+        except auth.LoginRefused as refused:
+            statuses[index] = refused.status
+
+    auth.check_password = counting_check
+    try:
+        threads = [threading.Thread(target=attempt, args=(i, p)) for i, p in enumerate(passwords)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        auth.check_password = real_check
+    return statuses, len(checked)
+
+
+def test_a_concurrent_burst_checks_no_more_passwords_than_sequential_attempts(inbox, agent):
+    from chalicelib.api import auth
+
+    moment = time.time()
+    passwords = [f"guess-{i}" for i in range(30)]
+    passwords[17] = "s3cret-passw0rd"  # the right one hidden inside the burst
+    statuses, checked = _burst("sam@example.com", passwords, now=moment)
+    assert 1 <= checked <= auth.FREE_ATTEMPTS
+    assert set(statuses) <= {200, 401, 429}
+    assert statuses.count(401) + statuses.count(200) == checked
+    if 200 not in statuses:  # the right password was refused unchecked: the source is held back
+        statuses, checked = _burst("sam@example.com", ["s3cret-passw0rd"] * 5, now=moment + 0.5)
+        assert statuses == [429] * 5 and checked == 0
+
+
+def test_a_burst_against_an_unknown_email_is_throttled_the_same_way(inbox, agent):
+    from chalicelib.api import auth
+
+    statuses, checked = _burst("ghost@example.com", [f"guess-{i}" for i in range(30)])
+    assert 1 <= checked <= auth.FREE_ATTEMPTS
+    assert set(statuses) <= {401, 429}
+
+
+def test_retry_after_is_capped_however_long_the_attack(inbox, agent):
+    from chalicelib.api import auth
+
+    moment, waits = time.time(), []
+    for _ in range(60):
+        try:
+            auth.login("sam@example.com", "wrong", now=moment, source="198.51.100.7")
+        except auth.LoginRefused as refused:
+            if refused.status == 429:
+                waits.append(refused.retry_after)
+                moment += refused.retry_after  # come back exactly when told to
+                continue
+        moment += 0.5
+    assert waits and max(waits) <= auth.MAX_RETRY_AFTER
+    assert all(w >= 1 for w in waits)
+
+
+def test_http_retry_after_header_stays_small(inbox, agent):
+    from chalicelib.api import auth
+
+    for _ in range(40):
+        response = _login(inbox, "sam@example.com", "wrong")
+        if response.status_code == 429:
+            assert 1 <= int(response.headers["Retry-After"]) <= auth.MAX_RETRY_AFTER
+
+
+def test_a_stranger_elsewhere_cannot_lock_the_agent_out(inbox, agent):
+    from chalicelib.api import auth
+
+    start = time.time()
+    refused_stranger = 0
+    for i in range(60):  # far beyond the lock threshold, from another address
+        try:
+            auth.login("sam@example.com", "wrong", now=start + i, source="203.0.113.66")
+        except auth.LoginRefused as refused:
+            refused_stranger += refused.status == 429
+    assert refused_stranger > 0  # the stranger is held back ...
+    response = _login(inbox, "sam@example.com", "s3cret-passw0rd")  # ... the agent (127.0.0.1) is not
+    assert response.status_code == 200
+
+
+def test_a_distributed_attack_only_slows_the_agent_down(inbox, agent):
+    from chalicelib.api import auth
+
+    start, moment = time.time(), time.time()
+    for address in range(12):  # many addresses, each up to its own lock
+        for attempt in range(auth.LOCK_AFTER):
+            moment = start + address * 0.01 + attempt * 0.001
+            try:
+                auth.login("sam@example.com", "wrong", now=moment, source=f"203.0.113.{address}")
+            except auth.LoginRefused:
+                pass
+    # Past the per-email ceiling the agent may have to wait, but only a few seconds, never a lock.
+    try:
+        token = auth.login("sam@example.com", "s3cret-passw0rd", now=moment, source="192.0.2.10")
+    except auth.LoginRefused as refused:
+        assert refused.status == 429 and refused.retry_after <= auth.EMAIL_SPACING_SECONDS
+        token = auth.login("sam@example.com", "s3cret-passw0rd", now=moment + refused.retry_after,
+                           source="192.0.2.10")
+    assert token
+
+
+def test_one_address_cannot_spray_many_emails(inbox, agent):
+    from chalicelib.api import auth
+
+    start, statuses = time.time(), []
+    for i in range(auth.SOURCE_FAILURES_PER_WINDOW + 5):
+        try:
+            auth.login(f"user{i}@example.com", "Winter2024!", now=start + i * 0.01, source="198.51.100.9")
+            statuses.append(200)
+        except auth.LoginRefused as refused:
+            statuses.append(refused.status)
+    assert statuses[: auth.SOURCE_FAILURES_PER_WINDOW] == [401] * auth.SOURCE_FAILURES_PER_WINDOW
+    assert set(statuses[auth.SOURCE_FAILURES_PER_WINDOW:]) == {429}
+    # Other addresses are unaffected.
+    assert auth.login("sam@example.com", "s3cret-passw0rd", now=start + 1, source="192.0.2.10")
+
+
+def test_every_login_answer_is_no_store(inbox, agent):
+    answers = [_login(inbox, "sam@example.com", "s3cret-passw0rd"), _login(inbox, "sam@example.com", "wrong")]
+    answers.append(inbox.client.http.post("/api/auth/login", body="not json", headers=JSON))
+    answers.append(inbox.client.http.post("/api/auth/login", body='{"email": 1}', headers=JSON))
+    while answers[-1].status_code != 429:
+        answers.append(_login(inbox, "sam@example.com", "wrong"))
+    assert [a.status_code for a in answers[:4]] == [200, 401, 400, 400]
+    for answer in answers:
+        assert answer.headers.get("Cache-Control") == "no-store", answer.status_code
+
+
+def test_source_address_comes_from_the_request_context(inbox, agent, monkeypatch):
+    from chalice.local import LambdaEventConverter
+
+    for _ in range(3):
+        _login(inbox, "sam@example.com", "wrong")
+    assert _login(inbox, "sam@example.com", "s3cret-passw0rd").status_code == 429  # 127.0.0.1 slowed
+    monkeypatch.setattr(LambdaEventConverter, "LOCAL_SOURCE_IP", "192.0.2.44")
+    assert _login(inbox, "sam@example.com", "s3cret-passw0rd").status_code == 200  # another address
+
+
+# --- tokens follow the agent record; stable demo ids ------------------------------------------------
+
+
+def _token(inbox, email="sam@example.com", password="s3cret-passw0rd"):
+    response = _login(inbox, email, password)
+    assert response.status_code == 200, response.body
+    return json.loads(response.body)["token"]
+
+
+def _me(inbox, token):
+    return inbox.client.http.get("/api/me", headers={"Authorization": "Bearer " + token})
+
+
+def test_token_of_a_deleted_agent_is_refused(inbox, agent):
+    from chalicelib.api.auth import forget_agent
+    from chalicelib.models import Agent
+
+    token = _token(inbox)
+    assert _me(inbox, token).status_code == 200
+    Agent.get("sam@example.com").delete()
+    forget_agent("sam@example.com")
+    assert _me(inbox, token).status_code == 401
+
+
+def test_deactivation_reaches_other_containers_when_the_cache_expires(inbox, agent, monkeypatch):
+    from chalicelib.api import auth
+    from chalicelib.models import Agent
+
+    token = _token(inbox)
+    assert _me(inbox, token).status_code == 200
+    record = Agent.get("sam@example.com")
+    record.update(actions=[Agent.active.set(False)])  # as another container would, without forgetting
+    assert _me(inbox, token).status_code == 200  # still trusted from memory, briefly
+    monkeypatch.setattr(auth, "AGENT_CACHE_SECONDS", 0.0)
+    assert _me(inbox, token).status_code == 401
+
+
+def test_token_for_a_recreated_agent_with_another_id_is_refused(inbox, agent):
+    from chalicelib.api.auth import create_agent
+
+    old = _token(inbox)
+    create_agent("sam@example.com", "s3cret-passw0rd", "Sam", "agent")  # same email, new random id
+    assert _me(inbox, old).status_code == 401
+    new = _token(inbox)
+    assert json.loads(_me(inbox, new).body)["id"] != jwt.decode(old, options={"verify_signature": False})["sub"]
+
+
+def test_a_stale_subject_is_refused_even_in_another_process(inbox, agent):
+    from chalicelib.models import Agent
+    from chalicelib.runtime import runtime
+
+    token = _token(inbox)
+    Agent.get("sam@example.com").update(actions=[Agent.agent_id.set("a_someoneelse0000")])
+    runtime.reset()  # a fresh container: nothing cached
+    assert _me(inbox, token).status_code == 401
+
+
+def test_the_token_guard_reads_the_agent_at_most_once_per_cache_period(inbox, agent, monkeypatch):
+    from chalicelib.models import Agent
+    from chalicelib.runtime import runtime
+
+    token = _token(inbox)
+    runtime.agents.clear()
+    reads = []
+    real_get = Agent.get.__func__
+
+    def counting_get(cls, *args, **kwargs):
+        reads.append(args)
+        return real_get(cls, *args, **kwargs)
+
+    monkeypatch.setattr(Agent, "get", classmethod(counting_get))
+    for _ in range(5):
+        assert _me(inbox, token).status_code == 200
+    assert len(reads) == 1
+
+
+def test_role_comes_from_the_agent_record(inbox, agent):
+    from chalicelib.api.auth import forget_agent
+    from chalicelib.models import Agent
+
+    token = _token(inbox)
+    Agent.get("sam@example.com").update(actions=[Agent.role.set("admin")])
+    forget_agent("sam@example.com")
+    assert json.loads(_me(inbox, token).body)["role"] == "admin"
+
+
+def test_seeded_agent_ids_survive_a_restart(aws_backend):
+    from chalicelib.local.seed import DEMO_AGENTS, seed, stable_agent_id
+    from chalicelib.models import Agent
+
+    seed()
+    first = {email: Agent.get(email).agent_id for email, _, _ in DEMO_AGENTS}
+    for email in first:  # the in-memory emulator forgets everything on restart
+        Agent.get(email).delete()
+    seed()
+    second = {email: Agent.get(email).agent_id for email, _, _ in DEMO_AGENTS}
+    assert first == second == {email: stable_agent_id(email) for email in first}
+    assert len(set(first.values())) == len(first)

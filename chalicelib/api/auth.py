@@ -1,30 +1,54 @@
 """Agent authentication: scrypt password hashes, short-lived signed tokens, login throttling.
 
-Throttling is keyed by the (hashed) email whether or not an agent has it, and unknown emails
-still pay for a scrypt run, so neither the answer, its timing nor the lockout tells an attacker
-which emails exist.
+Throttling is keyed by (hashed) email + source address, by source address and by email alone
+(a ceiling that only slows down, so a stranger cannot lock a real agent out), whether or not an
+agent has the email; unknown emails still pay for a scrypt run, so neither the answer, its timing
+nor the throttle tells an attacker which emails exist. Counters are updated atomically before a
+password is checked, so concurrent bursts get no more checks than sequential attempts.
+
+Tokens are only honoured while their subject is still an active agent with that id.
 """
 from __future__ import annotations
 
 import base64
 import hashlib
 import hmac
+import math
 import os
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import config
 from chalicelib.models import Agent, LoginThrottle
+from chalicelib.runtime import runtime
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
 TOKEN_TTL_SECONDS = 3600
-FREE_ATTEMPTS = 3  # failures before each further attempt must wait (1 s, 2 s, 4 s, ...)
-LOCK_AFTER = 8  # failures before the email is locked
+# Per email + source address: free failures, then a wait of 1 s, 2 s, 4 s ... (capped), then a lock
+# that only that address suffers.
+FREE_ATTEMPTS = 3
+LOCK_AFTER = 8
 LOCK_SECONDS = 15 * 60
+MAX_BACKOFF_SECONDS = 5 * 60
+IN_FLIGHT_SECONDS = 10  # provisional lock while one check runs (released at once; a crash costs 10 s)
+# Per source address: failed attempts per window, whatever the email.
+SOURCE_WINDOW_SECONDS = 15 * 60
+SOURCE_FAILURES_PER_WINDOW = 30
+# Per email, from anywhere: checks per window before they are spaced out. Never a lock.
+EMAIL_WINDOW_SECONDS = 15 * 60
+EMAIL_FREE_PER_WINDOW = 20
+EMAIL_SPACING_SECONDS = 2
+MAX_RETRY_AFTER = 15 * 60
+# How long the token guard trusts its memory of an agent (deactivation reaches every container
+# within this), and how often a token naming another id may force a fresh read.
+AGENT_CACHE_SECONDS = 30.0
+AGENT_RECHECK_SECONDS = 1.0
+THROTTLE_TTL_SECONDS = 86400
+UNKNOWN_SOURCE = "unknown-source"
 _DUMMY_HASH: Optional[str] = None
 
 
@@ -65,11 +89,20 @@ def check_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(digest, expected)
 
 
-def create_agent(email: str, password: str, name: str, role: str = "agent") -> Agent:
-    agent = Agent(email.strip().lower(), agent_id="a_" + uuid.uuid4().hex[:16], name=name, role=role,
+def create_agent(email: str, password: str, name: str, role: str = "agent", agent_id: Optional[str] = None) -> Agent:
+    """Store a new agent. `agent_id` lets the local seed keep ids stable across restarts."""
+    agent = Agent(email.strip().lower(), agent_id=agent_id or "a_" + uuid.uuid4().hex[:16], name=name, role=role,
                   password_hash=hash_password(password), active=True, created_at=int(time.time() * 1000))
     agent.save()
+    forget_agent(agent.email)
     return agent
+
+
+def forget_agent(email: str) -> None:
+    """Drop this process's cached view of an agent (call after deactivating, deleting or
+    re-creating one, so its old tokens stop working here at once; other containers follow
+    within AGENT_CACHE_SECONDS)."""
+    runtime.agents.pop(email.strip().lower(), None)
 
 
 def _token_secret() -> str:
@@ -89,7 +122,9 @@ def issue_token(agent: Agent, now: Optional[float] = None) -> str:
 
 
 def identity_from_header(authorization: Optional[str]) -> Optional[Identity]:
-    """The agent behind `Authorization: Bearer <token>`, or None if absent/invalid/expired."""
+    """The agent behind `Authorization: Bearer <token>`, or None if absent/invalid/expired, or if
+    the token's subject is no longer an active agent with that id (deleted, deactivated or
+    re-created). Name and role come from the agent record, so a demotion applies to old tokens."""
     import jwt
 
     if not authorization or not authorization.startswith("Bearer "):
@@ -99,47 +134,174 @@ def identity_from_header(authorization: Optional[str]) -> Optional[Identity]:
                                             issuer="socialinbox", options={"require": ["exp", "sub", "iat"]})
     except jwt.PyJWTError:
         return None
-    return Identity(str(claims["sub"]), str(claims.get("email", "")), str(claims.get("name", "")),
-                    str(claims.get("role", "agent")))
+    subject, email = str(claims["sub"]), str(claims.get("email") or "").strip().lower()
+    if not email:
+        return None
+    current = _active_agent(email, subject)
+    if current is None or current.agent_id != subject:
+        return None
+    return current
 
 
-def _throttle_key(email: str) -> str:
-    return hashlib.sha256(("login|" + email).encode("utf-8")).hexdigest()
-
-
-def login(email: str, password: str, now: Optional[float] = None) -> str:
-    """A token for valid credentials; LoginRefused(401 or 429) otherwise."""
-    moment = now if now is not None else time.time()
-    email = email.strip().lower()
-    key = _throttle_key(email)
+def _active_agent(email: str, subject: str) -> Optional[Identity]:
+    """The active agent holding `email`, from a short in-process cache (runtime.agents) so the
+    token guard is not a DynamoDB read per request. A subject that does not match a cached entry
+    forces one fresh read (at most one per AGENT_RECHECK_SECONDS), so a re-created agent's new
+    token works at once."""
+    moment = time.monotonic()
+    cached = runtime.agents.get(email)
+    if cached is not None:
+        fetched_at, found = cached
+        age = moment - fetched_at
+        if age < AGENT_CACHE_SECONDS and (found is not None and found.agent_id == subject
+                                          or age < AGENT_RECHECK_SECONDS):
+            return found
     try:
-        throttle = LoginThrottle.get(key)
-    except DoesNotExist:
-        throttle = LoginThrottle(key, failures=0, last_failure_at=0, locked_until=0)
-    if throttle.locked_until > moment:
-        raise LoginRefused(429, "too many failed attempts; try again later", int(throttle.locked_until - moment) + 1)
-    if throttle.failures >= FREE_ATTEMPTS:
-        wait = 2 ** (throttle.failures - FREE_ATTEMPTS)
-        remaining = throttle.last_failure_at + wait - moment
-        if remaining > 0:
-            raise LoginRefused(429, "too many failed attempts; slow down", int(remaining) + 1)
-
-    agent: Optional[Agent]
-    try:
-        agent = Agent.get(email)
+        agent: Optional[Agent] = Agent.get(email)
     except DoesNotExist:
         agent = None
-    valid = check_password(password, agent.password_hash if agent else _dummy_hash())
+    found = _identity(agent) if agent is not None and agent.active else None
+    runtime.agents[email] = (moment, found)
+    return found
+
+
+def _identity(agent: Agent) -> Identity:
+    return Identity(agent.agent_id, agent.email, agent.name, agent.role)
+
+
+def _remember_agent(agent: Agent) -> None:
+    """Login just read the record: seed the token guard's cache with it."""
+    runtime.agents[agent.email] = (time.monotonic(), _identity(agent))
+
+
+def _key(*parts: str) -> str:
+    """Throttle keys are hashes: the table never holds emails or addresses in clear."""
+    return hashlib.sha256("|".join(("login",) + parts).encode("utf-8")).hexdigest()
+
+
+def _refused(status: int, message: str, seconds: float) -> LoginRefused:
+    return LoginRefused(status, message, max(1, min(MAX_RETRY_AFTER, int(math.ceil(seconds)))))
+
+
+def _conditional_failure(error: Exception) -> bool:
+    return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+def _backoff(failures: int) -> float:
+    """Seconds before the next attempt after `failures` checked failures of one email+source."""
+    if failures >= LOCK_AFTER:
+        return LOCK_SECONDS
+    if failures < FREE_ATTEMPTS:
+        return 0
+    return min(MAX_BACKOFF_SECONDS, 2 ** min(failures - FREE_ATTEMPTS, 20))
+
+
+def _count_source(source: str, moment: float) -> str:
+    """Failures from one address in the current window, counted atomically (ADD, decided on the
+    count it returns), so a burst cannot read a stale number. Every attempt that reaches this
+    stage counts; a successful login gives its unit back."""
+    window = int(moment // SOURCE_WINDOW_SECONDS)
+    key = _key("source", source, str(window))
+    item = LoginThrottle(key)
+    item.update(actions=[LoginThrottle.failures.add(1), LoginThrottle.last_failure_at.set(moment),
+                         LoginThrottle.expires_at.set((window + 2) * SOURCE_WINDOW_SECONDS)])
+    if item.failures > SOURCE_FAILURES_PER_WINDOW:
+        raise _refused(429, "too many failed attempts; try again later",
+                       (window + 1) * SOURCE_WINDOW_SECONDS - moment)
+    return key
+
+
+def _reserve_pair(email: str, source: str, moment: float) -> Tuple[str, int]:
+    """Claim the right to check one password for this email from this address.
+
+    One conditional UpdateItem: it succeeds only when no back-off or lock is running, and it sets
+    a short provisional lock, so concurrent requests are refused while one check is in flight.
+    `_settle_pair` then replaces the provisional lock with the real back-off. A refused attempt
+    writes nothing, so hammering does not extend anyone's wait.
+    """
+    key = _key("pair", email, source)
+    item = LoginThrottle(key)
+    try:
+        item.update(
+            actions=[LoginThrottle.failures.add(1), LoginThrottle.last_failure_at.set(moment),
+                     LoginThrottle.locked_until.set(moment + IN_FLIGHT_SECONDS),
+                     LoginThrottle.expires_at.set(int(moment) + THROTTLE_TTL_SECONDS)],
+            condition=LoginThrottle.locked_until.does_not_exist() | (LoginThrottle.locked_until <= moment))
+    except UpdateError as error:
+        if not _conditional_failure(error):
+            raise
+        try:
+            current = LoginThrottle.get(key, consistent_read=True)
+        except DoesNotExist:
+            raise _refused(429, "too many failed attempts; slow down", 1)
+        in_flight = current.locked_until - current.last_failure_at == IN_FLIGHT_SECONDS
+        raise _refused(429, "too many failed attempts; slow down",
+                       1 if in_flight else current.locked_until - moment)
+    return key, int(item.failures)  # the count this attempt brings, as UpdateItem returned it
+
+
+def _release_pair(key: str, moment: float) -> None:
+    """Undo a reservation whose password was never checked (a later throttle refused it)."""
+    LoginThrottle(key).update(actions=[LoginThrottle.failures.add(-1), LoginThrottle.locked_until.set(moment)])
+
+
+def _settle_pair(key: str, failures: int, moment: float) -> None:
+    """After a wrong password: the back-off (or lock) that the new failure count earns."""
+    LoginThrottle(key).update(actions=[LoginThrottle.locked_until.set(moment + _backoff(failures))])
+
+
+def _pace_email(email: str, moment: float) -> str:
+    """The per-email ceiling: past EMAIL_FREE_PER_WINDOW checks in a window (from any address),
+    one check per EMAIL_SPACING_SECONDS. It only slows down, never locks: a stranger can cost the
+    real agent a few seconds, not a lockout. Conditional, so refused attempts write nothing."""
+    window = int(moment // EMAIL_WINDOW_SECONDS)
+    key = _key("email", email, str(window))
+    try:
+        LoginThrottle(key).update(
+            actions=[LoginThrottle.failures.add(1), LoginThrottle.last_failure_at.set(moment),
+                     LoginThrottle.expires_at.set((window + 2) * EMAIL_WINDOW_SECONDS)],
+            condition=(LoginThrottle.failures.does_not_exist() | (LoginThrottle.failures < EMAIL_FREE_PER_WINDOW)
+                       | (LoginThrottle.last_failure_at <= moment - EMAIL_SPACING_SECONDS)))
+    except UpdateError as error:
+        if not _conditional_failure(error):
+            raise
+        raise _refused(429, "too many failed attempts; slow down", EMAIL_SPACING_SECONDS)
+    return key
+
+
+def login(email: str, password: str, now: Optional[float] = None, source: Optional[str] = None) -> str:
+    """A token for valid credentials; LoginRefused(401 or 429) otherwise.
+
+    Throttled per source address, per email+source (back-off, then a lock that only that address
+    suffers) and per email (a ceiling that only slows down). Every counter is updated atomically
+    before the password is checked, so a concurrent burst cannot check more passwords than the
+    limits allow. The same steps run whether or not the email belongs to an agent.
+    """
+    moment = now if now is not None else time.time()
+    email = email.strip().lower()
+    source = (source or "").strip() or UNKNOWN_SOURCE
+    source_key = _count_source(source, moment)
+    pair_key, failures = _reserve_pair(email, source, moment)
+    checked = False
+    try:
+        email_key = _pace_email(email, moment)
+        agent: Optional[Agent]
+        try:
+            agent = Agent.get(email)
+        except DoesNotExist:
+            agent = None
+        valid = check_password(password, agent.password_hash if agent else _dummy_hash())
+        checked = True
+    finally:
+        if not checked:
+            _release_pair(pair_key, moment)
     if agent is None or not agent.active or not valid:
-        failures = throttle.failures + 1
-        actions = [LoginThrottle.failures.add(1), LoginThrottle.last_failure_at.set(moment),
-                   LoginThrottle.expires_at.set(int(moment) + 86400)]
-        if failures >= LOCK_AFTER:
-            actions.append(LoginThrottle.locked_until.set(moment + LOCK_SECONDS))
-        LoginThrottle(key).update(actions=actions)
+        _settle_pair(pair_key, failures, moment)
         raise LoginRefused(401, "invalid email or password")
-    if throttle.failures:
-        LoginThrottle(key).delete()
+    LoginThrottle(pair_key).delete()
+    for key in (source_key, email_key):  # a success is not a failure: give the units back
+        LoginThrottle(key).update(actions=[LoginThrottle.failures.add(-1)])
+    _remember_agent(agent)
     return issue_token(agent, moment)
 
 

@@ -53,23 +53,35 @@ def admin_only(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 @api.route("/api/auth/login", methods=["POST"])
 def login() -> Any:
+    """Exchange credentials for a token. Every answer is `no-store`: neither a token nor a
+    refusal may sit in a shared cache. The throttle keys on API Gateway's view of the caller's
+    address (`sourceIp`), never on a client-supplied header."""
     from chalicelib.api.auth import LoginRefused, login as do_login
 
-    body = _json_body()
-    email, password = body.get("email"), body.get("password")
-    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
-        raise BadRequestError("email and password are required strings")
-    if len(email) > 320 or len(password) > 1024:
-        raise BadRequestError("email or password too long")
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
     try:
-        token = do_login(email, password)
+        body = _json_body()
+    except BadRequestError as error:
+        return Response({"Code": "BadRequestError", "Message": str(error)}, headers=headers,
+                        status_code=400)
+    email, password = body.get("email"), body.get("password")
+    problem = None
+    if not isinstance(email, str) or not isinstance(password, str) or not email or not password:
+        problem = "email and password are required strings"
+    elif len(email) > 320 or len(password) > 1024:
+        problem = "email or password too long"
+    if problem:
+        return Response({"Code": "BadRequestError", "Message": problem}, headers=headers, status_code=400)
+    identity = (api.current_request.context or {}).get("identity") or {}
+    source = identity.get("sourceIp") if isinstance(identity, dict) else None
+    try:
+        token = do_login(email, password, source=source if isinstance(source, str) else None)
     except LoginRefused as refused:
-        headers = {"Content-Type": "application/json"}
         if refused.retry_after:
             headers["Retry-After"] = str(refused.retry_after)
         return Response({"Code": "LoginRefused", "Message": refused.message}, headers=headers,
                         status_code=refused.status)
-    return {"token": token, "token_type": "Bearer"}
+    return Response({"token": token, "token_type": "Bearer"}, headers=headers, status_code=200)
 
 
 @api.route("/api/me", methods=["GET"])

@@ -1,6 +1,7 @@
 """Local demo data: the admin and demo agents, and each adapter's demo accounts."""
 from __future__ import annotations
 
+import hashlib
 from typing import Dict, List, Tuple
 
 from chalicelib import config
@@ -10,6 +11,12 @@ DEMO_AGENTS: Tuple[Tuple[str, str, str], ...] = (
     ("agent1@example.com", "Sam Support", "agent"),
     ("agent2@example.com", "Kim Care", "agent"),
 )
+
+
+def stable_agent_id(email: str) -> str:
+    """A demo agent's id derived from its email: the in-memory emulator forgets everything on
+    restart, and random ids would orphan every assignment and token made before it."""
+    return "a_" + hashlib.sha256(("demo-agent|" + email.strip().lower()).encode("utf-8")).hexdigest()[:16]
 
 
 def seed() -> Dict[str, List[str]]:
@@ -26,7 +33,7 @@ def seed() -> Dict[str, List[str]]:
         try:
             Agent.get(email)
         except Agent.DoesNotExist:
-            create_agent(email, password, name, role)
+            create_agent(email, password, name, role, agent_id=stable_agent_id(email))
         agents.append(email)
     for adapter_name in adapter_names():
         for channel, account_id, name in get_adapter(adapter_name).demo_accounts:
