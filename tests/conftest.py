@@ -1,4 +1,11 @@
-"""Shared test setup: fake AWS (moto, in-process), the Chalice test client, signed deliveries."""
+"""Shared test setup: fake AWS (moto, in-process), the Chalice test client, signed deliveries.
+
+One moto backend serves the whole run: the tables and queues of infra/resources.json are created
+once (`stack.create_all()`), and before every test that asks for `aws_backend` (or `inbox`) every
+table is emptied, every queue purged, anything else a test left in moto (SSM parameters, extra
+tables or queues) removed, and the runtime wiring reset. Creating the tables per test was most of
+the suite's time.
+"""
 from __future__ import annotations
 
 import os
@@ -24,7 +31,7 @@ os.environ.update({
 for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(_name, None)
 
-from typing import Iterator  # noqa: E402
+from typing import Any, Dict, Iterator, Set, Tuple  # noqa: E402
 
 import moto  # noqa: E402,F401  (before any boto3 client exists)
 import pytest  # noqa: E402
@@ -32,21 +39,173 @@ from moto import mock_aws  # noqa: E402
 
 from tests.helpers import Inbox  # noqa: E402
 
+# The services whose state is the data plane: kept (emptied) between tests. Every other moto
+# backend a test touched (ssm, sts, ...) is reset whole, as a fresh mock_aws would be.
+_KEPT_SERVICES = ("dynamodb", "sqs")
+# What decides where a boto3 client points: cached clients are reused only while these match.
+_CLIENT_ENV = ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB",
+               "AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL_SSM")
+_CONNECTION = " pynamodb connection"  # not a service name
 
-@pytest.fixture
-def aws_backend() -> Iterator[None]:
-    from chalicelib.local import stack
-    from chalicelib.runtime import runtime
 
-    with mock_aws():
+class MotoBackend:
+    """The run's one in-process moto backend and how to make it look fresh again."""
+
+    def __init__(self) -> None:
+        self._mock = mock_aws()
+        self.tables: Set[str] = set()
+        self.queues: Set[str] = set()
+        self._clients: Dict[str, Any] = {}
+        self._client_env: Tuple[Any, ...] = ()
+
+    def start(self) -> None:
+        from chalicelib import aws
+        from chalicelib.local import stack
+        from chalicelib.runtime import runtime
+
+        self._mock.start()
         runtime.reset()
         stack.create_all()
-        yield
+        self.tables = set(aws.client("dynamodb").list_tables()["TableNames"])
+        self.queues = {url.rsplit("/", 1)[1] for url in aws.client("sqs").list_queues().get("QueueUrls", [])}
+
+    def stop(self) -> None:
+        from chalicelib.runtime import runtime
+
         runtime.reset()
+        self._mock.stop()
+
+    # --- between tests ------------------------------------------------------------------------
+    def fresh(self) -> None:
+        """Empty every table and queue, drop what tests added, forget the runtime's wiring."""
+        from chalicelib.runtime import runtime
+
+        self.release()
+        self._reset_other_services()
+        try:
+            complete = self._clear_in_backend()
+        except (AttributeError, KeyError, TypeError):  # moto's internals moved: do it the public way
+            complete = self._clear_through_api()
+        if not complete:  # a test deleted a table or queue: create what is missing
+            from chalicelib.local import stack
+
+            stack.create_all()
+        self._reuse_clients(runtime)
+
+    def release(self) -> None:
+        """After a test: keep its clients for the next one, then forget all wiring."""
+        from chalicelib.runtime import runtime
+
+        self._keep_clients(runtime)
+        runtime.reset()
+
+    def _keep_clients(self, runtime: Any) -> None:
+        """Remember the clients the last test created (creating a boto3 client costs ~100 ms)."""
+        env = self._env()
+        if env != self._client_env:
+            self._clients, self._client_env = {}, env
+        for service, client in list(getattr(runtime, "_clients", {}).items()):
+            self._clients.setdefault(service, client)
+        if getattr(runtime, "_connection", None) is not None:
+            self._clients.setdefault(_CONNECTION, runtime._connection)
+
+    def _reuse_clients(self, runtime: Any) -> None:
+        # Same process, same mock, same region and endpoints: the clients reach the same backend.
+        if not self._clients or self._env() != self._client_env:
+            return
+        if isinstance(getattr(runtime, "_clients", None), dict):
+            runtime._clients.update({k: v for k, v in self._clients.items() if k != _CONNECTION})
+        if _CONNECTION in self._clients and hasattr(runtime, "_connection"):
+            runtime._connection = self._clients[_CONNECTION]
+
+    @staticmethod
+    def _env() -> Tuple[Any, ...]:
+        return tuple(os.environ.get(name) for name in _CLIENT_ENV)
+
+    @staticmethod
+    def _reset_other_services() -> None:
+        from moto.core.base_backend import BackendDict
+
+        for backend_dict in list(BackendDict._instances):
+            if getattr(backend_dict, "service_name", None) in _KEPT_SERVICES:
+                continue
+            for account_backends in list(backend_dict.values()):
+                account_backends.reset()
+            backend_dict.clear()
+
+    def _clear_in_backend(self) -> bool:
+        """Clear items and messages inside moto (microseconds, where the API needs a scan and a
+        batch delete per table). Tables and queues are found by listing, never by name."""
+        from moto.dynamodb.models import dynamodb_backends
+        from moto.sqs.models import sqs_backends
+
+        tables, queues = set(), set()
+        for _account, _region, backend in dynamodb_backends.iter_backends():
+            for name in list(backend.tables):
+                if name in self.tables:
+                    backend.tables[name].items.clear()
+                    tables.add(name)
+                else:
+                    backend.delete_table(name)
+        for _account, _region, backend in sqs_backends.iter_backends():
+            for name in list(backend.queues):
+                if name in self.queues:
+                    queue = backend.queues[name]
+                    with queue._messages_lock:
+                        queue._messages = []
+                        queue._pending_messages = set()
+                        queue.deleted_messages = set()
+                    queues.add(name)
+                else:
+                    backend.delete_queue(name)
+        return tables == self.tables and queues == self.queues
+
+    def _clear_through_api(self) -> bool:
+        from chalicelib import aws
+
+        dynamodb, sqs = aws.client("dynamodb"), aws.client("sqs")
+        tables = set()
+        for name in dynamodb.list_tables()["TableNames"]:
+            if name not in self.tables:
+                dynamodb.delete_table(TableName=name)
+                continue
+            tables.add(name)
+            keys = [k["AttributeName"] for k in dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]]
+            for page in dynamodb.get_paginator("scan").paginate(TableName=name, ProjectionExpression=", ".join(
+                    f"#k{i}" for i in range(len(keys))), ExpressionAttributeNames={f"#k{i}": k for i, k in enumerate(keys)}):
+                items = page.get("Items", [])
+                for start in range(0, len(items), 25):
+                    dynamodb.batch_write_item(RequestItems={name: [
+                        {"DeleteRequest": {"Key": item}} for item in items[start:start + 25]]})
+        queues = set()
+        for url in sqs.list_queues().get("QueueUrls", []):
+            name = url.rsplit("/", 1)[1]
+            if name in self.queues:
+                sqs.purge_queue(QueueUrl=url)
+                queues.add(name)
+            else:
+                sqs.delete_queue(QueueUrl=url)
+        return tables == self.tables and queues == self.queues
+
+
+@pytest.fixture(scope="session")
+def moto_backend() -> Iterator[MotoBackend]:
+    backend = MotoBackend()
+    backend.start()
+    yield backend
+    backend.stop()
 
 
 @pytest.fixture
-def inbox(aws_backend: None) -> Iterator[Inbox]:
+def aws_backend(moto_backend: MotoBackend) -> Iterator[MotoBackend]:
+    """The run's moto backend, empty: no items, no queued messages, fresh runtime wiring."""
+    moto_backend.fresh()
+    yield moto_backend
+    moto_backend.release()
+
+
+@pytest.fixture
+def inbox(aws_backend: MotoBackend) -> Iterator[Inbox]:
     from chalice.test import Client
 
     import app as application

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from chalicelib import aws, config
-from tests.test_inbox_api import PAGE, messenger, page_delivery
+from tests.helpers import PAGE, messenger, page_delivery
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

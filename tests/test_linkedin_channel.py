@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 
 from chalicelib.channels.base import EditEvent, IgnoredEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent
 from chalicelib.channels.linkedin import LinkedInAdapter, normalize_comment_urn
-from tests.helpers import compact, fixture_bytes
+from tests.helpers import LINKEDIN_SECRET as SECRET
+from tests.helpers import fixture_bytes, li_signature
 from tests.helpers import json_values as helpers_json_values
 
-SECRET = "test_linkedin_secret"
 ORG = "urn:li:organization:96072893"
 POST = "urn:li:activity:7094637247890620418"
 FIRST_COMMENT = "urn:li:comment:(urn:li:activity:7094637247890620418,7094977717598625792)"
@@ -22,14 +22,8 @@ IMAGE_COMMENT = "urn:li:comment:(urn:li:activity:7094637247890620418,70949777175
 EVENT_TYPES = (MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem)
 
 
-def li_signature(body: bytes, secret: str = SECRET) -> str:
-    """As documented: hex HMAC-SHA256 over "hmacsha256=" followed by the raw POST body."""
-    return hmac.new(secret.encode(), b"hmacsha256=" + body, hashlib.sha256).hexdigest()
-
-
 def post_linkedin(inbox, body, signature=None):
-    raw = body if isinstance(body, bytes) else compact(body)
-    return inbox.post_webhook("linkedin", raw, {"X-LI-Signature": signature or li_signature(raw)})
+    return inbox.post_linkedin(body, signature)
 
 
 def deliver(inbox, *names):
@@ -140,32 +134,12 @@ def test_comment_edit_keeps_history_and_delete_marks_removed(inbox):
     assert removed["removed"] is True and removed["text"] == "Applied yesterday, any news? \U0001f91e"
 
 
-def test_share_mention_is_a_mention_thread(inbox):
-    inbox.add_account("linkedin", ORG)
-    deliver(inbox, "share_mention.json")
-    [conversation] = inbox.conversations()
-    assert conversation["kind"] == "mention" and conversation["subject"] == "urn:li:share:7095000000000000001"
-    [message] = inbox.messages(conversation["id"])
-    assert message["text"].startswith("Loved the latte art workshop")
-    assert message["sent_at"] == "2023-08-09T10:46:40.000Z"
-
-
 def test_notifications_for_an_unknown_organization_are_quarantined(inbox):
     deliver(inbox, "share_mention.json")
     assert [q["reason"] for q in inbox.quarantine()] == ["unknown account"]
 
 
-# --- parser, directly ----------------------------------------------------------------------------
-
-
-def test_parse_maps_actions_without_storage():
-    events = list(LinkedInAdapter().parse(json.loads(fixture_bytes("linkedin", "comments_batch.json")), {}))
-    assert [type(e).__name__ for e in events] == ["MessageEvent", "IgnoredEvent", "ParseProblem", "MessageEvent"]
-    assert events[0].thread_key == f"{POST}|urn:li:person:zLqTygBP8S"
-    [removal] = LinkedInAdapter().parse(json.loads(fixture_bytes("linkedin", "comment_delete.json")), {})
-    assert isinstance(removal, RemoveEvent) and removal.message is None and removal.platform_message_id == IMAGE_COMMENT
-    [ignored] = LinkedInAdapter().parse({"type": "LEAD_ACTION", "leadGenFormResponse": "urn:li:leadGenFormResponse:1"}, {})
-    assert isinstance(ignored, IgnoredEvent)
+# --- parser, directly (the parsing table is in tests/channel_cases.py) ---------------------------
 
 
 def test_comment_urn_spellings_are_normalised():

@@ -8,18 +8,16 @@ from hypothesis import strategies as st
 
 from chalicelib.channels.base import EditEvent, IgnoredEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent
 from chalicelib.channels.telegram import TelegramAdapter
-from tests.helpers import compact, fixture_bytes
+from tests.helpers import TELEGRAM_TOKEN as TOKEN
+from tests.helpers import fixture_bytes
 from tests.helpers import json_values as helpers_json_values
 
-TOKEN = "test_telegram_secret"
 BOT = "7000000001"
 EVENT_TYPES = (MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem)
 
 
 def post_telegram(inbox, body, token=TOKEN, bot=BOT):
-    raw = body if isinstance(body, bytes) else compact(body)
-    headers = {"X-Telegram-Bot-Api-Secret-Token": token} if token is not None else {}
-    return inbox.post_webhook("telegram" + (f"?bot={bot}" if bot else ""), raw, headers)
+    return inbox.post_telegram(body, token, bot)
 
 
 def group_updates():
@@ -189,33 +187,7 @@ def test_callback_query_becomes_an_inbound_callback_message(inbox):
     assert callback["reply_to"] == "777000111:4030"
 
 
-def test_membership_updates_are_ignored(inbox):
-    inbox.add_account("telegram", BOT)
-    assert post_telegram(inbox, fixture_bytes("telegram", "my_chat_member.json")).status_code == 200
-    inbox.process()
-    assert inbox.all_messages() == [] and inbox.quarantine() == []
-
-
-# --- parser, directly ----------------------------------------------------------------------------
-
-
-def test_parse_uses_the_context_bot_and_converts_seconds():
-    payload = json.loads(fixture_bytes("telegram", "private_edited.json"))
-    [event] = TelegramAdapter().parse(payload, {"bot": BOT})
-    assert isinstance(event, EditEvent)
-    assert event.edited_at_ms == 1700000095000 and event.message.sent_at_ms == 1700000000000
-    assert event.message.account_id == BOT
-    [event] = TelegramAdapter().parse(json.loads(fixture_bytes("telegram", "private_text.json")), {})
-    assert event.account_id == "default"
-
-
-def test_channel_posts_are_read_from_the_sender_chat():
-    post = {"update_id": 1, "channel_post": {"message_id": 5, "date": 1700000000, "text": "New roast today",
-                                             "sender_chat": {"id": -1002000000001, "title": "Acme News", "type": "channel"},
-                                             "chat": {"id": -1002000000001, "title": "Acme News", "type": "channel"}}}
-    [event] = TelegramAdapter().parse(post, {"bot": BOT})
-    assert event.thread_kind == "group" and event.contact.display_name == "Acme News"
-    assert event.platform_message_id == "-1002000000001:5"
+# --- parser properties (the parsing table is in tests/channel_cases.py) --------------------------
 
 
 json_values = helpers_json_values()
