@@ -234,7 +234,7 @@ def _reserve_pair(email: str, source: str, moment: float) -> Tuple[str, int]:
             current = LoginThrottle.get(key, consistent_read=True)
         except DoesNotExist:
             raise _refused(429, "too many failed attempts; slow down", 1)
-        in_flight = current.locked_until - current.last_failure_at == IN_FLIGHT_SECONDS
+        in_flight = abs(current.locked_until - current.last_failure_at - IN_FLIGHT_SECONDS) < 0.001
         raise _refused(429, "too many failed attempts; slow down",
                        1 if in_flight else current.locked_until - moment)
     return key, int(item.failures)  # the count this attempt brings, as UpdateItem returned it
