@@ -7,7 +7,7 @@ PORT      ?= 8000
 MOTO_PORT ?= 5000
 STAGE     ?= dev
 
-.PHONY: run test browser demo bench replay-dlq list-dlq lambda-build package deploy lint-infra clean
+.PHONY: run test browser demo bench replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench: $(STAMP)  ## ack-path and processor measurements (see README)
 
 list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why
 	SOCIALINBOX_STAGE=$(STAGE) $(PY) -m chalicelib.ingest.dlq list
+
+replay-quarantine: $(STAMP)  ## replay events held for an unknown account (after registering it): CHANNEL=, ACCOUNT=
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.quarantine replay \
+	  --channel "$(CHANNEL)" --account-id "$(ACCOUNT)"
 
 replay-dlq: $(STAMP)  ## move parked envelopes back to the ingest queue
 	SOCIALINBOX_STAGE=$(STAGE) $(PY) -m chalicelib.ingest.dlq replay

@@ -21,9 +21,21 @@ def _tables():
 
 
 def _normalise_indexes(indexes):
+    """(name, keys, projection type, projected attributes) of each index, order-free."""
     return sorted((i["IndexName"] if "IndexName" in i else i["index_name"],
-                   tuple((k["AttributeName"], k["KeyType"]) for k in (i.get("KeySchema") or i["key_schema"])),
-                   (i.get("Projection") or i["projection"])["ProjectionType"]) for i in indexes)
+                   tuple(sorted((k["AttributeName"], k["KeyType"]) for k in (i.get("KeySchema") or i["key_schema"]))),
+                   (i.get("Projection") or i["projection"])["ProjectionType"],
+                   tuple(sorted((i.get("Projection") or i["projection"]).get("NonKeyAttributes", []))))
+                  for i in indexes)
+
+
+def test_no_index_projects_a_raw_payload_or_everything():
+    """Indexes carry what their views need (INCLUDE): never ALL, never a raw payload."""
+    for short, props in _tables().items():
+        for index in props.get("GlobalSecondaryIndexes", []):
+            projection = index["Projection"]
+            assert projection["ProjectionType"] != "ALL", (short, index["IndexName"])
+            assert "raw" not in projection.get("NonKeyAttributes", []), (short, index["IndexName"])
 
 
 def test_every_model_has_a_table_with_the_same_keys_and_indexes():

@@ -152,6 +152,9 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
             store.set_status(conversation_id, status, actor, until_ms)
     except store.NotFound:
         raise NotFoundError("no such conversation")
+    except store.Busy:
+        return Response({"Code": "Busy", "Message": "the conversation is changing right now; try again"},
+                        status_code=503, headers={"Content-Type": "application/json", "Retry-After": "1"})
     except rules.Conflict as conflict:
         return Response({"Code": "Conflict", "Message": str(conflict), "current": conflict.current},
                         status_code=409, headers={"Content-Type": "application/json"})

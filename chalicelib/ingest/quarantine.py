@@ -128,3 +128,35 @@ def replay(channel: Optional[str] = None, account_id: Optional[str] = None, max_
             pass
         outcome["replayed"] += 1
     return outcome
+
+
+def _point_at_local_stack() -> None:
+    """`make ... STAGE=local`: talk to the emulator `make run` started (MOTO_PORT), never to AWS."""
+    import os
+
+    if os.environ.get("SOCIALINBOX_STAGE", "local") != "local" or os.environ.get("AWS_ENDPOINT_URL"):
+        return
+    os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{os.environ.get('MOTO_PORT', '5000')}"
+    for name, value in (("AWS_ACCESS_KEY_ID", "local"), ("AWS_SECRET_ACCESS_KEY", "local"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(name, value)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m chalicelib.ingest.quarantine replay [--channel C] [--account-id A]`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Replay events held for an unknown account.")
+    parser.add_argument("command", choices=["replay"])
+    parser.add_argument("--channel")
+    parser.add_argument("--account-id")
+    args = parser.parse_args(argv)
+    _point_at_local_stack()
+    print(json.dumps(replay(args.channel or None, args.account_id or None)))
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main())

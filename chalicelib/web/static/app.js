@@ -154,11 +154,12 @@
     for (var i = 0; i < tabs.length; i++) {
       tabs[i].setAttribute('aria-selected', String(tabs[i].dataset.status === state.status));
     }
-    var byDeadline = state.sort === 'due'; // the API sorts by deadline within a status only
-    $('channel').value = byDeadline ? '' : state.channel;
-    $('mine').checked = !byDeadline && state.mine;
-    $('channel').disabled = $('mine').disabled = byDeadline;
-    $('channel').title = $('mine').parentNode.title = byDeadline ? 'Not available when sorting by reply deadline' : '';
+    // "Mine" is ordered by reply deadline (the API keeps an agent's queue by deadline only).
+    if (state.mine) state.sort = 'due';
+    $('channel').value = state.channel;
+    $('mine').checked = state.mine;
+    $('sort').disabled = state.mine;
+    $('sort').title = state.mine ? 'Your conversations are ordered by reply deadline' : '';
     $('sort').value = state.sort;
   }
 
@@ -176,10 +177,8 @@
 
   function listPath(extra) {
     var query = new URLSearchParams({status: state.status, sort: state.sort});
-    if (state.sort !== 'due') {
-      if (state.channel) query.set('channel', state.channel);
-      if (state.mine) query.set('assignee', 'me');
-    }
+    if (state.channel) query.set('channel', state.channel);
+    if (state.mine) query.set('assignee', 'me');
     Object.keys(extra).forEach(function (key) { query.set(key, extra[key]); });
     return 'api/conversations?' + query;
   }
