@@ -246,8 +246,9 @@ class Agent(Model):
 
 
 class LoginThrottle(Model):
-    """Failed logins per email (hashed), kept whether or not the account exists, so the
-    lockout itself does not reveal which emails are real."""
+    """Login attempt counters under hashed keys (email+source, source per window, email per
+    window; see chalicelib.api.auth), kept whether or not the account exists, so the throttle
+    itself does not reveal which emails are real."""
 
     Meta = _meta("login-throttle")
     key = UnicodeAttribute(hash_key=True)
