@@ -42,14 +42,14 @@ def test_a_failing_event_is_retried_then_parked_with_its_error_and_replay_brings
     from chalicelib.ingest import dlq, pipeline
 
     inbox.add_account("messenger", PAGE)
-    real_record = pipeline.record_message
+    real_handle = pipeline.handle
 
-    def flaky(event, **kwargs):
-        if event.platform_message_id == "m_bad":
+    def flaky(event, correlation_id=""):
+        if getattr(event, "platform_message_id", None) == "m_bad":
             raise RuntimeError("storage hiccup for m_bad")
-        return real_record(event, **kwargs)
+        return real_handle(event, correlation_id)
 
-    monkeypatch.setattr(pipeline, "record_message", flaky)
+    monkeypatch.setattr(pipeline, "handle", flaky)
     inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good"),
                                   messenger("m_bad", "p2", 1700000001000, "bad")))
     inbox.process()
@@ -61,7 +61,7 @@ def test_a_failing_event_is_retried_then_parked_with_its_error_and_replay_brings
     assert "storage hiccup for m_bad" in parked[0]["error"]
     assert int(parked[0]["attempts"]) == config.MAX_PROCESSING_ATTEMPTS
 
-    monkeypatch.setattr(pipeline, "record_message", real_record)
+    monkeypatch.setattr(pipeline, "handle", real_handle)
     assert dlq.replay() == 1
     assert _count(config.DEAD_LETTER_QUEUE) == 0
     inbox.process()
@@ -163,3 +163,154 @@ def test_endless_conflicts_go_back_to_the_queue_and_end_parked_not_lost(inbox, m
     inbox.process()
     assert inbox.conversations() == []
     assert _count(config.DEAD_LETTER_QUEUE) == 1
+
+
+# --- each envelope of a batch is settled once ---------------------------------------------------
+
+
+def _counting_handle(monkeypatch, fail):
+    """Wrap pipeline.handle: count calls per platform message id; `fail(mid, calls)` says whether
+    this call raises."""
+    from chalicelib.ingest import pipeline
+
+    real_handle = pipeline.handle
+    calls = {}
+
+    def handle(event, correlation_id=""):
+        mid = getattr(event, "platform_message_id", None)
+        calls[mid] = calls.get(mid, 0) + 1
+        if fail(mid, calls[mid]):
+            raise RuntimeError(f"storage hiccup for {mid}")
+        return real_handle(event, correlation_id)
+
+    monkeypatch.setattr(pipeline, "handle", handle)
+    return calls
+
+
+def _message_id_of(body: str) -> str:
+    """The one Messenger message id a test envelope carries, or "unreadable"."""
+    try:
+        return json.loads(body)["payload"]["entry"][0]["messaging"][0]["message"]["mid"]
+    except (ValueError, KeyError, IndexError, TypeError):
+        return "unreadable"
+
+
+def _drain_recording_batches(inbox):
+    """Drain through the real handler, recording which envelopes each batch held."""
+    from chalicelib.local.pump import drain
+
+    batches = []
+
+    def handler(event, context):
+        batches.append(sorted(_message_id_of(r["body"]) for r in event["Records"]))
+        return inbox.app.ingest_processor(event, context)
+
+    drain(handler)
+    return batches
+
+
+def test_one_failing_envelope_does_not_bring_back_its_settled_neighbours(inbox, monkeypatch):
+    """Good, permanently bad and flaky in one batch: good processed once, bad parked once, only
+    the flaky one comes back (and then lands)."""
+    inbox.add_account("messenger", PAGE)
+    calls = _counting_handle(monkeypatch, lambda mid, n: mid == "m_flaky" and n == 1)
+    inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good")))
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url(config.INGEST_QUEUE), MessageBody="{not an envelope")
+    inbox.post_meta(page_delivery(messenger("m_flaky", "p2", 1700000001000, "flaky")))
+
+    batches = _drain_recording_batches(inbox)
+
+    assert batches == [["m_flaky", "m_good", "unreadable"], ["m_flaky"]]
+    assert calls == {"m_good": 1, "m_flaky": 2}
+    assert _count(config.DEAD_LETTER_QUEUE) == 1 and _count(config.INGEST_QUEUE) == 0
+    assert sorted(m["text"] for m in inbox.all_messages()) == ["flaky", "good"]
+
+
+def test_an_envelope_retried_until_parked_is_parked_once_and_its_neighbour_runs_once(inbox, monkeypatch):
+    from chalicelib.ingest import dlq
+
+    inbox.add_account("messenger", PAGE)
+    calls = _counting_handle(monkeypatch, lambda mid, n: mid == "m_bad")
+    inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good")))
+    inbox.post_meta(page_delivery(messenger("m_bad", "p2", 1700000001000, "bad")))
+
+    batches = _drain_recording_batches(inbox)
+
+    assert batches[0] == ["m_bad", "m_good"]
+    assert batches[1:] == [["m_bad"]] * (config.MAX_PROCESSING_ATTEMPTS - 1)
+    assert calls == {"m_good": 1, "m_bad": config.MAX_PROCESSING_ATTEMPTS}
+    [parked] = dlq.list_parked()
+    assert int(parked["attempts"]) == config.MAX_PROCESSING_ATTEMPTS
+    assert "storage hiccup for m_bad" in parked["error"]
+
+
+def test_settled_envelopes_are_deleted_before_the_handler_raises(inbox, monkeypatch):
+    """Lambda view: the handler raises for the failed envelope; what it settled is already gone."""
+    from chalicelib.ingest import processor
+
+    inbox.add_account("messenger", PAGE)
+    _counting_handle(monkeypatch, lambda mid, n: mid == "m_flaky")
+    inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good")))
+    inbox.post_meta(page_delivery(messenger("m_flaky", "p2", 1700000001000, "flaky")))
+    sqs = aws.client("sqs")
+    messages = sqs.receive_message(QueueUrl=aws.queue_url(config.INGEST_QUEUE), MaxNumberOfMessages=10,
+                                   VisibilityTimeout=30, AttributeNames=["All"])["Messages"]
+    records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                "attributes": m["Attributes"]} for m in messages]
+    with pytest.raises(processor.RetryLater):
+        processor.process_records(records)
+    assert _count(config.INGEST_QUEUE) == 1  # only the flaky one is left (in flight)
+
+
+# --- parked errors say which item failed and why ------------------------------------------------
+
+
+def _transaction_error(reasons, code="TransactionCanceledException", message="Transaction cancelled"):
+    from pynamodb.exceptions import TransactWriteError, VerboseClientError
+
+    cause = VerboseClientError({"Error": {"Code": code, "Message": message}}, "TransactWriteItems",
+                               {"request_id": "r1", "table_name": "p-refs,p-messages,p-contacts,p-conversations"},
+                               cancellation_reasons=reasons)
+    return TransactWriteError("Failed to write transaction items", cause=cause)
+
+
+def test_describe_error_names_the_cancelled_item_and_its_reason():
+    from pynamodb.exceptions import CancellationReason
+
+    from chalicelib.logs import describe_error
+
+    error = _transaction_error([None, CancellationReason("ValidationError", "Item size has exceeded the maximum "
+                                                                             "allowed size"), None, None])
+    text = describe_error(error)
+    assert text.startswith("TransactWriteError: Failed to write transaction items")
+    assert "item 2 of 4 (table p-messages): ValidationError: Item size has exceeded the maximum allowed size" in text
+
+
+def test_describe_error_names_a_request_wide_validation_exception():
+    from chalicelib.logs import describe_error
+
+    text = describe_error(_transaction_error([], code="ValidationException",
+                                             message="Item size has exceeded the maximum allowed size"))
+    assert "ValidationException: Item size has exceeded the maximum allowed size" in text
+    assert "p-messages" in text
+    assert describe_error(RuntimeError("plain")) == "RuntimeError: plain"
+
+
+def test_a_parked_transaction_error_says_which_item_and_why(inbox, monkeypatch):
+    """A ValidationException can never succeed: parked at once, with the item and the reason."""
+    from pynamodb.exceptions import CancellationReason
+
+    from chalicelib.ingest import dlq, pipeline
+
+    inbox.add_account("messenger", PAGE)
+
+    def too_big(event, correlation_id=""):
+        raise _transaction_error([None, CancellationReason("ValidationError", "Item size has exceeded the maximum "
+                                                                              "allowed size"), None, None])
+
+    monkeypatch.setattr(pipeline, "handle", too_big)
+    inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000, "hello")))
+    inbox.process()
+    [parked] = dlq.list_parked()
+    assert int(parked["attempts"]) == 1
+    assert "item 2 of 4 (table p-messages): ValidationError: Item size has exceeded" in parked["error"]

@@ -3,25 +3,33 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, Optional
 
 VERSION = 1
 
 
 @dataclass(frozen=True)
 class Envelope:
+    """One delivery (or one self-contained part of it) on its way to the processor.
+
+    `refused` is set when a correctly signed delivery can never be processed (a lone surrogate,
+    absurd nesting): the platform gets its 200 so it stops retrying, `payload` is then the raw
+    body as text, and the processor quarantines it with the reason instead of parsing it."""
+
     adapter: str
     payload: Any
     received_at_ms: int
     correlation_id: str
     context: Dict[str, str] = field(default_factory=dict)
+    refused: Optional[str] = None
 
     def to_json(self) -> str:
-        return json.dumps(
-            {"v": VERSION, "adapter": self.adapter, "received_at": self.received_at_ms,
-             "correlation_id": self.correlation_id, "context": self.context, "payload": self.payload},
-            ensure_ascii=False, separators=(",", ":"),
-        )
+        data: Dict[str, Any] = {"v": VERSION, "adapter": self.adapter, "received_at": self.received_at_ms,
+                                "correlation_id": self.correlation_id, "context": self.context,
+                                "payload": self.payload}
+        if self.refused:
+            data["refused"] = self.refused
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, body: str) -> "Envelope":
@@ -29,5 +37,7 @@ class Envelope:
         if not isinstance(data, dict) or data.get("v") != VERSION or not isinstance(data.get("adapter"), str):
             raise ValueError("not a socialinbox ingest envelope")
         context = data.get("context") if isinstance(data.get("context"), dict) else {}
+        refused = data.get("refused")
         return cls(data["adapter"], data.get("payload"), int(data.get("received_at") or 0),
-                   str(data.get("correlation_id") or ""), {str(k): str(v) for k, v in context.items()})
+                   str(data.get("correlation_id") or ""), {str(k): str(v) for k, v in context.items()},
+                   str(refused) if refused else None)

@@ -1,10 +1,14 @@
 """The queue consumer: one envelope -> adapter.parse -> pipeline, with nothing ever lost.
 
 - Every event of an envelope is attempted even if one fails, so valid neighbours land.
-- A failure makes the whole SQS batch come back (the pipeline is idempotent, so re-running the
-  events that already landed is harmless).
-- After MAX_PROCESSING_ATTEMPTS an envelope is parked in the dead-letter queue with its raw
-  payload and the error; `make replay-dlq` (chalicelib.ingest.dlq) sends it back.
+- Each envelope of a batch is settled once. When some envelopes must be retried, the ones that
+  finished or were parked are deleted from the queue explicitly before the handler raises, so
+  only the failed ones come back (Chalice 1.34 cannot enable the event source's
+  ReportBatchItemFailures; a raise re-delivers whatever is still on the queue).
+- After MAX_PROCESSING_ATTEMPTS, or at once when retrying cannot help (unreadable envelope,
+  DynamoDB ValidationException), an envelope is parked in the dead-letter queue with its raw
+  payload and a description of the error; `make replay-dlq` (chalicelib.ingest.dlq) sends it back.
+- A delivery the ack path refused (see webhook.unprocessable) is quarantined, never parsed.
 """
 from __future__ import annotations
 
@@ -15,48 +19,91 @@ from chalicelib import aws, config
 from chalicelib.channels import get_adapter
 from chalicelib.ingest import pipeline
 from chalicelib.ingest.envelope import Envelope
-from chalicelib.logs import bind_correlation_id, logger
+from chalicelib.logs import bind_correlation_id, describe_error, logger
 from chalicelib.tracing import subsegment
 
 
 class RetryLater(Exception):
-    """Raised to make SQS redeliver the batch."""
-
-
-def process_records(records: Iterable[Dict[str, Any]]) -> Dict[str, int]:
-    """Process raw SQS records (dicts with `body`, `messageId`, `attributes`)."""
-    outcome: Dict[str, int] = {}
-    failed: List[str] = []
-    for record in records:
-        try:
-            for result in process_body(record["body"]):
-                outcome[result] = outcome.get(result, 0) + 1
-        except Exception as error:  # noqa: BLE001 - decide between retry and parking
-            attempts = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
-            permanent = isinstance(error, PermanentFailure)
-            if permanent or attempts >= config.MAX_PROCESSING_ATTEMPTS:
-                park(record, error, attempts)
-                outcome["parked"] = outcome.get("parked", 0) + 1
-            else:
-                logger.warning("envelope failed, will retry", extra={"attempt": attempts,
-                                                                      "error": _describe(error)})
-                failed.append(record.get("messageId", "?"))
-    if failed:
-        raise RetryLater(f"{len(failed)} envelope(s) will be retried: {', '.join(failed)}")
-    return outcome
+    """Raised to make SQS redeliver the envelopes of the batch that are still on the queue."""
 
 
 class PermanentFailure(Exception):
     """Retrying cannot help (the envelope itself is unreadable)."""
 
 
+#: DynamoDB answers that the same request can never get past.
+PERMANENT_CODES = frozenset({"ValidationException", "ValidationError"})
+
+
+def process_records(records: Iterable[Dict[str, Any]]) -> Dict[str, int]:
+    """Process raw SQS records (dicts with `body`, `messageId`, `receiptHandle`, `attributes`)."""
+    outcome: Dict[str, int] = {}
+    settled: List[Dict[str, Any]] = []
+    failed: List[str] = []
+    for record in records:
+        try:
+            for result in process_body(record["body"]):
+                outcome[result] = outcome.get(result, 0) + 1
+            settled.append(record)
+        except Exception as error:  # noqa: BLE001 - decide between retry and parking
+            attempts = int((record.get("attributes") or {}).get("ApproximateReceiveCount") or 1)
+            if is_permanent(error) or attempts >= config.MAX_PROCESSING_ATTEMPTS:
+                park(record, error, attempts)
+                outcome["parked"] = outcome.get("parked", 0) + 1
+                settled.append(record)
+            else:
+                logger.warning("envelope failed, will retry", extra={"attempt": attempts,
+                                                                      "error": describe_error(error)})
+                failed.append(record.get("messageId", "?"))
+    if failed:
+        _delete_settled(settled)
+        raise RetryLater(f"{len(failed)} envelope(s) will be retried: {', '.join(failed)}")
+    return outcome
+
+
+def is_permanent(error: BaseException) -> bool:
+    """True when the same envelope would fail the same way again."""
+    if isinstance(error, PermanentFailure):
+        return True
+    cause = getattr(error, "cause", None) or error.__cause__
+    code = ((getattr(cause, "response", None) or {}).get("Error") or {}).get("Code")
+    if code in PERMANENT_CODES:
+        return True
+    reasons = getattr(error, "cancellation_reasons", None) or []
+    return any(r is not None and getattr(r, "code", None) in PERMANENT_CODES for r in reasons)
+
+
+def _delete_settled(records: List[Dict[str, Any]]) -> None:
+    """Take finished and parked envelopes off the ingest queue before raising, so the retry
+    brings back only the failed ones. A delete that fails only means a repeat (the pipeline is
+    idempotent), so it is logged, never raised."""
+    entries = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]}
+               for i, r in enumerate(records) if r.get("receiptHandle")]
+    if not entries:
+        return
+    try:
+        response = aws.client("sqs").delete_message_batch(QueueUrl=aws.queue_url(config.INGEST_QUEUE),
+                                                          Entries=entries)
+        failures = response.get("Failed") or []
+        if failures:
+            logger.warning("could not delete settled envelopes; they will be seen again",
+                           extra={"count": len(failures), "codes": sorted({f.get("Code", "?") for f in failures})})
+    except Exception as error:  # noqa: BLE001 - see docstring
+        logger.warning("could not delete settled envelopes; they will be seen again",
+                       extra={"count": len(entries), "error": describe_error(error)})
+
+
 def process_body(body: str) -> List[str]:
     try:
         envelope = Envelope.from_json(body)
-        adapter = get_adapter(envelope.adapter)
-    except (ValueError, KeyError) as error:
-        raise PermanentFailure(f"unreadable envelope: {error}") from error
+        adapter = None if envelope.refused else get_adapter(envelope.adapter)
+    except (ValueError, KeyError, RecursionError) as error:
+        raise PermanentFailure(f"unreadable envelope: {describe_error(error)}") from error
     bind_correlation_id(envelope.correlation_id or None)
+    if envelope.refused:
+        pipeline.quarantine(f"refused delivery: {envelope.refused}", envelope.adapter, None, envelope.payload,
+                            envelope.correlation_id)
+        return ["quarantined"]
     results: List[str] = []
     errors: List[Exception] = []
     events = _safe_parse(adapter, envelope)
@@ -65,7 +112,8 @@ def process_body(body: str) -> List[str]:
             with subsegment("record_event"):
                 results.append(pipeline.handle(event, envelope.correlation_id))
         except Exception as error:  # noqa: BLE001 - finish the rest of the delivery first
-            logger.exception("event failed", extra={"event_type": type(event).__name__})
+            logger.exception("event failed", extra={"event_type": type(event).__name__,
+                                                    "error": describe_error(error)})
             errors.append(error)
     if errors:
         raise errors[0]
@@ -78,12 +126,12 @@ def _safe_parse(adapter: Any, envelope: Envelope) -> List[Any]:
     try:
         return list(adapter.parse(envelope.payload, envelope.context))
     except Exception as error:  # noqa: BLE001 - an adapter bug must not lose the delivery
-        return [ParseProblem(adapter.name, f"adapter failed: {_describe(error)}", envelope.payload)]
+        return [ParseProblem(adapter.name, f"adapter failed: {describe_error(error)}", envelope.payload)]
 
 
 def park(record: Dict[str, Any], error: Exception, attempts: int) -> None:
     """Send the envelope, untouched, to the DLQ with the error beside it."""
-    description = _describe(error)
+    description = describe_error(error)
     aws.client("sqs").send_message(
         QueueUrl=aws.queue_url(config.DEAD_LETTER_QUEUE),
         MessageBody=record["body"],
@@ -94,10 +142,6 @@ def park(record: Dict[str, Any], error: Exception, attempts: int) -> None:
         },
     )
     logger.error("envelope parked in dead-letter queue", extra={"error": description, "attempts": attempts})
-
-
-def _describe(error: Exception) -> str:
-    return f"{type(error).__name__}: {error}"[:1000]
 
 
 def record_dicts(event: Any) -> List[Dict[str, Any]]:

@@ -1,13 +1,16 @@
 """The local event pump: Chalice's local server runs routes only, so this delivers queued
-ingest messages to the real SQS handler, the way the Lambda event source mapping would
-(batches of up to 10, ApproximateReceiveCount kept, messages deleted only after success)."""
+ingest messages to the real SQS handler, the way the Lambda event source mapping would:
+batches of up to 10 with ApproximateReceiveCount, the whole batch deleted when the handler
+returns, nothing deleted when it raises (no ReportBatchItemFailures: Chalice cannot enable it, so
+a `batchItemFailures` answer is ignored here as Lambda would ignore it). The handler itself
+deletes the envelopes it settled before raising, so only the failed ones come back."""
 from __future__ import annotations
 
 import threading
 from typing import Any, Callable, Dict, List
 
 from chalicelib import aws, config
-from chalicelib.logs import logger
+from chalicelib.logs import describe_error, logger
 
 Handler = Callable[[Dict[str, Any], Any], Any]
 
@@ -41,7 +44,8 @@ def pump_once(handler: Handler, wait_seconds: int = 0, visibility_timeout: int =
     try:
         handler({"Records": records}, _Context())
     except Exception as error:  # noqa: BLE001 - SQS would redeliver; so do we
-        logger.warning("local pump: batch failed, left on the queue", extra={"error": str(error)[:300]})
+        logger.warning("local pump: batch failed, what is still queued comes back",
+                       extra={"error": describe_error(error)[:300]})
         return len(messages)
     sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
                                                      for i, m in enumerate(messages)])
@@ -73,7 +77,7 @@ class Pump(threading.Thread):
             try:
                 pump_once(self.handler, wait_seconds=1, visibility_timeout=self.visibility_timeout)
             except Exception as error:  # noqa: BLE001 - keep pumping; the emulator may be restarting
-                logger.warning("local pump error", extra={"error": str(error)[:300]})
+                logger.warning("local pump error", extra={"error": describe_error(error)[:300]})
                 self._stopping.wait(0.5)
 
     def stop(self) -> None:
