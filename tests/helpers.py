@@ -198,7 +198,9 @@ class Inbox:
         return found
 
     def quarantine(self) -> List[Dict[str, Any]]:
-        return self.get("/api/admin/quarantine")["items"]
+        """Every quarantined item, newest first, each with its full `raw` (from the item view)."""
+        items = self.get("/api/admin/quarantine?limit=100")["items"]
+        return [dict(item, raw=self.get(f"/api/admin/quarantine/{item['id']}")["raw"]) for item in items]
 
 
 def parse_all(adapter_name: str, payload: Any, context: Optional[Dict[str, str]] = None) -> List[Any]:

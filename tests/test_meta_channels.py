@@ -191,14 +191,15 @@ def test_a_removed_comment_is_marked_removed_never_deleted(facebook):
 def test_removals_and_edits_are_not_new_messages_for_the_conversation(facebook):
     """A removal or an edit changes a message, not the conversation: the latest-message preview,
     the reply deadline and a resolved status stay as they were."""
-    from chalicelib.models import Conversation
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
 
     deliver(facebook, fixture_bytes("meta", "facebook_comment_add.json"),
             fixture_bytes("meta", "facebook_comment_page_reply.json"))
     before = only_conversation(facebook, channel="facebook")
-    Conversation(before["id"]).update(actions=[
-        Conversation.status.set("resolved"), Conversation.channel_status.set("facebook#resolved"),
-        Conversation.status_changed_at.set(1717001150 * 1000)])
+    runtime.use_clock(lambda: 1717001150.0)
+    store.set_status(before["id"], "resolved", "agent:a1")
+    runtime.use_clock(None)
     deliver(facebook, fixture_bytes("meta", "facebook_comment_edited.json"),
             fixture_bytes("meta", "facebook_comment_remove.json"))
     after = only_conversation(facebook, channel="facebook", status="resolved")

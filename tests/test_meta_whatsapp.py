@@ -169,11 +169,11 @@ def check_unsupported(stored):
 
 def _record_outbound(platform_id: str, seconds: int, text: str) -> None:
     from chalicelib.channels.base import ContactRef, MessageEvent
-    from chalicelib.ingest.pipeline import record_message
+    from chalicelib.inbox.store import record_message
 
     assert record_message(MessageEvent(
         channel="whatsapp", account_id=PHONE_ID, platform_message_id=platform_id, thread_key=CUSTOMER,
-        contact=ContactRef(CUSTOMER), direction="out", sent_at_ms=seconds * 1000, text=text))
+        contact=ContactRef(CUSTOMER), direction="out", sent_at_ms=seconds * 1000, text=text))[0]
 
 
 def test_statuses_move_forward_only_even_out_of_order(whatsapp):

@@ -93,7 +93,8 @@ def events(conversation_id: str, limit: int = 100, after_seq: int = 0) -> List[D
 def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at_ms: Optional[int] = None,
                    removed_at_ms: Optional[int] = None, author_id: Optional[str] = None) -> Tuple[bool, Tuple[str, str]]:
     """Store a message once and apply it to its conversation. Returns (created, (conversation
-    id, sort key)); created is False for a duplicate, which writes nothing."""
+    id, sort key)): created is True only for the call that created the message; a duplicate
+    writes nothing, and a repeat of an unfinished attempt completes it (created False)."""
     ref = message_ref(event.channel, event.account_id, event.platform_message_id)
     try:
         existing = MessageRef.get(ref, consistent_read=True)
@@ -124,9 +125,10 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
         _apply_message(conversation_id, event, facts, contact_id, team, recount=not first_attempt)
     _create(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now),
             MessageRef.ref.does_not_exist())
-    logger.info("message recorded", extra={"channel": event.channel, "conversation_id": conversation_id,
-                                           "message_id": message_id, "direction": event.direction})
-    return True, (conversation_id, sort_key)
+    logger.info("message recorded" if first_attempt else "message completed",
+                extra={"channel": event.channel, "conversation_id": conversation_id, "message_id": message_id,
+                       "direction": event.direction})
+    return first_attempt, (conversation_id, sort_key)
 
 
 def _conversation_for(event: MessageEvent) -> str:
