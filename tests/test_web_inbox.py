@@ -487,13 +487,16 @@ def test_the_browser_filters_pages_and_returns_to_login_on_401(inbox, served, br
     page.js("document.querySelector('[data-status=open]').click()")
     page.wait_for("document.querySelectorAll('#conversations .row').length === 25")
     page.js("const s = document.getElementById('sort'); s.value = 'due'; s.dispatchEvent(new Event('change'))")
-    assert page.js("document.getElementById('channel').disabled && document.getElementById('mine').disabled")
+    # Channel and Mine work together with the deadline order now (each view has its own index).
+    assert page.js("!document.getElementById('channel').disabled && !document.getElementById('mine').disabled")
     page.wait_for("document.querySelectorAll('#conversations .row').length === 25")
     due_first = page.js("document.querySelector('#conversations .preview').textContent")
     assert due_first == "Message 26"  # the oldest unanswered message is due first
     page.js("const s = document.getElementById('sort'); s.value = 'recent'; s.dispatchEvent(new Event('change'))")
     page.js("const m = document.getElementById('mine'); m.checked = true; m.dispatchEvent(new Event('change'))")
     page.wait_for("document.getElementById('list-note').textContent === 'No open conversations here.'")
+    # An agent's own queue is ordered by reply deadline: the sort control says so.
+    assert page.js("document.getElementById('sort').value === 'due' && document.getElementById('sort').disabled")
 
     page.js("document.getElementById('logout').click()")
     assert page.js("!document.getElementById('login').hidden && document.getElementById('app').hidden")
