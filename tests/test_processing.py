@@ -122,9 +122,9 @@ def _conflicting_transactions(monkeypatch, failures: int):
     transaction touches the same conversation (TransactionConflict)."""
     from pynamodb.exceptions import CancellationReason, VerboseClientError
 
-    from chalicelib.ingest import pipeline
+    from chalicelib.runtime import runtime
 
-    connection = pipeline._connection()
+    connection = runtime.connection()  # the connection the store's transactions go through
     real_call = connection._make_api_call
     calls = {"transactions": 0}
 
@@ -134,22 +134,21 @@ def _conflicting_transactions(monkeypatch, failures: int):
             if calls["transactions"] <= failures:
                 raise VerboseClientError(
                     {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}}, operation_name,
-                    cancellation_reasons=[None, None, None, CancellationReason("TransactionConflict")])
+                    cancellation_reasons=[CancellationReason("TransactionConflict"), None])
         return real_call(operation_name, operation_kwargs)
 
     monkeypatch.setattr(connection, "_make_api_call", flaky_call)
-    monkeypatch.setattr(pipeline.random, "uniform", lambda low, high: 0.0)
     return calls
 
 
 def test_a_transaction_conflict_on_a_busy_conversation_is_retried_in_place(inbox, monkeypatch):
-    from chalicelib.ingest import pipeline
+    from chalicelib.inbox import store
 
     inbox.add_account("messenger", PAGE)
-    calls = _conflicting_transactions(monkeypatch, failures=pipeline.TRANSACTION_ATTEMPTS - 1)
+    calls = _conflicting_transactions(monkeypatch, failures=store.CHANGE_ATTEMPTS - 1)
     inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000, "hello")))
     inbox.process()
-    assert calls["transactions"] == pipeline.TRANSACTION_ATTEMPTS
+    assert calls["transactions"] == store.CHANGE_ATTEMPTS
     [conversation] = inbox.conversations()
     assert conversation["message_count"] == 1
     assert [m["text"] for m in inbox.messages(conversation["id"])] == ["hello"]
