@@ -202,6 +202,14 @@ class Inbox:
         items = self.get("/api/admin/quarantine?limit=100")["items"]
         return [dict(item, raw=self.get(f"/api/admin/quarantine/{item['id']}")["raw"]) for item in items]
 
+    def set_status(self, conversation_id: str, status: str) -> Dict[str, Any]:
+        """Change a conversation's status as an agent does: PATCH /api/conversations/<id>."""
+        token = self.login_admin()
+        response = self.client.http.request("PATCH", f"/api/conversations/{conversation_id}", body=json.dumps(
+            {"status": status}), headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+        assert response.status_code == 200, (response.status_code, response.body)
+        return json.loads(response.body)
+
 
 def parse_all(adapter_name: str, payload: Any, context: Optional[Dict[str, str]] = None) -> List[Any]:
     """Every event the named adapter's `parse` yields for `payload` (no AWS involved)."""

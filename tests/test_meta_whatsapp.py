@@ -167,18 +167,19 @@ def check_unsupported(stored):
 # --- delivery receipts ------------------------------------------------------------------------
 
 
-def _record_outbound(platform_id: str, seconds: int, text: str) -> None:
-    from chalicelib.channels.base import ContactRef, MessageEvent
-    from chalicelib.inbox.store import record_message
-
-    assert record_message(MessageEvent(
-        channel="whatsapp", account_id=PHONE_ID, platform_message_id=platform_id, thread_key=CUSTOMER,
-        contact=ContactRef(CUSTOMER), direction="out", sent_at_ms=seconds * 1000, text=text))[0]
+def _record_outbound(whatsapp, platform_id: str, seconds: int, text: str) -> None:
+    """One of our messages in the customer's thread, as WhatsApp reports it (a coexistence echo)."""
+    payload = json.loads(fixture_bytes("meta", "whatsapp_smb_message_echo.json"))
+    [echo] = payload["entry"][0]["changes"][0]["value"]["message_echoes"]
+    echo.update(id=platform_id, timestamp=str(seconds), text={"body": text})
+    assert whatsapp.post_meta(payload).status_code == 200
+    whatsapp.process()
+    assert platform_id in {m["platform_message_id"] for m in whatsapp.all_messages() if m["direction"] == "out"}
 
 
 def test_statuses_move_forward_only_even_out_of_order(whatsapp):
-    _record_outbound("wamid.OUTBOUND01", 1739321070, "Your order is ready")
-    _record_outbound("wamid.OUTBOUND02", 1739321190, "Still there?")
+    _record_outbound(whatsapp, "wamid.OUTBOUND01", 1739321070, "Your order is ready")
+    _record_outbound(whatsapp, "wamid.OUTBOUND02", 1739321190, "Still there?")
     # read, then delivered, then sent (reverse order), and a failure with its error
     assert whatsapp.post_meta(fixture_bytes("meta", "whatsapp_statuses.json")).status_code == 200
     whatsapp.process()
@@ -195,7 +196,7 @@ def test_statuses_move_forward_only_even_out_of_order(whatsapp):
 
 
 def test_statuses_in_order_end_on_the_latest(whatsapp):
-    _record_outbound("wamid.OUTBOUND01", 1739321070, "Your order is ready")
+    _record_outbound(whatsapp, "wamid.OUTBOUND01", 1739321070, "Your order is ready")
     payload = json.loads(fixture_bytes("meta", "whatsapp_statuses.json"))
     statuses = payload["entry"][0]["changes"][0]["value"]["statuses"]
     first = [s for s in statuses if s["id"] == "wamid.OUTBOUND01"]
