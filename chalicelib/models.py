@@ -86,11 +86,10 @@ class Contact(Model):
 
 # What a list row shows: projected into the recency index so the team view is one Query.
 LIST_FIELDS = (
-    "channel", "account_id", "thread_kind", "subject", "contact_id", "contact_name", "contact_handle",
-    "contact_platform_id", "status", "assignee", "team", "created_at", "last_message_preview",
-    "last_message_direction", "awaiting_reply_since", "reply_due_at", "warn_at", "first_response_at",
-    "snoozed_until", "message_count", "unread_count",
-)
+    "channel", "account_id", "thread_kind", "subject", "contact_name", "contact_handle", "contact_platform_id",
+    "assignee", "last_message_preview", "last_message_direction", "awaiting_reply_since", "reply_due_at",
+    "warn_at", "snoozed_until", "message_count", "unread_count", "priority", "tags",
+)  # team and status are in the `queue` key; DynamoDB allows at most 20 projected attributes
 # What the deadline views need to pick and order work: none of it changes while a customer sends
 # follow-ups, so those messages never touch the deadline indexes (write cost, see README).
 DEADLINE_FIELDS = ("channel", "status", "assignee", "team", "awaiting_reply_since", "reply_due_at", "warn_at",
@@ -169,6 +168,8 @@ class Conversation(Model):
     read_at = NumberAttribute(null=True)
     # Bumped by every change that is logged (optimistic concurrency; the event's sequence).
     version = NumberAttribute(default=0)
+    priority = UnicodeAttribute(null=True)  # low | medium | high | urgent (absent: none)
+    tags = ListAttribute(null=True, of=UnicodeAttribute)
 
     by_team_recent = ConversationsByTeamRecent()
     by_team_due = ConversationsByTeamDue()

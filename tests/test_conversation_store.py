@@ -337,3 +337,20 @@ def test_quarantine_is_newest_first_and_paged(inbox):
     assert seen == [4, 3, 2, 1, 0]
     one = inbox.get("/api/admin/quarantine")["items"][0]
     assert json.loads(inbox.get(f"/api/admin/quarantine/{one['id']}")["raw"]) == {"n": 4}
+
+
+def test_priority_and_tags_are_logged_changes_shown_in_the_list(page):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    token = page.login_admin()
+    headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+    ok = page.client.http.patch(f"/api/conversations/{cid}", headers=headers,
+                                body=json.dumps({"priority": "urgent", "tags": [" VIP ", "refund", "vip"]}))
+    assert ok.status_code == 200, ok.body
+    [row] = page.conversations()
+    assert row["priority"] == "urgent" and row["tags"] == ["vip", "refund"]
+    assert [e["type"] for e in _events(cid)][-2:] == ["priority_changed", "tags_changed"]
+    for bad in ({"priority": "asap"}, {"tags": "vip"}, {"tags": ["x" * 33]}, {"tags": ["a#b"]}, {"tags": ["t"] * 21}):
+        response = page.client.http.patch(f"/api/conversations/{cid}", headers=headers, body=json.dumps(bad))
+        assert response.status_code == 422, (bad, response.body)

@@ -36,6 +36,7 @@ def test_no_index_projects_a_raw_payload_or_everything():
             projection = index["Projection"]
             assert projection["ProjectionType"] != "ALL", (short, index["IndexName"])
             assert "raw" not in projection.get("NonKeyAttributes", []), (short, index["IndexName"])
+            assert len(projection.get("NonKeyAttributes", [])) <= 20, "DynamoDB projects at most 20 attributes"
 
 
 def test_every_model_has_a_table_with_the_same_keys_and_indexes():

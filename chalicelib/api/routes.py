@@ -129,9 +129,10 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     from chalicelib.inbox import rules, store
 
     body = _json_body()
-    unknown = set(body) - {"status", "snoozed_until", "assignee", "claim"}
-    if unknown or not ({"status", "assignee"} & set(body)):
-        raise BadRequestError("send 'status' (with 'snoozed_until' for snoozed) and/or 'assignee' (with 'claim')")
+    unknown = set(body) - {"status", "snoozed_until", "assignee", "claim", "priority", "tags"}
+    if unknown or not ({"status", "assignee", "priority", "tags"} & set(body)):
+        raise BadRequestError("send any of 'status' (with 'snoozed_until' for snoozed), 'assignee' (with 'claim'), "
+                              "'priority', 'tags'")
     actor = f"agent:{identity.agent_id}"
     try:
         if "assignee" in body:
@@ -150,6 +151,12 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
                 raise BadRequestError("status must be a string")
             until_ms = _parse_time(until) if until is not None else None
             store.set_status(conversation_id, status, actor, until_ms)
+        if "priority" in body:
+            if not isinstance(body["priority"], str):
+                raise BadRequestError("priority must be a string")
+            store.set_priority(conversation_id, body["priority"], actor)
+        if "tags" in body:
+            store.set_tags(conversation_id, body["tags"], actor)
     except store.NotFound:
         raise NotFoundError("no such conversation")
     except store.Busy:

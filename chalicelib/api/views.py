@@ -72,6 +72,9 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
     """A conversation (model or plain state dict) as the API shows it."""
     c = conversation if isinstance(conversation, dict) else {
         k: v for k, v in conversation.attribute_values.items() if v is not None}
+    if "queue" in c and ("team" not in c or "status" not in c):  # a projected index row
+        c = dict(c)
+        c["team"], _, c["status"] = c["queue"].rpartition("#")
     platform_id = c.get("contact_platform_id") or ""
     channel = c.get("channel") or ""
     fallback = f"{channel.capitalize()} user …{platform_id[-4:]}" if platform_id else "Unknown contact"
@@ -102,6 +105,8 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
         "sla": sla_json(c),
         "message_count": int(c.get("message_count") or 0),
         "unread_count": int(c.get("unread_count") or 0),
+        "priority": c.get("priority") or "none",
+        "tags": list(c.get("tags") or []),
         "version": int(c.get("version") or 0),
     }
 

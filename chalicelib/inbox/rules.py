@@ -363,6 +363,47 @@ def change_status(state: State, status: str, actor: str, now: int, until: Option
     return _finish(state, change)
 
 
+PRIORITIES = ("none", "low", "medium", "high", "urgent")
+MAX_TAGS = 20
+
+
+def set_priority(state: State, priority: str, actor: str) -> Change:
+    if priority not in PRIORITIES:
+        raise RuleError(f"priority must be one of {', '.join(PRIORITIES)}")
+    previous = state.get("priority") or "none"
+    if previous == priority:
+        return Change()
+    change = Change(log=LogEntry("priority_changed", actor, {"from": previous, "to": priority}))
+    if priority == "none":
+        change.removals.add("priority")
+    else:
+        change.updates["priority"] = priority
+    return _finish(state, change)
+
+
+def set_tags(state: State, tags: List[str], actor: str) -> Change:
+    """Replace the tags (trimmed, lower-cased, unique, in the order given)."""
+    if not isinstance(tags, list) or len(tags) > MAX_TAGS:
+        raise RuleError(f"tags must be a list of at most {MAX_TAGS} names")
+    clean: List[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not 1 <= len(tag.strip()) <= 32 or "#" in tag:
+            raise RuleError("each tag is a name of 1 to 32 characters without '#'")
+        name = tag.strip().lower()
+        if name not in clean:
+            clean.append(name)
+    previous = list(state.get("tags") or [])
+    if previous == clean:
+        return Change()
+    change = Change(log=LogEntry("tags_changed", actor, {"added": [t for t in clean if t not in previous],
+                                                          "removed": [t for t in previous if t not in clean]}))
+    if clean:
+        change.updates["tags"] = clean
+    else:
+        change.removals.add("tags")
+    return _finish(state, change)
+
+
 def mark_read(state: State, actor: str, now: int) -> Change:
     """The agent has seen everything up to now."""
     if not state.get("unread_count"):

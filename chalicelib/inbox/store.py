@@ -131,6 +131,23 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
     return first_attempt, (conversation_id, sort_key)
 
 
+def apply_message(conversation_id: str, facts: rules.MessageFacts, recount: bool = False) -> State:
+    """Apply a message already stored in an existing conversation (our replies and notes from
+    the agent API, via chalicelib.outbound): the one-write follow-up path when it changes no
+    state, else read + rule + logged write. NotFound if the conversation does not exist."""
+    if not recount and _follow_up(conversation_id, facts):
+        return get(conversation_id) or {}
+    pol = policy()
+
+    def rule(state: State) -> rules.Change:
+        change = rules.message_arrived(state, facts, pol, runtime.now_ms())
+        if recount and not change.empty:
+            _recount(conversation_id, state, change)
+        return change
+
+    return _change(conversation_id, rule)
+
+
 def _conversation_for(event: MessageEvent) -> str:
     """The thread a message belongs to: its own key, or, for a reply in a public thread
     (mentions, comments), the conversation its parent already lives in."""
@@ -342,6 +359,14 @@ def assign(conversation_id: str, agent_id: Optional[str], actor: str, expected: 
 def set_status(conversation_id: str, status: str, actor: str, until: Optional[int] = None) -> State:
     return _change(conversation_id,
                    lambda state: rules.change_status(state, status, actor, runtime.now_ms(), until, policy()))
+
+
+def set_priority(conversation_id: str, priority: str, actor: str) -> State:
+    return _change(conversation_id, lambda state: rules.set_priority(state, priority, actor))
+
+
+def set_tags(conversation_id: str, tags: List[str], actor: str) -> State:
+    return _change(conversation_id, lambda state: rules.set_tags(state, tags, actor))
 
 
 def mark_read(conversation_id: str, actor: str) -> State:
