@@ -125,6 +125,55 @@ class ParseProblem:
 Event = Union[MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem]
 
 
+# --- the send side ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """What an adapter needs to send one reply (built by chalicelib.outbound from the stored
+    message and its conversation; never a Chalice request)."""
+
+    channel: str
+    account_id: str  # our account's platform id (page id, phone_number_id, bot id, ...)
+    thread_key: str  # the conversation's thread key (as the adapter's parse produced it)
+    thread_kind: str  # dm | comment | mention | group
+    recipient_id: str  # the contact's platform id
+    text: str
+    outbound_id: str  # our message id: put it where the platform echoes it back (e.g. metadata)
+    reply_to: Optional[str] = None  # platform id of the message being answered
+    tag: Optional[str] = None  # e.g. Meta's HUMAN_AGENT after the 24 h window
+    template: Optional[Dict[str, Any]] = None  # WhatsApp template outside the 24 h window
+    private_reply: bool = False  # a DM answering a public comment
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """The platform accepted the message: its id (the same id its echo/receipts carry)."""
+
+    platform_message_id: str
+
+
+class SendError(Exception):
+    """A send that did not go through, classified so the outbox knows what to do:
+    - "retryable": throttled or transient; `retry_after` seconds when the platform said so;
+    - "window_closed": the messaging window is closed (offer a tag or a template);
+    - "permanent": will never work as is (blocked, bad parameter); shown to the agent;
+    - "reauthorize": the account's token is invalid or expired: the account needs reconnecting;
+    - "unknown": no answer (timeout): reconcile against the echo/receipt, never blindly resend."""
+
+    KINDS = ("retryable", "window_closed", "permanent", "reauthorize", "unknown")
+
+    def __init__(self, kind: str, reason: str, retry_after: Optional[float] = None,
+                 code: Optional[str] = None) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(kind)
+        super().__init__(f"{kind}: {reason}")
+        self.kind = kind
+        self.reason = reason
+        self.retry_after = retry_after
+        self.code = code
+
+
 class ChannelAdapter(abc.ABC):
     """One platform's webhook: handshake, verification, parsing (and, later, sending)."""
 
@@ -168,6 +217,12 @@ class ChannelAdapter(abc.ABC):
     def signed_headers(self, raw_body: bytes, secrets: SecretLookup) -> Dict[str, str]:
         """The headers the platform would send with `raw_body` (tests and the local demo use
         this to produce correctly signed deliveries)."""
+
+    def send(self, message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+        """Send one reply through the platform's API with `http` (a requests.Session: tests
+        fake it with `responses`, `make run` points base URLs at a loopback sandbox). Tokens
+        come from `secrets` (named by the account's credential refs). Raise SendError."""
+        raise SendError("permanent", f"sending is not supported on {message.channel}")
 
     #: (channel, platform account id, display name) seeded by `make run` for the demo.
     demo_accounts: ClassVar[Tuple[Tuple[str, str, str], ...]] = ()
