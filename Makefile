@@ -14,7 +14,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT)
+run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT) (moto on MOTO_PORT; exits at once if either port is taken)
 	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.local.server
 
 test: $(STAMP)  ## the whole suite: no network, no AWS account
@@ -32,15 +32,15 @@ demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `m
 bench: $(STAMP)  ## ack-path and processor measurements (see README)
 	$(PY) bench/ingest_bench.py
 
-list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why
-	SOCIALINBOX_STAGE=$(STAGE) $(PY) -m chalicelib.ingest.dlq list
+list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why (STAGE=local: the `make run` stack on MOTO_PORT)
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq list
 
 replay-quarantine: $(STAMP)  ## replay events held for an unknown account (after registering it): CHANNEL=, ACCOUNT=
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.quarantine replay \
 	  --channel "$(CHANNEL)" --account-id "$(ACCOUNT)"
 
-replay-dlq: $(STAMP)  ## move parked envelopes back to the ingest queue
-	SOCIALINBOX_STAGE=$(STAGE) $(PY) -m chalicelib.ingest.dlq replay
+replay-dlq: $(STAMP)  ## move parked envelopes back to the ingest queue (STAGE=local: the `make run` stack on MOTO_PORT)
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq replay
 
 lint-infra: $(STAMP)
 	$(VENV)/bin/cfn-lint infra/resources.json

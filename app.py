@@ -1,19 +1,50 @@
 """socialinbox: Chalice entry point. Routes and event handlers only; the work is in chalicelib."""
-from chalice import Chalice
+from typing import Any, Callable, Dict
+
+from chalice import Chalice, Response
 
 from chalicelib import config
 from chalicelib.api.routes import api
 from chalicelib.ingest.routes import webhooks
 from chalicelib.web.routes import web
 
-app = Chalice(app_name="socialinbox")
+# configure_logs=False: Chalice would add a plain-text handler to the "socialinbox" logger, which
+# is also powertools' JSON logger (chalicelib.logs), and every line would be written twice.
+app = Chalice(app_name="socialinbox", configure_logs=False)
 app.register_blueprint(webhooks)
 app.register_blueprint(api)
 app.register_blueprint(web)
 
+#: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
+SECURITY_HEADERS: Dict[str, str] = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+}
+
+
+@app.middleware("http")
+def security_headers(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Browsers must not sniff, frame, leak referrers from or cache what we answer: API answers
+    carry agents' conversations (never stored by a cache: no-store, whatever the route says);
+    the web page keeps its own CSP and revalidation policy."""
+    response = get_response(request)
+    present = {name.lower() for name in response.headers}
+    for name, value in SECURITY_HEADERS.items():
+        if name.lower() not in present:
+            response.headers[name] = value
+    if (request.path or "").startswith("/api/"):
+        for name in [n for n in response.headers if n.lower() == "cache-control"]:
+            del response.headers[name]
+        response.headers["Cache-Control"] = "no-store"
+    elif "cache-control" not in present:
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
 
 @app.on_sqs_message(queue=config.queue_name(config.INGEST_QUEUE), batch_size=10, name="ingest_processor")
-def ingest_processor(event):
+def ingest_processor(event: Any) -> Dict[str, int]:
     """Normalise accepted deliveries into contacts, conversations and messages."""
     from chalicelib.ingest.processor import process_records, record_dicts
 

@@ -2,13 +2,18 @@
 
 Replay moves each parked envelope back to the ingest queue unchanged (the pipeline dedupes, so a
 replay can never duplicate a message) and deletes it from the DLQ only after the resend worked.
+
+Stage `local` (`make list-dlq STAGE=local`) talks to the moto server of `make run` on
+127.0.0.1:MOTO_PORT with dummy credentials; every other stage uses the normal AWS credential
+chain and endpoints.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, MutableMapping, Optional
 
 from chalicelib import aws, config
 
@@ -55,6 +60,21 @@ def replay(max_messages: int = 1000) -> int:
     return moved
 
 
+def use_local_stack(environ: Optional[MutableMapping[str, str]] = None) -> bool:
+    """For stage `local` only: point boto3 at `make run`'s moto (same MOTO_PORT) with dummy
+    credentials, so no real AWS credentials are needed or sent there. Returns whether it did."""
+    env = os.environ if environ is None else environ
+    if env.get("SOCIALINBOX_STAGE", "local") != "local":
+        return False
+    env.setdefault("AWS_ENDPOINT_URL", f"http://127.0.0.1:{env.get('MOTO_PORT') or '5000'}")
+    env["AWS_ACCESS_KEY_ID"] = "local"
+    env["AWS_SECRET_ACCESS_KEY"] = "local"
+    for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+        env.pop(name, None)
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return True
+
+
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("command", choices=["list", "replay"])
@@ -68,4 +88,5 @@ def main(argv: List[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    use_local_stack()  # here, not in main(): tests call main() inside an in-process mock
     sys.exit(main())

@@ -10,9 +10,13 @@ import argparse
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 from typing import List, Optional
+
+#: How long moto may take to start listening before `make run` gives up (it is ready in ~0.5 s).
+EMULATOR_START_SECONDS = 20.0
 
 
 def _configure_environment(moto_port: int) -> None:
@@ -25,6 +29,26 @@ def _configure_environment(moto_port: int) -> None:
     os.environ.pop("AWS_PROFILE", None)
 
 
+def port_problem(host: str, port: int, what: str, variable: str) -> Optional[str]:
+    """Why `port` cannot be served on `host`, or None. Probed the way the servers bind
+    (SO_REUSEADDR), so only a port someone actually holds is reported."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        reason = error.strerror or str(error)
+        return (f"make run: cannot use {host}:{port} for the {what} ({reason}). Stop what holds it, "
+                f"or pick another port: make run {variable}=<port>")
+    return None
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr, flush=True)
+    return 2
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -33,6 +57,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--demo", action="store_true", default=os.environ.get("DEMO") == "1",
                         help="send demo traffic for every channel once the server is up")
     args = parser.parse_args(argv)
+    # Both ports before anything starts: a taken port used to print "Address already in use"
+    # and then hang (moto's start() waits forever for a server that could not bind).
+    if args.port == args.moto_port:
+        return _fail(f"make run: PORT and MOTO_PORT are both {args.port}; they must differ")
+    for port, what, variable in ((args.port, "HTTP server", "PORT"), (args.moto_port, "AWS emulator (moto)",
+                                                                       "MOTO_PORT")):
+        problem = port_problem(args.host, port, what, variable)
+        if problem:
+            return _fail(problem)
     _configure_environment(args.moto_port)
     import logging
 
@@ -41,8 +74,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     from moto.server import ThreadedMotoServer
 
     emulator = ThreadedMotoServer(ip_address=args.host, port=args.moto_port, verbose=False)
-    emulator.start()
+    starter = threading.Thread(target=emulator.start, name="moto-start", daemon=True)
+    starter.start()
+    starter.join(EMULATOR_START_SECONDS)
+    if starter.is_alive():  # lost a race for the port since the probe
+        return _fail(f"make run: the AWS emulator did not start on {args.host}:{args.moto_port} "
+                     f"(port taken?); try make run MOTO_PORT=<port>")
+    try:
+        return _serve(args)
+    finally:
+        emulator.stop()
 
+
+def _serve(args: argparse.Namespace) -> int:
+    """Everything after the emulator is up; the caller stops the emulator however this ends."""
     from chalice.config import Config
     from chalice.local import create_local_server
 
@@ -58,7 +103,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     project_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     with open(os.path.join(project_dir, ".chalice", "config.json"), encoding="utf-8") as handle:
         chalice_config = Config(chalice_stage="local", config_from_disk=json.load(handle))
-    server = create_local_server(application.app, chalice_config, args.host, args.port)
+    try:
+        server = create_local_server(application.app, chalice_config, args.host, args.port)
+    except OSError as error:  # lost a race for the port since the probe
+        return _fail(f"make run: cannot serve on {args.host}:{args.port} ({error.strerror or error}); "
+                     f"try make run PORT=<port>")
     pump = Pump(application.ingest_processor)
     pump.start()
 
@@ -88,7 +137,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         pump.stop()
         pump.join(timeout=5)
-        emulator.stop()
         print("socialinbox stopped.", flush=True)
     return 0
 
