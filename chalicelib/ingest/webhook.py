@@ -91,29 +91,37 @@ def receive(adapter_name: str, request: WebhookRequest, correlation_id: str) -> 
 
 
 def unprocessable(raw_body: bytes, payload: Any) -> Optional[str]:
-    """Why a parsed body can never be processed, or None (the usual case, decided by two cheap
+    """Why a parsed body can never be processed, or None (the usual case, decided by cheap
     scans of the raw bytes: few brackets and no surrogate escape means nothing to walk)."""
     deep = raw_body.count(b"[") + raw_body.count(b"{") > MAX_JSON_DEPTH
-    surrogates = _SURROGATE_ESCAPE.search(raw_body) is not None
+    surrogates = b"\\u" in raw_body and _SURROGATE_ESCAPE.search(raw_body) is not None
     if not (deep or surrogates):
         return None
+    surrogate = "lone UTF-16 surrogate escape in the JSON (not valid Unicode)"
+    if not isinstance(payload, (dict, list)):
+        return surrogate if surrogates and isinstance(payload, str) and not _encodable(payload) else None
     stack: List[Any] = [(payload, 1)]
     while stack:  # iterative: the nesting itself is what could overflow a recursive walk
         value, depth = stack.pop()
-        if isinstance(value, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
-                return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
-            items = value.items() if isinstance(value, dict) else enumerate(value)
-            for key, child in items:
-                if surrogates and isinstance(key, str) and not _encodable(key):
-                    return "lone UTF-16 surrogate escape in the JSON (not valid Unicode)"
+        if depth > MAX_JSON_DEPTH:
+            return f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+        if isinstance(value, dict):
+            if surrogates and not all(_encodable(k) for k in value):
+                return surrogate
+            children: Any = value.values()
+        else:
+            children = value
+        for child in children:
+            if isinstance(child, (dict, list)):
                 stack.append((child, depth + 1))
-        elif surrogates and isinstance(value, str) and not _encodable(value):
-            return "lone UTF-16 surrogate escape in the JSON (not valid Unicode)"
+            elif surrogates and isinstance(child, str) and not _encodable(child):
+                return surrogate
     return None
 
 
 def _encodable(text: str) -> bool:
+    if text.isascii():  # O(1) in CPython; a surrogate is never ASCII
+        return True
     try:
         text.encode("utf-8")
         return True
