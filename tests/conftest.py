@@ -39,6 +39,14 @@ from moto import mock_aws  # noqa: E402
 
 from tests.helpers import Inbox  # noqa: E402
 
+# Property tests: no per-example deadline (the machine is shared; timing is not what they test).
+# Tests keep their own @settings; this is the default for those that set none.
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+settings.register_profile("socialinbox", deadline=None, max_examples=100,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "socialinbox"))
+
 # The services whose state is the data plane: kept (emptied) between tests. Every other moto
 # backend a test touched (ssm, sts, ...) is reset whole, as a fresh mock_aws would be.
 _KEPT_SERVICES = ("dynamodb", "sqs")
