@@ -235,6 +235,13 @@ class MessageRef(Model):
     created_at = NumberAttribute()
 
 
+class AgentsById(GlobalSecondaryIndex):
+    """An agent by id (agents are keyed by email): admin routes name agents by id."""
+
+    Meta = _index_meta("agent-id", IncludeProjection(["name", "role", "active"]))
+    agent_id = UnicodeAttribute(hash_key=True)
+
+
 class Agent(Model):
     Meta = _meta("agents")
     email = UnicodeAttribute(hash_key=True)  # lower-cased
@@ -244,6 +251,43 @@ class Agent(Model):
     password_hash = UnicodeAttribute()
     active = BooleanAttribute(default=True)
     created_at = NumberAttribute()
+
+    by_id = AgentsById()
+
+
+class AgentRouting(Model):
+    """An agent's routing profile and presence (chalicelib.routing): teams, capacity (max open
+    assigned conversations), presence with the time it was last refreshed (online counts while
+    `last_seen` is within the grace period; `presence_expires_at` = last_seen + grace), when the
+    flow last gave them a conversation, and a short assignment lease with the claims made under
+    it (so concurrent assigners never push an agent past capacity, whatever the index lag)."""
+
+    Meta = _meta("agent-routing")
+    agent_id = UnicodeAttribute(hash_key=True)
+    teams = ListAttribute(null=True, of=UnicodeAttribute)
+    capacity = NumberAttribute(null=True)
+    presence = UnicodeAttribute(null=True)  # online | away | offline
+    last_seen = NumberAttribute(null=True)  # ms
+    presence_expires_at = NumberAttribute(null=True)  # ms
+    went_offline_handled = BooleanAttribute(null=True)
+    last_assigned_at = NumberAttribute(null=True)
+    lease_owner = UnicodeAttribute(null=True)
+    lease_until = NumberAttribute(null=True)
+    recent_claims = JSONAttribute(null=True)  # {conversation id: ms} claimed in the last seconds
+    updated_at = NumberAttribute(null=True)
+
+
+class TeamRouting(Model):
+    """Team membership, one item per (team, agent), so a team's agents are one Query; the item
+    `member="#settings"` holds the team's routing mode and round-robin cursor; the partition
+    `team="#teams"` lists every team that has members or settings (one Query, no Scan)."""
+
+    Meta = _meta("team-routing")
+    team = UnicodeAttribute(hash_key=True)
+    member = UnicodeAttribute(range_key=True)  # agent id, or "#settings"
+    mode = UnicodeAttribute(null=True)  # round_robin | least_loaded (settings item)
+    cursor = UnicodeAttribute(null=True)  # the agent round robin gave the last conversation to
+    updated_at = NumberAttribute(null=True)
 
 
 class LoginThrottle(Model):
@@ -291,6 +335,6 @@ class Quarantine(Model):
 
 
 ALL_MODELS = (ChannelAccount, Contact, Conversation, ConversationEvent, Message, MessageRef, RawPayload, Agent,
-              LoginThrottle, Quarantine)
+              LoginThrottle, Quarantine, AgentRouting, TeamRouting)
 
 
