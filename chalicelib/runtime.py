@@ -33,6 +33,10 @@ class Runtime:
         self.accounts: Dict[str, Tuple[float, Any]] = {}
         #: email -> (monotonic time read, active agent's Identity or None): the token guard's cache.
         self.agents: Dict[str, Tuple[float, Any]] = {}
+        #: The send side: one HTTP session for platform APIs, and adapters chosen per channel
+        #: (tests inject fakes with `use_http` / `use_adapter` instead of patching modules).
+        self._http: Any = None
+        self._adapters: Dict[str, Any] = {}
 
     # --- time -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -75,6 +79,36 @@ class Runtime:
             self._connection = Connection(region=config.aws_region(), host=config.dynamodb_host())
         return self._connection
 
+    # --- the send side (outbox worker) -----------------------------------------------------------
+    def http(self) -> Any:
+        """A requests.Session shared by the outbox worker's sends (connection reuse)."""
+        if self._http is None:
+            with self._lock:
+                if self._http is None:
+                    import requests
+
+                    self._http = requests.Session()
+        return self._http
+
+    def use_http(self, session: Any) -> None:
+        self._http = session
+
+    def adapter_for(self, channel: str) -> Any:
+        """The adapter that sends on `channel`: an injected one, else the registry's."""
+        found = self._adapters.get(channel)
+        if found is not None:
+            return found
+        from chalicelib import channels
+
+        return channels.adapter_for_channel(channel)
+
+    def use_adapter(self, channel: str, adapter: Any) -> None:
+        """Send `channel` through `adapter` (tests); None goes back to the registry's."""
+        if adapter is None:
+            self._adapters.pop(channel, None)
+        else:
+            self._adapters[channel] = adapter
+
     # --- lifecycle ------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget clients, queue URLs, cached accounts and agents, and secrets (tests switch backends)."""
@@ -84,6 +118,8 @@ class Runtime:
             self._connection = None
             self.accounts.clear()
             self.agents.clear()
+            self._adapters.clear()
+            self._http = None
         self._clock = time.time
         config.forget_secrets()
 
