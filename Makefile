@@ -43,7 +43,8 @@ replay-dlq: $(STAMP)  ## move parked envelopes back to the ingest queue (STAGE=l
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq replay
 
 lint-infra: $(STAMP)
-	$(VENV)/bin/cfn-lint infra/resources.json
+	mkdir -p out && $(PY) -m chalicelib.local.stack render > out/resources.json
+	$(VENV)/bin/cfn-lint out/resources.json
 
 # The Lambda runtime already ships boto3/botocore (and their helpers); pynamodb and aws-xray-sdk
 # would drag a second ~17 MB botocore into the zip. The build dir vendors requirements.txt for
@@ -68,8 +69,9 @@ package: lambda-build  ## CloudFormation/SAM package of the Lambda functions int
 	cd $(BUILD) && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../../$(VENV)/bin/chalice package --stage $(STAGE) ../../out/
 
 deploy: lambda-build  ## data plane stack, then the Chalice app
-	aws cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file infra/resources.json \
-	  --parameter-overrides Stage=$(STAGE) --no-fail-on-empty-changeset
+	mkdir -p out && $(PY) -m chalicelib.local.stack render > out/resources.json  # + the SLA flow's ASL
+	aws cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file out/resources.json \
+	  --parameter-overrides Stage=$(STAGE) --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
 	mkdir -p .chalice/deployed && cp -r .chalice/deployed $(BUILD)/.chalice/
 	cd $(BUILD) && ../../$(VENV)/bin/chalice deploy --stage $(STAGE)
 	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/

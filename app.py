@@ -1,7 +1,7 @@
 """socialinbox: Chalice entry point. Routes and event handlers only; the work is in chalicelib."""
 from typing import Any, Callable, Dict
 
-from chalice import Chalice, Response
+from chalice import Chalice, Rate, Response
 
 from chalicelib import config
 from chalicelib.api.routes import api
@@ -49,3 +49,20 @@ def ingest_processor(event: Any) -> Dict[str, int]:
     from chalicelib.ingest.processor import process_records, record_dicts
 
     return process_records(record_dicts(event))
+
+
+@app.on_sqs_message(queue=config.queue_name(config.SLA_TIMER_QUEUE), batch_size=10, name="sla_timers")
+def sla_timers(event: Any) -> Dict[str, int]:
+    """The reply-deadline flow's warning and breach messages (stale ones are dropped)."""
+    from chalicelib.ingest.processor import record_dicts
+    from chalicelib.sla.timers import handle_records
+
+    return handle_records(record_dicts(event))
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sla_sweeper")
+def sla_sweeper(event: Any) -> Dict[str, int]:
+    """Safety net: warnings and breaches whose timer was lost or throttled."""
+    from chalicelib.sla.timers import sweep
+
+    return sweep()

@@ -20,6 +20,17 @@ LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
     "LINKEDIN_CLIENT_SECRET": "dev_linkedin_client_secret",
     "AUTH_TOKEN_SECRET": "dev_auth_token_secret_change_me_0123456789",
     "LOCAL_ADMIN_PASSWORD": "admin-password-123",
+    # Send side (make run points every base URL at the loopback sandbox, which accepts these).
+    "META_PAGE_TOKEN": "dev_meta_page_token",
+    "INSTAGRAM_ACCESS_TOKEN": "dev_instagram_access_token",
+    "WHATSAPP_TOKEN": "dev_whatsapp_token",
+    "X_CONSUMER_KEY": "dev_x_consumer_key",
+    # X access tokens start with the account's user id (the sandbox echoes DMs from it).
+    "X_ACCESS_TOKEN": "1520000000000000001-dev_x_access_token",
+    "X_ACCESS_TOKEN_SECRET": "dev_x_access_token_secret",
+    "X_OAUTH2_USER_TOKEN": "",
+    "TELEGRAM_BOT_TOKEN": "1000000001:dev_telegram_bot_token",
+    "LINKEDIN_ACCESS_TOKEN": "dev_linkedin_access_token",
 }
 
 
@@ -46,6 +57,7 @@ def queue_name(short: str) -> str:
 
 INGEST_QUEUE = "ingest"
 DEAD_LETTER_QUEUE = "ingest-dlq"
+SLA_TIMER_QUEUE = "sla-timers"
 
 
 def aws_region() -> str:
@@ -55,6 +67,12 @@ def aws_region() -> str:
 def dynamodb_host() -> Optional[str]:
     """Endpoint override for pynamodb (moto server locally); None means real AWS or mock_aws."""
     return os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or os.environ.get("AWS_ENDPOINT_URL") or None
+
+
+def api_base(name: str, default: str) -> str:
+    """A platform API base URL (no trailing slash): env `name`, else the real default. `make run`
+    points these at the loopback sandbox (chalicelib.local.sandbox)."""
+    return (os.environ.get(name) or default).rstrip("/")
 
 
 def int_setting(name: str, default: int) -> int:

@@ -93,7 +93,7 @@ LIST_FIELDS = (
 # What the deadline views need to pick and order work: none of it changes while a customer sends
 # follow-ups, so those messages never touch the deadline indexes (write cost, see README).
 DEADLINE_FIELDS = ("channel", "status", "assignee", "team", "awaiting_reply_since", "reply_due_at", "warn_at",
-                   "snoozed_until")
+                   "snoozed_until", "turn", "sla_state")
 
 
 class ConversationsByTeamRecent(GlobalSecondaryIndex):
@@ -162,6 +162,11 @@ class Conversation(Model):
     reply_due_at = NumberAttribute(null=True)
     warn_at = NumberAttribute(null=True)
     first_response_at = NumberAttribute(null=True)
+    # The SLA flow's view of the current turn: its number (stale timers carry an older one),
+    # and whether its warning or breach was recorded.
+    turn = NumberAttribute(null=True)
+    sla_state = UnicodeAttribute(null=True)  # warning | breached
+    breached_at = NumberAttribute(null=True)
     snoozed_until = NumberAttribute(null=True)
     message_count = NumberAttribute(default=0)
     unread_count = NumberAttribute(default=0)

@@ -31,6 +31,7 @@ class Runtime:
         self._queue_urls: Dict[str, str] = {}
         self._connection: Any = None
         self.accounts: Dict[str, Tuple[float, Any]] = {}
+        self._facts: Dict[str, Any] = {}
         #: email -> (monotonic time read, active agent's Identity or None): the token guard's cache.
         self.agents: Dict[str, Tuple[float, Any]] = {}
         #: The send side: one HTTP session for platform APIs, and adapters chosen per channel
@@ -79,6 +80,13 @@ class Runtime:
             self._connection = Connection(region=config.aws_region(), host=config.dynamodb_host())
         return self._connection
 
+    # --- small per-container facts (looked up once: a state machine ARN, ...) -----------------
+    def cached(self, name: str) -> Any:
+        return self._facts.get(name)
+
+    def remember(self, name: str, value: Any) -> None:
+        self._facts[name] = value
+
     # --- the send side (outbox worker) -----------------------------------------------------------
     def http(self) -> Any:
         """A requests.Session shared by the outbox worker's sends (connection reuse)."""
@@ -117,6 +125,7 @@ class Runtime:
             self._queue_urls.clear()
             self._connection = None
             self.accounts.clear()
+            self._facts.clear()
             self.agents.clear()
             self._adapters.clear()
             self._http = None

@@ -80,16 +80,31 @@ def test_local_stack_creates_exactly_the_template(aws_backend):
     names = set(aws.client("dynamodb").list_tables()["TableNames"])
     assert names == {"socialinbox-test-" + short for short in _tables()}
     queues = aws.client("sqs").list_queues()["QueueUrls"]
-    assert sorted(q.rsplit("/", 1)[1] for q in queues) == ["socialinbox-test-ingest", "socialinbox-test-ingest-dlq"]
+    declared = [r["Properties"]["QueueName"]["Fn::Sub"].replace("${Stage}", "test")
+                for r in stack.template()["Resources"].values() if r["Type"] == "AWS::SQS::Queue"]
+    assert {"socialinbox-test-ingest", "socialinbox-test-ingest-dlq"} <= set(declared)
+    assert sorted(q.rsplit("/", 1)[1] for q in queues) == sorted(declared)
 
 
-def test_template_passes_cfn_lint():
+def test_template_passes_cfn_lint(tmp_path):
+    """The deployable template (`make deploy` renders the SLA flow's ASL file into it)."""
     lint = shutil.which("cfn-lint", path=os.path.dirname(sys.executable))
     if lint is None:
         pytest.fail("cfn-lint is part of requirements-dev.txt and must be installed")
-    result = subprocess.run([lint, os.path.join(ROOT, "infra", "resources.json")], capture_output=True, text=True,
-                            timeout=120)
+    rendered = tmp_path / "resources.json"
+    rendered.write_text(json.dumps(stack.render()))
+    result = subprocess.run([lint, str(rendered)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_state_machine_definition_comes_from_the_asl_file_and_its_queue_exists():
+    rendered = stack.render()["Resources"]["SlaStateMachine"]["Properties"]
+    assert rendered["Definition"] == stack.asl()
+    assert "Definition" not in stack.template()["Resources"]["SlaStateMachine"]["Properties"]  # one source
+    queue = rendered["DefinitionSubstitutions"]["SlaTimerQueueUrl"]["Ref"]
+    assert stack.template()["Resources"][queue]["Type"] == "AWS::SQS::Queue"
+    text = json.dumps(stack.asl())
+    assert "${SlaTimerQueueUrl}" in text
 
 
 def test_chalice_config_has_the_three_stages_and_no_secrets():

@@ -221,8 +221,12 @@ def _customer_message(state: State, facts: MessageFacts, policy: SlaPolicy, now:
 
 
 def _start_wait(state: State, since: int, policy: SlaPolicy, change: Change) -> None:
+    """A new turn: the customer waits from `since`; its number lets the SLA flow's timers of an
+    older turn be recognised as stale."""
     warn_at, due_at = policy.deadline(since, first=state.get("first_response_at") is None)
-    change.updates.update({"awaiting_reply_since": since, "reply_due_at": due_at, "warn_at": warn_at})
+    turn = int(state.get("turn") or 0) + 1  # also when a late, older message moves the wait earlier
+    change.updates.update({"awaiting_reply_since": since, "reply_due_at": due_at, "warn_at": warn_at, "turn": turn})
+    change.removals.update({"sla_state", "breached_at"})
 
 
 def _wait_data(change: Change) -> Dict[str, Any]:
@@ -237,7 +241,7 @@ def _our_message(state: State, facts: MessageFacts, change: Change) -> None:
     since = state.get("awaiting_reply_since")
     if since is None or since > at:
         return  # nothing was waiting (or this is older than the wait): no turn ends
-    change.removals.update({"awaiting_reply_since", "reply_due_at", "warn_at"})
+    change.removals.update({"awaiting_reply_since", "reply_due_at", "warn_at", "sla_state", "breached_at"})
     first = state.get("first_response_at") is None
     if first:
         change.updates["first_response_at"] = at
@@ -355,11 +359,38 @@ def change_status(state: State, status: str, actor: str, now: int, until: Option
     else:
         change.removals.add("snoozed_until")
     if status != "open":
-        change.removals.update({"awaiting_reply_since", "reply_due_at", "warn_at"})
+        change.removals.update({"awaiting_reply_since", "reply_due_at", "warn_at", "sla_state", "breached_at"})
     elif previous != "open" and state.get("last_message_direction") == "in" and state.get("last_inbound_at"):
         _start_wait(state, now, policy or SlaPolicy(), change)
         data.update(_wait_data(change))
     change.log = LogEntry("status_changed", actor, data)
+    return _finish(state, change)
+
+
+SLA_EARLY_TOLERANCE_MS = 0  # a timer before its time is not recorded (the consumer waits for it)
+
+
+def sla_timer_fired(state: State, turn: int, kind: str, now: int) -> Change:
+    """The SLA flow says a turn reached its warning point or its deadline. Recorded once per
+    turn; a timer of an answered or older turn, or one that fired early, changes nothing."""
+    if kind not in ("warning", "breach"):
+        raise RuleError("kind must be warning or breach")
+    due, warn = state.get("reply_due_at"), state.get("warn_at")
+    if state.get("status") != "open" or due is None or int(state.get("turn") or 0) != int(turn):
+        return Change()
+    recorded = state.get("sla_state")
+    if kind == "warning":
+        if recorded in ("warning", "breached") or now < (warn or due) - SLA_EARLY_TOLERANCE_MS:
+            return Change()
+        change = Change(updates={"sla_state": "warning"},
+                        log=LogEntry("sla_warning", "flow", {"turn": int(turn), "due_at": due, "warn_at": warn}))
+    else:
+        if recorded == "breached" or now < due - SLA_EARLY_TOLERANCE_MS:
+            return Change()
+        change = Change(updates={"sla_state": "breached", "breached_at": now},
+                        log=LogEntry("sla_breached", "flow", {"turn": int(turn), "due_at": due,
+                                                               "late_ms": max(0, now - due)}))
+    change.expect["turn"] = state.get("turn")
     return _finish(state, change)
 
 

@@ -50,8 +50,10 @@ class Busy(RuntimeError):
 
 
 def policy() -> rules.SlaPolicy:
-    minutes = config.int_setting("DEFAULT_REPLY_SLA_MINUTES", config.DEFAULT_REPLY_SLA_MINUTES)
-    return rules.SlaPolicy(first_response_ms=minutes * 60_000, next_response_ms=minutes * 60_000)
+    """The default reply target: DEFAULT_REPLY_SLA_SECONDS, else DEFAULT_REPLY_SLA_MINUTES."""
+    seconds = config.int_setting("DEFAULT_REPLY_SLA_SECONDS", 0) or 60 * config.int_setting(
+        "DEFAULT_REPLY_SLA_MINUTES", config.DEFAULT_REPLY_SLA_MINUTES)
+    return rules.SlaPolicy(first_response_ms=seconds * 1000, next_response_ms=seconds * 1000)
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -258,11 +260,12 @@ def _create_conversation(item: State, entry: rules.LogEntry, now: int) -> bool:
             transaction.save(Conversation(**item), condition=Conversation.conversation_id.does_not_exist())
             transaction.save(_entry(item["conversation_id"], 1, entry, now),
                              condition=ConversationEvent.seq.does_not_exist())
-        return True
     except TransactWriteError as error:
         if _transaction_lost(error):
             return False
         raise
+    _after_logged(item["conversation_id"], {}, item, entry)
+    return True
 
 
 def _upsert_contact(event: MessageEvent, contact_id: str, now: int) -> None:
@@ -361,6 +364,15 @@ def set_status(conversation_id: str, status: str, actor: str, until: Optional[in
                    lambda state: rules.change_status(state, status, actor, runtime.now_ms(), until, policy()))
 
 
+def record_sla_timer(conversation_id: str, turn: int, kind: str) -> Optional[State]:
+    """A warning or breach timer of the SLA flow fired; recorded once, stale ones dropped.
+    None when the conversation no longer exists."""
+    try:
+        return _change(conversation_id, lambda state: rules.sla_timer_fired(state, turn, kind, runtime.now_ms()))
+    except NotFound:
+        return None
+
+
 def set_priority(conversation_id: str, priority: str, actor: str) -> State:
     return _change(conversation_id, lambda state: rules.set_priority(state, priority, actor))
 
@@ -406,11 +418,31 @@ def _write(conversation_id: str, state: State, change: rules.Change, now: int) -
             transaction.update(Conversation(conversation_id), actions=actions, condition=condition)
             transaction.save(_entry(conversation_id, int(change.updates["version"]), change.log, now),
                              condition=ConversationEvent.seq.does_not_exist())
-        return True
     except TransactWriteError as error:
         if _transaction_lost(error):
             return False
         raise
+    _after_logged(conversation_id, state, rules.apply(state, change), change.log)
+    return True
+
+
+def _waiting_turn(state: State) -> Optional[int]:
+    if state.get("status") == "open" and state.get("reply_due_at") is not None:
+        return int(state.get("turn") or 0)
+    return None
+
+
+def _after_logged(conversation_id: str, before: State, after: State, entry: rules.LogEntry) -> None:
+    """What follows a committed, logged change: the SLA flow's timers of the turn that ended
+    are stopped and those of a turn that started are armed (both safe to repeat)."""
+    from chalicelib.sla import flow
+
+    was, now_waiting = _waiting_turn(before), _waiting_turn(after)
+    if was is not None and was != now_waiting:
+        flow.stop_turn(conversation_id, was)
+    if now_waiting is not None and now_waiting != was:
+        flow.start_turn(conversation_id, now_waiting, int(after.get("warn_at") or after["reply_due_at"]),
+                        int(after["reply_due_at"]))
 
 
 def _entry(conversation_id: str, seq: int, entry: rules.LogEntry, now: int) -> ConversationEvent:

@@ -24,10 +24,12 @@ class _Context:
         return 60_000
 
 
-def pump_once(handler: Handler, wait_seconds: int = 0, visibility_timeout: int = 0, max_messages: int = 10) -> int:
-    """Deliver one batch; returns how many messages it held. Failed batches stay queued."""
+def pump_once(handler: Handler, wait_seconds: int = 0, visibility_timeout: int = 0, max_messages: int = 10,
+              queue: str = config.INGEST_QUEUE) -> int:
+    """Deliver one batch of `queue` (short name); returns how many messages it held. Failed
+    batches stay queued."""
     sqs = aws.client("sqs")
-    url = aws.queue_url(config.INGEST_QUEUE)
+    url = aws.queue_url(queue)
     response = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=max_messages, WaitTimeSeconds=wait_seconds,
                                    VisibilityTimeout=visibility_timeout, AttributeNames=["All"],
                                    MessageAttributeNames=["All"])
@@ -38,7 +40,7 @@ def pump_once(handler: Handler, wait_seconds: int = 0, visibility_timeout: int =
         "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
         "attributes": m.get("Attributes", {}), "messageAttributes": m.get("MessageAttributes", {}),
         "md5OfBody": m.get("MD5OfBody", ""), "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:{config.aws_region()}:123456789012:{config.queue_name(config.INGEST_QUEUE)}",
+        "eventSourceARN": f"arn:aws:sqs:{config.aws_region()}:123456789012:{config.queue_name(queue)}",
         "awsRegion": config.aws_region(),
     } for m in messages]
     try:
@@ -52,11 +54,11 @@ def pump_once(handler: Handler, wait_seconds: int = 0, visibility_timeout: int =
     return len(messages)
 
 
-def drain(handler: Handler, max_rounds: int = 100) -> int:
+def drain(handler: Handler, max_rounds: int = 100, queue: str = config.INGEST_QUEUE) -> int:
     """Pump until the queue is empty (tests, benchmarks); bounded so it always stops."""
     total = 0
     for _ in range(max_rounds):
-        count = pump_once(handler)
+        count = pump_once(handler, queue=queue)
         if count == 0:
             return total
         total += count
@@ -66,16 +68,17 @@ def drain(handler: Handler, max_rounds: int = 100) -> int:
 class Pump(threading.Thread):
     """Background pump for `make run`; stops when `stop()` is called."""
 
-    def __init__(self, handler: Handler, visibility_timeout: int = 2) -> None:
-        super().__init__(name="ingest-pump", daemon=True)
+    def __init__(self, handler: Handler, visibility_timeout: int = 2, queue: str = config.INGEST_QUEUE) -> None:
+        super().__init__(name=f"{queue}-pump", daemon=True)
         self.handler = handler
+        self.queue = queue
         self.visibility_timeout = visibility_timeout
         self._stopping = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                pump_once(self.handler, wait_seconds=1, visibility_timeout=self.visibility_timeout)
+                pump_once(self.handler, wait_seconds=1, visibility_timeout=self.visibility_timeout, queue=self.queue)
             except Exception as error:  # noqa: BLE001 - keep pumping; the emulator may be restarting
                 logger.warning("local pump error", extra={"error": describe_error(error)[:300]})
                 self._stopping.wait(0.5)

@@ -13,7 +13,8 @@ import signal
 import socket
 import sys
 import threading
-from typing import List, Optional
+import time
+from typing import Any, List, Optional
 
 #: How long moto may take to start listening before `make run` gives up (it is ready in ~0.5 s).
 EMULATOR_START_SECONDS = 20.0
@@ -27,6 +28,10 @@ def _configure_environment(moto_port: int) -> None:
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
     os.environ.setdefault("AWS_XRAY_SDK_ENABLED", "false")
     os.environ.pop("AWS_PROFILE", None)
+    # moto's Step Functions Wait states compare against naive local time: run the stack in UTC.
+    os.environ["TZ"] = "UTC"
+    if hasattr(time, "tzset"):
+        time.tzset()
 
 
 def port_problem(host: str, port: int, what: str, variable: str) -> Optional[str]:
@@ -95,6 +100,10 @@ def _serve(args: argparse.Namespace) -> int:
     from chalicelib.local import seed, stack
     from chalicelib.local.pump import Pump
 
+    from moto.core.config import default_user_config
+
+    # The real ASL of the SLA flow runs in moto's interpreter, calling our real handlers via SQS.
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
     stack.create_all()
     seeded = seed.seed()
 
@@ -108,8 +117,15 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as error:  # lost a race for the port since the probe
         return _fail(f"make run: cannot serve on {args.host}:{args.port} ({error.strerror or error}); "
                      f"try make run PORT=<port>")
-    pump = Pump(application.ingest_processor)
-    pump.start()
+    from chalicelib import config as settings
+    from chalicelib.sla.timers import sweep
+
+    pumps = [Pump(application.ingest_processor),
+             Pump(application.sla_timers, queue=settings.SLA_TIMER_QUEUE)]
+    for pump in pumps:
+        pump.start()
+    sweeper = _Every(60.0, sweep, "sla-sweeper")
+    sweeper.start()
 
     base = f"http://{args.host}:{args.port}"
     print(f"socialinbox is running (stage local, AWS emulated by moto on {args.host}:{args.moto_port})", flush=True)
@@ -135,10 +151,34 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         server.serve_forever()
     finally:
-        pump.stop()
-        pump.join(timeout=5)
+        sweeper.stop()
+        for pump in pumps:
+            pump.stop()
+        for pump in pumps:
+            pump.join(timeout=5)
         print("socialinbox stopped.", flush=True)
     return 0
+
+
+class _Every(threading.Thread):
+    """A scheduled handler for the local stack (what an EventBridge rate rule does in AWS)."""
+
+    def __init__(self, seconds: float, work: Any, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.seconds, self.work = seconds, work
+        self._stopping = threading.Event()
+
+    def run(self) -> None:
+        from chalicelib.logs import logger
+
+        while not self._stopping.wait(self.seconds):
+            try:
+                self.work()
+            except Exception as error:  # noqa: BLE001 - keep the schedule going
+                logger.warning("local schedule failed", extra={"schedule": self.name, "error": str(error)[:300]})
+
+    def stop(self) -> None:
+        self._stopping.set()
 
 
 def _adapters() -> List[str]:

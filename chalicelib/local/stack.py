@@ -12,7 +12,12 @@ from typing import Any, Dict, List, Optional
 
 from chalicelib import aws, config
 
-TEMPLATE_PATH = os.path.join(os.path.dirname(__file__), "..", "..", "infra", "resources.json")
+INFRA = os.path.join(os.path.dirname(__file__), "..", "..", "infra")
+TEMPLATE_PATH = os.path.join(INFRA, "resources.json")
+# The SLA flow's ASL lives in its own file (the single source of truth); the template names the
+# state machine and its substitutions, and `render()` puts the definition in for the deploy.
+ASL_PATH = os.path.join(INFRA, "sla-flow.asl.json")
+LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/socialinbox-local-sla-flow"
 
 
 def template() -> Dict[str, Any]:
@@ -64,6 +69,48 @@ def create_all(stage: Optional[str] = None) -> List[str]:
             if ttl:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         created.append(name)
+    created += create_state_machines(stage)
+    return created
+
+
+def asl() -> Dict[str, Any]:
+    with open(ASL_PATH, encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def render() -> Dict[str, Any]:
+    """The deployable template: infra/resources.json with the SLA flow's ASL put in."""
+    rendered = template()
+    for resource in rendered["Resources"].values():
+        if resource["Type"] == "AWS::StepFunctions::StateMachine":
+            resource["Properties"]["Definition"] = asl()
+    return rendered
+
+
+def create_state_machines(stage: Optional[str] = None) -> List[str]:
+    """Create (or update) the template's state machines on the emulator, with the definition
+    from the ASL file and its substitutions resolved to the local queues."""
+    stage = stage or config.resource_prefix().removeprefix("socialinbox-")
+    sfn, sqs = aws.client("stepfunctions"), aws.client("sqs")
+    created: List[str] = []
+    for resource in template()["Resources"].values():
+        if resource["Type"] != "AWS::StepFunctions::StateMachine":
+            continue
+        props = resource["Properties"]
+        name = _resolve(props["StateMachineName"], stage, {})
+        text = json.dumps(asl())
+        for key, value in props.get("DefinitionSubstitutions", {}).items():
+            queue_logical = value["Ref"]
+            queue_name = _resolve(template()["Resources"][queue_logical]["Properties"]["QueueName"], stage, {})
+            url = sqs.get_queue_url(QueueName=queue_name)["QueueUrl"]
+            text = text.replace("${" + key + "}", url)
+        existing = [m["stateMachineArn"] for m in sfn.list_state_machines().get("stateMachines", [])
+                    if m["name"] == name]
+        if existing:
+            sfn.update_state_machine(stateMachineArn=existing[0], definition=text)
+        else:
+            sfn.create_state_machine(name=name, definition=text, roleArn=LOCAL_ROLE_ARN, type="STANDARD")
+        created.append(name)
     return created
 
 
@@ -80,3 +127,13 @@ def _wait_active(dynamodb: Any, name: str) -> None:
         if dynamodb.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE":
             return
         time.sleep(0.05)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["render"]:
+        json.dump(render(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.exit("usage: python -m chalicelib.local.stack render > out/resources.json")

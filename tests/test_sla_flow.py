@@ -1,0 +1,207 @@
+"""The reply-deadline flow end to end: the real ASL (infra/sla-flow.asl.json) runs in moto's
+Step Functions interpreter with deadlines of seconds, its SQS messages go to the real
+`sla_timers` handler, and the conversation records the warning and the breach."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+
+import pytest
+
+from chalicelib.channels.base import ContactRef, MessageEvent
+
+PAGE = "1234567890"
+
+
+@pytest.fixture
+def flow(inbox, monkeypatch):
+    """Step Functions really executing (moto's parser backend), in UTC, with a 3 s reply target."""
+    from moto.core.config import default_user_config
+
+    from chalicelib.local import stack
+    from chalicelib.runtime import runtime
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "3")
+    monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
+    runtime.reset()
+    stack.create_state_machines()
+    inbox.add_account("messenger", PAGE)
+    yield inbox
+    _stop_all_executions()
+    runtime.reset()
+
+
+def _stop_all_executions():
+    from chalicelib.runtime import runtime
+
+    sfn = runtime.client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        for execution in sfn.list_executions(stateMachineArn=machine["stateMachineArn"],
+                                             statusFilter="RUNNING")["executions"]:
+            sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def _message(mid, user="u1", direction="in", at=None):
+    return MessageEvent(channel="messenger", account_id=PAGE, platform_message_id=mid, thread_key=user,
+                        contact=ContactRef(user), direction=direction, sent_at_ms=at or int(time.time() * 1000),
+                        text="hi", raw={"mid": mid})
+
+
+def _pump_timers(inbox, seconds, expect=None):
+    """Deliver the flow's SQS messages to the real handler for a while (or until `expect`
+    kinds arrived); returns the kinds delivered."""
+    from chalicelib import config
+    from chalicelib.local.pump import pump_once
+
+    outcome = []
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        handled = pump_once(lambda event, context: outcome.extend(
+            json.loads(r["body"])["kind"] for r in event["Records"]) or inbox.app.sla_timers(event, context),
+            queue=config.SLA_TIMER_QUEUE)
+        if expect is not None and outcome == expect:
+            break
+        if not handled:
+            time.sleep(0.1)
+    return outcome
+
+
+def _execution(conversation_id, turn=1):
+    from chalicelib.runtime import runtime
+    from chalicelib.sla import flow
+
+    sfn = runtime.client("stepfunctions")
+    arn = flow.state_machine_arn().replace(":stateMachine:", ":execution:") + ":" + flow.execution_name(
+        conversation_id, turn)
+    return sfn.describe_execution(executionArn=arn), sfn.get_execution_history(executionArn=arn)["events"]
+
+
+def _billed_transitions(history):
+    return sum(1 for e in history if e["type"].endswith("StateEntered"))
+
+
+def _types(conversation_id):
+    from chalicelib.inbox import store
+
+    return [e["type"] for e in store.events(conversation_id)]
+
+
+def test_an_unanswered_turn_is_warned_then_breached_on_time_in_four_transitions(flow):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(_message("m1"))
+    state = store.get(cid)
+    assert state["turn"] == 1
+    kinds = _pump_timers(flow, 6, expect=["warning", "breach"])
+    assert kinds == ["warning", "breach"]
+    after = store.get(cid)
+    assert after["sla_state"] == "breached"
+    assert 0 <= after["breached_at"] - after["reply_due_at"] < 2000  # recorded within the second after
+    assert _types(cid) == ["created", "sla_warning", "sla_breached"]
+    described, history = _execution(cid)
+    assert described["status"] == "SUCCEEDED"
+    assert _billed_transitions(history) == 4
+    row = flow.get(f"/api/conversations/{cid}")
+    assert row["sla"]["state"] == "breached"
+
+
+def test_an_answer_before_the_warning_stops_the_turn_after_one_transition(flow):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(_message("m1"))
+    store.record_message(_message("r1", direction="out"))  # our reply (e.g. the page's echo)
+    assert _pump_timers(flow, 3.5) == []
+    assert _types(cid) == ["created", "replied"]
+    described, history = _execution(cid)
+    assert described["status"] == "ABORTED"
+    assert _billed_transitions(history) == 1
+
+
+def test_a_new_customer_message_after_our_reply_starts_the_next_turn(flow):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(_message("m1"))
+    now = int(time.time() * 1000)
+    store.record_message(_message("r1", direction="out", at=now + 1))
+    store.record_message(_message("m2", at=now + 2))
+    assert store.get(cid)["turn"] == 2
+    kinds = _pump_timers(flow, 6, expect=["warning", "breach"])
+    assert kinds == ["warning", "breach"]  # only turn 2's timers ran; turn 1 was stopped
+    assert _types(cid)[-2:] == ["sla_warning", "sla_breached"]
+    assert _execution(cid, 1)[0]["status"] == "ABORTED"
+
+
+def test_stale_timers_are_dropped(flow):
+    from chalicelib.inbox import store
+    from chalicelib.sla import timers
+
+    _, (cid, _) = store.record_message(_message("m1"))
+    assert timers.handle_body(json.dumps({"kind": "breach", "conversation_id": cid, "turn": 7})) == "breach stale"
+    assert timers.handle_body(json.dumps({"kind": "breach", "conversation_id": cid, "turn": 1})) == "breach stale"  # 3 s early
+    assert timers.handle_body("not json") == "unreadable"
+    assert timers.handle_body(json.dumps({"kind": "explode", "conversation_id": cid, "turn": 1})) == "unreadable"
+    assert timers.handle_body(json.dumps({"kind": "breach", "conversation_id": "c_gone", "turn": 1})) == "breach stale"
+    assert _types(cid) == ["created"]
+
+
+def test_the_sweeper_records_what_a_lost_timer_missed(inbox, monkeypatch):
+    """No flow runs here (executions are canned): the sweeper alone finds the overdue wait."""
+    from chalicelib.inbox import store
+    from chalicelib.sla import timers
+
+    inbox.add_account("messenger", PAGE)
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "60")
+    _, (cid, _) = store.record_message(_message("m1", at=int(time.time() * 1000) - 120_000))
+    _, (fresh, _) = store.record_message(_message("m2", user="u2"))
+    assert timers.sweep() == {"warnings": 0, "breaches": 1}
+    assert timers.sweep() == {"warnings": 0, "breaches": 0}  # recorded once
+    assert _types(cid) == ["created", "sla_breached"]
+    assert store.get(fresh).get("sla_state") is None
+    from chalicelib.runtime import runtime
+
+    runtime.use_clock(lambda: time.time() + 50)  # 50 s later: past the fresh one's warning point (48 s)
+    assert timers.sweep() == {"warnings": 1, "breaches": 0}
+    runtime.use_clock(None)
+    assert store.get(fresh)["sla_state"] == "warning"
+
+
+def _asl_without_breach(original):
+    definition = copy.deepcopy(original())
+    del definition["States"]["SendBreach"]
+    definition["States"]["WaitForDeadline"] = {"Type": "Wait", "TimestampPath": "$.due_at", "End": True}
+    return definition
+
+
+def test_the_flow_is_the_asl_file_removing_its_breach_state_loses_the_breach(flow, monkeypatch):
+    """Proof that the end-to-end test runs the ASL file, not a Python copy of the flow."""
+    from chalicelib.inbox import store
+    from chalicelib.local import stack
+    from chalicelib.runtime import runtime
+
+    original = stack.asl
+    monkeypatch.setattr(stack, "asl", lambda: _asl_without_breach(original))
+    stack.create_state_machines()
+    runtime.reset()
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "2")
+    _, (cid, _) = store.record_message(_message("m1"))
+    assert _pump_timers(flow, 3.2) == ["warning"]
+    assert "sla_breached" not in _types(cid)
+
+
+def test_the_asl_file_is_well_formed():
+    from chalicelib.local import stack
+
+    definition = stack.asl()
+    states = definition["States"]
+    assert definition["StartAt"] in states
+    for name, state in states.items():
+        for key in ("Next", "Default"):
+            if key in state:
+                assert state[key] in states, (name, state[key])
+        assert state.get("End") or "Next" in state, name
+    assert [s for s in states if states[s]["Type"] == "Task"] == ["SendWarning", "SendBreach"]
+    assert os.path.basename(stack.ASL_PATH) == "sla-flow.asl.json"
