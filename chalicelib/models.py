@@ -64,6 +64,11 @@ class ChannelAccount(Model):
     created_at = NumberAttribute()
     # The team whose queue this account's conversations land in (config.DEFAULT_TEAM if unset).
     team = UnicodeAttribute(null=True)
+    # Set by the outbox worker when the platform refused the account's token (expired, revoked):
+    # replies fail at once with a readable reason until an admin reconnects the account.
+    needs_reauth = BooleanAttribute(null=True)
+    needs_reauth_reason = UnicodeAttribute(null=True)
+    needs_reauth_at = NumberAttribute(null=True)
 
     @staticmethod
     def key_for(channel: str, platform_account_id: str) -> str:
@@ -210,13 +215,22 @@ class Message(Model):
     author_id = UnicodeAttribute(null=True)
     sent_at = NumberAttribute()
     received_at = NumberAttribute()
-    delivery_status = UnicodeAttribute(null=True)  # sent | delivered | read | failed
+    delivery_status = UnicodeAttribute(null=True)  # queued | unknown | sent | delivered | read | failed
     delivery_rank = NumberAttribute(null=True)
     delivery_error = UnicodeAttribute(null=True)
     edited_at = NumberAttribute(null=True)
     edit_history = ListAttribute(null=True)  # earlier texts: [{"text", "replaced_at"}]
     removed = BooleanAttribute(default=False)
     removed_at = NumberAttribute(null=True)
+    # Our replies and notes (chalicelib.inbox.outbound): the agent's idempotency key, how the
+    # reply is to be sent, and the outbox worker's claim on it while a send is in flight.
+    client_id = UnicodeAttribute(null=True)
+    send_tag = UnicodeAttribute(null=True)  # e.g. HUMAN_AGENT after Messenger's 24 h window
+    template = JSONAttribute(null=True)  # a WhatsApp template outside the 24 h window
+    private_reply = BooleanAttribute(null=True)  # a DM answering a public comment
+    send_attempts = NumberAttribute(null=True)
+    send_claim = UnicodeAttribute(null=True)  # "<claimed at ms>:<token>" while a send is in flight
+    applied_at = NumberAttribute(null=True)  # when it was applied to its conversation
 
 
 class RawPayload(Model):
