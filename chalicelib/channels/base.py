@@ -287,3 +287,77 @@ def optional_str(mapping: Any, key: str) -> Optional[str]:
 
 def as_list(value: Any) -> List[Any]:
     return value if isinstance(value, list) else []
+
+
+# --- send-side helpers (credentials, one HTTP call, classification shared by adapters) ----------
+
+#: Seconds to connect / to wait for the answer. A send that times out is "unknown" (the platform
+#: may have accepted it): the outbox reconciles it against the echo or receipt, never resends.
+SEND_TIMEOUT = (5.0, 20.0)
+
+
+def account_secrets(credential_refs: Optional[Mapping[str, str]]) -> SecretLookup:
+    """The secrets of one account: a logical name (META_PAGE_TOKEN, WHATSAPP_TOKEN, X_ACCESS_TOKEN,
+    TELEGRAM_BOT_TOKEN, ...) goes through the account's `credential_refs` (logical -> real secret
+    name, e.g. {"META_PAGE_TOKEN": "META_PAGE_TOKEN_100000000000001"}), else is used as is, and is
+    resolved by chalicelib.config.get_secret (env locally, SSM in AWS). Values are never logged."""
+    from chalicelib import config
+
+    refs = {str(k): str(v) for k, v in (credential_refs or {}).items() if v}
+
+    def lookup(name: str) -> Optional[str]:
+        return config.get_secret(refs.get(name, name))
+
+    return lookup
+
+
+def send_token(secrets: SecretLookup, name: str) -> str:
+    """A credential the send needs; SendError("reauthorize") when the account has none."""
+    value = secrets(name)
+    if not value:
+        raise SendError("reauthorize", f"{name} is not configured for this account", code="missing_token")
+    return value
+
+
+def check_text(text: Optional[str], limit: int, platform: str, unit: str = "characters",
+               size: Optional[int] = None) -> str:
+    """The reply text, or SendError("permanent") before any HTTP call when it is empty or too long.
+    `size` is the measured length when the platform does not count characters (bytes, weights)."""
+    if text is None or not text.strip():
+        raise SendError("permanent", f"the reply is empty; {platform} needs text", code="empty_text")
+    measured = len(text) if size is None else size
+    if measured > limit:
+        raise SendError("permanent", f"the reply is {measured} {unit} long; {platform} accepts at most "
+                                     f"{limit} {unit}", code="text_too_long")
+    return text
+
+
+def call_platform(http: Any, method: str, url: str, platform: str, **kwargs: Any) -> Any:
+    """One HTTP call through `http` (a requests.Session). No answer (timeout, connection error)
+    -> SendError("unknown"). The exception text is not kept: it can carry the URL, and Telegram's
+    URLs carry the bot token."""
+    import requests  # lazy: never on the webhook path
+
+    kwargs.setdefault("timeout", SEND_TIMEOUT)
+    try:
+        return http.request(method, url, **kwargs)
+    except requests.exceptions.Timeout as exc:
+        raise SendError("unknown", f"{platform} did not answer in time ({type(exc).__name__}); "
+                                   "the message may have been sent", code="timeout") from None
+    except requests.exceptions.RequestException as exc:
+        raise SendError("unknown", f"no answer from {platform} ({type(exc).__name__}); "
+                                   "the message may have been sent", code="connection") from None
+
+
+def json_body(response: Any) -> Any:
+    """The decoded JSON answer, or None when there is none (empty, HTML from a proxy...)."""
+    try:
+        return response.json() if response.content else None
+    except ValueError:
+        return None
+
+
+def no_answer(response: Any, platform: str) -> SendError:
+    """A 5xx without a platform error: the send may or may not have happened."""
+    return SendError("unknown", f"{platform} answered HTTP {response.status_code} without a result; "
+                                "the message may have been sent", code=f"http_{response.status_code}")

@@ -38,8 +38,11 @@ from chalicelib.channels.base import (
     Event,
     IgnoredEvent,
     MessageEvent,
+    OutboundMessage,
     ParseProblem,
     RemoveEvent,
+    SendError,
+    SendResult,
     WebhookRejected,
     WebhookReply,
     WebhookRequest,
@@ -49,8 +52,12 @@ from chalicelib.channels.base import (
     require_str,
     split_list,
     require_secret,
+    call_platform,
+    check_text,
+    json_body,
+    send_token,
 )
-from chalicelib.config import SecretLookup
+from chalicelib.config import SecretLookup, api_base
 
 CHANNEL = "linkedin"
 SIGNATURE_HEADER = "X-LI-Signature"
@@ -94,6 +101,10 @@ class LinkedInAdapter(ChannelAdapter):
 
     def ack(self) -> WebhookReply:
         return WebhookReply(200, "", "text/plain")
+
+    def send(self, message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+        """A comment as the organization: on the thread's post, or nested under `reply_to`."""
+        return _send(message, secrets, http)
 
     demo_accounts = (
         ("linkedin", "urn:li:organization:10000001", "Acme Coffee (LinkedIn Page)"),
@@ -290,3 +301,73 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
              "sourcePost": activity, "lastModifiedAt": now_ms - 20_000, "subscriber": "urn:li:person:demoAdmin01"},
         ]},
     ]
+
+
+# --- send side -------------------------------------------------------------------------------
+#
+# POST {LINKEDIN_API_BASE_URL}/rest/socialActions/{urlencoded target URN}/comments
+#   headers: Authorization: Bearer LINKEDIN_ACCESS_TOKEN, LinkedIn-Version (LINKEDIN_API_VERSION),
+#            X-Restli-Protocol-Version: 2.0.0
+#   body: {"actor": <organization URN = account id>, "object": <activity/post URN>,
+#          "message": {"text"}, ["parentComment": <comment URN>]}
+# The target is the comment being answered (nested reply; its URN names the activity) or else the
+# thread's post. 201: the comment URN from `x-restli-id` or the body's `commentUrn` (whichever is
+# present; a bare id is completed into urn:li:comment:(<object>,<id>)). A 429 carries no reset
+# header: the daily limits reset at midnight UTC, which is what retry_after says.
+
+API_DEFAULT = "https://api.linkedin.com"
+API_VERSION_DEFAULT = "202611"
+COMMENT_LIMIT = 1250
+COMMENT_URN = re.compile(r"^urn:li:comment:\((urn:li:[A-Za-z]+:[^,()]+),([^()]+)\)$")
+
+
+def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    import os
+    from urllib.parse import quote
+
+    text = check_text(message.text, COMMENT_LIMIT, "a LinkedIn comment")
+    post = message.thread_key.split("|", 1)[0] if message.thread_key else ""
+    parent = normalize_comment_urn(message.reply_to) if message.reply_to else None
+    parent_match = COMMENT_URN.match(parent) if parent else None
+    if parent and not parent_match:
+        parent = None  # not a comment (a mention's post): comment on the post itself
+    target = parent or post
+    obj = parent_match.group(1) if parent_match else post
+    if not target or not obj.startswith("urn:li:"):
+        raise SendError("permanent", "a LinkedIn reply needs the post or comment it answers", code="no_post")
+    body: Dict[str, Any] = {"actor": message.account_id, "object": obj, "message": {"text": text}}
+    if parent:
+        body["parentComment"] = parent
+    token = send_token(secrets, "LINKEDIN_ACCESS_TOKEN")
+    headers = {"Authorization": f"Bearer {token}",
+               "LinkedIn-Version": os.environ.get("LINKEDIN_API_VERSION") or API_VERSION_DEFAULT,
+               "X-Restli-Protocol-Version": "2.0.0"}
+    url = f"{api_base('LINKEDIN_API_BASE_URL', API_DEFAULT)}/rest/socialActions/{quote(target, safe='')}/comments"
+    response = call_platform(http, "POST", url, "LinkedIn", json=body, headers=headers)
+    answer = json_body(response)
+    if 200 <= response.status_code < 300:
+        found = (response.headers.get("x-restli-id") or optional_str(answer, "commentUrn")
+                 or optional_str(answer, "$URN") or optional_str(answer, "id"))
+        if not found:
+            raise SendError("unknown", "LinkedIn created the comment without naming it", code="no_id")
+        if not found.startswith("urn:"):
+            found = f"urn:li:comment:({obj},{found})"
+        return SendResult(normalize_comment_urn(found))
+    raise classify_error(response.status_code, answer)
+
+
+def classify_error(status: int, answer: Any, now: Optional[float] = None) -> SendError:
+    """401 -> reauthorize; 429 -> retryable until the next midnight UTC; 5xx -> unknown; other
+    4xx (no permission on the page, deleted post, bad URN) -> permanent."""
+    import time
+
+    detail = optional_str(answer, "message") or ""
+    reason = f"LinkedIn answered HTTP {status}" + (f": {detail[:300]}" if detail else "")
+    if status == 401:
+        return SendError("reauthorize", reason, code="http_401")
+    if status == 429:
+        current = time.time() if now is None else now
+        return SendError("retryable", reason, 86400.0 - (current % 86400.0), "http_429")
+    if status >= 500:
+        return SendError("unknown", reason + "; the comment may have been created", code=f"http_{status}")
+    return SendError("permanent", reason, code=f"http_{status}")

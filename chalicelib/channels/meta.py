@@ -37,8 +37,11 @@ from chalicelib.channels.base import (
     Event,
     IgnoredEvent,
     MessageEvent,
+    OutboundMessage,
     ParseProblem,
     RemoveEvent,
+    SendError,
+    SendResult,
     StatusEvent,
     WebhookRejected,
     WebhookReply,
@@ -49,8 +52,13 @@ from chalicelib.channels.base import (
     require_str,
     split_list,
     require_secret,
+    call_platform,
+    check_text,
+    json_body,
+    no_answer,
+    send_token,
 )
-from chalicelib.config import SecretLookup
+from chalicelib.config import SecretLookup, api_base
 
 OBJECT_CHANNEL = {"page": "messenger", "instagram": "instagram", "whatsapp_business_account": "whatsapp"}
 WHATSAPP_MEDIA_TYPES = ("image", "audio", "video", "document", "sticker")
@@ -89,6 +97,12 @@ class MetaAdapter(ChannelAdapter):
 
     def signed_headers(self, raw_body: bytes, secrets: SecretLookup) -> Dict[str, str]:
         return {"X-Hub-Signature-256": "sha256=" + signing.hmac_sha256_hex(secrets("META_APP_SECRET") or "", raw_body)}
+
+    def send(self, message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+        """Messenger / Instagram DMs (Send API), Facebook and Instagram comment replies (public,
+        or private with `private_reply`), WhatsApp Cloud API text (with reply context) or
+        template. See the "send side" section below for endpoints and error classes."""
+        return _send(message, secrets, http)
 
     demo_accounts = (
         ("messenger", "100000000000001", "Acme Coffee (Facebook Page)"),
@@ -616,3 +630,239 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
                                                             "name": "Rossio", "address": "Lisbon"}},
                       ]}}]}]},
     ]
+
+
+# --- send side -----------------------------------------------------------------------------------
+#
+# Endpoints (base URLs are configuration; `make run` points them at the loopback sandbox):
+# - Messenger DM:      POST {META_GRAPH_BASE_URL}/{page id}/messages, Page token (META_PAGE_TOKEN),
+#   {"recipient": {"id": psid}, "messaging_type": "RESPONSE" | "MESSAGE_TAG", ["tag": "HUMAN_AGENT"],
+#    "message": {"text", "metadata": outbound_id}} -> {"recipient_id", "message_id"} (= echo mid).
+# - Instagram DM: Instagram Login accounts (INSTAGRAM_ACCESS_TOKEN) POST
+#   {INSTAGRAM_GRAPH_BASE_URL}/{ig user id}/messages; accounts connected through a Facebook Page
+#   (only META_PAGE_TOKEN) POST {META_GRAPH_BASE_URL}/me/messages. Same body and answer.
+# - Private reply to a comment: the same /messages call with {"recipient": {"comment_id"}}.
+# - Facebook comment reply: POST {META_GRAPH_BASE_URL}/{comment id}/comments, message=... -> {"id"}.
+# - Instagram comment reply: POST {base}/{ig comment id}/replies?message=... -> {"id"}.
+# - WhatsApp: POST {META_GRAPH_BASE_URL}/{phone number id}/messages, Bearer WHATSAPP_TOKEN,
+#   text (with context.message_id) or template; biz_opaque_callback_data = outbound_id
+#   -> {"messages": [{"id": "wamid..."}]}.
+# Tokens travel in the Authorization header, never in a URL.
+
+GRAPH_DEFAULT = "https://graph.facebook.com/v21.0"
+INSTAGRAM_GRAPH_DEFAULT = "https://graph.instagram.com/v21.0"
+MESSENGER_TEXT_LIMIT = 2000  # characters
+INSTAGRAM_DM_LIMIT_BYTES = 1000  # UTF-8 bytes
+FACEBOOK_COMMENT_LIMIT = 8000
+INSTAGRAM_COMMENT_LIMIT = 2200
+WHATSAPP_TEXT_LIMIT = 4096
+METADATA_LIMIT = 1000
+WHATSAPP_CALLBACK_DATA_LIMIT = 512
+
+# Error classes (../shared/outbound-contracts.md, Meta's error code pages).
+WINDOW_SUBCODES = {2018278, 2534022}
+WHATSAPP_WINDOW_CODES = {131047}
+RETRY_CODES = {1, 2, 4, 17, 32, 613, 130429, 131056, 131000} | set(range(80001, 80015))
+REAUTHORIZE_CODES = {190, 102}
+PERMANENT_CODES = {10, 100, 200, 368, 551, 131026, 131048, 131049}
+WINDOW_TEXT = "outside of allowed window"
+
+
+def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    channel = message.channel
+    if channel == "whatsapp":
+        return _send_whatsapp(message, secrets, http)
+    if channel not in ("messenger", "instagram", "facebook"):
+        raise SendError("permanent", f"the Meta adapter cannot send on {channel}", code="channel")
+    if message.private_reply:
+        return _send_private_reply(message, secrets, http)
+    if message.thread_kind == "comment":
+        return _send_comment_reply(message, secrets, http)
+    if channel == "facebook":
+        raise SendError("permanent", "a Facebook Page thread is answered in its comments", code="thread_kind")
+    return _send_dm(message, secrets, http)
+
+
+def _dm_text(message: OutboundMessage) -> str:
+    if message.channel == "instagram":
+        text = message.text or ""
+        return check_text(message.text, INSTAGRAM_DM_LIMIT_BYTES, "an Instagram message", "bytes",
+                          size=len(text.encode("utf-8")))
+    return check_text(message.text, MESSENGER_TEXT_LIMIT, "a Messenger message")
+
+
+def _messages_endpoint(message: OutboundMessage, secrets: SecretLookup) -> Tuple[str, str]:
+    """(url, token) of the Send API for the account: Instagram Login accounts have their own host."""
+    if message.channel == "instagram":
+        token = secrets("INSTAGRAM_ACCESS_TOKEN")
+        if token:
+            return f"{api_base('INSTAGRAM_GRAPH_BASE_URL', INSTAGRAM_GRAPH_DEFAULT)}/{message.account_id}/messages", token
+        return f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/me/messages", send_token(secrets, "META_PAGE_TOKEN")
+    token = send_token(secrets, "META_PAGE_TOKEN")
+    return f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/{message.account_id}/messages", token
+
+
+def _send_dm(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    text = _dm_text(message)
+    body: Dict[str, Any] = {"recipient": {"id": message.recipient_id}}
+    if message.tag:
+        body.update(messaging_type="MESSAGE_TAG", tag=message.tag)
+    else:
+        body["messaging_type"] = "RESPONSE"
+    body["message"] = {"text": text, "metadata": message.outbound_id[:METADATA_LIMIT]}
+    url, token = _messages_endpoint(message, secrets)
+    answer = _graph_post(http, url, token, json=body)
+    return SendResult(_answer_id(answer, "message_id"))
+
+
+def _send_private_reply(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    comment_id = message.reply_to
+    if not comment_id:
+        raise SendError("permanent", "a private reply needs the comment it answers", code="no_comment")
+    text = _dm_text(message)
+    body = {"recipient": {"comment_id": comment_id},
+            "message": {"text": text, "metadata": message.outbound_id[:METADATA_LIMIT]}}
+    url, token = _messages_endpoint(message, secrets)
+    answer = _graph_post(http, url, token, json=body)
+    return SendResult(_answer_id(answer, "message_id"))
+
+
+def _send_comment_reply(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    comment_id = message.reply_to
+    if not comment_id:
+        raise SendError("permanent", "a comment reply needs the comment it answers", code="no_comment")
+    if message.channel == "instagram":
+        text = check_text(message.text, INSTAGRAM_COMMENT_LIMIT, "an Instagram comment")
+        token = secrets("INSTAGRAM_ACCESS_TOKEN")
+        base = api_base("INSTAGRAM_GRAPH_BASE_URL", INSTAGRAM_GRAPH_DEFAULT)
+        if not token:
+            token, base = send_token(secrets, "META_PAGE_TOKEN"), api_base("META_GRAPH_BASE_URL", GRAPH_DEFAULT)
+        answer = _graph_post(http, f"{base}/{comment_id}/replies", token, params={"message": text})
+    else:
+        text = check_text(message.text, FACEBOOK_COMMENT_LIMIT, "a Facebook comment")
+        token = send_token(secrets, "META_PAGE_TOKEN")
+        answer = _graph_post(http, f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/{comment_id}/comments",
+                             token, data={"message": text})
+    return SendResult(_answer_id(answer, "id"))
+
+
+def _send_whatsapp(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    body: Dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
+                            "to": message.recipient_id}
+    if message.reply_to:
+        body["context"] = {"message_id": message.reply_to}
+    if message.template:
+        template = message.template
+        name = template.get("name") if isinstance(template, dict) else None
+        language = template.get("language") if isinstance(template, dict) else None
+        if not isinstance(name, str) or not name:
+            raise SendError("permanent", "a WhatsApp template needs its approved name", code="template")
+        if isinstance(language, str):
+            language = {"code": language}
+        if not isinstance(language, dict) or not language.get("code"):
+            raise SendError("permanent", "a WhatsApp template needs its language code", code="template")
+        body["type"] = "template"
+        body["template"] = {**template, "language": language}
+    else:
+        body["type"] = "text"
+        body["text"] = {"body": check_text(message.text, WHATSAPP_TEXT_LIMIT, "WhatsApp")}
+    body["biz_opaque_callback_data"] = message.outbound_id[:WHATSAPP_CALLBACK_DATA_LIMIT]
+    token = send_token(secrets, "WHATSAPP_TOKEN")
+    url = f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/{message.account_id}/messages"
+    answer = _graph_post(http, url, token, json=body)
+    found = answer.get("messages")
+    if isinstance(found, list) and found and isinstance(found[0], dict) and optional_str(found[0], "id"):
+        return SendResult(str(found[0]["id"]))
+    raise SendError("unknown", "WhatsApp accepted the message without a message id", code="no_id")
+
+
+def _graph_post(http: Any, url: str, token: str, **kwargs: Any) -> Dict[str, Any]:
+    response = call_platform(http, "POST", url, "Meta", headers={"Authorization": f"Bearer {token}"}, **kwargs)
+    body = json_body(response)
+    if 200 <= response.status_code < 300:
+        if isinstance(body, dict):
+            return body
+        raise SendError("unknown", f"Meta answered HTTP {response.status_code} without a JSON result",
+                        code=f"http_{response.status_code}")
+    raise classify_graph_error(response.status_code, body, response.headers)
+
+
+def _answer_id(answer: Dict[str, Any], key: str) -> str:
+    found = optional_str(answer, key)
+    if not found:
+        raise SendError("unknown", f"Meta accepted the message without {key}", code="no_id")
+    return found
+
+
+def classify_graph_error(status: int, body: Any, headers: Mapping[str, str]) -> SendError:
+    """A Graph API error answer as a SendError (codes from the contract; the raw code/subcode is
+    kept in `code` as "code/subcode")."""
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        if status >= 500 or status == 0:
+            return SendError("unknown", f"Meta answered HTTP {status} without an error body; the message "
+                                        "may have been sent", code=f"http_{status}")
+        if status == 429:
+            return SendError("retryable", "Meta throttled the send (HTTP 429)", _usage_retry_after(headers), "http_429")
+        return SendError("permanent", f"Meta refused the send (HTTP {status})", code=f"http_{status}")
+    code = _int_or_none(error.get("code"))
+    subcode = _int_or_none(error.get("error_subcode"))
+    text = str(error.get("message") or error.get("error_user_msg") or "no message")[:300]
+    details = optional_str(_object(error.get("error_data")), "details")
+    if details:
+        text = f"{text} ({details[:200]})"
+    raw = f"{code}/{subcode}" if subcode is not None else str(code)
+    reason = f"Meta error {raw}: {text}"
+    lowered = text.lower()
+    if code in WHATSAPP_WINDOW_CODES or subcode in WINDOW_SUBCODES or (code == 10 and WINDOW_TEXT in lowered):
+        return SendError("window_closed", reason, code=raw)
+    if code in REAUTHORIZE_CODES:
+        return SendError("reauthorize", reason, code=raw)
+    if "bothersome" in lowered:
+        return SendError("permanent", reason + " (stop tagging this user)", code=raw)
+    if code in RETRY_CODES or error.get("is_transient") is True:
+        return SendError("retryable", reason, _usage_retry_after(headers), raw)
+    if code in PERMANENT_CODES or (code is not None and 132000 <= code < 133000):
+        return SendError("permanent", reason, code=raw)
+    if status >= 500:
+        return SendError("unknown", reason + "; the message may have been sent", code=raw)
+    if status == 429:
+        return SendError("retryable", reason, _usage_retry_after(headers), raw)
+    return SendError("permanent", reason, code=raw)
+
+
+def _int_or_none(value: Any) -> Optional[int]:
+    try:
+        return as_int(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def _usage_retry_after(headers: Mapping[str, str]) -> Optional[float]:
+    """Seconds until access comes back, from X-Business-Use-Case-Usage / X-App-Usage
+    (`estimated_time_to_regain_access`, in minutes); None when no header says."""
+    minutes: List[float] = []
+    for name in ("X-Business-Use-Case-Usage", "X-App-Usage", "X-Page-Usage"):
+        raw = headers.get(name) if headers is not None else None
+        if not raw:
+            continue
+        try:
+            usage = json.loads(raw)
+        except ValueError:
+            continue
+        for item in _usage_items(usage):
+            value = item.get("estimated_time_to_regain_access")
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                minutes.append(float(value))
+    return max(minutes) * 60.0 if minutes else None
+
+
+def _usage_items(usage: Any) -> Iterator[Dict[str, Any]]:
+    """X-App-Usage is one object; X-Business-Use-Case-Usage maps business ids to lists of them."""
+    if isinstance(usage, dict):
+        if "estimated_time_to_regain_access" in usage:
+            yield usage
+        for value in usage.values():
+            for item in as_list(value):
+                if isinstance(item, dict):
+                    yield item

@@ -30,7 +30,10 @@ from chalicelib.channels.base import (
     Event,
     IgnoredEvent,
     MessageEvent,
+    OutboundMessage,
     ParseProblem,
+    SendError,
+    SendResult,
     WebhookRejected,
     WebhookReply,
     WebhookRequest,
@@ -39,8 +42,12 @@ from chalicelib.channels.base import (
     optional_str,
     require_str,
     require_secret,
+    call_platform,
+    check_text,
+    json_body,
+    send_token,
 )
-from chalicelib.config import SecretLookup
+from chalicelib.config import SecretLookup, api_base
 
 CHANNEL = "telegram"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -87,6 +94,10 @@ class TelegramAdapter(ChannelAdapter):
 
     def ack(self) -> WebhookReply:
         return WebhookReply(200, "", "text/plain")
+
+    def send(self, message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+        """`sendMessage` to the thread's chat, answering `reply_to` through reply_parameters."""
+        return _send(message, secrets, http)
 
     demo_accounts = (
         ("telegram", DEFAULT_BOT, "@AcmeCoffeeBot (Telegram, default bot)"),
@@ -303,3 +314,102 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
             "message_id": serial + 3, "from": kenji, "date": seconds - 30, "chat": group,
             "text": "\u3053\u3093\u306b\u3061\u306f! Is the Shibuya store open late tonight?"}},
     ]
+
+
+# --- send side -------------------------------------------------------------------------------
+#
+# POST {TELEGRAM_API_BASE_URL}/bot<TELEGRAM_BOT_TOKEN>/sendMessage
+#   {"chat_id", "text", "reply_parameters": {"message_id", "allow_sending_without_reply": true}}
+#   -> {"ok": true, "result": {"message_id", "chat": {"id"}}}; the id kept is "<chat id>:<message id>",
+#   the same form `parse` gives messages. Telegram sends no echo of a bot's own messages and has no
+#   window. The token is part of the URL, so no URL and no exception text is ever put in an error.
+
+API_DEFAULT = "https://api.telegram.org"
+TEXT_LIMIT = 4096
+
+
+def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    text = check_text(message.text, TEXT_LIMIT, "Telegram")
+    chat = message.thread_key or message.recipient_id
+    if not chat:
+        raise SendError("permanent", "a Telegram reply needs the chat id", code="no_chat")
+    token = send_token(secrets, "TELEGRAM_BOT_TOKEN")
+    body: Dict[str, Any] = {"chat_id": _chat_id(chat), "text": text}
+    reply_id = _reply_message_id(message.reply_to)
+    if reply_id is not None:
+        body["reply_parameters"] = {"message_id": reply_id, "allow_sending_without_reply": True}
+    url = f"{api_base('TELEGRAM_API_BASE_URL', API_DEFAULT)}/bot{token}/sendMessage"
+    try:
+        result = _call(http, url, body)
+    except _Migrated as moved:  # a group became a supergroup: send once more to its new id
+        body["chat_id"] = moved.chat_id
+        result = _call(http, url, body)
+    message_id = optional_str(result, "message_id")
+    chat_id = optional_str(result.get("chat"), "id") or str(body["chat_id"])
+    if not message_id:
+        raise SendError("unknown", "Telegram accepted the message without a message_id", code="no_id")
+    return SendResult(f"{chat_id}:{message_id}")
+
+
+def _chat_id(chat: str) -> Any:
+    """Numeric chat ids as numbers (what the Bot API documents), @channelusername as is."""
+    try:
+        return as_int(chat)
+    except ValueError:
+        return chat
+
+
+def _reply_message_id(reply_to: Optional[str]) -> Optional[int]:
+    """`parse` names messages "<chat id>:<message id>"; a bare message id is accepted too."""
+    if not reply_to:
+        return None
+    try:
+        return as_int(reply_to.rsplit(":", 1)[-1])
+    except ValueError:
+        return None
+
+
+class _Migrated(Exception):
+    def __init__(self, chat_id: Any) -> None:
+        super().__init__("chat migrated")
+        self.chat_id = chat_id
+
+
+def _call(http: Any, url: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    response = call_platform(http, "POST", url, "Telegram", json=body)
+    answer = json_body(response)
+    if 200 <= response.status_code < 300 and isinstance(answer, dict) and answer.get("ok") is True:
+        result = answer.get("result")
+        if isinstance(result, dict):
+            return result
+        raise SendError("unknown", "Telegram answered ok without a result", code="no_result")
+    if isinstance(answer, dict) and answer.get("ok") is False:
+        parameters = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
+        migrate = parameters.get("migrate_to_chat_id")
+        if migrate is not None and body.get("chat_id") != migrate:
+            raise _Migrated(migrate)
+    raise classify_error(response.status_code, answer)
+
+
+def classify_error(status: int, answer: Any) -> SendError:
+    """Bot API errors: 429 -> retryable after parameters.retry_after; 401 (and 404, what Telegram
+    answers for a token that names no bot) -> reauthorize; 403 (bot blocked, kicked, cannot write
+    first) -> permanent; other 4xx -> permanent; 5xx or no JSON -> unknown."""
+    if not isinstance(answer, dict) or answer.get("ok") is not False:
+        if status >= 500 or 200 <= status < 300:
+            return SendError("unknown", f"Telegram answered HTTP {status} without a result; the message "
+                                        "may have been sent", code=f"http_{status}")
+        answer = {}
+    code = answer.get("error_code") if isinstance(answer.get("error_code"), int) else status
+    description = str(answer.get("description") or f"HTTP {status}")[:300]
+    reason = f"Telegram error {code}: {description}"
+    parameters = answer.get("parameters") if isinstance(answer.get("parameters"), dict) else {}
+    if code == 429:
+        wait = parameters.get("retry_after")
+        retry_after = float(wait) if isinstance(wait, (int, float)) and not isinstance(wait, bool) else None
+        return SendError("retryable", reason, retry_after, "429")
+    if code in (401, 404):
+        return SendError("reauthorize", reason, code=str(code))
+    if code >= 500:
+        return SendError("unknown", reason + "; the message may have been sent", code=str(code))
+    return SendError("permanent", reason, code=str(code))

@@ -31,7 +31,10 @@ from chalicelib.channels.base import (
     Event,
     IgnoredEvent,
     MessageEvent,
+    OutboundMessage,
     ParseProblem,
+    SendError,
+    SendResult,
     WebhookRejected,
     WebhookReply,
     WebhookRequest,
@@ -40,8 +43,11 @@ from chalicelib.channels.base import (
     optional_str,
     require_str,
     require_secret,
+    call_platform,
+    check_text,
+    json_body,
 )
-from chalicelib.config import SecretLookup
+from chalicelib.config import SecretLookup, api_base, int_setting
 
 CHANNEL = "x"
 SIGNATURE_HEADER = "x-twitter-webhooks-signature"
@@ -91,6 +97,10 @@ class XAdapter(ChannelAdapter):
 
     def ack(self) -> WebhookReply:
         return WebhookReply(200, "", "text/plain")
+
+    def send(self, message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+        """A DM (thread kind "dm") or a reply to a post (mention threads); see "send side" below."""
+        return _send(message, secrets, http)
 
     demo_accounts = (
         ("x", "1520000000000000001", "@acmecoffee (X)"),
@@ -343,3 +353,152 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
              "in_reply_to_screen_name": "acmecoffee"},
         ]},
     ]
+
+
+# --- send side -------------------------------------------------------------------------------
+#
+# DM:    POST {X_API_BASE_URL}/2/dm_conversations/with/{participant id}/messages {"text"}
+#        -> 201 {"data": {"dm_conversation_id", "dm_event_id"}}; the id kept is dm_event_id (the
+#        Account Activity echo of our own DM carries it).
+# Reply: POST {X_API_BASE_URL}/2/tweets {"text", "reply": {"in_reply_to_tweet_id"}} -> 201 {"data": {"id"}}.
+# Auth:  OAuth 1.0a user context (X_CONSUMER_KEY / X_CONSUMER_SECRET / X_ACCESS_TOKEN /
+#        X_ACCESS_TOKEN_SECRET, requests-oauthlib imported lazily), else an OAuth 2.0 user token
+#        (X_OAUTH2_USER_TOKEN, Bearer). App-only bearer tokens cannot send DMs. No window on X.
+
+API_DEFAULT = "https://api.x.com"
+DM_TEXT_LIMIT = 10_000
+POST_WEIGHT_LIMIT = 280  # standard accounts; X_POST_MAX_LENGTH for accounts allowed longer posts
+URL_WEIGHT = 23
+URL_SHAPE = re.compile(r"https?://\S+", re.IGNORECASE)
+# twitter-text v3: code points in these ranges weigh 1, every other one 2 (emoji, CJK, ...).
+LIGHT_RANGES = ((0x0000, 0x10FF), (0x2000, 0x200D), (0x2010, 0x201F), (0x2032, 0x2037))
+
+
+def post_weight(text: str) -> int:
+    """X's weighted length of a post: URLs count 23, CJK and emoji 2, most other characters 1."""
+    weight = 0
+    rest = URL_SHAPE.sub(lambda _: "", text)
+    weight += URL_WEIGHT * len(URL_SHAPE.findall(text))
+    for char in rest:
+        point = ord(char)
+        weight += 1 if any(low <= point <= high for low, high in LIGHT_RANGES) else 2
+    return weight
+
+
+def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    base = api_base("X_API_BASE_URL", API_DEFAULT)
+    if message.thread_kind == "dm":
+        text = check_text(message.text, DM_TEXT_LIMIT, "an X direct message")
+        participant = message.recipient_id
+        if not participant:
+            raise SendError("permanent", "an X direct message needs the participant id", code="no_recipient")
+        auth = _auth(secrets)
+        answer = _post(http, f"{base}/2/dm_conversations/with/{participant}/messages", auth, {"text": text})
+        found = optional_str(answer, "dm_event_id")
+    else:
+        limit = int_setting("X_POST_MAX_LENGTH", POST_WEIGHT_LIMIT)
+        text = check_text(message.text, limit, "an X post", "weighted characters", size=post_weight(message.text or ""))
+        target = message.reply_to
+        if not target and message.thread_key.startswith("tweet:"):
+            target = message.thread_key[len("tweet:"):]
+        if not target:
+            raise SendError("permanent", "a reply on X needs the post it answers", code="no_post")
+        auth = _auth(secrets)
+        answer = _post(http, f"{base}/2/tweets", auth, {"text": text, "reply": {"in_reply_to_tweet_id": target}})
+        found = optional_str(answer, "id")
+    if not found:
+        raise SendError("unknown", "X accepted the message without an id", code="no_id")
+    return SendResult(found)
+
+
+def _auth(secrets: SecretLookup) -> Any:
+    """OAuth 1.0a user context when the account has all four credentials, else its OAuth 2.0 user
+    token; SendError("reauthorize") when it has neither."""
+    names = ("X_CONSUMER_KEY", "X_CONSUMER_SECRET", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET")
+    values = [secrets(name) for name in names]
+    if all(values):
+        from requests_oauthlib import OAuth1  # lazy: the webhook path never loads oauthlib
+
+        key, secret, token, token_secret = values
+        return OAuth1(key, client_secret=secret, resource_owner_key=token, resource_owner_secret=token_secret)
+    bearer = secrets("X_OAUTH2_USER_TOKEN")
+    if bearer:
+        return _Bearer(bearer)
+    missing = [name for name, value in zip(names, values) if not value]
+    raise SendError("reauthorize", f"{' / '.join(missing)} (or X_OAUTH2_USER_TOKEN) is not configured "
+                                   "for this account", code="missing_token")
+
+
+class _Bearer:
+    """requests auth hook for an OAuth 2.0 user token (the token never enters a URL or a log)."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: Any) -> Any:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_Bearer(<redacted>)"
+
+
+def _post(http: Any, url: str, auth: Any, body: Dict[str, Any]) -> Dict[str, Any]:
+    response = call_platform(http, "POST", url, "X", json=body, auth=auth)
+    answer = json_body(response)
+    if 200 <= response.status_code < 300:
+        data = answer.get("data") if isinstance(answer, dict) else None
+        if isinstance(data, dict):
+            return data
+        raise SendError("unknown", f"X answered HTTP {response.status_code} without data", code="no_data")
+    raise classify_error(response.status_code, answer, response.headers)
+
+
+def classify_error(status: int, body: Any, headers: Mapping[str, str], now: Optional[float] = None) -> SendError:
+    """X API v2 errors: 429 -> retryable until x-rate-limit-reset (or the exhausted 24 h limit's
+    reset); 401 -> reauthorize; other 4xx (reply not allowed, recipient cannot be DMed, duplicate
+    content, ...) -> permanent; 5xx -> unknown (X has been seen to post despite a 5xx)."""
+    detail = _error_detail(body)
+    reason = f"X answered HTTP {status}" + (f": {detail}" if detail else "")
+    if status == 429:
+        return SendError("retryable", reason, _reset_after(headers, now), "http_429")
+    if status == 401:
+        return SendError("reauthorize", reason, code="http_401")
+    if status >= 500:
+        return SendError("unknown", reason + "; the message may have been sent", code=f"http_{status}")
+    return SendError("permanent", reason, code=f"http_{status}")
+
+
+def _error_detail(body: Any) -> str:
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body[k]) for k in ("title", "detail") if isinstance(body.get(k), str)]
+    for error in as_list(body.get("errors")):
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            parts.append(error["message"])
+    return "; ".join(dict.fromkeys(parts))[:400]
+
+
+def _reset_after(headers: Mapping[str, str], now: Optional[float] = None) -> Optional[float]:
+    """Seconds until the exhausted limit resets: a 24 h limit whose remaining is 0 wins over the
+    15-minute window's x-rate-limit-reset (epoch seconds; X sends no Retry-After)."""
+    import time as _time
+
+    current = _time.time() if now is None else now
+    resets: List[float] = []
+    for prefix in ("x-user-limit-24hour", "x-app-limit-24hour"):
+        if (headers.get(f"{prefix}-remaining") or "").strip() == "0" and headers.get(f"{prefix}-reset"):
+            resets.append(_number(headers.get(f"{prefix}-reset")))
+    if not resets and headers.get("x-rate-limit-reset"):
+        resets.append(_number(headers.get("x-rate-limit-reset")))
+    resets = [r for r in resets if r > 0]
+    if not resets:
+        return None
+    return max(0.0, max(resets) - current)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(str(value).strip())
+    except (TypeError, ValueError):
+        return 0.0
