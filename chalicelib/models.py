@@ -93,7 +93,7 @@ class Contact(Model):
 LIST_FIELDS = (
     "channel", "account_id", "thread_kind", "subject", "contact_name", "contact_handle", "contact_platform_id",
     "assignee", "last_message_preview", "last_message_direction", "awaiting_reply_since", "reply_due_at",
-    "warn_at", "snoozed_until", "message_count", "unread_count", "priority", "tags",
+    "warn_at", "snoozed_until", "message_count", "unread_count", "priority", "tags", "first_response_at", "sla_state",
 )  # team and status are in the `queue` key; DynamoDB allows at most 20 projected attributes
 # What the deadline views need to pick and order work: none of it changes while a customer sends
 # follow-ups, so those messages never touch the deadline indexes (write cost, see README).
@@ -353,7 +353,44 @@ class Quarantine(Model):
     newest = QuarantineNewest()
 
 
-ALL_MODELS = (ChannelAccount, Contact, Conversation, ConversationEvent, Message, MessageRef, RawPayload, Agent,
-              LoginThrottle, Quarantine, AgentRouting, TeamRouting)
+class Notification(Model):
+    """What the SLA flow's escalations told an agent (GET /api/me/notifications), newest last;
+    expires after NOTIFICATION_DAYS."""
+
+    Meta = _meta("notifications")
+    agent_id = UnicodeAttribute(hash_key=True)
+    key = UnicodeAttribute(range_key=True)  # "<ms, 13 digits>#<conversation id>#<kind>": unique, time-ordered
+    conversation_id = UnicodeAttribute()
+    kind = UnicodeAttribute()  # sla_warning | sla_breached
+    at = NumberAttribute()
+    data = JSONAttribute(null=True)
+    expires_at = NumberAttribute()  # TTL
+
+
+class SlaPolicy(Model):
+    """An admin-edited SLA policy (chalicelib.sla.policies validates, matches and caches them),
+    or the claim that keeps policy names unique (`kind` "name", key "name#<folded name>").
+    The table is tiny: the runtime reads it whole with one Scan per minute per container."""
+
+    Meta = _meta("sla-policies")
+    policy_id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute(default="policy")  # policy | name
+    name = UnicodeAttribute(null=True)
+    claimed_by = UnicodeAttribute(null=True)  # name claims: the policy holding the name
+    channels = ListAttribute(null=True, of=UnicodeAttribute)  # absent: every channel
+    priorities = ListAttribute(null=True, of=UnicodeAttribute)
+    tags = ListAttribute(null=True, of=UnicodeAttribute)
+    first_response_seconds = NumberAttribute(null=True)
+    next_response_seconds = NumberAttribute(null=True)
+    resolution_seconds = NumberAttribute(null=True)
+    warn_at_percent = NumberAttribute(null=True)
+    business_hours = JSONAttribute(null=True)  # null: 24/7 (chalicelib.sla.calendar)
+    pause_on = ListAttribute(null=True, of=UnicodeAttribute)
+    created_at = NumberAttribute(null=True)
+    updated_at = NumberAttribute(null=True)
+
+
+ALL_MODELS = (Notification, ChannelAccount, Contact, Conversation, ConversationEvent, Message, MessageRef, RawPayload, Agent,
+              LoginThrottle, Quarantine, AgentRouting, TeamRouting, SlaPolicy)
 
 

@@ -34,6 +34,8 @@ class Runtime:
         self._facts: Dict[str, Any] = {}
         #: email -> (monotonic time read, active agent's Identity or None): the token guard's cache.
         self.agents: Dict[str, Tuple[float, Any]] = {}
+        #: "all" -> (monotonic time read, SLA policies most specific first): chalicelib.sla.policies.
+        self.sla_policies: Dict[str, Tuple[float, Any]] = {}
         #: The send side: one HTTP session for platform APIs, and adapters chosen per channel
         #: (tests inject fakes with `use_http` / `use_adapter` instead of patching modules).
         self._http: Any = None
@@ -127,6 +129,7 @@ class Runtime:
             self.accounts.clear()
             self._facts.clear()
             self.agents.clear()
+            self.sla_policies.clear()
             self._adapters.clear()
             self._http = None
         self._clock = time.time

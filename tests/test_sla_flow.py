@@ -101,7 +101,7 @@ def test_an_unanswered_turn_is_warned_then_breached_on_time_in_four_transitions(
     after = store.get(cid)
     assert after["sla_state"] == "breached"
     assert 0 <= after["breached_at"] - after["reply_due_at"] < 2000  # recorded within the second after
-    assert _types(cid) == ["created", "sla_warning", "sla_breached"]
+    assert _types(cid) == ["created", "sla_warning", "sla_breached", "priority_changed"]  # escalated
     described, history = _execution(cid)
     assert described["status"] == "SUCCEEDED"
     assert _billed_transitions(history) == 4
@@ -131,7 +131,7 @@ def test_a_new_customer_message_after_our_reply_starts_the_next_turn(flow):
     assert store.get(cid)["turn"] == 2
     kinds = _pump_timers(flow, 6, expect=["warning", "breach"])
     assert kinds == ["warning", "breach"]  # only turn 2's timers ran; turn 1 was stopped
-    assert _types(cid)[-2:] == ["sla_warning", "sla_breached"]
+    assert _types(cid)[-3:] == ["sla_warning", "sla_breached", "priority_changed"]
     assert _execution(cid, 1)[0]["status"] == "ABORTED"
 
 
@@ -159,7 +159,7 @@ def test_the_sweeper_records_what_a_lost_timer_missed(inbox, monkeypatch):
     _, (fresh, _) = store.record_message(_message("m2", user="u2"))
     assert timers.sweep() == {"warnings": 0, "breaches": 1}
     assert timers.sweep() == {"warnings": 0, "breaches": 0}  # recorded once
-    assert _types(cid) == ["created", "sla_breached"]
+    assert _types(cid) == ["created", "sla_breached", "priority_changed"]
     assert store.get(fresh).get("sla_state") is None
     from chalicelib.runtime import runtime
 
@@ -205,3 +205,30 @@ def test_the_asl_file_is_well_formed():
         assert state.get("End") or "Next" in state, name
     assert [s for s in states if states[s]["Type"] == "Task"] == ["SendWarning", "SendBreach"]
     assert os.path.basename(stack.ASL_PATH) == "sla-flow.asl.json"
+
+
+def test_a_breach_notifies_the_assignee_and_admins_and_raises_priority(inbox):
+    from chalicelib.api.auth import create_agent
+    from chalicelib.inbox import store
+    from chalicelib.sla import timers
+
+    inbox.add_account("messenger", PAGE)
+    inbox.login_admin()
+    create_agent("sup@example.com", "correct horse battery staple", "Sue", role="supervisor", agent_id="a_sup")
+    _, (cid, _) = store.record_message(_message("m1", at=int(time.time() * 1000) - 3_600_000))
+    store.assign(cid, "a_agent1", "flow")
+    assert timers.handle_body(json.dumps({"kind": "breach", "conversation_id": cid, "turn": 1})) == "breach recorded"
+    state = store.get(cid)
+    assert state["priority"] == "high" and state["sla_state"] == "breached"
+    assert _types(cid)[-2:] == ["sla_breached", "priority_changed"]
+    from chalicelib.sla.escalation import notifications_for
+
+    assert [n["kind"] for n in notifications_for("a_agent1")] == ["sla_breached"]
+    assert [n["conversation_id"] for n in notifications_for("a_sup")] == [cid]
+    mine = inbox.get("/api/me/notifications")["items"]  # the admin is notified too
+    assert mine[0]["kind"] == "sla_breached" and mine[0]["at"].endswith("Z")
+    row = inbox.get(f"/api/conversations/{cid}")
+    assert row["sla"]["state"] == "breached" and row["sla"]["target"] == "first_response"
+    assert row["sla"]["breached_at"] is not None
+    assert timers.handle_body(json.dumps({"kind": "breach", "conversation_id": cid, "turn": 1})) == "breach stale"
+    assert len(notifications_for("a_agent1")) == 1  # recorded and escalated once

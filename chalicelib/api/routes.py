@@ -90,6 +90,25 @@ def me(identity: Any) -> Any:
     return {"id": identity.agent_id, "email": identity.email, "name": identity.name, "role": identity.role}
 
 
+@api.route("/api/me/notifications", methods=["GET"])
+@authenticated
+def my_notifications(identity: Any) -> Any:
+    """What the SLA escalations told this agent, newest first."""
+    from chalicelib.api import views
+    from chalicelib.sla.escalation import notifications_for
+
+    try:
+        limit = views.parse_limit(_query("limit"), 50)
+    except views.BadQuery as error:
+        raise BadRequestError(str(error))
+    items = notifications_for(identity.agent_id, limit)
+    for item in items:
+        item["at"] = views.iso(item["at"])
+        if "due_at" in item["data"]:
+            item["data"]["due_at"] = views.iso(item["data"]["due_at"])
+    return {"items": items}
+
+
 @api.route("/api/conversations", methods=["GET"])
 @authenticated
 def conversations(identity: Any) -> Any:

@@ -112,15 +112,25 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
 
 
 def sla_json(c: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Where the reply deadline stands now: ok, at_risk (past the warning point) or breached."""
+    """Where the reply deadline stands: ok, at_risk (past the warning point) or breached; null
+    when nothing is due. The flow's records win over the clock (a breach stays a breach)."""
     due, warn = c.get("reply_due_at"), c.get("warn_at")
     if c.get("status") != "open" or due is None:
         return None
     from chalicelib.runtime import runtime
 
     now = runtime.now_ms()
-    state = "breached" if now >= due else "at_risk" if warn is not None and now >= warn else "ok"
-    return {"state": state, "due_at": iso(due), "warn_at": iso(warn), "awaiting_since": iso(c.get("awaiting_reply_since"))}
+    recorded = c.get("sla_state")
+    if recorded == "breached" or now >= due:
+        state = "breached"
+    elif recorded == "warning" or (warn is not None and now >= warn):
+        state = "at_risk"
+    else:
+        state = "ok"
+    return {"policy_id": c.get("sla_policy_id"),
+            "target": "first_response" if c.get("first_response_at") is None else "next_response",
+            "state": state, "due_at": iso(due), "warn_at": iso(warn), "breached_at": iso(c.get("breached_at")),
+            "awaiting_since": iso(c.get("awaiting_reply_since"))}
 
 
 def message_json(message: Message) -> Dict[str, Any]:

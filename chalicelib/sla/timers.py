@@ -43,10 +43,19 @@ def handle_body(body: str) -> str:
     _wait_if_slightly_early(before, turn, kind)
     after = store.record_sla_timer(conversation_id, turn, kind)
     recorded = after is not None and before is not None and after.get("version") != before.get("version")
-    if recorded and kind == "breach":
-        late = runtime.now_ms() - int(after.get("reply_due_at") or 0)
-        logger.warning("sla breached", extra={"conversation_id": conversation_id, "turn": turn, "late_ms": late})
+    if recorded:
+        _escalate(kind, after)
     return f"{kind} recorded" if recorded else f"{kind} stale"
+
+
+def _escalate(kind: str, state: Dict[str, Any]) -> None:
+    from chalicelib.sla.escalation import escalate
+
+    if kind == "breach":
+        late = runtime.now_ms() - int(state.get("reply_due_at") or 0)
+        logger.warning("sla breached", extra={"conversation_id": state["conversation_id"],
+                                              "turn": state.get("turn"), "late_ms": late})
+    escalate(kind, state)
 
 
 EARLY_WAIT_MS = 2000
@@ -109,4 +118,7 @@ def _record(row: Conversation, kind: str) -> bool:
     if state is not None:
         before_version = state.get("version")
     after = store.record_sla_timer(row.conversation_id, int(row.turn), kind)
-    return after is not None and after.get("version") != before_version
+    recorded = after is not None and after.get("version") != before_version
+    if recorded:
+        _escalate(kind, after)
+    return recorded
