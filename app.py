@@ -5,6 +5,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib import config
 from chalicelib.api.routes import api
+from chalicelib.api.routing_routes import routing_api
 from chalicelib.ingest.routes import webhooks
 from chalicelib.web.routes import web
 
@@ -13,6 +14,7 @@ from chalicelib.web.routes import web
 app = Chalice(app_name="socialinbox", configure_logs=False)
 app.register_blueprint(webhooks)
 app.register_blueprint(api)
+app.register_blueprint(routing_api)
 app.register_blueprint(web)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
@@ -66,3 +68,12 @@ def sla_sweeper(event: Any) -> Dict[str, int]:
     from chalicelib.sla.timers import sweep
 
     return sweep()
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="routing_sweeper")
+def routing_sweeper(event: Any) -> Dict[str, int]:
+    """Safety net for routing: hand on conversations of agents whose presence expired, and drain
+    every team's unassigned backlog."""
+    from chalicelib import routing
+
+    return routing.sweep()
