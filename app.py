@@ -4,6 +4,7 @@ from typing import Any, Callable, Dict
 from chalice import Chalice, Rate, Response
 
 from chalicelib import config
+from chalicelib.api.replies import replies
 from chalicelib.api.routes import api
 from chalicelib.api.routing_routes import routing_api
 from chalicelib.ingest.routes import webhooks
@@ -14,6 +15,7 @@ from chalicelib.web.routes import web
 app = Chalice(app_name="socialinbox", configure_logs=False)
 app.register_blueprint(webhooks)
 app.register_blueprint(api)
+app.register_blueprint(replies)
 app.register_blueprint(routing_api)
 app.register_blueprint(web)
 
@@ -77,3 +79,13 @@ def routing_sweeper(event: Any) -> Dict[str, int]:
     from chalicelib import routing
 
     return routing.sweep()
+
+
+@app.on_sqs_message(queue=config.queue_name("outbox"), batch_size=1, name="outbox_worker")
+def outbox_worker(event: Any) -> Dict[str, int]:
+    """Send queued replies through their channel's adapter (one per invocation: a send may take
+    the adapter's whole timeout)."""
+    from chalicelib.ingest.processor import record_dicts
+    from chalicelib.outbound.worker import handle_records
+
+    return handle_records(record_dicts(event))

@@ -67,8 +67,9 @@ def update_account(channel: str, platform_account_id: str, *, name: Optional[str
         actions.append(ChannelAccount.enabled.set(enabled))
     if team is not None:
         actions.append(ChannelAccount.team.set(team))
-    if credential_refs is not None:
-        actions.append(ChannelAccount.credential_refs.set(credential_refs))
+    if credential_refs is not None:  # reconnected: replies are sent again
+        actions += [ChannelAccount.credential_refs.set(credential_refs), ChannelAccount.needs_reauth.remove(),
+                    ChannelAccount.needs_reauth_reason.remove(), ChannelAccount.needs_reauth_at.remove()]
     account = ChannelAccount(key)
     try:
         if actions:

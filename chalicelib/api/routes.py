@@ -257,7 +257,9 @@ def accounts(identity: Any) -> Any:
     from chalicelib.models import ChannelAccount
 
     return {"items": [{"channel": a.channel, "platform_account_id": a.platform_account_id, "name": a.name,
-                       "enabled": a.enabled} for a in ChannelAccount.scan(limit=500)]}
+                       "enabled": a.enabled, "needs_reauth": bool(a.needs_reauth),
+                       "needs_reauth_reason": a.needs_reauth_reason if a.needs_reauth else None}
+                      for a in ChannelAccount.scan(limit=500)]}
 
 
 @api.route("/api/accounts", methods=["POST"])

@@ -301,6 +301,18 @@ def guards_hold(state: State, guards: List[Guard]) -> bool:
     return True
 
 
+def echo_absorbed(state: State, duplicate_id: str, keep_id: str, keep_preview: str, total: int) -> Change:
+    """A duplicate echo of our reply `keep_id` was removed: the count is the messages' own
+    (`total`), and the list row shows our reply if it showed the duplicate. Not logged: the
+    reply itself was."""
+    change = Change(updates={"message_count": total})
+    change.expect["message_count"] = state.get("message_count")
+    if state.get("last_message_id") == duplicate_id:
+        change.updates.update({"last_message_id": keep_id, "last_message_preview": keep_preview})
+        change.expect["last_message_id"] = duplicate_id
+    return _finish(state, change)
+
+
 def message_changed(state: State, message_id: str, preview: str, kind: str, at: int) -> Change:
     """A message was edited or removed on the platform: the list row follows if it was the
     latest one; the change is logged either way (the audit trail shows removals)."""

@@ -23,7 +23,7 @@ import time
 import zlib
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
 from chalicelib import config
@@ -107,6 +107,12 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
     message_id = message_id_for(ref)
     sort_key = sort_key_for(event.sent_at_ms, message_id)
     conversation_id = _conversation_for(event)
+    if event.direction == "out":  # the echo of one of our replies lands on that reply
+        from chalicelib.inbox import outbound
+
+        own = outbound.claim_echo(event, conversation_id)
+        if own is not None:
+            return False, own
     contact_id = contact_id_for(event.channel, event.account_id, event.contact.platform_user_id)
     message = Message(
         conversation_id, sort_key, message_id=message_id, direction=event.direction,
@@ -289,6 +295,10 @@ def apply_receipt(event: StatusEvent) -> str:
     if rank is None:
         return "ignored"
     location = find_message(event.channel, event.account_id, event.platform_message_id)
+    if location is None:  # it overtook our send's answer: found by the outbound id it carries
+        from chalicelib.inbox import outbound
+
+        location = outbound.locate_receipt(event)
     if location is None:
         return "unknown"
     actions = [Message.delivery_status.set(event.status), Message.delivery_rank.set(rank)]
@@ -348,6 +358,45 @@ def apply_removal(event: RemoveEvent, team: Optional[str] = None) -> str:
         _change(location[0], lambda state: rules.message_changed(state, message_id, rules.preview_of(None, "", True),
                                                                  "message_removed", event.removed_at_ms))
     return "removed"
+
+
+def absorb_echo(duplicate: Tuple[str, str], ref: str, keep: Message) -> None:
+    """The echo of our reply `keep` became a message of its own before the send's answer told
+    us its platform id (no metadata, no match): the ref moves to our reply, the duplicate is
+    deleted and the conversation's counters recounted, so exactly one outbound message remains.
+    A message that is not a bare echo (an agent's, or a customer's) is never touched."""
+    try:
+        echo = Message.get(*duplicate, consistent_read=True)
+    except DoesNotExist:
+        echo = None
+    if echo is not None and (echo.client_id is not None or echo.direction != "out"):
+        logger.warning("platform id of our reply belongs to another message",
+                       extra={"conversation_id": duplicate[0], "message_id": echo.message_id})
+        return
+    _conditional(MessageRef(ref), [MessageRef.conversation_id.set(keep.conversation_id),
+                                   MessageRef.sort_key.set(keep.sort_key)],
+                 MessageRef.sort_key == duplicate[1])
+    if echo is None:
+        return
+    if echo.delivery_rank is not None and echo.delivery_status in ("delivered", "read"):
+        _conditional(Message(keep.conversation_id, keep.sort_key),
+                     [Message.delivery_status.set(echo.delivery_status), Message.delivery_rank.set(echo.delivery_rank)],
+                     Message.message_id.exists() & (Message.delivery_rank < echo.delivery_rank))
+    try:
+        echo.delete(condition=Message.client_id.does_not_exist())
+    except DeleteError as error:
+        if not _condition_failed(error):
+            raise
+        return
+    preview = rules.preview_of(keep.text, keep.msg_type or "text")
+
+    def rule(state: State) -> rules.Change:
+        total = Message.count(duplicate[0], filter_condition=Message.direction != "note")
+        return rules.echo_absorbed(state, echo.message_id, keep.message_id, preview, total)
+
+    _change(duplicate[0], rule)
+    logger.info("duplicate echo merged into our reply",
+                extra={"conversation_id": duplicate[0], "message_id": keep.message_id})
 
 
 # --- agent and flow actions -------------------------------------------------------------------

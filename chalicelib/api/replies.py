@@ -1,0 +1,179 @@
+"""POST /api/conversations/{id}/messages: an agent's reply (sent by the outbox worker) or private
+note (never sent). Stored first, answered 202 with the message (delivery_status "queued"), then
+queued for sending.
+
+Body: {"text", "kind": "reply" | "note", "client_id", optional "template" (WhatsApp, outside the
+24 h window), "private_reply" (a DM answering a Facebook/Instagram comment), "after_message_id" /
+"seen_version" (what the agent saw; 409 when the thread moved on, unless "confirm": true)}.
+
+Answers: 202 stored and queued; 200 a repeat of the same client_id (the first call's message);
+400 malformed; 404 no such conversation; 409 outdated thread, or a client_id reused for another
+text; 422 a channel rule refuses it (window closed, template required, too long) with a reason;
+503 stored but not queued yet (retry with the same client_id).
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Dict, Optional
+
+from chalice import BadRequestError, Blueprint, NotFoundError, Response
+
+from chalicelib.api.routes import authenticated
+
+replies = Blueprint(__name__)
+
+FIELDS = {"text", "kind", "client_id", "template", "private_reply", "after_message_id", "seen_version", "confirm"}
+MAX_BODY_TEXT = 50_000  # characters: far above every channel's limit; refused before any work
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _answer(status: int, code: str, message: str, **extra: Any) -> Response:
+    body: Dict[str, Any] = {"Code": code, "Message": message}
+    body.update(extra)
+    return Response(body, status_code=status, headers={"Content-Type": "application/json"})
+
+
+def _body() -> Dict[str, Any]:
+    raw = replies.current_request.raw_body or b""
+    try:
+        body = json.loads(raw.decode("utf-8")) if raw else None
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequestError("body is not valid JSON")
+    if not isinstance(body, dict):
+        raise BadRequestError("body must be a JSON object")
+    return body
+
+
+def _clean_text(value: Any, name: str) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadRequestError(f"{name} must be a string")
+    if len(value) > MAX_BODY_TEXT:
+        raise BadRequestError(f"{name} is longer than {MAX_BODY_TEXT} characters")
+    if _SURROGATE.search(value):
+        raise BadRequestError(f"{name} is not valid Unicode (lone surrogate)")
+    if _CONTROL.search(value):
+        raise BadRequestError(f"{name} contains control characters")
+    return value
+
+
+@replies.route("/api/conversations/{conversation_id}/messages", methods=["POST"])
+@authenticated
+def post_message(conversation_id: str, identity: Any) -> Any:
+    from chalicelib.inbox import outbound, store
+    from chalicelib.outbound import policy
+    from chalicelib.runtime import runtime
+
+    body = _body()
+    unknown = set(body) - FIELDS
+    if unknown:
+        raise BadRequestError(f"unknown field(s): {', '.join(sorted(unknown)[:5])}; send text, kind, client_id")
+    kind = body.get("kind", "reply")
+    if kind not in ("reply", "note"):
+        raise BadRequestError("kind must be 'reply' or 'note'")
+    client_id = body.get("client_id")
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= policy.CLIENT_ID_MAX \
+            or _CONTROL.search(client_id) or _SURROGATE.search(client_id) or not client_id.strip():
+        raise BadRequestError(f"client_id is required: a string of 1 to {policy.CLIENT_ID_MAX} characters")
+    text = _clean_text(body.get("text"), "text")
+    if text is not None and not text.strip():
+        text = None
+    for flag in ("private_reply", "confirm"):
+        if body.get(flag) not in (None, True, False):
+            raise BadRequestError(f"{flag} must be true or false")
+    after = body.get("after_message_id")
+    if after is not None and (not isinstance(after, str) or not 1 <= len(after) <= 200):
+        raise BadRequestError("after_message_id must be a message id")
+    seen = body.get("seen_version")
+    if seen is not None and (isinstance(seen, bool) or not isinstance(seen, int) or seen < 0):
+        raise BadRequestError("seen_version must be a non-negative integer")
+    template_raw = body.get("template")
+    if kind == "note" and (template_raw is not None or body.get("private_reply")):
+        raise BadRequestError("a note is text only (no template, no private_reply)")
+    if text is None and template_raw is None:
+        raise BadRequestError("text is required")
+    if len(conversation_id) > 100:
+        raise NotFoundError("no such conversation")
+
+    state = store.get(conversation_id)
+    if state is None:
+        raise NotFoundError("no such conversation")
+
+    # A repeat of the same client_id is the same message, whatever happened since.
+    existing = outbound.find_by_client(conversation_id, client_id)
+    if existing is not None:
+        if (existing.text or None) != text or existing.direction != ("out" if kind == "reply" else "note"):
+            return _answer(409, "ClientIdReused", "this client_id was already used for a different message")
+        if existing.delivery_status == "queued" and not existing.send_claim:
+            if not _enqueue(existing):
+                return _answer(503, "NotQueued", "the reply is stored but not queued yet; "
+                                                 "send it again with the same client_id", message=_json(existing))
+        return Response(_json(existing), status_code=200, headers={"Content-Type": "application/json"})
+
+    if not body.get("confirm"):
+        outdated = None
+        if after is not None and state.get("last_message_id") not in (None, after):
+            outdated = "a newer message arrived after the one you answered"
+        elif seen is not None and int(state.get("version") or 0) > seen and state.get("last_message_direction") == "in":
+            outdated = "the customer wrote again since you opened the thread"
+        if outdated:
+            return _answer(409, "OutdatedThread", outdated + '; read it, or send again with "confirm": true',
+                           current={"last_message_id": state.get("last_message_id"),
+                                    "version": int(state.get("version") or 0)})
+
+    plan = policy.Plan()
+    try:
+        if kind == "reply":
+            template = policy.check_template(template_raw) if template_raw is not None else None
+            plan = policy.plan(state, runtime.now_ms(), text is not None, template, bool(body.get("private_reply")))
+            if text is not None and template is None:
+                policy.check_length(text, state.get("channel") or "", state.get("thread_kind") or "dm",
+                                    plan.private_reply)
+        elif len(text or "") > policy.NOTE_LIMIT:
+            raise policy.Refused(f"a note holds at most {policy.NOTE_LIMIT} characters", "text_too_long")
+    except policy.Refused as refused:
+        return _answer(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+
+    reply_to = None
+    if kind == "reply" and (state.get("thread_kind") in ("comment", "mention") or plan.private_reply):
+        reply_to = outbound.last_customer_message_id(conversation_id)
+    draft = outbound.Draft(conversation_id, kind, text if plan.template is None else text, client_id,
+                           identity.agent_id, send_tag=plan.tag, template=plan.template,
+                           private_reply=plan.private_reply, reply_to=reply_to)
+    try:
+        message, created = outbound.create(draft, state)
+    except store.NotFound:
+        raise NotFoundError("no such conversation")
+    except store.Busy:
+        return _answer(503, "Busy", "the conversation is changing right now; send again with the same client_id")
+    if message.direction == "out" and message.delivery_status == "queued" and not message.send_claim:
+        if not _enqueue(message):
+            return _answer(503, "NotQueued", "the reply is stored but not queued yet; "
+                                             "send it again with the same client_id", message=_json(message))
+    return Response(_json(message), status_code=202 if created else 200, headers={"Content-Type": "application/json"})
+
+
+def _json(message: Any) -> Dict[str, Any]:
+    from chalicelib.api.views import message_json
+
+    shown = message_json(message)
+    shown.update({"kind": "note" if message.direction == "note" else "reply", "client_id": message.client_id,
+                  "tag": message.send_tag, "template": message.template,
+                  "private_reply": bool(message.private_reply)})
+    return shown
+
+
+def _enqueue(message: Any) -> bool:
+    from chalicelib.logs import describe_error, logger
+    from chalicelib.outbound.worker import enqueue
+
+    try:
+        enqueue(message.conversation_id, message.sort_key)
+        return True
+    except Exception as error:  # noqa: BLE001 - stored; the client retries with its client_id
+        logger.error("reply stored but not queued", extra={"conversation_id": message.conversation_id,
+                                                           "error": describe_error(error)})
+        return False
