@@ -63,6 +63,7 @@ class MotoBackend:
         self._mock = mock_aws()
         self.tables: Set[str] = set()
         self.queues: Set[str] = set()
+        self.stack_services: Set[str] = set()
         self._clients: Dict[str, Any] = {}
         self._client_env: Tuple[Any, ...] = ()
 
@@ -74,6 +75,9 @@ class MotoBackend:
         self._mock.start()
         runtime.reset()
         stack.create_all()
+        # Services the stack lives in besides the data plane (state machines, their IAM role...):
+        # reset between tests like any other, then the stack is created again in them.
+        self.stack_services = {service for service in self._instantiated() if service not in _KEPT_SERVICES}
         self.tables = set(aws.client("dynamodb").list_tables()["TableNames"])
         self.queues = {url.rsplit("/", 1)[1] for url in aws.client("sqs").list_queues().get("QueueUrls", [])}
 
@@ -89,16 +93,17 @@ class MotoBackend:
         from chalicelib.runtime import runtime
 
         self.release()
-        self._reset_other_services()
+        self._reuse_clients(runtime)
+        touched = self._reset_other_services()
         try:
             complete = self._clear_in_backend()
         except (AttributeError, KeyError, TypeError):  # moto's internals moved: do it the public way
             complete = self._clear_through_api()
-        if not complete:  # a test deleted a table or queue: create what is missing
+        if not complete or touched & self.stack_services:
+            # a test deleted a table or queue, or the stack has parts outside the data plane
             from chalicelib.local import stack
 
             stack.create_all()
-        self._reuse_clients(runtime)
 
     def release(self) -> None:
         """After a test: keep its clients for the next one, then forget all wiring."""
@@ -131,15 +136,26 @@ class MotoBackend:
         return tuple(os.environ.get(name) for name in _CLIENT_ENV)
 
     @staticmethod
-    def _reset_other_services() -> None:
+    def _instantiated() -> Set[str]:
         from moto.core.base_backend import BackendDict
 
+        return {getattr(b, "service_name", "") for b in list(BackendDict._instances) if len(b)}
+
+    @staticmethod
+    def _reset_other_services() -> Set[str]:
+        """Reset every moto service but the data plane's; returns the services that were reset."""
+        from moto.core.base_backend import BackendDict
+
+        touched = set()
         for backend_dict in list(BackendDict._instances):
-            if getattr(backend_dict, "service_name", None) in _KEPT_SERVICES:
+            service = getattr(backend_dict, "service_name", None)
+            if service in _KEPT_SERVICES or not len(backend_dict):
                 continue
             for account_backends in list(backend_dict.values()):
                 account_backends.reset()
             backend_dict.clear()
+            touched.add(service)
+        return touched
 
     def _clear_in_backend(self) -> bool:
         """Clear items and messages inside moto (microseconds, where the API needs a scan and a
