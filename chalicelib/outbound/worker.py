@@ -90,9 +90,11 @@ def handle_records(records: Iterable[Dict[str, Any]]) -> Dict[str, int]:
 def process_body(body: str) -> str:
     try:
         data = json.loads(body)
-        conversation_id, sort_key = str(data["conversation_id"]), str(data["sort_key"])
+        conversation_id, sort_key = data["conversation_id"], data["sort_key"]
         not_before = int(data.get("not_before") or 0)
-    except (ValueError, KeyError, TypeError):
+        if not isinstance(conversation_id, str) or not isinstance(sort_key, str):
+            raise TypeError("ids must be strings")
+    except (ValueError, KeyError, TypeError, AttributeError):
         logger.error("unreadable outbox record dropped", extra={"body": body[:200]})
         return "unreadable"
     now = runtime.now_ms()
@@ -146,7 +148,7 @@ def send_one(conversation_id: str, sort_key: str) -> str:
         tag=message.send_tag, template=message.template, private_reply=bool(message.private_reply))
     try:
         adapter = runtime.adapter_for(message.channel)
-        result = adapter.send(outgoing, account_secrets(account.credential_refs), runtime.http())
+        result = adapter.send(outgoing, account_secrets(_refs(account)), runtime.http())
     except SendError as error:
         return _refused(message, token, account, error)
     except Exception as error:  # noqa: BLE001 - an adapter bug: the request may have gone out
@@ -159,6 +161,13 @@ def send_one(conversation_id: str, sort_key: str) -> str:
     logger.info("reply sent", extra={"channel": message.channel, "conversation_id": conversation_id,
                                      "message_id": message.message_id, "outcome": outcome})
     return "sent"
+
+
+def _refs(account: ChannelAccount) -> Dict[str, str]:
+    refs = account.credential_refs
+    if hasattr(refs, "as_dict"):
+        refs = refs.as_dict()
+    return {str(k): str(v) for k, v in dict(refs or {}).items() if isinstance(v, str)}
 
 
 def _refused(message: Message, token: str, account: ChannelAccount, error: SendError) -> str:
