@@ -278,3 +278,19 @@ def test_hooks_never_raise(page, clock, monkeypatch):
 
     routing.on_conversation_event("created", store.get(cid))  # logged, not raised
     assert assignee(cid) is None
+
+
+def test_escalation_reassigns_to_the_next_eligible_teammate_never_the_same_agent(page, clock):
+    from chalicelib import routing
+    from chalicelib.inbox import store
+
+    agent("a1")
+    cid = conversation("u1", clock["ms"])
+    store.assign(cid, "a1", "agent:a1")
+    assert routing.reassign(cid) is None  # nobody else: it stays with a1
+    assert assignee(cid) == "a1"
+    agent("a2")
+    assert routing.reassign(cid) == "a2"
+    assert assigned_events(cid)[-1] == {**assigned_events(cid)[-1], "actor": "flow", "data": {"from": "a1", "to": "a2"}}
+    store.set_status(cid, "resolved", "agent:a2")
+    assert routing.reassign(cid) is None  # only open conversations move

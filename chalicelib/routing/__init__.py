@@ -6,11 +6,13 @@ Public interface (the store's hook, the API and the sweeper use only these):
 - `drain(team, limit=100) -> int`
 - `agent_went_offline(agent_id, force=False) -> int`
 - `on_conversation_event(entry_type, state, before=None, data=None) -> None`
+- `reassign(conversation_id) -> Optional[str]` (escalations: to the next eligible teammate)
 - `presence_changed(agent_id, status) -> dict` (PUT /api/me/presence)
 - `sweep() -> dict` (scheduled)
 Data access (profiles, teams, presence, load) is in `chalicelib.routing.directory`.
 """
 from chalicelib.routing.engine import (agent_went_offline, assign_next, drain, on_conversation_event,
-                                       presence_changed, sweep)
+                                       presence_changed, reassign, sweep)
 
-__all__ = ["agent_went_offline", "assign_next", "drain", "on_conversation_event", "presence_changed", "sweep"]
+__all__ = ["agent_went_offline", "assign_next", "drain", "on_conversation_event", "presence_changed", "reassign",
+           "sweep"]

@@ -187,6 +187,20 @@ def agent_went_offline(agent_id: str, force: bool = False) -> int:
         return moved
 
 
+def reassign(conversation_id: str) -> Optional[str]:
+    """Escalation (warning/breach, no first reply in N minutes): move an open conversation from
+    its assignee to the next eligible teammate (never back to the same agent). The new agent, or
+    None (nobody else eligible with capacity, or someone changed the assignee meanwhile: it stays)."""
+    with _Routing():
+        state = store.get(conversation_id)
+        if not state or (state.get("status") or "open") != "open":
+            return None
+        holder = state.get("assignee")
+        team = state.get("team") or rules.DEFAULT_TEAM
+        _, agent_id = _place(conversation_id, _Candidates.of(team, exclude=[holder] if holder else []), holder)
+        return agent_id
+
+
 def presence_changed(agent_id: str, status: str) -> Dict[str, Any]:
     """PUT /api/me/presence: record it; coming online drains the agent's teams, an explicit
     "offline" hands their open conversations on at once (a missed refresh only after the grace
