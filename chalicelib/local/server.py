@@ -121,7 +121,9 @@ def _serve(args: argparse.Namespace) -> int:
     from chalicelib.sla.timers import sweep
 
     pumps = [Pump(application.ingest_processor),
-             Pump(application.sla_timers, queue=settings.SLA_TIMER_QUEUE)]
+             Pump(application.sla_timers, queue=settings.SLA_TIMER_QUEUE),
+             Pump(application.outbox_worker, queue="outbox")]
+    sandbox = _start_sandbox(f"http://{args.host}:{args.port}")
     for pump in pumps:
         pump.start()
     sweeper = _Every(60.0, sweep, "sla-sweeper")
@@ -139,6 +141,10 @@ def _serve(args: argparse.Namespace) -> int:
     print(f"  logins:    {', '.join(seeded['agents'])}", flush=True)
     print(f"  password:  {password_hint}", flush=True)
     print(f"  accounts:  {len(seeded['accounts'])} demo channel accounts", flush=True)
+    if sandbox is not None:
+        print("  sends:     to the loopback platform sandbox (echoes and receipts come back signed)", flush=True)
+    else:
+        print("  sends:     no sandbox (chalicelib.local.sandbox); replies go to the real base URLs", flush=True)
     print("  Ctrl-C stops everything.", flush=True)
 
     def stop(*_: object) -> None:
@@ -152,12 +158,26 @@ def _serve(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         sweeper.stop()
+        if sandbox is not None and hasattr(sandbox, "shutdown"):
+            sandbox.shutdown()
         for pump in pumps:
             pump.stop()
         for pump in pumps:
             pump.join(timeout=5)
         print("socialinbox stopped.", flush=True)
     return 0
+
+
+def _start_sandbox(webhook_base_url: str) -> Any:
+    """The loopback sandbox of the platforms' send APIs, when it exists: the outbox worker's
+    base URLs point at it, and it calls our webhooks back with echoes and receipts."""
+    try:
+        from chalicelib.local import sandbox
+    except ImportError:
+        return None
+    server, base_urls_env = sandbox.start(webhook_base_url)
+    os.environ.update(base_urls_env)
+    return server
 
 
 class _Every(threading.Thread):
