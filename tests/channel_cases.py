@@ -104,6 +104,90 @@ META_CASES = [
 ]
 
 
+# --- WhatsApp Cloud API: one fixture per message type ----------------------------------------------
+
+PHONE_ID = "106540352242922"
+WA_CUSTOMER = "16505551234"
+REPLIED = "wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAA="
+
+
+def wamid(n: int) -> str:
+    return f"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMx{n:02d}"
+
+
+def one_attachment(**fields: Any) -> Callable[[Any], bool]:
+    """Exactly one attachment, holding (at least) these fields with these values."""
+    def check(attachments: Any) -> bool:
+        return len(attachments) == 1 and all(attachments[0].get(k, object()) == v for k, v in fields.items())
+
+    check.__name__ = f"one attachment with {fields!r}"
+    return check
+
+
+def _wa_message(n: int, **fields: Any) -> Dict[str, Any]:
+    """A customer's WhatsApp message number n of the type fixtures (timestamps 1739321024 + n)."""
+    return {"event": "MessageEvent", "channel": "whatsapp", "account_id": PHONE_ID, "platform_message_id": wamid(n),
+            "thread_key": WA_CUSTOMER, "contact.platform_user_id": WA_CUSTOMER,
+            "contact.display_name": "Sheena Nelson", "contact.handle": "+" + WA_CUSTOMER, "direction": "in",
+            "sent_at_ms": (1739321024 + n) * 1000, **fields}
+
+
+def _wa_media(n: int, kind: str, caption: Any, **extra: Any) -> Case:
+    body = fixture_json("meta", f"whatsapp_{kind}.json")["entry"][0]["changes"][0]["value"]["messages"][0][kind]
+    return Case(f"whatsapp {kind} keeps its media id, type and hash", "meta", fixture("meta", f"whatsapp_{kind}.json"),
+                (_wa_message(n, msg_type=kind, text=caption, attachments=one_attachment(
+                    type=kind, media_id=body["id"], mime_type=body["mime_type"], sha256=body["sha256"], **extra)),))
+
+
+def _wa_contact_card(attachments: Any) -> bool:
+    [card_set] = attachments
+    [card] = card_set["contacts"]
+    return (card["phones"] == [{"phone": "+1 (650) 555-1234", "wa_id": "16505551234", "type": "WORK"}]
+            and card["org"]["company"] == "Lucky Shrub")
+
+
+def _wa_unsupported(attachments: Any) -> bool:
+    [attachment] = attachments
+    return (attachment["content"] == {"type": "poll_update"} and attachment["errors"][0]["code"] == 131051
+            and attachment["errors"][0]["error_data"]["details"] == "Message type is currently not supported.")
+
+
+WHATSAPP_CASES = [
+    Case("whatsapp text", "meta", fixture("meta", "whatsapp_text.json"),
+         (_wa_message(1, msg_type="text", text="Hello, is the Lisbon store open on Sunday?", attachments=()),)),
+    _wa_media(2, "image", "My receipt",
+              url="https://lookaside.fbsbx.com/whatsapp_business/attachments/?mid=2754859441498128"),
+    _wa_media(3, "audio", None, voice=True),
+    _wa_media(4, "video", "The spill"),
+    _wa_media(5, "document", "Invoice", filename="invoice-4411.pdf"),
+    _wa_media(6, "sticker", None, animated=False),
+    Case("whatsapp location", "meta", fixture("meta", "whatsapp_location.json"),
+         (_wa_message(7, msg_type="location", text="Rossio Pra\u00e7a Dom Pedro IV, Lisboa", attachments=one_attachment(
+             type="location", latitude=38.7223, longitude=-9.1393, url="https://example.invalid/rossio")),)),
+    Case("whatsapp contacts", "meta", fixture("meta", "whatsapp_contacts.json"),
+         (_wa_message(8, msg_type="contacts", text="Kerry Fuller", attachments=_wa_contact_card),)),
+    Case("whatsapp interactive button reply", "meta", fixture("meta", "whatsapp_interactive_button_reply.json"),
+         (_wa_message(9, msg_type="interactive", text="Cancel", reply_to=REPLIED, attachments=(
+             {"type": "interactive", "interactive_type": "button_reply",
+              "reply": {"id": "cancel-button", "title": "Cancel"}},)),)),
+    Case("whatsapp interactive list reply", "meta", fixture("meta", "whatsapp_interactive_list_reply.json"),
+         (_wa_message(10, msg_type="interactive", text="Priority Mail Express", attachments=one_attachment(
+             interactive_type="list_reply", reply={"id": "priority_express", "title": "Priority Mail Express",
+                                                   "description": "Next Day to 2 Days"})),)),
+    Case("whatsapp template button", "meta", fixture("meta", "whatsapp_button.json"),
+         (_wa_message(11, msg_type="button", text="Stop promotions",
+                      reply_to="wamid.HBgLMTQxMjU1NTA4MjkVAgASGBQzQUNCNjk5RDUwNUZGMUZEM0VBRAC=",
+                      attachments=({"type": "button", "payload": "STOP_PROMOS", "text": "Stop promotions"},)),)),
+    Case("whatsapp reaction, and the reaction taken back", "meta", fixture("meta", "whatsapp_reaction.json"),
+         (_wa_message(12, msg_type="reaction", text="\U0001F44D", reply_to=REPLIED,
+                      attachments=({"type": "reaction", "emoji": "\U0001F44D", "message_id": REPLIED},)),
+          _wa_message(13, text=None, reply_to=REPLIED,
+                      attachments=({"type": "reaction", "emoji": None, "message_id": REPLIED, "removed": True},)))),
+    Case("whatsapp unsupported keeps the platform's errors", "meta", fixture("meta", "whatsapp_unsupported.json"),
+         (_wa_message(14, msg_type="unsupported", text=None, attachments=_wa_unsupported),)),
+]
+
+
 # --- X ------------------------------------------------------------------------------------------
 
 X_ACCOUNT = "4337869213"
@@ -174,7 +258,7 @@ LINKEDIN_CASES = [
 
 
 TABLES: Dict[str, List[Case]] = {
-    "meta": META_CASES,
+    "meta": META_CASES + WHATSAPP_CASES,
     "x": X_CASES,
     "telegram": TELEGRAM_CASES,
     "linkedin": LINKEDIN_CASES,
