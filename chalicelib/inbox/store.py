@@ -483,7 +483,8 @@ def _waiting_turn(state: State) -> Optional[int]:
 
 def _after_logged(conversation_id: str, before: State, after: State, entry: rules.LogEntry) -> None:
     """What follows a committed, logged change: the SLA flow's timers of the turn that ended
-    are stopped and those of a turn that started are armed (both safe to repeat)."""
+    are stopped and those of a turn that started are armed (both safe to repeat), and routing
+    assigns new or reopened conversations and refills agents whose capacity freed."""
     from chalicelib.sla import flow
 
     was, now_waiting = _waiting_turn(before), _waiting_turn(after)
@@ -492,6 +493,9 @@ def _after_logged(conversation_id: str, before: State, after: State, entry: rule
     if now_waiting is not None and now_waiting != was:
         flow.start_turn(conversation_id, now_waiting, int(after.get("warn_at") or after["reply_due_at"]),
                         int(after["reply_due_at"]))
+    from chalicelib import routing
+
+    routing.on_conversation_event(entry.type, after, before=before, data=entry.data)
 
 
 def _entry(conversation_id: str, seq: int, entry: rules.LogEntry, now: int) -> ConversationEvent:
