@@ -7,6 +7,7 @@ from chalicelib import config
 from chalicelib.api.replies import replies
 from chalicelib.api.routes import api
 from chalicelib.api.routing_routes import routing_api
+from chalicelib.api.sla_routes import sla_api
 from chalicelib.ingest.routes import webhooks
 from chalicelib.web.routes import web
 
@@ -17,6 +18,7 @@ app.register_blueprint(webhooks)
 app.register_blueprint(api)
 app.register_blueprint(replies)
 app.register_blueprint(routing_api)
+app.register_blueprint(sla_api)
 app.register_blueprint(web)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
