@@ -1,0 +1,177 @@
+"""The loopback sandbox of the platforms' send APIs: it answers like the platform and calls a
+(tiny, local) webhook back with correctly signed echoes and receipts, and simulates failures."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+
+from chalicelib.channels import adapter_for_channel, get_adapter
+from chalicelib.channels.base import MessageEvent, OutboundMessage, SendError, StatusEvent, WebhookRequest
+from chalicelib.local import sandbox
+
+PAGE, PHONE = "100000000000001", "200000000000001"
+SECRETS = {"META_APP_SECRET": "sandbox-test-app-secret", "X_CONSUMER_SECRET": "sandbox-test-consumer-secret"}
+TOKENS = {"META_PAGE_TOKEN": "page-token", "INSTAGRAM_ACCESS_TOKEN": "ig-token", "WHATSAPP_TOKEN": "wa-token",
+          "X_CONSUMER_KEY": "ck", "X_CONSUMER_SECRET": "cs", "X_ACCESS_TOKEN": "1520000000000000001-at",
+          "X_ACCESS_TOKEN_SECRET": "ats", "TELEGRAM_BOT_TOKEN": "1000000001:tg", "LINKEDIN_ACCESS_TOKEN": "li"}
+
+
+class Receiver(ThreadingHTTPServer):
+    """Records every webhook POST (path, lower-cased headers, raw body)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Record)
+        self.received = []
+        self.arrived = threading.Condition()
+
+    def wait_for(self, count, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        with self.arrived:
+            while len(self.received) < count and time.monotonic() < deadline:
+                self.arrived.wait(0.05)
+            return list(self.received)
+
+
+class _Record(BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.server.arrived:
+            self.server.received.append((self.path, {k.lower(): v for k, v in self.headers.items()}, raw))
+            self.server.arrived.notify_all()
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def loop(monkeypatch):
+    receiver = Receiver()
+    threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    server, env = sandbox.start(f"http://127.0.0.1:{receiver.server_address[1]}", delay=0.05,
+                                slow_seconds=0.5, secrets=SECRETS.get)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield server, receiver
+    server.close()
+    receiver.shutdown()
+    receiver.server_close()
+
+
+def send(message):
+    return adapter_for_channel(message.channel).send(message, TOKENS.get, requests.Session())
+
+
+def messenger(recipient="6100000000000001"):
+    return OutboundMessage(channel="messenger", account_id=PAGE, thread_key=recipient, thread_kind="dm",
+                           recipient_id=recipient, text="A fresh one is on its way \u2615", outbound_id="msg-01SANDBOX")
+
+
+def events_of(adapter_name, path, headers, raw):
+    """Verify the callback like our webhook does, then parse it."""
+    adapter = get_adapter(adapter_name)
+    assert path == f"/webhooks/{adapter_name}"
+    adapter.verify(WebhookRequest("POST", headers, {}, raw), SECRETS.get)  # raises when forged
+    return list(adapter.parse(json.loads(raw), {}))
+
+
+def test_messenger_send_is_answered_and_echoed_with_a_correct_signature_then_receipts(loop):
+    server, receiver = loop
+    result = send(messenger())
+    assert result.platform_message_id.startswith("m_")
+    received = receiver.wait_for(3)
+    assert len(received) == 3
+    echo = events_of("meta", *received[0])
+    assert len(echo) == 1 and isinstance(echo[0], MessageEvent)
+    assert echo[0].direction == "out" and echo[0].platform_message_id == result.platform_message_id
+    assert echo[0].thread_key == "6100000000000001" and echo[0].text == "A fresh one is on its way \u2615"
+    assert echo[0].raw["message"]["metadata"] == "msg-01SANDBOX"
+    delivered = events_of("meta", *received[1])
+    assert delivered == [StatusEvent("messenger", PAGE, result.platform_message_id, "delivered", delivered[0].at_ms)]
+    with pytest.raises(Exception):  # a forged signature is refused by the same check
+        events_of("meta", received[0][0], {**received[0][1], "x-hub-signature-256": "sha256=" + "0" * 64},
+                  received[0][2])
+    assert server.requests[-1]["auth"] == "Bearer"
+
+
+def test_whatsapp_statuses_sent_delivered_read_carry_our_outbound_id(loop):
+    _, receiver = loop
+    message = OutboundMessage(channel="whatsapp", account_id=PHONE, thread_key="351910000001", thread_kind="dm",
+                              recipient_id="351910000001", text="Ol\u00e1!", outbound_id="msg-wa-1",
+                              reply_to="wamid.IN")
+    result = send(message)
+    assert result.platform_message_id.startswith("wamid.")
+    received = receiver.wait_for(3)
+    statuses = [e for r in received for e in events_of("meta", *r)]
+    assert [s.status for s in statuses] == ["sent", "delivered", "read"]
+    assert {s.platform_message_id for s in statuses} == {result.platform_message_id}
+    raw = json.loads(received[0][2])["entry"][0]["changes"][0]["value"]["statuses"][0]
+    assert raw["biz_opaque_callback_data"] == "msg-wa-1"
+
+
+def test_whatsapp_window_failure_arrives_asynchronously(loop):
+    _, receiver = loop
+    message = OutboundMessage(channel="whatsapp", account_id=PHONE, thread_key="fail-window-1", thread_kind="dm",
+                              recipient_id="fail-window-1", text="late", outbound_id="msg-wa-2")
+    result = send(message)  # accepted first, as the Cloud API does
+    (status,) = events_of("meta", *receiver.wait_for(1)[0])
+    assert status.status == "failed" and status.platform_message_id == result.platform_message_id
+    assert "131047" in status.error
+
+
+def test_x_dm_echo_comes_from_the_token_user(loop):
+    _, receiver = loop
+    result = send(OutboundMessage(channel="x", account_id="1520000000000000001", thread_key="1530000000000000009",
+                                  thread_kind="dm", recipient_id="1530000000000000009", text="Hi!", outbound_id="o"))
+    (echo,) = events_of("x", *receiver.wait_for(1)[0])
+    assert echo.direction == "out" and echo.platform_message_id == result.platform_message_id
+    assert echo.thread_key == "1530000000000000009"
+
+
+@pytest.mark.parametrize("recipient,kind", [("fail-blocked-1", "permanent"), ("fail-token-1", "reauthorize"),
+                                            ("fail-window-1", "window_closed")])
+def test_simulated_failures(loop, recipient, kind):
+    _, receiver = loop
+    with pytest.raises(SendError) as caught:
+        send(messenger(recipient))
+    assert caught.value.kind == kind
+    time.sleep(0.2)
+    assert receiver.received == []  # nothing sent, nothing echoed
+
+
+def test_429_once_then_success(loop):
+    with pytest.raises(SendError) as caught:
+        send(messenger("fail-429-once-a"))
+    assert caught.value.kind == "retryable" and caught.value.code == "613"
+    assert send(messenger("fail-429-once-a")).platform_message_id.startswith("m_")
+
+
+def test_timeout_is_unknown_but_the_echo_still_comes(loop, monkeypatch):
+    from chalicelib.channels import base
+
+    _, receiver = loop
+    monkeypatch.setattr(base, "SEND_TIMEOUT", (1.0, 0.2))
+    with pytest.raises(SendError) as caught:
+        send(messenger("fail-timeout-1"))
+    assert caught.value.kind == "unknown"
+    echo = events_of("meta", *receiver.wait_for(1)[0])
+    assert echo[0].raw["message"]["metadata"] == "msg-01SANDBOX"  # what the outbox reconciles against
+
+
+def test_close_cancels_pending_callbacks_and_only_loopback_webhooks():
+    with pytest.raises(ValueError):
+        sandbox.start("http://example.com")
+    server, env = sandbox.start("http://127.0.0.1:9", delay=5.0, secrets=SECRETS.get)
+    assert all(value.startswith(f"http://127.0.0.1:{server.server_address[1]}/") for value in env.values())
+    server.later(5.0, "meta", {"object": "page", "entry": []})
+    server.close()
+    assert server._timers == set()
