@@ -173,5 +173,9 @@ def test_close_cancels_pending_callbacks_and_only_loopback_webhooks():
     server, env = sandbox.start("http://127.0.0.1:9", delay=5.0, secrets=SECRETS.get)
     assert all(value.startswith(f"http://127.0.0.1:{server.server_address[1]}/") for value in env.values())
     server.later(5.0, "meta", {"object": "page", "entry": []})
+    assert len(server._timers) == 1
     server.close()
     assert server._timers == set()
+    server, _ = sandbox.start("http://0.0.0.0:8000")  # an API listening everywhere is called on loopback
+    assert server.webhook_base_url == "http://127.0.0.1:8000"
+    server.close()

@@ -84,7 +84,11 @@ class Sandbox(ThreadingHTTPServer):
     def __init__(self, port: int, webhook_base_url: Optional[str], delay: float, slow_seconds: float,
                  secrets: Optional[Callable[[str], Optional[str]]]) -> None:
         if webhook_base_url is not None:
-            host = urlsplit(webhook_base_url).hostname
+            parts = urlsplit(webhook_base_url)
+            host = parts.hostname
+            if host in ("0.0.0.0", "::"):  # our API listens everywhere: call it on loopback
+                webhook_base_url = f"{parts.scheme}://127.0.0.1:{parts.port}{parts.path}"
+                host = "127.0.0.1"
             if host not in LOOPBACK_HOSTS:
                 raise ValueError("the sandbox calls back loopback webhooks only")
             webhook_base_url = webhook_base_url.rstrip("/")
@@ -118,13 +122,18 @@ class Sandbox(ThreadingHTTPServer):
             "LINKEDIN_API_BASE_URL": f"{base}/linkedin",
         }
 
-    def close(self) -> None:
-        """Stop serving and cancel every pending callback."""
+    def shutdown(self) -> None:
+        """Stop serving and cancel every pending callback (call from another thread than
+        serve_forever's, like ThreadingHTTPServer.shutdown)."""
         with self._lock:
             self._closed = True
             timers, self._timers = list(self._timers), set()
         for timer in timers:
             timer.cancel()
+        super().shutdown()
+
+    def close(self) -> None:
+        """shutdown() and release the port."""
         self.shutdown()
         self.server_close()
 
