@@ -266,3 +266,29 @@ def test_window_rules_are_pure_and_exact_at_the_edges():
     assert policy.plan(dict(comment, last_inbound_at=now - DAY), now, True, private_reply=True).private_reply
     for channel in ("x", "telegram", "linkedin"):
         assert policy.plan({"channel": channel, "thread_kind": "dm"}, now, True) == policy.Plan()
+
+
+def test_a_repeat_finishes_an_application_that_a_dead_call_left_undone(accounts):
+    from chalicelib.inbox import outbound, store
+    from chalicelib.models import Message
+    from chalicelib.runtime import runtime
+
+    conversation = _messenger_conversation(accounts)
+    state = store.get(conversation["id"])
+    draft = outbound.Draft(conversation["id"], "reply", "half done", "dead-1", "agent-1")
+    original = outbound._apply
+    try:
+        outbound._apply = lambda message, recount: None  # the first call dies after storing
+        message, created = outbound.create(draft, state)
+    finally:
+        outbound._apply = original
+    assert created and store.get(conversation["id"])["message_count"] == 1
+    again, created = outbound.create(draft, state)  # too soon: the first call may still be at it
+    assert not created and again.applied_at is None
+    later = time.time() + outbound.FINISH_AFTER_MS / 1000 + 1
+    runtime.use_clock(lambda: later)
+    again, created = outbound.create(draft, state)
+    assert not created and again.message_id == message.message_id
+    after = store.get(conversation["id"])
+    assert after["message_count"] == 2 and after.get("awaiting_reply_since") is None
+    assert Message.get(*(conversation["id"], message.sort_key)).applied_at is not None

@@ -16,7 +16,8 @@ Exactly once:
 - A double click is one message: the message and its client ref ("client#<conversation>#<client
   id>") are put in one transaction, both conditional on not existing; the loser reads the winner's.
   `applied_at` marks a message applied to its conversation, so a repeat after a crash finishes the
-  application (recounting) instead of applying twice.
+  application (recounting) instead of applying twice; a repeat while the first call may still be
+  applying it (FINISH_AFTER_MS) leaves that to the first call.
 - A send happens only under a claim (a conditional update: still queued, nobody holds it). A claim
   found by a redelivered queue message means an earlier attempt's outcome is unknown: the message
   becomes "unknown" and is never resent blindly.
@@ -51,6 +52,9 @@ ECHO_CANDIDATES = 25
 #: A claim older than this belongs to an attempt that is over (the worker's Lambda timed out or
 #: died): its outcome is unknown. Longer than any send (timeouts are seconds).
 CLAIM_STALE_MS = 120_000
+#: A repeat of a client id finishes an earlier call's application only when that call had this
+#: long to do it itself (a concurrent double click must not apply the same message twice).
+FINISH_AFTER_MS = 30_000
 
 
 class Gone(LookupError):
@@ -129,8 +133,8 @@ def create(draft: Draft, state: Dict[str, Any]) -> Tuple[Message, bool]:
         location = _ref_location(ref)
         if location is not None:
             message = load(*location)
-            if message.applied_at is None:
-                _apply(message, recount=True)
+            if message.applied_at is None and runtime.now_ms() - int(message.received_at) > FINISH_AFTER_MS:
+                _apply(message, recount=True)  # the call that stored it died before applying it
             return message, False
         now = runtime.now_ms()
         message_id = message_id_for(ref)
