@@ -228,3 +228,46 @@ def json_values(allow_nan: bool = False, max_leaves: int = 25):
         lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=5),
         max_leaves=max_leaves,
     )
+
+
+class MotoAppliesEachRequestAtomically:
+    """DynamoDB applies each request atomically; moto does not (a conditional write's check and
+    its write can interleave with another thread's, and a failed transaction restores a snapshot
+    of the table). Serialising moto's request handling gives threads DynamoDB's per-request
+    atomicity while our code still interleaves freely between requests. Use as a context manager."""
+
+    def __enter__(self) -> "MotoAppliesEachRequestAtomically":
+        import threading
+
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        lock = threading.RLock()
+        self._original = original = BotocoreStubber.process_request
+
+        def atomic(stubber: Any, request: Any) -> Any:
+            with lock:
+                return original(stubber, request)
+
+        BotocoreStubber.process_request = atomic  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        BotocoreStubber.process_request = self._original  # type: ignore[method-assign]
+
+
+def serialise_moto_requests(monkeypatch: Any) -> None:
+    """MotoAppliesEachRequestAtomically for the rest of a test (undone by `monkeypatch`)."""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.process_request
+
+    def atomic(stubber: Any, request: Any) -> Any:
+        with lock:
+            return original(stubber, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", atomic)

@@ -163,13 +163,16 @@ def _burst(email, passwords, source="198.51.100.7", now=None):
         except auth.LoginRefused as refused:
             statuses[index] = refused.status
 
+    from tests.helpers import MotoAppliesEachRequestAtomically
+
     auth.check_password = counting_check
     try:
-        threads = [threading.Thread(target=attempt, args=(i, p)) for i, p in enumerate(passwords)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
+        with MotoAppliesEachRequestAtomically():
+            threads = [threading.Thread(target=attempt, args=(i, p)) for i, p in enumerate(passwords)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join(60)
     finally:
         auth.check_password = real_check
     return statuses, len(checked)

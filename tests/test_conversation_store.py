@@ -8,6 +8,8 @@ from collections import Counter
 
 import pytest
 
+from tests.helpers import serialise_moto_requests
+
 from chalicelib.channels.base import ContactRef, EditEvent, MessageEvent, RemoveEvent
 
 PAGE = "1234567890"
@@ -86,26 +88,12 @@ def test_the_event_log_records_each_change_in_order_with_contiguous_sequence_num
     assert state["version"] == 4 and state["team"] == "support" and state["queue"] == "support#resolved"
 
 
-def _moto_applies_each_request_atomically(monkeypatch):
-    """DynamoDB applies each request atomically; moto does not (a failed transaction restores a
-    snapshot of the table). Serialising moto's request handling gives threads DynamoDB's
-    per-request atomicity while the store's code still interleaves freely between requests."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.RLock()
-    original = BotocoreStubber.process_request
-
-    def atomic(self, request):
-        with lock:
-            return original(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", atomic)
 
 
 def test_two_agents_claiming_at_once_exactly_one_wins_and_the_other_gets_a_conflict(page, monkeypatch):
     from chalicelib.inbox import rules, store
 
-    _moto_applies_each_request_atomically(monkeypatch)
+    serialise_moto_requests(monkeypatch)
 
     _, (cid, _) = store.record_message(dm("m1", T0))
     results, barrier = {}, threading.Barrier(6)

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from tests.helpers import serialise_moto_requests
+
 from chalicelib.channels.base import ContactRef, MessageEvent
 
 PAGE = "1234567890"
@@ -151,20 +153,6 @@ def test_least_loaded_picks_the_lowest_load_then_the_longest_since_last_assignme
     assert {name: directory.load(name) for name in ("a1", "a2", "a3")} == {"a1": 3, "a2": 2, "a3": 2}
 
 
-def _moto_applies_each_request_atomically(monkeypatch):
-    """As in tests/test_conversation_store.py: DynamoDB applies each request atomically, moto
-    does not; serialising moto's request handling gives threads DynamoDB's atomicity while our
-    code still interleaves freely between requests."""
-    from moto.core.botocore_stubber import BotocoreStubber
-
-    lock = threading.RLock()
-    original = BotocoreStubber.process_request
-
-    def atomic(self, request):
-        with lock:
-            return original(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", atomic)
 
 
 def _together(count, work):
@@ -192,7 +180,7 @@ def test_concurrent_assignment_of_one_conversation_has_exactly_one_winner(page, 
     cid = conversation("u1", clock["ms"])  # created while nobody is on duty: unassigned
     for name in ("a1", "a2", "a3"):
         agent(name)
-    _moto_applies_each_request_atomically(monkeypatch)
+    serialise_moto_requests(monkeypatch)
     results = _together(6, lambda i: routing.assign_next(cid))
     winners = [r for r in results.values() if r is not None]
     assert len(winners) == 1
@@ -206,7 +194,7 @@ def test_concurrent_assignments_never_push_an_agent_past_capacity(page, clock, m
 
     cids = [conversation(f"u{i}", clock["ms"] + i) for i in range(5)]  # nobody on duty yet
     agent("a1", capacity=2)  # on duty now (setting a profile does not drain: the racing claims below do)
-    _moto_applies_each_request_atomically(monkeypatch)
+    serialise_moto_requests(monkeypatch)
     results = _together(5, lambda i: routing.assign_next(cids[i]))
     assert sorted(r for r in results.values() if r) == ["a1", "a1"]
     assert directory.load("a1") == 2
