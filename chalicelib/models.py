@@ -172,6 +172,8 @@ class Conversation(Model):
     turn = NumberAttribute(null=True)
     sla_state = UnicodeAttribute(null=True)  # warning | breached
     breached_at = NumberAttribute(null=True)
+    sla_policy_id = UnicodeAttribute(null=True)  # the policy the running wait follows
+    sla_paused_ms = NumberAttribute(null=True)  # time left when a pausing policy stopped the clock
     snoozed_until = NumberAttribute(null=True)
     message_count = NumberAttribute(default=0)
     unread_count = NumberAttribute(default=0)

@@ -342,3 +342,45 @@ def test_priority_and_tags_are_logged_changes_shown_in_the_list(page):
     for bad in ({"priority": "asap"}, {"tags": "vip"}, {"tags": ["x" * 33]}, {"tags": ["a#b"]}, {"tags": ["t"] * 21}):
         response = page.client.http.patch(f"/api/conversations/{cid}", headers=headers, body=json.dumps(bad))
         assert response.status_code == 422, (bad, response.body)
+
+
+def test_a_matching_policy_sets_the_deadline_and_a_pausing_policy_keeps_the_time_left(page):
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
+    from chalicelib.sla import policies
+
+    now = T0 + 1_000
+    runtime.use_clock(lambda: now / 1000)
+    created = policies.create_policy({"name": "Messenger fast", "channels": ["messenger"],
+                                      "first_response_seconds": 600, "next_response_seconds": 300,
+                                      "warn_at_percent": 50, "pause_on": ["pending"]}, now)
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    state = store.get(cid)
+    assert (state["reply_due_at"], state["warn_at"]) == (T0 + 600_000, T0 + 300_000)
+    assert state["sla_policy_id"] == created["id"]
+    assert page.get(f"/api/conversations/{cid}")["sla"]["policy_id"] == created["id"]
+
+    now = T0 + 100_000
+    paused = store.set_status(cid, "pending", "agent:a1")
+    assert paused["sla_paused_ms"] == 500_000 and "reply_due_at" not in paused
+    assert _events(cid)[-1]["data"]["sla_paused_ms"] == 500_000
+    now = T0 + 4_000_000
+    resumed = store.set_status(cid, "open", "agent:a1")
+    assert resumed["reply_due_at"] == now + 500_000  # the clock runs on from what was left
+    assert "sla_paused_ms" not in resumed and resumed["turn"] == 2
+    assert resumed["awaiting_reply_since"] == T0  # still the same customer waiting
+    runtime.use_clock(None)
+
+
+def test_without_a_pausing_policy_pending_stops_the_clock_and_a_customer_message_starts_afresh(page):
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
+
+    runtime.use_clock(lambda: (T0 + 10_000) / 1000)
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    store.set_status(cid, "pending", "agent:a1")
+    assert "reply_due_at" not in store.get(cid) and "sla_paused_ms" not in store.get(cid)
+    store.record_message(dm("m2", T0 + 20_000))
+    state = store.get(cid)
+    assert state["status"] == "open" and state["reply_due_at"] == T0 + 20_000 + 15 * 60_000
+    runtime.use_clock(None)

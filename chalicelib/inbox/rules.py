@@ -43,11 +43,24 @@ class SlaPolicy:
     first_response_ms: int = 15 * 60_000
     next_response_ms: int = 15 * 60_000
     warn_ratio: float = 0.8
+    policy_id: Optional[str] = None
 
     def deadline(self, since: int, first: bool) -> Tuple[int, int]:
         """(warn_at, due_at) for a wait that started at `since`."""
         target = self.first_response_ms if first else self.next_response_ms
         return since + int(target * self.warn_ratio), since + target
+
+    def pauses_on(self, status: Optional[str]) -> bool:
+        """Whether the clock stops while the conversation has this status (policies may say so)."""
+        return False
+
+    def remaining_ms(self, now_ms: int, due_at_ms: int) -> int:
+        return max(0, due_at_ms - now_ms)
+
+    def resume(self, now_ms: int, remaining_ms: int, first: Optional[bool] = None) -> Tuple[int, int]:
+        target = self.first_response_ms if first in (None, True) else self.next_response_ms
+        warn_left = max(0, remaining_ms - int(target * (1 - self.warn_ratio)))
+        return now_ms + warn_left, now_ms + remaining_ms
 
 
 @dataclass(frozen=True)
@@ -224,8 +237,16 @@ def _start_wait(state: State, since: int, policy: SlaPolicy, change: Change) -> 
     """A new turn: the customer waits from `since`; its number lets the SLA flow's timers of an
     older turn be recognised as stale."""
     warn_at, due_at = policy.deadline(since, first=state.get("first_response_at") is None)
+    paused = state.get("sla_paused_ms")
+    if paused is not None and state.get("status") != "open":
+        # the clock was paused (pending/snoozed under a pausing policy): it runs on from what was left
+        warn_at, due_at = policy.resume(since, int(paused), first=state.get("first_response_at") is None)
+        since = int(state.get("awaiting_reply_since") or since)
+        change.removals.add("sla_paused_ms")
     turn = int(state.get("turn") or 0) + 1  # also when a late, older message moves the wait earlier
     change.updates.update({"awaiting_reply_since": since, "reply_due_at": due_at, "warn_at": warn_at, "turn": turn})
+    if getattr(policy, "policy_id", None):
+        change.updates["sla_policy_id"] = policy.policy_id
     change.removals.update({"sla_state", "breached_at"})
 
 
@@ -370,10 +391,20 @@ def change_status(state: State, status: str, actor: str, now: int, until: Option
         data["until"] = until
     else:
         change.removals.add("snoozed_until")
+    policy = policy or SlaPolicy()
     if status != "open":
-        change.removals.update({"awaiting_reply_since", "reply_due_at", "warn_at", "sla_state", "breached_at"})
-    elif previous != "open" and state.get("last_message_direction") == "in" and state.get("last_inbound_at"):
-        _start_wait(state, now, policy or SlaPolicy(), change)
+        waiting = previous == "open" and state.get("reply_due_at") is not None
+        if waiting and policy.pauses_on(status):
+            # the clock stops; what is left is kept and runs on when the conversation reopens
+            change.updates["sla_paused_ms"] = policy.remaining_ms(now, int(state["reply_due_at"]))
+            data["sla_paused_ms"] = change.updates["sla_paused_ms"]
+            change.removals.update({"reply_due_at", "warn_at", "sla_state", "breached_at"})
+        elif previous == "open" or not policy.pauses_on(status):
+            change.removals.update({"awaiting_reply_since", "reply_due_at", "warn_at", "sla_state", "breached_at",
+                                    "sla_paused_ms"})
+    elif previous != "open" and (state.get("sla_paused_ms") is not None or (
+            state.get("last_message_direction") == "in" and state.get("last_inbound_at"))):
+        _start_wait(state, now, policy, change)
         data.update(_wait_data(change))
     change.log = LogEntry("status_changed", actor, data)
     return _finish(state, change)

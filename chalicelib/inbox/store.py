@@ -49,11 +49,13 @@ class Busy(RuntimeError):
     """The conversation kept changing under us: try again later."""
 
 
-def policy() -> rules.SlaPolicy:
-    """The default reply target: DEFAULT_REPLY_SLA_SECONDS, else DEFAULT_REPLY_SLA_MINUTES."""
-    seconds = config.int_setting("DEFAULT_REPLY_SLA_SECONDS", 0) or 60 * config.int_setting(
-        "DEFAULT_REPLY_SLA_MINUTES", config.DEFAULT_REPLY_SLA_MINUTES)
-    return rules.SlaPolicy(first_response_ms=seconds * 1000, next_response_ms=seconds * 1000)
+def policy(state: Optional[State] = None) -> Any:
+    """The SLA policy that governs a conversation (channel, priority, tags): the most specific
+    one an admin defined, else the default (DEFAULT_REPLY_SLA_SECONDS / _MINUTES, 24/7).
+    Duck-typed like rules.SlaPolicy; cached per container by chalicelib.sla.policies."""
+    from chalicelib.sla.policies import policy_for
+
+    return policy_for(state or {})
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -145,10 +147,8 @@ def apply_message(conversation_id: str, facts: rules.MessageFacts, recount: bool
     state, else read + rule + logged write. NotFound if the conversation does not exist."""
     if not recount and _follow_up(conversation_id, facts):
         return get(conversation_id) or {}
-    pol = policy()
-
     def rule(state: State) -> rules.Change:
-        change = rules.message_arrived(state, facts, pol, runtime.now_ms())
+        change = rules.message_arrived(state, facts, policy(state), runtime.now_ms())
         if recount and not change.empty:
             _recount(conversation_id, state, change)
         return change
@@ -220,7 +220,6 @@ def _follow_up(conversation_id: str, facts: rules.MessageFacts) -> bool:
 
 def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.MessageFacts, contact_id: str,
                    team: Optional[str], recount: bool) -> None:
-    pol = policy()
     for attempt in range(1, CHANGE_ATTEMPTS + 1):
         state = get(conversation_id)
         now = runtime.now_ms()
@@ -228,12 +227,12 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
             ids = {"conversation_id": conversation_id, "channel": event.channel, "account_id": event.account_id,
                    "thread_key": event.thread_key, "thread_kind": event.thread_kind, "subject": event.subject,
                    "contact_id": contact_id, "contact_platform_id": event.contact.platform_user_id}
-            created = rules.new_conversation(ids, facts, team or rules.DEFAULT_TEAM, pol, now)
+            created = rules.new_conversation(ids, facts, team or rules.DEFAULT_TEAM, policy(ids), now)
             if _create_conversation(created, rules.created_entry(created, facts), now):
                 _upsert_contact(event, contact_id, now)
                 return
             continue
-        change = rules.message_arrived(state, facts, pol, now)
+        change = rules.message_arrived(state, facts, policy(state), now)
         if recount and not change.empty:
             _recount(conversation_id, state, change)
         if change.empty:
@@ -410,7 +409,7 @@ def assign(conversation_id: str, agent_id: Optional[str], actor: str, expected: 
 
 def set_status(conversation_id: str, status: str, actor: str, until: Optional[int] = None) -> State:
     return _change(conversation_id,
-                   lambda state: rules.change_status(state, status, actor, runtime.now_ms(), until, policy()))
+                   lambda state: rules.change_status(state, status, actor, runtime.now_ms(), until, policy(state)))
 
 
 def record_sla_timer(conversation_id: str, turn: int, kind: str) -> Optional[State]:
