@@ -8,16 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import socket
 import sys
 import threading
 import time
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
-#: How long moto may take to start listening before `make run` gives up (it is ready in ~0.5 s).
-EMULATOR_START_SECONDS = 20.0
+#: Pending connections the HTTP server queues (http.server's default is 5).
+HTTP_LISTEN_BACKLOG = 1024
+#: How long Ctrl-C waits for the pumps' batches in flight: what is acknowledged is on disk
+#: already, and an unfinished batch is delivered again after the restart.
+PUMP_STOP_SECONDS = 1.5
 
 
 def _configure_environment(moto_port: int) -> None:
@@ -26,6 +30,7 @@ def _configure_environment(moto_port: int) -> None:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "local")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "local")
     os.environ["AWS_ENDPOINT_URL"] = f"http://127.0.0.1:{moto_port}"
+    os.environ["MOTO_PORT"] = str(moto_port)  # moto's Step Functions call the services back here
     os.environ.setdefault("AWS_XRAY_SDK_ENABLED", "false")
     os.environ.pop("AWS_PROFILE", None)
     # moto's Step Functions Wait states compare against naive local time: run the stack in UTC.
@@ -59,6 +64,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
+    parser.add_argument("--data-dir", default=None,
+                        help="where the local data lives (default: SOCIALINBOX_DATA_DIR or .localdata/)")
     parser.add_argument("--demo", action="store_true", default=os.environ.get("DEMO") == "1",
                         help="send demo traffic for every channel once the server is up")
     args = parser.parse_args(argv)
@@ -72,26 +79,82 @@ def main(argv: Optional[List[str]] = None) -> int:
         if problem:
             return _fail(problem)
     _configure_environment(args.moto_port)
-    import logging
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
 
-    from moto.server import ThreadedMotoServer
-
-    emulator = ThreadedMotoServer(ip_address=args.host, port=args.moto_port, verbose=False)
-    starter = threading.Thread(target=emulator.start, name="moto-start", daemon=True)
-    starter.start()
-    starter.join(EMULATOR_START_SECONDS)
-    if starter.is_alive():  # lost a race for the port since the probe
-        return _fail(f"make run: the AWS emulator did not start on {args.host}:{args.moto_port} "
-                     f"(port taken?); try make run MOTO_PORT=<port>")
     try:
-        return _serve(args)
+        emulator = _start_emulator(args)
+    except OSError as error:  # lost a race for the port since the probe, or the data dir is unusable
+        return _fail(f"make run: the AWS emulator did not start on {args.host}:{args.moto_port} "
+                     f"({error.strerror or error}); try make run MOTO_PORT=<port>")
+    try:
+        return _serve(args, emulator)
     finally:
-        emulator.stop()
+        _stop_emulator(emulator)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _start_emulator(args: argparse.Namespace) -> Any:
+    """moto behind the durable journal in the data directory (chalicelib/local/persist.py), with
+    the local adjustments that keep it flat as data grows (chalicelib/local/emulator.py)."""
+    from chalicelib.local.emulator import EmulatorServer, apply_local_adjustments
+    from chalicelib.local.persist import Journal, default_data_dir
+
+    apply_local_adjustments()
+    args.data_dir = os.path.abspath(args.data_dir or default_data_dir(_project_dir()))
+    journal = Journal(args.data_dir)
+    emulator = EmulatorServer(args.host, args.moto_port, journal)
+    try:
+        emulator.start()
+    except BaseException:
+        journal.close()
+        raise
+    return emulator
+
+
+def _stop_emulator(emulator: Any) -> None:
+    emulator.stop()
+    if emulator.journal is not None:
+        emulator.journal.close()
+
+
+def _restore_data(args: argparse.Namespace, emulator: Any) -> Dict[str, int]:
+    """What the data directory held, back in the emulator (before seeding and the pumps)."""
+    from chalicelib.local.persist import restore
+
+    began = time.monotonic()
+    with emulator.app.dynamodb_lock:
+        restored = restore(emulator.journal)
+    restored["seconds"] = round(time.monotonic() - began, 2)
+    return restored
+
+
+def _project_dir() -> str:
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _print_data_dir(args: argparse.Namespace, restored: Dict[str, int]) -> None:
+    print(f"  data:      {args.data_dir} ({restored['items']} items, {restored['messages']} queued messages "
+          f"restored in {restored['seconds']} s)", flush=True)
+    print("             kept across restarts; `make reset` wipes it (or delete the directory while stopped)",
+          flush=True)
+
+
+def _widen_backlog(server: Any) -> None:
+    """http.server listens with a backlog of 5: ~20 concurrent deliveries got connection resets."""
+    server.server.socket.listen(HTTP_LISTEN_BACKLOG)
+
+
+def _exit_now(code: int) -> None:
+    """Everything acknowledged is already on disk: skip the interpreter's teardown, which waits
+    for moto's Step Functions threads (asleep in Wait states) and garbage-collects every object
+    the emulator holds (seconds with a month of data)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def _serve(args: argparse.Namespace, emulator: Any) -> int:
     """Everything after the emulator is up; the caller stops the emulator however this ends."""
     from chalice.config import Config
     from chalice.local import create_local_server
@@ -105,6 +168,7 @@ def _serve(args: argparse.Namespace) -> int:
     # The real ASL of the SLA flow runs in moto's interpreter, calling our real handlers via SQS.
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     stack.create_all()
+    restored = _restore_data(args, emulator)
     seeded = seed.seed()
 
     import app as application
@@ -117,6 +181,7 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as error:  # lost a race for the port since the probe
         return _fail(f"make run: cannot serve on {args.host}:{args.port} ({error.strerror or error}); "
                      f"try make run PORT=<port>")
+    _widen_backlog(server)
     from chalicelib import config as settings
     from chalicelib.sla.timers import sweep
 
@@ -126,7 +191,8 @@ def _serve(args: argparse.Namespace) -> int:
     sandbox = _start_sandbox(f"http://{args.host}:{args.port}")
     for pump in pumps:
         pump.start()
-    sweeper = _Every(60.0, sweep, "sla-sweeper")
+    # Soon after a start too: SLA waits in flight before a restart are not kept (persist.py).
+    sweeper = _Every(60.0, sweep, "sla-sweeper", first_after=5.0)
     sweeper.start()
 
     base = f"http://{args.host}:{args.port}"
@@ -145,9 +211,14 @@ def _serve(args: argparse.Namespace) -> int:
         print("  sends:     to the loopback platform sandbox (echoes and receipts come back signed)", flush=True)
     else:
         print("  sends:     no sandbox (chalicelib.local.sandbox); replies go to the real base URLs", flush=True)
+    _print_data_dir(args, restored)
     print("  Ctrl-C stops everything.", flush=True)
 
+    stop_by = float("inf")
+
     def stop(*_: object) -> None:
+        nonlocal stop_by
+        stop_by = time.monotonic() + PUMP_STOP_SECONDS
         threading.Thread(target=server.shutdown, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
@@ -162,8 +233,8 @@ def _serve(args: argparse.Namespace) -> int:
             sandbox.shutdown()
         for pump in pumps:
             pump.stop()
-        for pump in pumps:
-            pump.join(timeout=5)
+        for pump in pumps:  # a batch cut short comes back after the restart (idempotent handlers)
+            pump.join(timeout=max(0.0, min(stop_by, time.monotonic() + PUMP_STOP_SECONDS) - time.monotonic()))
         print("socialinbox stopped.", flush=True)
     return 0
 
@@ -183,15 +254,18 @@ def _start_sandbox(webhook_base_url: str) -> Any:
 class _Every(threading.Thread):
     """A scheduled handler for the local stack (what an EventBridge rate rule does in AWS)."""
 
-    def __init__(self, seconds: float, work: Any, name: str) -> None:
+    def __init__(self, seconds: float, work: Any, name: str, first_after: Optional[float] = None) -> None:
         super().__init__(name=name, daemon=True)
         self.seconds, self.work = seconds, work
+        self.first_after = seconds if first_after is None else first_after
         self._stopping = threading.Event()
 
     def run(self) -> None:
         from chalicelib.logs import logger
 
-        while not self._stopping.wait(self.seconds):
+        wait = self.first_after
+        while not self._stopping.wait(wait):
+            wait = self.seconds
             try:
                 self.work()
             except Exception as error:  # noqa: BLE001 - keep the schedule going
@@ -215,4 +289,4 @@ def _demo(base: str) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    _exit_now(main())
