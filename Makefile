@@ -7,15 +7,25 @@ PORT      ?= 8000
 MOTO_PORT ?= 5000
 STAGE     ?= dev
 
-.PHONY: run test browser demo bench replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
+.PHONY: run reset soak test browser demo bench replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $(STAMP)
 
-run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT) (moto on MOTO_PORT; exits at once if either port is taken)
-	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.local.server
+DATA_DIR  ?= .localdata
+MESSAGES  ?= 20000
+
+run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT) (moto on MOTO_PORT; exits at once if either port is taken); data kept in DATA_DIR
+	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) SOCIALINBOX_DATA_DIR=$(DATA_DIR) $(PY) -m chalicelib.local.server
+
+reset:  ## wipe what `make run` keeps (DATA_DIR, default .localdata/); stop `make run` first
+	rm -rf -- "$(DATA_DIR)"
+	@echo "local data wiped ($(DATA_DIR)); the next make run starts empty"
+
+soak: $(STAMP)  ## local soak of make run: MESSAGES signed deliveries, kill -9 midway, figures (bench/README.md)
+	$(PY) bench/local_soak.py --messages $(MESSAGES)
 
 test: $(STAMP)  ## the whole suite: no network, no AWS account
 	$(PY) -m pytest -q
