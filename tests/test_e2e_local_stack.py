@@ -35,11 +35,13 @@ def _call(method, url, body=None, headers=None):
 
 
 @pytest.fixture(scope="module")
-def local_stack():
+def local_stack(tmp_path_factory):
     port, moto_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "META_", "RESOURCE_PREFIX"))}
     env.update({"PORT": str(port), "MOTO_PORT": str(moto_port), "LOCAL_ADMIN_PASSWORD": PASSWORD,
-                "SOCIALINBOX_STAGE": "local", "PYTHONUNBUFFERED": "1"})
+                "SOCIALINBOX_STAGE": "local", "PYTHONUNBUFFERED": "1",
+                # its own data directory: never a developer's .localdata (nor its lock)
+                "SOCIALINBOX_DATA_DIR": str(tmp_path_factory.mktemp("localdata"))})
     process = subprocess.Popen([sys.executable, "-m", "chalicelib.local.server"], cwd=ROOT, env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     banner = []
