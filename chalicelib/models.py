@@ -268,10 +268,15 @@ class Agent(Model):
     email = UnicodeAttribute(hash_key=True)  # lower-cased
     agent_id = UnicodeAttribute()
     name = UnicodeAttribute()
-    role = UnicodeAttribute(default="agent")  # agent | admin
+    role = UnicodeAttribute(default="agent")  # agent | supervisor | admin
     password_hash = UnicodeAttribute()
     active = BooleanAttribute(default=True)
     created_at = NumberAttribute()
+    # Bumped by deactivation and password changes: access and refresh tokens carry the epoch they
+    # were issued under and die with it (chalicelib.api.auth).
+    token_epoch = NumberAttribute(null=True)
+    must_change_password = BooleanAttribute(null=True)  # created with a temporary password
+    updated_at = NumberAttribute(null=True)
 
     by_id = AgentsById()
 
@@ -322,6 +327,23 @@ class LoginThrottle(Model):
     last_failure_at = NumberAttribute(default=0)
     locked_until = NumberAttribute(default=0)
     expires_at = NumberAttribute(null=True)  # TTL
+
+
+class RefreshToken(Model):
+    """Refresh tokens, stored only as hashes (chalicelib.api.auth): "t#<sha256>" is one token of a
+    sign-in (its family, the agent and token epoch, used once: rotation), "f#<family>" is the
+    sign-in itself (revoked when a used token comes back; ends REFRESH_TTL after the login)."""
+
+    Meta = _meta("refresh-tokens")
+    key = UnicodeAttribute(hash_key=True)
+    family = UnicodeAttribute(null=True)
+    agent_id = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    epoch = NumberAttribute(null=True)
+    used_at = NumberAttribute(null=True)
+    revoked = BooleanAttribute(null=True)
+    created_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute()  # TTL (epoch seconds)
 
 
 class QuarantineNewest(GlobalSecondaryIndex):
@@ -393,6 +415,52 @@ class SlaPolicy(Model):
 
 
 ALL_MODELS = (Notification, ChannelAccount, Contact, Conversation, ConversationEvent, Message, MessageRef, RawPayload, Agent,
-              LoginThrottle, Quarantine, AgentRouting, TeamRouting, SlaPolicy)
+              LoginThrottle, Quarantine, AgentRouting, TeamRouting, SlaPolicy, RefreshToken)
 
 
+
+
+class CannedReply(Model):
+    """A canned reply (chalicelib.inbox.canned): shared (`owner` "shared", written by admins and
+    supervisors) or one agent's own (`owner` "agent#<id>"). Items `reply_id` "r_<hex>" are the
+    replies; items "~shortcut#<folded shortcut>" claim a shortcut within its owner (unique)."""
+
+    Meta = _meta("canned-replies")
+    owner = UnicodeAttribute(hash_key=True)
+    reply_id = UnicodeAttribute(range_key=True)
+    shortcut = UnicodeAttribute(null=True)
+    title = UnicodeAttribute(null=True)
+    text = UnicodeAttribute(null=True)
+    claimed_by = UnicodeAttribute(null=True)  # shortcut claims: the reply holding the shortcut
+    created_by = UnicodeAttribute(null=True)
+    created_at = NumberAttribute(null=True)
+    updated_at = NumberAttribute(null=True)
+
+
+class SearchToken(Model):
+    """The search index (chalicelib.inbox.search): token -> conversation, newest first within a
+    token (`rank` = "<13-digit ms>#<conversation id>"; a conversation indexed again later gets a
+    newer entry, readers de-duplicate), written through the store's hook; a search is one
+    bounded Query per token, never a Scan."""
+
+    Meta = _meta("search-tokens")
+    token = UnicodeAttribute(hash_key=True)  # "t#<normalised word or name prefix>"
+    rank = UnicodeAttribute(range_key=True)
+    conversation_id = UnicodeAttribute()
+    at = NumberAttribute()
+
+
+class ConversationViewer(Model):
+    """Who is viewing or typing in a conversation (collision detection): a heartbeat per agent,
+    expiring (TTL) shortly after it stops."""
+
+    Meta = _meta("conversation-viewers")
+    conversation_id = UnicodeAttribute(hash_key=True)
+    agent_id = UnicodeAttribute(range_key=True)
+    name = UnicodeAttribute(null=True)
+    typing = BooleanAttribute(default=False)
+    seen_at = NumberAttribute()  # ms
+    expires_at = NumberAttribute()  # TTL (epoch seconds)
+
+
+ALL_MODELS = ALL_MODELS + (CannedReply, SearchToken, ConversationViewer)
