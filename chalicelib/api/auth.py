@@ -7,6 +7,15 @@ nor the throttle tells an attacker which emails exist. Counters are updated atom
 password is checked, so concurrent bursts get no more checks than sequential attempts.
 
 Tokens are only honoured while their subject is still an active agent with that id.
+
+Sessions: an access token lives TOKEN_TTL_SECONDS (15 min); the refresh token issued with it
+keeps the agent signed in through a shift (REFRESH_TTL_SECONDS from the login, whatever the
+rotations). Refresh tokens are random, stored only as SHA-256 hashes (RefreshToken), used once:
+each refresh answers a new pair, and a used token presented again is refused and revokes its
+whole sign-in (the "family"), since one of the two holders is a thief. Deactivation and password
+changes bump the agent's `token_epoch`: every access and refresh token carries the epoch it was
+issued under and stops working with it (access tokens at once in the container that made the
+change, within AGENT_CACHE_SECONDS elsewhere; refresh tokens at once everywhere).
 """
 from __future__ import annotations
 
@@ -15,6 +24,7 @@ import hashlib
 import hmac
 import math
 import os
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,11 +33,14 @@ from typing import Any, Dict, Optional, Tuple
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from chalicelib import config
-from chalicelib.models import Agent, LoginThrottle
+from chalicelib.models import Agent, LoginThrottle, RefreshToken
 from chalicelib.runtime import runtime
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_LEN = 2**14, 8, 1, 32
-TOKEN_TTL_SECONDS = 3600
+TOKEN_TTL_SECONDS = 15 * 60
+REFRESH_TTL_SECONDS = 12 * 3600  # one sign-in lasts a shift, however often it is refreshed
+REFRESH_TOKEN_MAX = 200  # characters a presented refresh token may have (ours are 43)
+ROLES = ("agent", "supervisor", "admin")
 # Per email + source address: free failures, then a wait of 1 s, 2 s, 4 s ... (capped), then a lock
 # that only that address suffers.
 FREE_ATTEMPTS = 3
@@ -66,6 +79,7 @@ class Identity:
     email: str
     name: str
     role: str
+    epoch: int = 0
 
 
 def hash_password(password: str, salt: Optional[bytes] = None) -> str:
@@ -117,7 +131,7 @@ def issue_token(agent: Agent, now: Optional[float] = None) -> str:
 
     issued = int(now if now is not None else time.time())
     claims = {"sub": agent.agent_id, "email": agent.email, "name": agent.name, "role": agent.role,
-              "iat": issued, "exp": issued + TOKEN_TTL_SECONDS, "iss": "socialinbox"}
+              "iat": issued, "exp": issued + TOKEN_TTL_SECONDS, "iss": "socialinbox", "ep": _epoch(agent)}
     return jwt.encode(claims, _token_secret(), algorithm="HS256")
 
 
@@ -140,6 +154,9 @@ def identity_from_header(authorization: Optional[str]) -> Optional[Identity]:
     current = _active_agent(email, subject)
     if current is None or current.agent_id != subject:
         return None
+    epoch = claims.get("ep", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch != current.epoch:
+        return None  # issued before a password change or a deactivation
     return current
 
 
@@ -166,7 +183,11 @@ def _active_agent(email: str, subject: str) -> Optional[Identity]:
 
 
 def _identity(agent: Agent) -> Identity:
-    return Identity(agent.agent_id, agent.email, agent.name, agent.role)
+    return Identity(agent.agent_id, agent.email, agent.name, agent.role, _epoch(agent))
+
+
+def _epoch(agent: Agent) -> int:
+    return int(agent.token_epoch or 0)
 
 
 def _remember_agent(agent: Agent) -> None:
@@ -270,7 +291,19 @@ def _pace_email(email: str, moment: float) -> str:
 
 
 def login(email: str, password: str, now: Optional[float] = None, source: Optional[str] = None) -> str:
-    """A token for valid credentials; LoginRefused(401 or 429) otherwise.
+    """An access token for valid credentials; LoginRefused(401 or 429) otherwise (see verify)."""
+    moment = now if now is not None else time.time()
+    return issue_token(verify(email, password, moment, source), moment)
+
+
+def sign_in(email: str, password: str, now: Optional[float] = None, source: Optional[str] = None) -> Dict[str, Any]:
+    """POST /api/auth/login: an access token and a refresh token (a new sign-in)."""
+    moment = now if now is not None else time.time()
+    return start_session(verify(email, password, moment, source), moment)
+
+
+def verify(email: str, password: str, now: Optional[float] = None, source: Optional[str] = None) -> Agent:
+    """The active agent these credentials belong to; LoginRefused(401 or 429) otherwise.
 
     Throttled per source address, per email+source (back-off, then a lock that only that address
     suffers) and per email (a ceiling that only slows down). Every counter is updated atomically
@@ -302,7 +335,107 @@ def login(email: str, password: str, now: Optional[float] = None, source: Option
     for key in (source_key, email_key):  # a success is not a failure: give the units back
         LoginThrottle(key).update(actions=[LoginThrottle.failures.add(-1)])
     _remember_agent(agent)
-    return issue_token(agent, moment)
+    return agent
+
+
+# --- sessions: access + refresh tokens -------------------------------------------------------------
+
+
+def _refresh_key(token: str) -> str:
+    return "t#" + hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _new_refresh(agent: Agent, family: str, expires_at: int, moment: float) -> str:
+    token = secrets.token_urlsafe(32)
+    RefreshToken(_refresh_key(token), family=family, agent_id=agent.agent_id, email=agent.email,
+                 epoch=_epoch(agent), created_at=int(moment * 1000), expires_at=expires_at).save()
+    return token
+
+
+def start_session(agent: Agent, now: Optional[float] = None) -> Dict[str, Any]:
+    """A new sign-in for `agent`: its family item and the first pair of tokens."""
+    moment = now if now is not None else time.time()
+    family = uuid.uuid4().hex
+    expires_at = int(moment) + REFRESH_TTL_SECONDS
+    RefreshToken("f#" + family, family=family, agent_id=agent.agent_id, email=agent.email,
+                 created_at=int(moment * 1000), expires_at=expires_at).save()
+    return _pair(agent, _new_refresh(agent, family, expires_at, moment), moment)
+
+
+def _pair(agent: Agent, refresh_token: str, moment: float) -> Dict[str, Any]:
+    return {"token": issue_token(agent, moment), "token_type": "Bearer", "expires_in": TOKEN_TTL_SECONDS,
+            "refresh_token": refresh_token}
+
+
+def _conditional(item: Any, actions: list, condition: Any) -> bool:
+    try:
+        item.update(actions=actions, condition=condition)
+        return True
+    except UpdateError as error:
+        if not _conditional_failure(error):
+            raise
+        return False
+
+
+def refresh(refresh_token: Any, now: Optional[float] = None) -> Dict[str, Any]:
+    """POST /api/auth/refresh: trade a refresh token (once) for a new pair; LoginRefused(401)
+    when it is unknown, expired, already used (which also revokes its sign-in), or its agent is
+    gone, deactivated, or changed password since."""
+    moment = now if now is not None else time.time()
+    refused = LoginRefused(401, "the refresh token is not valid; sign in again")
+    if not isinstance(refresh_token, str) or not 20 <= len(refresh_token) <= REFRESH_TOKEN_MAX:
+        raise refused
+    key = _refresh_key(refresh_token)
+    item = RefreshToken(key)
+    # Used exactly once: of two concurrent refreshes with the same token one wins, the other is
+    # a reuse (a legitimate client never sends the same token twice).
+    if not _conditional(item, [RefreshToken.used_at.set(int(moment * 1000))],
+                        RefreshToken.key.exists() & RefreshToken.used_at.does_not_exist()
+                        & (RefreshToken.expires_at > int(moment))):
+        try:
+            seen = RefreshToken.get(key, consistent_read=True)
+        except DoesNotExist:
+            raise refused
+        if seen.used_at is not None and seen.family:
+            revoke_family(seen.family)
+        raise refused
+    try:
+        family = RefreshToken.get("f#" + str(item.family), consistent_read=True)
+        agent = Agent.get(str(item.email), consistent_read=True)
+    except DoesNotExist:
+        raise refused
+    if family.revoked or family.expires_at <= int(moment):
+        raise refused
+    if not agent.active or agent.agent_id != item.agent_id or _epoch(agent) != int(item.epoch or 0):
+        raise refused
+    _remember_agent(agent)
+    return _pair(agent, _new_refresh(agent, str(item.family), int(family.expires_at), moment), moment)
+
+
+def revoke_family(family: str) -> None:
+    """End one sign-in: none of its refresh tokens works any more."""
+    RefreshToken("f#" + family).update(actions=[RefreshToken.revoked.set(True)])
+
+
+def sign_out(refresh_token: Any) -> None:
+    """POST /api/auth/logout: revoke the sign-in this refresh token belongs to (quietly)."""
+    if not isinstance(refresh_token, str) or not 20 <= len(refresh_token) <= REFRESH_TOKEN_MAX:
+        return
+    try:
+        item = RefreshToken.get(_refresh_key(refresh_token), consistent_read=True)
+    except DoesNotExist:
+        return
+    if item.family:
+        revoke_family(item.family)
+
+
+def revoke_all(agent: Agent, now: Optional[float] = None) -> int:
+    """Every token of the agent stops working: bumps `token_epoch` (access tokens here at once,
+    elsewhere within AGENT_CACHE_SECONDS; refresh tokens everywhere at once). Returns the new epoch."""
+    moment = now if now is not None else time.time()
+    agent.update(actions=[Agent.token_epoch.add(1), Agent.updated_at.set(int(moment * 1000))])
+    forget_agent(agent.email)
+    return _epoch(agent)
 
 
 def _dummy_hash() -> str:
