@@ -63,10 +63,12 @@ def _clean_text(value: Any, name: str) -> Optional[str]:
 @replies.route("/api/conversations/{conversation_id}/messages", methods=["POST"])
 @authenticated
 def post_message(conversation_id: str, identity: Any) -> Any:
+    from chalicelib.api import access
     from chalicelib.inbox import outbound, store
     from chalicelib.outbound import policy
     from chalicelib.runtime import runtime
 
+    state = access.require_conversation(identity, conversation_id)  # 404 first, as for an unknown id
     body = _body()
     unknown = set(body) - FIELDS
     if unknown:
@@ -95,12 +97,6 @@ def post_message(conversation_id: str, identity: Any) -> Any:
         raise BadRequestError("a note is text only (no template, no private_reply)")
     if text is None and template_raw is None:
         raise BadRequestError("text is required")
-    if len(conversation_id) > 100:
-        raise NotFoundError("no such conversation")
-
-    state = store.get(conversation_id)
-    if state is None:
-        raise NotFoundError("no such conversation")
 
     # A repeat of the same client_id is the same message, whatever happened since.
     existing = outbound.find_by_client(conversation_id, client_id)

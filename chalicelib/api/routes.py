@@ -56,7 +56,7 @@ def login() -> Any:
     """Exchange credentials for a token. Every answer is `no-store`: neither a token nor a
     refusal may sit in a shared cache. The throttle keys on API Gateway's view of the caller's
     address (`sourceIp`), never on a client-supplied header."""
-    from chalicelib.api.auth import LoginRefused, login as do_login
+    from chalicelib.api.auth import LoginRefused, sign_in
 
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
     try:
@@ -75,13 +75,13 @@ def login() -> Any:
     identity = (api.current_request.context or {}).get("identity") or {}
     source = identity.get("sourceIp") if isinstance(identity, dict) else None
     try:
-        token = do_login(email, password, source=source if isinstance(source, str) else None)
+        session = sign_in(email, password, source=source if isinstance(source, str) else None)
     except LoginRefused as refused:
         if refused.retry_after:
             headers["Retry-After"] = str(refused.retry_after)
         return Response({"Code": "LoginRefused", "Message": refused.message}, headers=headers,
                         status_code=refused.status)
-    return Response({"token": token, "token_type": "Bearer"}, headers=headers, status_code=200)
+    return Response(session, headers=headers, status_code=200)  # token, token_type, expires_in, refresh_token
 
 
 @api.route("/api/me", methods=["GET"])
@@ -112,30 +112,28 @@ def my_notifications(identity: Any) -> Any:
 @api.route("/api/conversations", methods=["GET"])
 @authenticated
 def conversations(identity: Any) -> Any:
-    from chalicelib.api import views
+    from chalicelib.api import access, views
 
     assignee = _query("assignee")
     if assignee == "me":
         assignee = identity.agent_id
+    access.check_assignee_view(identity, assignee)
     try:
         items, cursor = views.list_conversations(
             status=_query("status"), channel=_query("channel"), assignee=assignee, sort=_query("sort"),
-            limit=views.parse_limit(_query("limit")), cursor=_query("cursor"), team=_query("team"),
-            sla=_query("sla"))
+            limit=views.parse_limit(_query("limit")), cursor=_query("cursor"),
+            team=access.list_team(identity, _query("team")), sla=_query("sla"))
     except views.BadQuery as error:
         raise BadRequestError(str(error))
-    return {"items": items, "next": cursor}
+    return {"items": access.visible(identity, items), "next": cursor}
 
 
 @api.route("/api/conversations/{conversation_id}", methods=["GET"])
 @authenticated
 def conversation(conversation_id: str, identity: Any) -> Any:
-    from chalicelib.api import views
+    from chalicelib.api import access, views
 
-    found = views.get_conversation(conversation_id)
-    if found is None:
-        raise NotFoundError("no such conversation")
-    return views.conversation_json(found)
+    return views.conversation_json(access.require_conversation(identity, conversation_id))
 
 
 @api.route("/api/conversations/{conversation_id}", methods=["PATCH"])
@@ -144,9 +142,10 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     """Status (open, pending, snoozed with `snoozed_until`, resolved) and assignment
     (`assignee`: "me", an agent id or null). With `"claim": true` the assignment only happens
     if nobody holds the conversation: of two racing claims exactly one wins, the other is 409."""
-    from chalicelib.api import views
+    from chalicelib.api import access, views
     from chalicelib.inbox import rules, store
 
+    access.require_conversation(identity, conversation_id)
     body = _json_body()
     unknown = set(body) - {"status", "snoozed_until", "assignee", "claim", "priority", "tags"}
     if unknown or not ({"status", "assignee", "priority", "tags"} & set(body)):
@@ -193,9 +192,10 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
 @api.route("/api/conversations/{conversation_id}/read", methods=["POST"])
 @authenticated
 def read_conversation(conversation_id: str, identity: Any) -> Any:
-    from chalicelib.api import views
+    from chalicelib.api import access, views
     from chalicelib.inbox import store
 
+    access.require_conversation(identity, conversation_id)
     try:
         state = store.mark_read(conversation_id, f"agent:{identity.agent_id}")
     except store.NotFound:
@@ -207,11 +207,10 @@ def read_conversation(conversation_id: str, identity: Any) -> Any:
 @authenticated
 def conversation_events(conversation_id: str, identity: Any) -> Any:
     """The conversation's event log (assignments, status changes, waits and replies), oldest first."""
-    from chalicelib.api import views
+    from chalicelib.api import access, views
     from chalicelib.inbox import store
 
-    if views.get_conversation(conversation_id) is None:
-        raise NotFoundError("no such conversation")
+    access.require_conversation(identity, conversation_id)
     after = _query("after") or "0"
     if not after.isdigit():
         raise BadRequestError("after must be a sequence number")
@@ -240,10 +239,9 @@ def _parse_time(value: Any) -> int:
 @api.route("/api/conversations/{conversation_id}/messages", methods=["GET"])
 @authenticated
 def conversation_messages(conversation_id: str, identity: Any) -> Any:
-    from chalicelib.api import views
+    from chalicelib.api import access, views
 
-    if views.get_conversation(conversation_id) is None:
-        raise NotFoundError("no such conversation")
+    access.require_conversation(identity, conversation_id)
     try:
         items, cursor = views.list_messages(conversation_id, views.parse_limit(_query("limit"), 100), _query("cursor"))
     except views.BadQuery as error:
