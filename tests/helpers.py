@@ -87,10 +87,10 @@ def whatsapp_delivery(wamid: str, wa_id: str, seconds: int, text: str, phone: st
 # --- the admin agent, logged in once per run --------------------------------------------------------
 
 # AUTH_TOKEN_SECRET -> (token, issued at, the admin's stored item). Hashing and checking the scrypt
-# password costs ~0.2 s; tokens are stateless (1 h), so one login serves every test of a run, and
+# password costs ~0.2 s; tokens are stateless (15 min), so one login serves many tests of a run, and
 # the agent's item (with its real scrypt hash) is put back into each test's empty table.
 _ADMIN_SESSIONS: Dict[Optional[str], Tuple[str, float, Dict[str, Any]]] = {}
-_ADMIN_TOKEN_REUSE_SECONDS = 20 * 60
+_ADMIN_TOKEN_REUSE_SECONDS = 10 * 60  # access tokens live 15 min
 
 
 class Inbox:
