@@ -268,10 +268,15 @@ class Agent(Model):
     email = UnicodeAttribute(hash_key=True)  # lower-cased
     agent_id = UnicodeAttribute()
     name = UnicodeAttribute()
-    role = UnicodeAttribute(default="agent")  # agent | admin
+    role = UnicodeAttribute(default="agent")  # agent | supervisor | admin
     password_hash = UnicodeAttribute()
     active = BooleanAttribute(default=True)
     created_at = NumberAttribute()
+    # Bumped by deactivation and password changes: access and refresh tokens carry the epoch they
+    # were issued under and die with it (chalicelib.api.auth).
+    token_epoch = NumberAttribute(null=True)
+    must_change_password = BooleanAttribute(null=True)  # created with a temporary password
+    updated_at = NumberAttribute(null=True)
 
     by_id = AgentsById()
 
@@ -322,6 +327,23 @@ class LoginThrottle(Model):
     last_failure_at = NumberAttribute(default=0)
     locked_until = NumberAttribute(default=0)
     expires_at = NumberAttribute(null=True)  # TTL
+
+
+class RefreshToken(Model):
+    """Refresh tokens, stored only as hashes (chalicelib.api.auth): "t#<sha256>" is one token of a
+    sign-in (its family, the agent and token epoch, used once: rotation), "f#<family>" is the
+    sign-in itself (revoked when a used token comes back; ends REFRESH_TTL after the login)."""
+
+    Meta = _meta("refresh-tokens")
+    key = UnicodeAttribute(hash_key=True)
+    family = UnicodeAttribute(null=True)
+    agent_id = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    epoch = NumberAttribute(null=True)
+    used_at = NumberAttribute(null=True)
+    revoked = BooleanAttribute(null=True)
+    created_at = NumberAttribute(null=True)
+    expires_at = NumberAttribute()  # TTL (epoch seconds)
 
 
 class QuarantineNewest(GlobalSecondaryIndex):
@@ -393,7 +415,7 @@ class SlaPolicy(Model):
 
 
 ALL_MODELS = (Notification, ChannelAccount, Contact, Conversation, ConversationEvent, Message, MessageRef, RawPayload, Agent,
-              LoginThrottle, Quarantine, AgentRouting, TeamRouting, SlaPolicy)
+              LoginThrottle, Quarantine, AgentRouting, TeamRouting, SlaPolicy, RefreshToken)
 
 
 class CannedReply(Model):
