@@ -4,6 +4,7 @@ from typing import Any, Callable, Dict
 from chalice import Chalice, Rate, Response
 
 from chalicelib import config
+from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.replies import replies
 from chalicelib.api.routes import api
 from chalicelib.api.routing_routes import routing_api
@@ -20,6 +21,7 @@ app.register_blueprint(replies)
 app.register_blueprint(routing_api)
 app.register_blueprint(sla_api)
 app.register_blueprint(web)
+app.register_blueprint(bulk_api)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
 SECURITY_HEADERS: Dict[str, str] = {

@@ -429,6 +429,18 @@ def set_tags(conversation_id: str, tags: List[str], actor: str) -> State:
     return _change(conversation_id, lambda state: rules.set_tags(state, tags, actor))
 
 
+def change_tags(conversation_id: str, add: List[str], remove: List[str], actor: str) -> State:
+    """Add and remove tags against the tags read in the same attempt (bulk edits: a tag another
+    agent added meanwhile is kept, never overwritten)."""
+    def rule(state: State) -> rules.Change:
+        gone = {t.strip().lower() for t in remove if isinstance(t, str)}
+        current = [t for t in (state.get("tags") or []) if t not in gone]
+        return rules.set_tags(state, current + [t for t in add if not isinstance(t, str) or t.strip().lower() not in gone],
+                              actor)
+
+    return _change(conversation_id, rule)
+
+
 def mark_read(conversation_id: str, actor: str) -> State:
     return _change(conversation_id, lambda state: rules.mark_read(state, actor, runtime.now_ms()))
 
