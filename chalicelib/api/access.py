@@ -104,3 +104,8 @@ def check_assignee_view(identity: Any, assignee: Optional[str]) -> None:
 def visible(identity: Any, rows: Iterable[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Rows the caller may see (a last line of defence for views that are not one team's)."""
     return [row for row in rows if may_see(identity, row)]
+
+
+def can_see(identity: Any, state: Optional[Dict[str, Any]]) -> bool:
+    """`may_see` for callers that may hold no state (chalicelib.api.common.can_see uses it)."""
+    return state is not None and may_see(identity, state)
