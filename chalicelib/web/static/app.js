@@ -1,4 +1,4 @@
-/* Social Inbox: the agents' web client for the JSON agent API (no framework, no build step).
+/* Social Inbox: the agents' workspace on the JSON agent API (no framework, no build step).
    Every text from a social network is untrusted: it reaches the page only through
    textContent and attributes set as properties, never as markup; links are made only for
    http(s) URLs. The page's CSP (Trusted Types, no inline script) backs this up. */
@@ -7,21 +7,30 @@
 
   var BASE = new URL('..', document.currentScript.src); // the app root, also under a stage prefix
   var TOKEN_KEY = 'socialinbox.token';
-  var REFRESH_MS = 10000;
-  var SOON_MS = 15 * 60 * 1000;
+  var SEEN_KEY = 'socialinbox.alerts-seen';
+  var LIST_MS = 5000;      // the open view
+  var THREAD_MS = 2000;    // the open conversation (one GET unless it changed)
+  var SLOW_MS = 30000;     // view counts, presence heartbeat, alerts
   var PAGE = 25;
   var MAX_MESSAGE_PAGES = 20;
   var STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
   var DIRECTIONS = ['in', 'out', 'note'];
   var CHANNELS = {messenger: 'Messenger', instagram: 'Instagram', whatsapp: 'WhatsApp', facebook: 'Facebook',
     x: 'X', telegram: 'Telegram', linkedin: 'LinkedIn'};
+  var VIEWS = {
+    mine: {assignee: 'me'}, unassigned: {assignee: 'none'}, team: {},
+    at_risk: {sla: 'at_risk'}, breached: {sla: 'breached'}, all: {all: true}
+  };
+  var TICKS = {queued: '◷ queued', unknown: '? unknown', sent: '✓ sent', delivered: '✓✓ delivered',
+    read: '✓✓ read', failed: '✕ failed'};
+  var UNSETTLED = ['queued', 'unknown', 'sent'];
 
   var state = {
-    token: sessionStorage.getItem(TOKEN_KEY),
-    status: 'open', channel: '', mine: false, sort: 'recent',
+    token: sessionStorage.getItem(TOKEN_KEY), me: null,
+    view: 'team', status: 'open', channel: '', assignee: '', tag: '', sort: 'due',
     items: [], next: null, listKey: '', listGen: 0, listBusy: false,
-    selected: null, threadKey: '', threadGen: 0, threadBusy: false,
-    timer: null
+    selected: null, conv: null, convKey: '', thread: [], events: [], threadKey: '', threadGen: 0,
+    threadBusy: false, pending: [], draft: null, typing: null, sending: false, mode: 'reply', timers: []
   };
 
   function $(id) { return document.getElementById(id); }
@@ -35,17 +44,19 @@
 
   // --- API -------------------------------------------------------------------------------------
 
-  function ApiError(status, message) {
+  function ApiError(status, message, data) {
     this.status = status;
     this.message = message;
+    this.data = data || {};
+    this.code = this.data.Code || '';
     this.handled = false;
   }
 
-  async function api(path, body) {
-    var init = {headers: {Accept: 'application/json'}, cache: 'no-store', credentials: 'omit'};
+  async function api(path, method, body) {
+    var init = {method: method || 'GET', headers: {Accept: 'application/json'}, cache: 'no-store',
+      credentials: 'omit'};
     if (state.token) init.headers.Authorization = 'Bearer ' + state.token;
     if (body !== undefined) {
-      init.method = 'POST';
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
@@ -53,14 +64,14 @@
     try {
       response = await fetch(new URL(path, BASE), init);
     } catch (e) {
-      throw new ApiError(0, 'Cannot reach the server; retrying shortly.');
+      throw new ApiError(0, 'Cannot reach the server; check the connection and try again.');
     }
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
       var message = data && typeof data.Message === 'string' && data.Message ? data.Message
         : 'The server answered ' + response.status + '.';
-      var error = new ApiError(response.status, message);
-      if (response.status === 401 && body === undefined) {
+      var error = new ApiError(response.status, message, data);
+      if (response.status === 401 && path !== 'api/auth/login') {
         signOut('Your session has ended. Please sign in again.');
         error.handled = true;
       }
@@ -69,11 +80,13 @@
     return data || {};
   }
 
+  function convPath(id) { return 'api/conversations/' + encodeURIComponent(id || state.selected); }
+
   // --- sign in / out ---------------------------------------------------------------------------
 
   function showLogin(message) {
     $('app').hidden = true;
-    $('logout').hidden = true;
+    ['logout', 'notif', 'help-toggle', 'notif-panel', 'help'].forEach(function (id) { $(id).hidden = true; });
     $('who').textContent = '';
     $('login').hidden = false;
     $('login-error').textContent = message || '';
@@ -81,24 +94,25 @@
   }
 
   function signOut(message) {
-    clearInterval(state.timer);
-    state.timer = null;
+    state.timers.forEach(clearInterval);
+    state.timers = [];
+    if (state.token && message === '') api('api/me/presence', 'PUT', {status: 'offline'}).catch(function () {});
     state.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
     state.items = [];
     state.next = null;
-    state.listKey = state.threadKey = '';
+    state.listKey = state.threadKey = state.convKey = '';
     state.listGen++;
     state.threadGen++;
-    state.selected = null;
+    state.selected = state.conv = null;
+    state.pending = [];
     $('app').classList.remove('reading');
     $('conversations').replaceChildren();
     $('more').hidden = true;
     $('list-note').textContent = '';
-    $('messages').replaceChildren();
-    $('thread-head').replaceChildren();
-    $('thread-note').textContent = 'Select a conversation.';
+    clearThread('Select a conversation.');
     history.replaceState(null, '', location.pathname + location.search);
+    document.title = 'Social Inbox';
     showLogin(message);
   }
 
@@ -108,7 +122,7 @@
     button.disabled = true;
     $('login-error').textContent = '';
     try {
-      var data = await api('api/auth/login', {email: $('email').value.trim(), password: $('password').value});
+      var data = await api('api/auth/login', 'POST', {email: $('email').value.trim(), password: $('password').value});
       state.token = data.token;
       sessionStorage.setItem(TOKEN_KEY, data.token);
       $('password').value = '';
@@ -121,46 +135,114 @@
   }
 
   async function start() {
-    var me;
     try {
-      me = await api('api/me');
+      state.me = await api('api/me');
     } catch (e) {
       if (!e.handled) showLogin(e.message);
       return;
     }
+    var me = state.me;
     $('who').textContent = (me.name || me.email || '') + (me.role === 'admin' ? ' (admin)' : '');
     $('login').hidden = true;
-    $('logout').hidden = false;
+    ['logout', 'notif', 'help-toggle'].forEach(function (id) { $(id).hidden = false; });
     $('app').hidden = false;
     state.selected = selectedFromHash();
     $('app').classList.toggle('reading', Boolean(state.selected));
     syncControls();
     loadList('reset');
     if (state.selected) loadThread(true);
-    clearInterval(state.timer);
-    state.timer = setInterval(refresh, REFRESH_MS);
+    slow();
+    loadAgents();
+    state.timers.forEach(clearInterval);
+    state.timers = [setInterval(function () { if (visible()) loadList('refresh'); }, LIST_MS),
+      setInterval(function () { if (visible() && state.selected) loadThread(false); }, THREAD_MS),
+      setInterval(function () { if (visible()) slow(); }, SLOW_MS),
+      setInterval(tick, 1000)];
   }
 
-  function refresh() {
-    if (!state.token || document.hidden) return;
-    loadList('refresh');
-    if (state.selected) loadThread(false);
+  function visible() { return Boolean(state.token) && !document.hidden; }
+
+  function slow() {
+    presence('online');
+    loadCounts();
+    loadAlerts();
   }
 
-  // --- filters ---------------------------------------------------------------------------------
+  function presence(status) {
+    if (state.token) api('api/me/presence', 'PUT', {status: status}).catch(function () {});
+  }
+
+  async function loadAgents() {
+    try {
+      var data = await api('api/teams/default/agents');
+      $('agents').replaceChildren.apply($('agents'), (data.agents || []).map(function (a) {
+        var option = el('option');
+        option.value = a.agent_id;
+        option.label = a.agent_id + (a.online ? ' (online)' : '');
+        return option;
+      }));
+    } catch (e) { /* the datalist only helps typing */ }
+  }
+
+  // --- alerts ----------------------------------------------------------------------------------
+
+  var alerts = [];
+
+  async function loadAlerts() {
+    try { alerts = (await api('api/me/notifications?limit=20')).items || []; } catch (e) { return; }
+    var seen = sessionStorage.getItem(SEEN_KEY) || '';
+    var fresh = alerts.filter(function (n) { return String(n.at) > seen; }).length;
+    $('notif-count').hidden = !fresh;
+    $('notif-count').textContent = fresh;
+    if (!$('notif-panel').hidden) renderAlerts();
+  }
+
+  function renderAlerts() {
+    var list = $('notif-list');
+    list.replaceChildren.apply(list, alerts.length ? alerts.map(function (n) {
+      var button = el('button', 'link', (n.kind === 'sla_breached' ? 'Deadline breached' : n.kind === 'sla_warning'
+        ? 'Deadline warning' : String(n.kind)) + ' · ' + ago(n.at));
+      button.type = 'button';
+      button.dataset.id = n.conversation_id;
+      var item = el('li');
+      item.append(button);
+      return item;
+    }) : [el('li', 'note', 'Nothing new.')]);
+  }
+
+  function toggleAlerts() {
+    var panel = $('notif-panel');
+    panel.hidden = !panel.hidden;
+    $('notif').setAttribute('aria-expanded', String(!panel.hidden));
+    if (panel.hidden) return;
+    renderAlerts();
+    if (alerts.length) sessionStorage.setItem(SEEN_KEY, String(alerts[0].at));
+    $('notif-count').hidden = true;
+  }
+
+  // --- views and filters -----------------------------------------------------------------------
 
   function syncControls() {
-    var tabs = document.querySelectorAll('[data-status]');
+    var tabs = document.querySelectorAll('[data-view]');
     for (var i = 0; i < tabs.length; i++) {
-      tabs[i].setAttribute('aria-selected', String(tabs[i].dataset.status === state.status));
+      var on = tabs[i].dataset.view === state.view;
+      tabs[i].setAttribute('aria-selected', String(on));
+      tabs[i].tabIndex = on ? 0 : -1;
     }
-    // "Mine" is ordered by reply deadline (the API keeps an agent's queue by deadline only).
-    if (state.mine) state.sort = 'due';
+    var view = VIEWS[state.view];
+    var fixedOpen = Boolean(view.sla);
+    $('status').disabled = fixedOpen || view.all;
+    $('status').value = fixedOpen ? 'open' : state.status;
+    $('status').title = view.all ? 'All statuses are shown' : fixedOpen ? 'Deadlines run on open conversations' : '';
     $('channel').value = state.channel;
-    $('mine').checked = state.mine;
-    $('sort').disabled = state.mine;
-    $('sort').title = state.mine ? 'Your conversations are ordered by reply deadline' : '';
-    $('sort').value = state.sort;
+    $('assignee').value = state.assignee;
+    $('assignee').disabled = Boolean(view.assignee);
+    $('tag').value = state.tag;
+    // The API orders assignee and deadline views by reply deadline only.
+    var dueOnly = Boolean(view.assignee || view.sla || (state.view === 'team' && state.assignee));
+    $('sort').disabled = dueOnly;
+    $('sort').value = dueOnly ? 'due' : state.sort;
+    $('sort').title = dueOnly ? 'This view is ordered by reply deadline' : '';
   }
 
   function changeView() {
@@ -173,14 +255,85 @@
     $('conversations').replaceChildren();
     $('more').hidden = true;
     loadList('reset');
+    loadCounts();
   }
 
-  function listPath(extra) {
-    var query = new URLSearchParams({status: state.status, sort: state.sort});
-    if (state.channel) query.set('channel', state.channel);
-    if (state.mine) query.set('assignee', 'me');
-    Object.keys(extra).forEach(function (key) { query.set(key, extra[key]); });
-    return 'api/conversations?' + query;
+  function assigneeValue(raw) {
+    var value = (raw || '').trim();
+    return value.toLowerCase() === 'me' ? 'me' : value.toLowerCase() === 'none' ? 'none' : value;
+  }
+
+  function viewQueries(name) {
+    var view = VIEWS[name];
+    var base = {};
+    if (state.channel) base.channel = state.channel;
+    if (view.all) {
+      return STATUSES.map(function (s) { return Object.assign({status: s, sort: state.sort}, base); });
+    }
+    var q = Object.assign({status: state.status, sort: 'due'}, base);
+    if (view.sla) { q.status = 'open'; q.sla = view.sla; }
+    else if (view.assignee) q.assignee = view.assignee;
+    else if (state.assignee) q.assignee = assigneeValue(state.assignee);
+    else q.sort = state.sort;
+    return [q];
+  }
+
+  function query(params, extra) {
+    return 'api/conversations?' + new URLSearchParams(Object.assign({}, params, extra));
+  }
+
+  // client-side filters: tags (the API has no tag filter) and the assignee outside the Team view
+  function keep(c) {
+    if (state.tag && (c.tags || []).indexOf(state.tag.trim().toLowerCase()) < 0
+      && (c.tags || []).indexOf(state.tag.trim()) < 0) return false;
+    var view = VIEWS[state.view];
+    var who = assigneeValue(state.assignee);
+    if (who && !view.assignee && state.view !== 'team') {
+      if (who === 'none' ? c.assignee : c.assignee !== (who === 'me' ? state.me.id : who)) return false;
+    }
+    return true;
+  }
+
+  // does a conversation (after an action) still belong in the shown view?
+  function belongs(c) {
+    var view = VIEWS[state.view];
+    if (view.all) return keep(c);
+    if (c.status !== (view.sla ? 'open' : state.status)) return false;
+    if (view.sla && !(c.sla && (view.sla === 'breached' ? c.sla.state === 'breached' : c.sla.state !== 'ok'))) return false;
+    if (view.assignee === 'me' && c.assignee !== state.me.id) return false;
+    if (view.assignee === 'none' && c.assignee) return false;
+    return keep(c);
+  }
+
+  function dueOf(c) {
+    var due = Date.parse((c.sla && c.sla.due_at) || c.reply_due_at || '');
+    return isNaN(due) ? Infinity : due;
+  }
+
+  function byOrder(a, b) {
+    if (state.sort === 'due' || VIEWS[state.view].sla) {
+      var d = dueOf(a) - dueOf(b);
+      if (d) return d;
+    }
+    return String(b.last_message_at || '').localeCompare(String(a.last_message_at || ''));
+  }
+
+  async function loadCounts() {
+    var names = ['mine', 'unassigned', 'team', 'at_risk', 'breached'];
+    var saved = {view: state.view, status: state.status, assignee: state.assignee, sort: state.sort};
+    var paths = names.map(function (name) {
+      state.view = name; state.status = 'open'; state.assignee = '';
+      return query(viewQueries(name)[0], {limit: 100, sort: 'due'});
+    });
+    Object.assign(state, saved);
+    await Promise.all(paths.map(async function (path, i) {
+      var node = document.querySelector('[data-count=' + names[i] + ']');
+      try {
+        var data = await api(path);
+        var n = (data.items || []).length;
+        node.textContent = data.next ? n + '+' : String(n);
+      } catch (e) { node.textContent = ''; }
+    }));
   }
 
   // --- conversation list -----------------------------------------------------------------------
@@ -189,49 +342,69 @@
     if (state.listBusy && mode !== 'reset') return;
     var gen = state.listGen;
     var note = $('list-note');
+    var queries = viewQueries(state.view);
+    var merged = queries.length > 1;
+    if (mode === 'more' && (merged || !state.next)) return;
     state.listBusy = true;
     $('more').disabled = true;
-    if (mode === 'reset') note.textContent = 'Loading…';
-    var data;
+    if (mode === 'reset') { note.textContent = 'Loading…'; note.classList.remove('error'); }
+    var results;
     try {
-      data = await api(listPath(mode === 'more' ? {limit: PAGE, cursor: state.next}
-        : {limit: mode === 'refresh' ? Math.min(100, Math.max(PAGE, state.items.length)) : PAGE}));
+      results = await Promise.all(queries.map(function (q) {
+        return api(query(q, mode === 'more' ? {limit: PAGE, cursor: state.next}
+          : {limit: merged ? 50 : mode === 'refresh' ? Math.min(100, Math.max(PAGE, state.items.length)) : PAGE}));
+      }));
     } catch (e) {
       if (gen === state.listGen) {
         state.listBusy = false;
         $('more').disabled = false;
-        if (!e.handled) note.textContent = e.message;
+        if (!e.handled) { note.textContent = e.message; note.classList.add('error'); }
       }
       return;
     }
     if (gen !== state.listGen) return;
     state.listBusy = false;
     $('more').disabled = false;
-    var items = Array.isArray(data.items) ? data.items : [];
+    note.classList.remove('error');
+    var items = [];
+    results.forEach(function (data) { items = items.concat(Array.isArray(data.items) ? data.items : []); });
+    if (merged) items.sort(byOrder);
     var seen = new Set(items.map(function (c) { return c.id; }));
+    var data = results[0];
     if (mode === 'more') {
       state.items = state.items.filter(function (c) { return !seen.has(c.id); }).concat(items);
       state.next = data.next || null;
-    } else if (mode === 'refresh' && data.next && state.items.length > items.length) {
+    } else if (mode === 'refresh' && !merged && data.next && state.items.length > items.length) {
       // more was loaded than one request returns: refresh the head, keep the tail and its cursor
       state.items = items.concat(state.items.slice(items.length).filter(function (c) { return !seen.has(c.id); }));
     } else {
       state.items = items;
-      state.next = data.next || null;
+      state.next = merged ? null : data.next || null;
     }
-    note.textContent = state.items.length ? '' : 'No ' + state.status + ' conversations here.';
     renderList();
   }
 
+  function shown() { return state.items.filter(keep); }
+
   function renderList() {
     var list = $('conversations');
-    var key = JSON.stringify(state.items) + state.selected + Math.floor(Date.now() / 60000);
+    var items = shown();
+    var note = $('list-note');
+    if (!note.classList.contains('error')) {
+      note.textContent = items.length ? (state.tag || (state.assignee && state.view !== 'team')
+        ? 'Filtered in the page: ' + items.length + ' of ' + state.items.length + ' loaded.' : '')
+        : state.items.length ? 'None of the loaded conversations match the filters.'
+        : 'Nothing here. Locally, `make run` sends demo traffic; or pick another view.';
+    }
     $('more').hidden = !state.next;
+    var unread = state.items.reduce(function (n, c) { return n + (Number(c.unread_count) || 0); }, 0);
+    document.title = (unread ? '(' + unread + ') ' : '') + 'Social Inbox';
+    var key = JSON.stringify(items) + state.selected + Math.floor(Date.now() / 60000);
     if (key === state.listKey) return; // unchanged: leave scroll, focus and selection alone
     state.listKey = key;
     var focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
     var scroll = list.scrollTop;
-    list.replaceChildren.apply(list, state.items.map(row));
+    list.replaceChildren.apply(list, items.map(row));
     list.scrollTop = scroll;
     if (focused) {
       var rows = list.querySelectorAll('.row');
@@ -239,6 +412,7 @@
         if (rows[i].dataset.id === focused) rows[i].focus({preventScroll: true});
       }
     }
+    tick();
   }
 
   function row(c) {
@@ -251,26 +425,59 @@
       button.setAttribute('aria-current', 'true');
     }
     var top = el('div', 'row-top');
-    top.append(el('span', 'name', contactName(c)));
-    var sla = slaBadge(c.reply_due_at);
+    top.append(avatar(c), el('span', 'name', contactName(c)));
+    var sub = contactSub(c);
+    if (sub) top.append(el('span', 'cid', sub));
+    var sla = slaBadge(c.sla);
     if (sla) top.append(sla);
     top.append(relativeTime(c.last_message_at));
-    var bottom = el('div', 'row-bottom');
+    var middle = el('div', 'row-mid');
     var prefix = c.last_message_direction === 'out' ? 'You: ' : c.last_message_direction === 'note' ? 'Note: ' : '';
-    bottom.append(channelBadge(c.channel), el('span', 'preview', prefix + (c.last_message_preview || '')));
+    middle.append(el('span', 'preview', prefix + (c.last_message_preview || '')));
     var unread = Number(c.unread_count) || 0;
     if (unread > 0) {
       var count = el('span', 'unread', unread > 99 ? '99+' : unread);
       count.title = unread + ' unread';
-      bottom.append(count);
+      middle.append(count);
     }
-    button.append(top, bottom);
+    var bottom = el('div', 'row-bottom');
+    bottom.append(channelBadge(c.channel));
+    if (c.kind && c.kind !== 'dm') bottom.append(el('span', 'badge kind', c.kind + (c.subject ? ': ' + c.subject : '')));
+    if (VIEWS[state.view].all) bottom.append(el('span', 'badge st-' + c.status, c.status));
+    if (c.priority && c.priority !== 'none') bottom.append(el('span', 'badge pr-' + c.priority, c.priority));
+    (c.tags || []).forEach(function (t) { bottom.append(el('span', 'badge tagb', '#' + t)); });
+    bottom.append(el('span', 'owner', ownerLabel(c.assignee)));
+    button.append(top, middle, bottom);
     item.append(button);
     return item;
   }
 
+  function ownerLabel(id) {
+    return !id ? 'Unassigned' : state.me && id === state.me.id ? 'You' : id;
+  }
+
   function contactName(c) {
     return (c.contact && c.contact.display_name) || 'Unknown contact';
+  }
+
+  // what tells two customers apart when their names match: the handle, else the platform id
+  function contactSub(c) {
+    var contact = c.contact || {};
+    var name = contactName(c);
+    if (contact.handle && name !== contact.handle) return '@' + String(contact.handle).replace(/^@/, '');
+    var id = String(contact.platform_id || '');
+    if (!id) return '';
+    return 'ID ' + (id.length > 10 ? '…' + id.slice(-10) : id);
+  }
+
+  function avatar(c) {
+    var key = String((c.contact && (c.contact.id || c.contact.platform_id)) || c.id || '');
+    var hash = 0;
+    for (var i = 0; i < key.length; i++) hash = (hash * 31 + key.charCodeAt(i)) >>> 0;
+    var letters = contactName(c).replace(/[^\p{L}\p{N}]/gu, '').slice(0, 1).toUpperCase() || '?';
+    var node = el('span', 'av av' + (hash % 8), letters);
+    node.setAttribute('aria-hidden', 'true');
+    return node;
   }
 
   function channelBadge(channel) {
@@ -278,15 +485,45 @@
     return el('span', 'badge ch' + (known ? ' ch-' + channel : ''), known ? CHANNELS[channel] : String(channel || '?'));
   }
 
-  function slaBadge(iso) {
-    var due = Date.parse(iso || '');
-    if (isNaN(due)) return null;
-    var left = due - Date.now();
-    if (left > SOON_MS) return null;
-    var badge = el('span', 'badge ' + (left < 0 ? 'sla-overdue' : 'sla-soon'),
-      left < 0 ? 'Overdue ' + duration(-left) : 'Due in ' + duration(left));
-    badge.title = 'Reply due ' + new Date(due).toLocaleString();
+  // --- deadlines: the countdown follows the sla object's due_at and warn_at -------------------
+
+  function slaBadge(sla) {
+    if (!sla || typeof sla !== 'object') return null;
+    var badge = el('span', 'badge sla');
+    if (isNaN(Date.parse(sla.due_at || ''))) {
+      badge.textContent = String(sla.state || '');
+      return sla.state ? badge : null;
+    }
+    badge.dataset.due = sla.due_at;
+    badge.dataset.warn = sla.warn_at || '';
+    badge.dataset.state = sla.state || 'ok';
+    badge.title = (sla.target === 'first_response' ? 'First reply' : 'Reply') + ' due ' + localTime(sla.due_at)
+      + (sla.warn_at ? '; warning at ' + localTime(sla.warn_at) : '');
+    paintSla(badge, Date.now());
     return badge;
+  }
+
+  function paintSla(badge, now) {
+    var due = Date.parse(badge.dataset.due), warn = Date.parse(badge.dataset.warn);
+    var recorded = badge.dataset.state;
+    var level = recorded === 'breached' || now >= due ? 'breached'
+      : recorded === 'at_risk' || (!isNaN(warn) && now >= warn) ? 'at_risk' : 'ok';
+    badge.className = 'badge sla sla-' + level;
+    badge.textContent = level === 'breached' ? 'Overdue ' + countdown(now - due) : countdown(due - now) + ' left';
+  }
+
+  function countdown(ms) {
+    var s = Math.max(0, Math.floor(ms / 1000));
+    if (s < 600) return Math.floor(s / 60) + 'm ' + String(s % 60).padStart(2, '0') + 's';
+    if (s < 3600) return Math.floor(s / 60) + 'm';
+    if (s < 172800) return Math.floor(s / 3600) + 'h ' + String(Math.floor(s / 60) % 60).padStart(2, '0') + 'm';
+    return Math.floor(s / 86400) + 'd';
+  }
+
+  function tick() {
+    var now = Date.now();
+    var badges = document.querySelectorAll('.sla[data-due]');
+    for (var i = 0; i < badges.length; i++) paintSla(badges[i], now);
   }
 
   function duration(ms) {
@@ -296,16 +533,25 @@
     return Math.round(minutes / 1440) + ' d';
   }
 
+  function ago(at) {
+    var ms = Date.now() - (typeof at === 'number' ? at : Date.parse(at || ''));
+    return isNaN(ms) ? '' : ms < 45000 ? 'just now' : ms < 7 * 86400000 ? duration(ms) + ' ago'
+      : new Date(Date.now() - ms).toLocaleDateString();
+  }
+
   function relativeTime(iso) {
-    var at = Date.parse(iso || '');
     var node = el('time', 'rel');
+    var at = Date.parse(iso || '');
     if (isNaN(at)) return node;
-    var ago = Date.now() - at;
     node.dateTime = iso;
     node.title = new Date(at).toLocaleString();
-    node.textContent = ago < 45000 ? 'just now' : ago < 7 * 86400000 ? duration(ago) + ' ago'
-      : new Date(at).toLocaleDateString();
+    node.textContent = ago(at);
     return node;
+  }
+
+  function localTime(iso) {
+    var at = typeof iso === 'number' ? iso : Date.parse(iso || '');
+    return isNaN(at) ? '?' : new Date(at).toLocaleString();
   }
 
   function selectedFromHash() {
@@ -318,12 +564,42 @@
     $('app').classList.add('reading');
     if (id === state.selected) return;
     state.selected = id;
+    state.pending = [];
+    state.draft = state.typing = null;
+    hideConfirm();
+    $('composer-note').textContent = '';
+    $('action-note').textContent = '';
     history.replaceState(null, '', '#c=' + encodeURIComponent(id));
     renderList();
     loadThread(true);
   }
 
+  function move(step) {
+    var items = shown();
+    if (!items.length) return;
+    var at = items.findIndex(function (c) { return c.id === state.selected; });
+    var next = items[Math.min(items.length - 1, Math.max(0, at < 0 ? 0 : at + step))];
+    select(next.id);
+    var button = document.querySelector('.row[data-id="' + CSS.escape(next.id) + '"]');
+    if (button) button.scrollIntoView({block: 'nearest'});
+  }
+
   // --- thread ----------------------------------------------------------------------------------
+
+  function clearThread(message) {
+    $('thread-head').replaceChildren();
+    $('messages').replaceChildren();
+    $('actions').hidden = true;
+    $('composer').hidden = true;
+    $('thread-note').textContent = message;
+  }
+
+  function unsettled() {
+    return state.pending.length > 0 || state.thread.some(function (m) {
+      return m.direction === 'out' && UNSETTLED.indexOf(m.delivery_status) >= 0
+        && Date.now() - Date.parse(m.sent_at || '') < 10 * 60000;
+    });
+  }
 
   async function loadThread(fresh) {
     if (!fresh && state.threadBusy) return;
@@ -332,17 +608,24 @@
     var note = $('thread-note');
     state.threadBusy = true;
     if (fresh) {
-      state.threadKey = '';
-      $('thread-head').replaceChildren();
-      $('messages').replaceChildren();
-      note.textContent = 'Loading…';
+      state.threadKey = state.convKey = '';
+      state.thread = [];
+      state.events = [];
+      clearThread('Loading…');
     }
-    var path = 'api/conversations/' + encodeURIComponent(id);
-    var conversation, thread;
+    var path = convPath(id);
+    var conversation, thread, events;
     try {
-      var results = await Promise.all([api(path), allMessages(path + '/messages')]);
-      conversation = results[0];
-      thread = results[1];
+      conversation = await api(path);
+      if (gen !== state.threadGen) return;
+      var convKey = JSON.stringify(conversation);
+      if (!fresh && convKey === state.convKey && !unsettled()) {
+        state.threadBusy = false;
+        return; // nothing moved: one request per poll
+      }
+      var results = await Promise.all([allMessages(path + '/messages'), allEvents(path + '/events')]);
+      thread = results[0];
+      events = results[1];
     } catch (e) {
       if (gen === state.threadGen) {
         state.threadBusy = false;
@@ -352,25 +635,43 @@
     }
     if (gen !== state.threadGen) return;
     state.threadBusy = false;
-    var key = JSON.stringify([conversation, thread]);
-    note.textContent = !thread.items.length ? 'No messages yet.'
+    state.convKey = JSON.stringify(conversation);
+    state.conv = conversation;
+    state.thread = thread.items;
+    state.events = events;
+    var ids = new Set(thread.items.map(function (m) { return m.id; }));
+    state.pending = state.pending.filter(function (p) { return !(p.message && ids.has(p.message.id)); });
+    note.textContent = !thread.items.length && !state.pending.length ? 'No messages yet.'
       : thread.more ? 'Showing the first ' + thread.items.length + ' messages.' : '';
-    if (key === state.threadKey) return; // unchanged: leave scroll and text selection alone
-    state.threadKey = key;
+    if (conversation.unread_count > 0 && !document.hidden) markRead(conversation);
     renderHead(conversation);
-    var list = $('messages');
-    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-    var scroll = list.scrollTop;
-    list.replaceChildren.apply(list, thread.items.map(messageItem));
-    list.scrollTop = fresh || atBottom ? list.scrollHeight : scroll;
+    renderThread(fresh);
+  }
+
+  async function markRead(conversation) {
+    try {
+      var after = await api(convPath(conversation.id) + '/read', 'POST', {});
+      if (conversation.id === state.selected) { state.conv = after; state.convKey = JSON.stringify(after); }
+      updateItem(after);
+    } catch (e) { /* shown again on the next poll */ }
+  }
+
+  function updateItem(c) {
+    var changed = false;
+    state.items = state.items.map(function (item) {
+      if (item.id !== c.id) return item;
+      changed = true;
+      return c;
+    }).filter(function (item) { return item.id !== c.id || belongs(item); });
+    if (changed) renderList();
   }
 
   async function allMessages(path) {
     var items = [], cursor = null, pages = 0;
     do {
-      var query = new URLSearchParams({limit: '100'});
-      if (cursor) query.set('cursor', cursor);
-      var data = await api(path + '?' + query);
+      var q = new URLSearchParams({limit: '100'});
+      if (cursor) q.set('cursor', cursor);
+      var data = await api(path + '?' + q);
       items = items.concat(Array.isArray(data.items) ? data.items : []);
       cursor = data.next;
       pages++;
@@ -378,71 +679,202 @@
     return {items: items, more: Boolean(cursor)};
   }
 
+  async function allEvents(path) {
+    var items = [], after = '0', pages = 0;
+    do {
+      var data = await api(path + '?' + new URLSearchParams({limit: '100', after: after}));
+      items = items.concat(Array.isArray(data.items) ? data.items : []);
+      after = data.next;
+      pages++;
+    } while (after && pages < 10);
+    return items;
+  }
+
   function renderHead(c) {
     var back = el('button', 'link back', '‹ Conversations');
     back.type = 'button';
     back.addEventListener('click', function () { $('app').classList.remove('reading'); });
+    var title = el('div', 'title');
+    title.append(avatar(c), el('h2', null, contactName(c)));
+    var sub = contactSub(c);
+    if (sub) title.append(el('span', 'cid', sub));
     var info = el('div', 'head-info');
     info.append(channelBadge(c.channel));
-    var handle = c.contact && c.contact.handle;
-    if (handle && handle !== contactName(c)) info.append(el('span', 'handle', handle));
-    if (STATUSES.indexOf(c.status) >= 0) info.append(el('span', 'badge', c.status));
-    if (c.kind && c.kind !== 'dm') info.append(el('span', 'badge', c.kind));
-    var sla = slaBadge(c.reply_due_at);
+    if (c.kind && c.kind !== 'dm') info.append(el('span', 'badge kind', c.kind));
+    if (STATUSES.indexOf(c.status) >= 0) {
+      info.append(el('span', 'badge st-' + c.status, c.status + (c.status === 'snoozed' && c.snoozed_until
+        ? ' until ' + localTime(c.snoozed_until) : '')));
+    }
+    info.append(el('span', 'owner', c.assignee ? 'Assigned to ' + ownerLabel(c.assignee) : 'Unassigned'));
+    if (c.priority && c.priority !== 'none') info.append(el('span', 'badge pr-' + c.priority, c.priority));
+    (c.tags || []).forEach(function (t) { info.append(el('span', 'badge tagb', '#' + t)); });
+    var sla = slaBadge(c.sla);
     if (sla) info.append(sla);
-    $('thread-head').replaceChildren(back, el('h2', null, contactName(c)), info);
-    if (c.subject) $('thread-head').append(el('p', 'subject', (c.kind === 'comment' ? 'On post: ' : '') + c.subject));
+    var head = $('thread-head');
+    head.replaceChildren(back, title, info);
+    if (c.subject) head.append(el('p', 'subject', (c.kind === 'comment' ? 'Comment on the post: '
+      : c.kind === 'mention' ? 'Mention in: ' : 'Subject: ') + c.subject));
+    // actions follow the conversation
+    $('actions').hidden = false;
+    $('composer').hidden = false;
+    var mine = state.me && c.assignee === state.me.id;
+    $('act-claim').hidden = mine;
+    $('act-unassign').hidden = !c.assignee;
+    $('act-resolve').hidden = c.status === 'resolved';
+    $('act-reopen').hidden = c.status === 'open';
+    $('act-pending').hidden = c.status === 'pending';
+    $('act-priority').value = c.priority || 'none';
+    if (document.activeElement !== $('act-tags')) $('act-tags').value = (c.tags || []).join(', ');
+  }
+
+  var SHOWN_EVENTS = ['assigned', 'status_changed', 'reopened', 'priority_changed', 'tags_changed', 'sla_warning',
+    'sla_breached', 'escalated', 'reassigned'];
+
+  function actorLabel(actor) {
+    var a = String(actor || '');
+    if (a.indexOf('agent:') === 0) return state.me && a.slice(6) === state.me.id ? 'you' : a.slice(6);
+    return a === 'flow' ? 'the deadline flow' : a || 'the system';
+  }
+
+  function eventText(e) {
+    var d = e.data || {};
+    var by = ' by ' + actorLabel(e.actor);
+    switch (e.type) {
+      case 'assigned': return (d.to ? 'Assigned to ' + ownerLabel(d.to) : 'Unassigned') + by;
+      case 'status_changed': return 'Status ' + (d.from || '?') + ' → ' + (d.to || '?')
+        + (d.until ? ' until ' + localTime(d.until) : '') + by;
+      case 'reopened': return 'Reopened by a new customer message (was ' + (d.previous || '?') + ')';
+      case 'priority_changed': return 'Priority ' + (d.from || 'none') + ' → ' + (d.to || 'none') + by;
+      case 'tags_changed': return 'Tags ' + [].concat((d.added || []).map(function (t) { return '+' + t; }),
+        (d.removed || []).map(function (t) { return '−' + t; })).join(' ') + by;
+      case 'sla_warning': return 'Reply deadline warning' + (d.due_at ? ': due ' + localTime(d.due_at) : '');
+      case 'sla_breached': return 'Reply deadline breached' + (d.due_at ? ' (was due ' + localTime(d.due_at) + ')' : '');
+      default: return String(e.type).replace(/_/g, ' ') + by;
+    }
+  }
+
+  function renderThread(fresh) {
+    var items = state.thread.map(function (m) { return {at: Date.parse(m.sent_at || ''), m: m}; });
+    var events = state.events.filter(function (e) { return SHOWN_EVENTS.indexOf(e.type) >= 0; })
+      .map(function (e) { return {at: Date.parse(e.at || ''), e: e}; });
+    // events go before the first message that is later than them (messages keep the API's order)
+    var merged = [], j = 0;
+    items.forEach(function (item) {
+      while (j < events.length && events[j].at <= item.at) merged.push(events[j++]);
+      merged.push(item);
+    });
+    merged = merged.concat(events.slice(j), state.pending.map(function (p) { return {at: p.at, p: p}; }));
+    var key = JSON.stringify(merged) + (state.me && state.me.id);
+    if (!fresh && key === state.threadKey) return; // unchanged: leave scroll and text selection alone
+    state.threadKey = key;
+    var list = $('messages');
+    var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+    var scroll = list.scrollTop;
+    var nodes = [], day = '';
+    merged.forEach(function (x) {
+      var d = isNaN(x.at) ? day : new Date(x.at).toDateString();
+      if (d && d !== day) { nodes.push(daySeparator(x.at)); day = d; }
+      nodes.push(x.m ? messageItem(x.m) : x.e ? eventItem(x.e) : pendingItem(x.p));
+    });
+    list.replaceChildren.apply(list, nodes);
+    list.scrollTop = fresh || atBottom ? list.scrollHeight : scroll;
+  }
+
+  function daySeparator(at) {
+    var date = new Date(at), today = new Date();
+    var yesterday = new Date(Date.now() - 86400000);
+    var label = date.toDateString() === today.toDateString() ? 'Today'
+      : date.toDateString() === yesterday.toDateString() ? 'Yesterday'
+      : date.toLocaleDateString(undefined, {weekday: 'short', year: 'numeric', month: 'short', day: 'numeric'});
+    return el('li', 'day', label);
+  }
+
+  function eventItem(e) {
+    var item = el('li', 'event ev-' + e.type, eventText(e));
+    item.title = localTime(e.at);
+    return item;
+  }
+
+  // text with its http(s) links made clickable; everything else stays a text node
+  function linkify(parent, text) {
+    var re = /\bhttps?:\/\/[^\s<>"']+/gi, last = 0, match;
+    while ((match = re.exec(text))) {
+      var raw = match[0].replace(/[.,;:!?)\]}]+$/, '');
+      var url = httpUrl(raw);
+      if (!url) continue;
+      parent.append(text.slice(last, match.index));
+      var link = el('a', null, raw);
+      link.href = url;
+      link.target = '_blank';
+      link.rel = 'noopener noreferrer';
+      parent.append(link);
+      last = match.index + raw.length;
+      re.lastIndex = last;
+    }
+    parent.append(text.slice(last));
   }
 
   function messageItem(m) {
     var direction = DIRECTIONS.indexOf(m.direction) >= 0 ? m.direction : 'in';
     var item = el('li', 'msg ' + direction + (m.removed ? ' removed' : ''));
+    item.dataset.id = m.id;
+    if (direction === 'note') item.append(el('div', 'label', 'Private note · only agents see this'));
     var text = el(m.removed ? 'del' : 'div', 'text');
     if (typeof m.text === 'string' && m.text !== '') {
-      text.textContent = m.text;
+      linkify(text, m.text);
     } else {
       text.textContent = '[' + (m.type || 'message') + ']';
       text.classList.add('placeholder');
     }
     item.append(text);
     if (Array.isArray(m.attachments) && m.attachments.length) item.append(attachmentList(m.attachments));
+    if (m.edited_at) item.append(editHistory(m));
     var meta = el('div', 'meta');
-    if (direction === 'note') meta.append(el('span', 'tag', 'Internal note'));
     if (m.type && m.type !== 'text') meta.append(el('span', 'tag', m.type));
-    var at = Date.parse(m.sent_at || '');
-    if (!isNaN(at)) {
-      var time = el('time', null, new Date(at).toLocaleString());
-      time.dateTime = m.sent_at;
-      meta.append(time);
-    }
-    if (m.edited_at) {
-      var edited = el('span', 'edited', 'edited');
-      edited.tabIndex = 0;
-      edited.title = editHistory(m);
-      meta.append(edited);
-    }
+    if (direction !== 'in' && m.author_id) meta.append(el('span', null, ownerLabel(m.author_id)));
+    meta.append(relativeTime(m.sent_at));
     if (m.removed) meta.append(el('span', 'tag', 'removed on the platform'));
-    if (direction === 'out' && m.delivery_status) {
-      var status = el('span', 'delivery' + (m.delivery_status === 'failed' ? ' delivery-failed' : ''),
-        m.delivery_status);
-      if (m.delivery_error) status.title = String(m.delivery_error);
-      meta.append(status);
-    }
+    if (direction === 'out' && m.delivery_status) meta.append(tickOf(m.delivery_status));
     item.append(meta);
+    if (direction === 'out' && m.delivery_status === 'failed') {
+      item.classList.add('failed');
+      item.append(el('div', 'delivery-error', 'Not delivered: ' + (m.delivery_error || 'no reason given')));
+    }
+    return item;
+  }
+
+  function tickOf(status) {
+    var known = Object.prototype.hasOwnProperty.call(TICKS, status);
+    var node = el('span', 'delivery d-' + (known ? status : 'unknown'), known ? TICKS[status] : String(status));
+    node.title = 'Delivery: ' + status;
+    return node;
+  }
+
+  function pendingItem(p) {
+    var m = p.message;
+    var item = m ? messageItem(m) : el('li', 'msg ' + (p.kind === 'note' ? 'note' : 'out'));
+    item.classList.add('pending');
+    if (!m) {
+      if (p.kind === 'note') item.append(el('div', 'label', 'Private note · only agents see this'));
+      item.append(el('div', 'text', p.text));
+      var meta = el('div', 'meta');
+      meta.append(el('span', 'delivery d-queued', p.kind === 'note' ? 'saving…' : '◷ queued'));
+      item.append(meta);
+    }
     return item;
   }
 
   function editHistory(m) {
-    var lines = ['Edited ' + localTime(m.edited_at) + '. Earlier versions:'];
+    var box = el('div', 'history');
+    box.append(el('div', 'edited', 'Edited ' + ago(m.edited_at) + '; earlier versions:'));
+    var list = el('ul');
     (Array.isArray(m.edit_history) ? m.edit_history : []).forEach(function (h) {
-      lines.push('• ' + (h.text || '(no text)') + (h.replaced_at ? '  (until ' + localTime(h.replaced_at) + ')' : ''));
+      var item = el('li', null, h.text || '(no text)');
+      if (h.replaced_at) item.title = 'until ' + localTime(h.replaced_at);
+      list.append(item);
     });
-    return lines.join('\n');
-  }
-
-  function localTime(iso) {
-    var at = Date.parse(iso || '');
-    return isNaN(at) ? '?' : new Date(at).toLocaleString();
+    box.append(list);
+    return box;
   }
 
   function attachmentList(attachments) {
@@ -451,6 +883,9 @@
       if (!a || typeof a !== 'object') return;
       var label = attachmentLabel(a);
       var url = httpUrl(a.url);
+      if (!url && typeof a.latitude === 'number' && typeof a.longitude === 'number') {
+        url = httpUrl('https://www.openstreetmap.org/?mlat=' + a.latitude + '&mlon=' + a.longitude);
+      }
       var item = el('li');
       if (url) {
         var link = el('a', null, label);
@@ -485,29 +920,249 @@
     return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
   }
 
+  // --- composer --------------------------------------------------------------------------------
+
+  function setMode(mode) {
+    state.mode = mode;
+    var tabs = document.querySelectorAll('[data-mode]');
+    for (var i = 0; i < tabs.length; i++) tabs[i].setAttribute('aria-selected', String(tabs[i].dataset.mode === mode));
+    $('composer').classList.toggle('note-mode', mode === 'note');
+    $('draft').placeholder = mode === 'note' ? 'Private note for agents (never sent to the customer)'
+      : 'Reply to the customer (Enter sends, Shift+Enter new line)';
+    $('send').textContent = mode === 'note' ? 'Save note' : 'Send';
+  }
+
+  function newId() {
+    return crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random().toString(16).slice(2);
+  }
+
+  function lastMessageId() {
+    for (var i = state.thread.length - 1; i >= 0; i--) {
+      if (state.thread[i].direction !== 'note') return state.thread[i].id;
+    }
+    return null;
+  }
+
+  function hideConfirm() { $('confirm').hidden = true; }
+
+  async function send(confirmed) {
+    var text = $('draft').value;
+    if (!text.trim() || !state.selected || state.sending) return; // a second click while sending: nothing
+    var kind = state.mode, id = state.selected;
+    var d = state.draft;
+    // one client_id per attempt: a retry of the same text (after an error or a double click) reuses it
+    if (!d || d.text !== text || d.kind !== kind || d.conv !== id) {
+      var seen = state.typing && state.typing.conv === id ? state.typing.after : lastMessageId();
+      d = state.draft = {text: text, kind: kind, conv: id, clientId: newId(), after: seen};
+    }
+    state.sending = true;
+    $('send').disabled = true;
+    hideConfirm();
+    var note = $('composer-note');
+    note.textContent = '';
+    var pending = state.pending.find(function (p) { return p.clientId === d.clientId; });
+    if (!pending) {
+      pending = {clientId: d.clientId, text: text, kind: kind, at: Date.now(), message: null};
+      state.pending.push(pending);
+      renderThread(false);
+    }
+    var body = {text: text, kind: kind, client_id: d.clientId};
+    if (kind === 'reply' && d.after) body.after_message_id = d.after;
+    if (confirmed) body.confirm = true;
+    try {
+      pending.message = await api(convPath(id) + '/messages', 'POST', body);
+      if (id === state.selected && $('draft').value === text) $('draft').value = '';
+      state.draft = state.typing = null;
+      if (id === state.selected) { renderThread(false); loadThread(false); }
+    } catch (e) {
+      if (e.handled) return;
+      if (e.status === 409 && e.code === 'OutdatedThread') {
+        removePending(pending);
+        $('confirm-text').textContent = 'The thread changed: ' + e.message.split(';')[0] + '.';
+        $('confirm').hidden = false;
+        $('confirm-send').focus();
+      } else if (e.status === 422 || e.status === 400 || e.status === 409) {
+        removePending(pending);
+        state.draft = null;
+        note.textContent = (kind === 'note' ? 'Note not saved: ' : 'Not sent: ') + e.message
+          + (e.data.reason ? ' (' + e.data.reason + ')' : '');
+      } else {
+        removePending(pending);
+        note.textContent = 'Not sent yet: ' + e.message + ' Press Send again; it will be sent once.';
+      }
+    } finally {
+      state.sending = false;
+      $('send').disabled = false;
+    }
+  }
+
+  function removePending(p) {
+    state.pending = state.pending.filter(function (x) { return x !== p; });
+    renderThread(false);
+  }
+
+  // --- actions ---------------------------------------------------------------------------------
+
+  async function act(body, what) {
+    var id = state.selected;
+    if (!id) return;
+    var note = $('action-note');
+    note.textContent = '';
+    try {
+      var c = await api(convPath(id), 'PATCH', body);
+      if (id !== state.selected) return;
+      state.conv = c;
+      renderHead(c);
+      updateItem(c);
+      loadThread(false);
+      loadCounts();
+      return c;
+    } catch (e) {
+      if (e.handled || id !== state.selected) return;
+      if (e.status === 409 && e.data.current) {
+        note.textContent = 'Already assigned to ' + ownerLabel(e.data.current.assignee) + '.';
+        loadThread(false);
+      } else {
+        note.textContent = 'Could not ' + what + ': ' + e.message;
+      }
+    }
+  }
+
+  function snoozeTime(preset) {
+    var at = new Date();
+    if (preset === '1h') return new Date(at.getTime() + 3600000);
+    if (preset === '4h') return new Date(at.getTime() + 4 * 3600000);
+    at.setHours(9, 0, 0, 0);
+    if (preset === 'tomorrow') at.setDate(at.getDate() + 1);
+    if (preset === 'monday') at.setDate(at.getDate() + ((8 - at.getDay()) % 7 || 7));
+    return at;
+  }
+
+  function snooze(at) {
+    if (!at || isNaN(at.getTime())) return;
+    act({status: 'snoozed', snoozed_until: at.toISOString()}, 'snooze');
+    $('act-snooze').value = '';
+    $('snooze-at').hidden = $('snooze-go').hidden = true;
+  }
+
+  function saveTags() {
+    var tags = $('act-tags').value.split(',').map(function (t) { return t.trim(); })
+      .filter(function (t, i, all) { return t && all.indexOf(t) === i; });
+    act({tags: tags}, 'change the tags');
+  }
+
+  // --- keyboard --------------------------------------------------------------------------------
+
+  function onKey(event) {
+    if (!state.token || event.ctrlKey || event.metaKey || event.altKey) return;
+    var target = event.target;
+    if (target.closest && target.closest('input, textarea, select')) {
+      if (event.key === 'Escape') target.blur();
+      return;
+    }
+    var keys = {
+      j: function () { move(1); }, k: function () { move(-1); },
+      e: function () { if (state.conv && state.conv.status !== 'resolved') act({status: 'resolved'}, 'resolve'); },
+      a: function () { if (state.selected) act({assignee: 'me', claim: true}, 'claim'); },
+      r: function () { if (state.selected) { setMode('reply'); $('draft').focus(); } },
+      n: function () { if (state.selected) { setMode('note'); $('draft').focus(); } },
+      s: function () { if (state.selected) $('act-snooze').focus(); },
+      '/': function () { $('tag').focus(); },
+      '?': function () { $('help').hidden = !$('help').hidden; }
+    };
+    if (Object.prototype.hasOwnProperty.call(keys, event.key)) {
+      event.preventDefault();
+      keys[event.key]();
+    }
+  }
+
   // --- wiring ----------------------------------------------------------------------------------
 
-  $('login-form').addEventListener('submit', onLogin);
-  $('logout').addEventListener('click', function () { signOut(''); });
-  document.querySelector('.tabs').addEventListener('click', function (event) {
-    var tab = event.target.closest('[data-status]');
-    if (!tab || tab.dataset.status === state.status) return;
-    state.status = tab.dataset.status;
+  function on(id, type, handler) { $(id).addEventListener(type, handler); }
+
+  on('login-form', 'submit', onLogin);
+  on('logout', 'click', function () { signOut(''); });
+  on('notif', 'click', toggleAlerts);
+  on('help-toggle', 'click', function () { $('help').hidden = !$('help').hidden; });
+  on('notif-list', 'click', function (event) {
+    var button = event.target.closest('[data-id]');
+    if (!button) return;
+    toggleAlerts();
+    select(button.dataset.id);
+  });
+  on('views', 'click', function (event) {
+    var tab = event.target.closest('[data-view]');
+    if (!tab || tab.dataset.view === state.view) return;
+    state.view = tab.dataset.view;
     changeView();
   });
-  $('channel').addEventListener('change', function () { state.channel = $('channel').value; changeView(); });
-  $('mine').addEventListener('change', function () { state.mine = $('mine').checked; changeView(); });
-  $('sort').addEventListener('change', function () { state.sort = $('sort').value; changeView(); });
-  $('more').addEventListener('click', function () { loadList('more'); });
-  $('conversations').addEventListener('click', function (event) {
+  on('views', 'keydown', function (event) { // ARIA tabs: arrows move between views
+    if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
+    var names = Object.keys(VIEWS);
+    var at = names.indexOf(state.view) + (event.key === 'ArrowRight' ? 1 : -1);
+    state.view = names[(at + names.length) % names.length];
+    changeView();
+    document.querySelector('[data-view=' + state.view + ']').focus();
+  });
+  on('status', 'change', function () { state.status = $('status').value; changeView(); });
+  on('channel', 'change', function () { state.channel = $('channel').value; changeView(); });
+  on('sort', 'change', function () { state.sort = $('sort').value; changeView(); });
+  on('assignee', 'change', function () { state.assignee = $('assignee').value.trim(); changeView(); });
+  on('tag', 'input', function () { state.tag = $('tag').value; state.listKey = ''; renderList(); });
+  on('more', 'click', function () { loadList('more'); });
+  on('conversations', 'click', function (event) {
     var button = event.target.closest('.row');
     if (button) select(button.dataset.id);
   });
+  on('composer', 'submit', function (event) { event.preventDefault(); send(false); });
+  on('draft', 'keydown', function (event) {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(false); }
+  });
+  on('draft', 'input', function () {
+    hideConfirm();
+    // what the agent saw when they began writing: a reply to an older thread asks to confirm
+    if (!state.typing || state.typing.conv !== state.selected) state.typing = {conv: state.selected, after: lastMessageId()};
+  });
+  document.querySelector('.modes').addEventListener('click', function (event) {
+    var tab = event.target.closest('[data-mode]');
+    if (tab) { setMode(tab.dataset.mode); $('draft').focus(); }
+  });
+  on('confirm-send', 'click', function () { send(true); });
+  on('confirm-cancel', 'click', function () { hideConfirm(); loadThread(false); });
+  on('act-claim', 'click', function () { act({assignee: 'me', claim: true}, 'claim'); });
+  on('act-assign', 'click', function () {
+    var who = $('assign-to').value.trim();
+    if (who) act({assignee: who === 'me' ? 'me' : who}, 'assign');
+  });
+  on('act-unassign', 'click', function () { act({assignee: null}, 'unassign'); });
+  on('act-resolve', 'click', function () { act({status: 'resolved'}, 'resolve'); });
+  on('act-reopen', 'click', function () { act({status: 'open'}, 'reopen'); });
+  on('act-pending', 'click', function () { act({status: 'pending'}, 'set pending'); });
+  on('act-snooze', 'change', function () {
+    var preset = $('act-snooze').value;
+    if (preset === 'custom') {
+      $('snooze-at').hidden = $('snooze-go').hidden = false;
+      $('snooze-at').focus();
+    } else if (preset) {
+      snooze(snoozeTime(preset));
+    }
+  });
+  on('snooze-go', 'click', function () { snooze(new Date($('snooze-at').value)); });
+  on('act-priority', 'change', function () { act({priority: $('act-priority').value}, 'change the priority'); });
+  on('act-tags', 'keydown', function (event) { if (event.key === 'Enter') { event.preventDefault(); saveTags(); } });
   window.addEventListener('hashchange', function () {
     var id = selectedFromHash();
     if (id && state.token && id !== state.selected) select(id);
   });
-  document.addEventListener('visibilitychange', function () { if (!document.hidden) refresh(); });
+  document.addEventListener('keydown', onKey);
+  document.addEventListener('visibilitychange', function () {
+    if (!state.token) return;
+    if (document.hidden) { presence('away'); return; }
+    presence('online');
+    loadList('refresh');
+    if (state.selected) loadThread(false);
+  });
 
+  setMode('reply');
   if (state.token) start(); else showLogin('');
 })();
