@@ -72,7 +72,8 @@ def _parse_args(argv):
     parser.add_argument("--json", default=os.path.join(PROJECT, "bench", "results.json"),
                         help="where to write machine-readable results ('-' for stdout, '' for none)")
     parser.add_argument("--seed", type=int, default=20261123, help="shuffle seed for the interleaving")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: ack,processor,requests,wru,imports")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: "
+                                                   "ack,processor,requests,wru,imports,flow,api")
     parser.add_argument("--only", default="", help="comma-separated sections to run, the others skipped "
                                                    "(e.g. --only wru: DynamoDB request units per message kind, <1 min)")
     parser.add_argument("--log-file", default="",
@@ -104,6 +105,7 @@ import random  # noqa: E402
 import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
+import threading  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter  # noqa: E402
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple  # noqa: E402
@@ -126,7 +128,10 @@ def _watchdog() -> None:
         os._exit(2)
 
 
-SECTIONS = ("ack", "processor", "requests", "wru", "imports")
+SECTIONS = ("ack", "processor", "requests", "wru", "imports", "flow", "api")
+# Sections that need moto in this process (Step Functions' interpreter, items written straight into
+# moto's backend): with --backend server/process they run in a child `--backend inprocess` process.
+INPROCESS_SECTIONS = ("flow", "api")
 SKIP = {s.strip() for s in ARGS.skip.split(",") if s.strip()}
 if ARGS.only:
     _only = {s.strip() for s in ARGS.only.split(",") if s.strip()}
@@ -150,7 +155,8 @@ PAGE_ID = "100000000000001"  # meta's demo page (registered from MetaAdapter.dem
 
 
 class Scope:
-    def __init__(self) -> None:
+    def __init__(self, thread: Optional[int] = None) -> None:
+        self.thread = thread  # only calls made on this thread (None: every thread)
         self.calls: Counter = Counter()  # logical API calls: "Operation[resource]"
         self.sends: Counter = Counter()  # HTTP attempts (before-send), incl. retries: "Operation"
         self.clients = 0  # botocore clients created
@@ -189,7 +195,7 @@ class RequestCounter:
         original_create = botocore.session.Session.create_client
 
         def _make_api_call(client: Any, operation_name: str, api_params: Dict[str, Any]) -> Any:
-            scopes = list(counter._scopes)
+            scopes = counter._current()
             if not scopes:
                 return original_call(client, operation_name, api_params)
             key = operation_name + _resource_of(api_params)
@@ -206,7 +212,7 @@ class RequestCounter:
         def create_client(session: Any, *args: Any, **kwargs: Any) -> Any:
             client = original_create(session, *args, **kwargs)
             client.meta.events.register("before-send", counter._on_send)
-            for scope in counter._scopes:
+            for scope in counter._current():
                 scope.clients += 1
             return client
 
@@ -214,16 +220,25 @@ class RequestCounter:
         botocore.session.Session.create_client = create_client
         self.installed = True
 
+    def _current(self) -> List[Scope]:
+        """The scopes that see a call made on this thread (a scope opened with `thread=` ignores
+        calls of other threads, e.g. moto's Step Functions interpreter calling SQS)."""
+        if not self._scopes:
+            return []
+        me = threading.get_ident()
+        return [s for s in list(self._scopes) if s.thread is None or s.thread == me]
+
     def _on_send(self, event_name: str = "", **_: Any) -> None:
-        if self._scopes:
+        scopes = self._current()
+        if scopes:
             operation = event_name.rsplit(".", 1)[-1]
-            for scope in self._scopes:
+            for scope in scopes:
                 scope.sends[operation] += 1
         return None  # a non-None answer would short-circuit the request
 
     @contextlib.contextmanager
-    def scope(self) -> Iterator[Scope]:
-        scope = Scope()
+    def scope(self, this_thread_only: bool = False) -> Iterator[Scope]:
+        scope = Scope(threading.get_ident() if this_thread_only else None)
         self._scopes.append(scope)
         try:
             yield scope
@@ -1563,6 +1578,35 @@ def _children(entries: List[Tuple[str, int, int]], parent: str) -> List[Tuple[st
 # ================================================================================================
 
 
+def _inprocess_child(sections: List[str], results: Dict[str, Any], seconds_left: float) -> int:
+    """Run `sections` in a child `--backend inprocess` process (they need moto in-process) and
+    merge its results; bounded by what is left of --time-limit (at least 120 s)."""
+    import tempfile
+
+    limit = max(120.0, seconds_left)
+    with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as handle:
+        path = handle.name
+    argv = [sys.executable, os.path.abspath(__file__), "--backend", "inprocess", "--only", ",".join(sections),
+            "--json", path, "--time-limit", str(int(limit)), "--seed", str(ARGS.seed)]
+    if ARGS.log_file:
+        argv += ["--log-file", ARGS.log_file + ".inprocess"]
+    print(f"\n{', '.join(sections)}: in a child process with moto in-process ({' '.join(argv[1:])})", flush=True)
+    try:
+        code = subprocess.run(argv, cwd=PROJECT, timeout=limit + 10).returncode
+        with open(path, encoding="utf-8") as found:
+            child = json.load(found)
+    except (subprocess.TimeoutExpired, OSError, ValueError) as error:
+        print(f"  child FAILED: {type(error).__name__}: {error}")
+        return 1
+    finally:
+        if os.path.exists(path):
+            os.unlink(path)
+    for name in sections:
+        if name in child:
+            results[name] = child[name]
+    return 1 if code else 0
+
+
 def main() -> int:
     global ACTIVE_BACKEND
     import threading
@@ -1620,9 +1664,23 @@ def main() -> int:
             failures += bench_requests(application, results)
         if "wru" not in SKIP:
             failures += bench_wru(application, results)
+        if ARGS.backend == "inprocess":
+            this = sys.modules[__name__]
+            if "flow" not in SKIP:
+                import flow_bench  # bench/flow_bench.py
+
+                failures += flow_bench.run(this, application, results)
+            if "api" not in SKIP:
+                import api_bench  # bench/api_bench.py
+
+                failures += api_bench.run(this, application, results)
     finally:
         backend.stop()
         ACTIVE_BACKEND = None
+    wanted = [s for s in INPROCESS_SECTIONS if s not in SKIP]
+    if ARGS.backend != "inprocess" and wanted:
+        watchdog.cancel()  # the child has its own, and a timeout here
+        failures += _inprocess_child(wanted, results, ARGS.time_limit - (time.perf_counter() - started))
     if "imports" not in SKIP:
         bench_imports(results)
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
