@@ -7,7 +7,7 @@ PORT      ?= 8000
 MOTO_PORT ?= 5000
 STAGE     ?= dev
 
-.PHONY: run reset soak test browser demo bench replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
+.PHONY: run reset soak test browser demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `m
 
 bench: $(STAMP)  ## ack-path and processor measurements (see README)
 	$(PY) bench/ingest_bench.py
+
+create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=... (password asked, or first line of stdin; never echoed)
+	@test -n "$(EMAIL)" && test -n "$(NAME)" || { echo "usage: make create-admin STAGE=dev EMAIL=ops@example.com NAME='Ops Admin'"; exit 2; }
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.api.people create-admin \
+	  --email "$(EMAIL)" --name "$(NAME)"
 
 list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why (STAGE=local: the `make run` stack on MOTO_PORT)
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq list
