@@ -80,6 +80,9 @@ class StatusEvent:
     status: str
     at_ms: int
     error: Optional[str] = None
+    #: our outbound id when the platform echoes it back (WhatsApp `biz_opaque_callback_data`),
+    #: so a receipt that overtakes our send's answer still finds the reply.
+    outbound_id: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -572,7 +572,8 @@ def _whatsapp_status(account_id: str, status: Any) -> StatusEvent:
         if details:
             described["details"] = details
         error = json.dumps(described, ensure_ascii=False, default=str)
-    return StatusEvent("whatsapp", account_id, wamid, state, at, error)
+    return StatusEvent("whatsapp", account_id, wamid, state, at, error,
+                       outbound_id=optional_str(status, "biz_opaque_callback_data"))
 
 
 # --- demo traffic (make demo) --------------------------------------------------------------------
