@@ -5,6 +5,7 @@ from chalice import Chalice, Rate, Response
 
 from chalicelib import config
 from chalicelib.api.bulk_routes import bulk_api
+from chalicelib.api.canned_routes import canned_api
 from chalicelib.api.people_routes import people_api
 from chalicelib.api.replies import replies
 from chalicelib.api.routes import api
@@ -24,6 +25,7 @@ app.register_blueprint(sla_api)
 app.register_blueprint(web)
 app.register_blueprint(bulk_api)
 app.register_blueprint(people_api)
+app.register_blueprint(canned_api)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
 SECURITY_HEADERS: Dict[str, str] = {
