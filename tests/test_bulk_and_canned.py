@@ -155,3 +155,115 @@ def test_bulk_needs_a_token_and_deduplicates_ids(threads):
     status, body = _call(inbox, "post", "/api/conversations/bulk",
                          {"ids": [f"c_unknown_{i}" for i in range(100)], "status": "resolved"})
     assert status == 200 and body["failed"] == 100
+
+
+# --- canned replies ---------------------------------------------------------------------------
+
+
+def _agent_token(inbox, email, name, role="agent", teams=("default",)):
+    from chalicelib.api.auth import create_agent
+    from chalicelib.models import AgentRouting
+
+    agent = create_agent(email, "agent-password-123", name, role=role)
+    AgentRouting(agent.agent_id, teams=list(teams)).save()
+    response = inbox.client.http.post("/api/auth/login", body=json.dumps(
+        {"email": email, "password": "agent-password-123"}), headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.body
+    return json.loads(response.body)["token"]
+
+
+def _new(inbox, token=None, **fields):
+    body = {"shortcut": "greet", "title": "Greeting", "text": "Hi {{contact.name}}, {{agent.name}} here."}
+    body.update(fields)
+    return _call(inbox, "post", "/api/canned-replies", body, token=token)
+
+
+def test_canned_replies_shared_and_personal(threads):
+    inbox, ids = threads
+    agent = _agent_token(inbox, "agent.canned@example.com", "Zoë Agent")
+    other = _agent_token(inbox, "other.canned@example.com", "Other")
+    status, shared = _new(inbox, shared=True)
+    assert status == 201 and shared["scope"] == "shared" and shared["shortcut"] == "greet"
+    # an agent may not write shared replies, but may have their own, even with a shared shortcut
+    assert _new(inbox, token=agent, shared=True, shortcut="x")[0] == 403
+    status, mine = _new(inbox, token=agent, shortcut="/Greet", text="Bye {{contact.handle}}")
+    assert status == 201 and mine["scope"] == "personal" and mine["shortcut"] == "Greet"
+    assert _new(inbox, token=agent, shortcut="GREET")[0] == 409  # same owner, same folded shortcut
+    status, listed = _call(inbox, "get", "/api/canned-replies", token=agent)
+    assert [(i["scope"], i["shortcut"]) for i in listed["items"]] == [("shared", "greet"), ("personal", "Greet")]
+    status, listed = _call(inbox, "get", "/api/canned-replies", token=other)
+    assert [i["id"] for i in listed["items"]] == [shared["id"]]
+    # another agent's personal reply does not exist for them
+    for method in ("get", "delete"):
+        assert _call(inbox, method, f"/api/canned-replies/{mine['id']}", token=other)[0] == 404
+    assert _call(inbox, "put", f"/api/canned-replies/{mine['id']}",
+                 {"shortcut": "a", "title": "b", "text": "c"}, token=other)[0] == 404
+    # an agent cannot change or delete the shared one; an admin can
+    assert _call(inbox, "delete", f"/api/canned-replies/{shared['id']}", token=agent)[0] == 403
+    status, changed = _call(inbox, "put", f"/api/canned-replies/{shared['id']}",
+                            {"shortcut": "hello", "title": "Hello", "text": "Hello!"})
+    assert status == 200 and changed["shortcut"] == "hello" and changed["text"] == "Hello!"
+    assert _new(inbox, shortcut="greet", shared=True)[0] == 201  # the old shortcut is free again
+    assert _new(inbox, shortcut="hello", shared=True)[0] == 409
+    assert _call(inbox, "delete", f"/api/canned-replies/{mine['id']}", token=agent)[0] == 204
+    assert _call(inbox, "get", f"/api/canned-replies/{mine['id']}", token=agent)[0] == 404
+    assert _new(inbox, token=agent, shortcut="greet")[0] == 201  # deleting freed the shortcut
+
+
+def test_render_fills_placeholders_as_plain_text(threads):
+    from chalicelib.inbox import store
+    from chalicelib.models import Conversation
+
+    inbox, ids = threads
+    agent = _agent_token(inbox, "render@example.com", "Zoë <b>Agent</b>")
+    Conversation(ids[0]).update(actions=[Conversation.contact_name.set("{{agent.name}} & <script>"),
+                                         Conversation.contact_handle.set("@ana_😀")])
+    assert store.get(ids[0])["contact_name"].startswith("{{agent")
+    status, reply = _new(inbox, token=agent, text="Hi {{ contact.name }} ({{contact.handle}}), I'm {{agent.name}}. "
+                                                   "{{contact.email}} {{unknown}} {{ contact.name")
+    status, rendered = _call(inbox, "get", f"/api/canned-replies/{reply['id']}/render?conversation_id={ids[0]}",
+                             token=agent)
+    assert status == 200, rendered
+    assert rendered["text"] == ("Hi {{agent.name}} & <script> (@ana_😀), I'm Zoë <b>Agent</b>. "
+                                "{{contact.email}} {{unknown}} {{ contact.name")
+    # no name: the fallback the inbox shows; no handle: empty
+    status, rendered = _call(inbox, "get", f"/api/canned-replies/{reply['id']}/render?conversation_id={ids[1]}",
+                             token=agent)
+    assert rendered["text"].startswith("Hi Messenger user …") and "()" in rendered["text"]
+    for query in ("", "?conversation_id=", "?conversation_id=c_nope", "?conversation_id=" + "x" * 300):
+        status, answer = _call(inbox, "get", f"/api/canned-replies/{reply['id']}/render{query}", token=agent)
+        assert status in (400, 404) and set(answer) == {"Code", "Message"}
+    assert _call(inbox, "get", f"/api/canned-replies/r_00000000000000000000/render?conversation_id={ids[0]}",
+                 token=agent)[0] == 404
+    # another team's conversation is not there for this agent (404, never its contact's name)
+    outsider = _agent_token(inbox, "outsider@example.com", "Out", teams=("sales",))
+    status, shared = _new(inbox, shortcut="everyone", shared=True)
+    status, answer = _call(inbox, "get", f"/api/canned-replies/{shared['id']}/render?conversation_id={ids[0]}",
+                           token=outsider)
+    assert status == 404 and answer["Message"] == "no such conversation"
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"shortcut": "a", "title": "b"}, {"shortcut": 1, "title": "b", "text": "c"},
+    {"shortcut": "has space", "title": "b", "text": "c"}, {"shortcut": "x" * 33, "title": "b", "text": "c"},
+    {"shortcut": "", "title": "b", "text": "c"}, {"shortcut": "a", "title": " ", "text": "c"},
+    {"shortcut": "a", "title": "b", "text": "x" * 5001}, {"shortcut": "a", "title": "b\x00", "text": "c"},
+    {"shortcut": "a", "title": "b", "text": "\ud83d"}, {"shortcut": "a", "title": "b", "text": ["c"]},
+    {"shortcut": "a", "title": "b", "text": "c", "shared": "yes"}, {"shortcut": "a", "title": "b", "text": "c", "x": 1},
+    {"shortcut": "a#b", "title": "b", "text": "c"}, {"shortcut": "../a", "title": "b", "text": "c"},
+])
+def test_canned_hostile_bodies_are_400(threads, body):
+    inbox, _ = threads
+    status, answer = _call(inbox, "post", "/api/canned-replies", body)
+    assert status == 400, answer
+    assert set(answer) == {"Code", "Message"}
+
+
+def test_canned_multiline_unicode_and_odd_ids(threads):
+    inbox, _ = threads
+    status, item = _new(inbox, shortcut="café_ñ", title="Ünïcode ✓", text="line 1\nline 2\t😀 {{agent.name}}")
+    assert status == 201 and item["shortcut"] == "café_ñ"
+    assert _new(inbox, shortcut="CAFÉ_Ñ")[0] == 409
+    for reply_id in ("r_nope", "x" * 500, "..%2F..", "r_" + "0" * 20):
+        assert _call(inbox, "get", f"/api/canned-replies/{reply_id}")[0] == 404
+    assert _call(inbox, "put", "/api/canned-replies/r_nope", raw="{")[0] == 400
