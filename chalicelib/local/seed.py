@@ -25,7 +25,9 @@ def seed() -> Dict[str, List[str]]:
     from chalicelib.api.auth import create_agent
     from chalicelib.channels import adapter_names, get_adapter
     from chalicelib.accounts import find_account, register_account
+    from chalicelib.inbox.rules import DEFAULT_TEAM
     from chalicelib.models import Agent
+    from chalicelib.routing import directory
 
     password = config.get_secret("LOCAL_ADMIN_PASSWORD") or ""
     agents, accounts = [], []
@@ -33,7 +35,9 @@ def seed() -> Dict[str, List[str]]:
         try:
             Agent.get(email)
         except Agent.DoesNotExist:
-            create_agent(email, password, name, role, agent_id=stable_agent_id(email))
+            agent = create_agent(email, password, name, role, agent_id=stable_agent_id(email))
+            if role != "admin" and not directory.profile(agent.agent_id).teams:  # team access: the default team
+                directory.set_routing(agent.agent_id, [DEFAULT_TEAM], None)
         agents.append(email)
     for adapter_name in adapter_names():
         for channel, account_id, name in get_adapter(adapter_name).demo_accounts:
