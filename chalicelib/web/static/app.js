@@ -7,6 +7,7 @@
 
   var BASE = new URL('..', document.currentScript.src); // the app root, also under a stage prefix
   var TOKEN_KEY = 'socialinbox.token';
+  var REFRESH_KEY = 'socialinbox.refresh';  // rotates on every refresh; a reused one ends the sign-in
   var SEEN_KEY = 'socialinbox.alerts-seen';
   var LIST_MS = 5000;      // the open view
   var THREAD_MS = 2000;    // the open conversation (one GET unless it changed)
@@ -52,7 +53,30 @@
     this.handled = false;
   }
 
-  async function api(path, method, body) {
+  // Access tokens live 15 min; the refresh token keeps the agent signed in through a shift. One
+  // refresh at a time (a second use of the same refresh token would revoke the whole sign-in).
+  var refreshing = null;
+
+  function keepSession(data) {
+    state.token = data.token;
+    sessionStorage.setItem(TOKEN_KEY, data.token);
+    if (data.refresh_token) sessionStorage.setItem(REFRESH_KEY, data.refresh_token);
+  }
+
+  function renew() {
+    if (!refreshing) {
+      var token = sessionStorage.getItem(REFRESH_KEY);
+      refreshing = (token ? fetch(new URL('api/auth/refresh', BASE), {method: 'POST', cache: 'no-store',
+        credentials: 'omit', headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+        body: JSON.stringify({refresh_token: token})}).then(function (response) {
+          return response.ok ? response.json().then(function (data) { keepSession(data); return true; }) : false;
+        }).catch(function () { return false; }) : Promise.resolve(false))
+        .finally(function () { refreshing = null; });
+    }
+    return refreshing;
+  }
+
+  async function api(path, method, body, retried) {
     var init = {method: method || 'GET', headers: {Accept: 'application/json'}, cache: 'no-store',
       credentials: 'omit'};
     if (state.token) init.headers.Authorization = 'Bearer ' + state.token;
@@ -71,6 +95,10 @@
       var message = data && typeof data.Message === 'string' && data.Message ? data.Message
         : 'The server answered ' + response.status + '.';
       var error = new ApiError(response.status, message, data);
+      if (response.status === 401 && path !== 'api/auth/login' && !retried && state.token
+          && await renew()) {
+        return api(path, method, body, true);
+      }
       if (response.status === 401 && path !== 'api/auth/login') {
         signOut('Your session has ended. Please sign in again.');
         error.handled = true;
@@ -97,8 +125,15 @@
     state.timers.forEach(clearInterval);
     state.timers = [];
     if (state.token && message === '') api('api/me/presence', 'PUT', {status: 'offline'}).catch(function () {});
+    var refreshToken = sessionStorage.getItem(REFRESH_KEY);
+    if (refreshToken && message === '') {
+      fetch(new URL('api/auth/logout', BASE), {method: 'POST', cache: 'no-store', credentials: 'omit',
+        headers: {'Content-Type': 'application/json'}, body: JSON.stringify({refresh_token: refreshToken})})
+        .catch(function () {});
+    }
     state.token = null;
     sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(REFRESH_KEY);
     state.items = [];
     state.next = null;
     state.listKey = state.threadKey = state.convKey = '';
@@ -123,8 +158,7 @@
     $('login-error').textContent = '';
     try {
       var data = await api('api/auth/login', 'POST', {email: $('email').value.trim(), password: $('password').value});
-      state.token = data.token;
-      sessionStorage.setItem(TOKEN_KEY, data.token);
+      keepSession(data);
       $('password').value = '';
       await start();
     } catch (e) {
