@@ -160,7 +160,7 @@ class Server:
         self.proc.kill()
         self.proc.wait(30)
 
-    def stop(self, timeout: float = 60.0) -> Optional[float]:
+    def stop(self, timeout: float = 30.0) -> Optional[float]:
         """Ctrl-C (SIGINT); seconds until the process is gone, None if it had to be killed."""
         self.up.clear()
         if self.proc is None or self.proc.poll() is not None:
