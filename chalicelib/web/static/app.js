@@ -994,6 +994,7 @@
     hideConfirm();
     var note = $('composer-note');
     note.textContent = '';
+    $('draft').value = ''; // optimistic: the text moves into the thread, and comes back if not sent
     var pending = state.pending.find(function (p) { return p.clientId === d.clientId; });
     if (!pending) {
       pending = {clientId: d.clientId, text: text, kind: kind, at: Date.now(), message: null};
@@ -1005,11 +1006,11 @@
     if (confirmed) body.confirm = true;
     try {
       pending.message = await api(convPath(id) + '/messages', 'POST', body);
-      if (id === state.selected && $('draft').value === text) $('draft').value = '';
       state.draft = state.typing = null;
       if (id === state.selected) { renderThread(false); loadThread(false); }
     } catch (e) {
       if (e.handled) return;
+      if (id === state.selected && !$('draft').value) $('draft').value = text;
       if (e.status === 409 && e.code === 'OutdatedThread') {
         removePending(pending);
         $('confirm-text').textContent = 'The thread changed: ' + e.message.split(';')[0] + '.';
