@@ -224,9 +224,16 @@ def _kinds(bench: Any, application: Any, section: Dict[str, Any]) -> int:
     problems: List[str] = []
     for kind, ids in opened.items():
         transitions, statuses, per_conv = [], [], []
+        early_wait = []  # late turns whose deadline Wait moto ended before our reply (see README)
         for cid in ids:
             described, history = _history(cid)
             transitions.append(sum(1 for e in history if e["type"].endswith("StateEntered")))
+            breach = [e["timestamp"].timestamp() for e in history if e["type"] == "TaskStateEntered"
+                      and (e.get("stateEnteredEventDetails") or {}).get("name") == "SendBreach"]
+            if kind == "late" and breach and cid in turns.warned and breach[0] < turns.warned[cid] \
+                    and breach[0] * 1000 < turns.due[cid]:
+                early_wait.append({"conversation": cid, "send_breach_ms_before_deadline":
+                                   int(turns.due[cid] - breach[0] * 1000)})
             statuses.append(described["status"])
             total = Counter()
             for counts in turns.steps.get(cid, {}).values():
@@ -251,11 +258,12 @@ def _kinds(bench: Any, application: Any, section: Dict[str, Any]) -> int:
                 steps[step] = {"n": len(found), "requests": statistics.median(sum(f.values()) for f in found),
                                "by_operation": dict(found[len(found) // 2])}
         totals = [sum(c.values()) for c in per_conv]
-        kinds[kind] = {"n": len(ids), "answered_ms_before_deadline": [int(turns.due[c] - turns.warned[c] * 1000)
+        kinds[kind] = {"moto_deadline_wait_ended_early": early_wait, "n": len(ids), "answered_ms_before_deadline": [int(turns.due[c] - turns.warned[c] * 1000)
                                                                       for c in ids if c in turns.warned], "billed_transitions": transitions, "execution_status": statuses,
                        "requests_per_turn": totals, "steps": steps, "sla_events": got, "sla_state": [x.get("sla_state") for x in state],
                        "timer_messages": [turns.recorded.get(c, []) for c in ids]}
-        rows.append([kind, len(ids), _spread(transitions), ", ".join(sorted(set(statuses))), _spread(totals),
+        shown = _spread(transitions) + (f" ({len(early_wait)}x moto's early Wait end)" if early_wait else "")
+        rows.append([kind, len(ids), shown, ", ".join(sorted(set(statuses))), _spread(totals),
                      "; ".join(f"{s}: {_n(v['requests'])}" for s, v in steps.items())])
     section["kinds"] = kinds
     section["kind_sla_seconds"] = KIND_SLA_SECONDS

@@ -79,7 +79,7 @@ def _parse_args(argv):
     parser.add_argument("--log-file", default="",
                         help="where the app's log lines go (default: /dev/null); they are formatted and written "
                              "as deployed either way")
-    parser.add_argument("--time-limit", type=float, default=300.0,
+    parser.add_argument("--time-limit", type=float, default=900.0,
                         help="hard stop (seconds): dump stacks and exit if the bench hangs")
     return parser.parse_args(argv)
 
