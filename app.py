@@ -9,6 +9,7 @@ from chalicelib.api.canned_routes import canned_api
 from chalicelib.api.people_routes import people_api
 from chalicelib.api.replies import replies
 from chalicelib.api.routes import api
+from chalicelib.api.search_routes import search_api
 from chalicelib.api.routing_routes import routing_api
 from chalicelib.api.sla_routes import sla_api
 from chalicelib.ingest.routes import webhooks
@@ -26,6 +27,7 @@ app.register_blueprint(web)
 app.register_blueprint(bulk_api)
 app.register_blueprint(people_api)
 app.register_blueprint(canned_api)
+app.register_blueprint(search_api)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
 SECURITY_HEADERS: Dict[str, str] = {

@@ -230,6 +230,7 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
             created = rules.new_conversation(ids, facts, team or rules.DEFAULT_TEAM, policy(ids), now)
             if _create_conversation(created, rules.created_entry(created, facts), now):
                 _upsert_contact(event, contact_id, now)
+                _search_hook().on_message(conversation_id, event, names=True)
                 return
             continue
         change = rules.message_arrived(state, facts, policy(state), now)
@@ -240,6 +241,8 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
         if _write(conversation_id, state, change, now):
             if "contact_name" in change.updates or "contact_handle" in change.updates:
                 _upsert_contact(event, contact_id, now)
+            _search_hook().on_message(conversation_id, event, names="contact_name" in change.updates
+                                      or "contact_handle" in change.updates)
             return
         _pause(attempt)
     raise Busy(f"conversation {conversation_id} kept changing")
@@ -271,6 +274,14 @@ def _create_conversation(item: State, entry: rules.LogEntry, now: int) -> bool:
         raise
     _after_logged(item["conversation_id"], {}, item, entry)
     return True
+
+
+def _search_hook() -> Any:
+    """The search index (chalicelib.inbox.search): entries for the messages stored on the logged
+    path, and names, written best effort after the store's own writes (never failing them)."""
+    from chalicelib.inbox import search
+
+    return search
 
 
 def _upsert_contact(event: MessageEvent, contact_id: str, now: int) -> None:
