@@ -1,0 +1,169 @@
+"""Search across contact names, handles and message text without a Scan.
+
+Index (models.SearchToken, table `search-tokens`): partition "t#<token>", sort key
+"<13-digit ms>#<conversation id>", so each token lists its conversations newest first.
+- Contact names and handles: every word, plus its prefixes of 2..6 characters (type-ahead on
+  names: "ana", "sou" find "Ana Souza"), written when the conversation is created and when the
+  platform tells us a new name.
+- Message text: whole words (at most MAX_WORDS per batch; very common words skipped).
+  Measured (`bench/ingest_bench.py --only wru`): follow-up 6 WRU (unchanged), new conversation
+  12 -> 18 (names + the first message's words, one BatchWriteItem), echo of our reply 14 (no
+  index write), a customer message that starts a new turn +1 or so (its words).
+  To keep a customer's follow-up at its one conditional UpdateItem (6 WRU), text is NOT written
+  on the follow-up path: the message that creates a conversation or starts a customer turn is
+  indexed as it is stored, and the follow-ups of a turn (and our replies) are indexed together,
+  de-duplicated, when the turn ends (our reply, or the conversation resolved without one).
+A search is at most MAX_TERMS Queries (each at most PER_TOKEN items, newest first) plus one
+BatchGetItem of the page: bounded whatever the table size. Indexing never fails the write it
+follows (errors are logged).
+
+All writes come from chalicelib.inbox.store through the hooks `on_message` and `on_logged`.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any, Dict, Iterable, List, Optional, Sequence
+
+from chalicelib.logs import describe_error, logger
+
+MAX_TERMS = 3
+PER_TOKEN = 200  # index entries read per query term (newest first)
+MAX_WORDS = 16  # distinct words written per message (or per ended turn)
+MAX_NAME_TOKENS = 24
+PREFIX_MIN, PREFIX_MAX = 2, 6
+WORD_MIN, WORD_MAX = 2, 32
+TURN_MESSAGES = 50  # messages of an ended turn read to index them
+STOP_WORDS = frozenset("""a an and are as at be but by do for from has have hi hello i in is it me my no not of on or
+please so thanks thank that the this to was we what with you your yes ok""".split())
+_WORD = re.compile(r"\w+")
+
+
+def normalise(text: str) -> str:
+    """NFKD, accents dropped, case folded: "Zoë" and "zoe" are the same token."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def words(text: Optional[str]) -> List[str]:
+    if not text:
+        return []
+    found: List[str] = []
+    for word in _WORD.findall(normalise(text[:20_000])):
+        if WORD_MIN <= len(word) <= WORD_MAX and word not in found:
+            found.append(word)
+    return found
+
+
+def text_tokens(texts: Iterable[Optional[str]]) -> List[str]:
+    found: List[str] = []
+    for text in texts:
+        for word in words(text):
+            if word not in STOP_WORDS and word not in found:
+                found.append(word)
+                if len(found) >= MAX_WORDS:
+                    return found
+    return found
+
+
+def name_tokens(*names: Optional[str]) -> List[str]:
+    found: List[str] = []
+    for name in names:
+        for word in words(name) + words((name or "").replace("_", " ")):
+            if not WORD_MIN <= len(word) <= WORD_MAX:
+                continue
+            for size in list(range(PREFIX_MIN, min(PREFIX_MAX, len(word) - 1) + 1)) + [len(word)]:
+                token = word[:size]
+                if token not in found:
+                    found.append(token)
+    return found[:MAX_NAME_TOKENS]
+
+
+def write(conversation_id: str, tokens: Sequence[str], at: int) -> int:
+    """One index entry per token (BatchWriteItem, 25 a request); returns the entries written."""
+    from chalicelib.models import SearchToken
+
+    if not tokens:
+        return 0
+    rank = f"{int(at):013d}#{conversation_id}"
+    with SearchToken.batch_write() as batch:
+        for token in tokens:
+            batch.save(SearchToken("t#" + token, rank, conversation_id=conversation_id, at=int(at)))
+    return len(tokens)
+
+
+def on_message(conversation_id: str, event: Any, names: bool) -> None:
+    """Hook (store): a message stored on the logged path (a new conversation, or one that starts
+    a turn); with `names`, the contact's name and handle are (re)indexed too."""
+    try:
+        # Customers' words at once; ours (echoes of replies, messages sent outside the inbox) with
+        # the rest of the turn when it ends, so an echo costs no index write.
+        tokens = text_tokens([event.text]) if getattr(event, "direction", "in") == "in" else []
+        if names:
+            tokens = name_tokens(event.contact.display_name, event.contact.handle) + \
+                [t for t in tokens if t not in name_tokens(event.contact.display_name, event.contact.handle)]
+        write(conversation_id, tokens, event.sent_at_ms)
+    except Exception as error:  # noqa: BLE001 - search is best effort; the message is stored
+        logger.warning("search index not written", extra={"conversation_id": conversation_id,
+                                                          "error": describe_error(error)})
+
+
+def on_logged(conversation_id: str, before: Dict[str, Any], after: Dict[str, Any], entry: Any) -> None:
+    """Hook (store): when a customer's turn ends (our reply, or resolved without one), the
+    turn's later messages (follow-ups, our reply) are indexed together, de-duplicated."""
+    since = before.get("awaiting_reply_since")
+    ended = entry.type == "replied" or (entry.type == "status_changed" and after.get("status") == "resolved")
+    if since is None or not ended:
+        return
+    try:
+        from chalicelib.models import Message
+
+        messages = Message.query(conversation_id, Message.sort_key > f"{int(since):013d}#\uffff",
+                                 limit=TURN_MESSAGES, page_size=TURN_MESSAGES)
+        texts = [m.text for m in messages if not m.removed]
+        write(conversation_id, text_tokens(texts), int(after.get("last_message_at") or since))
+    except Exception as error:  # noqa: BLE001
+        logger.warning("search index of a turn not written", extra={"conversation_id": conversation_id,
+                                                                    "error": describe_error(error)})
+
+
+class BadSearch(ValueError):
+    pass
+
+
+def query_terms(q: Any) -> List[str]:
+    if not isinstance(q, str) or not q.strip() or len(q) > 200:
+        raise BadSearch("q must be 1 to 200 characters")
+    if re.search(r"[\ud800-\udfff\x00-\x1f\x7f]", q):
+        raise BadSearch("q contains characters that cannot be searched")
+    terms = [w for w in words(q) if w not in STOP_WORDS] or words(q)
+    if not terms:
+        raise BadSearch(f"q needs a word of at least {WORD_MIN} letters or digits")
+    # The longest (most selective) terms when there are more than MAX_TERMS.
+    return sorted(terms, key=len, reverse=True)[:MAX_TERMS]
+
+
+def search(q: Any, limit: int) -> List[Any]:
+    """Conversations matching every term, newest index entry first: <= MAX_TERMS Queries and one
+    BatchGetItem."""
+    from chalicelib.models import Conversation, SearchToken
+
+    terms = query_terms(q)
+    ordered: Optional[List[str]] = None
+    for term in terms:
+        ids: List[str] = []
+        for item in SearchToken.query("t#" + term, scan_index_forward=False, limit=PER_TOKEN, page_size=PER_TOKEN):
+            if item.conversation_id not in ids:
+                ids.append(item.conversation_id)
+        if ordered is None:
+            ordered = ids
+        else:
+            present = set(ids)
+            ordered = [i for i in ordered if i in present]
+        if not ordered:
+            return []
+    page = (ordered or [])[:limit]
+    if not page:
+        return []
+    found = {c.conversation_id: c for c in Conversation.batch_get(page)}
+    return [found[i] for i in page if i in found]

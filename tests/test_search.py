@@ -1,0 +1,137 @@
+"""GET /api/search: contact names (by prefix), handles and message text, through the store's
+index hook; a search costs a bounded number of DynamoDB requests whatever the table size."""
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+import pytest
+
+from tests.helpers import PHONE, whatsapp_delivery
+
+
+@pytest.fixture
+def people(inbox):
+    inbox.add_account("whatsapp", PHONE)
+    deliveries = [
+        whatsapp_delivery("wamid.s1", "5511999990001", 1700000000, "My order 4711 never arrived", name="Zoë Souza"),
+        whatsapp_delivery("wamid.s2", "5511999990002", 1700000100, "Refund for the blue jacket", name="Ana Lima"),
+        whatsapp_delivery("wamid.s3", "5511999990003", 1700000200, "order status please", name="Ana Souza"),
+    ]
+    for delivery in deliveries:
+        assert inbox.post_meta(delivery).status_code == 200
+    inbox.process()
+    return inbox
+
+
+def _search(inbox, q, status=200, **params):
+    query = urllib.parse.urlencode(dict(q=q, **params))
+    response = inbox.client.http.get("/api/search?" + query, headers={"Authorization": "Bearer " + inbox.login_admin()})
+    assert response.status_code == status, (q, response.status_code, response.body)
+    return json.loads(response.body)
+
+
+def _names(answer):
+    return sorted(item["contact"]["display_name"] for item in answer["items"])
+
+
+def test_names_by_prefix_text_by_word_accents_folded_terms_intersected(people):
+    assert _names(_search(people, "ana")) == ["Ana Lima", "Ana Souza"]
+    assert _names(_search(people, "sou")) == ["Ana Souza", "Zoë Souza"]
+    assert _names(_search(people, "ZOE")) == ["Zoë Souza"]  # accents and case folded
+    assert _names(_search(people, "ana souza")) == ["Ana Souza"]
+    assert _names(_search(people, "order")) == ["Ana Souza", "Zoë Souza"]
+    assert _names(_search(people, "4711")) == ["Zoë Souza"]
+    assert _names(_search(people, "jacket refund")) == ["Ana Lima"]
+    assert _search(people, "jacket souza")["items"] == []
+    assert _search(people, "nothing-like-this")["items"] == []
+    answer = _search(people, "order", limit="1")
+    assert len(answer["items"]) == 1 and answer["items"][0]["contact"]["display_name"] == "Ana Souza"  # newest first
+    row = _search(people, "4711")["items"][0]
+    assert row["channel"] == "whatsapp" and row["id"].startswith("c_")
+
+
+def test_a_follow_up_is_indexed_when_the_turn_ends_not_on_its_one_write(people):
+    from chalicelib.inbox import search, store
+
+    people.post_meta(whatsapp_delivery("wamid.s4", "5511999990002", 1700000300, "also the zipper broke", name="Ana Lima"))
+    people.process()
+    assert _search(people, "zipper")["items"] == []  # the follow-up kept its single UpdateItem
+    [conversation] = _search(people, "lima")["items"]
+    before = store.get(conversation["id"])
+    after = dict(before, awaiting_reply_since=None)
+
+    class Entry:
+        type = "replied"
+
+    search.on_logged(conversation["id"], before, after, Entry())
+    assert _names(_search(people, "zipper")) == ["Ana Lima"]
+
+
+def test_search_costs_the_same_number_of_requests_at_any_size(people, monkeypatch):
+    from pynamodb.connection.base import Connection
+
+    from chalicelib.inbox import search
+
+    calls = []
+    original = Connection.dispatch
+
+    def counting(self, operation, kwargs):
+        calls.append(operation)
+        return original(self, operation, kwargs)
+
+    monkeypatch.setattr(Connection, "dispatch", counting)
+    _search(people, "order souza")
+    assert "Scan" not in calls
+    searched_small = calls.count("Query") + calls.count("BatchGetItem")
+    for i in range(400):  # a big index: many conversations share the tokens
+        search.write(f"c_filler_{i:04d}", ["order", "souza"], 1600000000000 + i)
+    calls.clear()
+    answer = _search(people, "order souza")
+    assert "Scan" not in calls
+    assert calls.count("Query") + calls.count("BatchGetItem") == searched_small <= 4
+    assert _names(answer) == ["Ana Souza", "Zoë Souza"]  # the fillers have no conversation rows
+
+
+@pytest.mark.parametrize("q", ["", " ", "x" * 201, "!!! ???", "a", "\x00abc", "a\x7fb"])
+def test_hostile_queries_are_400(people, q):
+    answer = _search(people, q, status=400)
+    assert set(answer) == {"Code", "Message"}
+
+
+@pytest.mark.parametrize("limit", ["0", "51", "abc", "-1", "1.5"])
+def test_bad_limits_are_400(people, limit):
+    _search(people, "ana", status=400, limit=limit)
+
+
+def test_unicode_and_many_terms(people):
+    assert _search(people, "😀 ana")["items"]  # the emoji is no word; the rest is searched
+    answer = _search(people, "ana souza order status please extra words")
+    assert len(answer["terms"]) == 3
+    response = people.client.http.get("/api/search?q=ana")
+    assert response.status_code == 401
+
+
+def test_other_teams_conversations_are_left_out(people):
+    from chalicelib.api.auth import create_agent
+    from chalicelib.models import AgentRouting
+
+    agent = create_agent("searcher@example.com", "agent-password-123", "S")
+    AgentRouting(agent.agent_id, teams=["sales"]).save()
+    token = json.loads(people.client.http.post("/api/auth/login", body=json.dumps(
+        {"email": "searcher@example.com", "password": "agent-password-123"}),
+        headers={"Content-Type": "application/json"}).body)["token"]
+    response = people.client.http.get("/api/search?q=ana", headers={"Authorization": "Bearer " + token})
+    assert response.status_code == 200 and json.loads(response.body)["items"] == []
+
+
+def test_tokens_are_normalised_and_capped():
+    from chalicelib.inbox import search
+
+    assert search.words("Zoë ZOE zoe") == ["zoe"]
+    assert search.name_tokens("Ana")[:2] == ["an", "ana"]
+    assert "souza" in search.name_tokens(None, "@ana_souza") and "ana_souza" in search.name_tokens(None, "@ana_souza")
+    assert len(search.text_tokens(["word%d" % i for i in range(100)])) == search.MAX_WORDS
+    assert len(search.name_tokens(" ".join("name%d" % i for i in range(50)))) == search.MAX_NAME_TOKENS
+    assert search.text_tokens(["the and you hi"]) == []
+    assert search.words("x" * 40) == []  # longer than a word we index
