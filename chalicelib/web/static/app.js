@@ -31,7 +31,7 @@
     view: 'team', status: 'open', channel: '', assignee: '', tag: '', sort: 'due',
     items: [], next: null, listKey: '', listGen: 0, listBusy: false,
     selected: null, conv: null, convKey: '', thread: [], events: [], threadKey: '', threadGen: 0,
-    threadBusy: false, pending: [], draft: null, typing: null, sending: false, mode: 'reply', timers: []
+    threadBusy: false, pending: [], draft: null, typing: null, sending: false, sendNext: false, mode: 'reply', timers: []
   };
 
   function $(id) { return document.getElementById(id); }
@@ -981,7 +981,8 @@
 
   async function send(confirmed) {
     var text = $('draft').value;
-    if (!text.trim() || !state.selected || state.sending) return; // a second click while sending: nothing
+    if (!text.trim() || !state.selected) return; // a second click after the text left: nothing
+    if (state.sending) { state.sendNext = true; return; } // a new text: sent once the one on its way is answered
     var kind = state.mode, id = state.selected;
     var d = state.draft;
     // one client_id per attempt: a retry of the same text (after an error or a double click) reuses it
@@ -990,7 +991,6 @@
       d = state.draft = {text: text, kind: kind, conv: id, clientId: newId(), after: seen};
     }
     state.sending = true;
-    $('send').disabled = true;
     hideConfirm();
     var note = $('composer-note');
     note.textContent = '';
@@ -1010,7 +1010,7 @@
       if (id === state.selected) { renderThread(false); loadThread(false); }
     } catch (e) {
       if (e.handled) return;
-      if (id === state.selected && !$('draft').value) $('draft').value = text;
+      if (id === state.selected) $('draft').value = text + ($('draft').value ? '\n' + $('draft').value : '');
       if (e.status === 409 && e.code === 'OutdatedThread') {
         removePending(pending);
         $('confirm-text').textContent = 'The thread changed: ' + e.message.split(';')[0] + '.';
@@ -1027,7 +1027,10 @@
       }
     } finally {
       state.sending = false;
-      $('send').disabled = false;
+      if (state.sendNext) {
+        state.sendNext = false;
+        if ($('confirm').hidden && !$('composer-note').textContent) send(false);
+      }
     }
   }
 
