@@ -6,6 +6,7 @@ from chalice import Chalice, Rate, Response
 from chalicelib import config
 from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api
+from chalicelib.api.collision_routes import collision_api
 from chalicelib.api.people_routes import people_api
 from chalicelib.api.replies import replies
 from chalicelib.api.routes import api
@@ -28,6 +29,7 @@ app.register_blueprint(bulk_api)
 app.register_blueprint(people_api)
 app.register_blueprint(canned_api)
 app.register_blueprint(search_api)
+app.register_blueprint(collision_api)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
 SECURITY_HEADERS: Dict[str, str] = {
