@@ -36,7 +36,7 @@ def _fields(body: Dict[str, Any], allow_shared: bool) -> Tuple[str, str, str, bo
     title = common.clean_text(body.get("title"), "title", 1, MAX_TITLE)
     text = common.clean_text(body.get("text"), "text", 1, MAX_TEXT, multiline=True)
     shared = body.get("shared", False)
-    if shared not in (True, False):
+    if not isinstance(shared, bool):
         raise BadRequestError("shared must be true or false")
     return shortcut, title.strip(), text, shared
 
