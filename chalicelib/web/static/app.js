@@ -289,7 +289,6 @@
     $('conversations').replaceChildren();
     $('more').hidden = true;
     loadList('reset');
-    loadCounts();
   }
 
   function assigneeValue(raw) {
@@ -1143,7 +1142,7 @@
     document.querySelector('[data-view=' + state.view + ']').focus();
   });
   on('status', 'change', function () { state.status = $('status').value; changeView(); });
-  on('channel', 'change', function () { state.channel = $('channel').value; changeView(); });
+  on('channel', 'change', function () { state.channel = $('channel').value; changeView(); loadCounts(); });
   on('sort', 'change', function () { state.sort = $('sort').value; changeView(); });
   on('assignee', 'change', function () { state.assignee = $('assignee').value.trim(); changeView(); });
   on('tag', 'input', function () { state.tag = $('tag').value; state.listKey = ''; renderList(); });
