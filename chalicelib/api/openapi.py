@@ -1,0 +1,202 @@
+"""The OpenAPI 3.1 document of the agent API, served at GET /api/openapi.json.
+
+Built in code from one table (ROUTES: path, method -> summary, success status and schema, the
+4xx it may answer), so it cannot drift silently: tests/test_openapi.py walks every /api route the
+Chalice app registers and fails when one is missing here, and validates real answers of a few
+flows against these schemas. Every 4xx has ONE shape: {"Code", "Message"} (Chalice's own errors
+use it; extra members such as `current` or `reason` may follow)."""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from chalice import Blueprint
+
+openapi_api = Blueprint(__name__)
+
+S = Dict[str, Any]
+
+
+def _ref(name: str) -> S:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: S) -> S:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+STR, INT, BOOL, TIME = {"type": "string"}, {"type": "integer"}, {"type": "boolean"}, {"type": "string",
+                                                                                       "format": "date-time"}
+NSTR, NTIME = _nullable(STR), _nullable(TIME)
+OBJ: S = {"type": "object"}
+
+
+def _page(item: S) -> S:
+    return {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": item},
+                                                                       "next": NSTR}}
+
+
+SCHEMAS: Dict[str, S] = {
+    "Error": {"type": "object", "required": ["Code", "Message"],
+              "properties": {"Code": STR, "Message": STR}},
+    "Contact": {"type": "object", "required": ["id", "display_name"],
+                "properties": {"id": NSTR, "display_name": STR, "handle": NSTR, "platform_id": NSTR}},
+    "Sla": _nullable({"type": "object", "required": ["state", "due_at"],
+                      "properties": {"policy_id": NSTR, "target": {"enum": ["first_response", "next_response"]},
+                                     "state": {"enum": ["ok", "at_risk", "breached"]}, "due_at": NTIME,
+                                     "warn_at": NTIME, "breached_at": NTIME, "awaiting_since": NTIME}}),
+    "Conversation": {
+        "type": "object",
+        "required": ["id", "channel", "status", "contact", "message_count", "unread_count", "priority", "tags",
+                     "version"],
+        "properties": {
+            "id": STR, "channel": STR, "account_id": NSTR, "kind": STR, "subject": NSTR,
+            "status": {"enum": ["open", "pending", "snoozed", "resolved"]}, "assignee": NSTR, "team": NSTR,
+            "contact": _ref("Contact"), "created_at": NTIME, "last_message_at": NTIME,
+            "last_message_preview": NSTR, "last_message_direction": NSTR, "awaiting_reply_since": NTIME,
+            "reply_due_at": NTIME, "first_response_at": NTIME, "snoozed_until": NTIME, "sla": _ref("Sla"),
+            "message_count": INT, "unread_count": INT,
+            "priority": {"enum": ["none", "low", "medium", "high", "urgent"]},
+            "tags": {"type": "array", "items": STR}, "version": INT}},
+    "Message": {
+        "type": "object", "required": ["id", "direction", "type", "sent_at", "attachments", "removed"],
+        "properties": {"id": STR, "direction": {"enum": ["in", "out", "note"]}, "type": STR, "text": NSTR,
+                       "sent_at": NTIME, "attachments": {"type": "array", "items": OBJ},
+                       "delivery_status": NSTR, "delivery_error": NSTR, "platform_message_id": NSTR,
+                       "reply_to": NSTR, "author_id": NSTR, "edited_at": NTIME,
+                       "edit_history": {"type": "array", "items": OBJ}, "removed": BOOL}},
+    "Event": {"type": "object", "required": ["seq", "at", "type", "actor"],
+              "properties": {"seq": INT, "at": TIME, "type": STR, "actor": STR, "data": OBJ}},
+    "BulkResult": {
+        "type": "object", "required": ["results", "ok", "failed"],
+        "properties": {"ok": INT, "failed": INT, "results": {"type": "array", "items": {
+            "type": "object", "required": ["id", "status", "applied"],
+            "properties": {"id": STR, "status": {"enum": [200, 404, 409, 422]},
+                           "applied": {"type": "array", "items": STR}, "conversation": _ref("Conversation"),
+                           "error": _ref("Error")}}}}},
+    "CannedReply": {"type": "object", "required": ["id", "scope", "shortcut", "title", "text"],
+                    "properties": {"id": STR, "scope": {"enum": ["shared", "personal"]}, "shortcut": STR,
+                                   "title": STR, "text": STR, "created_by": NSTR, "created_at": NTIME,
+                                   "updated_at": NTIME}},
+    "CannedReplyInput": {"type": "object", "required": ["shortcut", "title", "text"],
+                         "properties": {"shortcut": STR, "title": STR, "text": STR, "shared": BOOL}},
+    "Rendered": {"type": "object", "required": ["id", "conversation_id", "text"],
+                 "properties": {"id": STR, "conversation_id": STR, "text": STR}},
+    "SearchResult": {"type": "object", "required": ["items", "terms"],
+                     "properties": {"items": {"type": "array", "items": _ref("Conversation")},
+                                    "terms": {"type": "array", "items": STR}}},
+    "Viewers": {"type": "object", "required": ["items", "typing"],
+                "properties": {"typing": {"type": "array", "items": STR}, "items": {"type": "array", "items": {
+                    "type": "object", "required": ["agent_id", "typing", "seen_at", "me"],
+                    "properties": {"agent_id": STR, "name": NSTR, "typing": BOOL, "seen_at": TIME, "me": BOOL}}}}},
+    "Viewing": {"type": "object", "required": ["conversation_id", "typing"],
+                "properties": {"conversation_id": STR, "typing": BOOL, "expires_in": INT}},
+    "Token": {"type": "object", "required": ["token", "token_type"],
+              "properties": {"token": STR, "token_type": STR}},
+    "Me": {"type": "object", "required": ["id", "role"],
+           "properties": {"id": STR, "email": STR, "name": STR, "role": STR}},
+    "Page": _page(OBJ),
+    "Object": OBJ,
+}
+
+# (path, method) -> (summary, success status, success schema or None for no body, 4xx answered)
+Route = Tuple[str, int, Optional[S], Tuple[int, ...]]
+AUTH = (401,)
+ROUTES: Dict[Tuple[str, str], Route] = {
+    ("/api/auth/login", "POST"): ("Sign in: a token", 200, _ref("Token"), (400, 401, 429)),
+    ("/api/auth/refresh", "POST"): ("A new access token from a refresh token", 200, _ref("Object"), (400, 401)),
+    ("/api/auth/logout", "POST"): ("End this sign-in", 200, _ref("Object"), (400, 401)),
+    ("/api/me", "GET"): ("The signed-in agent", 200, _ref("Me"), AUTH),
+    ("/api/me/notifications", "GET"): ("SLA notifications, newest first", 200, _ref("Page"), (400, 401)),
+    ("/api/me/password", "POST"): ("Change my password", 200, _ref("Object"), (400, 401, 403)),
+    ("/api/me/presence", "PUT"): ("My presence (routing)", 200, _ref("Object"), (400, 401)),
+    ("/api/conversations", "GET"): ("An inbox view (one index Query)", 200, _page(_ref("Conversation")), (400, 401, 403)),
+    ("/api/conversations/bulk", "POST"): ("One change on up to 100 conversations, answered per id", 200,
+                                          _ref("BulkResult"), (400, 401)),
+    ("/api/conversations/{conversation_id}", "GET"): ("A conversation", 200, _ref("Conversation"), (401, 404)),
+    ("/api/conversations/{conversation_id}", "PATCH"): ("Status, assignment, priority, tags", 200,
+                                                        _ref("Conversation"), (400, 401, 404, 409, 422)),
+    ("/api/conversations/{conversation_id}/read", "POST"): ("Mark read", 200, _ref("Conversation"), (401, 404)),
+    ("/api/conversations/{conversation_id}/events", "GET"): ("The event log, oldest first", 200,
+                                                             _page(_ref("Event")), (400, 401, 404)),
+    ("/api/conversations/{conversation_id}/messages", "GET"): ("The thread, oldest first", 200,
+                                                               _page(_ref("Message")), (400, 401, 404)),
+    ("/api/conversations/{conversation_id}/messages", "POST"): ("A reply (queued) or a note", 202, _ref("Message"),
+                                                                (400, 401, 404, 409, 422)),
+    ("/api/conversations/{conversation_id}/viewing", "PUT"): ("Viewing/typing heartbeat", 200, _ref("Viewing"),
+                                                              (400, 401, 404)),
+    ("/api/conversations/{conversation_id}/viewers", "GET"): ("Who viewed or typed in the last 20 s", 200,
+                                                              _ref("Viewers"), (401, 404)),
+    ("/api/search", "GET"): ("Search names, handles and message text", 200, _ref("SearchResult"), (400, 401)),
+    ("/api/canned-replies", "GET"): ("Shared and my canned replies", 200, _page(_ref("CannedReply")), AUTH),
+    ("/api/canned-replies", "POST"): ("Create a canned reply", 201, _ref("CannedReply"), (400, 401, 403, 409)),
+    ("/api/canned-replies/{reply_id}", "GET"): ("A canned reply", 200, _ref("CannedReply"), (401, 404)),
+    ("/api/canned-replies/{reply_id}", "PUT"): ("Replace a canned reply", 200, _ref("CannedReply"),
+                                                (400, 401, 403, 404, 409)),
+    ("/api/canned-replies/{reply_id}", "DELETE"): ("Delete a canned reply", 204, None, (401, 403, 404)),
+    ("/api/canned-replies/{reply_id}/render", "GET"): ("The text with placeholders filled", 200, _ref("Rendered"),
+                                                       (400, 401, 404)),
+    ("/api/media/{conversation_id}/{message_id}/{index}", "GET"): (
+        "An attachment, fetched with the account's token and streamed back", 200, {"type": "string",
+                                                                                  "format": "binary"},
+        (400, 401, 404, 413)),
+    ("/api/openapi.json", "GET"): ("This document", 200, _ref("Object"), ()),
+    ("/api/accounts", "GET"): ("Channel accounts (admins)", 200, _page(_ref("Object")), (401, 403)),
+    ("/api/accounts", "POST"): ("Register a channel account (admins)", 201, _ref("Object"), (400, 401, 403, 409)),
+    ("/api/admin/quarantine", "GET"): ("Quarantined deliveries (admins)", 200, _ref("Page"), (400, 401, 403)),
+    ("/api/admin/quarantine/replay", "POST"): ("Replay quarantined items (admins)", 200, _ref("Object"),
+                                               (400, 401, 403)),
+    ("/api/admin/quarantine/{item_id}", "GET"): ("A quarantined item (admins)", 200, _ref("Object"), (401, 403, 404)),
+    ("/api/agents", "GET"): ("Agents (admins)", 200, _ref("Object"), (400, 401, 403)),
+    ("/api/agents", "POST"): ("Invite/create an agent (admins)", 201, _ref("Object"), (400, 401, 403, 409)),
+    ("/api/agents/{agent_id}", "GET"): ("An agent", 200, _ref("Object"), (401, 403, 404)),
+    ("/api/agents/{agent_id}", "PATCH"): ("Role, teams, capacity, deactivation", 200, _ref("Object"),
+                                          (400, 401, 403, 404, 409)),
+    ("/api/agents/{agent_id}/routing", "PUT"): ("An agent's routing profile", 200, _ref("Object"), (400, 401, 403, 404)),
+    ("/api/teams/{team}", "PUT"): ("A team's routing mode", 200, _ref("Object"), (400, 401, 403)),
+    ("/api/teams/{team}/agents", "GET"): ("A team's agents and their load", 200, _ref("Object"), (400, 401, 403)),
+    ("/api/sla-policies", "GET"): ("SLA policies (admins)", 200, _ref("Object"), (401, 403)),
+    ("/api/sla-policies", "POST"): ("Create an SLA policy", 201, _ref("Object"), (400, 401, 403, 409)),
+    ("/api/sla-policies/{policy_id}", "GET"): ("An SLA policy", 200, _ref("Object"), (401, 403, 404)),
+    ("/api/sla-policies/{policy_id}", "PUT"): ("Replace an SLA policy", 200, _ref("Object"), (400, 401, 403, 404, 409)),
+    ("/api/sla-policies/{policy_id}", "DELETE"): ("Delete an SLA policy", 204, None, (401, 403, 404)),
+}
+
+ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",
+              404: "Not found (or not visible to this agent)", 409: "Conflict", 413: "Too large",
+              422: "Refused by a rule", 429: "Too many attempts"}
+
+
+def document() -> S:
+    paths: Dict[str, Dict[str, Any]] = {}
+    for (path, method), (summary, status, schema, errors) in sorted(ROUTES.items()):
+        responses: Dict[str, Any] = {}
+        if schema is None:
+            responses[str(status)] = {"description": summary}
+        elif schema.get("format") == "binary":
+            responses[str(status)] = {"description": summary, "content": {"application/octet-stream": {"schema": schema}}}
+        else:
+            responses[str(status)] = {"description": summary, "content": {"application/json": {"schema": schema}}}
+        for code in errors:
+            responses[str(code)] = {"description": ERROR_TEXT[code],
+                                    "content": {"application/json": {"schema": _ref("Error")}}}
+        operation: Dict[str, Any] = {"summary": summary, "responses": responses,
+                                     "operationId": method.lower() + path.replace("/", "_").replace("{", "").replace(
+                                         "}", "").replace("-", "_").replace(".", "_")}
+        parameters = [{"name": part[1:-1], "in": "path", "required": True, "schema": STR}
+                      for part in path.split("/") if part.startswith("{")]
+        if parameters:
+            operation["parameters"] = parameters
+        if path not in ("/api/auth/login", "/api/auth/refresh", "/api/openapi.json"):
+            operation["security"] = [{"bearer": []}]
+        paths.setdefault(path, {})[method.lower()] = operation
+    return {"openapi": "3.1.0",
+            "info": {"title": "socialinbox agent API", "version": "1",
+                     "description": "Every 4xx answers {\"Code\", \"Message\"} (schema Error)."},
+            "paths": paths,
+            "components": {"schemas": SCHEMAS,
+                           "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}}}
+
+
+@openapi_api.route("/api/openapi.json", methods=["GET"])
+def openapi_json() -> Any:
+    return document()
