@@ -51,7 +51,7 @@ list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why (STAGE=l
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq list
 
 replay-quarantine: $(STAMP)  ## replay events held for an unknown account (after registering it): CHANNEL=, ACCOUNT=
-	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.quarantine replay \
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.replay replay \
 	  --channel "$(CHANNEL)" --account-id "$(ACCOUNT)"
 
 replay-dlq: $(STAMP)  ## move parked envelopes back to the ingest queue (STAGE=local: the `make run` stack on MOTO_PORT)

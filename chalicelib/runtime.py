@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from chalicelib import config
 
@@ -32,6 +32,7 @@ class Runtime:
         self._connection: Any = None
         self.accounts: Dict[str, Tuple[float, Any]] = {}
         self._facts: Dict[str, Any] = {}
+        self._listeners: Optional[List[Callable[..., None]]] = None
         #: email -> (monotonic time read, active agent's Identity or None): the token guard's cache.
         self.agents: Dict[str, Tuple[float, Any]] = {}
         #: "all" -> (monotonic time read, SLA policies most specific first): chalicelib.sla.policies.
@@ -82,6 +83,39 @@ class Runtime:
             self._connection = Connection(region=config.aws_region(), host=config.dynamodb_host())
         return self._connection
 
+    # --- what follows a logged conversation change -------------------------------------------
+    #: Listeners of committed, logged conversation changes, as "module:function" (imported on
+    #: first use, so the store depends on none of them): the SLA flow's turn timers, routing.
+    CHANGE_LISTENERS = ("chalicelib.sla.flow:on_logged_change", "chalicelib.routing:on_logged_change")
+
+    def change_listeners(self) -> List[Callable[..., None]]:
+        if self._listeners is None:
+            import importlib
+
+            resolved = []
+            for name in self.CHANGE_LISTENERS:
+                module, _, function = name.partition(":")
+                resolved.append(getattr(importlib.import_module(module), function))
+            self._listeners = resolved
+        return self._listeners
+
+    def use_change_listeners(self, listeners: Optional[List[Callable[..., None]]]) -> None:
+        """Replace the listeners (tests); None restores the wired ones."""
+        self._listeners = listeners
+
+    def publish_change(self, conversation_id: str, before: Any, after: Any, entry: Any) -> None:
+        """Tell every listener; one failing never stops the others or the change (each has a
+        safety net: the SLA sweeper, the routing sweeper)."""
+        for listener in self.change_listeners():
+            try:
+                listener(conversation_id, before, after, entry)
+            except Exception as error:  # noqa: BLE001 - the change is committed; sweepers catch up
+                from chalicelib.logs import logger
+
+                logger.warning("change listener failed", extra={"listener": getattr(listener, "__name__", "?"),
+                                                                 "conversation_id": conversation_id,
+                                                                 "error": f"{type(error).__name__}: {error}"[:300]})
+
     # --- small per-container facts (looked up once: a state machine ARN, ...) -----------------
     def cached(self, name: str) -> Any:
         return self._facts.get(name)
@@ -128,6 +162,7 @@ class Runtime:
             self._connection = None
             self.accounts.clear()
             self._facts.clear()
+            self._listeners = None
             self.agents.clear()
             self.sla_policies.clear()
             self._adapters.clear()

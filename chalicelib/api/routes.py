@@ -326,7 +326,7 @@ def replay_quarantine(identity: Any) -> Any:
     """Run items held for an unknown account through the pipeline again (after the account was
     registered); optional {"channel", "account_id"} narrows it. Each item lands exactly once."""
     from chalicelib.api.views import CHANNELS
-    from chalicelib.ingest import quarantine
+    from chalicelib.ingest import replay
 
     raw = api.current_request.raw_body or b""
     body = _json_body() if raw.strip() else {}
@@ -337,4 +337,4 @@ def replay_quarantine(identity: Any) -> Any:
         raise BadRequestError("account_id must be a non-empty string")
     if set(body) - {"channel", "account_id"}:
         raise BadRequestError("only 'channel' and 'account_id' are accepted")
-    return quarantine.replay(channel, account_id)
+    return replay.replay(channel, account_id)

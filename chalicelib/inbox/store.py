@@ -497,27 +497,10 @@ def _write(conversation_id: str, state: State, change: rules.Change, now: int) -
     return True
 
 
-def _waiting_turn(state: State) -> Optional[int]:
-    if state.get("status") == "open" and state.get("reply_due_at") is not None:
-        return int(state.get("turn") or 0)
-    return None
-
-
 def _after_logged(conversation_id: str, before: State, after: State, entry: rules.LogEntry) -> None:
-    """What follows a committed, logged change: the SLA flow's timers of the turn that ended
-    are stopped and those of a turn that started are armed (both safe to repeat), and routing
-    assigns new or reopened conversations and refills agents whose capacity freed."""
-    from chalicelib.sla import flow
-
-    was, now_waiting = _waiting_turn(before), _waiting_turn(after)
-    if was is not None and was != now_waiting:
-        flow.stop_turn(conversation_id, was)
-    if now_waiting is not None and now_waiting != was:
-        flow.start_turn(conversation_id, now_waiting, int(after.get("warn_at") or after["reply_due_at"]),
-                        int(after["reply_due_at"]))
-    from chalicelib import routing
-
-    routing.on_conversation_event(entry.type, after, before=before, data=entry.data)
+    """A committed, logged change goes to the runtime's listeners (the SLA flow arms and stops
+    turn timers, routing assigns and refills): wired in chalicelib.runtime, never imported here."""
+    runtime.publish_change(conversation_id, before, after, entry)
 
 
 def _entry(conversation_id: str, seq: int, entry: rules.LogEntry, now: int) -> ConversationEvent:

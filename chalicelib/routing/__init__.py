@@ -14,5 +14,10 @@ Data access (profiles, teams, presence, load) is in `chalicelib.routing.director
 from chalicelib.routing.engine import (agent_went_offline, assign_next, drain, on_conversation_event,
                                        presence_changed, reassign, sweep)
 
-__all__ = ["agent_went_offline", "assign_next", "drain", "on_conversation_event", "presence_changed", "reassign",
-           "sweep"]
+__all__ = ["agent_went_offline", "assign_next", "drain", "on_conversation_event", "on_logged_change",
+           "presence_changed", "reassign", "sweep"]
+
+
+def on_logged_change(conversation_id: str, before: dict, after: dict, entry: object) -> None:
+    """Runtime listener: a logged conversation change (see on_conversation_event)."""
+    on_conversation_event(getattr(entry, "type"), after, before=before, data=getattr(entry, "data", None))

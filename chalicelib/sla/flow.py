@@ -5,7 +5,7 @@ scheduled sweeper catches any timer that was never started or got lost."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from chalicelib import config
 from chalicelib.logs import logger
@@ -82,3 +82,20 @@ def stop_turn(conversation_id: str, turn: int) -> None:
     except Exception as error:  # noqa: BLE001 - stale timers are dropped by the consumer
         logger.info("sla flow: stop skipped", extra={"conversation_id": conversation_id, "turn": turn,
                                                       "error": type(error).__name__})
+
+
+def _waiting_turn(state: Mapping[str, Any]) -> Optional[int]:
+    if state.get("status") == "open" and state.get("reply_due_at") is not None:
+        return int(state.get("turn") or 0)
+    return None
+
+
+def on_logged_change(conversation_id: str, before: Mapping[str, Any], after: Mapping[str, Any], entry: Any) -> None:
+    """A conversation changed (runtime listener): stop the timers of a turn that ended, arm those
+    of a turn that started (both safe to repeat)."""
+    was, now_waiting = _waiting_turn(before), _waiting_turn(after)
+    if was is not None and was != now_waiting:
+        stop_turn(conversation_id, was)
+    if now_waiting is not None and now_waiting != was:
+        start_turn(conversation_id, now_waiting, int(after.get("warn_at") or after["reply_due_at"]),
+                   int(after["reply_due_at"]))
