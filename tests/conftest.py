@@ -9,6 +9,7 @@ the suite's time.
 from __future__ import annotations
 
 import os
+import time
 
 # Settings must exist before boto3, pynamodb or the app are imported.
 os.environ.update({
@@ -94,6 +95,7 @@ class MotoBackend:
 
         self.release()
         self._reuse_clients(runtime)
+        self._settle_background_work()
         touched = self._reset_other_services()
         try:
             complete = self._clear_in_backend()
@@ -134,6 +136,29 @@ class MotoBackend:
     @staticmethod
     def _env() -> Tuple[Any, ...]:
         return tuple(os.environ.get(name) for name in _CLIENT_ENV)
+
+    @staticmethod
+    def _settle_background_work(timeout: float = 5.0) -> None:
+        """moto runs Step Functions executions in threads: stop the ones still running and wait
+        for their threads, so that nothing a test started writes into the next test's queues."""
+        try:
+            from moto.stepfunctions.parser.utils import TMP_THREADS
+        except ImportError:
+            return
+        alive = [thread for thread in list(TMP_THREADS) if thread.is_alive()]
+        if alive:
+            from chalicelib.runtime import runtime
+
+            sfn = runtime.client("stepfunctions")
+            for machine in sfn.list_state_machines().get("stateMachines", []):
+                for page in sfn.get_paginator("list_executions").paginate(
+                        stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING"):
+                    for execution in page.get("executions", []):
+                        sfn.stop_execution(executionArn=execution["executionArn"])
+            deadline = time.monotonic() + timeout
+            for thread in alive:
+                thread.join(max(0.0, deadline - time.monotonic()))
+        TMP_THREADS[:] = [thread for thread in list(TMP_THREADS) if thread.is_alive()]
 
     @staticmethod
     def _instantiated() -> Set[str]:
