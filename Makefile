@@ -39,7 +39,7 @@ browser:  ## Debian's chromium for the headless browser tests (they skip without
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)
 
-bench: $(STAMP)  ## ack-path and processor measurements (see README)
+bench: $(STAMP)  ## ingest (ack path, processor, requests, WRU, imports), reply-deadline flow and agent API measurements (bench/README.md)
 	$(PY) bench/ingest_bench.py
 
 create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=... (password asked, or first line of stdin; never echoed)
