@@ -85,8 +85,10 @@ class Runtime:
 
     # --- what follows a logged conversation change -------------------------------------------
     #: Listeners of committed, logged conversation changes, as "module:function" (imported on
-    #: first use, so the store depends on none of them): the SLA flow's turn timers, routing.
-    CHANGE_LISTENERS = ("chalicelib.sla.flow:on_logged_change", "chalicelib.routing:on_logged_change")
+    #: first use, so the store depends on none of them): the SLA flow's turn timers, routing,
+    #: the search index (a turn's messages are indexed when it ends).
+    CHANGE_LISTENERS = ("chalicelib.sla.flow:on_logged_change", "chalicelib.routing:on_logged_change",
+                        "chalicelib.inbox.search:on_logged")
 
     def change_listeners(self) -> List[Callable[..., None]]:
         if self._listeners is None:

@@ -364,6 +364,8 @@ def test_a_matching_policy_sets_the_deadline_and_a_pausing_policy_keeps_the_time
     paused = store.set_status(cid, "pending", "agent:a1")
     assert paused["sla_paused_ms"] == 500_000 and "reply_due_at" not in paused
     assert _events(cid)[-1]["data"]["sla_paused_ms"] == 500_000
+    shown = page.get(f"/api/conversations/{cid}")["sla"]
+    assert shown["state"] == "paused" and shown["remaining_ms"] == 500_000 and shown["due_at"] is None
     now = T0 + 4_000_000
     resumed = store.set_status(cid, "open", "agent:a1")
     assert resumed["reply_due_at"] == now + 500_000  # the clock runs on from what was left

@@ -42,8 +42,9 @@ SCHEMAS: Dict[str, S] = {
                 "properties": {"id": NSTR, "display_name": STR, "handle": NSTR, "platform_id": NSTR}},
     "Sla": _nullable({"type": "object", "required": ["state", "due_at"],
                       "properties": {"policy_id": NSTR, "target": {"enum": ["first_response", "next_response"]},
-                                     "state": {"enum": ["ok", "at_risk", "breached"]}, "due_at": NTIME,
-                                     "warn_at": NTIME, "breached_at": NTIME, "awaiting_since": NTIME}}),
+                                     "state": {"enum": ["ok", "at_risk", "breached", "paused"]}, "due_at": NTIME,
+                                     "warn_at": NTIME, "breached_at": NTIME, "awaiting_since": NTIME,
+                                     "remaining_ms": {"type": "integer"}}}),
     "Conversation": {
         "type": "object",
         "required": ["id", "channel", "status", "contact", "message_count", "unread_count", "priority", "tags",

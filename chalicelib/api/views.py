@@ -112,9 +112,15 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
 
 
 def sla_json(c: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-    """Where the reply deadline stands: ok, at_risk (past the warning point) or breached; null
+    """Where the reply deadline stands: ok, at_risk (past the warning point), breached, or paused
+    (a pausing policy stopped the clock while pending/snoozed: `remaining_ms` is kept); null
     when nothing is due. The flow's records win over the clock (a breach stays a breach)."""
     due, warn = c.get("reply_due_at"), c.get("warn_at")
+    if c.get("sla_paused_ms") is not None and c.get("status") in ("pending", "snoozed"):
+        return {"policy_id": c.get("sla_policy_id"),
+                "target": "first_response" if c.get("first_response_at") is None else "next_response",
+                "state": "paused", "due_at": None, "warn_at": None, "breached_at": iso(c.get("breached_at")),
+                "awaiting_since": iso(c.get("awaiting_reply_since")), "remaining_ms": int(c["sla_paused_ms"])}
     if c.get("status") != "open" or due is None:
         return None
     from chalicelib.runtime import runtime

@@ -24,6 +24,10 @@ def escalate(kind: str, state: Mapping[str, Any]) -> List[str]:
     """Notify and raise priority for a recorded warning ("warning") or breach ("breach");
     returns the agent ids notified."""
     conversation_id = state["conversation_id"]
+    if kind in _reassign_on():
+        moved_to = _reassign(conversation_id, state)
+        if moved_to:
+            state = dict(state, assignee=moved_to)  # the new holder is the one to tell
     recipients: List[str] = []
     if state.get("assignee"):
         recipients.append(str(state["assignee"]))
@@ -39,6 +43,25 @@ def escalate(kind: str, state: Mapping[str, Any]) -> List[str]:
             "channel": state.get("channel"), "contact": state.get("contact_name") or state.get("contact_handle")}
     notify(recipients, conversation_id, "sla_warning" if kind == "warning" else "sla_breached", data)
     return recipients
+
+
+def _reassign_on() -> List[str]:
+    """SLA_REASSIGN_ON: "warning", "breach" or both (comma-separated); empty (default): never.
+    An assigned conversation then moves to the next eligible teammate (never the same agent)."""
+    import os
+
+    return [k.strip() for k in os.environ.get("SLA_REASSIGN_ON", "").split(",") if k.strip()]
+
+
+def _reassign(conversation_id: str, state: Mapping[str, Any]) -> Optional[str]:
+    if not state.get("assignee"):
+        return None
+    from chalicelib import routing
+
+    moved_to = routing.reassign(conversation_id)
+    if moved_to:
+        logger.info("escalation reassigned", extra={"conversation_id": conversation_id, "to": moved_to})
+    return moved_to
 
 
 def notify(agent_ids: List[str], conversation_id: str, kind: str, data: Optional[Dict[str, Any]] = None) -> None:
