@@ -106,7 +106,7 @@ def test_x_crc_cannot_sign_a_forged_delivery(inbox, body):
 @pytest.mark.parametrize("token", [
     "challenge_string",                                   # the contract's vector
     base64.b64encode(b"\xfb\xff\xfe random crc bytes").decode(),  # standard base64 with + / =
-    base64.urlsafe_b64encode(uuid.uuid4().bytes * 2).decode().rstrip("="),  # base64url
+    base64.urlsafe_b64encode(uuid.UUID("6f1c2b9e-8d7a-4c3b-9e5f-1a2b3c4d5e6f").bytes * 2).decode().rstrip("="),  # base64url
     hashlib.sha256(b"x").hexdigest(),                     # hex
     "A" * 256,                                            # the longest accepted
 ])
@@ -145,8 +145,8 @@ def test_linkedin_challenge_cannot_sign_a_forged_delivery(inbox, body, prefixed)
     _assert_refused_as_json(handshake)
 
 
-@pytest.mark.parametrize("code", ["890e4665-4dfe-4ab1-b689-ed553bceeed0", str(uuid.uuid4()),
-                                  str(uuid.uuid4()).upper()])
+@pytest.mark.parametrize("code", ["890e4665-4dfe-4ab1-b689-ed553bceeed0", "3f2a7c1e-5b4d-4e8f-a1c2-9d8e7f6a5b4c",
+                                  "3F2A7C1E-5B4D-4E8F-A1C2-9D8E7F6A5B4C"])
 def test_linkedin_challenge_answers_uuid_codes(inbox, code):
     response = _challenge(inbox, code)
     assert response.status_code == 200
