@@ -6,6 +6,9 @@ STAMP  := $(VENV)/.installed-stamp
 PORT      ?= 8000
 MOTO_PORT ?= 5000
 STAGE     ?= dev
+# Test processes: the suite waits on real timers, servers and a browser much of the time, so
+# four workers help even on two cores (each has its own in-process moto backend).
+TEST_WORKERS ?= 4
 
 .PHONY: run reset soak test browser demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
 
@@ -28,7 +31,7 @@ soak: $(STAMP)  ## local soak of make run: MESSAGES signed deliveries, kill -9 m
 	$(PY) bench/local_soak.py --messages $(MESSAGES)
 
 test: $(STAMP)  ## the whole suite: no network, no AWS account
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 browser:  ## Debian's chromium for the headless browser tests (they skip without it; CI requires it)
 	@command -v chromium >/dev/null 2>&1 || { \
