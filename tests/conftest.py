@@ -28,6 +28,7 @@ os.environ.update({
     "LINKEDIN_CLIENT_SECRET": "test_linkedin_secret",
     "AUTH_TOKEN_SECRET": "test_auth_token_secret_0123456789abcdef",
     "POWERTOOLS_LOG_DEDUPLICATION_DISABLED": "true",
+    "TEST_SCRYPT_N": "1024",  # cheap password hashes for the suite (local stage only; see auth._scrypt_n)
 })
 for _name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
     os.environ.pop(_name, None)

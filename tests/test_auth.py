@@ -23,12 +23,20 @@ def agent(inbox):
     return create_agent("sam@example.com", "s3cret-passw0rd", "Sam", "agent")
 
 
-def test_password_is_stored_with_scrypt_never_in_clear(inbox, agent):
+def test_password_is_stored_with_scrypt_never_in_clear(inbox, agent, monkeypatch):
+    from chalicelib.api.auth import create_agent
     from chalicelib.models import Agent
 
-    stored = Agent.get("sam@example.com").password_hash
+    monkeypatch.delenv("TEST_SCRYPT_N")  # the suite's cheap cost is for speed; the product's is 2^14
+    create_agent("real@example.com", "s3cret-passw0rd", "Real", "agent")
+    stored = Agent.get("real@example.com").password_hash
     assert stored.startswith("scrypt$16384$8$1$")
     assert "s3cret-passw0rd" not in stored
+    monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")  # a deployed stage never lowers the cost
+    monkeypatch.setenv("TEST_SCRYPT_N", "1024")
+    from chalicelib.api.auth import hash_password
+
+    assert hash_password("x").startswith("scrypt$16384$")
 
 
 def test_login_returns_a_short_lived_signed_token(inbox, agent):

@@ -82,11 +82,23 @@ class Identity:
     epoch: int = 0
 
 
+def _scrypt_n() -> int:
+    """The scrypt cost for new hashes. The test suite lowers it (TEST_SCRYPT_N, honoured only in
+    the local stage) to keep hundreds of logins cheap; every hash records its own cost, so
+    checking never depends on this setting."""
+    if config.is_local():
+        lowered = config.int_setting("TEST_SCRYPT_N", 0)
+        if lowered >= 2 ** 10:
+            return lowered
+    return SCRYPT_N
+
+
 def hash_password(password: str, salt: Optional[bytes] = None) -> str:
     salt = salt or os.urandom(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P,
+    n = _scrypt_n()
+    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=n, r=SCRYPT_R, p=SCRYPT_P,
                             dklen=SCRYPT_LEN, maxmem=64 * 1024 * 1024)
-    return "scrypt${}${}${}${}${}".format(SCRYPT_N, SCRYPT_R, SCRYPT_P, base64.b64encode(salt).decode(),
+    return "scrypt${}${}${}${}${}".format(n, SCRYPT_R, SCRYPT_P, base64.b64encode(salt).decode(),
                                           base64.b64encode(digest).decode())
 
 
