@@ -7,7 +7,7 @@ flows against these schemas. Every 4xx has ONE shape: {"Code", "Message"} (Chali
 use it; extra members such as `current` or `reason` may follow)."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from chalice import Blueprint
 

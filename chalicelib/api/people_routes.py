@@ -14,9 +14,9 @@ Errors are `{"Code", "Message"}`; answers carrying tokens are `Cache-Control: no
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Callable, Dict, Optional
 
+from chalicelib.api.common import json_body
 from chalice import BadRequestError, Blueprint, ConflictError, ForbiddenError, NotFoundError, Response
 
 from chalicelib.api.routes import authenticated
@@ -30,16 +30,7 @@ PATCH_FIELDS = {"role", "name", "teams", "capacity", "active"}
 
 
 def _body() -> Dict[str, Any]:
-    raw = people_api.current_request.raw_body or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadRequestError(f"body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequestError("body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadRequestError("body must be a JSON object")
-    return body
+    return json_body(people_api.current_request, MAX_BODY_BYTES)
 
 
 def _answer(status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None) -> Response:

@@ -13,10 +13,10 @@ text; 422 a channel rule refuses it (window closed, template required, too long)
 """
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Dict, Optional
 
+from chalicelib.api.common import json_body
 from chalice import BadRequestError, Blueprint, NotFoundError, Response
 
 from chalicelib.api.routes import authenticated
@@ -36,14 +36,7 @@ def _answer(status: int, code: str, message: str, **extra: Any) -> Response:
 
 
 def _body() -> Dict[str, Any]:
-    raw = replies.current_request.raw_body or b""
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequestError("body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadRequestError("body must be a JSON object")
-    return body
+    return json_body(replies.current_request)
 
 
 def _clean_text(value: Any, name: str) -> Optional[str]:

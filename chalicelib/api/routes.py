@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Callable, Dict, Optional
 
 from chalice import Blueprint, BadRequestError, ConflictError, ForbiddenError, NotFoundError, Response, UnauthorizedError
@@ -11,14 +10,9 @@ api = Blueprint(__name__)
 
 
 def _json_body() -> Dict[str, Any]:
-    raw = api.current_request.raw_body or b""
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequestError("body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadRequestError("body must be a JSON object")
-    return body
+    from chalicelib.api.common import json_body
+
+    return json_body(api.current_request)
 
 
 def _query(name: str) -> Optional[str]:

@@ -3,23 +3,16 @@ Views stay thin: parse and validate, call chalicelib.routing, shape."""
 from __future__ import annotations
 
 import functools
-import json
 from typing import Any, Callable, Dict, List, Optional
 
+from chalicelib.api.common import json_body
 from chalice import BadRequestError, Blueprint, ForbiddenError, NotFoundError, UnauthorizedError
 
 routing_api = Blueprint(__name__)
 
 
 def _body() -> Dict[str, Any]:
-    raw = routing_api.current_request.raw_body or b""
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequestError("body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadRequestError("body must be a JSON object")
-    return body
+    return json_body(routing_api.current_request)
 
 
 def _authenticated(handler: Callable[..., Any]) -> Callable[..., Any]:

@@ -3,9 +3,9 @@ chalicelib.sla.policies, shape. Validation problems are 400 with a message namin
 unknown ids 404, a name already used 409."""
 from __future__ import annotations
 
-import json
-from typing import Any
+from typing import Any, Dict
 
+from chalicelib.api.common import json_body
 from chalice import BadRequestError, Blueprint, ConflictError, NotFoundError, Response
 
 from chalicelib.api.routes import admin_only
@@ -15,17 +15,8 @@ sla_api = Blueprint(__name__)
 MAX_BODY_BYTES = 64 * 1024
 
 
-def _body() -> Any:
-    raw = sla_api.current_request.raw_body or b""
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadRequestError(f"body is larger than {MAX_BODY_BYTES} bytes")
-    try:
-        body = json.loads(raw.decode("utf-8")) if raw else None
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequestError("body is not valid JSON")
-    if not isinstance(body, dict):
-        raise BadRequestError("body must be a JSON object")
-    return body
+def _body() -> Dict[str, Any]:
+    return json_body(sla_api.current_request, MAX_BODY_BYTES)
 
 
 def _now_ms() -> int:

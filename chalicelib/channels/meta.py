@@ -55,7 +55,6 @@ from chalicelib.channels.base import (
     call_platform,
     check_text,
     json_body,
-    no_answer,
     send_token,
 )
 from chalicelib.config import SecretLookup, api_base
