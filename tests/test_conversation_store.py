@@ -386,3 +386,23 @@ def test_without_a_pausing_policy_pending_stops_the_clock_and_a_customer_message
     state = store.get(cid)
     assert state["status"] == "open" and state["reply_due_at"] == T0 + 20_000 + 15 * 60_000
     runtime.use_clock(None)
+
+
+@pytest.mark.parametrize("path", ["/api/conversations/{cid}/events?after=abc", "/api/conversations/{cid}/events?after=-1",
+                                  "/api/conversations/{cid}/events?limit=0", "/api/me/notifications?limit=1000",
+                                  "/api/admin/quarantine?cursor=forged.AAAA", "/api/admin/quarantine?limit=x"])
+def test_hostile_query_parameters_are_400(page, path):
+    from chalicelib.inbox import store
+
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    token = page.login_admin()
+    response = page.client.http.get(path.format(cid=cid), headers={"Authorization": "Bearer " + token})
+    assert response.status_code == 400, response.body
+
+
+@pytest.mark.parametrize("path", ["/api/conversations/c_nope/events", "/api/admin/quarantine/q_nope",
+                                  "/api/admin/quarantine/" + "x" * 3000, "/api/conversations/%F0%9F%98%80/events"])
+def test_unknown_ids_are_404(page, path):
+    token = page.login_admin()
+    response = page.client.http.get(path, headers={"Authorization": "Bearer " + token})
+    assert response.status_code == 404, response.body

@@ -208,7 +208,10 @@ def conversation_events(conversation_id: str, identity: Any) -> Any:
     after = _query("after") or "0"
     if not after.isdigit():
         raise BadRequestError("after must be a sequence number")
-    limit = views.parse_limit(_query("limit"), 100) if _query("limit") else 100
+    try:
+        limit = views.parse_limit(_query("limit"), 100)
+    except views.BadQuery as error:
+        raise BadRequestError(str(error))
     items = store.events(conversation_id, limit, int(after))
     for item in items:
         item["at"] = views.iso(item["at"])
