@@ -12,6 +12,7 @@
   var LIST_MS = 5000;      // the open view
   var THREAD_MS = 2000;    // the open conversation (one GET unless it changed)
   var SLOW_MS = 30000;     // view counts, presence heartbeat, alerts
+  var VIEW_MS = 10000;     // 'viewing/typing' heartbeat and who else is here, while a thread is open
   var PAGE = 25;
   var MAX_MESSAGE_PAGES = 20;
   var STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
@@ -31,7 +32,8 @@
     view: 'team', status: 'open', channel: '', assignee: '', tag: '', sort: 'due',
     items: [], next: null, listKey: '', listGen: 0, listBusy: false,
     selected: null, conv: null, convKey: '', thread: [], events: [], threadKey: '', threadGen: 0,
-    threadBusy: false, pending: [], draft: null, typing: null, sending: false, sendNext: false, mode: 'reply', timers: []
+    threadBusy: false, pending: [], draft: null, typing: null, sending: false, sendNext: false, mode: 'reply', timers: [],
+    checked: new Set()
   };
 
   function $(id) { return document.getElementById(id); }
@@ -191,6 +193,7 @@
     state.timers = [setInterval(function () { if (visible()) loadList('refresh'); }, LIST_MS),
       setInterval(function () { if (visible() && state.selected) loadThread(false); }, THREAD_MS),
       setInterval(function () { if (visible()) slow(); }, SLOW_MS),
+      setInterval(function () { beat(false); }, VIEW_MS),
       setInterval(tick, 1000)];
   }
 
@@ -391,7 +394,7 @@
       if (gen === state.listGen) {
         state.listBusy = false;
         $('more').disabled = false;
-        if (!e.handled) { note.textContent = e.message; note.classList.add('error'); }
+        if (!e.handled) { note.textContent = e.message + ' Retrying every few seconds.'; note.classList.add('error'); }
       }
       return;
     }
@@ -427,12 +430,14 @@
       note.textContent = items.length ? (state.tag || (state.assignee && state.view !== 'team')
         ? 'Filtered in the page: ' + items.length + ' of ' + state.items.length + ' loaded.' : '')
         : state.items.length ? 'None of the loaded conversations match the filters.'
-        : 'Nothing here. Locally, `make run` sends demo traffic; or pick another view.';
+        : VIEWS[state.view].all && !state.channel && !state.tag && !state.assignee
+        ? 'No conversations yet. On a local stack, run `make demo` (or start with `make run DEMO=1`) to send demo traffic.'
+        : 'Nothing here. Try another view or clear the filters.';
     }
     $('more').hidden = !state.next;
     var unread = state.items.reduce(function (n, c) { return n + (Number(c.unread_count) || 0); }, 0);
     document.title = (unread ? '(' + unread + ') ' : '') + 'Social Inbox';
-    var key = JSON.stringify(items) + state.selected + Math.floor(Date.now() / 60000);
+    var key = JSON.stringify(items) + state.selected + Array.from(state.checked) + Math.floor(Date.now() / 60000);
     if (key === state.listKey) return; // unchanged: leave scroll, focus and selection alone
     state.listKey = key;
     var focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
@@ -448,8 +453,16 @@
     tick();
   }
 
-  function row(c) {
+  function row(c, plain) {
     var item = el('li');
+    if (!plain) {
+      var pick = el('input', 'pick');
+      pick.type = 'checkbox';
+      pick.dataset.id = c.id;
+      pick.checked = state.checked.has(c.id);
+      pick.setAttribute('aria-label', 'Select ' + contactName(c));
+      item.append(pick);
+    }
     var button = el('button', 'row');
     button.type = 'button';
     button.dataset.id = c.id;
@@ -603,8 +616,12 @@
     $('composer-note').textContent = '';
     $('action-note').textContent = '';
     history.replaceState(null, '', '#c=' + encodeURIComponent(id));
+    $('viewers').textContent = '';
+    $('canned').hidden = true;
+    forgetMedia();
     renderList();
     loadThread(true);
+    beat(true);
   }
 
   function move(step) {
@@ -662,12 +679,16 @@
     } catch (e) {
       if (gen === state.threadGen) {
         state.threadBusy = false;
-        if (!e.handled) note.textContent = e.status === 404 ? 'This conversation no longer exists.' : e.message;
+        if (!e.handled) {
+          note.textContent = e.status === 404 ? 'This conversation no longer exists.' : e.message + ' Retrying every few seconds.';
+          note.classList.add('error');
+        }
       }
       return;
     }
     if (gen !== state.threadGen) return;
     state.threadBusy = false;
+    note.classList.remove('error');
     state.convKey = JSON.stringify(conversation);
     state.conv = conversation;
     state.thread = thread.items;
@@ -860,7 +881,7 @@
       text.classList.add('placeholder');
     }
     item.append(text);
-    if (Array.isArray(m.attachments) && m.attachments.length) item.append(attachmentList(m.attachments));
+    if (Array.isArray(m.attachments) && m.attachments.length) item.append(attachmentList(m.attachments, m));
     if (m.edited_at) item.append(editHistory(m));
     var meta = el('div', 'meta');
     if (m.type && m.type !== 'text') meta.append(el('span', 'tag', m.type));
@@ -910,9 +931,9 @@
     return box;
   }
 
-  function attachmentList(attachments) {
+  function attachmentList(attachments, m) {
     var list = el('ul', 'attachments');
-    attachments.forEach(function (a) {
+    attachments.forEach(function (a, i) {
       if (!a || typeof a !== 'object') return;
       var label = attachmentLabel(a);
       var url = httpUrl(a.url);
@@ -930,6 +951,7 @@
       } else {
         item.append(el('span', 'label', label));
       }
+      if (m && m.id && state.selected) media(item, a, 'api/media/' + [state.selected, m.id, i].map(encodeURIComponent).join('/'));
       list.append(item);
     });
     return list;
@@ -951,6 +973,191 @@
     var url;
     try { url = new URL(value); } catch (e) { return null; }
     return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : null;
+  }
+
+  // --- media: fetched with the token from our own endpoint, shown from a blob: URL -------------
+
+  var blobs = {};
+
+  function forgetMedia() {
+    Object.keys(blobs).forEach(function (k) { blobs[k].then(function (b) { URL.revokeObjectURL(b.url); }, function () {}); });
+    blobs = {};
+  }
+
+  function fetchMedia(path) {
+    if (!blobs[path]) {
+      blobs[path] = (async function () {
+        var get = function () {
+          return fetch(new URL(path, BASE), {headers: {Authorization: 'Bearer ' + state.token}, cache: 'no-store',
+            credentials: 'omit'});
+        };
+        var r = await get();
+        if (r.status === 401 && await renew()) r = await get();
+        if (!r.ok) throw new Error(r.status === 413 ? 'too large to show here' : 'no longer available');
+        var blob = await r.blob();
+        return {url: URL.createObjectURL(blob), type: blob.type};
+      })();
+    }
+    return blobs[path];
+  }
+
+  var INLINE = /^(image|photo|sticker|gif|animated|video)/;
+
+  function media(item, a, path) {
+    var inline = INLINE.test(String(a.type || ''));
+    if (inline && !a.url && !a.file_id && !a.media_id) return;
+    if (inline) {
+      fetchMedia(path).then(function (b) {
+        var kind = /^image\//.test(b.type) ? 'img' : /^video\//.test(b.type) ? 'video' : null;
+        if (!kind) return;
+        var node = el(kind, 'media');
+        if (kind === 'video') node.controls = true; else node.alt = attachmentLabel(a);
+        node.src = b.url;
+        item.append(node);
+      }, function () {});
+      return;
+    }
+    if (a.latitude !== undefined) return;
+    var get = el('button', 'link save', 'Download');
+    get.type = 'button';
+    get.addEventListener('click', function () {
+      fetchMedia(path).then(function (b) {
+        var save = el('a');
+        var url = b.url; // a blob: URL of our own endpoint's answer, never a platform URL
+        save.href = url;
+        save.download = String(a.filename || a.file_name || a.name || 'attachment').replace(/[\\/]/g, '_');
+        save.click();
+      }, function (e) { get.textContent = 'Download (' + e.message + ')'; });
+    });
+    item.append(' ', get);
+  }
+
+  // --- search ----------------------------------------------------------------------------------
+
+  var searchTimer = 0, searchGen = 0;
+
+  async function runSearch() {
+    var q = $('search').value.trim(), gen = ++searchGen, list = $('search-results'), note = $('search-note');
+    list.hidden = !q;
+    note.classList.remove('error');
+    if (!q) { list.replaceChildren(); note.textContent = ''; return; }
+    note.textContent = 'Searching…';
+    try {
+      var items = (await api('api/search?' + new URLSearchParams({q: q, limit: '20'}))).items || [];
+      if (gen !== searchGen) return;
+      list.replaceChildren.apply(list, items.map(function (c) { return row(c, true); }));
+      note.textContent = items.length ? items.length + (items.length > 1 ? ' conversations' : ' conversation')
+        + ' found; Esc closes.' : 'No contact or message matches "' + q + '".';
+    } catch (e) {
+      if (gen !== searchGen || e.handled) return;
+      note.textContent = 'Search failed: ' + e.message;
+      note.classList.add('error');
+    }
+  }
+
+  // --- canned replies --------------------------------------------------------------------------
+
+  var canned = null;
+
+  async function openCanned(filter) {
+    var box = $('canned');
+    if (!canned) {
+      try { canned = (await api('api/canned-replies?limit=100')).items || []; } catch (e) {
+        if (!e.handled) $('composer-note').textContent = 'Canned replies: ' + e.message;
+        return;
+      }
+    }
+    var f = filter.toLowerCase();
+    var hits = canned.filter(function (r) { return (r.shortcut + ' ' + r.title).toLowerCase().indexOf(f) >= 0; });
+    box.replaceChildren.apply(box, hits.length ? hits.map(function (r) {
+      var b = el('button', 'link', '/' + r.shortcut + ' · ' + r.title);
+      b.type = 'button';
+      b.dataset.id = r.id;
+      b.title = r.text;
+      var li = el('li');
+      li.append(b);
+      return li;
+    }) : [el('li', 'note', canned.length ? 'No canned reply matches.' : 'No canned replies yet.')]);
+    box.hidden = false;
+  }
+
+  async function useCanned(id) {
+    var conv = state.selected;
+    $('canned').hidden = true;
+    try {
+      var r = await api('api/canned-replies/' + encodeURIComponent(id) + '/render?'
+        + new URLSearchParams({conversation_id: conv}));
+      if (conv !== state.selected) return;
+      var d = $('draft');
+      d.value = /^\/\S*$/.test(d.value) ? r.text : d.value + (d.value ? '\n' : '') + r.text;
+      d.dispatchEvent(new Event('input'));
+      d.focus();
+    } catch (e) {
+      if (!e.handled) $('composer-note').textContent = 'Canned reply not inserted: ' + e.message;
+    }
+  }
+
+  // --- who else is viewing or typing -----------------------------------------------------------
+
+  var beaten = {};
+
+  async function beat(force) {
+    var id = state.selected;
+    if (!id || !visible()) return;
+    var typing = document.activeElement === $('draft') && $('draft').value.trim() !== '';
+    if (!force && beaten.id === id && beaten.typing === typing && Date.now() - beaten.at < VIEW_MS - 1000) return;
+    beaten = {id: id, typing: typing, at: Date.now()};
+    try {
+      await api(convPath(id) + '/viewing', 'PUT', {typing: typing});
+      var items = (await api(convPath(id) + '/viewers')).items || [];
+      if (id === state.selected) renderViewers(items);
+    } catch (e) { /* a hint only */ }
+  }
+
+  function renderViewers(items) {
+    var others = items.filter(function (v) { return !v.me; });
+    var names = function (typing) {
+      return others.filter(function (v) { return Boolean(v.typing) === typing; })
+        .map(function (v) { return v.name || v.agent_id; });
+    };
+    var typing = names(true), viewing = names(false);
+    $('viewers').textContent = [typing.length ? typing.join(', ') + (typing.length > 1 ? ' are' : ' is') + ' typing…' : '',
+      viewing.length ? viewing.join(', ') + (viewing.length > 1 ? ' are' : ' is') + ' also viewing' : '']
+      .filter(Boolean).join(' · ');
+  }
+
+  // --- bulk select -----------------------------------------------------------------------------
+
+  function renderBulk() {
+    $('bulk').hidden = !state.checked.size && !$('bulk-note').childElementCount;
+    $('bulk-count').textContent = state.checked.size + ' selected';
+  }
+
+  async function bulk(body, what) {
+    var ids = Array.from(state.checked), note = $('bulk-note');
+    if (!ids.length) return;
+    note.replaceChildren();
+    var data;
+    try {
+      data = await api('api/conversations/bulk', 'POST', Object.assign({ids: ids}, body));
+    } catch (e) {
+      if (!e.handled) note.replaceChildren(el('li', 'error', 'Could not ' + what.toLowerCase() + ': ' + e.message));
+      return renderBulk();
+    }
+    var results = data.results || [];
+    var failed = results.filter(function (r) { return r.status !== 200; });
+    state.checked = new Set(failed.map(function (r) { return r.id; }));
+    results.forEach(function (r) { if (r.conversation) updateItem(r.conversation); });
+    note.replaceChildren.apply(note, [el('li', failed.length ? 'error' : null, what + ': ' + (data.ok || 0) + ' done'
+      + (failed.length ? ', ' + failed.length + ' failed (still selected):' : '.'))].concat(failed.map(function (r) {
+      var c = state.items.find(function (x) { return x.id === r.id; });
+      return el('li', 'error', (c ? contactName(c) : r.id) + ': ' + ((r.error && r.error.Message) || r.status));
+    })));
+    state.listKey = '';
+    renderList();
+    renderBulk();
+    loadCounts();
+    if (state.selected && state.checked.has(state.selected) === false) loadThread(false);
   }
 
   // --- composer --------------------------------------------------------------------------------
@@ -1104,7 +1311,7 @@
       r: function () { if (state.selected) { setMode('reply'); $('draft').focus(); } },
       n: function () { if (state.selected) { setMode('note'); $('draft').focus(); } },
       s: function () { if (state.selected) $('act-snooze').focus(); },
-      '/': function () { $('tag').focus(); },
+      '/': function () { $('search').focus(); },
       '?': function () { $('help').hidden = !$('help').hidden; }
     };
     if (Object.prototype.hasOwnProperty.call(keys, event.key)) {
@@ -1153,10 +1360,19 @@
   });
   on('composer', 'submit', function (event) { event.preventDefault(); send(false); });
   on('draft', 'keydown', function (event) {
-    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) { event.preventDefault(); send(false); }
+    var first = $('canned').hidden ? null : $('canned').querySelector('[data-id]');
+    if (event.key === 'Escape' && !$('canned').hidden) { $('canned').hidden = true; event.stopPropagation(); return; }
+    if (event.key !== 'Enter' || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    if (first && /^\/\S*$/.test($('draft').value)) useCanned(first.dataset.id); else send(false);
   });
+  on('draft', 'focus', function () { beat(false); });
+  on('draft', 'blur', function () { beat(false); });
   on('draft', 'input', function () {
     hideConfirm();
+    var slash = /^\/(\S*)$/.exec($('draft').value);
+    if (slash) openCanned(slash[1]); else $('canned').hidden = true;
+    beat(false);
     // what the agent saw when they began writing: a reply to an older thread asks to confirm
     if (!state.typing || state.typing.conv !== state.selected) state.typing = {conv: state.selected, after: lastMessageId()};
   });
@@ -1165,6 +1381,49 @@
     if (tab) { setMode(tab.dataset.mode); $('draft').focus(); }
   });
   on('confirm-send', 'click', function () { send(true); });
+  on('canned-open', 'click', function () {
+    if (!$('canned').hidden) { $('canned').hidden = true; return; }
+    canned = null;
+    openCanned('');
+  });
+  on('canned', 'click', function (event) {
+    var b = event.target.closest('[data-id]');
+    if (b) useCanned(b.dataset.id);
+  });
+  on('search', 'input', function () { clearTimeout(searchTimer); searchTimer = setTimeout(runSearch, 250); });
+  on('search', 'keydown', function (event) {
+    if (event.key === 'Escape') { $('search').value = ''; runSearch(); }
+    if (event.key === 'Enter') { clearTimeout(searchTimer); runSearch(); }
+  });
+  on('search-results', 'click', function (event) {
+    var b = event.target.closest('.row');
+    if (!b) return;
+    $('search').value = '';
+    runSearch();
+    select(b.dataset.id);
+  });
+  on('conversations', 'change', function (event) {
+    var box = event.target.closest('.pick');
+    if (!box) return;
+    if (box.checked) state.checked.add(box.dataset.id); else state.checked.delete(box.dataset.id);
+    renderBulk();
+  });
+  on('bulk-resolve', 'click', function () { bulk({status: 'resolved'}, 'Resolve'); });
+  on('bulk-assign', 'click', function () {
+    var who = $('bulk-to').value.trim();
+    if (who) bulk({assignee: who}, 'Assign to ' + who);
+  });
+  on('bulk-tagit', 'click', function () {
+    var tag = $('bulk-tag').value.trim();
+    if (tag) bulk({tags_add: [tag]}, 'Tag #' + tag);
+  });
+  on('bulk-clear', 'click', function () {
+    state.checked.clear();
+    $('bulk-note').replaceChildren();
+    state.listKey = '';
+    renderList();
+    renderBulk();
+  });
   on('confirm-cancel', 'click', function () { hideConfirm(); loadThread(false); });
   on('act-claim', 'click', function () { act({assignee: 'me', claim: true}, 'claim'); });
   on('act-assign', 'click', function () {
@@ -1197,7 +1456,7 @@
     if (document.hidden) { presence('away'); return; }
     presence('online');
     loadList('refresh');
-    if (state.selected) loadThread(false);
+    if (state.selected) { loadThread(false); beat(true); }
   });
 
   setMode('reply');
