@@ -442,7 +442,7 @@
     state.listKey = key;
     var focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
     var scroll = list.scrollTop;
-    list.replaceChildren.apply(list, items.map(row));
+    list.replaceChildren.apply(list, items.map(function (c) { return row(c); }));
     list.scrollTop = scroll;
     if (focused) {
       var rows = list.querySelectorAll('.row');
@@ -988,7 +988,7 @@
     if (!blobs[path]) {
       blobs[path] = (async function () {
         var get = function () {
-          return fetch(new URL(path, BASE), {headers: {Authorization: 'Bearer ' + state.token}, cache: 'no-store',
+          return fetch(new URL(path, BASE), {headers: {Authorization: 'Bearer ' + state.token, Accept: 'image/*,video/*,*/*'}, cache: 'no-store',
             credentials: 'omit'});
         };
         var r = await get();

@@ -1,0 +1,208 @@
+"""More of the agent workspace in headless Chromium (the harness of test_web_inbox): search,
+canned replies, who else is viewing or typing, media through our own endpoint, bulk select,
+empty and error states, badge contrast; and `make screenshots` (SCREENSHOTS_DIR set)."""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import time
+import zlib
+from typing import Any
+
+import pytest
+
+from tests.test_web_inbox import (PAGE_ID, XSS, _deliver, _messaging, browser, needs_chromium,  # noqa: F401
+                                  served)
+from tests.test_workspace_browser import ROWS, _clean, _click_row, _open, _type
+
+pytestmark = needs_chromium
+
+
+def _call(inbox: Any, method: str, path: str, body: Any = None, token: str = "") -> Any:
+    headers = {"Authorization": "Bearer " + (token or inbox.login_admin()), "Content-Type": "application/json"}
+    response = getattr(inbox.client.http, method)(path, headers=headers,
+                                                  **({"body": json.dumps(body)} if body is not None else {}))
+    assert response.status_code < 300, (path, response.status_code, response.body)
+    return json.loads(response.body) if response.body else None
+
+
+def _key(page: Any, key: str) -> None:
+    page.js(f"document.dispatchEvent(new KeyboardEvent('keydown', {{key: {json.dumps(key)}, bubbles: true}}))")
+
+
+def test_slash_focuses_search_and_a_result_opens_its_conversation(inbox, served, browser):
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, _messaging("4001", now - 90_000, "m_s1", "My parcel never arrived"),
+             _messaging("4002", now - 80_000, "m_s2", "Invoice question"),
+             _messaging("4003", now - 70_000, "m_s3", "parcel <b>damaged</b> " + XSS))
+    page = browser
+    _open(inbox, served, page)
+    page.wait_for(f"{ROWS}.length === 3")
+    page.js("document.activeElement.blur()")
+    _key(page, "/")
+    assert page.js("document.activeElement.id") == "search"
+    page.js("const s = document.getElementById('search'); s.value = 'parcel'; s.dispatchEvent(new Event('input'))")
+    page.wait_for("document.querySelectorAll('#search-results .row').length === 2")
+    assert page.js("document.getElementById('search-note').textContent") == "2 conversations found; Esc closes."
+    assert page.js("document.querySelectorAll('#search-results b, #search-results img').length") == 0
+    page.js("[...document.querySelectorAll('#search-results .row')].find(r => r.textContent.includes('damaged')).click()")
+    page.wait_for("[...document.querySelectorAll('#messages .text')].some(t => t.textContent.includes('<b>damaged</b>'))")
+    assert page.js("document.getElementById('search-results').hidden") is True
+    assert page.js("location.hash").startswith("#c=")
+    # nothing found, and a refused query, are said as such (the refusal as an error)
+    page.js("const s = document.getElementById('search'); s.value = 'zebra'; s.dispatchEvent(new Event('input'))")
+    page.wait_for("document.getElementById('search-note').textContent === 'No contact or message matches \"zebra\".'")
+    page.js("const s = document.getElementById('search'); s.value = '!!'; s.dispatchEvent(new Event('input'))")
+    page.wait_for("document.getElementById('search-note').classList.contains('error')")
+    assert page.js("document.getElementById('search-note').textContent").startswith("Search failed: ")
+    _clean(page)
+
+
+def test_canned_replies_are_picked_with_slash_or_the_button_and_filled_for_the_contact(inbox, served, browser):
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, _messaging("4101", now - 60_000, "m_c1", "Hello?"))
+    _call(inbox, "post", "/api/canned-replies", {"shortcut": "thanks", "title": "Thank you",
+                                                 "text": "Thanks {{contact.name}}, {{agent.name}} here.", "shared": True})
+    _call(inbox, "post", "/api/canned-replies", {"shortcut": "hours", "title": "Opening <i>hours</i>",
+                                                 "text": "We open at 9.", "shared": True})
+    page = browser
+    _open(inbox, served, page)
+    _click_row(page, "Hello?")
+    page.js("document.getElementById('draft').focus()")
+    _type(page, "/tha")
+    page.wait_for("!document.getElementById('canned').hidden")
+    assert page.js("[...document.querySelectorAll('#canned [data-id]')].map(b => b.textContent)") == ["/thanks · Thank you"]
+    page.js("document.getElementById('draft').dispatchEvent(new KeyboardEvent('keydown', {key: 'Enter', bubbles: true}))")
+    page.wait_for("document.getElementById('draft').value.startsWith('Thanks ')")
+    assert page.js("document.getElementById('draft').value") == "Thanks Messenger user …4101, Admin here."
+    assert page.js("document.getElementById('canned').hidden") is True
+    assert page.js("document.querySelectorAll('#messages .msg.out').length") == 0  # inserted, not sent
+    # the button lists all of them (titles stay text) and appends to what is written
+    page.js("document.getElementById('canned-open').click()")
+    page.wait_for("document.querySelectorAll('#canned [data-id]').length === 2")
+    assert page.js("document.querySelectorAll('#canned i').length") == 0
+    page.js("[...document.querySelectorAll('#canned [data-id]')].find(b => b.textContent.includes('hours')).click()")
+    page.wait_for("document.getElementById('draft').value.endsWith('\\nWe open at 9.')")
+    _clean(page)
+
+
+def test_the_thread_says_who_else_is_viewing_or_typing_and_the_page_beats_while_open(inbox, served, browser):
+    from chalicelib.api.auth import create_agent
+
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, _messaging("4201", now - 60_000, "m_v1", "Anyone there?"))
+    create_agent("kim@example.com", "kim password 12345", "Kim", role="admin", agent_id="a_kim")
+    kim = json.loads(inbox.client.http.post("/api/auth/login", body=json.dumps(
+        {"email": "kim@example.com", "password": "kim password 12345"}),
+        headers={"Content-Type": "application/json"}).body)["token"]
+    conversation_id = inbox.conversations()[0]["id"]
+    page = browser
+    _open(inbox, served, page)
+    _click_row(page, "Anyone there?")
+    deadline = time.time() + 5
+    while ("PUT", f"/api/conversations/{conversation_id}/viewing") not in served.requests and time.time() < deadline:
+        time.sleep(0.05)
+    # the page said it is viewing (not typing)
+    viewers = _call(inbox, "get", f"/api/conversations/{conversation_id}/viewers", token=kim)
+    assert [(v["name"], v["typing"]) for v in viewers["items"]] == [("Admin", False)]
+    _call(inbox, "put", f"/api/conversations/{conversation_id}/viewing", {"typing": True}, token=kim)
+    page.js("document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_for("document.getElementById('viewers').textContent === 'Kim is typing…'")
+    _call(inbox, "put", f"/api/conversations/{conversation_id}/viewing", {"typing": False}, token=kim)
+    # typing in the composer tells the others at once
+    page.js("document.getElementById('draft').focus()")
+    _type(page, "On it")
+    page.wait_for("document.getElementById('viewers').textContent === 'Kim is also viewing'")
+    viewers = _call(inbox, "get", f"/api/conversations/{conversation_id}/viewers", token=kim)
+    assert viewers["typing"] == [inbox.get("/api/me")["id"]]
+    assert ("PUT", f"/api/conversations/{conversation_id}/viewing") in served.requests
+    _clean(page)
+
+
+def _png() -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" + b"\xff\x00\x00" * 2 + b"\x00" + b"\x00\x00\xff" * 2))
+            + chunk(b"IEND", b""))
+
+
+def test_images_show_inline_through_our_media_endpoint_and_files_download_from_it(inbox, served, browser):
+    import responses
+
+    cdn = "https://scontent.xx.fbcdn.net/v/t1/photo.png?sig=abc"
+    doc = "https://scontent.xx.fbcdn.net/v/t1/terms.pdf?sig=def"
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, _messaging("4301", now - 60_000, "m_p1", "See the photo", attachments=[
+        {"type": "image", "payload": {"url": cdn}}, {"type": "file", "payload": {"url": doc}},
+        {"type": "image", "payload": {"url": "https://example.invalid/not-a-platform.png"}}]))
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.GET, cdn, body=_png(), content_type="image/png")
+        mock.add(responses.GET, doc, body=b"%PDF-1.4 fake", content_type="application/pdf")
+        page = browser
+        _open(inbox, served, page)
+        _click_row(page, "See the photo")
+        page.wait_for("!!document.querySelector('#messages img.media') && document.querySelector('#messages img.media').complete")
+        shown = page.js("const i = document.querySelector('#messages img.media'); [i.src.slice(0, 5), i.naturalWidth, i.alt]")
+        assert shown == ["blob:", 2, "image"]
+        assert page.js("document.querySelectorAll('#messages img').length") == 1  # not the off-platform one
+        assert page.js("document.querySelectorAll('#messages .save').length") == 1
+        page.js("document.querySelector('#messages .save').click()")
+        page.wait_for("document.querySelectorAll('#messages .save').length === 1")
+        time.sleep(0.3)
+    media = [p for m, p in served.requests if p.startswith("/api/media/")]
+    assert sorted(p.rsplit("/", 1)[1] for p in media) == ["0", "1", "2"]  # only ever our own endpoint
+    # every link is http(s); the page loaded nothing from another origin
+    assert page.js("[...document.querySelectorAll('#messages a')].every(a => /^https?:/.test(a.href))")
+    assert page.js("performance.getEntriesByType('resource').every(r => r.name.startsWith(location.origin))")
+    _clean(page)
+
+
+def test_bulk_select_resolves_assigns_and_tags_and_shows_per_id_failures(inbox, served, browser):
+    from chalicelib.models import Conversation
+
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, *[_messaging(str(4400 + n), now - 60_000 + n, f"m_b{n}", f"Bulk {n}") for n in range(3)])
+    page = browser
+    _open(inbox, served, page)
+    page.wait_for(f"{ROWS}.length === 3")
+
+    def check(*texts: str) -> None:
+        for text in texts:
+            page.js(f"const li = [...document.querySelectorAll('#conversations li')].find(l => l.textContent.includes({json.dumps(text)}));"
+                    "li.querySelector('.pick').click()")
+
+    check("Bulk 0", "Bulk 1")
+    assert page.js("document.getElementById('bulk-count').textContent") == "2 selected"
+    assert page.js("document.getElementById('bulk').hidden") is False
+    page.js("document.getElementById('bulk-tag').value = 'vip'; document.getElementById('bulk-tagit').click()")
+    page.wait_for("document.getElementById('bulk-note').textContent === 'Tag #vip: 2 done.'")
+    assert sorted(c["last_message_preview"] for c in inbox.conversations() if "vip" in c["tags"]) == ["Bulk 0", "Bulk 1"]
+    page.wait_for("[...document.querySelectorAll('#conversations .tagb')].length === 2")
+    assert page.js("document.getElementById('bulk-count').textContent") == "0 selected"
+
+    # one of the two vanishes meanwhile: the other is resolved, the failure is named and stays selected
+    check("Bulk 1", "Bulk 2")
+    gone = next(c["id"] for c in inbox.conversations() if c["last_message_preview"] == "Bulk 2")
+    Conversation.get(gone).delete()
+    page.js("document.getElementById('bulk-resolve').click()")
+    page.wait_for("document.getElementById('bulk-note').textContent.startsWith('Resolve: 1 done, 1 failed')")
+    assert page.js("[...document.querySelectorAll('#bulk-note li.error')].map(l => l.textContent)")[1] \
+        .startswith("Messenger user …4402: ")
+    assert page.js("document.getElementById('bulk-count').textContent") == "1 selected"
+    page.wait_for(f"![...{ROWS}].some(r => r.textContent.includes('Bulk 1'))")  # resolved: out of the open view
+    assert [c["status"] for c in inbox.conversations(status="resolved")] == ["resolved"]
+    page.js("document.getElementById('bulk-clear').click()")
+    page.js(f"const li = [...document.querySelectorAll('#conversations li')].find(l => l.textContent.includes('Bulk 0'));"
+            "li.querySelector('.pick').click()")
+    page.js("document.getElementById('bulk-to').value = 'me'; document.getElementById('bulk-assign').click()")
+    page.wait_for("document.getElementById('bulk-note').textContent === 'Assign to me: 1 done.'")
+    page.wait_for("document.querySelector('[data-count=mine]').textContent === '1'")
+    _clean(page)
