@@ -206,3 +206,58 @@ def test_bulk_select_resolves_assigns_and_tags_and_shows_per_id_failures(inbox, 
     page.wait_for("document.getElementById('bulk-note').textContent === 'Assign to me: 1 done.'")
     page.wait_for("document.querySelector('[data-count=mine]').textContent === '1'")
     _clean(page)
+
+
+def _contrast(rgb_a: str, rgb_b: str) -> float:
+    def lum(rgb: str) -> float:
+        channels = [int(v) / 255 for v in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    high, low = sorted((lum(rgb_a), lum(rgb_b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_empty_inbox_says_how_to_get_demo_traffic_errors_stand_out_and_badges_meet_aa(inbox, served, browser,
+                                                                                    monkeypatch):
+    from chalicelib.api import views
+
+    page = browser
+    _open(inbox, served, page)
+    page.js("document.querySelector('[data-view=all]').click()")
+    page.wait_for("document.getElementById('list-note').textContent.includes('make demo')")
+    assert page.js("document.getElementById('list-note').textContent") == \
+        "No conversations yet. On a local stack, run `make demo` (or start with `make run DEMO=1`) to send demo traffic."
+    loading = page.js("const n = document.getElementById('list-note'); n.textContent = 'Loading…';"
+                      "[getComputedStyle(n).color, getComputedStyle(n).borderTopStyle]")
+
+    # the API fails: the note turns into a visible error that says what happens next
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("down")
+
+    monkeypatch.setattr(views, "list_conversations", boom)
+    page.js("document.querySelector('[data-view=team]').click()")
+    page.wait_for("document.getElementById('list-note').classList.contains('error')")
+    error = page.js("const n = document.getElementById('list-note'); [n.textContent, getComputedStyle(n).color,"
+                    "getComputedStyle(n).borderTopStyle, getComputedStyle(n, '::before').content]")
+    assert error[0].endswith("Retrying every few seconds.") and error[3] == '"⚠ "'
+    assert error[1] != loading[0] and error[2] == "solid" and loading[1] == "none"
+    monkeypatch.undo()
+    page.wait_for("!document.getElementById('list-note').classList.contains('error')", timeout=8)
+
+    # every channel badge meets WCAG AA (4.5:1 at 11px) on a row, a selected row, light and dark
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, _messaging("4501", now - 60_000, "m_e1", "Badge row"))
+    _click_row(page, "Badge row")
+    for scheme in ("light", "dark"):
+        page.send("Emulation.setEmulatedMedia", features=[{"name": "prefers-color-scheme", "value": scheme}])
+        found = page.js(
+            "const row = [...document.querySelectorAll('#conversations .row')].find(r => r.textContent.includes('Badge row'));"
+            "const b = row.querySelector('.ch');"
+            "const out = []; for (const ch of ['messenger','instagram','whatsapp','facebook','x','telegram','linkedin']) {"
+            " b.className = 'badge ch ch-' + ch; for (const sel of [true, false]) { row.classList.toggle('selected', sel);"
+            " let bg = 'rgba(0, 0, 0, 0)', n = row; while (bg === 'rgba(0, 0, 0, 0)' && n) { bg = getComputedStyle(n).backgroundColor; n = n.parentElement; }"
+            " out.push([ch, sel, getComputedStyle(b).color, bg]); } } out")
+        for channel, selected, color, background in found:
+            assert _contrast(color, background) >= 4.5, (scheme, channel, selected, color, background)
+    _clean(page)
