@@ -10,7 +10,7 @@ STAGE     ?= dev
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: run reset soak test browser demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
+.PHONY: run reset soak test browser screenshots demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ browser:  ## Debian's chromium for the headless browser tests (they skip without
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	  else echo "install Debian's chromium (sudo apt-get install chromium) to run the browser tests"; fi; }
+
+screenshots: $(STAMP)  ## PNGs of the workspace's main screens into docs/screenshots/ (Debian's headless chromium, loopback server, seeded data)
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py -k test_screenshots
 
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_web_inbox import (PAGE_ID, XSS, _deliver, _messaging, browser, needs_chromium,  # noqa: F401
-                                  served)
+from tests.test_web_inbox import (PAGE_ID, XSS, _deliver, _Forward, _messaging, browser,  # noqa: F401
+                                  needs_chromium, served)
 from tests.test_workspace_browser import ROWS, _clean, _click_row, _open, _type
 
 pytestmark = needs_chromium
@@ -22,8 +22,9 @@ pytestmark = needs_chromium
 
 def _call(inbox: Any, method: str, path: str, body: Any = None, token: str = "") -> Any:
     headers = {"Authorization": "Bearer " + (token or inbox.login_admin()), "Content-Type": "application/json"}
-    response = getattr(inbox.client.http, method)(path, headers=headers,
-                                                  **({"body": json.dumps(body)} if body is not None else {}))
+    with _Forward.lock:  # the app object serves one request at a time (the page's too)
+        response = getattr(inbox.client.http, method)(path, headers=headers,
+                                                      **({"body": json.dumps(body)} if body is not None else {}))
     assert response.status_code < 300, (path, response.status_code, response.body)
     return json.loads(response.body) if response.body else None
 
@@ -124,12 +125,14 @@ def test_the_thread_says_who_else_is_viewing_or_typing_and_the_page_beats_while_
     _clean(page)
 
 
-def _png() -> bytes:
+def _png(width: int = 2, height: int = 2) -> bytes:
+    """A real PNG: warm stripes over a cool gradient."""
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\x00" + b"\xff\x00\x00" * 2 + b"\x00" + b"\x00\x00\xff" * 2))
-            + chunk(b"IEND", b""))
+    rows = b"".join(b"\x00" + b"".join(bytes((230, 120 + y % 40, 60) if (x // 24) % 2 else (40, 90 + y * 100 // height, 200))
+                                         for x in range(width)) for y in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 def test_images_show_inline_through_our_media_endpoint_and_files_download_from_it(inbox, served, browser):
@@ -261,3 +264,84 @@ def test_empty_inbox_says_how_to_get_demo_traffic_errors_stand_out_and_badges_me
         for channel, selected, color, background in found:
             assert _contrast(color, background) >= 4.5, (scheme, channel, selected, color, background)
     _clean(page)
+
+
+SCREENSHOTS_DIR = os.environ.get("SCREENSHOTS_DIR")
+
+
+@pytest.mark.skipif(not SCREENSHOTS_DIR, reason="`make screenshots` sets SCREENSHOTS_DIR")
+def test_screenshots(inbox, served, browser):
+    """The main screens as PNGs (make screenshots): loopback server, Debian's chromium, seeded data."""
+    import responses
+
+    from chalicelib.models import Conversation
+    from tests.test_workspace_browser import _set_deadline
+
+    os.makedirs(SCREENSHOTS_DIR, exist_ok=True)
+    page = browser
+
+    def shot(name: str) -> None:
+        time.sleep(0.4)  # let the last render settle
+        data = page.send("Page.captureScreenshot", format="png")["data"]
+        with open(os.path.join(SCREENSHOTS_DIR, name + ".png"), "wb") as handle:
+            handle.write(base64.b64decode(data))
+
+    page.send("Page.navigate", url=served)
+    inbox.login_admin()
+    page.wait_for("!document.getElementById('login').hidden")
+    shot("login")
+
+    now = int(time.time() * 1000)
+    cdn = "https://scontent.xx.fbcdn.net/v/t1/receipt.png?sig=abc"
+    inbox.add_account("messenger", PAGE_ID)
+    texts = ["Where is my order #4411? It was due Monday.", "Can I change the delivery address?",
+             "The parcel arrived damaged, see the photo", "Do you ship to Norway?", "Thanks, all sorted!"]
+    _deliver(inbox, *[_messaging(str(7000 + n), now - (50 - n * 9) * 60_000, f"m_shot{n}", t) for n, t in enumerate(texts)])
+    _deliver(inbox, _messaging("7002", now - 9 * 60_000, "m_shot_img", None,
+                               attachments=[{"type": "image", "payload": {"url": cdn}}]))
+    ids = {c["contact"]["platform_id"]: c["id"] for c in inbox.conversations()}
+    names = {"7000": "Ana Souza", "7001": "Kim Lee", "7002": "Jonas Berg", "7003": "Ola Nordmann", "7004": "Mia Chen"}
+    for platform_id, name in names.items():
+        Conversation.get(ids[platform_id]).update(actions=[Conversation.contact_name.set(name)])
+    _set_deadline(ids["7000"], now - 5 * 60_000, now - 20 * 60_000)
+    _set_deadline(ids["7001"], now + 12 * 60_000, now - 60_000)
+    _set_deadline(ids["7002"], now + 50 * 60_000, now + 30 * 60_000)
+    _call(inbox, "patch", f"/api/conversations/{ids['7001']}", {"priority": "high", "tags": ["billing"]})
+    _call(inbox, "post", "/api/canned-replies", {"shortcut": "sorry", "title": "Sorry for the trouble",
+                                                 "text": "Sorry about that, {{contact.name}}. {{agent.name}} here.",
+                                                 "shared": True})
+    _call(inbox, "post", "/api/canned-replies", {"shortcut": "track", "title": "Tracking link",
+                                                 "text": "Your tracking link: https://track.example/4411",
+                                                 "shared": True})
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add(responses.GET, cdn, body=_png(320, 180), content_type="image/png")
+        _open(inbox, served, page)
+        page.wait_for(f"{ROWS}.length === 5")
+        _click_row(page, "Jonas Berg")
+        _call(inbox, "post", f"/api/conversations/{ids['7002']}/messages",
+              {"text": "So sorry! A replacement is on its way.", "kind": "reply", "client_id": "shot-1"})
+        _call(inbox, "post", f"/api/conversations/{ids['7002']}/messages",
+              {"text": "Refund approved by finance, ticket FIN-221", "kind": "note", "client_id": "shot-2"})
+        page.wait_for("document.querySelectorAll('#messages .msg').length >= 4 && !!document.querySelector('#messages img.media')")
+        shot("inbox")
+    page.js("const s = document.getElementById('search'); s.value = 'parcel'; s.dispatchEvent(new Event('input'))")
+    page.wait_for("document.querySelectorAll('#search-results .row').length > 0")
+    shot("search")
+    page.js("const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input'))")
+    page.js("document.getElementById('draft').focus()")
+    _type(page, "/")
+    page.wait_for("document.querySelectorAll('#canned [data-id]').length === 2")
+    shot("canned-replies")
+    _type(page, "")
+    page.js("document.getElementById('canned').hidden = true")
+    for text in ("Norway", "address"):
+        page.js(f"[...document.querySelectorAll('#conversations li')].find(l => l.textContent.includes('{text}'))"
+                ".querySelector('.pick').click()")
+    page.js("document.getElementById('bulk-tag').value = 'follow-up'; document.getElementById('bulk-tagit').click()")
+    page.wait_for("document.getElementById('bulk-note').textContent.startsWith('Tag #follow-up')")
+    shot("bulk")
+    page.send("Emulation.setDeviceMetricsOverride", width=390, height=844, deviceScaleFactor=2, mobile=True)
+    page.js("document.querySelector('#thread .back').click()")
+    shot("phone-list")
+    _click_row(page, "Where is my order")
+    shot("phone-thread")

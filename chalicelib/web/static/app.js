@@ -1012,6 +1012,10 @@
         if (!kind) return;
         var node = el(kind, 'media');
         if (kind === 'video') node.controls = true; else node.alt = attachmentLabel(a);
+        var list = $('messages'), end = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+        node.addEventListener(kind === 'img' ? 'load' : 'loadedmetadata', function () {
+          if (end) list.scrollTop = list.scrollHeight; // the thread stays at its newest message
+        });
         node.src = b.url;
         item.append(node);
       }, function () {});
