@@ -208,7 +208,9 @@ def test_sla_countdown_turns_amber_at_the_warning_and_red_at_the_breach(inbox, s
 
     first = badges()
     assert first["Customer 0"][0] == "badge sla sla-at_risk" and first["Customer 0"][1].startswith("1h 59m")
-    assert first["Customer 1"][0] == "badge sla sla-breached" and first["Customer 1"][1].startswith("Overdue 0m 3")
+    assert first["Customer 1"][0] == "badge sla sla-breached" and first["Customer 1"][1].startswith("Overdue ")
+    overdue = int(first["Customer 1"][1].split("m ")[0][8:]) * 60 + int(first["Customer 1"][1].split("m ")[1].rstrip("s"))
+    assert 30 <= overdue <= 31 + (time.time() * 1000 - now) / 1000  # 30 s overdue when seeded; a busy machine adds
     assert first["Customer 2"][0] == "badge sla sla-ok" and first["Customer 2"][1] == "59m left"
     assert first["Customer 0"][2] == "rgb(245, 179, 1)" and first["Customer 1"][2] == "rgb(179, 38, 30)"
     # the page is up: the third deadline now warns in 1.5 s and falls due in 3 s; the countdown
