@@ -140,14 +140,17 @@ def test_images_show_inline_through_our_media_endpoint_and_files_download_from_i
 
     cdn = "https://scontent.xx.fbcdn.net/v/t1/photo.png?sig=abc"
     doc = "https://scontent.xx.fbcdn.net/v/t1/terms.pdf?sig=def"
+    clip = "https://video.xx.fbcdn.net/v/t2/clip.mp4?sig=ghi"
     now = int(time.time() * 1000)
     inbox.add_account("messenger", PAGE_ID)
     _deliver(inbox, _messaging("4301", now - 60_000, "m_p1", "See the photo", attachments=[
         {"type": "image", "payload": {"url": cdn}}, {"type": "file", "payload": {"url": doc}},
-        {"type": "image", "payload": {"url": "https://example.invalid/not-a-platform.png"}}]))
+        {"type": "image", "payload": {"url": "https://example.invalid/not-a-platform.png"}},
+        {"type": "video", "payload": {"url": clip}}, {"type": "fallback", "payload": {"url": "https://shop.example/p/1"}}]))
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         mock.add(responses.GET, cdn, body=_png(), content_type="image/png")
         mock.add(responses.GET, doc, body=b"%PDF-1.4 fake", content_type="application/pdf")
+        mock.add(responses.GET, clip, body=b"\x00\x00\x00\x18ftypmp42 fake", content_type="video/mp4")
         page = browser
         _open(inbox, served, page)
         _click_row(page, "See the photo")
@@ -155,12 +158,15 @@ def test_images_show_inline_through_our_media_endpoint_and_files_download_from_i
         shown = page.js("const i = document.querySelector('#messages img.media'); [i.src.slice(0, 5), i.naturalWidth, i.alt]")
         assert shown == ["blob:", 2, "image"]
         assert page.js("document.querySelectorAll('#messages img').length") == 1  # not the off-platform one
-        assert page.js("document.querySelectorAll('#messages .save').length") == 1
+        page.wait_for("!!document.querySelector('#messages video.media')")
+        assert page.js("const v = document.querySelector('#messages video.media'); [v.src.slice(0, 5), v.controls]") == ["blob:", True]
+        page.wait_for("document.querySelector('#messages .gone').textContent === ' (no longer available)'")
+        assert page.js("document.querySelectorAll('#messages .save').length") == 1  # the file, not the link preview
         page.js("document.querySelector('#messages .save').click()")
         page.wait_for("document.querySelectorAll('#messages .save').length === 1")
         time.sleep(0.3)
     media = [p for m, p in served.requests if p.startswith("/api/media/")]
-    assert sorted(p.rsplit("/", 1)[1] for p in media) == ["0", "1", "2"]  # only ever our own endpoint
+    assert sorted(p.rsplit("/", 1)[1] for p in media) == ["0", "1", "2", "3"]  # only ever our own endpoint
     # every link is http(s); the page loaded nothing from another origin
     assert page.js("[...document.querySelectorAll('#messages a')].every(a => /^https?:/.test(a.href))")
     assert page.js("performance.getEntriesByType('resource').every(r => r.name.startsWith(location.origin))")

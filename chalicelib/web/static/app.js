@@ -1018,10 +1018,11 @@
         });
         node.src = b.url;
         item.append(node);
-      }, function () {});
+      }, function (e) { item.append(el('span', 'gone', ' (' + e.message + ')')); });
       return;
     }
-    if (a.latitude !== undefined) return;
+    var url = httpUrl(a.url);
+    if (!a.file_id && !a.media_id && !(url && /^https:/.test(url) && /^(file|document|audio|voice)/.test(String(a.type)))) return;
     var get = el('button', 'link save', 'Download');
     get.type = 'button';
     get.addEventListener('click', function () {
