@@ -209,8 +209,11 @@ def test_bulk_select_resolves_assigns_and_tags_and_shows_per_id_failures(inbox, 
     page.wait_for(f"![...{ROWS}].some(r => r.textContent.includes('Bulk 1'))")  # resolved: out of the open view
     assert [c["status"] for c in inbox.conversations(status="resolved")] == ["resolved"]
     page.js("document.getElementById('bulk-clear').click()")
-    page.js(f"const li = [...document.querySelectorAll('#conversations li')].find(l => l.textContent.includes('Bulk 0'));"
-            "li.querySelector('.pick').click()")
+    assert page.js("document.getElementById('bulk').hidden") is True
+    _click_row(page, "Bulk 0")  # x selects the open conversation
+    page.js("document.activeElement.blur()")
+    _key(page, "x")
+    assert page.js("[...document.querySelectorAll('#conversations .pick')].filter(p => p.checked).length") == 1
     page.js("document.getElementById('bulk-to').value = 'me'; document.getElementById('bulk-assign').click()")
     page.wait_for("document.getElementById('bulk-note').textContent === 'Assign to me: 1 done.'")
     page.wait_for("document.querySelector('[data-count=mine]').textContent === '1'")

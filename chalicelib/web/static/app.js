@@ -1133,6 +1133,11 @@
 
   // --- bulk select -----------------------------------------------------------------------------
 
+  function toggleCheck(id, on) {
+    if (on === undefined ? !state.checked.has(id) : on) state.checked.add(id); else state.checked.delete(id);
+    renderBulk();
+  }
+
   function renderBulk() {
     $('bulk').hidden = !state.checked.size && !$('bulk-note').childElementCount;
     $('bulk-count').textContent = state.checked.size + ' selected';
@@ -1317,6 +1322,7 @@
       n: function () { if (state.selected) { setMode('note'); $('draft').focus(); } },
       s: function () { if (state.selected) $('act-snooze').focus(); },
       '/': function () { $('search').focus(); },
+      x: function () { if (state.selected) { toggleCheck(state.selected); state.listKey = ''; renderList(); } },
       '?': function () { $('help').hidden = !$('help').hidden; }
     };
     if (Object.prototype.hasOwnProperty.call(keys, event.key)) {
@@ -1410,8 +1416,7 @@
   on('conversations', 'change', function (event) {
     var box = event.target.closest('.pick');
     if (!box) return;
-    if (box.checked) state.checked.add(box.dataset.id); else state.checked.delete(box.dataset.id);
-    renderBulk();
+    toggleCheck(box.dataset.id, box.checked);
   });
   on('bulk-resolve', 'click', function () { bulk({status: 'resolved'}, 'Resolve'); });
   on('bulk-assign', 'click', function () {
