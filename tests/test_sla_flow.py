@@ -4,7 +4,6 @@ Step Functions interpreter with deadlines of seconds, its SQS messages go to the
 from __future__ import annotations
 
 import copy
-from datetime import datetime
 import json
 import os
 import time
@@ -52,7 +51,7 @@ def _message(mid, user="u1", direction="in", at=None):
                         text="hi", raw={"mid": mid})
 
 
-def _pump_timers(inbox, seconds, expect=None):
+def _pump_timers(inbox, seconds, expect=None, until=None):
     """Deliver the flow's SQS messages to the real handler for a while (or until `expect`
     kinds arrived); returns the kinds delivered."""
     from chalicelib import config
@@ -64,7 +63,9 @@ def _pump_timers(inbox, seconds, expect=None):
         handled = pump_once(lambda event, context: outcome.extend(
             json.loads(r["body"])["kind"] for r in event["Records"]) or inbox.app.sla_timers(event, context),
             queue=config.SLA_TIMER_QUEUE)
-        if expect is not None and outcome == expect:
+        if expect is not None and outcome[-len(expect):] == expect:
+            break
+        if until is not None and until():
             break
         if not handled:
             time.sleep(0.1)
@@ -97,7 +98,7 @@ def test_an_unanswered_turn_is_warned_then_breached_on_time_in_four_transitions(
     _, (cid, _) = store.record_message(_message("m1"))
     state = store.get(cid)
     assert state["turn"] == 1
-    kinds = _pump_timers(flow, 12, expect=["warning", "breach"])
+    kinds = _pump_timers(flow, 30, expect=["warning", "breach"])  # bounded; ends when both came
     assert kinds == ["warning", "breach"]
     after = store.get(cid)
     assert after["sla_state"] == "breached"
@@ -113,19 +114,14 @@ def test_an_unanswered_turn_is_warned_then_breached_on_time_in_four_transitions(
 def test_an_answer_before_the_warning_stops_the_turn_after_one_transition(flow, monkeypatch):
     from chalicelib.inbox import store
 
-    # A roomier target: the deadline counts from the customer's message, and on a loaded machine
-    # storing it can take a second or two before the reply below is written.
-    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "6")
+    # A target far from the test's own timing: what is checked is that the reply stopped the
+    # execution in its first Wait (so it can never send), not how fast the machine is.
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "60")
     _, (cid, _) = store.record_message(_message("m1"))
-    # moto's interpreter can lose a StopExecution that arrives before the execution reached its
-    # first Wait (AWS does not); a reply comes later than that in any case.
-    time.sleep(0.5)
+    time.sleep(0.5)  # moto can lose a StopExecution sent before the execution reached its Wait (AWS does not)
     store.record_message(_message("r1", at=int(time.time() * 1000), direction="out"))  # our reply (e.g. the echo)
-    due = store.get(cid).get("reply_due_at")
-    assert due is None and _types(cid) == ["created", "replied"]
-    left = (_execution(cid)[0]["input"] and json.loads(_execution(cid)[0]["input"])["due_at"])
-    wait = max(0.0, datetime.fromisoformat(left.replace("Z", "+00:00")).timestamp() - time.time()) + 1.0
-    assert _pump_timers(flow, min(wait, 8.0)) == []  # nothing fires, not even after the old deadline
+    assert store.get(cid).get("reply_due_at") is None and _types(cid) == ["created", "replied"]
+    assert _pump_timers(flow, 2.0) == []
     described, history = _execution(cid)
     assert described["status"] == "ABORTED"
     assert _billed_transitions(history) == 1
@@ -140,10 +136,14 @@ def test_a_new_customer_message_after_our_reply_starts_the_next_turn(flow):
     store.record_message(_message("r1", direction="out", at=now + 1))
     store.record_message(_message("m2", at=now + 2))
     assert store.get(cid)["turn"] == 2
-    kinds = _pump_timers(flow, 12, expect=["warning", "breach"])
-    assert kinds == ["warning", "breach"]  # only turn 2's timers ran; turn 1 was stopped
+    _pump_timers(flow, 30, until=lambda: "sla_breached" in _types(cid))
+    log = store.events(cid)
+    # Turn 2's warning and breach are recorded once each; a turn-1 timer that fired before the
+    # reply stopped it (a loaded machine) is dropped as stale, never recorded.
+    assert [(e["type"], e["data"].get("turn")) for e in log if e["type"].startswith("sla_")] == [
+        ("sla_warning", 2), ("sla_breached", 2)]
     assert _types(cid)[-3:] == ["sla_warning", "sla_breached", "priority_changed"]
-    assert _execution(cid, 1)[0]["status"] == "ABORTED"
+    assert _execution(cid, 1)[0]["status"] in ("ABORTED", "SUCCEEDED")
 
 
 def test_stale_timers_are_dropped(flow, monkeypatch):
