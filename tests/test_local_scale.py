@@ -105,21 +105,25 @@ def test_sends_and_receives_do_not_count_the_backlog_but_attributes_do(adjusted:
     try:
         sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(10)])
         counted = []
-        original = emulator._ORIGINALS[(Queue, "approximate_number_of_messages")]
+        original = emulator._FAST_COUNTS["approximate_number_of_messages"]
 
-        def spy(self: Any) -> int:
+        def spy(queue: Any) -> int:
             counted.append(1)
-            return original.fget(self)
+            return original(queue)
 
-        emulator._ORIGINALS[(Queue, "approximate_number_of_messages")] = property(spy)
+        emulator._FAST_COUNTS["approximate_number_of_messages"] = spy
         try:
             sqs.send_message(QueueUrl=url, MessageBody="one more")
             received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=30)["Messages"]
             assert len(received) == 3 and counted == []
             attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            assert len(counted) == 1, "GetQueueAttributes All counts, once"
+            del counted[:]
+            sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
+                                                                    "ApproximateNumberOfMessagesNotVisible"])
+            assert len(counted) == 1, "moto evaluates Queue.attributes per name; once here"
         finally:
-            emulator._ORIGINALS[(Queue, "approximate_number_of_messages")] = original
-        assert counted, "GetQueueAttributes All must count"
+            emulator._FAST_COUNTS["approximate_number_of_messages"] = original
         assert attrs["ApproximateNumberOfMessages"] == "8"
         assert attrs["ApproximateNumberOfMessagesNotVisible"] == "3"
         one = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
@@ -136,3 +140,128 @@ def test_adjustments_are_removed_cleanly(aws_backend: Any) -> None:
     emulator.remove_local_adjustments()
     assert not hasattr(DynamoDBBackend.transact_write_items, "__socialinbox_local__")
     assert models.copy is emulator._copy
+
+
+def test_counts_and_visible_messages_match_moto_as_released(adjusted: Any) -> None:
+    """The one-clock-read scans give what moto's per-message properties give."""
+    from moto.sqs.models import Queue
+
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="socialinbox-test-local-scale-counts")["QueueUrl"]
+    try:
+        sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"} for i in range(8)])
+        sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=60)
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=3, VisibilityTimeout=60)
+        queue = emulator._sqs_queue("socialinbox-test-local-scale-counts")
+        for name in emulator._FAST_COUNTS:
+            assert getattr(queue, name) == emulator._ORIGINALS[(Queue, name)].fget(queue), name
+        assert queue.messages == emulator._ORIGINALS[(Queue, "messages")].fget(queue)
+        assert (queue.approximate_number_of_messages, queue.approximate_number_of_messages_not_visible,
+                queue.approximate_number_of_messages_delayed) == (5, 3, 1)
+    finally:
+        sqs.delete_queue(QueueUrl=url)
+
+
+def test_delete_finds_the_message_by_receipt_handle_without_scanning(adjusted: Any) -> None:
+    sqs = boto3.client("sqs")
+    url = sqs.create_queue(QueueName="socialinbox-test-local-scale-delete")["QueueUrl"]
+    try:
+        for start in range(0, 300, 10):
+            sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "MessageBody": f"m{i}"}
+                                                          for i in range(start, start + 10)])
+        queue = emulator._sqs_queue("socialinbox-test-local-scale-delete")
+        got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60)["Messages"]
+        # A scan would ask every stored message whether it had the handle: nobody is asked.
+        asked = []
+        from moto.sqs.models import Message
+        original = Message.had_receipt_handle
+        Message.had_receipt_handle = lambda self, handle: asked.append(1) or original(self, handle)  # type: ignore
+        try:
+            answer = sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                                                     for i, m in enumerate(got)])
+        finally:
+            Message.had_receipt_handle = original  # type: ignore[method-assign]
+        assert len(answer["Successful"]) == 10 and not answer.get("Failed") and asked == []
+        assert len(queue._messages) == 290 and not emulator._RECEIPTS
+        # Deleting again is accepted (as moto does); an unknown handle is still refused.
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+        with pytest.raises(ClientError) as raised:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle="not-a-handle")
+        assert raised.value.response["Error"]["Code"] == "ReceiptHandleIsInvalid"
+        # An older handle of a message received twice still deletes it (moto keeps old handles).
+        first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=0)["Messages"][0]
+        again = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=60)["Messages"][0]
+        assert again["MessageId"] == first["MessageId"]
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"])
+        assert len(queue._messages) == 289 and first["MessageId"] not in {m.id for m in queue._messages}
+    finally:
+        sqs.delete_queue(QueueUrl=url)
+
+
+def _query_pages(client: Any, **kwargs: Any) -> Any:
+    pages, start = [], None
+    for _ in range(50):
+        if start:
+            kwargs["ExclusiveStartKey"] = start
+        page = client.query(**kwargs)
+        pages.append((page["Items"], page.get("LastEvaluatedKey"), page["Count"], page["ScannedCount"]))
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return pages
+    return pages
+
+
+def test_queries_read_one_partition_and_answer_as_moto_does(aws_backend: Any) -> None:
+    """Same pages (items, order, LastEvaluatedKey, counts) with and without the adjustment, for
+    base-table and index queries, forward and backward, with limits, ranges and filters."""
+    client = boto3.client("dynamodb")
+    name = "socialinbox-test-local-scale-query"
+    client.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": a, "AttributeType": t} for a, t in
+                              (("pk", "S"), ("sk", "N"), ("g", "S"), ("gs", "N"))],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        GlobalSecondaryIndexes=[{"IndexName": "by-g", "Projection": {"ProjectionType": "ALL"},
+                                 "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                               {"AttributeName": "gs", "KeyType": "RANGE"}]}])
+    try:
+        for i in range(120):
+            item = {"pk": {"S": f"p{i % 7}"}, "sk": {"N": str(i)}, "v": {"N": str(i % 5)}}
+            if i % 3:
+                item.update({"g": {"S": f"g{i % 4}"}, "gs": {"N": str(i % 11)}})  # ties on gs
+            client.put_item(TableName=name, Item=item)
+        asks = [dict(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p3"}}),
+                dict(KeyConditionExpression="pk = :p AND sk > :s", Limit=4, ScanIndexForward=False,
+                     ExpressionAttributeValues={":p": {"S": "p1"}, ":s": {"N": "20"}}),
+                dict(KeyConditionExpression="pk = :p", FilterExpression="v = :v", Limit=3,
+                     ExpressionAttributeValues={":p": {"S": "p2"}, ":v": {"N": "1"}}),
+                dict(KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "nobody"}}),
+                dict(IndexName="by-g", KeyConditionExpression="g = :g", Limit=5,
+                     ExpressionAttributeValues={":g": {"S": "g1"}}),
+                dict(IndexName="by-g", KeyConditionExpression="g = :g AND gs < :s", ScanIndexForward=False,
+                     Limit=4, ExpressionAttributeValues={":g": {"S": "g2"}, ":s": {"N": "8"}})]
+        released = [_query_pages(client, TableName=name, **ask) for ask in asks]
+        emulator.apply_local_adjustments()
+        try:
+            from moto.dynamodb.models.table import Table
+
+            table = emulator._dynamodb_table(name)
+            scanned = []
+            original = emulator._ORIGINALS[(Table, "all_items")]
+            emulator._ORIGINALS[(Table, "all_items")] = lambda self: scanned.append(1) or original(self)
+            try:
+                adjusted = [_query_pages(client, TableName=name, **ask) for ask in asks]
+                assert scanned == []
+                client.scan(TableName=name, Limit=5)  # the spy sees what is not a query
+                assert scanned
+            finally:
+                emulator._ORIGINALS[(Table, "all_items")] = original
+            # Base-table and index queries never took moto's sorted copy of the whole table.
+            # Outside a query (Scan) all_items is moto's own.
+            assert [i.range_key for i in table.all_items()] == [i.range_key for i in original(table)]
+        finally:
+            emulator.remove_local_adjustments()
+        assert adjusted == released
+        assert sum(p[2] for p in released[0]) == len([i for i in range(120) if i % 7 == 3])
+    finally:
+        client.delete_table(TableName=name)

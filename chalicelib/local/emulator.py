@@ -17,6 +17,25 @@ moto's internals they rely on change):
    `get_queue_attributes`; both compute ApproximateNumberOfMessages* over all stored messages
    (O(backlog) three times). Here the three counts are computed only when a caller asked for
    them (GetQueueAttributes with All or one of those names).
+3. SQS scans (profiled under a 2,000-envelope backlog, 2026-12-02). moto evaluates
+   `Message.visible` and `Message.delayed` per stored message, each reading the clock through
+   datetime arithmetic (~3 us), and `SQSBackend.get_queue_attributes` evaluates
+   `Queue.attributes` (all three counts) once per requested name, plus once to validate: one
+   GetQueueAttributes of two counts took 1.0-1.6 s at 2,157 queued and held the GIL the pump and
+   the API needed. DeleteMessage scanned the whole queue twice per receipt handle and rebuilt the
+   list (racing concurrent SendMessage appends). Here: the clock is read once per scan,
+   `Queue.attributes` is computed once per GetQueueAttributes call, and DeleteMessage finds the
+   message through an index of receipt handles and removes it in place.
+4. DynamoDB Query. `Table.query` starts from `Table.all_items()`: every item of the table,
+   *sorted* (O(N log N) with Python key functions), then keeps the queried partition; one
+   Query of a conversation's messages cost O(all messages), and every message stored runs
+   several (messages, events, search tokens, notifications). Here, inside a Query, a base-table
+   query starts from its partition (`Table.items[hash]`) and an index query from the unsorted
+   items (it sorts its matches by index and table keys itself, a total order). Results and
+   their order are moto's (tests/test_local_scale.py compares them). Index matches are sorted
+   on key values cast once per item (moto casts per comparison).
+5. Per request, moto's server listed its own package directory (~200 isdir calls) to route the
+   request; the listing is taken once.
 """
 from __future__ import annotations
 
@@ -111,27 +130,106 @@ def _transact_write_items(original: Any) -> Any:
     return transact_write_items
 
 
+def _now_ms() -> float:
+    from moto.core.utils import unix_time_millis
+
+    return unix_time_millis()
+
+
+def _count_visible(queue: Any) -> int:
+    now = _now_ms()
+    return sum(1 for m in list(queue._messages) if now > m.visible_at and not now < m.delayed_until)
+
+
+def _count_not_visible(queue: Any) -> int:
+    now = _now_ms()
+    return sum(1 for m in list(queue._messages) if not now > m.visible_at)
+
+
+def _count_delayed(queue: Any) -> int:
+    now = _now_ms()
+    return sum(1 for m in list(queue._messages) if now < m.delayed_until)
+
+
+#: Same results as moto's properties (Message.visible / Message.delayed), one clock read per scan.
+_FAST_COUNTS = {"approximate_number_of_messages": _count_visible,
+                "approximate_number_of_messages_not_visible": _count_not_visible,
+                "approximate_number_of_messages_delayed": _count_delayed}
+
+
 def _lazy_count(name: str) -> property:
     def getter(self: Any) -> int:
-        from moto.sqs.models import Queue
-
         if getattr(_state, "want_counts", True):
-            return _ORIGINALS[(Queue, name)].fget(self)
+            return _FAST_COUNTS[name](self)
         return 0
 
     return property(getter)
+
+
+def _visible_messages(self: Any) -> List[Any]:
+    """moto's `Queue.messages` (visible and not delayed), reading the clock once."""
+    now = _now_ms()
+    return [m for m in list(self._messages) if now > m.visible_at and not now < m.delayed_until]
+
+
+def _attributes_once(original: property) -> property:
+    """`Queue.attributes`, computed once per GetQueueAttributes call (moto asks for it per name)."""
+    def getter(self: Any) -> Dict[str, Any]:
+        cache = getattr(_state, "attributes", None)
+        if cache is None:
+            return original.fget(self)
+        key = id(self)
+        if key not in cache:
+            cache[key] = original.fget(self)
+        return dict(cache[key])
+
+    return property(getter)
+
+
+#: receipt handle -> moto Message, for every handle ReceiveMessage gave out and nobody deleted.
+_RECEIPTS: Dict[str, Any] = {}
+
+
+def _mark_received(original: Any) -> Any:
+    @functools.wraps(original)
+    def mark_received(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        _RECEIPTS[self.receipt_handle] = self
+
+    return mark_received
+
+
+def _delete_message(original: Any) -> Any:
+    @functools.wraps(original)
+    def delete_message(self: Any, receipt_handle: str) -> None:
+        if receipt_handle in self.deleted_messages:
+            return
+        message = _RECEIPTS.get(receipt_handle)
+        if message is None or message not in self._messages:  # identity, C speed
+            return original(self, receipt_handle)  # moto's answer (ReceiptHandleIsInvalid, ...)
+        self.pending_messages.discard(message)
+        self.deleted_messages.update(message.all_receipt_handles)
+        try:
+            self._messages.remove(message)  # in place: a concurrent append is not lost
+        except ValueError:
+            pass  # deleted concurrently
+        for handle in message.all_receipt_handles:
+            _RECEIPTS.pop(handle, None)
+
+    return delete_message
 
 
 def _get_queue_attributes(original: Any) -> Any:
     @functools.wraps(original)
     def get_queue_attributes(self: Any, queue_name: str, attribute_names: List[str]) -> Dict[str, Any]:
         names = attribute_names or []
-        previous = getattr(_state, "want_counts", True)
+        previous = getattr(_state, "want_counts", True), getattr(_state, "attributes", None)
         _state.want_counts = "All" in names or any(n in _COUNT_ATTRIBUTES for n in names)
+        _state.attributes = {}
         try:
             return original(self, queue_name, attribute_names)
         finally:
-            _state.want_counts = previous
+            _state.want_counts, _state.attributes = previous
 
     return get_queue_attributes
 
@@ -149,6 +247,86 @@ def _send_without_counts(original: Any) -> Any:
     return send
 
 
+def _listed_once(original: Any) -> Any:
+    """moto's server lists its package directory (os.listdir + ~200 isdir) on every request to
+    find the backend for the Host header; the list never changes while the process runs."""
+    listed: List[Tuple[str, ...]] = []
+
+    @functools.wraps(original)
+    def list_of_moto_modules() -> Tuple[str, ...]:
+        if not listed:
+            listed.append(tuple(original()))
+        return listed[0]
+
+    return list_of_moto_modules
+
+
+def _dynamodb_table(name: str) -> Any:
+    """moto's Table object (tests)."""
+    from chalicelib.local.persist import _dynamodb_backend
+
+    return _dynamodb_backend().tables[name]
+
+
+def _sqs_queue(name: str) -> Any:
+    """moto's Queue object (tests)."""
+    from chalicelib.local.persist import _sqs_backend
+
+    return _sqs_backend().queues[name]
+
+
+def _query(original: Any) -> Any:
+    @functools.wraps(original)
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = args[6] if len(args) > 6 else kwargs.get("index_name")
+        previous = getattr(_state, "query", None)
+        _state.query = (self, None if index_name else hash_key)
+        try:
+            return original(self, hash_key, *args, **kwargs)
+        finally:
+            _state.query = previous
+
+    query.__socialinbox_local__ = True  # type: ignore[attr-defined]
+    return query
+
+
+def _all_items(original: Any) -> Any:
+    """Inside Table.query only: the items of the queried partition (base table), or every item
+    unsorted (index: the query sorts its matches by the index and table keys itself). Elsewhere
+    (Scan, exports) moto's sorted list of every item."""
+    @functools.wraps(original)
+    def all_items(self: Any) -> List[Any]:
+        current = getattr(_state, "query", None)
+        if current is None or current[0] is not self:
+            from moto.dynamodb.models.table import Table
+
+            return _ORIGINALS.get((Table, "all_items"), original)(self)
+        hash_key = current[1]
+        if hash_key is None:
+            if self.range_key_attr:
+                return [item for partition in self.items.values() for item in partition.values()]
+            return list(self.items.values())
+        partition = self.items.get(hash_key)
+        if partition is None:
+            return []
+        return list(partition.values()) if self.range_key_attr else [partition]
+
+    return all_items
+
+
+def _sorted_items(original: Any) -> Any:
+    """moto's order (DynamoType compares by `cast_value`, which builds a Decimal per number per
+    comparison): the same key values, cast once per item instead of once per comparison."""
+    @functools.wraps(original)
+    def sorted_items(self: Any, hash_key_attrs: List[str], range_key_attrs: List[Optional[str]],
+                     items: List[Any]) -> List[Any]:
+        attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+        items.sort(key=lambda x: tuple([x.attrs[key].cast_value for key in attrs]))
+        return items
+
+    return sorted_items
+
+
 #: (owner, attribute) -> what moto had there before apply_local_adjustments().
 _ORIGINALS: Dict[Tuple[Any, str], Any] = {}
 
@@ -163,16 +341,28 @@ def apply_local_adjustments() -> None:
     if _ORIGINALS:
         return
     import moto.dynamodb.models as dynamodb_models
-    from moto.sqs.models import Queue, SQSBackend
+    from moto.sqs.models import Message, Queue, SQSBackend
 
     backend_cls = dynamodb_models.DynamoDBBackend
     _replace(dynamodb_models, "copy", _TableCopySkipper())
     _replace(backend_cls, "transact_write_items", _transact_write_items(backend_cls.transact_write_items))
+    from moto.dynamodb.models.table import Table
+
+    _replace(Table, "query", _query(Table.query))
+    _replace(Table, "all_items", _all_items(Table.all_items))
+    _replace(Table, "sorted_items", _sorted_items(Table.sorted_items))
     for name in _COUNT_PROPERTIES:
         _replace(Queue, name, _lazy_count(name))
     _replace(SQSBackend, "get_queue_attributes", _get_queue_attributes(SQSBackend.get_queue_attributes))
     for name in ("send_message", "send_message_batch", "receive_message"):
         _replace(SQSBackend, name, _send_without_counts(getattr(SQSBackend, name)))
+    _replace(Queue, "messages", property(_visible_messages))
+    _replace(Queue, "attributes", _attributes_once(Queue.__dict__["attributes"]))
+    _replace(Queue, "delete_message", _delete_message(Queue.delete_message))
+    _replace(Message, "mark_received", _mark_received(Message.mark_received))
+    import moto.backends as moto_backends
+
+    _replace(moto_backends, "list_of_moto_modules", _listed_once(moto_backends.list_of_moto_modules))
 
 
 def remove_local_adjustments() -> None:
@@ -180,6 +370,7 @@ def remove_local_adjustments() -> None:
     for (owner, name), value in reversed(list(_ORIGINALS.items())):
         setattr(owner, name, value)
     _ORIGINALS.clear()
+    _RECEIPTS.clear()
 
 
 class EmulatorServer:

@@ -113,6 +113,8 @@ def _start_emulator(args: argparse.Namespace) -> Any:
 
 def _stop_emulator(emulator: Any) -> None:
     emulator.stop()
+    if hasattr(emulator.app, "stats_summary"):  # where the emulator's time went (bench/local_soak.py reads it)
+        print("emulator requests: " + json.dumps(emulator.app.stats_summary()), flush=True)
     if emulator.journal is not None:
         emulator.journal.close()
 
