@@ -242,8 +242,12 @@ class Served(str):
 
 
 @pytest.fixture
-def served(inbox: Any) -> Iterator[str]:
+def served(inbox: Any, monkeypatch: Any) -> Iterator[str]:
     # A thread per connection (browsers open idle connections ahead of use), one app call at a time.
+    # The test itself also writes while the page polls: moto must apply each request atomically.
+    from tests.helpers import serialise_moto_requests
+
+    serialise_moto_requests(monkeypatch)
     handler = type("Forward", (_Forward,), {"client": inbox.client, "requests": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
