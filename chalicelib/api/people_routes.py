@@ -179,19 +179,27 @@ def change_my_password(identity: Any) -> Any:
     return Response(session, status_code=200, headers=NO_STORE)
 
 
-@people_api.route("/api/auth/refresh", methods=["POST"])
-def refresh() -> Any:
-    """Trade a refresh token (once) for a new pair; a reused one is refused and ends its sign-in."""
-    from chalicelib.api import auth
-
+def _refresh_token_body() -> Any:
+    """The refresh token of a `{"refresh_token"}` body, or the 400 answer (with no-store)."""
     try:
         body = _body()
     except BadRequestError as error:
         return _answer(400, "BadRequestError", str(error))
     if set(body) != {"refresh_token"} or not isinstance(body["refresh_token"], str):
         return _answer(400, "BadRequestError", "send refresh_token")
+    return body["refresh_token"]
+
+
+@people_api.route("/api/auth/refresh", methods=["POST"])
+def refresh() -> Any:
+    """Trade a refresh token (once) for a new pair; a reused one is refused and ends its sign-in."""
+    from chalicelib.api import auth
+
+    token = _refresh_token_body()
+    if isinstance(token, Response):
+        return token
     try:
-        session = auth.refresh(body["refresh_token"])
+        session = auth.refresh(token)
     except auth.LoginRefused as refused:
         return _answer(refused.status, "RefreshRefused", refused.message)
     return Response(session, status_code=200, headers=NO_STORE)
@@ -202,11 +210,8 @@ def logout() -> Any:
     """End the sign-in of this refresh token (its access token expires by itself within 15 min)."""
     from chalicelib.api import auth
 
-    try:
-        body = _body()
-    except BadRequestError as error:
-        return _answer(400, "BadRequestError", str(error))
-    if set(body) != {"refresh_token"} or not isinstance(body["refresh_token"], str):
-        return _answer(400, "BadRequestError", "send refresh_token")
-    auth.sign_out(body["refresh_token"])
+    token = _refresh_token_body()
+    if isinstance(token, Response):
+        return token
+    auth.sign_out(token)
     return Response("", status_code=204, headers={"Cache-Control": "no-store"})

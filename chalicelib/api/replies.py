@@ -13,10 +13,9 @@ text; 422 a channel rule refuses it (window closed, template required, too long)
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Dict, Optional
 
-from chalicelib.api.common import json_body
+from chalicelib.api.common import CONTROL, SURROGATE, error, json_body
 from chalice import BadRequestError, Blueprint, NotFoundError, Response
 
 from chalicelib.api.routes import authenticated
@@ -25,14 +24,8 @@ replies = Blueprint(__name__)
 
 FIELDS = {"text", "kind", "client_id", "template", "private_reply", "after_message_id", "seen_version", "confirm"}
 MAX_BODY_TEXT = 50_000  # characters: far above every channel's limit; refused before any work
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
-def _answer(status: int, code: str, message: str, **extra: Any) -> Response:
-    body: Dict[str, Any] = {"Code": code, "Message": message}
-    body.update(extra)
-    return Response(body, status_code=status, headers={"Content-Type": "application/json"})
 
 
 def _body() -> Dict[str, Any]:
@@ -46,9 +39,9 @@ def _clean_text(value: Any, name: str) -> Optional[str]:
         raise BadRequestError(f"{name} must be a string")
     if len(value) > MAX_BODY_TEXT:
         raise BadRequestError(f"{name} is longer than {MAX_BODY_TEXT} characters")
-    if _SURROGATE.search(value):
+    if SURROGATE.search(value):
         raise BadRequestError(f"{name} is not valid Unicode (lone surrogate)")
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise BadRequestError(f"{name} contains control characters")
     return value
 
@@ -71,7 +64,7 @@ def post_message(conversation_id: str, identity: Any) -> Any:
         raise BadRequestError("kind must be 'reply' or 'note'")
     client_id = body.get("client_id")
     if not isinstance(client_id, str) or not 1 <= len(client_id) <= policy.CLIENT_ID_MAX \
-            or _CONTROL.search(client_id) or _SURROGATE.search(client_id) or not client_id.strip():
+            or CONTROL.search(client_id) or SURROGATE.search(client_id) or not client_id.strip():
         raise BadRequestError(f"client_id is required: a string of 1 to {policy.CLIENT_ID_MAX} characters")
     text = _clean_text(body.get("text"), "text")
     if text is not None and not text.strip():
@@ -95,10 +88,10 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     existing = outbound.find_by_client(conversation_id, client_id)
     if existing is not None:
         if (existing.text or None) != text or existing.direction != ("out" if kind == "reply" else "note"):
-            return _answer(409, "ClientIdReused", "this client_id was already used for a different message")
+            return error(409, "ClientIdReused", "this client_id was already used for a different message")
         if existing.delivery_status == "queued" and not existing.send_claim:
             if not _enqueue(existing):
-                return _answer(503, "NotQueued", "the reply is stored but not queued yet; "
+                return error(503, "NotQueued", "the reply is stored but not queued yet; "
                                                  "send it again with the same client_id", message=_json(existing))
         return Response(_json(existing), status_code=200, headers={"Content-Type": "application/json"})
 
@@ -109,7 +102,7 @@ def post_message(conversation_id: str, identity: Any) -> Any:
         elif seen is not None and int(state.get("version") or 0) > seen and state.get("last_message_direction") == "in":
             outdated = "the customer wrote again since you opened the thread"
         if outdated:
-            return _answer(409, "OutdatedThread", outdated + '; read it, or send again with "confirm": true',
+            return error(409, "OutdatedThread", outdated + '; read it, or send again with "confirm": true',
                            current={"last_message_id": state.get("last_message_id"),
                                     "version": int(state.get("version") or 0)})
 
@@ -124,7 +117,7 @@ def post_message(conversation_id: str, identity: Any) -> Any:
         elif len(text or "") > policy.NOTE_LIMIT:
             raise policy.Refused(f"a note holds at most {policy.NOTE_LIMIT} characters", "text_too_long")
     except policy.Refused as refused:
-        return _answer(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+        return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
 
     reply_to = None
     if kind == "reply" and (state.get("thread_kind") in ("comment", "mention") or plan.private_reply):
@@ -137,10 +130,10 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     except store.NotFound:
         raise NotFoundError("no such conversation")
     except store.Busy:
-        return _answer(503, "Busy", "the conversation is changing right now; send again with the same client_id")
+        return error(503, "Busy", "the conversation is changing right now; send again with the same client_id")
     if message.direction == "out" and message.delivery_status == "queued" and not message.send_claim:
         if not _enqueue(message):
-            return _answer(503, "NotQueued", "the reply is stored but not queued yet; "
+            return error(503, "NotQueued", "the reply is stored but not queued yet; "
                                              "send it again with the same client_id", message=_json(message))
     return Response(_json(message), status_code=202 if created else 200, headers={"Content-Type": "application/json"})
 
