@@ -317,6 +317,27 @@ def test_password_change_revokes_every_earlier_token_and_answers_a_new_sign_in(i
     assert Agent.get("ana@example.com").must_change_password is None
 
 
+def test_a_temporary_password_opens_only_who_am_i_and_the_password_change(inbox, admin):
+    """Until an agent replaces the temporary password an admin handed over, their sign-in reads
+    nothing else: the temporary password travelled through a second channel (chat, e-mail)."""
+    temporary = _create(inbox, admin, password=None)["temporary_password"]
+    session = _session(inbox, password=temporary)
+    me = _call(inbox, "GET", "/api/me", session["token"])
+    assert me.status_code == 200 and json.loads(me.body)["must_change_password"] is True
+    for method, path, body in (("GET", "/api/conversations", None), ("GET", "/api/canned-replies", None),
+                               ("PUT", "/api/me/presence", {"status": "online"}), ("GET", "/api/search?q=x", None)):
+        refused = _call(inbox, method, path, session["token"], body)
+        assert refused.status_code == 403, (path, refused.body)
+        assert "password_change_required" in json.loads(refused.body)["Message"]
+    changed = _call(inbox, "POST", "/api/me/password", session["token"],
+                    {"current_password": temporary, "new_password": "a passphrase of my own"})
+    assert changed.status_code == 200, changed.body
+    token = json.loads(changed.body)["token"]
+    assert json.loads(_call(inbox, "GET", "/api/me", token).body)["must_change_password"] is False
+    assert _call(inbox, "GET", "/api/conversations", token).status_code == 200
+    assert _call(inbox, "PUT", "/api/me/presence", token, {"status": "online"}).status_code == 200
+
+
 def test_password_change_checks_the_current_password_and_the_new_one(inbox, admin):
     _create(inbox, admin)
     token = _session(inbox)["token"]

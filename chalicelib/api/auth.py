@@ -80,6 +80,9 @@ class Identity:
     name: str
     role: str
     epoch: int = 0
+    #: Signed in with a temporary password (created by an admin): until it is changed, the API
+    #: answers only who they are and the password change (routes.authenticated).
+    must_change_password: bool = False
 
 
 def _scrypt_n() -> int:
@@ -195,7 +198,8 @@ def _active_agent(email: str, subject: str) -> Optional[Identity]:
 
 
 def _identity(agent: Agent) -> Identity:
-    return Identity(agent.agent_id, agent.email, agent.name, agent.role, _epoch(agent))
+    return Identity(agent.agent_id, agent.email, agent.name, agent.role, _epoch(agent),
+                    bool(agent.must_change_password))
 
 
 def _epoch(agent: Agent) -> int:

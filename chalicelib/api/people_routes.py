@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, Optional
 from chalicelib.api.common import json_body
 from chalice import BadRequestError, Blueprint, ConflictError, ForbiddenError, NotFoundError, Response
 
-from chalicelib.api.routes import authenticated
+from chalicelib.api.routes import allows_temporary_password, authenticated
 
 people_api = Blueprint(__name__)
 
@@ -154,6 +154,7 @@ def change_agent(agent_id: str, identity: Any) -> Any:
 
 @people_api.route("/api/me/password", methods=["POST"])
 @authenticated
+@allows_temporary_password
 def change_my_password(identity: Any) -> Any:
     from chalicelib.api import auth, people
 

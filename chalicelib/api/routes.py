@@ -20,8 +20,15 @@ def _query(name: str) -> Optional[str]:
     return params.get(name)
 
 
+#: The 403 message while an agent still holds the temporary password an admin gave them.
+PASSWORD_CHANGE_REQUIRED = "password_change_required: choose your own password first (POST /api/me/password)"
+
+
 def authenticated(handler: Callable[..., Any]) -> Callable[..., Any]:
-    """Require a valid agent token; the identity is passed as `identity=`."""
+    """Require a valid agent token; the identity is passed as `identity=`. An agent signed in
+    with a temporary password gets 403 until they change it, except on routes marked with
+    `allows_temporary_password` (who am I, change my password)."""
+    allow_temporary = getattr(handler, "allows_temporary_password", False)
 
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -30,9 +37,18 @@ def authenticated(handler: Callable[..., Any]) -> Callable[..., Any]:
         identity = identity_from_header(api.current_request.headers.get("authorization"))
         if identity is None:
             raise UnauthorizedError("a valid Bearer token is required")
+        if identity.must_change_password and not allow_temporary:
+            raise ForbiddenError(PASSWORD_CHANGE_REQUIRED)
         return handler(*args, identity=identity, **kwargs)
 
     return wrapper
+
+
+def allows_temporary_password(handler: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a route an agent may call before replacing a temporary password (apply it under
+    `authenticated`)."""
+    handler.allows_temporary_password = True  # type: ignore[attr-defined]
+    return handler
 
 
 def admin_only(handler: Callable[..., Any]) -> Callable[..., Any]:
@@ -80,8 +96,10 @@ def login() -> Any:
 
 @api.route("/api/me", methods=["GET"])
 @authenticated
+@allows_temporary_password
 def me(identity: Any) -> Any:
-    return {"id": identity.agent_id, "email": identity.email, "name": identity.name, "role": identity.role}
+    return {"id": identity.agent_id, "email": identity.email, "name": identity.name, "role": identity.role,
+            "must_change_password": identity.must_change_password}
 
 
 @api.route("/api/me/notifications", methods=["GET"])

@@ -2,40 +2,17 @@
 Views stay thin: parse and validate, call chalicelib.routing, shape."""
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 from chalicelib.api.common import json_body
-from chalice import BadRequestError, Blueprint, ForbiddenError, NotFoundError, UnauthorizedError
+from chalicelib.api.routes import admin_only, authenticated
+from chalice import BadRequestError, Blueprint, NotFoundError
 
 routing_api = Blueprint(__name__)
 
 
 def _body() -> Dict[str, Any]:
     return json_body(routing_api.current_request)
-
-
-def _authenticated(handler: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(handler)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from chalicelib.api.auth import identity_from_header
-
-        identity = identity_from_header(routing_api.current_request.headers.get("authorization"))
-        if identity is None:
-            raise UnauthorizedError("a valid Bearer token is required")
-        return handler(*args, identity=identity, **kwargs)
-
-    return wrapper
-
-
-def _admin(handler: Callable[..., Any]) -> Callable[..., Any]:
-    @functools.wraps(handler)
-    def wrapper(*args: Any, identity: Any, **kwargs: Any) -> Any:
-        if identity.role != "admin":
-            raise ForbiddenError("admins only")
-        return handler(*args, identity=identity, **kwargs)
-
-    return _authenticated(wrapper)
 
 
 def _team_name(team: str) -> str:
@@ -47,7 +24,7 @@ def _team_name(team: str) -> str:
 
 
 @routing_api.route("/api/me/presence", methods=["PUT"])
-@_authenticated
+@authenticated
 def put_presence(identity: Any) -> Any:
     """The inbox reports presence every ~30 s; online lasts the grace period past the last one."""
     from chalicelib import routing
@@ -60,7 +37,7 @@ def put_presence(identity: Any) -> Any:
 
 
 @routing_api.route("/api/agents/{agent_id}/routing", methods=["PUT"])
-@_admin
+@admin_only
 def put_agent_routing(agent_id: str, identity: Any) -> Any:
     """{"teams": [..], "capacity": N}: either or both."""
     from chalicelib import routing
@@ -94,7 +71,7 @@ def put_agent_routing(agent_id: str, identity: Any) -> Any:
 
 
 @routing_api.route("/api/teams/{team}", methods=["PUT"])
-@_admin
+@admin_only
 def put_team(team: str, identity: Any) -> Any:
     """{"mode": "round_robin" | "least_loaded"}"""
     from chalicelib.routing import directory
@@ -108,7 +85,7 @@ def put_team(team: str, identity: Any) -> Any:
 
 
 @routing_api.route("/api/teams/{team}/agents", methods=["GET"])
-@_authenticated
+@authenticated
 def team_agents(team: str, identity: Any) -> Any:
     """The team's agents with presence, capacity and current load (open assigned conversations)."""
     from chalicelib.routing import directory
