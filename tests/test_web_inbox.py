@@ -2,19 +2,12 @@
 with untrusted text. The last tests drive a real headless Chromium (skipped when it is absent)."""
 from __future__ import annotations
 
-import fcntl
 import json
 import os
-import queue
 import re
-import shutil
-import subprocess
-import tempfile
-import threading
 import time
 from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
@@ -23,7 +16,6 @@ from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD
 PAGE_ID = "1234567890"
 XSS = "<img src=x onerror=alert(1)>"
 STATIC_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "chalicelib", "web", "static")
-CHROMIUM = os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium")
 
 
 def csp_directives(header: str) -> Dict[str, List[str]]:
@@ -192,183 +184,9 @@ def test_untrusted_text_reaches_the_page_as_json_data_verbatim(inbox):
 
 # --- a real browser ------------------------------------------------------------------------------------
 
-# CI sets REQUIRE_BROWSER_TESTS=1 (after installing Debian's chromium): a missing browser then
-# fails loudly instead of silently skipping the only tests that render untrusted text.
-if os.environ.get("REQUIRE_BROWSER_TESTS") == "1" and not os.access(CHROMIUM, os.X_OK):
-    raise RuntimeError(f"REQUIRE_BROWSER_TESTS=1 but {CHROMIUM} is not installed (make browser)")
-needs_chromium = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason=f"{CHROMIUM} is not installed")
-
-
-class _Forward(BaseHTTPRequestHandler):
-    """Loopback HTTP in front of the app through Chalice's own local gateway (the test client)."""
-
-    client: Any = None
-    lock = threading.Lock()
-    requests: List[Tuple[str, str]] = []
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k: v for k, v in self.headers.items()}
-        self.requests.append((self.command, self.path.split("?")[0]))
-        with self.lock:  # the app object serves one request at a time, as in the test client
-            response = self.client.http.request(self.command, self.path, headers=headers, body=body)
-        self.send_response(response.status_code)
-        for name, value in response.headers.items():
-            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
-                self.send_header(name, value)
-        payload = response.body if isinstance(response.body, bytes) else str(response.body).encode()
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        if self.command != "HEAD":
-            try:
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):  # the page navigated away meanwhile
-                pass
-
-    do_GET = do_POST = do_HEAD = do_PATCH = do_PUT = do_DELETE = _forward
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-class Served(str):
-    """The page's URL, and the (method, path) of every request the page made."""
-
-    def __new__(cls, url: str, requests: List[Tuple[str, str]]) -> "Served":
-        made = super().__new__(cls, url)
-        made.requests = requests
-        return made
-
-
-@pytest.fixture
-def served(inbox: Any, monkeypatch: Any) -> Iterator[str]:
-    # A thread per connection (browsers open idle connections ahead of use), one app call at a time.
-    # The test itself also writes while the page polls: moto must apply each request atomically.
-    from tests.helpers import serialise_moto_requests
-
-    serialise_moto_requests(monkeypatch)
-    handler = type("Forward", (_Forward,), {"client": inbox.client, "requests": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield Served(f"http://127.0.0.1:{server.server_address[1]}/", handler.requests)
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class Chromium:
-    """Headless Chromium driven over the DevTools protocol on a pipe (no extra packages)."""
-
-    def __init__(self) -> None:
-        self.profile = tempfile.mkdtemp(prefix="si-chromium-")
-        to_browser, self._write = os.pipe()
-        self._read, from_browser = os.pipe()
-        high = (fcntl.fcntl(to_browser, fcntl.F_DUPFD, 10), fcntl.fcntl(from_browser, fcntl.F_DUPFD, 10))
-
-        def wire_pipe() -> None:  # the browser reads commands on fd 3 and answers on fd 4
-            os.dup2(high[0], 3)
-            os.dup2(high[1], 4)
-
-        self.process = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             "--remote-debugging-pipe", f"--user-data-dir={self.profile}", "--no-first-run",
-             "--no-default-browser-check", "--disable-extensions", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--window-size=1200,800", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            # keep the child's fds 3 and 4 (made by wire_pipe); Python's other fds are close-on-exec anyway
-            close_fds=False, preexec_fn=wire_pipe)
-        for fd in (to_browser, from_browser) + high:
-            os.close(fd)
-        self._next_id = 0
-        self._replies: "queue.Queue[Dict[str, Any]]" = queue.Queue()
-        self.events: List[Dict[str, Any]] = []
-        threading.Thread(target=self._reader, daemon=True).start()
-        self.session = ""
-        targets = self.send("Target.getTargets", deadline=20)["targetInfos"]
-        page = next(t for t in targets if t["type"] == "page")
-        self.session = self.send("Target.attachToTarget", targetId=page["targetId"], flatten=True)["sessionId"]
-        self.send("Page.enable")
-        self.send("Runtime.enable")
-        self.send("Page.addScriptToEvaluateOnNewDocument", source=(
-            "window.__violations = [];"
-            "document.addEventListener('securitypolicyviolation',"
-            " function (e) { window.__violations.push(e.violatedDirective + ' ' + e.blockedURI); });"))
-
-    def _reader(self) -> None:
-        buffer = b""
-        while True:
-            try:
-                chunk = os.read(self._read, 65536)
-            except OSError:
-                chunk = b""
-            if not chunk:
-                self._replies.put({"closed": True})
-                return
-            buffer += chunk
-            while b"\0" in buffer:
-                raw, buffer = buffer.split(b"\0", 1)
-                message = json.loads(raw)
-                if "id" in message:
-                    self._replies.put(message)
-                else:
-                    self.events.append(message)
-
-    def send(self, method: str, deadline: float = 10, **params: Any) -> Dict[str, Any]:
-        self._next_id += 1
-        command: Dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
-        if self.session:
-            command["sessionId"] = self.session
-        os.write(self._write, json.dumps(command).encode() + b"\0")
-        stop = time.monotonic() + deadline
-        while True:
-            reply = self._replies.get(timeout=max(0.1, stop - time.monotonic()))
-            if reply.get("closed"):
-                raise RuntimeError("chromium exited")
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-
-    def js(self, expression: str) -> Any:
-        # a block, so `const` names do not leak between evaluations; its completion value is returned
-        result = self.send("Runtime.evaluate", expression="{" + expression + "\n}", returnByValue=True,
-                           awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise AssertionError(f"{expression}: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def wait_for(self, expression: str, timeout: float = 10) -> Any:
-        stop = time.monotonic() + timeout
-        while True:
-            try:
-                value = self.js(expression)
-            except AssertionError:  # e.g. the page is still loading
-                value = None
-            if value:
-                return value
-            if time.monotonic() > stop:
-                raise AssertionError(f"timed out waiting for {expression}; page: {self.js('document.body.innerText')!r}")
-            time.sleep(0.05)
-
-    def close(self) -> None:
-        try:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        finally:
-            os.close(self._write)
-            shutil.rmtree(self.profile, ignore_errors=True)
-
-
-@pytest.fixture
-def browser() -> Iterator[Chromium]:
-    chromium = Chromium()
-    try:
-        yield chromium
-    finally:
-        chromium.close()
+# The harness (Playwright driving Debian's chromium, the loopback server) lives in tests/browser.py;
+# the names stay importable from here for the tests that import them from this module.
+from tests.browser import CHROMIUM, Chromium, Served, _Forward, browser, needs_chromium, served  # noqa: E402,F401
 
 
 def _messaging(sender: str, at: int, mid: str, text: Optional[str] = None, echo: bool = False,
