@@ -76,7 +76,11 @@ class ChannelAccount(Model):
 
 
 class Contact(Model):
-    """A person as one platform identity (Messenger PSIDs are per page, so per account)."""
+    """A person as one platform identity (Messenger PSIDs are per page, so per account).
+
+    Agents link identities of the same person (chalicelib.inbox.contacts): the person's first
+    identity is its root and lists every member (`linked`); the others point at it (`person_id`).
+    Ingest only ever sets the identity's own fields, so links survive new messages."""
 
     Meta = _meta("contacts")
     contact_id = UnicodeAttribute(hash_key=True)
@@ -87,6 +91,9 @@ class Contact(Model):
     handle = UnicodeAttribute(null=True)
     created_at = NumberAttribute()
     updated_at = NumberAttribute()
+    person_id = UnicodeAttribute(null=True)  # the root identity's contact id (absent: its own root)
+    linked = ListAttribute(null=True, of=UnicodeAttribute)  # on a root: every identity of the person
+    links_version = NumberAttribute(null=True)  # optimistic lock of link changes
 
 
 # What a list row shows: projected into the recency index so the team view is one Query.
@@ -125,6 +132,15 @@ class ConversationsByOwnerDue(GlobalSecondaryIndex):
     Meta = _index_meta("owner-due", IncludeProjection(list(DEADLINE_FIELDS)))
     owner = UnicodeAttribute(hash_key=True)
     due_sort = NumberAttribute(range_key=True)
+
+
+class ConversationsByContact(GlobalSecondaryIndex):
+    """A contact's conversations, newest first (the contact panel's history). Keys and projected
+    attributes never change after creation, so the entry is written once per conversation."""
+
+    Meta = _index_meta("contact-history", IncludeProjection(["channel", "team"]))
+    contact_id = UnicodeAttribute(hash_key=True)
+    created_at = NumberAttribute(range_key=True)
 
 
 class Conversation(Model):
@@ -186,6 +202,7 @@ class Conversation(Model):
     by_team_recent = ConversationsByTeamRecent()
     by_team_due = ConversationsByTeamDue()
     by_owner_due = ConversationsByOwnerDue()
+    by_contact = ConversationsByContact()
 
 
 class ConversationEvent(Model):
@@ -462,3 +479,34 @@ class ConversationViewer(Model):
 
 
 ALL_MODELS = ALL_MODELS + (CannedReply, SearchToken, ConversationViewer)
+
+
+class ContactNote(Model):
+    """An agent's private note about a contact (never shown to the customer), kept under the
+    identity it was written on; the contact panel shows the notes of every linked identity."""
+
+    Meta = _meta("contact-notes")
+    contact_id = UnicodeAttribute(hash_key=True)
+    note_id = UnicodeAttribute(range_key=True)  # "<13-digit ms>#<hex>": oldest first
+    text = UnicodeAttribute()
+    author_id = UnicodeAttribute()
+    author_name = UnicodeAttribute(null=True)
+    created_at = NumberAttribute()
+    updated_at = NumberAttribute(null=True)
+    updated_by = UnicodeAttribute(null=True)
+    version = NumberAttribute(default=1)
+
+
+class ChangeFeed(Model):
+    """"Something changed" stamps read by the page's one cheap poll (chalicelib.inbox.changes):
+    one tiny item per team ("t#<team>") and per agent ("a#<agent id>"), rewritten after every
+    logged conversation change that concerns it."""
+
+    Meta = _meta("change-feeds")
+    feed = UnicodeAttribute(hash_key=True)
+    at = NumberAttribute()
+    conversation_id = UnicodeAttribute(null=True)
+    version = NumberAttribute(null=True)
+
+
+ALL_MODELS = ALL_MODELS + (ContactNote, ChangeFeed)
