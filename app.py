@@ -7,6 +7,7 @@ from chalicelib import config
 from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api
 from chalicelib.api.collision_routes import collision_api
+from chalicelib.api.contact_routes import contact_api
 from chalicelib.api.media_routes import BINARY_TYPES, media_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.people_routes import people_api
@@ -34,6 +35,7 @@ app.register_blueprint(search_api)
 app.register_blueprint(collision_api)
 app.register_blueprint(openapi_api)
 app.register_blueprint(media_api)
+app.register_blueprint(contact_api)
 app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
