@@ -4,6 +4,7 @@ from typing import Any, Callable, Dict
 from chalice import Chalice, Rate, Response
 
 from chalicelib import config
+from chalicelib.api.admin_routes import admin_api
 from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api
 from chalicelib.api.collision_routes import collision_api
@@ -36,6 +37,7 @@ app.register_blueprint(collision_api)
 app.register_blueprint(openapi_api)
 app.register_blueprint(media_api)
 app.register_blueprint(contact_api)
+app.register_blueprint(admin_api)
 app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.

@@ -162,6 +162,13 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/admin/quarantine/replay", "POST"): ("Replay quarantined items (admins)", 200, _ref("Object"),
                                                (400, 401, 403)),
     ("/api/admin/quarantine/{item_id}", "GET"): ("A quarantined item (admins)", 200, _ref("Object"), (401, 403, 404)),
+    ("/api/admin/dlq", "GET"): ("Envelopes parked in the dead-letter queue (admins)", 200, _ref("Page"), (400, 401, 403)),
+    ("/api/admin/dlq/replay", "POST"): ("Replay parked envelopes: listed ids or all (admins)", 200, _ref("Object"),
+                                        (400, 401, 403)),
+    ("/api/admin/teams", "GET"): ("Teams, modes and member counts (admins, supervisors)", 200, _ref("Page"), (401, 403)),
+    ("/api/accounts/{channel}/{platform_account_id}", "PATCH"): (
+        "Rename, enable/disable, move, or reconnect a channel account (admins)", 200, _ref("Object"),
+        (400, 401, 403, 404)),
     ("/api/agents", "GET"): ("Agents (admins)", 200, _ref("Object"), (400, 401, 403)),
     ("/api/agents", "POST"): ("Invite/create an agent (admins)", 201, _ref("Object"), (400, 401, 403, 409)),
     ("/api/agents/{agent_id}", "GET"): ("An agent", 200, _ref("Object"), (401, 403, 404)),

@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Dict, Iterator, List, MutableMapping, Optional
+from typing import Any, Collection, Dict, Iterator, List, MutableMapping, Optional
 
 from chalicelib import aws, config
 
@@ -36,27 +36,71 @@ def _receive(max_messages: int, visibility_timeout: int) -> Iterator[Dict[str, A
 
 
 def list_parked(max_messages: int = 100) -> List[Dict[str, Any]]:
-    """What is parked and why, without taking it off the queue."""
+    """What is parked and why, without taking it off the queue. `adapter` and `received_at` (ms)
+    come from the envelope when it is one (never its payload: that is customers' text).
+
+    Each message seen stays hidden until the scan ends, so the scan reaches past the first
+    batch (a peek with visibility 0 would see the same ten again), then all are visible again."""
     found = []
-    for message in _receive(max_messages, visibility_timeout=0):
-        attrs = message.get("MessageAttributes", {})
-        found.append({"message_id": message["MessageId"],
-                      "error": attrs.get("error", {}).get("StringValue"),
-                      "attempts": attrs.get("attempts", {}).get("StringValue"),
-                      "bytes": len(message["Body"].encode("utf-8"))})
+    seen: List[str] = []
+    try:
+        for message in _receive(max_messages, visibility_timeout=30):
+            seen.append(message["ReceiptHandle"])
+            attrs = message.get("MessageAttributes", {})
+            found.append({"message_id": message["MessageId"],
+                          "error": attrs.get("error", {}).get("StringValue"),
+                          "attempts": attrs.get("attempts", {}).get("StringValue"),
+                          "bytes": len(message["Body"].encode("utf-8")),
+                          **_envelope_facts(message["Body"])})
+    finally:
+        _release(seen)
     return found
 
 
-def replay(max_messages: int = 1000) -> int:
-    """Move parked envelopes back to the ingest queue; returns how many were moved."""
+def _release(receipt_handles: List[str]) -> None:
+    """Make messages received during a scan visible again at once."""
+    sqs = aws.client("sqs")
+    url = aws.queue_url(config.DEAD_LETTER_QUEUE)
+    for start in range(0, len(receipt_handles), 10):
+        sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
+            {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
+            for n, handle in enumerate(receipt_handles[start:start + 10])])
+
+
+def _envelope_facts(body: str) -> Dict[str, Any]:
+    from chalicelib.ingest.envelope import Envelope
+
+    try:
+        envelope = Envelope.from_json(body)
+    except (ValueError, TypeError, RecursionError):  # unreadable: parked for exactly that reason
+        return {"adapter": None, "received_at": None}
+    return {"adapter": envelope.adapter, "received_at": envelope.received_at_ms or None}
+
+
+def replay(max_messages: int = 1000, message_ids: Optional[Collection[str]] = None) -> int:
+    """Move parked envelopes back to the ingest queue; returns how many were moved. With
+    `message_ids`, only those: the others seen on the way stay hidden until the scan ends (so it
+    reaches past them) and are then made visible again at once."""
     sqs = aws.client("sqs")
     dlq = aws.queue_url(config.DEAD_LETTER_QUEUE)
     ingest = aws.queue_url(config.INGEST_QUEUE)
+    wanted = None if message_ids is None else set(message_ids)
+    skipped: List[str] = []
     moved = 0
-    for message in _receive(max_messages, visibility_timeout=60):
-        sqs.send_message(QueueUrl=ingest, MessageBody=message["Body"])
-        sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
-        moved += 1
+    try:
+        for message in _receive(max_messages, visibility_timeout=60):
+            if wanted is not None and message["MessageId"] not in wanted:
+                skipped.append(message["ReceiptHandle"])
+                continue
+            sqs.send_message(QueueUrl=ingest, MessageBody=message["Body"])
+            sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+            moved += 1
+            if wanted is not None:
+                wanted.discard(message["MessageId"])
+                if not wanted:
+                    break
+    finally:
+        _release(skipped)
     return moved
 
 

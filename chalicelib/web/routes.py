@@ -1,4 +1,5 @@
-"""Routes of the web inbox (a Chalice blueprint): GET / and GET /static/<asset>.
+"""Routes of the web inbox (a Chalice blueprint): GET / (agents), GET /admin (admins and team
+leads) and GET /static/<asset>.
 
 The page is plain HTML + vanilla JS that talks to the JSON agent API with relative URLs, so it
 works under an API Gateway stage prefix too. Assets are read once from files beside this module
@@ -25,6 +26,9 @@ CONTENT_TYPES = {
     ".svg": "image/svg+xml",
 }
 ASSETS = ("app.js", "app.css", "icon.svg")  # the only files /static/ serves
+# The admin screens' own files live in web/admin/ (outside the agents' page and its size budget).
+ADMIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "admin")
+ADMIN_ASSETS = ("admin.js", "admin.css")
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
     "script-src 'self'",
@@ -55,10 +59,11 @@ _loaded: Dict[str, Tuple[str, str]] = {}  # name -> (text, etag)
 
 def _read(name: str) -> Tuple[str, str]:
     if name not in _loaded:
-        with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as handle:
+        folder = ADMIN_DIR if name.startswith("admin.") else STATIC_DIR
+        with open(os.path.join(folder, name), encoding="utf-8") as handle:
             text = handle.read()
-        if name == "index.html":
-            for asset in ASSETS:
+        if name.endswith(".html"):
+            for asset in ASSETS + ADMIN_ASSETS:
                 text = text.replace(f'"static/{asset}"', f'"static/{asset}?v={_version(asset)}"')
         _loaded[name] = (text, '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:20] + '"')
     return _loaded[name]
@@ -96,9 +101,16 @@ def index() -> Response:
     return _serve("index.html", PAGE_CACHE)
 
 
+@web.route("/admin", methods=["GET", "HEAD"])
+def admin() -> Response:
+    """The team lead and admin screens; the page itself asks /api/me and shows only what the
+    role may use (the API enforces it)."""
+    return _serve("admin.html", PAGE_CACHE)
+
+
 @web.route("/static/{name}", methods=["GET", "HEAD"])
 def static_asset(name: str) -> Response:
-    if name not in ASSETS:
+    if name not in ASSETS + ADMIN_ASSETS:
         return _not_found()
     version = (web.current_request.query_params or {}).get("v")
     return _serve(name, VERSIONED_CACHE if version == _version(name) else UNVERSIONED_CACHE)
