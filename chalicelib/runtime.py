@@ -86,9 +86,9 @@ class Runtime:
     # --- what follows a logged conversation change -------------------------------------------
     #: Listeners of committed, logged conversation changes, as "module:function" (imported on
     #: first use, so the store depends on none of them): the SLA flow's turn timers, routing,
-    #: the search index (a turn's messages are indexed when it ends).
+    #: the search index (a turn's messages are indexed when it ends), the page's change feeds.
     CHANGE_LISTENERS = ("chalicelib.sla.flow:on_logged_change", "chalicelib.routing:on_logged_change",
-                        "chalicelib.inbox.search:on_logged")
+                        "chalicelib.inbox.search:on_logged", "chalicelib.inbox.changes:on_logged")
 
     def change_listeners(self) -> List[Callable[..., None]]:
         if self._listeners is None:

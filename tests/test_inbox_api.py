@@ -3,6 +3,7 @@ pagination and conversation bookkeeping (reply deadline, reopening) under out-of
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -165,3 +166,124 @@ def test_whatsapp_contact_name_and_number_are_shown(accounts):
     assert conversation["contact"]["display_name"] == "Ana"
     assert conversation["contact"]["handle"] == "+351910000009"
     assert conversation["unread_count"] == 1
+
+
+def test_the_tag_filter_works_in_every_view_with_the_other_filters(accounts):
+    from chalicelib.inbox import store
+
+    inbox = accounts
+    _deliver(inbox, page_delivery(*[messenger(f"t{i}", f"tp{i}", 1700000000000 + i * 1000) for i in range(4)]),
+             whatsapp_delivery("wamid.t", "351910000077", 1700000005, "olá"))
+    ids = {c["contact"]["platform_id"]: c["id"] for c in inbox.conversations()}
+    store.set_tags(ids["tp1"], ["VIP", "billing"], "agent:a1")
+    store.set_tags(ids["tp3"], ["vip"], "agent:a1")
+    store.set_tags(ids["351910000077"], ["vip"], "agent:a1")
+    store.assign(ids["tp3"], "a_agent7", "agent:a1")
+
+    def tagged(**params):
+        return [c["contact"]["platform_id"] for c in inbox.conversations(**params)]
+
+    assert tagged(tag="vip") == ["351910000077", "tp3", "tp1"]  # latest first, the tag as stored (lower case)
+    assert tagged(tag="%20VIP%20") == ["351910000077", "tp3", "tp1"]
+    assert tagged(tag="vip", sort="due") == ["tp1", "tp3", "351910000077"]  # deadline views filter their rows
+    assert tagged(tag="vip", channel="messenger") == ["tp3", "tp1"]
+    assert tagged(tag="vip", assignee="a_agent7") == ["tp3"]
+    assert tagged(tag="vip", assignee="none") == ["tp1", "351910000077"]
+    assert tagged(tag="billing") == ["tp1"]
+    assert tagged(tag="nothing") == []
+    # a page of a tag view goes on with its cursor even when the filter left rows out
+    seen, cursor = [], None
+    while True:
+        page = inbox.get("/api/conversations?tag=vip&limit=2" + (f"&cursor={cursor}" if cursor else ""))
+        seen += [c["contact"]["platform_id"] for c in page["items"]]
+        cursor = page["next"]
+        if not cursor:
+            break
+    assert seen == ["351910000077", "tp3", "tp1"]
+
+
+@pytest.mark.parametrize("query", ["tag=a%23b", "tag=" + "x" * 33, "tag=%20", "tag=a%01"])
+def test_bad_tag_filters_are_400(accounts, query):
+    token = accounts.login_admin()
+    response = accounts.client.http.get("/api/conversations?" + query, headers={"Authorization": "Bearer " + token})
+    assert response.status_code in (200, 400)
+    if query != "tag=%20":  # only spaces: no filter at all
+        assert response.status_code == 400, response.body
+
+
+def test_counts_of_every_view_in_one_answer(accounts):
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
+
+    inbox = accounts
+    now = int(time.time() * 1000)
+    _deliver(inbox, page_delivery(messenger("c1", "cp1", now - 60 * 60_000), messenger("c2", "cp2", now - 13 * 60_000),
+                                  messenger("c3", "cp3", now - 60_000), messenger("c4", "cp4", now - 30_000)),
+             whatsapp_delivery("wamid.c", "351910000055", now // 1000 - 10, "olá"))
+    me = inbox.get("/api/me")["id"]
+    ids = {c["contact"]["platform_id"]: c["id"] for c in inbox.conversations()}
+    store.assign(ids["cp3"], me, "agent:" + me)
+    store.assign(ids["cp4"], me, "agent:" + me)
+    store.set_status(ids["cp4"], "pending", "agent:" + me)
+    answer = inbox.get("/api/counts")
+    # open: 4; cp1 breached (60 min > 15), cp2 past its warning (13 min > 12); mine: cp3 only (cp4 is pending)
+    assert answer == {"team": "default", "capped": [],
+                      "counts": {"mine": 1, "unassigned": 3, "team": 4, "at_risk": 1, "breached": 1}}
+    assert inbox.get("/api/counts?channel=whatsapp")["counts"] == {"mine": 0, "unassigned": 1, "team": 1,
+                                                                    "at_risk": 0, "breached": 0}
+    runtime.use_clock(lambda: now / 1000 + 3600)  # an hour later, every open deadline has passed
+    try:
+        assert inbox.get("/api/counts")["counts"]["breached"] == 4
+    finally:
+        runtime.use_clock(None)
+    token = inbox.login_admin()
+    assert inbox.client.http.get("/api/counts?channel=myspace",
+                                 headers={"Authorization": "Bearer " + token}).status_code == 400
+
+
+def _window(inbox, conversation_id):
+    return inbox.get(f"/api/conversations/{conversation_id}")["reply_window"]
+
+
+def test_the_detail_says_whether_and_until_when_a_reply_can_be_sent(accounts):
+    from chalicelib.runtime import runtime
+
+    inbox = accounts
+    start = 1700000000000
+    _deliver(inbox, page_delivery(messenger("w1", "wp1", start)), whatsapp_delivery("wamid.w", "351910000066",
+                                                                                    start // 1000, "olá"))
+    rows = {c["channel"]: c["id"] for c in inbox.conversations()}
+    hour = 3600_000
+    try:
+        runtime.use_clock(lambda: (start + hour) / 1000)
+        assert _window(inbox, rows["messenger"]) == {
+            "can_reply": True, "mode": "open", "tag": None, "code": None, "reason": None,
+            "until": "2023-11-15T22:13:20.000Z", "then": {"mode": "tagged", "tag": "HUMAN_AGENT", "code": None}}
+        assert _window(inbox, rows["whatsapp"]) == {
+            "can_reply": True, "mode": "open", "tag": None, "code": None, "reason": None,
+            "until": "2023-11-15T22:13:20.000Z", "then": {"mode": "closed", "tag": None, "code": "template_required"}}
+        runtime.use_clock(lambda: (start + 30 * hour) / 1000)
+        assert _window(inbox, rows["messenger"]) == {
+            "can_reply": True, "mode": "tagged", "tag": "HUMAN_AGENT", "code": None, "reason": None,
+            "until": "2023-11-21T22:13:20.000Z", "then": {"mode": "closed", "tag": None, "code": "window_closed"}}
+        closed = _window(inbox, rows["whatsapp"])
+        assert closed["can_reply"] is False and closed["code"] == "template_required" and closed["then"] is None
+        assert "closed at 2023-11-15T22:13Z" in closed["reason"] and "template" in closed["reason"]
+        runtime.use_clock(lambda: (start + 8 * 24 * hour) / 1000)
+        late = _window(inbox, rows["messenger"])
+        assert late["can_reply"] is False and late["code"] == "window_closed" and late["until"] is None
+    finally:
+        runtime.use_clock(None)
+
+
+def test_channels_without_a_window_say_so(inbox):
+    from tests.helpers import TELEGRAM_TOKEN  # noqa: F401 - the fixture's telegram secret
+
+    inbox.add_account("telegram", "default")
+    update = {"update_id": 1, "message": {"message_id": 5, "date": 1700000000, "text": "hi",
+                                          "chat": {"id": 42, "type": "private"}, "from": {"id": 42, "first_name": "T"}}}
+    assert inbox.post_telegram(update).status_code == 200
+    inbox.process()
+    [row] = inbox.conversations()
+    assert _window(inbox, row["id"]) == {"can_reply": True, "mode": "open", "tag": None, "code": None,
+                                         "reason": None, "until": None, "then": None}

@@ -7,7 +7,7 @@ Query; DynamoDB's TTL deletes late, so older heartbeats are filtered out), `me` 
 404 for unknown conversations or ones the caller may not see; 400 for a malformed body."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Dict, List
 
 from chalice import BadRequestError, Blueprint, NotFoundError
 
@@ -49,14 +49,20 @@ def viewing(conversation_id: str, identity: Any) -> Any:
 @collision_api.route("/api/conversations/{conversation_id}/viewers", methods=["GET"])
 @authenticated
 def viewers(conversation_id: str, identity: Any) -> Any:
+    _visible(identity, conversation_id)
+    items = current_viewers(conversation_id, identity.agent_id)
+    return {"items": items, "typing": [i["agent_id"] for i in items if i["typing"] and not i["me"]]}
+
+
+def current_viewers(conversation_id: str, me: str) -> List[Dict[str, Any]]:
+    """Who viewed or typed in the last VIEWER_WINDOW_SECONDS (one Query); also answered by the
+    page's change poll (GET /api/changes?viewers=1), so an open thread needs no second timer."""
     from chalicelib.api.views import iso
     from chalicelib.models import ConversationViewer
     from chalicelib.runtime import runtime
 
-    _visible(identity, conversation_id)
     since = runtime.now_ms() - VIEWER_WINDOW_SECONDS * 1000
     found = ConversationViewer.query(conversation_id, filter_condition=ConversationViewer.seen_at >= since,
                                      limit=MAX_VIEWERS, page_size=MAX_VIEWERS)
-    items = [{"agent_id": v.agent_id, "name": v.name, "typing": bool(v.typing), "seen_at": iso(v.seen_at),
-              "me": v.agent_id == identity.agent_id} for v in found]
-    return {"items": items, "typing": [i["agent_id"] for i in items if i["typing"] and not i["me"]]}
+    return [{"agent_id": v.agent_id, "name": v.name, "typing": bool(v.typing), "seen_at": iso(v.seen_at),
+             "me": v.agent_id == me} for v in found]

@@ -134,18 +134,73 @@ def conversations(identity: Any) -> Any:
         items, cursor = views.list_conversations(
             status=_query("status"), channel=_query("channel"), assignee=assignee, sort=_query("sort"),
             limit=views.parse_limit(_query("limit")), cursor=_query("cursor"),
-            team=access.list_team(identity, _query("team")), sla=_query("sla"))
+            team=access.list_team(identity, _query("team")), sla=_query("sla"), tag=_query("tag"))
     except views.BadQuery as error:
         raise BadRequestError(str(error))
     return {"items": access.visible(identity, items), "next": cursor}
 
 
+@api.route("/api/counts", methods=["GET"])
+@authenticated
+def view_counts(identity: Any) -> Any:
+    """The open conversations in each view of the page (mine, unassigned, team, at risk,
+    breached) in one answer, optionally of one `channel`."""
+    from chalicelib.api import access, views
+
+    team = access.list_team(identity, _query("team"))
+    try:
+        answer = views.view_counts(team, identity.agent_id, _query("channel") or None)
+    except views.BadQuery as error:
+        raise BadRequestError(str(error))
+    return dict(answer, team=team)
+
+
+@api.route("/api/changes", methods=["GET"])
+@authenticated
+def changes(identity: Any) -> Any:
+    """The page's one poll: which of its parts (list, counts, the open `conversation`, its
+    `viewers=1`) changed since the token it holds (`since`); 304 when none did. At most two
+    DynamoDB requests (one BatchGetItem, one Query), plus one Query when viewers are asked for."""
+    from chalicelib.api import access
+    from chalicelib.inbox import changes as feed
+
+    team = access.list_team(identity, _query("team"))
+    conversation = _query("conversation") or None
+    if conversation is not None and not 1 <= len(conversation) <= access.MAX_ID:
+        raise BadRequestError("conversation must be a conversation id")
+    since = feed.parse_token(_query("since"))
+    if _query("since") and not since:
+        raise BadRequestError("since must be a token this route answered")
+    teams = [team] if access.sees_everything(identity) else sorted(access.teams_of(identity.agent_id) | {team})
+    viewers, seen = None, []
+    if conversation and _query("viewers") == "1":
+        def viewers() -> Any:  # read once, for the fingerprint and the answer
+            from chalicelib.api.collision_routes import current_viewers
+
+            if not seen:
+                seen.append(current_viewers(conversation, identity.agent_id))
+            return seen[0]
+
+    now = feed.snapshot(teams, identity.agent_id, team, conversation,
+                        lambda state: access.may_see(identity, state), viewers)
+    moved = feed.compare(now, since)
+    token = feed.token(now, since)
+    if since and not moved:
+        return Response(body="", status_code=304, headers={"ETag": '"' + token + '"'})
+    answer: Dict[str, Any] = {"token": token, "changed": moved}
+    if viewers is not None and "viewers" in moved:
+        answer["viewers"] = seen[0] if seen else []  # read only for a conversation the caller may see
+    return answer
+
+
 @api.route("/api/conversations/{conversation_id}", methods=["GET"])
 @authenticated
 def conversation(conversation_id: str, identity: Any) -> Any:
+    """A conversation, with the messaging window its next reply falls in (`reply_window`)."""
     from chalicelib.api import access, views
 
-    return views.conversation_json(access.require_conversation(identity, conversation_id))
+    state = access.require_conversation(identity, conversation_id)
+    return dict(views.conversation_json(state), reply_window=views.reply_window(state))
 
 
 @api.route("/api/conversations/{conversation_id}", methods=["PATCH"])

@@ -163,16 +163,28 @@ SORTS = ("recent", "due")
 SLA_FILTERS = ("at_risk", "breached")
 
 
+def parse_tag(tag: Optional[str]) -> Optional[str]:
+    """A tag filter as tags are stored (trimmed, lower-cased, 1 to 32 characters, no '#')."""
+    if tag is None or tag == "":
+        return None
+    name = tag.strip().lower()
+    if not 1 <= len(name) <= 32 or "#" in name or any(ord(ch) < 32 for ch in name):
+        raise BadQuery("tag must be a name of 1 to 32 characters without '#'")
+    return name
+
+
 def list_conversations(status: Optional[str], channel: Optional[str], assignee: Optional[str], sort: Optional[str],
                        limit: int, cursor: Optional[str], team: Optional[str] = None,
-                       sla: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+                       sla: Optional[str] = None, tag: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     """One inbox view, one Query on the index made for it:
     - a team's queue in one status by latest activity (`sort=recent`, the default), or by reply
       deadline (`sort=due`), optionally only `sla=at_risk` or `sla=breached` (key ranges);
     - one agent's conversations (`assignee=<id>`) or the team's unassigned ones
       (`assignee=none`), by deadline.
     Deadline views read the page's rows with one BatchGetItem (their index stays lean so that a
-    customer's follow-up never touches it). `channel` narrows any view."""
+    customer's follow-up never touches it). `channel` and `tag` narrow any view (a tag is a
+    filter of the Query on `team-recent`, which projects tags, and of the rows read for a
+    deadline view; a page may then hold fewer than `limit` rows, and `next` still goes on)."""
     from chalicelib.inbox.rules import DEFAULT_TEAM
     from chalicelib.runtime import runtime
 
@@ -194,8 +206,9 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
         raise BadQuery("assignee views are ordered by reply deadline (sort=due)")
     if sla is not None and (assignee is not None or sort == "recent" or status != "open"):
         raise BadQuery("sla filters a team's open queue by deadline (no assignee, sort=due)")
+    tag = parse_tag(tag)
     sort = sort or ("due" if assignee is not None or sla is not None else "recent")
-    view = f"{sort}|{team}|{status}|{assignee or ''}|{sla or ''}|{channel or ''}"
+    view = f"{sort}|{team}|{status}|{assignee or ''}|{sla or ''}|{channel or ''}" + (f"|{tag}" if tag else "")
     start = decode_cursor(cursor, view)
     condition = (Conversation.channel == channel) if channel else None
     common: Dict[str, Any] = {"limit": limit, "page_size": limit, "last_evaluated_key": start,
@@ -217,6 +230,9 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
             common["filter_condition"] = at_risk if condition is None else condition & at_risk
         results = Conversation.by_team_due.query(queue, key_range, scan_index_forward=True, **common)
     else:
+        if tag:
+            tagged = Conversation.tags.contains(tag)
+            common["filter_condition"] = tagged if condition is None else condition & tagged
         results = Conversation.by_team_recent.query(queue, scan_index_forward=False, **common)
     try:
         rows = list(results)
@@ -226,7 +242,72 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
         raise
     if sort == "due" or assignee is not None:
         rows = _full_rows([r.conversation_id for r in rows])
+        if tag:
+            rows = [r for r in rows if tag in (r.tags or [])]
     return [conversation_json(c) for c in rows], encode_cursor(results.last_evaluated_key, view)
+
+
+COUNTED = ("mine", "unassigned", "team", "at_risk", "breached")
+COUNT_CAP = 1000
+
+
+def view_counts(team: str, agent_id: str, channel: Optional[str] = None) -> Dict[str, Any]:
+    """How many open conversations each view holds (the page's tab counts): one COUNT Query
+    per view on the lean deadline indexes, counted up to COUNT_CAP (`capped` names views that
+    hold more)."""
+    from chalicelib.inbox.rules import NO_DEADLINE
+    from chalicelib.runtime import runtime
+
+    if channel is not None and channel not in CHANNELS:
+        raise BadQuery(f"channel must be one of {', '.join(CHANNELS)}")
+    now = runtime.now_ms()
+    only = (Conversation.channel == channel) if channel else None
+
+    def both(extra: Any) -> Any:
+        return extra if only is None else only & extra
+
+    queue = f"{team}#open"
+    counts = {
+        "mine": Conversation.by_owner_due.count(f"a#{agent_id}#open", filter_condition=only, limit=COUNT_CAP),
+        "unassigned": Conversation.by_owner_due.count(f"u#{team}#open", filter_condition=only, limit=COUNT_CAP),
+        "team": Conversation.by_team_due.count(queue, filter_condition=only, limit=COUNT_CAP),
+        "at_risk": Conversation.by_team_due.count(queue, Conversation.due_sort.between(now, NO_DEADLINE - 1),
+                                                  filter_condition=both(Conversation.warn_at <= now),
+                                                  limit=COUNT_CAP),
+        "breached": Conversation.by_team_due.count(queue, Conversation.due_sort < now, filter_condition=only,
+                                                   limit=COUNT_CAP),
+    }
+    return {"counts": counts, "capped": [name for name in COUNTED if counts[name] >= COUNT_CAP]}
+
+
+def reply_window(state: Dict[str, Any]) -> Dict[str, Any]:
+    """Whether a reply can be sent now, how, and until when: the outbound policy's own verdict
+    (chalicelib.outbound.policy.plan) now and just past each window boundary it measures, so the
+    composer says it before the agent writes (never a second copy of the rules)."""
+    from chalicelib.outbound import policy
+    from chalicelib.runtime import runtime
+
+    def verdict(at: int) -> Tuple[str, Optional[str], Optional[str]]:
+        try:
+            plan = policy.plan(state, at, has_text=True)
+        except policy.Refused as refused:
+            return "closed", refused.code, refused.reason
+        return ("tagged" if plan.tag else "open"), plan.tag, None
+
+    now = runtime.now_ms()
+    mode, detail, reason = verdict(now)
+    last_in = state.get("last_inbound_at")
+    until, then = None, None
+    if last_in is not None:
+        for window in sorted({policy.STANDARD_WINDOW_MS, policy.HUMAN_AGENT_WINDOW_MS}):
+            boundary = int(last_in) + window
+            if boundary >= now and verdict(boundary + 1)[:2] != (mode, detail):
+                until, then = boundary, verdict(boundary + 1)
+                break
+    return {"can_reply": mode != "closed", "mode": mode, "tag": detail if mode == "tagged" else None,
+            "code": detail if mode == "closed" else None, "reason": reason, "until": iso(until),
+            "then": None if then is None else {"mode": then[0], "tag": then[1] if then[0] == "tagged" else None,
+                                               "code": then[1] if then[0] == "closed" else None}}
 
 
 def _full_rows(ids: List[str]) -> List[Any]:
