@@ -39,8 +39,8 @@ browser:  ## Debian's chromium for the headless browser tests (they skip without
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	  else echo "install Debian's chromium (sudo apt-get install chromium) to run the browser tests"; fi; }
 
-screenshots: $(STAMP)  ## PNGs of the workspace's main screens into docs/screenshots/ (Debian's headless chromium, loopback server, seeded data)
-	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py -k test_screenshots
+screenshots: $(STAMP)  ## PNGs of the workspace's and the admin screens into docs/screenshots/ (Debian's headless chromium, loopback server, seeded data)
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py -k test_screenshots
 
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)

@@ -10,6 +10,7 @@
   var REFRESH_KEY = 'socialinbox.refresh';
   var CHANNELS = {messenger: 'Messenger', instagram: 'Instagram', whatsapp: 'WhatsApp', facebook: 'Facebook',
     x: 'X', telegram: 'Telegram', linkedin: 'LinkedIn'};
+  var PLATFORMS = {meta: 'Meta', x: 'X', telegram: 'Telegram', linkedin: 'LinkedIn'};  // webhook adapters
   var DAYS = ['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun'];
   var DAY_NAMES = {mon: 'Mon', tue: 'Tue', wed: 'Wed', thu: 'Thu', fri: 'Fri', sat: 'Sat', sun: 'Sun'};
   var ROLE_NAMES = {agent: 'Agent', supervisor: 'Team lead', admin: 'Admin'};
@@ -107,6 +108,14 @@
     node.className = 'note' + (kind ? ' ' + kind : '');
   }
 
+  // After a reload of a list: say so when it is empty, drop an old error or empty-state text, and
+  // keep the answer of the action that caused the reload.
+  function settle(id, empty, emptyText) {
+    var node = $(id);
+    if (empty) note(id, emptyText);
+    else if (node.classList.contains('error') || node.textContent === emptyText) note(id, '');
+  }
+
   function failed(id) {
     return function (problem) { if (problem.status !== 401) note(id, problem.message, 'error'); };
   }
@@ -197,7 +206,7 @@
     var body = $('accounts');
     body.replaceChildren();
     items.forEach(function (a) { body.append.apply(body, accountRows(a)); });
-    note('accounts-note', items.length ? '' : 'No channel accounts yet: register one below (on a local stack, `make run` registers one per channel).');
+    settle('accounts-note', !items.length, 'No channel accounts yet: register one below (on a local stack, `make run` registers one per channel).');
     var stale = items.filter(function (a) { return a.needs_reauth; });
     $('reauth').hidden = !stale.length;
     $('reauth').textContent = stale.length ? stale.length + (stale.length === 1 ? ' channel account needs' : ' channel accounts need')
@@ -350,7 +359,7 @@
     } catch (p) { return failed('teams-note')(p); }
     boxes.replaceChildren();
     data.items.forEach(function (t, i) { boxes.append(teamBox(t, members[i].agents, agents, data.modes)); });
-    note('teams-note', data.items.length ? '' : 'No teams yet: give an agent a team under Agents.');
+    settle('teams-note', !data.items.length, 'No teams yet: give an agent a team under Agents.');
   }
 
   function teamBox(t, members, agents, modes) {
@@ -429,7 +438,7 @@
       if (!p.builtin) actions.append(button('Edit', function () { editPolicy(p); }), deleteButton(p));
       body.append(row);
     });
-    note('sla-note', data.items.length ? '' : 'No policies yet: every conversation gets the built-in default.');
+    settle('sla-note', !data.items.length, 'No policies yet: every conversation gets the built-in default.');
   }
 
   function deleteButton(p) {
@@ -549,7 +558,7 @@
     });
     state.quarantineNext = data.next;
     $('quarantine-more').hidden = !data.next;
-    if (!more) note('quarantine-note', data.items.length ? '' : 'Nothing in quarantine.');
+    if (!more) settle('quarantine-note', !data.items.length, 'Nothing in quarantine.');
   }
 
   async function replayQuarantine() {
@@ -581,13 +590,13 @@
       var box = input('checkbox', d.message_id, 'Select ' + d.message_id);
       box.addEventListener('change', function () { $('dlq-replay-selected').disabled = !picked().length; });
       cell(row, box);
-      [when(d.received_at), CHANNELS[d.adapter] || d.adapter || 'unreadable', d.error || '', d.attempts === null ? '—' : d.attempts,
+      [when(d.received_at), PLATFORMS[d.adapter] || d.adapter || 'unreadable', d.error || '', d.attempts === null ? '—' : d.attempts,
         Math.ceil(d.bytes / 1024) + ' KB'].forEach(function (v, i) { cell(row, v, i === 2 ? 'error-text' : ''); });
       body.append(row);
     });
     $('dlq-replay-selected').disabled = true;
     $('dlq-replay-all').disabled = !items.length;
-    note('dlq-note', items.length ? '' : 'Nothing parked: every delivery was processed.');
+    settle('dlq-note', !items.length, 'Nothing parked: every delivery was processed.');
   }
 
   async function replayDeadLetters(ids) {
