@@ -68,7 +68,10 @@ def security_headers(request: Any, get_response: Callable[[Any], Response]) -> R
     return response
 
 
-@app.on_sqs_message(queue=config.queue_name(config.INGEST_QUEUE), batch_size=10, name="ingest_processor")
+# Batching windows where a second of latency costs nothing: under light traffic SQS would otherwise
+# invoke once per message (each invocation is a Lambda request and a poll). Replies get none.
+@app.on_sqs_message(queue=config.queue_name(config.INGEST_QUEUE), batch_size=10, name="ingest_processor",
+                    maximum_batching_window_in_seconds=1)
 def ingest_processor(event: Any) -> Dict[str, int]:
     """Normalise accepted deliveries into contacts, conversations and messages."""
     from chalicelib.ingest.processor import process_records, record_dicts
@@ -76,7 +79,8 @@ def ingest_processor(event: Any) -> Dict[str, int]:
     return process_records(record_dicts(event))
 
 
-@app.on_sqs_message(queue=config.queue_name(config.SLA_TIMER_QUEUE), batch_size=10, name="sla_timers")
+@app.on_sqs_message(queue=config.queue_name(config.SLA_TIMER_QUEUE), batch_size=10, name="sla_timers",
+                    maximum_batching_window_in_seconds=5)
 def sla_timers(event: Any) -> Dict[str, int]:
     """The reply-deadline flow's warning and breach messages (stale ones are dropped)."""
     from chalicelib.ingest.processor import record_dicts

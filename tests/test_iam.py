@@ -1,0 +1,421 @@
+"""IAM least privilege, checked mechanically: every AWS call each Lambda function's code makes
+while it does representative work (in moto, in the deployed configuration: secrets from SSM, queue
+URLs and the state machine ARN from the stack's outputs) must be granted by that function's policy
+(infra/iam-policies.json through infra.deploy), and every grant must be used by some call.
+
+The recorder wraps botocore's one request path (`BaseClient._make_api_call`, which boto3 clients
+and pynamodb's connection both use) only while a handler runs; the queue polling that Lambda does
+for a consumer is not the function's code and is not recorded (its grant is the EventSource
+statement, checked against the app's event sources).
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import time
+from typing import Any, Dict, Iterator, List, Set, Tuple
+from urllib.parse import urlparse
+
+import pytest
+import responses
+
+from infra import deploy
+from tests.helpers import ADMIN_EMAIL, PAGE, PHONE, messenger, page_delivery, whatsapp_delivery
+
+STAGE = "test"  # tests/conftest.py: RESOURCE_PREFIX=socialinbox-test
+REGION, ACCOUNT = "us-east-1", "123456789012"
+SECRETS = {"META_APP_SECRET": "ssm-meta-secret", "META_VERIFY_TOKEN": "ssm-verify", "X_CONSUMER_SECRET": "ssm-x",
+           "TELEGRAM_SECRET_TOKEN": "ssm-telegram", "LINKEDIN_CLIENT_SECRET": "ssm-linkedin",
+           "AUTH_TOKEN_SECRET": "ssm-auth-token-secret-0123456789abcdef", "META_PAGE_TOKEN": "ssm-page-token"}
+
+Call = Tuple[str, str]  # (IAM action, resource ARN)
+
+
+# --- what an API call needs from IAM ---------------------------------------------------------------
+
+def _table(name: str, index: Any = None) -> str:
+    arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{name}"
+    return f"{arn}/index/{index}" if index else arn
+
+
+def _queue(url_or_name: str) -> str:
+    return f"arn:aws:sqs:{REGION}:{ACCOUNT}:{urlparse(url_or_name).path.rsplit('/', 1)[-1] or url_or_name}"
+
+
+# Batch and transaction operations are authorised per item action (AWS: TransactWriteItems needs
+# PutItem/UpdateItem/DeleteItem/ConditionCheckItem on each table it touches).
+_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem", "ConditionCheck": "ConditionCheckItem",
+             "Get": "GetItem"}
+_SQS_BATCH = {"SendMessageBatch": "SendMessage", "DeleteMessageBatch": "DeleteMessage",
+              "ChangeMessageVisibilityBatch": "ChangeMessageVisibility"}
+
+
+def iam_calls(service: str, operation: str, params: Dict[str, Any]) -> List[Call]:
+    """The (action, resource) pairs IAM evaluates for one API call."""
+    if service == "dynamodb":
+        if operation in ("TransactWriteItems", "TransactGetItems"):
+            return [(f"dynamodb:{_TRANSACT[kind]}", _table(body["TableName"]))
+                    for item in params["TransactItems"] for kind, body in item.items()]
+        if operation in ("BatchGetItem", "BatchWriteItem"):
+            return [(f"dynamodb:{operation}", _table(name)) for name in params["RequestItems"]]
+        return [(f"dynamodb:{operation}", _table(params["TableName"], params.get("IndexName")))]
+    if service == "sqs":
+        action = "sqs:" + _SQS_BATCH.get(operation, operation)
+        return [(action, _queue(params.get("QueueUrl") or params.get("QueueName")))]
+    if service == "sfn":
+        if "stateMachineArn" in params:
+            return [(f"states:{operation}", params["stateMachineArn"])]
+        if "executionArn" in params:
+            return [(f"states:{operation}", params["executionArn"])]
+        return [(f"states:{operation}", "*")]
+    if service == "ssm":
+        names = params.get("Names") or [params["Name"]]
+        return [(f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in names]
+    return [(f"{service}:{operation}", "*")]
+
+
+class Recorder:
+    """Collects the IAM-relevant calls per function while `during(function)` is active. Switching
+    to another function starts a fresh runtime (clients, caches, secrets), as a separate Lambda
+    container would: one function's cache never hides another's calls."""
+
+    def __init__(self) -> None:
+        self.calls: Dict[str, Set[Call]] = {}
+        self.current: List[str] = []
+        self.last: str = ""
+        self.clock: Any = None
+
+    @contextlib.contextmanager
+    def during(self, function: str) -> Iterator[None]:
+        from chalicelib.runtime import runtime
+
+        if function != self.last:
+            runtime.reset()
+            runtime.use_clock(self.clock)
+            self.last = function
+        self.current.append(function)
+        self.calls.setdefault(function, set())
+        try:
+            yield
+        finally:
+            self.current.pop()
+
+    def wrap(self, original: Any) -> Any:
+        recorder = self
+
+        def _make_api_call(client: Any, operation: str, params: Dict[str, Any]) -> Any:
+            if recorder.current:
+                service = client.meta.service_model.endpoint_prefix
+                recorder.calls[recorder.current[-1]].update(iam_calls(
+                    "sfn" if service == "states" else service, operation, params))
+            return original(client, operation, params)
+
+        return _make_api_call
+
+
+# --- policy matching -------------------------------------------------------------------------------
+
+def _granted(statement: Dict[str, Any], call: Call) -> bool:
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return any(fnmatch.fnmatchcase(call[0], a) for a in actions) and \
+        any(fnmatch.fnmatchcase(call[1], r) for r in resources)
+
+
+def _grants(statement: Dict[str, Any]) -> List[Call]:
+    actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+    resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+    return [(a, r) for a in actions for r in resources]
+
+
+def policy(function: str) -> Dict[str, Any]:
+    return deploy.policy_document(function, STAGE, REGION, ACCOUNT)
+
+
+def uncovered(function: str, calls: Set[Call]) -> List[Call]:
+    statements = policy(function)["Statement"]
+    return sorted(c for c in calls if not any(_granted(s, c) for s in statements))
+
+
+def unused(function: str, calls: Set[Call]) -> List[Tuple[str, str, str]]:
+    """Every (action, resource pattern) of the code's statements that no recorded call needed."""
+    found = []
+    for statement in policy(function)["Statement"]:
+        if statement["Sid"] in deploy.PLATFORM_SIDS:
+            continue
+        for action, resource in _grants(statement):
+            if not any(_granted({"Action": action, "Resource": resource}, c) for c in calls):
+                found.append((statement["Sid"], action, resource))
+    return found
+
+
+# --- the deployed configuration, in moto -----------------------------------------------------------
+
+@pytest.fixture
+def deployed(inbox, monkeypatch):
+    """The app as `make deploy` configures it: an AWS stage (secrets from SSM), and the stack's
+    outputs (fake, pointing at the moto resources) as the stage's environment variables."""
+    import botocore.client
+
+    from chalicelib import aws, config
+    from chalicelib.local import stack
+
+    sqs, sfn = aws.client("sqs"), aws.client("stepfunctions")
+    template = stack.render()
+    outputs = {}
+    for key, output in template["Outputs"].items():
+        ref = output["Value"].get("Ref") if isinstance(output["Value"], dict) else None
+        resource = template["Resources"].get(ref, {})
+        if resource.get("Type") == "AWS::SQS::Queue":
+            name = resource["Properties"]["QueueName"]["Fn::Sub"].replace("${Stage}", STAGE)
+            outputs[key] = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+        elif resource.get("Type") == "AWS::StepFunctions::StateMachine":
+            [arn] = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
+                     if m["name"] == f"socialinbox-{STAGE}-sla"]
+            outputs[key] = arn
+    for name, value in deploy.environment(template, outputs).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("SOCIALINBOX_STAGE", STAGE)
+    for name in list(config.LOCAL_SECRET_DEFAULTS):
+        monkeypatch.delenv(name, raising=False)
+    ssm = aws.client("ssm")
+    for name, value in SECRETS.items():
+        ssm.put_parameter(Name=f"/socialinbox-{STAGE}/{name}", Value=value, Type="SecureString")
+    for name in ("META_GRAPH_BASE_URL", "INSTAGRAM_GRAPH_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    aws.reset()
+    recorder = Recorder()
+    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call",
+                        recorder.wrap(botocore.client.BaseClient._make_api_call))
+    inbox.recorder = recorder
+    return inbox
+
+
+def _sign(body: bytes) -> Dict[str, str]:
+    import hashlib
+    import hmac
+
+    return {"X-Hub-Signature-256": "sha256=" + hmac.new(SECRETS["META_APP_SECRET"].encode(), body,
+                                                        hashlib.sha256).hexdigest(),
+            "Content-Type": "application/json"}
+
+
+def _webhook(inbox, payload: Dict[str, Any]) -> None:
+    body = json.dumps(payload).encode()
+    with inbox.recorder.during(deploy.API_HANDLER):
+        assert inbox.client.http.post("/webhooks/meta", body=body, headers=_sign(body)).status_code == 200
+
+
+def _consume(inbox, function: str, queue: str) -> int:
+    """Lambda's poller (not recorded) hands each batch of `queue` to the function (recorded)."""
+    from chalicelib.local.pump import pump_once
+
+    handler = getattr(inbox.app, function)
+
+    def recorded(event: Any, context: Any) -> Any:
+        with inbox.recorder.during(function):
+            return handler(event, context)
+
+    total = 0
+    while True:
+        count = pump_once(recorded, queue=queue)
+        if not count:
+            return total
+        total += count
+
+
+def _invoke(inbox, function: str, records: List[Dict[str, Any]]) -> Any:
+    with inbox.recorder.during(function):
+        try:
+            return getattr(inbox.app, function)({"Records": records}, None)
+        except Exception as error:  # noqa: BLE001 - a retried batch is representative work too
+            return error
+
+
+def _scheduled_event(function: str) -> Dict[str, Any]:
+    """What EventBridge hands a scheduled function."""
+    return {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": ACCOUNT, "time": "2026-12-02T03:00:00Z", "region": REGION, "detail": {},
+            "resources": [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/socialinbox-{STAGE}-{function}-event"]}
+
+
+class Api:
+    def __init__(self, inbox) -> None:
+        self.inbox = inbox
+        self.token = ""
+
+    def __call__(self, method: str, path: str, body: Any = None, token: Any = None) -> Tuple[int, Any]:
+        headers = {"Content-Type": "application/json"}
+        if (token if token is not None else self.token):
+            headers["Authorization"] = "Bearer " + (token if token is not None else self.token)
+        with self.inbox.recorder.during(deploy.API_HANDLER):
+            response = self.inbox.client.http.request(method, path, headers=headers,
+                                                      body=json.dumps(body) if body is not None else b"")
+        assert response.status_code < 500, (method, path, response.status_code, response.body)
+        try:
+            return response.status_code, json.loads(response.body or b"null")
+        except ValueError:
+            return response.status_code, response.body
+
+
+GRAPH = "https://graph.facebook.com/v21.0"
+PASSWORD = "a long enough password"
+
+
+def _exercise(inbox) -> None:
+    """Representative work of every function, in the order it happens in production."""
+    from chalicelib.api.auth import create_agent
+
+    create_agent(ADMIN_EMAIL, PASSWORD, "Admin", role="admin")
+    api = Api(inbox)
+    status, login = api("POST", "/api/auth/login", {"email": ADMIN_EMAIL, "password": PASSWORD})
+    assert status == 200, login
+    api.token = login["token"]
+    # Setup by an admin: accounts, agents, routing, presence, SLA policies, canned replies.
+    api("POST", "/api/accounts", {"channel": "messenger", "platform_account_id": PAGE, "name": "Page"})
+    api("POST", "/api/accounts", {"channel": "whatsapp", "platform_account_id": PHONE, "name": "WA"})
+    api("GET", "/api/accounts")
+    status, kim = api("POST", "/api/agents", {"email": "kim@example.com", "name": "Kim", "password": PASSWORD})
+    assert status == 201, kim
+    api("GET", "/api/agents")
+    api("GET", f"/api/agents/{kim['id']}")
+    api("PATCH", f"/api/agents/{kim['id']}", {"name": "Kim K."})
+    for agent in (kim["id"], api("GET", "/api/me")[1]["id"]):
+        api("PUT", f"/api/agents/{agent}/routing", {"teams": ["default"], "capacity": 5})
+    api("PUT", "/api/teams/default", {"mode": "least_loaded"})
+    api("GET", "/api/teams/default/agents")
+    api("PUT", "/api/me/presence", {"status": "online"})
+    status, policy = api("POST", "/api/sla-policies", {"name": "VIP", "first_response_seconds": 300,
+                                                       "next_response_seconds": 300, "tags": ["vip"]})
+    api("GET", "/api/sla-policies")
+    if status == 201:
+        api("GET", f"/api/sla-policies/{policy['id']}")
+        api("PUT", f"/api/sla-policies/{policy['id']}", {"name": "VIP", "first_response_seconds": 600,
+                                                          "next_response_seconds": 600, "tags": ["vip"]})
+        api("DELETE", f"/api/sla-policies/{policy['id']}")
+    status, canned = api("POST", "/api/canned-replies", {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
+    api("GET", "/api/canned-replies")
+    # Platforms: the handshake and deliveries (one for an account nobody registered yet).
+    with inbox.recorder.during(deploy.API_HANDLER):
+        assert inbox.client.http.get("/webhooks/meta?hub.mode=subscribe&hub.verify_token=ssm-verify"
+                                     "&hub.challenge=12345").status_code == 200
+    now = int(time.time() * 1000)
+    _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")))
+    _webhook(inbox, whatsapp_delivery("wamid.1", "4915550001", int(time.time()) - 30, "Hallo"))
+    _webhook(inbox, page_delivery(messenger("m-2", "psid-2", now - 30_000, "hello"), page="999000999"))
+    _consume(inbox, "ingest_processor", "ingest")
+    # An envelope no adapter can read is parked in the ingest DLQ (the processor's own send).
+    _invoke(inbox, "ingest_processor", [_record("{not json")])
+    # Agents at work.
+    _, listing = api("GET", "/api/conversations?limit=10")
+    conversation = next(c["id"] for c in listing["items"] if c["channel"] == "messenger")
+    for query in ("sort=due", "assignee=me", "assignee=none", "sla=breached", "sla=at_risk", "status=pending"):
+        api("GET", f"/api/conversations?{query}")
+    for path in ("", "/messages", "/events", "/viewers"):
+        api("GET", f"/api/conversations/{conversation}{path}")
+    api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": True})
+    api("POST", f"/api/conversations/{conversation}/read")
+    api("PATCH", f"/api/conversations/{conversation}", {"assignee": "me", "claim": True})
+    api("PATCH", f"/api/conversations/{conversation}", {"priority": "high", "tags": ["vip"]})
+    if status == 201:
+        api("GET", f"/api/canned-replies/{canned['id']}/render?conversation_id={conversation}")
+        api("PUT", f"/api/canned-replies/{canned['id']}", {"shortcut": "hi", "title": "Hi", "text": "Hello"})
+        api("DELETE", f"/api/canned-replies/{canned['id']}")
+    api("POST", f"/api/conversations/{conversation}/messages", {"text": "a note", "kind": "note", "client_id": "n1"})
+    for client_id in ("r1", "r2", "r3"):
+        assert api("POST", f"/api/conversations/{conversation}/messages",
+                   {"text": f"reply {client_id}", "kind": "reply", "client_id": client_id})[0] == 202
+    api("POST", "/api/conversations/bulk", {"ids": [conversation], "tags_add": ["bulk"]})
+    api("GET", "/api/search?q=order")
+    api("GET", "/api/me")
+    api("GET", "/api/me/notifications")
+    # The unknown account gets registered: its held delivery is replayed.
+    quarantined = api("GET", "/api/admin/quarantine")[1]["items"]
+    assert quarantined
+    api("GET", f"/api/admin/quarantine/{quarantined[0]['id']}")
+    api("POST", "/api/accounts", {"channel": "messenger", "platform_account_id": "999000999", "name": "Later"})
+    api("POST", "/api/admin/quarantine/replay", {})
+    # The outbox: sent (to a fake Graph API, token from SSM), refused for an expired token
+    # (the account needs re-authorisation), a reset further away than SQS can delay (deferred),
+    # and a record DynamoDB can never read (parked in the outbox DLQ).
+    answers = iter([{"json": {"recipient_id": "psid-1", "message_id": "m_out_1"}},
+                    {"json": {"error": {"message": "expired", "type": "OAuthException", "code": 190}}, "status": 400}])
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as platform:
+        platform.add_callback("POST", f"{GRAPH}/{PAGE}/messages", callback=lambda request: _answer(next(answers)))
+        assert _consume(inbox, "outbox_worker", "outbox") >= 3
+    far = int(time.time() * 1000) + 3_600_000
+    _invoke(inbox, "outbox_worker", [_record(json.dumps({"conversation_id": conversation, "sort_key": "0",
+                                                          "not_before": far})),
+                                     _record(json.dumps({"conversation_id": "", "sort_key": "0"}), 99)])
+    # The platform's echo of our reply and its delivery receipt.
+    _webhook(inbox, page_delivery(messenger("m_out_1", "psid-1", int(time.time() * 1000), "reply r1", echo=True)))
+    _webhook(inbox, page_delivery({"sender": {"id": "psid-1"}, "recipient": {"id": PAGE},
+                                   "timestamp": int(time.time() * 1000),
+                                   "delivery": {"mids": ["m_out_1"], "watermark": int(time.time() * 1000)}}))
+    _webhook(inbox, page_delivery(messenger("m-3", "psid-3", int(time.time() * 1000), "anyone?")))
+    _consume(inbox, "ingest_processor", "ingest")
+    # Answered from the page's own inbox: the echo ends the turn (the processor stops the flow).
+    _webhook(inbox, page_delivery(messenger("m-page-1", "psid-3", int(time.time() * 1000), "on it", echo=True)))
+    _consume(inbox, "ingest_processor", "ingest")
+    api("PATCH", f"/api/conversations/{conversation}", {"status": "resolved"})
+    api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
+    api("POST", "/api/auth/logout", {"refresh_token": login.get("refresh_token", "")})
+    api("POST", "/api/me/password", {"current_password": PASSWORD, "new_password": PASSWORD + "!"})
+    # A day later: the flow's timers fire for one waiting conversation, the sweeper finds the
+    # rest, and the routing sweeper hands on the conversations of agents who went away.
+    from chalicelib.models import Conversation
+
+    inbox.recorder.clock = lambda: time.time() + 86_400
+    waiting = sorted((c for c in Conversation.scan() if getattr(c, "turn", None) and getattr(c, "reply_due_at", None)),
+                     key=lambda c: c.conversation_id)
+    assert len(waiting) >= 2, "conversations waiting for a reply"
+    _invoke(inbox, "sla_timers", [_record(json.dumps({"kind": kind, "conversation_id": waiting[0].conversation_id,
+                                                      "turn": waiting[0].turn})) for kind in ("warning", "breach")])
+    for function in ("sla_sweeper", "routing_sweeper"):
+        with inbox.recorder.during(function):
+            getattr(inbox.app, function)(_scheduled_event(function), None)
+
+
+def _answer(spec: Dict[str, Any]) -> Tuple[int, Dict[str, str], str]:
+    return spec.get("status", 200), {"Content-Type": "application/json"}, json.dumps(spec["json"])
+
+
+def _record(body: str, attempts: int = 1) -> Dict[str, Any]:
+    return {"messageId": f"m-{abs(hash(body))}", "receiptHandle": "", "body": body,
+            "attributes": {"ApproximateReceiveCount": str(attempts)}}
+
+
+def test_each_function_is_granted_exactly_what_its_code_calls(deployed):
+    _exercise(deployed)
+    calls = deployed.recorder.calls
+    assert set(calls) == set(deploy.functions())
+    problems = {f: {"not granted": uncovered(f, c), "granted, never called": unused(f, c)} for f, c in calls.items()}
+    assert all(not p["not granted"] and not p["granted, never called"] for p in problems.values()), \
+        json.dumps(problems, indent=1)
+
+
+def test_consumers_may_poll_only_the_queue_they_consume():
+    """The EventSource grant (Lambda's poller) names exactly the queue of the app's event source."""
+    import app
+
+    consumers = {h.name: h.queue for h in app.app.event_sources if hasattr(h, "queue")}
+    source = deploy.policy_source()["Functions"]
+    assert {f for f, spec in source.items() if spec.get("Consumes")} == set(consumers)
+    for function, queue in consumers.items():
+        [statement] = [s for s in policy(function)["Statement"] if s["Sid"] == "EventSource"]
+        assert statement["Resource"] == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"]
+    schedules = {h.name for h in app.app.event_sources if not hasattr(h, "queue")}
+    assert set(source) == set(consumers) | schedules | {deploy.API_HANDLER}
+
+
+def test_no_function_may_touch_another_stage_or_everything():
+    for function in deploy.functions():
+        for statement in deploy.policy_document(function, "prod")["Statement"]:
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            for resource in resources:
+                if statement["Sid"] == "Tracing":
+                    continue  # X-Ray has no resource-level permissions
+                assert resource != "*" or all(a == "states:ListStateMachines" for a in statement["Action"]), statement
+                assert resource == "*" or "socialinbox-prod" in resource, (function, resource)
+            assert all("*" not in action for action in statement["Action"]), statement
