@@ -8,6 +8,7 @@ from chalicelib.api.admin_routes import admin_api
 from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api
 from chalicelib.api.collision_routes import collision_api
+from chalicelib.api.health_routes import health_api
 from chalicelib.api.contact_routes import contact_api
 from chalicelib.api.media_routes import BINARY_TYPES, media_api
 from chalicelib.api.openapi import openapi_api
@@ -36,6 +37,7 @@ app.register_blueprint(search_api)
 app.register_blueprint(collision_api)
 app.register_blueprint(openapi_api)
 app.register_blueprint(media_api)
+app.register_blueprint(health_api)
 app.register_blueprint(contact_api)
 app.register_blueprint(admin_api)
 app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)

@@ -296,6 +296,7 @@ def _exercise(inbox) -> None:
         api("DELETE", f"/api/sla-policies/{policy['id']}")
     status, canned = api("POST", "/api/canned-replies", {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
     api("GET", "/api/canned-replies")
+    assert api("GET", "/health", token="")[0] == 200
     # Platforms: the handshake and deliveries (one for an account nobody registered yet).
     with inbox.recorder.during(deploy.API_HANDLER):
         assert inbox.client.http.get("/webhooks/meta?hub.mode=subscribe&hub.verify_token=ssm-verify"
