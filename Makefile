@@ -10,7 +10,7 @@ STAGE     ?= dev
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: run reset soak test browser screenshots demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build package deploy lint-infra clean
+.PHONY: run reset soak test browser screenshots demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,39 +63,79 @@ replay-quarantine: $(STAMP)  ## replay events held for an unknown account (after
 replay-dlq: $(STAMP)  ## move parked envelopes back to the ingest queue (STAGE=local: the `make run` stack on MOTO_PORT)
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq replay
 
-lint-infra: $(STAMP)
+lint-infra: $(STAMP)  ## cfn-lint the rendered data stack (the one-artifact package is linted by `make package`)
 	mkdir -p out && $(PY) -m chalicelib.local.stack render > out/resources.json
 	$(VENV)/bin/cfn-lint out/resources.json
 
 # The Lambda runtime already ships boto3/botocore (and their helpers); pynamodb and aws-xray-sdk
 # would drag a second ~17 MB botocore into the zip. The build dir vendors requirements.txt for
-# Lambda's platform, drops what the runtime provides, and hands chalice an empty requirements.txt.
+# Lambda's platform, drops what the runtime provides and what nothing imports (infra/lean.py:
+# each rule says why), proves every module still imports without the dev packages, and hands
+# chalice an empty requirements.txt.
 BUILD := build/lambda
 RUNTIME_PROVIDED := boto3 botocore s3transfer jmespath dateutil python_dateutil six
-lambda-build: $(STAMP)
+AWS_REGION_DEFAULT = $${AWS_DEFAULT_REGION:-$${AWS_REGION:-us-east-1}}
+lambda-build: $(STAMP)  ## the lean Lambda build directory (build/lambda); needs the package registry, no AWS
 	rm -rf $(BUILD) && mkdir -p $(BUILD)/vendor
 	cp -r app.py chalicelib .chalice $(BUILD)/
-	rm -rf $(BUILD)/chalicelib/local
+	rm -rf $(BUILD)/chalicelib/local $(BUILD)/.chalice/deployed $(BUILD)/.chalice/deployments
 	$(PY) -m pip install --quiet --disable-pip-version-check --target $(BUILD)/vendor \
 	  --platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
 	  -r requirements.txt
 	cd $(BUILD)/vendor && for p in $(RUNTIME_PROVIDED); do rm -rf $$p $$p.py $$p-*.dist-info; done
 	find $(BUILD) -name __pycache__ -prune -exec rm -rf {} +
+	$(PY) -m infra.lean prune $(BUILD)
 	# Lambda's file system is read-only: ship bytecode that is valid without checking sources
 	# (chalice picks the runtime from this Python's version, so the magic number matches).
-	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD)
+	$(PY) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(BUILD)/app.py $(BUILD)/chalicelib
+	$(PY) -m infra.lean smoke $(BUILD)
 	: > $(BUILD)/requirements.txt
 
-package: lambda-build  ## CloudFormation/SAM package of the Lambda functions into out/
-	cd $(BUILD) && AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} ../../$(VENV)/bin/chalice package --stage $(STAGE) ../../out/
-
-deploy: lambda-build  ## data plane stack, then the Chalice app
+render: $(STAMP)
 	mkdir -p out && $(PY) -m chalicelib.local.stack render > out/resources.json  # + the SLA flow's ASL
+
+# One artifact: the data stack and the functions in one SAM template (out/package/sam.json +
+# deployment.zip), offline, no AWS account. Deploy it with `make deploy-package BUCKET=...`.
+package: lambda-build render  ## one SAM template + zip of everything into out/package/ (offline), cfn-linted
+	$(PY) -m infra.deploy configure --stage $(STAGE) --build $(BUILD)
+	rm -rf out/package
+	cd $(BUILD) && AWS_DEFAULT_REGION=$(AWS_REGION_DEFAULT) ../../$(VENV)/bin/chalice package --stage $(STAGE) \
+	  --merge-template ../../out/resources.json ../../out/package
+	$(PY) -m infra.deploy fix-package --stage $(STAGE) out/package/sam.json
+	$(VENV)/bin/cfn-lint out/package/sam.json
+	@ls -l out/package
+
+deploy-package: package  ## the one-artifact path: BUCKET=<s3 bucket for the zip> (stack socialinbox-STAGE)
+	@test -n "$(BUCKET)" || { echo "usage: make deploy-package STAGE=dev BUCKET=my-artifacts-bucket"; exit 2; }
+	aws cloudformation package --template-file out/package/sam.json --s3-bucket $(BUCKET) \
+	  --output-template-file out/package/packaged.json
+	aws cloudformation deploy --stack-name socialinbox-$(STAGE) --template-file out/package/packaged.json \
+	  --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
+	  $(if $(ALARM_EMAIL),--parameter-overrides AlarmEmail=$(ALARM_EMAIL))
+
+# Two stacks (the default): the data stack first, its outputs written to out/, turned into the
+# build's stage config and per-function policies (infra/deploy.py), then `chalice deploy`.
+deploy: lambda-build render  ## data stack, its outputs -> stage config, then chalice deploy; ALARM_EMAIL=... optional
 	aws cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file out/resources.json \
-	  --parameter-overrides Stage=$(STAGE) --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
+	  --parameter-overrides Stage=$(STAGE) $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) \
+	  --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
+	aws cloudformation describe-stacks --stack-name socialinbox-$(STAGE)-data --output json \
+	  > out/stack-outputs-$(STAGE).json
+	$(PY) -m infra.deploy configure --stage $(STAGE) --build $(BUILD) --outputs out/stack-outputs-$(STAGE).json
 	mkdir -p .chalice/deployed && cp -r .chalice/deployed $(BUILD)/.chalice/
 	cd $(BUILD) && ../../$(VENV)/bin/chalice deploy --stage $(STAGE)
 	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/
+	@cd $(BUILD) && url=$$(../../$(VENV)/bin/chalice url --stage $(STAGE)) && echo "health: $${url}health" && \
+	  curl -fsS "$${url}health" && echo
+
+secrets: $(STAMP)  ## put secrets into SSM as SecureStrings: STAGE=dev [NAMES="META_APP_SECRET ..."] (asked, never echoed; empty keeps)
+	$(PY) -m infra.deploy put-secrets --stage $(STAGE) $(NAMES)
+
+teardown:  ## delete the functions and the data stack of STAGE; tables are kept (DeletionPolicy Retain), see docs/DEPLOY.md
+	@test "$(CONFIRM)" = "$(STAGE)" || { echo "usage: make teardown STAGE=$(STAGE) CONFIRM=$(STAGE)"; exit 2; }
+	$(VENV)/bin/chalice delete --stage $(STAGE)  # reads .chalice/deployed/$(STAGE).json (kept by make deploy)
+	aws cloudformation delete-stack --stack-name socialinbox-$(STAGE)-data
+	aws cloudformation wait stack-delete-complete --stack-name socialinbox-$(STAGE)-data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis out build

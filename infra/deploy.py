@@ -4,6 +4,7 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy configure --stage dev --build build/lambda --outputs out/stack-outputs-dev.json
     python -m infra.deploy configure --stage dev --build build/lambda          # one-artifact path
     python -m infra.deploy fix-package --stage dev out/package/sam.json
+    python -m infra.deploy put-secrets --stage dev [NAME ...]
 
 `configure` writes the build directory's `.chalice/config.json` (queue URLs and the SLA state
 machine ARN as environment variables, one IAM policy file per function) and those policy files.
@@ -259,6 +260,38 @@ def _queue_name_of(value: Any) -> Optional[str]:
     return value.rsplit(":", 1)[-1]
 
 
+# --- secrets ----------------------------------------------------------------------------------------
+
+
+def secret_names(template: Mapping[str, Any]) -> List[str]:
+    """The SSM parameter names the app reads (the template's Metadata; CloudFormation cannot create
+    SecureStrings, so the stack lists the names and `put_secrets` stores the values)."""
+    return list(template["Metadata"]["SecretParameters"]["Names"])
+
+
+def put_secrets(ssm: Any, stage: str, names: List[str], ask: Any) -> List[str]:
+    """Store each secret `ask(name)` answers as a SecureString `/socialinbox-<stage>/<NAME>`
+    (overwriting: this is also how secrets are rotated); an empty answer leaves it as it is.
+    Returns the names written. Values are never printed or logged."""
+    written = []
+    for name in names:
+        value = ask(name)
+        if not value:
+            continue
+        ssm.put_parameter(Name=f"/{prefix(stage)}/{name}", Value=value, Type="SecureString", Overwrite=True)
+        written.append(name)
+    return written
+
+
+def _asker(stream: Any) -> Any:
+    """getpass on a terminal (nothing echoed), else one line of `stream` per name, in order."""
+    if stream.isatty():
+        import getpass
+
+        return lambda name: getpass.getpass(f"{name} (empty: keep): ")
+    return lambda name: stream.readline().rstrip("\r\n")
+
+
 def _write_json(path: str, document: Any) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         json.dump(document, handle, indent=2)
@@ -281,8 +314,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     fix = sub.add_parser("fix-package", help="make the merged chalice package deployable as one stack")
     fix.add_argument("--stage", required=True)
     fix.add_argument("package")
+    secrets = sub.add_parser("put-secrets", help="SecureString parameters into SSM (asked, never echoed)")
+    secrets.add_argument("--stage", required=True)
+    secrets.add_argument("names", nargs="*", help="default: every name the template lists")
     args = parser.parse_args(argv)
-    if args.command == "configure":
+    if args.command == "put-secrets":
+        import boto3
+
+        names = args.names or secret_names(_load_json(os.path.join(ROOT, "infra", "resources.json")))
+        written = put_secrets(boto3.client("ssm"), args.stage, names, _asker(sys.stdin))
+        print(f"stored {len(written)} secret(s): {', '.join(written) or 'none'}")
+    elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None
         for path in configure(args.build, args.stage, template, outputs):

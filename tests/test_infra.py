@@ -114,3 +114,116 @@ def test_chalice_config_has_the_three_stages_and_no_secrets():
     assert set(config["stages"]) == {"local", "dev", "prod"}
     for word in ("SECRET", "TOKEN", "PASSWORD"):
         assert word not in text.upper(), f"{word} must come from SSM, not .chalice/config.json"
+
+
+# --- operations: recovery, expiry, dead letters, alarms, secrets (issue 11) ----------------------
+
+def _chalicelib_source() -> str:
+    source = []
+    for directory, _dirs, files in os.walk(os.path.join(ROOT, "chalicelib")):
+        for name in sorted(files):
+            if name.endswith(".py"):
+                with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                    source.append(handle.read())
+    return "\n".join(source)
+
+
+def test_the_template_lists_every_secret_the_code_reads_in_aws():
+    """CloudFormation cannot create SecureStrings: the template names them (Metadata) and
+    `make secrets` stores the values."""
+    from chalicelib import config
+    from infra import deploy
+
+    names = deploy.secret_names(stack.template())
+    assert len(names) == len(set(names))
+    assert set(config.LOCAL_SECRET_DEFAULTS) - {"LOCAL_ADMIN_PASSWORD"} <= set(names)
+    source = _chalicelib_source()
+    assert all(f'"{name}"' in source for name in names), "a listed secret nothing reads"
+
+
+def _resources(kind):
+    return {k: r for k, r in stack.template()["Resources"].items() if r["Type"] == kind}
+
+
+def test_every_table_has_point_in_time_recovery_encryption_and_survives_a_stack_delete():
+    for logical, table in _resources("AWS::DynamoDB::Table").items():
+        props = table["Properties"]
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, logical
+        assert props["SSESpecification"] == {"SSEEnabled": True}, logical
+        assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain", logical
+
+
+def test_every_model_with_an_expiry_has_ttl_on_that_attribute():
+    from pynamodb.attributes import NumberAttribute
+
+    from chalicelib.models import ALL_MODELS
+
+    tables = _tables()
+    for model in ALL_MODELS:
+        short = model.Meta.table_name.replace("socialinbox-test-", "")
+        expiring = "expires_at" in model.get_attributes() and \
+            isinstance(model.get_attributes()["expires_at"], NumberAttribute)
+        ttl = tables[short].get("TimeToLiveSpecification")
+        assert bool(ttl) == expiring, short
+        if ttl:
+            assert ttl == {"AttributeName": "expires_at", "Enabled": True}, short
+
+
+def test_every_queue_has_a_dead_letter_queue_and_every_dead_letter_queue_an_alarm():
+    queues = _resources("AWS::SQS::Queue")
+    targets = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
+               for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    assert set(queues) == targets | {k for k in queues if "RedrivePolicy" in queues[k]["Properties"]}
+    alarms = _resources("AWS::CloudWatch::Alarm").values()
+    for dlq in targets:
+        assert queues[dlq]["Properties"]["MessageRetentionPeriod"] == 14 * 86400, dlq
+        name = queues[dlq]["Properties"]["QueueName"]
+        [alarm] = [a for a in alarms if a["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                   and a["Properties"]["Dimensions"] == [{"Name": "QueueName", "Value": name}]]
+        assert alarm["Properties"]["Threshold"] == 0
+        assert alarm["Properties"]["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_every_function_has_its_log_group_and_error_and_throttle_alarms_to_the_escalation_topic():
+    from infra import deploy
+
+    names = {f: deploy.lambda_function_name("${Stage}", f) for f in deploy.functions()}
+    groups = {g["Properties"]["LogGroupName"]["Fn::Sub"] for g in _resources("AWS::Logs::LogGroup").values()}
+    assert groups == {f"/aws/lambda/{name}" for name in names.values()}
+    alarms = list(_resources("AWS::CloudWatch::Alarm").values())
+    for function, name in names.items():
+        for metric in ("Errors", "Throttles"):
+            assert any(a["Properties"]["Namespace"] == "AWS/Lambda" and a["Properties"]["MetricName"] == metric
+                       and a["Properties"]["Dimensions"] == [{"Name": "FunctionName", "Value": {"Fn::Sub": name}}]
+                       for a in alarms), (function, metric)
+    assert all(a["Properties"]["AlarmActions"] == [{"Ref": "EscalationTopic"}] for a in alarms)
+    assert stack.template()["Resources"]["EscalationTopic"]["Type"] == "AWS::SNS::Topic"
+
+
+def test_log_metric_filters_match_lines_the_code_really_writes():
+    """SLA breaches, send failures and re-authorisation alarms count log lines: a renamed message
+    would silently blind them, so each filtered message must be a logger call in chalicelib."""
+    import re
+
+    source = _chalicelib_source()
+    filters = _resources("AWS::Logs::MetricFilter")
+    metrics = {f["Properties"]["MetricTransformations"][0]["MetricName"] for f in filters.values()}
+    assert metrics == {"SlaBreaches", "SendFailures", "NeedsReauth"}
+    for logical, metric_filter in filters.items():
+        [message] = re.findall(r'\$\.message = "([^"]+)"', metric_filter["Properties"]["FilterPattern"])
+        pattern = re.escape(message.rstrip("*")) + ("[^\"]*" if message.endswith("*") else "")
+        assert re.search(r'logger\.\w+\(\s*"' + pattern + '"', source), (logical, message)
+        group = metric_filter["Properties"]["LogGroupName"]["Ref"]
+        assert stack.template()["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
+    alarmed = {a["Properties"]["MetricName"] for a in _resources("AWS::CloudWatch::Alarm").values()}
+    assert metrics <= alarmed
+
+
+def test_the_dashboard_body_is_json_with_the_stage_substituted():
+    [dashboard] = _resources("AWS::CloudWatch::Dashboard").values()
+    body = dashboard["Properties"]["DashboardBody"]["Fn::Sub"].replace("${Stage}", "dev") \
+        .replace("${AWS::Region}", "eu-west-1")
+    widgets = json.loads(body)["widgets"]
+    titles = " ".join(w["properties"]["title"] for w in widgets)
+    for word in ("errors", "throttles", "Queues", "SLA breaches"):
+        assert word in titles

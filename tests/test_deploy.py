@@ -1,0 +1,162 @@
+"""The deploy glue (infra/deploy.py), offline: the data stack's outputs become the Chalice stage
+config, each function gets its own policy file, the one-artifact package (`chalice package
+--merge-template`) builds and passes cfn-lint with no AWS account, and secrets go to SSM as
+SecureStrings without ever being printed."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from chalicelib.local import stack
+from infra import deploy
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REGION, ACCOUNT = "eu-west-1", "111122223333"
+
+
+def describe_stacks(stage: str = "prod"):
+    """What `aws cloudformation describe-stacks --output json` prints for the data stack."""
+    base = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/socialinbox-{stage}"
+    outputs = {key: f"{base}-{key.lower()}" for key, out in stack.template()["Outputs"].items()
+               if isinstance(out["Value"], dict) and "Ref" in out["Value"]}
+    outputs["SlaStateMachineArn"] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:socialinbox-{stage}-sla"
+    outputs["EscalationTopicArn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:socialinbox-{stage}-escalations"
+    return {"Stacks": [{"StackName": f"socialinbox-{stage}-data", "StackStatus": "UPDATE_COMPLETE",
+                        "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
+
+
+def _base_config():
+    with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as handle:
+        return json.load(handle)
+
+
+def test_stack_outputs_become_the_stage_environment_and_per_function_policies():
+    outputs = deploy.outputs_by_key(describe_stacks())
+    config = deploy.stage_config(_base_config(), "prod", stack.render(), outputs)
+    prod = config["stages"]["prod"]
+    env = prod["environment_variables"]
+    assert env["INGEST_QUEUE_URL"] == outputs["IngestQueueUrl"]
+    assert env["INGEST_DLQ_QUEUE_URL"] == outputs["IngestDeadLetterQueueUrl"]
+    assert env["OUTBOX_QUEUE_URL"] == outputs["OutboxQueueUrl"]
+    assert env["OUTBOX_DLQ_QUEUE_URL"] == outputs["OutboxDeadLetterQueueUrl"]
+    assert env["SLA_STATE_MACHINE_ARN"] == outputs["SlaStateMachineArn"]
+    assert env["SOCIALINBOX_STAGE"] == "prod" and env["LOG_LEVEL"] == "WARNING"  # the stage's own kept
+    assert prod["autogen_policy"] is False and "iam_policy_file" not in prod
+    functions = prod["lambda_functions"]
+    assert set(functions) == set(deploy.functions())
+    assert all(f["iam_policy_file"] == f"policy-prod-{name}.json" for name, f in functions.items())
+    assert functions["outbox_worker"]["reserved_concurrency"] == 10  # the stage's settings kept
+    assert config["stages"]["dev"] == _base_config()["stages"]["dev"]  # other stages untouched
+
+
+def test_the_code_reads_exactly_those_variables_without_asking_aws(monkeypatch):
+    """runtime.queue_url and the SLA flow take the stage's values: no GetQueueUrl or
+    ListStateMachines, which the policies do not grant."""
+    from chalicelib.runtime import Runtime
+    from chalicelib.sla import flow
+
+    outputs = deploy.outputs_by_key(describe_stacks("test"))
+    for name, value in deploy.environment(stack.render(), outputs).items():
+        monkeypatch.setenv(name, value)
+
+    class NoAws(Runtime):
+        def client(self, service):
+            raise AssertionError(f"asked AWS ({service})")
+
+    runtime = NoAws()
+    assert runtime.queue_url("ingest") == outputs["IngestQueueUrl"]
+    assert runtime.queue_url("ingest-dlq") == outputs["IngestDeadLetterQueueUrl"]
+    assert runtime.queue_url("outbox") == outputs["OutboxQueueUrl"]
+    assert runtime.queue_url("outbox-dlq") == outputs["OutboxDeadLetterQueueUrl"]
+    assert flow.state_machine_arn() == outputs["SlaStateMachineArn"]
+
+
+def test_a_missing_output_stops_the_deploy():
+    outputs = deploy.outputs_by_key(describe_stacks())
+    del outputs["OutboxQueueUrl"]
+    with pytest.raises(KeyError, match="OutboxQueueUrl"):
+        deploy.stage_config(_base_config(), "prod", stack.render(), outputs)
+
+
+def test_configure_writes_the_stage_config_and_one_policy_per_function(tmp_path):
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps(describe_stacks()))
+    assert deploy.main(["configure", "--stage", "prod", "--build", str(tmp_path),
+                        "--outputs", str(outputs_file)]) == 0
+    chalice_dir = tmp_path / ".chalice"
+    config = json.loads((chalice_dir / "config.json").read_text())
+    for function, settings in config["stages"]["prod"]["lambda_functions"].items():
+        policy = json.loads((chalice_dir / settings["iam_policy_file"]).read_text())
+        assert policy == deploy.policy_document(function, "prod", REGION, ACCOUNT)
+        text = json.dumps(policy)
+        assert f":{REGION}:{ACCOUNT}:" in text and "socialinbox-dev" not in text
+        logs = [s for s in policy["Statement"] if s["Sid"] == "Logs"][0]["Resource"]
+        assert logs == [f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/lambda/"
+                        f"{deploy.lambda_function_name('prod', function)}:*"]
+
+
+def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
+    """`make package` minus the vendored wheels: chalice package --merge-template of the data stack,
+    fixed up, with no AWS credentials at all."""
+    build = tmp_path / "build"
+    build.mkdir()
+    shutil.copy(os.path.join(ROOT, "app.py"), build)
+    shutil.copytree(os.path.join(ROOT, "chalicelib"), build / "chalicelib",
+                    ignore=shutil.ignore_patterns("local", "__pycache__"))
+    (build / "requirements.txt").write_text("")
+    deploy.configure(str(build), "dev", stack.render(), None)
+    rendered = tmp_path / "resources.json"
+    rendered.write_text(json.dumps(stack.render()))
+    env = {k: v for k, v in os.environ.items()  # nothing of the suite's fake AWS or stage settings
+           if not k.startswith(("AWS_", "SOCIALINBOX_")) and k != "RESOURCE_PREFIX"}
+    env.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+                "AWS_SHARED_CREDENTIALS_FILE": os.devnull})
+    chalice = os.path.join(os.path.dirname(sys.executable), "chalice")
+    out = tmp_path / "package"
+    result = subprocess.run([chalice, "package", "--stage", "dev", "--merge-template", str(rendered), str(out)],
+                            cwd=build, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert deploy.main(["fix-package", "--stage", "dev", str(out / "sam.json")]) == 0
+    template = json.loads((out / "sam.json").read_text())
+    resources = template["Resources"]
+    functions = {r["Properties"]["FunctionName"]: r for r in resources.values()
+                 if r["Type"] == "AWS::Serverless::Function"}
+    assert set(functions) == {deploy.lambda_function_name("dev", f) for f in deploy.functions()}
+    log_groups = {r["Properties"]["LogGroupName"]["Fn::Sub"].replace("${Stage}", "dev")
+                  for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert log_groups == {f"/aws/lambda/{name}" for name in functions}
+    for function in functions.values():
+        props = function["Properties"]
+        for value in props["Environment"]["Variables"].values():
+            assert not str(value).startswith(deploy.PLACEHOLDER)
+            if isinstance(value, dict):
+                assert value["Ref"] in resources
+        for event in (props.get("Events") or {}).values():
+            if event["Type"] == "SQS":
+                assert resources[event["Properties"]["Queue"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+    lint = os.path.join(os.path.dirname(sys.executable), "cfn-lint")
+    result = subprocess.run([lint, str(out / "sam.json")], capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_secrets_go_to_ssm_as_secure_strings_and_are_never_printed(aws_backend, capsys):
+    from chalicelib import aws
+
+    ssm = aws.client("ssm")
+    answers = io.StringIO("first-secret-value\n\nthird-secret-value\n")
+    names = ["META_APP_SECRET", "META_VERIFY_TOKEN", "AUTH_TOKEN_SECRET"]
+    written = deploy.put_secrets(ssm, "prod", names, deploy._asker(answers))
+    assert written == ["META_APP_SECRET", "AUTH_TOKEN_SECRET"]  # an empty answer keeps what is there
+    stored = ssm.get_parameter(Name="/socialinbox-prod/META_APP_SECRET", WithDecryption=True)["Parameter"]
+    assert stored["Type"] == "SecureString" and stored["Value"] == "first-secret-value"
+    deploy.put_secrets(ssm, "prod", ["META_APP_SECRET"], lambda name: "rotated-value")  # rotation
+    assert ssm.get_parameter(Name="/socialinbox-prod/META_APP_SECRET",
+                             WithDecryption=True)["Parameter"]["Value"] == "rotated-value"
+    printed = capsys.readouterr()
+    assert "secret-value" not in printed.out + printed.err and "rotated" not in printed.out + printed.err
