@@ -7,6 +7,7 @@ routing, auth and headers. Tests skip without chromium, except in CI (REQUIRE_BR
 """
 from __future__ import annotations
 
+import atexit
 import os
 import threading
 import time
@@ -101,15 +102,8 @@ class Chromium:
     """
 
     def __init__(self, width: int = 1200, height: int = 800) -> None:
-        from playwright.sync_api import sync_playwright
-
-        self._playwright = sync_playwright().start()
+        self.context = _shared_browser().new_context(viewport={"width": width, "height": height})
         try:
-            self._browser = self._playwright.chromium.launch(
-                executable_path=CHROMIUM, headless=True,
-                args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions",
-                      "--disable-background-networking", "--disable-component-update", "--disable-sync"])
-            self.context = self._browser.new_context(viewport={"width": width, "height": height})
             self.page = self.context.new_page()
             self.page.set_default_timeout(15_000)
             self.page.add_init_script(_CSP_WATCH)
@@ -117,7 +111,7 @@ class Chromium:
             self.page.on("dialog", self._dialog)
             self._cdp = self.context.new_cdp_session(self.page)
         except BaseException:
-            self._playwright.stop()
+            self.context.close()
             raise
 
     def _dialog(self, dialog: Any) -> None:
@@ -161,10 +155,36 @@ class Chromium:
             self.page.wait_for_timeout(50)  # lets Playwright dispatch events (dialogs) meanwhile
 
     def close(self) -> None:
-        try:
-            self._browser.close()
-        finally:
-            self._playwright.stop()
+        self.context.close()
+
+
+# One chromium per test process; each test gets a fresh context (its own storage, cookies, cache),
+# which isolates tests as well as a new browser and starts in a fraction of the time.
+_shared: Dict[str, Any] = {}
+
+
+def _shared_browser() -> Any:
+    browser = _shared.get("browser")
+    if browser is not None and browser.is_connected():
+        return browser
+    from playwright.sync_api import sync_playwright
+
+    if "playwright" not in _shared:
+        _shared["playwright"] = sync_playwright().start()
+        atexit.register(_stop_shared)
+    _shared["browser"] = _shared["playwright"].chromium.launch(
+        executable_path=CHROMIUM, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-extensions",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+    return _shared["browser"]
+
+
+def _stop_shared() -> None:
+    try:
+        if _shared.get("browser") is not None:
+            _shared["browser"].close()
+    finally:
+        _shared.pop("playwright").stop()
 
 
 @pytest.fixture

@@ -108,10 +108,11 @@
     node.className = 'note' + (kind ? ' ' + kind : '');
   }
 
-  // After a reload of a list: say so when it is empty, drop an old error or empty-state text, and
-  // keep the answer of the action that caused the reload.
+  // After a list (re)loads: the answer of the action that caused the reload stays; otherwise say
+  // when the list is empty, and drop an old error or empty-state text when it is not.
   function settle(id, empty, emptyText) {
     var node = $(id);
+    if (node.classList.contains('ok')) return;
     if (empty) note(id, emptyText);
     else if (node.classList.contains('error') || node.textContent === emptyText) note(id, '');
   }
