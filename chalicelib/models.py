@@ -487,7 +487,7 @@ class ContactNote(Model):
 
     Meta = _meta("contact-notes")
     contact_id = UnicodeAttribute(hash_key=True)
-    note_id = UnicodeAttribute(range_key=True)  # "<13-digit ms>#<hex>": oldest first
+    note_id = UnicodeAttribute(range_key=True)  # "<13-digit ms>-<hex>": oldest first, URL-safe
     text = UnicodeAttribute()
     author_id = UnicodeAttribute()
     author_name = UnicodeAttribute(null=True)

@@ -55,6 +55,7 @@ VERSIONED_CACHE = "public, max-age=31536000, immutable"
 UNVERSIONED_CACHE = "no-cache"
 
 _loaded: Dict[str, Tuple[str, str]] = {}  # name -> (text, etag)
+COMPACTED = ("app.js", "index.html")  # the agents' page: sent without indentation and comments
 
 
 def _read(name: str) -> Tuple[str, str]:
@@ -65,8 +66,23 @@ def _read(name: str) -> Tuple[str, str]:
         if name.endswith(".html"):
             for asset in ASSETS + ADMIN_ASSETS:
                 text = text.replace(f'"static/{asset}"', f'"static/{asset}?v={_version(asset)}"')
+        text = compact(name, text)
         _loaded[name] = (text, '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:20] + '"')
     return _loaded[name]
+
+
+def compact(name: str, text: str) -> str:
+    """What is sent of a commented, indented source: no indentation, blank lines or whole-line
+    comments (and the header comment of a script). Line breaks stay where they were, so the
+    script parses exactly as written (no string or template literal of ours spans lines)."""
+    if name not in COMPACTED:
+        return text
+    lines = [line.strip() for line in text.split("\n")]
+    kept = [line for line in lines if line and not (name.endswith(".js") and line.startswith("//"))]
+    if name.endswith(".js") and kept and kept[0].startswith("/*"):
+        end = next((i for i, line in enumerate(kept) if line.endswith("*/")), -1)
+        kept = kept[end + 1:]
+    return "\n".join(kept) + "\n"
 
 
 def _version(asset: str) -> str:

@@ -5,14 +5,24 @@
 (function () {
   'use strict';
 
-  var BASE = new URL('..', document.currentScript.src); // the app root, also under a stage prefix
+  // the app root, also under a stage prefix
+  var BASE = new URL('..', document.currentScript.src);
   var TOKEN_KEY = 'socialinbox.token';
-  var REFRESH_KEY = 'socialinbox.refresh';  // rotates on every refresh; a reused one ends the sign-in
+  // rotates on every refresh; a reused one ends the sign-in
+  var REFRESH_KEY = 'socialinbox.refresh';
   var SEEN_KEY = 'socialinbox.alerts-seen';
-  var LIST_MS = 5000;      // the open view
-  var THREAD_MS = 2000;    // the open conversation (one GET unless it changed)
-  var SLOW_MS = 30000;     // view counts, presence heartbeat, alerts
-  var VIEW_MS = 10000;     // 'viewing/typing' heartbeat and who else is here, while a thread is open
+  // An idle open inbox costs one small GET /api/changes per POLL_MS (list, counts, the open thread
+  // and, every VIEWERS_MS, who else is in it), plus the heartbeats: about 30 requests a minute.
+  var POLL_MS = 2500;
+  // who else is viewing/typing: asked in the poll this often
+  var VIEWERS_MS = 10000;
+  // 'viewing/typing' heartbeat while a thread is open (others see it 20 s)
+  var VIEW_MS = 15000;
+  // online heartbeat (routing's grace period is 90 s)
+  var PRESENCE_MS = 45000;
+  var ALERTS_MS = 60000;
+  // safety net: list and counts read again even if no change was stamped
+  var FULL_MS = 120000;
   var PAGE = 25;
   var MAX_MESSAGE_PAGES = 20;
   var STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
@@ -33,7 +43,7 @@
     items: [], next: null, listKey: '', listGen: 0, listBusy: false,
     selected: null, conv: null, convKey: '', thread: [], events: [], threadKey: '', threadGen: 0,
     threadBusy: false, pending: [], draft: null, typing: null, sending: false, sendNext: false, mode: 'reply', timers: [],
-    checked: new Set()
+    checked: new Set(), since: '', viewersAt: 0, window: null, contact: null, contactFor: ''
   };
 
   function $(id) { return document.getElementById(id); }
@@ -72,10 +82,46 @@
         credentials: 'omit', headers: {'Content-Type': 'application/json', Accept: 'application/json'},
         body: JSON.stringify({refresh_token: token})}).then(function (response) {
           return response.ok ? response.json().then(function (data) { keepSession(data); return true; }) : false;
-        }).catch(function () { return false; }) : Promise.resolve(false))
-        .finally(function () { refreshing = null; });
+        }).catch(function () { return false; }) : askPeers().then(function (t) {
+          if (t) keepSession({token: t});
+          return Boolean(t);
+        })).finally(function () { refreshing = null; });
     }
     return refreshing;
+  }
+
+  // Other tabs of this sign-in: a new tab asks them for an access token instead of the sign-in
+  // form. Only the tab that signed in holds the refresh token (it is used once: two holders would
+  // end the sign-in), so it answers with a fresh access token whenever another tab asks.
+  var peers = window.BroadcastChannel ? new BroadcastChannel('socialinbox.session') : null;
+
+  function askPeers() {
+    if (!peers) return Promise.resolve(null);
+    return new Promise(function (resolve) {
+      var listen = function (e) { if (e.data && e.data.type === 'token' && typeof e.data.token === 'string') done(e.data.token); };
+      var timer = setTimeout(function () { done(null); }, 800);
+      var done = function (token) { peers.removeEventListener('message', listen); clearTimeout(timer); resolve(token); };
+      peers.addEventListener('message', listen);
+      peers.postMessage({type: 'ask'});
+    });
+  }
+
+  function expiresSoon(token) {
+    try {
+      var claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
+      return claims.exp * 1000 - Date.now() < 60000;
+    } catch (e) { return true; }
+  }
+
+  if (peers) {
+    peers.addEventListener('message', async function (e) {
+      var m = e.data || {};
+      if (m.type === 'ask' && state.token && sessionStorage.getItem(REFRESH_KEY)) {
+        if (!expiresSoon(state.token) || await renew()) peers.postMessage({type: 'token', token: state.token});
+      } else if (m.type === 'signout' && state.token) {
+        signOut('You signed out in another tab.', true);
+      }
+    });
   }
 
   async function api(path, method, body, retried) {
@@ -92,6 +138,7 @@
     } catch (e) {
       throw new ApiError(0, 'Cannot reach the server; check the connection and try again.');
     }
+    if (response.status === 304) return {unchanged: true};
     try { data = await response.json(); } catch (e) { data = null; }
     if (!response.ok) {
       var message = data && typeof data.Message === 'string' && data.Message ? data.Message
@@ -123,7 +170,8 @@
     $('email').focus();
   }
 
-  function signOut(message) {
+  function signOut(message, quiet) {
+    if (message === '' && peers && !quiet) peers.postMessage({type: 'signout'});
     state.timers.forEach(clearInterval);
     state.timers = [];
     if (state.token && message === '') api('api/me/presence', 'PUT', {status: 'offline'}).catch(function () {});
@@ -148,7 +196,8 @@
     $('more').hidden = true;
     $('list-note').textContent = '';
     clearThread('Select a conversation.');
-    history.replaceState(null, '', location.pathname + location.search);
+    // an ended session keeps the address: signing in again lands on the same conversation
+    if (message === '') history.replaceState(null, '', location.pathname + location.search);
     document.title = 'Social Inbox';
     showLogin(message);
   }
@@ -185,24 +234,63 @@
     state.selected = selectedFromHash();
     $('app').classList.toggle('reading', Boolean(state.selected));
     syncControls();
+    state.since = '';
+    // the token first: what changes after it is seen by the next poll
+    await poll(true);
     loadList('reset');
     if (state.selected) loadThread(true);
-    slow();
+    presence('online');
+    loadCounts();
+    loadAlerts();
     loadAgents();
     state.timers.forEach(clearInterval);
-    state.timers = [setInterval(function () { if (visible()) loadList('refresh'); }, LIST_MS),
-      setInterval(function () { if (visible() && state.selected) loadThread(false); }, THREAD_MS),
-      setInterval(function () { if (visible()) slow(); }, SLOW_MS),
+    state.timers = [setInterval(function () { if (visible()) poll(false); }, POLL_MS),
+      setInterval(function () { if (visible()) presence('online'); }, PRESENCE_MS),
+      setInterval(function () { if (visible()) loadAlerts(); }, ALERTS_MS),
+      setInterval(function () { if (visible()) { loadList('refresh'); loadCounts(); } }, FULL_MS),
       setInterval(function () { beat(false); }, VIEW_MS),
       setInterval(tick, 1000)];
   }
 
   function visible() { return Boolean(state.token) && !document.hidden; }
 
-  function slow() {
-    presence('online');
-    loadCounts();
-    loadAlerts();
+  // --- what changed: one small request instead of re-reading list, counts and thread ------------
+
+  var polling = false;
+
+  async function poll(prime) {
+    if (polling || !state.token) return;
+    polling = true;
+    var id = state.selected, q = {};
+    if (id) q.conversation = id;
+    if (id && (prime || Date.now() - state.viewersAt >= VIEWERS_MS - 500)) {
+      q.viewers = '1';
+      state.viewersAt = Date.now();
+    }
+    if (state.since) q.since = state.since;
+    var data;
+    try {
+      data = await api('api/changes?' + new URLSearchParams(q));
+    } catch (e) {
+      // the list and thread show their own errors when they next load
+      data = null;
+    } finally {
+      polling = false;
+    }
+    if (!data || prime) {
+      if (data && data.token) state.since = data.token;
+      return;
+    }
+    var changed = data.unchanged ? [] : data.changed || [];
+    if (data.token) state.since = data.token;
+    // retried every poll
+    var failed = function (note) { return $(note).classList.contains('error'); };
+    if (changed.indexOf('list') >= 0 || failed('list-note')) loadList('refresh');
+    if (changed.indexOf('counts') >= 0) loadCounts();
+    if (id && id === state.selected) {
+      if (changed.indexOf('thread') >= 0 || unsettled() || failed('thread-note')) loadThread(false);
+      if (Array.isArray(data.viewers)) renderViewers(data.viewers);
+    }
   }
 
   function presence(status) {
@@ -303,6 +391,7 @@
     var view = VIEWS[name];
     var base = {};
     if (state.channel) base.channel = state.channel;
+    if (state.tag.trim()) base.tag = state.tag.trim();
     if (view.all) {
       return STATUSES.map(function (s) { return Object.assign({status: s, sort: state.sort}, base); });
     }
@@ -318,10 +407,8 @@
     return 'api/conversations?' + new URLSearchParams(Object.assign({}, params, extra));
   }
 
-  // client-side filters: tags (the API has no tag filter) and the assignee outside the Team view
+  // the one filter applied in the page: the assignee outside the Team view (the API filters the rest)
   function keep(c) {
-    if (state.tag && (c.tags || []).indexOf(state.tag.trim().toLowerCase()) < 0
-      && (c.tags || []).indexOf(state.tag.trim()) < 0) return false;
     var view = VIEWS[state.view];
     var who = assigneeValue(state.assignee);
     if (who && !view.assignee && state.view !== 'team') {
@@ -338,6 +425,7 @@
     if (view.sla && !(c.sla && (view.sla === 'breached' ? c.sla.state === 'breached' : c.sla.state !== 'ok'))) return false;
     if (view.assignee === 'me' && c.assignee !== state.me.id) return false;
     if (view.assignee === 'none' && c.assignee) return false;
+    if (state.tag.trim() && (c.tags || []).indexOf(state.tag.trim().toLowerCase()) < 0) return false;
     return keep(c);
   }
 
@@ -355,21 +443,16 @@
   }
 
   async function loadCounts() {
-    var names = ['mine', 'unassigned', 'team', 'at_risk', 'breached'];
-    var saved = {view: state.view, status: state.status, assignee: state.assignee, sort: state.sort};
-    var paths = names.map(function (name) {
-      state.view = name; state.status = 'open'; state.assignee = '';
-      return query(viewQueries(name)[0], {limit: 100, sort: 'due'});
+    var data;
+    try {
+      data = await api('api/counts' + (state.channel ? '?' + new URLSearchParams({channel: state.channel}) : ''));
+    // the counts come back with the next change
+    } catch (e) { return; }
+    ['mine', 'unassigned', 'team', 'at_risk', 'breached'].forEach(function (name) {
+      var n = (data.counts || {})[name];
+      document.querySelector('[data-count=' + name + ']').textContent = typeof n === 'number'
+        ? n + ((data.capped || []).indexOf(name) >= 0 ? '+' : '') : '';
     });
-    Object.assign(state, saved);
-    await Promise.all(paths.map(async function (path, i) {
-      var node = document.querySelector('[data-count=' + names[i] + ']');
-      try {
-        var data = await api(path);
-        var n = (data.items || []).length;
-        node.textContent = data.next ? n + '+' : String(n);
-      } catch (e) { node.textContent = ''; }
-    }));
   }
 
   // --- conversation list -----------------------------------------------------------------------
@@ -427,8 +510,8 @@
     var items = shown();
     var note = $('list-note');
     if (!note.classList.contains('error')) {
-      note.textContent = items.length ? (state.tag || (state.assignee && state.view !== 'team')
-        ? 'Filtered in the page: ' + items.length + ' of ' + state.items.length + ' loaded.' : '')
+      note.textContent = items.length ? (state.assignee && state.view !== 'team')
+        ? 'Filtered in the page: ' + items.length + ' of ' + state.items.length + ' loaded.' : ''
         : state.items.length ? 'None of the loaded conversations match the filters.'
         : VIEWS[state.view].all && !state.channel && !state.tag && !state.assignee
         ? 'No conversations yet. On a local stack, run `make demo` (or start with `make run DEMO=1`) to send demo traffic.'
@@ -438,7 +521,8 @@
     var unread = state.items.reduce(function (n, c) { return n + (Number(c.unread_count) || 0); }, 0);
     document.title = (unread ? '(' + unread + ') ' : '') + 'Social Inbox';
     var key = JSON.stringify(items) + state.selected + Array.from(state.checked) + Math.floor(Date.now() / 60000);
-    if (key === state.listKey) return; // unchanged: leave scroll, focus and selection alone
+    // unchanged: leave scroll, focus and selection alone
+    if (key === state.listKey) return;
     state.listKey = key;
     var focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
     var scroll = list.scrollTop;
@@ -570,6 +654,7 @@
     var now = Date.now();
     var badges = document.querySelectorAll('.sla[data-due]');
     for (var i = 0; i < badges.length; i++) paintSla(badges[i], now);
+    if (state.window) paintWindow(now);
   }
 
   function duration(ms) {
@@ -637,6 +722,9 @@
   // --- thread ----------------------------------------------------------------------------------
 
   function clearThread(message) {
+    state.window = null;
+    $('window').textContent = '';
+    $('contact').hidden = true;
     $('thread-head').replaceChildren();
     $('messages').replaceChildren();
     $('actions').hidden = true;
@@ -671,7 +759,8 @@
       var convKey = JSON.stringify(conversation);
       if (!fresh && convKey === state.convKey && !unsettled()) {
         state.threadBusy = false;
-        return; // nothing moved: one request per poll
+        // nothing moved: one request per poll
+        return;
       }
       var results = await Promise.all([allMessages(path + '/messages'), allEvents(path + '/events')]);
       thread = results[0];
@@ -699,7 +788,163 @@
       : thread.more ? 'Showing the first ' + thread.items.length + ' messages.' : '';
     if (conversation.unread_count > 0 && !document.hidden) markRead(conversation);
     renderHead(conversation);
+    renderWindow(conversation.reply_window);
     renderThread(fresh);
+    var who = conversation.contact && conversation.contact.id;
+    if (who && (fresh || who !== state.contactFor)) loadContact(who);
+  }
+
+  // --- the messaging window: can a reply go out now, how, and for how long --------------------
+
+  function renderWindow(w) {
+    state.window = w && typeof w === 'object' ? w : null;
+    paintWindow(Date.now());
+  }
+
+  function paintWindow(now) {
+    var w = state.window, node = $('window');
+    var until = Date.parse((w && w.until) || '');
+    node.className = 'window' + (w && !w.can_reply ? ' closed' : w && w.mode === 'tagged' ? ' tagged' : '');
+    if (!w || (w.can_reply && isNaN(until) && w.mode === 'open')) { node.textContent = ''; return; }
+    if (!w.can_reply) {
+      node.textContent = 'No reply possible now: ' + (w.reason || w.code || 'the window is closed')
+        + (w.code ? ' (' + w.code + ')' : '') + '. Notes still work.';
+      return;
+    }
+    var left = isNaN(until) ? '' : countdown(until - now) + ' left';
+    var then = w.then || {};
+    node.textContent = w.mode === 'tagged'
+      ? 'Past 24 h: replies go out with the ' + w.tag + ' tag' + (left ? ' (' + left + ')' : '') + '.'
+      : 'Reply window open' + (left ? ': ' + left : '') + (then.mode === 'tagged' ? ', then only with the '
+        + then.tag + ' tag.' : then.code === 'template_required' ? ', then only an approved template.'
+        : then.mode === 'closed' ? ', then closed.' : '.');
+  }
+
+  // --- contact panel: identities, history across conversations, notes -----------------------
+
+  async function loadContact(id) {
+    state.contactFor = id;
+    var data;
+    try { data = await api('api/contacts/' + encodeURIComponent(id)); } catch (e) {
+      if (!e.handled && id === state.contactFor) contactNote(e.message, true);
+      return;
+    }
+    if (id !== state.contactFor) return;
+    state.contact = data;
+    renderContact();
+  }
+
+  function contactNote(text, bad) {
+    $('contact-note').textContent = text || '';
+    $('contact-note').classList.toggle('error', Boolean(bad));
+  }
+
+  function identityLine(i) {
+    var label = [i.display_name, i.handle ? '@' + String(i.handle).replace(/^@/, '') : '',
+      i.platform_id ? 'ID ' + i.platform_id : ''].filter(Boolean).join(' · ');
+    var item = el('li');
+    item.append(channelBadge(i.channel), ' ', el('span', 'ident', label));
+    return item;
+  }
+
+  function renderContact() {
+    var c = state.contact, many = c.identities.length > 1;
+    $('contact').hidden = false;
+    $('contact-name').textContent = c.display_name || contactName(state.conv || {});
+    $('identities').replaceChildren.apply($('identities'), c.identities.map(function (i) {
+      var item = identityLine(i);
+      if (many) {
+        var out = el('button', 'link', 'Unlink');
+        out.type = 'button';
+        out.dataset.unlink = i.id;
+        item.append(' ', out);
+      }
+      return item;
+    }));
+    $('history').replaceChildren.apply($('history'), c.conversations.map(function (h) {
+      var b = el('button', 'link hist');
+      b.type = 'button';
+      b.dataset.id = h.id;
+      if (h.id === state.selected) b.setAttribute('aria-current', 'true');
+      b.append(channelBadge(h.channel), ' ', el('span', 'badge st-' + h.status, h.status), ' ',
+        el('span', 'preview', h.last_message_preview || h.subject || ''), ' ', relativeTime(h.last_message_at));
+      var item = el('li');
+      item.append(b);
+      return item;
+    }));
+    $('contact-notes').replaceChildren.apply($('contact-notes'), c.notes.length ? c.notes.map(noteItem)
+      : [el('li', 'note', 'No notes yet.')]);
+  }
+
+  function noteItem(n) {
+    var item = el('li', 'cnote');
+    item.dataset.id = n.id;
+    item.append(el('div', 'text', n.text), el('div', 'meta', (n.author_name || n.author_id) + ' · ' + ago(n.created_at)
+      + (n.updated_at ? ' · edited' : '')));
+    var me = state.me || {};
+    if (n.author_id === me.id || me.role === 'supervisor' || me.role === 'admin') {
+      var edit = el('button', 'link', 'Edit');
+      edit.type = 'button';
+      edit.dataset.edit = n.id;
+      item.lastChild.append(' ', edit);
+    }
+    return item;
+  }
+
+  // a change of the panel's person (under identity `id`), then the panel read again
+  async function contactCall(id, path, method, body, done) {
+    var shown = state.contactFor;
+    contactNote('');
+    try {
+      await api('api/contacts/' + encodeURIComponent(id) + path, method, body);
+      if (done) done();
+      if (shown === state.contactFor) loadContact(shown);
+    } catch (e) {
+      if (!e.handled) contactNote(e.message, true);
+    }
+  }
+
+  function editNote(id) {
+    var n = state.contact.notes.find(function (x) { return x.id === id; });
+    var item = document.querySelector('.cnote[data-id="' + CSS.escape(id) + '"]');
+    if (!n || !item) return;
+    var box = el('textarea');
+    box.value = n.text;
+    box.rows = 3;
+    box.setAttribute('aria-label', 'Edit note');
+    var save = el('button', null, 'Save');
+    save.type = 'button';
+    save.addEventListener('click', function () {
+      if (box.value.trim()) contactCall(n.contact_id, '/notes/' + encodeURIComponent(id), 'PATCH', {text: box.value, version: n.version});
+    });
+    item.replaceChildren(box, save);
+    box.focus();
+  }
+
+  async function findIdentities(q) {
+    var list = $('link-results');
+    list.hidden = false;
+    var known = new Set(state.contact.identities.map(function (i) { return i.id; }));
+    var items;
+    try { items = (await api('api/search?' + new URLSearchParams({q: q, limit: '10'}))).items || []; } catch (e) {
+      if (!e.handled) contactNote(e.message, true);
+      return;
+    }
+    var seen = new Set();
+    var found = items.filter(function (r) {
+      var id = r.contact && r.contact.id;
+      if (!id || known.has(id) || seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
+    list.replaceChildren.apply(list, found.length ? found.map(function (r) {
+      var b = el('button', 'link', 'Same person: ' + contactName(r) + (contactSub(r) ? ' (' + contactSub(r) + ')' : ''));
+      b.type = 'button';
+      b.dataset.link = r.contact.id;
+      var item = el('li');
+      item.append(channelBadge(r.channel), ' ', b);
+      return item;
+    }) : [el('li', 'note', 'No other identity matches.')]);
   }
 
   async function markRead(conversation) {
@@ -819,7 +1064,8 @@
     });
     merged = merged.concat(events.slice(j), state.pending.map(function (p) { return {at: p.at, p: p}; }));
     var key = JSON.stringify(merged) + (state.me && state.me.id);
-    if (!fresh && key === state.threadKey) return; // unchanged: leave scroll and text selection alone
+    // unchanged: leave scroll and text selection alone
+    if (!fresh && key === state.threadKey) return;
     state.threadKey = key;
     var list = $('messages');
     var atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
@@ -1014,7 +1260,8 @@
         if (kind === 'video') node.controls = true; else node.alt = attachmentLabel(a);
         var list = $('messages'), end = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
         node.addEventListener(kind === 'img' ? 'load' : 'loadedmetadata', function () {
-          if (end) list.scrollTop = list.scrollHeight; // the thread stays at its newest message
+          // the thread stays at its newest message
+          if (end) list.scrollTop = list.scrollHeight;
         });
         node.src = b.url;
         item.append(node);
@@ -1028,7 +1275,8 @@
     get.addEventListener('click', function () {
       fetchMedia(path).then(function (b) {
         var save = el('a');
-        var url = b.url; // a blob: URL of our own endpoint's answer, never a platform URL
+        // a blob: URL of our own endpoint's answer, never a platform URL
+        var url = b.url;
         save.href = url;
         save.download = String(a.filename || a.file_name || a.name || 'attachment').replace(/[\\/]/g, '_');
         save.click();
@@ -1114,8 +1362,8 @@
     beaten = {id: id, typing: typing, at: Date.now()};
     try {
       await api(convPath(id) + '/viewing', 'PUT', {typing: typing});
-      var items = (await api(convPath(id) + '/viewers')).items || [];
-      if (id === state.selected) renderViewers(items);
+      // the next poll brings who else is here
+      state.viewersAt = 0;
     } catch (e) { /* a hint only */ }
   }
 
@@ -1197,8 +1445,10 @@
 
   async function send(confirmed) {
     var text = $('draft').value;
-    if (!text.trim() || !state.selected) return; // a second click after the text left: nothing
-    if (state.sending) { state.sendNext = true; return; } // a new text: sent once the one on its way is answered
+    // a second click after the text left: nothing
+    if (!text.trim() || !state.selected) return;
+    // a new text: sent once the one on its way is answered
+    if (state.sending) { state.sendNext = true; return; }
     var kind = state.mode, id = state.selected;
     var d = state.draft;
     // one client_id per attempt: a retry of the same text (after an error or a double click) reuses it
@@ -1210,7 +1460,8 @@
     hideConfirm();
     var note = $('composer-note');
     note.textContent = '';
-    $('draft').value = ''; // optimistic: the text moves into the thread, and comes back if not sent
+    // optimistic: the text moves into the thread, and comes back if not sent
+    $('draft').value = '';
     var pending = state.pending.find(function (p) { return p.clientId === d.clientId; });
     if (!pending) {
       pending = {clientId: d.clientId, text: text, kind: kind, at: Date.now(), message: null};
@@ -1351,7 +1602,8 @@
     state.view = tab.dataset.view;
     changeView();
   });
-  on('views', 'keydown', function (event) { // ARIA tabs: arrows move between views
+  // ARIA tabs: arrows move between views
+  on('views', 'keydown', function (event) {
     if (event.key !== 'ArrowRight' && event.key !== 'ArrowLeft') return;
     var names = Object.keys(VIEWS);
     var at = names.indexOf(state.view) + (event.key === 'ArrowRight' ? 1 : -1);
@@ -1363,7 +1615,7 @@
   on('channel', 'change', function () { state.channel = $('channel').value; changeView(); loadCounts(); });
   on('sort', 'change', function () { state.sort = $('sort').value; changeView(); });
   on('assignee', 'change', function () { state.assignee = $('assignee').value.trim(); changeView(); });
-  on('tag', 'input', function () { state.tag = $('tag').value; state.listKey = ''; renderList(); });
+  on('tag', 'change', function () { state.tag = $('tag').value; changeView(); });
   on('more', 'click', function () { loadList('more'); });
   on('conversations', 'click', function (event) {
     var button = event.target.closest('.row');
@@ -1435,6 +1687,37 @@
     renderBulk();
   });
   on('confirm-cancel', 'click', function () { hideConfirm(); loadThread(false); });
+  on('history', 'click', function (event) {
+    var b = event.target.closest('[data-id]');
+    if (b) select(b.dataset.id);
+  });
+  on('identities', 'click', function (event) {
+    var b = event.target.closest('[data-unlink]');
+    if (b) contactCall(b.dataset.unlink, '/links', 'DELETE');
+  });
+  on('contact-notes', 'click', function (event) {
+    var b = event.target.closest('[data-edit]');
+    if (b) editNote(b.dataset.edit);
+  });
+  on('note-form', 'submit', function (event) {
+    event.preventDefault();
+    var text = $('note-text').value;
+    if (text.trim() && state.contactFor) {
+      contactCall(state.contactFor, '/notes', 'POST', {text: text}, function () { $('note-text').value = ''; });
+    }
+  });
+  on('link-form', 'submit', function (event) {
+    event.preventDefault();
+    var q = $('link-q').value.trim();
+    if (q && state.contact) findIdentities(q);
+  });
+  on('link-results', 'click', function (event) {
+    var b = event.target.closest('[data-link]');
+    if (!b) return;
+    $('link-results').hidden = true;
+    $('link-q').value = '';
+    contactCall(state.contactFor, '/links', 'POST', {contact_id: b.dataset.link});
+  });
   on('act-claim', 'click', function () { act({assignee: 'me', claim: true}, 'claim'); });
   on('act-assign', 'click', function () {
     var who = $('assign-to').value.trim();
@@ -1464,11 +1747,20 @@
   document.addEventListener('visibilitychange', function () {
     if (!state.token) return;
     if (document.hidden) { presence('away'); return; }
+    // back: read everything again (changes made while away were not polled)
     presence('online');
     loadList('refresh');
+    loadCounts();
     if (state.selected) { loadThread(false); beat(true); }
   });
 
   setMode('reply');
-  if (state.token) start(); else showLogin('');
+  if (state.token) {
+    start();
+  } else {
+    // another open tab of this sign-in: no form
+    askPeers().then(function (token) {
+      if (token) { keepSession({token: token}); start(); } else showLogin('');
+    });
+  }
 })();
