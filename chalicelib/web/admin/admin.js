@@ -271,7 +271,16 @@
   // --- agents -------------------------------------------------------------------------------
 
   async function agentsById() {
-    if (!state.agents) state.agents = (await api('api/agents?limit=100')).items;
+    if (!state.agents) {
+      var found = [], next = null, pages = 0;
+      do {  // one Scan page per request; a contact centre's people fit in a few
+        var page = await api('api/agents?limit=100' + (next ? '&cursor=' + encodeURIComponent(next) : ''));
+        found = found.concat(page.items);
+        next = page.next;
+      } while (next && ++pages < 20);
+      found.sort(function (a, b) { return a.name.localeCompare(b.name); });
+      state.agents = found;
+    }
     var map = {};
     state.agents.forEach(function (a) { map[a.id] = a; });
     return map;
