@@ -176,14 +176,24 @@ def test_another_teams_contact_is_404_like_an_unknown_one_and_history_hides_what
     assert _call(inbox, "PATCH", f"/api/contacts/{ana_contact}/notes/x", bob, {"text": "hi"}).status_code == 404
     assert _call(inbox, "POST", f"/api/contacts/{ana_contact}/links", bob,
                  {"contact_id": billing_contact}).status_code == 404
-    # an admin links Ana's Messenger identity with the billing contact: each agent sees only their team's part
+    # an admin links Ana's Messenger identity with the billing contact: each agent sees only their
+    # team's part of the person (identities, conversations, notes), and the other part stays 404
+    assert _call(inbox, "POST", f"/api/contacts/{billing_contact}/notes", bob, {"text": "billing note"}).status_code \
+        == 201
     assert _call(inbox, "POST", f"/api/contacts/{ana_contact}/links", world["admin"],
                  {"contact_id": billing_contact}).status_code == 200
     seen_by_bob = _call(inbox, "GET", f"/api/contacts/{billing_contact}", bob).json
     assert [c["id"] for c in seen_by_bob["conversations"]] == [world["billing"]["id"]]
-    assert len(seen_by_bob["identities"]) == 2
-    seen_by_ana = _call(inbox, "GET", f"/api/contacts/{billing_contact}", ana).json
+    assert [i["id"] for i in seen_by_bob["identities"]] == [billing_contact]
+    assert [n["text"] for n in seen_by_bob["notes"]] == ["billing note"]
+    seen_by_ana = _call(inbox, "GET", f"/api/contacts/{ana_contact}", ana).json
     assert [c["id"] for c in seen_by_ana["conversations"]] == [world["messenger"]["id"]]
+    assert [i["id"] for i in seen_by_ana["identities"]] == [ana_contact] and seen_by_ana["notes"] == []
+    for path in (f"/api/contacts/{billing_contact}", f"/api/contacts/{billing_contact}/notes"):
+        assert _call(inbox, "GET", path, ana).status_code == 404
+    assert _call(inbox, "DELETE", f"/api/contacts/{billing_contact}/links", ana).status_code == 404
+    admin_view = _call(inbox, "GET", f"/api/contacts/{billing_contact}", world["admin"]).json
+    assert len(admin_view["identities"]) == 2 and len(admin_view["conversations"]) == 2
     assert _call(inbox, "GET", "/api/contacts/" + ana_contact, "not-a-token").status_code == 401
 
 

@@ -7,9 +7,10 @@ and what agents noted about them (chalicelib.inbox.contacts does the reading and
   about the person (never sent to the customer); the author, a supervisor or an admin edits.
 - POST /api/contacts/{id}/links {"contact_id"}: the other identity is the same person;
   DELETE /api/contacts/{id}/links: this identity stands alone again.
-A contact is visible to an agent who may see at least one of the person's conversations; any
-other contact answers 404 exactly like an unknown id. Conversations the agent may not see are
-left out of the history."""
+An identity is visible to an agent who may see at least one of its conversations; any other
+answers 404 exactly like an unknown id. The panel shows only the person's visible identities,
+their conversations the agent may see, and the notes kept under them, so a linked identity never
+tells an agent about another team's conversations."""
 from __future__ import annotations
 
 from typing import Any, Dict, List, Tuple
@@ -23,7 +24,8 @@ contact_api = Blueprint(__name__)
 
 
 def _person(identity: Any, contact_id: str) -> Tuple[List[Any], List[Dict[str, Any]]]:
-    """The person's identities and the conversations the caller may see (404 if none)."""
+    """The person's identities and conversations the caller may see (404 unless `contact_id`
+    itself has one)."""
     from chalicelib.api import access
     from chalicelib.inbox import contacts
 
@@ -34,9 +36,10 @@ def _person(identity: Any, contact_id: str) -> Tuple[List[Any], List[Dict[str, A
     except contacts.Missing:
         raise NotFoundError("no such contact")
     rows = access.visible(identity, contacts.history([c.contact_id for c in identities]))
-    if not rows:
+    seen = {row.get("contact_id") for row in rows}
+    if contact_id not in seen:
         raise NotFoundError("no such contact")
-    return identities, rows
+    return [c for c in identities if c.contact_id in seen], rows
 
 
 def _conflict(error: Exception) -> Response:
