@@ -81,11 +81,9 @@ def replay_dead_letters(identity: Any) -> Any:
                 or not all(plausible_id(i) for i in raw):
             raise BadRequestError(f"message_ids must be a list of 1 to {MAX_REPLAY_IDS} message ids")
         ids = sorted(set(raw))
-    before = None if ids is None else {item["message_id"] for item in dlq.list_parked(1000)}
-    moved = dlq.replay(message_ids=ids)
+    moved, missing = dlq.replay_selected(ids) if ids is not None else (dlq.replay(), [])
     logger.info("dead letters replayed", extra={"agent_id": identity.agent_id, "replayed": moved,
                                                 "selected": None if ids is None else len(ids)})
-    missing = [] if ids is None or before is None else [i for i in ids if i not in before]
     return {"replayed": moved, "not_found": missing}
 
 

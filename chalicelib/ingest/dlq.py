@@ -13,7 +13,7 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Collection, Dict, Iterator, List, MutableMapping, Optional
+from typing import Any, Collection, Dict, Iterator, List, MutableMapping, Optional, Set, Tuple
 
 from chalicelib import aws, config
 
@@ -77,14 +77,23 @@ def _envelope_facts(body: str) -> Dict[str, Any]:
     return {"adapter": envelope.adapter, "received_at": envelope.received_at_ms or None}
 
 
-def replay(max_messages: int = 1000, message_ids: Optional[Collection[str]] = None) -> int:
-    """Move parked envelopes back to the ingest queue; returns how many were moved. With
-    `message_ids`, only those: the others seen on the way stay hidden until the scan ends (so it
-    reaches past them) and are then made visible again at once."""
+def replay(max_messages: int = 1000) -> int:
+    """Move parked envelopes back to the ingest queue; returns how many were moved."""
+    return _move(max_messages, None)[0]
+
+
+def replay_selected(message_ids: Collection[str], max_messages: int = 1000) -> Tuple[int, List[str]]:
+    """Move only these parked envelopes back; returns (how many moved, the ids not found parked).
+    The others seen on the way stay hidden until the scan ends (so it reaches past them) and are
+    then made visible again at once."""
+    moved, missing = _move(max_messages, set(message_ids))
+    return moved, sorted(missing)
+
+
+def _move(max_messages: int, wanted: Optional[Set[str]]) -> Tuple[int, Set[str]]:
     sqs = aws.client("sqs")
     dlq = aws.queue_url(config.DEAD_LETTER_QUEUE)
     ingest = aws.queue_url(config.INGEST_QUEUE)
-    wanted = None if message_ids is None else set(message_ids)
     skipped: List[str] = []
     moved = 0
     try:
@@ -101,7 +110,7 @@ def replay(max_messages: int = 1000, message_ids: Optional[Collection[str]] = No
                     break
     finally:
         _release(skipped)
-    return moved
+    return moved, wanted or set()
 
 
 def use_local_stack(environ: Optional[MutableMapping[str, str]] = None) -> bool:
