@@ -206,6 +206,31 @@ def test_a_team_lead_gets_read_only_people_screens_and_an_agent_gets_none(inbox,
     _clean(browser)
 
 
+def test_flags_badges_and_errors_meet_wcag_aa_in_light_and_dark(inbox, served, browser):
+    from playwright.sync_api import expect
+
+    from tests.test_workspace_more import _contrast
+
+    _seed(inbox)
+    _token("bob@example.com", "agent", ["default"])
+    page = _open_admin(served, browser, inbox.login_admin())
+    expect(page.locator("#accounts .badge.bad")).to_be_visible()
+    page.locator("#sla-form").evaluate("f => f.closest('section').hidden = false")  # a visible error note
+    page.locator("#sla-form-note").evaluate("n => { n.className = 'note error'; n.textContent = 'refused'; }")
+    selectors = ["#reauth", "#count-reauth", "#count-dlq", "#accounts .badge.bad", "#accounts .reason",
+                 "#accounts .badge.ok", ".help", ".grid th", "#tab-accounts", "#sla-form-note", "#inbox-link",
+                 "button[type=submit]"]
+    for scheme in ("light", "dark"):
+        page.emulate_media(color_scheme=scheme)
+        for selector in selectors:
+            color, background = page.locator(selector).first.evaluate(
+                "n => { let bg = 'rgba(0, 0, 0, 0)', p = n;"
+                " while (bg === 'rgba(0, 0, 0, 0)' && p) { bg = getComputedStyle(p).backgroundColor; p = p.parentElement; }"
+                " return [getComputedStyle(n).color, bg === 'rgba(0, 0, 0, 0)' ? 'rgb(255, 255, 255)' : bg]; }")
+            assert _contrast(color, background) >= 4.5, (scheme, selector, color, background)
+    _clean(browser)
+
+
 @pytest.mark.skipif(not SCREENSHOTS_DIR, reason="`make screenshots` sets SCREENSHOTS_DIR")
 def test_screenshots(inbox, served, browser):
     """The admin screen as a PNG (make screenshots): an account needing re-authorisation on top."""
