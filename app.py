@@ -3,7 +3,7 @@ from typing import Any, Callable, Dict
 
 from chalice import Chalice, Rate, Response
 
-from chalicelib import config
+from chalicelib import config, tracing
 from chalicelib.api.admin_routes import admin_api
 from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api
@@ -76,6 +76,7 @@ def security_headers(request: Any, get_response: Callable[[Any], Response]) -> R
                     maximum_batching_window_in_seconds=1)
 def ingest_processor(event: Any) -> Dict[str, int]:
     """Normalise accepted deliveries into contacts, conversations and messages."""
+    tracing.activate()
     from chalicelib.ingest.processor import process_records, record_dicts
 
     return process_records(record_dicts(event))
@@ -85,6 +86,7 @@ def ingest_processor(event: Any) -> Dict[str, int]:
                     maximum_batching_window_in_seconds=5)
 def sla_timers(event: Any) -> Dict[str, int]:
     """The reply-deadline flow's warning and breach messages (stale ones are dropped)."""
+    tracing.activate()
     from chalicelib.ingest.processor import record_dicts
     from chalicelib.sla.timers import handle_records
 
@@ -94,6 +96,7 @@ def sla_timers(event: Any) -> Dict[str, int]:
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sla_sweeper")
 def sla_sweeper(event: Any) -> Dict[str, int]:
     """Safety net: warnings and breaches whose timer was lost or throttled."""
+    tracing.activate()
     from chalicelib.sla.timers import sweep
 
     return sweep()
@@ -103,6 +106,7 @@ def sla_sweeper(event: Any) -> Dict[str, int]:
 def routing_sweeper(event: Any) -> Dict[str, int]:
     """Safety net for routing: hand on conversations of agents whose presence expired, and drain
     every team's unassigned backlog."""
+    tracing.activate()
     from chalicelib import routing
 
     return routing.sweep()
@@ -112,6 +116,7 @@ def routing_sweeper(event: Any) -> Dict[str, int]:
 def outbox_worker(event: Any) -> Dict[str, int]:
     """Send queued replies through their channel's adapter (one per invocation: a send may take
     the adapter's whole timeout)."""
+    tracing.activate(http=True)
     from chalicelib.ingest.processor import record_dicts
     from chalicelib.outbound.worker import handle_records
 

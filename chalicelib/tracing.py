@@ -1,16 +1,27 @@
 """X-Ray subsegments around AWS and platform calls, a no-op when X-Ray is not available.
 
 X-Ray is on only inside Lambda (LAMBDA_TASK_ROOT set) unless AWS_XRAY_SDK_ENABLED=false; the
-SDK is imported lazily, so local runs and tests never pay its ~0.5 s import or poll a daemon.
+SDK is imported lazily, so local runs and tests never pay its import or poll a daemon.
+
+What gets traced: every botocore call (boto3, pynamodb and powertools' SSM reads all go through
+botocore: DynamoDB, SQS, Step Functions, SSM) from the first `activate()`/`subsegment()` of a
+container on, and platform HTTP (requests) once requests is loaded. Patching only what is already
+imported keeps the webhook's cold start from importing requests and pynamodb just to patch them
+(`patch(["requests"])` imports requests); the outbox worker, which sends over HTTP, asks for it
+with `activate(http=True)`.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any, Iterator, Optional
+import sys
+from typing import Any, Iterator, Optional, Set
 
 _recorder: Any = None
 _checked = False
+_patched: Set[str] = set()
+#: Libraries X-Ray patches once they are loaded (botocore first: every AWS call goes through it).
+TRACED_MODULES = ("botocore", "requests")
 
 
 def _enabled() -> bool:
@@ -20,19 +31,43 @@ def _enabled() -> bool:
 
 
 def recorder() -> Optional[Any]:
-    """The configured xray_recorder, or None when tracing is off."""
+    """The configured xray_recorder, or None when tracing is off. Patches any traced library
+    loaded since the last call (a set lookup when there is nothing new)."""
     global _recorder, _checked
-    if _checked:
-        return _recorder
-    _checked = True
-    if not _enabled():
-        return None
-    from aws_xray_sdk.core import patch, xray_recorder
+    if not _checked:
+        _checked = True
+        if _enabled():
+            from aws_xray_sdk.core import xray_recorder
 
-    xray_recorder.configure(context_missing="IGNORE_ERROR")
-    patch(["boto3", "botocore", "requests", "pynamodb"])
-    _recorder = xray_recorder
+            xray_recorder.configure(context_missing="IGNORE_ERROR")
+            _recorder = xray_recorder
+    if _recorder is not None:
+        _patch_loaded()
     return _recorder
+
+
+def _patch_loaded() -> None:
+    new = [m for m in TRACED_MODULES if m not in _patched and m in sys.modules]
+    if new:
+        from aws_xray_sdk.core import patch
+
+        patch(new)
+        _patched.update(new)
+
+
+def activate(http: bool = False) -> None:
+    """At the start of a handler: trace its AWS calls (and platform HTTP with `http=True`, which
+    loads requests first so that it is patched before the first send)."""
+    if not _enabled():
+        return
+    if http:
+        import requests  # noqa: F401  (the outbox worker sends with it anyway)
+    recorder()
+
+
+def patched() -> Set[str]:
+    """What X-Ray has patched in this process (tests, benches)."""
+    return set(_patched)
 
 
 @contextlib.contextmanager

@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
 
 #: (path under vendor/, why nothing at run time needs it)
 DROP: List[Tuple[str, str]] = [
@@ -36,7 +37,7 @@ LAZY_IMPORTS = ["requests", "requests_oauthlib", "holidays", "jwt", "aws_xray_sd
                 "aws_lambda_powertools.utilities.parameters", "pynamodb.connection", "pynamodb.transactions"]
 #: What the Lambda Python runtime provides (not vendored; taken from this interpreter for smoke),
 #: and chalice's runtime module, which `chalice package` adds to the zip itself.
-RUNTIME_PROVIDED = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "chalice"]
+RUNTIME_PROVIDED = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3", "chalice"]
 
 
 def _size(path: str) -> int:
@@ -71,9 +72,10 @@ def prune(build: str) -> Dict[str, int]:
     return saved
 
 
-def smoke(build: str) -> None:
-    """Import every chalicelib module and each lazy import, and compute one year of holidays, with
-    sys.path = [build, build/vendor, runtime-provided packages only]. Raises on any failure."""
+@contextlib.contextmanager
+def lambda_runtime() -> Iterator[str]:
+    """A directory holding only what the Lambda Python runtime provides (symlinks into this
+    interpreter's packages), for a child interpreter that must not see the dev packages."""
     import importlib.util
 
     runtime = tempfile.mkdtemp(prefix="lambda-runtime-")
@@ -84,26 +86,46 @@ def smoke(build: str) -> None:
                 continue
             source = os.path.dirname(spec.origin) if spec.submodule_search_locations else spec.origin
             os.symlink(source, os.path.join(runtime, os.path.basename(source)))
+        yield runtime
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def lambda_path_code(code_dirs: List[str], runtime: str) -> str:
+    """Python that sets sys.path like Lambda's: the function's code, then the runtime's packages
+    (run the child with `-S`, so no site-packages is added)."""
+    paths = [os.path.abspath(p) for p in code_dirs] + [runtime]
+    return ("import sys\n"
+            f"sys.path[:] = {paths!r} + [p for p in sys.path if 'site-packages' not in p "
+            "and 'dist-packages' not in p]\n")
+
+
+def child_env(**extra: str) -> Dict[str, str]:
+    """The environment of a Lambda-like child: no virtualenv or PYTHON* settings of ours."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    env.update(extra)
+    return env
+
+
+def smoke(build: str) -> None:
+    """Import every chalicelib module and each lazy import, and compute one year of holidays, with
+    sys.path = [build, build/vendor, runtime-provided packages only]. Raises on any failure."""
+    with lambda_runtime() as runtime:
         modules = ["app"] + sorted(_chalicelib_modules(build)) + LAZY_IMPORTS
         script = (
-            "import sys, importlib\n"
-            f"sys.path[:] = [{os.path.abspath(build)!r}, {os.path.abspath(os.path.join(build, 'vendor'))!r}, "
-            f"{runtime!r}] + [p for p in sys.path if 'site-packages' not in p and 'dist-packages' not in p]\n"
+            lambda_path_code([build, os.path.join(build, "vendor")], runtime)
+            + "import importlib\n"
             f"for name in {modules!r}:\n"
             "    importlib.import_module(name)\n"
             "import holidays\n"
             "assert holidays.country_holidays('DE', subdiv='BY', years=2026)\n"
             "assert holidays.country_holidays('ZA', years=2026)\n"
-            "print(len(sys.modules))\n"
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV"))}
-        env.update({"SOCIALINBOX_STAGE": "dev", "AWS_DEFAULT_REGION": env.get("AWS_DEFAULT_REGION", "us-east-1")})
-        result = subprocess.run([sys.executable, "-S", "-c", script], env=env, capture_output=True, text=True,
-                                timeout=120, cwd=runtime)
+        result = subprocess.run([sys.executable, "-S", "-c", script], env=child_env(SOCIALINBOX_STAGE="dev"),
+                                capture_output=True, text=True, timeout=120, cwd=runtime)
         if result.returncode != 0:
             raise RuntimeError("the pruned build does not import:\n" + result.stderr[-3000:])
-    finally:
-        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def _chalicelib_modules(build: str) -> List[str]:

@@ -13,6 +13,16 @@ from tests.helpers import PAGE, messenger, page_delivery
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def _python(script: str, drop=()) -> str:
+    """Run `script` in a fresh interpreter (what it imports is the point) without `drop` in its
+    environment; its stdout."""
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
 @pytest.fixture
 def aws_stage(monkeypatch):
     monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
@@ -57,11 +67,7 @@ def test_tracing_is_a_clean_no_op_without_lambda_and_works_without_a_daemon_in_l
         "    pass\n"
         "print('traced-ok')\n"
     )
-    env = {k: v for k, v in os.environ.items() if k not in ("AWS_XRAY_SDK_ENABLED", "LAMBDA_TASK_ROOT")}
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert "traced-ok" in result.stdout
+    assert "traced-ok" in _python(script, drop=("AWS_XRAY_SDK_ENABLED", "LAMBDA_TASK_ROOT"))
 
 
 def test_correlation_ids_do_not_leak_between_threads():
@@ -97,3 +103,33 @@ def test_correlation_ids_do_not_leak_between_threads():
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 2
     assert all(line["correlation_id"] == line["who"] for line in lines)
+
+
+def test_in_lambda_tracing_patches_only_what_is_loaded():
+    """The webhook's cold start must not import requests or pynamodb just to patch them; the
+    outbox worker asks for HTTP tracing and gets requests patched before its first send."""
+    script = (
+        "import os, sys\n"
+        "os.environ['LAMBDA_TASK_ROOT'] = '/var/task'\n"
+        "from chalicelib import tracing\n"
+        "import botocore\n"
+        "with tracing.subsegment('enqueue', adapter='meta'):\n"
+        "    pass\n"
+        "assert tracing.patched() == {'botocore'}, tracing.patched()\n"
+        "assert 'requests' not in sys.modules and 'pynamodb' not in sys.modules\n"
+        "tracing.activate(http=True)\n"
+        "assert tracing.patched() == {'botocore', 'requests'}, tracing.patched()\n"
+        "print('patched-ok')\n"
+    )
+    assert "patched-ok" in _python(script, drop=("AWS_XRAY_SDK_ENABLED", "LAMBDA_TASK_ROOT"))
+
+
+def test_offline_activate_loads_nothing():
+    script = (
+        "import sys\n"
+        "from chalicelib import tracing\n"
+        "tracing.activate(http=True)\n"
+        "assert 'aws_xray_sdk' not in sys.modules and 'requests' not in sys.modules\n"
+        "print('offline-ok')\n"
+    )
+    assert "offline-ok" in _python(script, drop=("LAMBDA_TASK_ROOT",))
