@@ -8,7 +8,9 @@ Through the Chalice test client (`chalice.test.Client`, stage local) in-process 
   chalicelib.local.pump; the pump's own ReceiveMessage/DeleteMessageBatch are Lambda's) until the
   reply is `sent`; the Graph API is faked with `responses`;
 - actions: PATCH status (pending), PATCH claim (`{"assignee": "me", "claim": true}`), POST read;
-- pages (25 rows): GET /api/conversations sort=recent, sort=due, assignee=me, sort=due&sla=breached.
+- pages (25 rows): GET /api/conversations sort=recent, sort=due, assignee=me, sort=due&sla=breached;
+- the workspace's idle poll: GET /api/changes with the token of its last answer (304), with and
+  without viewers, and GET /api/counts (every view's count in one answer).
 
 The conversations are written straight into moto's in-process backend (not through the HTTP path,
 which would take hours for 100,000): items built by chalicelib.inbox.rules.new_conversation (the
@@ -367,6 +369,24 @@ def _measure(api: Api, bench: Any, live: List[str], size: int) -> Tuple[Dict[str
             entry[f"page {label}"]["rows"] = rows_seen
             if rows_seen[0] < 25 and size >= 1_000:
                 problems.append(f"page {label}: {rows_seen[0]} rows (expected a full page of 25)")
+    # the workspace's idle poll (GET /api/changes with the token of the last answer: 304) and its counts
+    with bench.COUNTER.paused(), bench.METER.paused():
+        tokens = {v: json.loads(api.call("get", f"/api/changes?conversation={live[0]}{v}")[0].body)["token"]
+                  for v in ("", "&viewers=1")}
+    for label, path, expected in (
+            ("poll /api/changes (nothing changed: 304)", f"/api/changes?conversation={live[0]}&since={tokens['']}", 304),
+            ("poll with viewers (every 4th poll)",
+             f"/api/changes?conversation={live[0]}&viewers=1&since={tokens['&viewers=1']}", 304),
+            ("GET /api/counts (5 view counts)", "/api/counts", 200)):
+        samples = []
+        for _ in range(3):
+            response, requests, units = api.call("get", path)
+            if response.status_code != expected:
+                problems.append(f"{label} answered {response.status_code}: {response.body[:200]!r}")
+                continue
+            samples.append((Counter(requests.calls), units.wru, units.rru))
+        if samples:
+            record(label, samples)
     print(f"  with {size:,} conversations (median over samples; range in brackets):")
     bench.print_table(["call", "n", "AWS requests", "WRU", "RRU", "by operation"], rows, indent="    ")
     return entry, problems

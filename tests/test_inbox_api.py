@@ -241,6 +241,31 @@ def test_counts_of_every_view_in_one_answer(accounts):
                                  headers={"Authorization": "Bearer " + token}).status_code == 400
 
 
+def test_counts_read_one_bounded_page_per_view_whatever_the_queue_size(accounts, monkeypatch):
+    from pynamodb.connection.base import Connection
+
+    from chalicelib.api import views
+
+    inbox = accounts
+    now = int(time.time() * 1000)
+    _deliver(inbox, page_delivery(*[messenger(f"q{i}", f"qp{i}", now - 60_000 - i) for i in range(5)]))
+    calls = []
+    original = Connection.dispatch
+
+    def counting(self, operation, kwargs):
+        calls.append((operation, kwargs.get("Limit"), kwargs.get("Select")))
+        return original(self, operation, kwargs)
+
+    monkeypatch.setattr(Connection, "dispatch", counting)
+    monkeypatch.setattr(views, "COUNT_PAGE", 3)
+    answer = inbox.get("/api/counts")
+    assert answer["counts"] == {"mine": 0, "unassigned": 3, "team": 3, "at_risk": 0, "breached": 0}
+    # shown as "3+"; at risk read 3 of the 5 upcoming deadlines, none past its warning yet: "0+"
+    assert answer["capped"] == ["unassigned", "team", "at_risk"]
+    assert [c for c in calls if c[0] == "Query"] == [("Query", 3, "COUNT")] * 5
+    assert not [c for c in calls if c[0] == "Scan"]
+
+
 def _window(inbox, conversation_id):
     return inbox.get(f"/api/conversations/{conversation_id}")["reply_window"]
 

@@ -9,7 +9,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
-from chalicelib.models import STATUSES, Conversation, Message
+from chalicelib.models import STATUSES, Conversation, ConversationsByOwnerDue, ConversationsByTeamDue, Message
 
 MAX_PAGE = 100
 CHANNELS = ("messenger", "instagram", "whatsapp", "facebook", "x", "telegram", "linkedin")
@@ -248,13 +248,13 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
 
 
 COUNTED = ("mine", "unassigned", "team", "at_risk", "breached")
-COUNT_CAP = 1000
+COUNT_PAGE = 500  # index entries a view's count reads at most (one Query page): "500+" beyond
 
 
 def view_counts(team: str, agent_id: str, channel: Optional[str] = None) -> Dict[str, Any]:
     """How many open conversations each view holds (the page's tab counts): one COUNT Query
-    per view on the lean deadline indexes, counted up to COUNT_CAP (`capped` names views that
-    hold more)."""
+    of one page per view on the lean deadline indexes, so five Queries whatever the table size;
+    a view with more entries than COUNT_PAGE (or whose filter left some unread) is `capped`."""
     from chalicelib.inbox.rules import NO_DEADLINE
     from chalicelib.runtime import runtime
 
@@ -262,22 +262,27 @@ def view_counts(team: str, agent_id: str, channel: Optional[str] = None) -> Dict
         raise BadQuery(f"channel must be one of {', '.join(CHANNELS)}")
     now = runtime.now_ms()
     only = (Conversation.channel == channel) if channel else None
-
-    def both(extra: Any) -> Any:
-        return extra if only is None else only & extra
-
-    queue = f"{team}#open"
-    counts = {
-        "mine": Conversation.by_owner_due.count(f"a#{agent_id}#open", filter_condition=only, limit=COUNT_CAP),
-        "unassigned": Conversation.by_owner_due.count(f"u#{team}#open", filter_condition=only, limit=COUNT_CAP),
-        "team": Conversation.by_team_due.count(queue, filter_condition=only, limit=COUNT_CAP),
-        "at_risk": Conversation.by_team_due.count(queue, Conversation.due_sort.between(now, NO_DEADLINE - 1),
-                                                  filter_condition=both(Conversation.warn_at <= now),
-                                                  limit=COUNT_CAP),
-        "breached": Conversation.by_team_due.count(queue, Conversation.due_sort < now, filter_condition=only,
-                                                   limit=COUNT_CAP),
+    at_risk = Conversation.warn_at <= now
+    queue, owner, team_due = f"{team}#open", ConversationsByOwnerDue.Meta.index_name, \
+        ConversationsByTeamDue.Meta.index_name
+    plan = {
+        "mine": (owner, f"a#{agent_id}#open", None, only),
+        "unassigned": (owner, f"u#{team}#open", None, only),
+        "team": (team_due, queue, None, only),
+        "at_risk": (team_due, queue, Conversation.due_sort.between(now, NO_DEADLINE - 1),
+                    at_risk if only is None else only & at_risk),
+        "breached": (team_due, queue, Conversation.due_sort < now, only),
     }
-    return {"counts": counts, "capped": [name for name in COUNTED if counts[name] >= COUNT_CAP]}
+    connection = Conversation._get_connection()
+    counts, capped = {}, []
+    for name in COUNTED:
+        index, key, key_range, condition = plan[name]
+        page = connection.query(key, range_key_condition=key_range, filter_condition=condition, index_name=index,
+                                limit=COUNT_PAGE, select="COUNT")
+        counts[name] = int(page.get("Count", 0))
+        if page.get("LastEvaluatedKey"):
+            capped.append(name)
+    return {"counts": counts, "capped": capped}
 
 
 def reply_window(state: Dict[str, Any]) -> Dict[str, Any]:

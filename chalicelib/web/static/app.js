@@ -21,6 +21,7 @@
   // online heartbeat (routing's grace period is 90 s)
   var PRESENCE_MS = 45000;
   var ALERTS_MS = 60000;
+  var COUNTS_MS = 10000;
   // safety net: list and counts read again even if no change was stamped
   var FULL_MS = 120000;
   var PAGE = 25;
@@ -43,7 +44,7 @@
     items: [], next: null, listKey: '', listGen: 0, listBusy: false,
     selected: null, conv: null, convKey: '', thread: [], events: [], threadKey: '', threadGen: 0,
     threadBusy: false, pending: [], draft: null, typing: null, sending: false, sendNext: false, mode: 'reply', timers: [],
-    checked: new Set(), since: '', viewersAt: 0, window: null, contact: null, contactFor: ''
+    checked: new Set(), since: '', viewersAt: 0, countsDue: false, countsAt: 0, window: null, contact: null, contactFor: ''
   };
 
   function $(id) { return document.getElementById(id); }
@@ -286,7 +287,9 @@
     // retried every poll
     var failed = function (note) { return $(note).classList.contains('error'); };
     if (changed.indexOf('list') >= 0 || failed('list-note')) loadList('refresh');
-    if (changed.indexOf('counts') >= 0) loadCounts();
+    if (changed.indexOf('counts') >= 0) state.countsDue = true;
+    // a busy team changes all the time: its counts are read at most every COUNTS_MS
+    if (state.countsDue && Date.now() - state.countsAt >= COUNTS_MS) loadCounts();
     if (id && id === state.selected) {
       if (changed.indexOf('thread') >= 0 || unsettled() || failed('thread-note')) loadThread(false);
       if (Array.isArray(data.viewers)) renderViewers(data.viewers);
@@ -443,6 +446,8 @@
   }
 
   async function loadCounts() {
+    state.countsDue = false;
+    state.countsAt = Date.now();
     var data;
     try {
       data = await api('api/counts' + (state.channel ? '?' + new URLSearchParams({channel: state.channel}) : ''));
