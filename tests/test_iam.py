@@ -349,6 +349,12 @@ def _exercise(inbox) -> None:
     _invoke(inbox, "outbox_worker", [_record(json.dumps({"conversation_id": conversation, "sort_key": "0",
                                                           "not_before": far})),
                                      _record(json.dumps({"conversation_id": "", "sort_key": "0"}), 99)])
+    # The admin screens: the refused account is reconnected, teams listed, the parked envelope
+    # listed and replayed (it is unreadable, so the processor parks it again below).
+    api("PATCH", f"/api/accounts/messenger/{PAGE}", {"credential_refs": {"META_PAGE_TOKEN": "META_PAGE_TOKEN"}})
+    api("GET", "/api/admin/teams")
+    assert api("GET", "/api/admin/dlq")[1]["items"]
+    api("POST", "/api/admin/dlq/replay", {})
     # The platform's echo of our reply and its delivery receipt.
     _webhook(inbox, page_delivery(messenger("m_out_1", "psid-1", int(time.time() * 1000), "reply r1", echo=True)))
     _webhook(inbox, page_delivery({"sender": {"id": "psid-1"}, "recipient": {"id": PAGE},
