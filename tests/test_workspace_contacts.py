@@ -156,6 +156,21 @@ def test_notes_keep_hostile_text_verbatim_and_only_the_author_or_a_supervisor_ed
         [note["id"], later["id"]]  # oldest first
 
 
+def test_the_panel_shows_the_newest_notes_when_there_are_more_than_it_reads(world, monkeypatch):
+    from chalicelib.inbox import contacts
+    from chalicelib.runtime import runtime
+
+    inbox, contact, token = world["inbox"], _contact_id(world["messenger"]), world["ana"]["token"]
+    start = _now()
+    for n in range(4):
+        runtime.use_clock(lambda n=n: (start + n * 1000) / 1000)
+        assert _call(inbox, "POST", f"/api/contacts/{contact}/notes", token, {"text": f"note {n}"}).status_code == 201
+    runtime.use_clock(None)
+    monkeypatch.setattr(contacts, "NOTES_PER_IDENTITY", 2)
+    assert [n["text"] for n in _call(inbox, "GET", f"/api/contacts/{contact}/notes", token).json["items"]] == \
+        ["note 2", "note 3"]
+
+
 @pytest.mark.parametrize("body", [{"text": ""}, {"text": "   "}, {"text": "x" * 2001}, {"text": 5}, {"text": "a\x00b"},
                                   {"text": "ok", "pinned": True}, [], {"text": "\ud800"}])
 def test_bad_note_bodies_are_400(world, body):

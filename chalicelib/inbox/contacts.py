@@ -81,9 +81,10 @@ def identity_json(contact: Contact) -> Dict[str, Any]:
 
 
 def notes(contact_ids: Sequence[str]) -> List[Dict[str, Any]]:
+    """The newest NOTES_PER_IDENTITY notes of each identity, oldest first."""
     found: List[ContactNote] = []
     for contact_id in contact_ids:
-        found.extend(ContactNote.query(contact_id, scan_index_forward=True, limit=NOTES_PER_IDENTITY,
+        found.extend(ContactNote.query(contact_id, scan_index_forward=False, limit=NOTES_PER_IDENTITY,
                                        page_size=NOTES_PER_IDENTITY))
     return [note_json(n) for n in sorted(found, key=lambda n: n.note_id)]
 
