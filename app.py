@@ -52,6 +52,16 @@ SECURITY_HEADERS: Dict[str, str] = {
 
 
 @app.middleware("http")
+def correlation(request: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Every HTTP request logs under its own id (API Gateway's request id), never under the id of
+    whatever this container handled before; webhooks carry theirs on into the queue."""
+    from chalicelib.logs import bind_correlation_id
+
+    bind_correlation_id((getattr(request, "context", None) or {}).get("requestId"))
+    return get_response(request)
+
+
+@app.middleware("http")
 def security_headers(request: Any, get_response: Callable[[Any], Response]) -> Response:
     """Browsers must not sniff, frame, leak referrers from or cache what we answer: API answers
     carry agents' conversations (never stored by a cache: no-store, whatever the route says);

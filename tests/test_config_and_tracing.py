@@ -133,3 +133,106 @@ def test_offline_activate_loads_nothing():
         "print('offline-ok')\n"
     )
     assert "offline-ok" in _python(script, drop=("LAMBDA_TASK_ROOT",))
+
+
+def _capture_logs():
+    import io
+    import logging
+
+    from chalicelib.logs import logger
+
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(logger.registered_formatter)
+    logger.addHandler(capture)
+    return stream, lambda: logger.removeHandler(capture)
+
+
+def test_no_secret_token_password_or_message_body_is_logged_at_info(inbox, monkeypatch):
+    """A deployed stage (secrets from SSM) handles a handshake, deliveries, a login, a reply and
+    its send: the JSON log lines at INFO and above name ids and counts, never the values."""
+    import json as _json
+
+    import responses
+
+    from chalicelib.api.auth import create_agent
+    from chalicelib.runtime import runtime
+    from tests.helpers import PAGE, messenger, page_delivery
+
+    secrets = {"META_APP_SECRET": "s3cr3t-app-secret-value", "META_VERIFY_TOKEN": "verify-token-value-77",
+               "AUTH_TOKEN_SECRET": "auth-token-secret-value-0123456789abcdef",
+               "META_PAGE_TOKEN": "page-access-token-value-99"}
+    monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
+    for name in list(config.LOCAL_SECRET_DEFAULTS):
+        monkeypatch.delenv(name, raising=False)
+    for name in ("META_GRAPH_BASE_URL", "INSTAGRAM_GRAPH_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in secrets.items():
+        aws.client("ssm").put_parameter(Name=f"/socialinbox-test/{name}", Value=value, Type="SecureString")
+    config.forget_secrets()
+    body_text = "my card number is 4111 1111 1111 1111 and my address is 1 Secret Lane"
+    reply_text = "thanks, we fixed the private thing for you"
+    password = "correct horse battery staple 42"
+    now = int(__import__("time").time() * 1000)
+    stream, stop = _capture_logs()
+    try:
+        inbox.add_account("messenger", PAGE)
+        assert inbox.client.http.get("/webhooks/meta?hub.mode=subscribe&hub.verify_token=verify-token-value-77"
+                                     "&hub.challenge=42").status_code == 200
+        assert inbox.post_meta(page_delivery(messenger("m-secret-1", "psid-9", now, body_text)),
+                               secret=secrets["META_APP_SECRET"]).status_code == 200
+        assert inbox.post_meta(page_delivery(messenger("m-forged", "psid-9", now, body_text)),
+                               secret="wrong").status_code == 401
+        inbox.process()
+        create_agent("ops@example.com", password, "Ops", role="admin")
+        login = inbox.client.http.post("/api/auth/login", body=_json.dumps(
+            {"email": "ops@example.com", "password": password}), headers={"Content-Type": "application/json"})
+        token = _json.loads(login.body)["token"]
+        assert inbox.client.http.post("/api/auth/login", body=_json.dumps(
+            {"email": "ops@example.com", "password": password + "-wrong"}),
+            headers={"Content-Type": "application/json"}).status_code == 401
+        headers = {"Authorization": "Bearer " + token, "Content-Type": "application/json"}
+        [conversation] = _json.loads(inbox.client.http.get("/api/conversations", headers=headers).body)["items"]
+        assert inbox.client.http.post(f"/api/conversations/{conversation['id']}/messages", headers=headers,
+                                      body=_json.dumps({"text": reply_text, "kind": "reply", "client_id": "c1"})
+                                      ).status_code == 202
+        runtime.reset()
+        from chalicelib.local.pump import drain
+
+        with responses.RequestsMock() as platform:
+            platform.post(f"https://graph.facebook.com/v21.0/{PAGE}/messages",
+                          json={"recipient_id": "psid-9", "message_id": "m_out_9"})
+            drain(inbox.app.outbox_worker, queue="outbox")
+    finally:
+        stop()
+    lines = [_json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    assert {"delivery accepted", "message recorded", "reply sent"} <= {line["message"] for line in lines}
+    text = stream.getvalue()
+    for value in [*secrets.values(), body_text, "4111", reply_text, password, token, token.split(".")[-1]]:
+        assert value not in text, f"logged: {value[:12]}..."
+
+
+def test_a_delivery_keeps_its_correlation_id_into_the_stored_message_and_api_calls_get_their_own(inbox):
+    import json as _json
+
+    from tests.helpers import PAGE, messenger, page_delivery
+
+    inbox.add_account("messenger", PAGE)
+    stream, stop = _capture_logs()
+    try:
+        inbox.post_meta(page_delivery(messenger("m-corr-1", "psid-c", 1700000000000, "hello")))
+        inbox.process()
+        [conversation] = inbox.conversations()
+        note = inbox.client.http.post(f"/api/conversations/{conversation['id']}/messages", body=_json.dumps(
+            {"text": "internal", "kind": "note", "client_id": "n-1"}),
+            headers={"Authorization": "Bearer " + inbox.login_admin(), "Content-Type": "application/json"})
+        assert note.status_code in (200, 201, 202), note.body
+    finally:
+        stop()
+    lines = [_json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    [accepted] = [line for line in lines if line["message"] == "delivery accepted"]
+    [recorded] = [line for line in lines if line["message"] == "message recorded"]
+    assert recorded["correlation_id"] == accepted["correlation_id"]
+    later = lines[lines.index(recorded) + 1:]
+    assert [line["message"] for line in later] == ["outbound message stored"]  # the note, by the API
+    assert later[0]["correlation_id"] != accepted["correlation_id"]
