@@ -124,12 +124,18 @@ def forget_secrets() -> None:
 
 
 def _load_from_ssm(parameter: str) -> Optional[str]:
-    from aws_lambda_powertools.utilities import parameters  # lazy: not on the local path
+    """One GetParameter on the runtime's SSM client (it shares the boto3 session of the other
+    clients: a second session would cost a cold start ~45 ms). Any failure reads as "no secret",
+    so callers fail closed."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from chalicelib.runtime import runtime  # lazy: runtime imports this module
 
     try:
-        return parameters.get_parameter(parameter, decrypt=True, max_age=int(_SECRET_TTL_SECONDS))
-    except parameters.exceptions.GetParameterError:
+        found = runtime.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+    except (ClientError, BotoCoreError):
         return None
+    return found["Parameter"]["Value"]
 
 
 SecretLookup = Callable[[str], Optional[str]]

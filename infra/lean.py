@@ -26,15 +26,16 @@ from typing import Dict, Iterator, List, Tuple
 #: (path under vendor/, why nothing at run time needs it)
 DROP: List[Tuple[str, str]] = [
     ("aws_lambda_powertools/event_handler", "API Gateway resolvers and OpenAPI: Chalice does the routing"),
-    *[(f"aws_lambda_powertools/utilities/{name}", "powertools utility we never import (we use parameters only)")
+    *[(f"aws_lambda_powertools/utilities/{name}", "powertools utility we never import (only the Logger is used; "
+                                                    "secrets are read with the runtime's SSM client)")
       for name in ("auth_alpha", "batch", "circuit_breaker", "data_classes", "data_masking", "feature_flags",
-                   "idempotency", "kafka", "metadata", "parser", "streaming", "validation")],
+                   "idempotency", "kafka", "metadata", "parameters", "parser", "streaming", "validation")],
     ("holidays/locale", "translated holiday names: business-time arithmetic uses the dates only"),
     ("bin", "console scripts"),
 ]
 #: Modules our code imports lazily (inside functions): smoke imports them too.
 LAZY_IMPORTS = ["requests", "requests_oauthlib", "holidays", "jwt", "aws_xray_sdk.core",
-                "aws_lambda_powertools.utilities.parameters", "pynamodb.connection", "pynamodb.transactions"]
+                "pynamodb.connection", "pynamodb.transactions"]
 #: What the Lambda Python runtime provides (not vendored; taken from this interpreter for smoke),
 #: and chalice's runtime module, which `chalice package` adds to the zip itself.
 RUNTIME_PROVIDED = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3", "chalice"]
