@@ -144,6 +144,7 @@ class Server:
         self._clients: Dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._queue_url: Optional[str] = None
+        self._cpu_seen: Dict[int, float] = {}  # server pid -> CPU seconds last sampled
 
     def start(self, timeout: float = 120.0) -> float:
         env = dict(os.environ, PORT=str(self.port), MOTO_PORT=str(self.moto_port),
@@ -186,6 +187,19 @@ class Server:
             self.proc.kill()
             self.proc.wait(30)
             return None
+
+    def cpu_s(self) -> Optional[float]:
+        """CPU seconds (user + system) of every server process of this run so far: the restart's
+        new process adds to what the killed one had used (as last sampled). Unlike envelopes per
+        second, CPU per envelope does not depend on what else the machine is running."""
+        try:
+            with open(f"/proc/{self.proc.pid}/stat", encoding="ascii") as handle:  # type: ignore[union-attr]
+                fields = handle.read().rsplit(")", 1)[1].split()
+            used = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, AttributeError, IndexError, ValueError):
+            return None
+        self._cpu_seen[self.proc.pid] = used  # type: ignore[union-attr]
+        return sum(self._cpu_seen.values())
 
     def rss_mb(self) -> Optional[float]:
         try:
@@ -256,6 +270,11 @@ def login(server: Server) -> str:
 
 # --- the run ---------------------------------------------------------------------------------------
 
+#: One sample per second: (seconds since start, envelopes processed, queue depth, server RSS MB,
+#: server CPU seconds so far, the machine's 1-minute load average).
+Sample = Tuple[float, int, int, Optional[float], Optional[float], float]
+
+
 class Soak:
     def __init__(self, args: argparse.Namespace, server: Server, traffic: Traffic) -> None:
         self.args, self.server, self.traffic = args, server, traffic
@@ -265,7 +284,7 @@ class Soak:
         self.acked_envelopes = 0
         self.failures: Dict[str, int] = {}
         self.resets = 0
-        self.samples: List[Tuple[float, int, int, Optional[float]]] = []  # t, processed, depth, rss
+        self.samples: List[Sample] = []
         self.latencies: List[Tuple[float, float, int]] = []  # t, seconds, depth
         self.processed_before_restart = 0
         self.stopping = threading.Event()
@@ -308,7 +327,8 @@ class Soak:
             if depth is not None:
                 with self.lock:
                     processed = self.acked_envelopes - depth
-                self.samples.append((time.monotonic() - self.t0, processed, depth, self.server.rss_mb()))
+                self.samples.append((time.monotonic() - self.t0, processed, depth, self.server.rss_mb(),
+                                     self.server.cpu_s(), os.getloadavg()[0]))
             self.stopping.wait(1.0)
 
     def prober(self) -> None:
@@ -329,26 +349,38 @@ class Soak:
             self.stopping.wait(self.args.probe_interval)
 
 
-def _windows(samples: List[Tuple[float, int, int, Optional[float]]], size: int = 1000
-             ) -> List[Dict[str, Any]]:
-    """Envelopes per second and RSS per `size`-envelope window, interpolated from the samples."""
-    def crossing(target: int) -> Optional[Tuple[float, Optional[float]]]:
-        for (t0, p0, _, r0), (t1, p1, _, r1) in zip(samples, samples[1:]):
+def _windows(samples: List[Sample], size: int = 1000, restart_at: Optional[int] = None) -> List[Dict[str, Any]]:
+    """Per `size`-envelope window, interpolated from the samples: envelopes per second, server
+    CPU ms per envelope, RSS at the window's end and its growth per envelope (not for the window
+    holding the restart: the new process starts small), the machine's mean load average."""
+    def at(target: int) -> Optional[Tuple[float, Optional[float], Optional[float]]]:
+        """(time, rss, cpu) when `target` envelopes had been processed."""
+        for (t0, p0, _, _, c0, _), (t1, p1, _, r1, c1, _) in zip(samples, samples[1:]):
             if p0 < target <= p1 and p1 > p0:
-                return t0 + (t1 - t0) * (target - p0) / (p1 - p0), r1
+                share = (target - p0) / (p1 - p0)
+                cpu = c0 + (c1 - c0) * share if c0 is not None and c1 is not None else None
+                return t0 + (t1 - t0) * share, r1, cpu
         return None
 
     windows = []
-    top = max((p for _, p, _, _ in samples), default=0)
+    top = max((s[1] for s in samples), default=0)
     for k in range(top // size):
-        start, end = crossing(k * size + 1) if k else (samples[0][0], samples[0][3]), crossing((k + 1) * size)
+        start = at(k * size + 1) if k else (samples[0][0], samples[0][3], samples[0][4])
+        end = at((k + 1) * size)
         if start is None or end is None or end[0] <= start[0]:
             continue
-        windows.append({"window": k + 1, "from": k * size, "to": (k + 1) * size,
-                        "envelopes_per_s": round(size / (end[0] - start[0]), 1),
-                        "rss_mb": round(end[1], 1) if end[1] else None,
-                        "rss_growth_kb_per_envelope": (round((end[1] - start[1]) * 1024 / size, 2)
-                                                       if end[1] and start[1] else None)})
+        restarted = restart_at is not None and k * size < restart_at <= (k + 1) * size
+        loads = [s[5] for s in samples if start[0] <= s[0] <= end[0]]
+        windows.append({
+            "window": k + 1, "from": k * size, "to": (k + 1) * size,
+            "envelopes_per_s": round(size / (end[0] - start[0]), 1),
+            "cpu_ms_per_envelope": (round(1000 * (end[2] - start[2]) / size, 1)
+                                    if end[2] is not None and start[2] is not None else None),
+            "rss_mb": round(end[1], 1) if end[1] else None,
+            "rss_growth_kb_per_envelope": (round((end[1] - start[1]) * 1024 / size, 2)
+                                           if end[1] and start[1] and not restarted else None),
+            "load_avg": round(sum(loads) / len(loads), 1) if loads else None,
+            "restart": restarted})
     return windows
 
 
@@ -455,7 +487,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     finally:
         soak.stopping.set()
         report["stop_s"] = server.stop()
-    windows = _windows(soak.samples)
+    windows = _windows(soak.samples, restart_at=soak.processed_before_restart or None)
     report["windows"] = windows
     report["emulator_requests"] = _emulator_stats(log_path)
     lat = sorted(s for _, s, _ in soak.latencies)
@@ -487,11 +519,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     windows = report.pop("windows")
     print(json.dumps(report, indent=2))
     if windows:
-        print("window  envelopes   env/s   rss MB  rss KB/env")
+        print("window  envelopes      env/s  CPU ms/env   rss MB  rss KB/env  load")
         for w in windows:
-            print(f"{w['window']:6d}  {w['from']:>6}-{w['to']:<6} {w['envelopes_per_s']:7.1f}  "
-                  f"{w['rss_mb'] or 0:7.0f}  {w['rss_growth_kb_per_envelope']}")
-        print(f"first window {windows[0]['envelopes_per_s']} env/s, last {windows[-1]['envelopes_per_s']} env/s")
+            print(f"{w['window']:6d}  {w['from']:>6}-{w['to']:<6} {w['envelopes_per_s']:7.1f}  {w['cpu_ms_per_envelope']}"
+                  f"  {w['rss_mb'] or 0:9.0f}  {w['rss_growth_kb_per_envelope']}  {w['load_avg']}"
+                  f"{'  (restart)' if w['restart'] else ''}")
+        first, last = windows[0], windows[-1]
+        print(f"first window {first['envelopes_per_s']} env/s, {first['cpu_ms_per_envelope']} CPU ms/env; "
+              f"last {last['envelopes_per_s']} env/s, {last['cpu_ms_per_envelope']} CPU ms/env")
     report["windows"] = windows
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:

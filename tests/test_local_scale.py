@@ -265,3 +265,113 @@ def test_queries_read_one_partition_and_answer_as_moto_does(aws_backend: Any) ->
         assert sum(p[2] for p in released[0]) == len([i for i in range(120) if i % 7 == 3])
     finally:
         client.delete_table(TableName=name)
+
+
+# --- the emulator's HTTP server: keep-alive ------------------------------------------------------
+
+def _dynamodb_request(connection: Any, target: str, body: str, close: bool = False) -> Any:
+    headers = {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"DynamoDB_20120810.{target}",
+               "Authorization": "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, "
+                                "SignedHeaders=host, Signature=0"}
+    if close:
+        headers["Connection"] = "close"
+    connection.request("POST", "/", body=body.encode(), headers=headers)
+    response = connection.getresponse()
+    return response, response.read()
+
+
+def test_the_emulator_answers_several_requests_on_one_connection(aws_backend: Any) -> None:
+    """boto3 keeps its connections: werkzeug's server closed each one after one answer."""
+    import http.client
+    import json
+
+    server = emulator.EmulatorServer("127.0.0.1", 0)
+    server.start()
+    try:
+        port = server._server.server_port
+        handler = server._server.RequestHandlerClass
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        answers = [_dynamodb_request(connection, "ListTables", "{}") for _ in range(3)]
+        sockets = {id(connection.sock)}
+        answers.append(_dynamodb_request(connection, "DescribeTable", json.dumps({"TableName": "nope"})))
+        sockets.add(id(connection.sock))
+        last, _ = _dynamodb_request(connection, "ListTables", "{}", close=True)
+        connection.close()
+    finally:
+        server.stop()
+    assert [r.status for r, _ in answers] == [200, 200, 200, 400]
+    assert all("TableNames" in json.loads(body) for _, body in answers[:3])
+    assert b"ResourceNotFoundException" in answers[3][1]  # an error answer keeps the connection too
+    assert len(sockets) == 1 and connection.sock is None
+    assert all(r.getheader("Connection") != "close" and r.getheader("Content-Length") for r, _ in answers)
+    assert last.status == 200 and last.getheader("Connection") == "close"  # the client asked to close
+    assert handler.answered_on_open_connection == 4
+
+
+def test_werkzeug_still_closes_every_connection() -> None:
+    """The cause the keep-alive handler works around; if this changes, re-check emulator.py."""
+    from werkzeug.serving import WSGIRequestHandler
+
+    source = inspect.getsource(WSGIRequestHandler.run_wsgi)
+    assert 'self.send_header("Connection", "close")' in source
+
+
+# --- Step Functions: finished executions are bounded ---------------------------------------------
+
+PASS_MACHINE = '{"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": true}}}'
+
+
+def test_moto_still_keeps_every_execution() -> None:
+    """The cause of the bound; if this changes, re-check emulator.py."""
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+    while hasattr(original, "__wrapped__"):
+        original = original.__wrapped__
+    assert "state_machine.executions.append(execution)" in inspect.getsource(original)
+    from moto.stepfunctions.parser.asl.component.program import program
+
+    assert "TMP_THREADS.append(worker_thread)" in inspect.getsource(program)
+
+
+def test_a_state_machine_keeps_its_newest_finished_executions(adjusted: Any, monkeypatch: Any) -> None:
+    import time
+
+    from moto.core.config import default_user_config
+
+    monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
+    monkeypatch.setattr(emulator, "FINISHED_EXECUTIONS_KEPT", 3)
+    monkeypatch.setattr(emulator, "_TRIM_EVERY", 1)
+    sfn = boto3.client("stepfunctions")
+    arn = sfn.create_state_machine(name="local-scale-pass", definition=PASS_MACHINE,
+                                   roleArn="arn:aws:iam::123456789012:role/local")["stateMachineArn"]
+    try:
+        for i in range(8):
+            sfn.start_execution(stateMachineArn=arn, name=f"run-{i}", input="{}")
+            deadline = time.monotonic() + 30  # a Pass state ends at once; bounded all the same
+            while (sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
+        names = sorted(e["name"] for e in sfn.list_executions(stateMachineArn=arn)["executions"])
+        # the last trim ran as run-7 started: run-4..6 kept, and run-7 (running then, or finished
+        # already and one of the newest three)
+        assert names in (["run-4", "run-5", "run-6", "run-7"], ["run-5", "run-6", "run-7"])
+        assert sfn.describe_execution(executionArn=arn.replace(":stateMachine:", ":execution:") + ":run-7")[
+            "status"] == "SUCCEEDED"
+        from moto.stepfunctions.parser.utils import TMP_THREADS
+
+        assert len(TMP_THREADS) <= 1  # finished interpreter threads are forgotten too
+    finally:
+        sfn.delete_state_machine(stateMachineArn=arn)
+
+
+def test_forgetting_keeps_running_executions_and_the_newest_finished() -> None:
+    class Run:
+        def __init__(self, name: str, status: str) -> None:
+            self.name, self.exec_status = name, status
+
+    runs = [Run("a", "SUCCEEDED"), Run("b", "RUNNING"), Run("c", "ABORTED"), Run("d", "SUCCEEDED"),
+            Run("e", "RUNNING")]
+    assert emulator.forget_finished_executions(runs, keep=2) == 1
+    assert [r.name for r in runs] == ["b", "c", "d", "e"]
+    assert emulator.forget_finished_executions(runs, keep=2) == 0

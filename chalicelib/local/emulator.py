@@ -1,5 +1,5 @@
 """The AWS emulator of `make run`: moto's server app behind the durable journal (persist.py),
-plus two targeted adjustments of moto 5.2.5 that keep it flat as data grows. Local mode only:
+plus targeted adjustments of moto 5.2.5 that keep it flat as data grows. Local mode only:
 nothing here is imported by the deployed code path, and the app's boto3/pynamodb calls are the
 ones it makes in AWS.
 
@@ -36,6 +36,14 @@ moto's internals they rely on change):
    on key values cast once per item (moto casts per comparison).
 5. Per request, moto's server listed its own package directory (~200 isdir calls) to route the
    request; the listing is taken once.
+6. HTTP keep-alive (profiled 2026-12-02). Werkzeug's server answers "Connection: close", so
+   every boto3 call opened a TCP connection and the server started a thread for it; the
+   emulator's handler keeps the connection open (`keep_alive_handler`), ~25 % less CPU per
+   round trip.
+7. Step Functions executions. moto keeps every execution it ran (and every interpreter thread
+   in `TMP_THREADS`), ~40 KB each, and scans that list on each StartExecution/StopExecution;
+   a state machine now keeps its running executions and its newest finished ones
+   (`FINISHED_EXECUTIONS_KEPT`).
 """
 from __future__ import annotations
 
@@ -327,6 +335,63 @@ def _sorted_items(original: Any) -> Any:
     return sorted_items
 
 
+#: Finished Step Functions executions kept per state machine, newest first (running ones are
+#: always kept). AWS keeps them for 90 days; the local stack never reads old ones back.
+FINISHED_EXECUTIONS_KEPT = 500
+#: How many starts between two trims (a trim scans the list once).
+_TRIM_EVERY = 50
+
+
+def _is_running(execution: Any) -> bool:
+    status = getattr(execution, "exec_status", None) or getattr(execution, "status", None)
+    return status == "RUNNING"  # ExecutionStatus is a str Enum
+
+
+def forget_finished_executions(executions: List[Any], keep: Optional[int] = None) -> int:
+    """Drop all but the newest `keep` (FINISHED_EXECUTIONS_KEPT) finished executions from a state
+    machine's list, in place (running ones stay); returns how many were dropped."""
+    keep = FINISHED_EXECUTIONS_KEPT if keep is None else keep
+    finished = [e for e in executions if not _is_running(e)]
+    if len(finished) <= keep:
+        return 0
+    dropped = {id(e) for e in finished[:len(finished) - keep]}  # the list is in start order
+    executions[:] = [e for e in executions if id(e) not in dropped]
+    return len(dropped)
+
+
+def _forget_finished_threads() -> None:
+    """moto's interpreter appends every thread it starts to `TMP_THREADS` (for its own test
+    teardown) and never removes one: finished ones are dropped here."""
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    TMP_THREADS[:] = [thread for thread in list(TMP_THREADS) if thread.is_alive()]
+
+
+def _bounded_start_execution(original: Any) -> Any:
+    """moto keeps every execution it ever ran (~40 KB each: the state machine's deep copy, the
+    interpreter's environment and event history, its locks), and StartExecution / StopExecution /
+    DescribeExecution scan that list: one execution per conversation turn grew the emulator by
+    the month. Here a state machine keeps its running executions and its newest finished ones.
+    A name can then be started again once its execution is forgotten (AWS refuses that for 90
+    days): harmless here, the SLA timers consumer records each turn's warning and breach once,
+    as it does after a restart (executions are not journaled)."""
+    lock = threading.Lock()
+    starts = [0]
+
+    @functools.wraps(original)
+    def start_execution(self: Any, state_machine_arn: str, *args: Any, **kwargs: Any) -> Any:
+        with lock:  # an append and a trim of the same list never interleave
+            execution = original(self, state_machine_arn, *args, **kwargs)
+            starts[0] += 1
+            if starts[0] % _TRIM_EVERY == 0:
+                forget_finished_executions(self.describe_state_machine(state_machine_arn).executions)
+                _forget_finished_threads()
+        return execution
+
+    start_execution.__socialinbox_local__ = True  # type: ignore[attr-defined]
+    return start_execution
+
+
 #: (owner, attribute) -> what moto had there before apply_local_adjustments().
 _ORIGINALS: Dict[Tuple[Any, str], Any] = {}
 
@@ -360,6 +425,10 @@ def apply_local_adjustments() -> None:
     _replace(Queue, "attributes", _attributes_once(Queue.__dict__["attributes"]))
     _replace(Queue, "delete_message", _delete_message(Queue.delete_message))
     _replace(Message, "mark_received", _mark_received(Message.mark_received))
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    _replace(StepFunctionsParserBackend, "start_execution",
+             _bounded_start_execution(StepFunctionsParserBackend.start_execution))
     import moto.backends as moto_backends
 
     _replace(moto_backends, "list_of_moto_modules", _listed_once(moto_backends.list_of_moto_modules))
@@ -373,9 +442,81 @@ def remove_local_adjustments() -> None:
     _RECEIPTS.clear()
 
 
+#: Seconds an idle keep-alive connection to the emulator stays open.
+KEEP_ALIVE_SECONDS = 30
+
+
+def keep_alive_handler() -> Any:
+    """moto's request handler, answering on the same connection (HTTP/1.1 keep-alive).
+
+    Werkzeug's development server closes every connection after one answer ("Connection:
+    close", and it drains whatever the client sent next), so each boto3 call of the app, the
+    pumps and the Step Functions interpreter opened a new TCP connection and the server a new
+    thread (profiled 2026-12-02: ~25 % of the CPU of a GetItem round trip). Here the request body
+    is read exactly (Content-Length), the answer is written with its length in one send, and the
+    connection stays open for the next request. Chunked requests and HTTP/1.0 keep werkzeug's
+    path (one request, then close)."""
+    import io
+
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class KeepAliveHandler(MotoRequestHandler):
+        timeout = KEEP_ALIVE_SECONDS  # an idle connection (and its thread) ends after this
+        answered_on_open_connection = 0  # requests served after the first on a connection (tests)
+
+        def handle(self) -> None:
+            self._served = 0
+            super().handle()
+
+        def run_wsgi(self) -> None:
+            if (self.request_version != "HTTP/1.1"
+                    or "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+                    or self.headers.get("Expect", "").lower() == "100-continue"):
+                self.close_connection = True
+                return super().run_wsgi()
+            if self._served:
+                type(self).answered_on_open_connection += 1
+            self._served += 1
+            environ = self.make_environ()
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(length) if length > 0 else b"")
+            environ["wsgi.input_terminated"] = True
+            answer: Dict[str, Any] = {}
+
+            def start_response(status: str, headers: List[Tuple[str, str]], exc_info: Any = None) -> Any:
+                answer["status"], answer["headers"] = status, headers
+                return answer.setdefault("written", []).append
+
+            try:
+                result = self.server.app(environ, start_response)
+                try:
+                    body = b"".join(answer.pop("written", []) + list(result))
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            except Exception:  # noqa: BLE001 - werkzeug's answer to a failing app: 500, then close
+                self.log_error("emulator request failed")
+                self.close_connection = True
+                answer = {"status": "500 INTERNAL SERVER ERROR", "headers": [("Content-Type", "text/plain")]}
+                body = b"Internal Server Error"
+            code, _, reason = answer["status"].partition(" ")
+            self.send_response(int(code), reason)
+            for name, value in answer["headers"]:
+                if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            if self.close_connection:
+                self.send_header("Connection", "close")
+            # Status, headers and body in one send (no Nagle wait between two small segments).
+            self._headers_buffer.append(b"\r\n" + (b"" if self.command == "HEAD" else body))
+            self.flush_headers()
+
+    return KeepAliveHandler
+
+
 class EmulatorServer:
-    """moto's server app on host:port (threaded, listen backlog 128), behind the journal when
-    one is given. Replaces ThreadedMotoServer, whose app cannot be wrapped."""
+    """moto's server app on host:port (threaded, keep-alive, listen backlog 128), behind the
+    journal when one is given. Replaces ThreadedMotoServer, whose app cannot be wrapped."""
 
     def __init__(self, host: str, port: int, journal: Any = None) -> None:
         self.host, self.port, self.journal = host, port, journal
@@ -385,7 +526,7 @@ class EmulatorServer:
 
     def start(self) -> None:
         from werkzeug.serving import make_server
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         from chalicelib.local.persist import JournalingApp
 
@@ -393,7 +534,7 @@ class EmulatorServer:
         if self.journal is not None:
             app = JournalingApp(app, self.journal)
         self.app = app
-        self._server = make_server(self.host, self.port, app, True, request_handler=MotoRequestHandler)
+        self._server = make_server(self.host, self.port, app, True, request_handler=keep_alive_handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name="moto-server", daemon=True)
