@@ -472,8 +472,11 @@ def _run_counting_benches() -> List[str]:
     for name, args in commands:
         path = os.path.join(out, f"{name}.json")
         print(f"  counting: bench/ingest_bench.py {' '.join(args)} (a few minutes)")
-        subprocess.run([sys.executable, os.path.join(PROJECT, "bench", "ingest_bench.py"), *args, "--json", path],
-                       cwd=PROJECT, check=True, stdout=subprocess.DEVNULL)
+        run = subprocess.run([sys.executable, os.path.join(PROJECT, "bench", "ingest_bench.py"), *args, "--json",
+                              path], cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if run.returncode != 0:
+            raise SystemExit(f"bench/ingest_bench.py {' '.join(args)} failed (rerun it with --json and pass the "
+                             f"files with --counts):\n{run.stdout[-2000:]}")
         paths.append(path)
     return paths
 
