@@ -146,6 +146,18 @@ def test_an_admin_reconnects_an_account_sets_capacity_creates_a_policy_and_repla
     assert stored["business_hours"]["dates"] == ["2026-12-24", "2026-12-31"]
     assert stored["pause_on"] == ["pending", "snoozed"]
 
+    # Editing loads the stored policy into the form (hours included) and saves with PUT.
+    row.get_by_role("button", name="Edit").click()
+    expect(page.locator("#sla-form-title")).to_have_text("Edit WhatsApp weekdays")
+    expect(page.locator("#sla-tz")).to_have_value("Europe/Berlin")
+    expect(page.get_by_label("Open on Fri")).not_to_be_checked()
+    expect(page.get_by_label("Mon opens")).to_have_value("08:30")
+    page.locator("#sla-first").fill("45")
+    page.get_by_role("button", name="Save", exact=True).click()
+    expect(page.locator("#sla-form-note")).to_contain_text("Saved WhatsApp weekdays.")
+    expect(row).to_contain_text("WhatsApp45 min2 h")
+    assert [p["first_response_seconds"] for p in policies.list_policies()] == [2700]
+
     # Quarantine: the held delivery's hostile text is shown as text.
     page.locator("#tab-quarantine").click()
     expect(page.locator("#quarantine tr")).to_have_count(1)
@@ -165,6 +177,68 @@ def test_an_admin_reconnects_an_account_sets_capacity_creates_a_policy_and_repla
     expect(page.locator("#dlq tr")).to_have_count(0)
     assert inbox.process() == 1
     assert [m["text"] for m in inbox.all_messages()] == ["Parked question"]
+    _clean(browser)
+
+
+def test_an_admin_adds_an_agent_registers_an_account_sets_a_team_mode_and_deletes_a_policy(inbox, served, browser):
+    from playwright.sync_api import expect
+
+    from chalicelib.routing import directory
+    from chalicelib.sla import policies
+
+    inbox.add_account("messenger", PAGE, "Acme Support")
+    policies.create_policy({"name": "VIP", "tags": ["vip"], "first_response_seconds": 600,
+                            "next_response_seconds": 600}, int(time.time() * 1000))
+    page = _open_admin(served, browser, inbox.login_admin(), tab="agents")
+    page.locator("#agent-email").fill("Kim@Example.com")
+    page.locator("#agent-name").fill("Kim " + XSS)
+    page.locator("#agent-role").select_option("supervisor")
+    page.locator("#agent-teams").fill("billing, vip")
+    page.locator("#agent-capacity").fill("4")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#agent-form-note")).to_contain_text("Added Kim " + XSS + ". Temporary password (shown once")
+    temporary = page.locator("#agent-form-note").text_content().rsplit(": ", 1)[1]
+    assert len(temporary) >= 16
+    expect(page.locator("#agents tr", has_text="kim@example.com").get_by_label("Capacity of Kim " + XSS)).to_have_value("4")
+    [kim] = [a for a in inbox.get("/api/agents")["items"] if a["email"] == "kim@example.com"]
+    assert (kim["role"], kim["teams"], kim["capacity"], kim["must_change_password"]) == ("supervisor", ["billing", "vip"], 4, True)
+    page.locator("#agent-email").fill("kim@example.com")
+    page.locator("#agent-name").fill("Kim again")
+    page.get_by_role("button", name="Add", exact=True).click()
+    expect(page.locator("#agent-form-note")).to_have_text("an agent with this email already exists")
+    expect(page.locator("#agent-form-note")).to_have_class("note error")
+
+    page.locator("#tab-teams").click()
+    mode = page.get_by_label("How vip shares out conversations")
+    expect(mode).to_have_value("round_robin")
+    mode.select_option("least_loaded")
+    expect(page.locator("section.team[data-team=vip] .note")).to_have_text("Saved.")
+    assert directory.team("vip").mode == "least_loaded"
+
+    page.locator("#tab-accounts").click()
+    page.locator("#account-channel").select_option("telegram")
+    page.locator("#account-id").fill("7001")
+    page.locator("#account-name").fill("AcmeBot")
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator("#account-form-note")).to_contain_text("Registered AcmeBot.")
+    expect(page.locator("#accounts tr[data-account]")).to_have_count(2)
+    page.locator("#account-channel").select_option("messenger")
+    page.locator("#account-id").fill(PAGE)
+    page.locator("#account-name").fill("Again")
+    page.get_by_role("button", name="Register").click()
+    expect(page.locator("#account-form-note")).to_contain_text(f"messenger account {PAGE} is already registered")
+    page.locator("#accounts tr", has_text="AcmeBot").get_by_role("button", name="Disable").click()
+    expect(page.locator("#accounts tr", has_text="AcmeBot").locator(".badge")).to_have_text("Disabled")
+
+    page.locator("#tab-sla").click()
+    delete = page.locator("#policies tr", has_text="VIP").get_by_role("button", name="Delete")
+    delete.click()
+    expect(delete).to_have_text("Click again to delete")
+    assert len(policies.list_policies()) == 1  # one click deletes nothing
+    delete.click()
+    expect(page.locator("#sla-note")).to_have_text("Deleted VIP.")
+    expect(page.locator("#policies tr", has_text="VIP")).to_have_count(0)
+    assert policies.list_policies() == []
     _clean(browser)
 
 
