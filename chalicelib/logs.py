@@ -48,6 +48,13 @@ def bind_correlation_id(correlation_id: Optional[str]) -> str:
     return cid
 
 
+def current_correlation_id() -> Optional[str]:
+    """The id this thread's log lines carry now (to hand on to the next step: the SLA flow's
+    timer messages, the outbox), or None."""
+    value = logger.thread_safe_get_current_keys().get("correlation_id")
+    return str(value) if value else None
+
+
 _TABLES = re.compile(r"on table \(([^)]*)\)")
 MAX_DESCRIPTION_CHARS = 1000
 

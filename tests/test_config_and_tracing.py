@@ -236,3 +236,62 @@ def test_a_delivery_keeps_its_correlation_id_into_the_stored_message_and_api_cal
     later = lines[lines.index(recorded) + 1:]
     assert [line["message"] for line in later] == ["outbound message stored"]  # the note, by the API
     assert later[0]["correlation_id"] != accepted["correlation_id"]
+
+
+def test_the_correlation_id_follows_a_delivery_into_its_sla_timers_and_a_reply_into_its_send(inbox):
+    """webhook -> stored message -> SLA flow (execution input, timer message) -> timer consumer,
+    and API reply -> outbox -> send: each step logs under the id of the request that started it."""
+    import json as _json
+    import time as _time
+
+    from chalicelib.local.pump import drain
+    from chalicelib.runtime import runtime
+    from tests.helpers import PAGE, messenger, page_delivery
+
+    inbox.add_account("messenger", PAGE)
+    stream, stop = _capture_logs()
+    try:
+        inbox.post_meta(page_delivery(messenger("m-flow-1", "psid-f", int(_time.time() * 1000), "anyone there?")))
+        inbox.process()
+        sfn = aws.client("stepfunctions")
+        [machine] = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-sla")]
+        [execution] = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        flow_input = _json.loads(sfn.describe_execution(executionArn=execution["executionArn"])["input"])
+        sfn.stop_execution(executionArn=execution["executionArn"])
+        # The flow's breach message, as the ASL builds it from that input, a day later.
+        body = {"kind": "breach", "conversation_id": flow_input["conversation_id"], "turn": flow_input["turn"],
+                "correlation_id": flow_input["correlation_id"]}
+        from chalicelib.logs import bind_correlation_id
+
+        bind_correlation_id("another-invocation")  # each consumer invocation starts elsewhere
+        runtime.use_clock(lambda: _time.time() + 86_400)
+        inbox.app.sla_timers({"Records": [{"messageId": "t1", "receiptHandle": "r1", "body": _json.dumps(body),
+                                           "attributes": {"ApproximateReceiveCount": "1"}}]}, None)
+        runtime.use_clock(None)
+        reply = inbox.client.http.post(f"/api/conversations/{flow_input['conversation_id']}/messages",
+                                       body=_json.dumps({"text": "yes!", "kind": "reply", "client_id": "c-9"}),
+                                       headers={"Authorization": "Bearer " + inbox.login_admin(),
+                                                "Content-Type": "application/json"})
+        assert reply.status_code == 202, reply.body
+        from chalicelib.channels.base import SendResult
+
+        class Platform:
+            def send(self, message, secrets, http):
+                return SendResult("m_out_f")
+
+        runtime.use_adapter("messenger", Platform())
+        bind_correlation_id("another-invocation")
+        drain(inbox.app.outbox_worker, queue="outbox")
+    finally:
+        stop()
+    lines = [_json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
+    by_message = {}
+    for line in lines:
+        by_message.setdefault(line["message"], line)
+    delivery = by_message["delivery accepted"]["correlation_id"]
+    assert flow_input["correlation_id"] == delivery
+    assert by_message["message recorded"]["correlation_id"] == delivery
+    assert by_message["sla breached"]["correlation_id"] == delivery
+    stored = by_message["outbound message stored"]["correlation_id"]
+    assert stored != delivery
+    assert by_message["reply sent"]["correlation_id"] == stored

@@ -24,7 +24,7 @@ from typing import Any, Dict, Iterable, List, Optional
 from chalicelib import config
 from chalicelib.channels.base import OutboundMessage, SendError, account_secrets
 from chalicelib.inbox import outbound
-from chalicelib.logs import describe_error, logger
+from chalicelib.logs import bind_correlation_id, current_correlation_id, describe_error, logger
 from chalicelib.models import ChannelAccount, Message
 from chalicelib.runtime import runtime
 
@@ -49,6 +49,9 @@ class InFlight(Exception):
 
 def enqueue(conversation_id: str, sort_key: str, delay_seconds: int = 0, not_before: Optional[int] = None) -> None:
     body: Dict[str, Any] = {"conversation_id": conversation_id, "sort_key": sort_key}
+    correlation_id = current_correlation_id()
+    if correlation_id:  # the request that queued the reply: its send logs under the same id
+        body["correlation_id"] = correlation_id
     if not_before:
         body["not_before"] = int(not_before)
     runtime.client("sqs").send_message(QueueUrl=runtime.queue_url(OUTBOX_QUEUE), MessageBody=json.dumps(body),
@@ -94,6 +97,7 @@ def process_body(body: str) -> str:
         not_before = int(data.get("not_before") or 0)
         if not isinstance(conversation_id, str) or not isinstance(sort_key, str):
             raise TypeError("ids must be strings")
+        bind_correlation_id(str(data.get("correlation_id") or "") or None)
     except (ValueError, KeyError, TypeError, AttributeError):
         logger.error("unreadable outbox record dropped", extra={"body": body[:200]})
         return "unreadable"

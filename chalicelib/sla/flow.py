@@ -56,8 +56,10 @@ def start_turn(conversation_id: str, turn: int, warn_at: int, due_at: int) -> bo
         if arn is None:
             logger.warning("sla flow: no state machine", extra={"name": state_machine_name()})
             return False
+        from chalicelib.logs import current_correlation_id
+
         payload = {"conversation_id": conversation_id, "turn": int(turn), "warn_at": iso(warn_at),
-                   "due_at": iso(due_at)}
+                   "due_at": iso(due_at), "correlation_id": current_correlation_id() or ""}
         with subsegment("sla_start", conversation_id=conversation_id):
             runtime.client("stepfunctions").start_execution(
                 stateMachineArn=arn, name=execution_name(conversation_id, turn), input=json.dumps(payload))

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from chalicelib.inbox import store
 from chalicelib.inbox.rules import DEFAULT_TEAM, NO_DEADLINE
-from chalicelib.logs import logger
+from chalicelib.logs import bind_correlation_id, logger
 from chalicelib.models import ChannelAccount, Conversation
 from chalicelib.runtime import runtime
 
@@ -36,7 +36,8 @@ def handle_body(body: str) -> str:
         kind, conversation_id, turn = message["kind"], message["conversation_id"], int(message["turn"])
         if kind not in ("warning", "breach") or not isinstance(conversation_id, str):
             raise ValueError("bad kind or conversation")
-    except (ValueError, KeyError, TypeError) as error:
+        bind_correlation_id(str(message.get("correlation_id") or "") or None)  # the turn's delivery
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
         logger.error("sla timer message unreadable", extra={"error": str(error)[:200]})
         return "unreadable"
     before = store.get(conversation_id)
