@@ -489,6 +489,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         report["stop_s"] = server.stop()
     windows = _windows(soak.samples, restart_at=soak.processed_before_restart or None)
     report["windows"] = windows
+    report["samples"] = [[round(x, 2) if isinstance(x, float) else x for x in sample]
+                         for sample in soak.samples[::5]]  # every 5th: t, processed, depth, rss, cpu, load
     report["emulator_requests"] = _emulator_stats(log_path)
     lat = sorted(s for _, s, _ in soak.latencies)
     if lat:
@@ -517,6 +519,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     report = run(args)
     windows = report.pop("windows")
+    samples = report.pop("samples", [])
     print(json.dumps(report, indent=2))
     if windows:
         print("window  envelopes      env/s  CPU ms/env   rss MB  rss KB/env  load")
@@ -527,7 +530,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         first, last = windows[0], windows[-1]
         print(f"first window {first['envelopes_per_s']} env/s, {first['cpu_ms_per_envelope']} CPU ms/env; "
               f"last {last['envelopes_per_s']} env/s, {last['cpu_ms_per_envelope']} CPU ms/env")
-    report["windows"] = windows
+    report["windows"], report["samples"] = windows, samples
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)

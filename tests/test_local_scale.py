@@ -375,3 +375,18 @@ def test_forgetting_keeps_running_executions_and_the_newest_finished() -> None:
     assert emulator.forget_finished_executions(runs, keep=2) == 1
     assert [r.name for r in runs] == ["b", "c", "d", "e"]
     assert emulator.forget_finished_executions(runs, keep=2) == 0
+
+
+def test_string_equality_answers_as_moto_does(adjusted: Any) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    moto_eq = emulator._ORIGINALS[(DynamoType, "__eq__")]
+    moto_ne = emulator._ORIGINALS[(DynamoType, "__ne__")]
+    values = [{"S": "a"}, {"S": "b"}, {"S": ""}, {"S": "1"}, {"N": "1"}, {"N": "1.0"}, {"B": b"a"},
+              {"B": b"b"}, {"BOOL": True}, {"BOOL": False}, {"NULL": True}, {"SS": ["a"]},
+              {"L": [{"S": "a"}]}, {"M": {"k": {"S": "a"}}}]
+    for left in values:
+        for right in values:
+            a, b = DynamoType(left), DynamoType(right)
+            assert (a == b) is moto_eq(a, b) and (a != b) is moto_ne(a, b), (left, right)
+    assert DynamoType.__eq__ is not moto_eq  # the adjusted comparison was the one tested

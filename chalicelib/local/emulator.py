@@ -33,7 +33,8 @@ moto's internals they rely on change):
    query starts from its partition (`Table.items[hash]`) and an index query from the unsorted
    items (it sorts its matches by index and table keys itself, a total order). Results and
    their order are moto's (tests/test_local_scale.py compares them). Index matches are sorted
-   on key values cast once per item (moto casts per comparison).
+   on key values cast once per item (moto casts per comparison), and two strings compare their
+   values without `cast_value`'s type checks (DynamoType ==, !=).
 5. Per request, moto's server listed its own package directory (~200 isdir calls) to route the
    request; the listing is taken once.
 6. HTTP keep-alive (profiled 2026-12-02). Werkzeug's server answers "Connection: close", so
@@ -329,10 +330,34 @@ def _sorted_items(original: Any) -> Any:
     def sorted_items(self: Any, hash_key_attrs: List[str], range_key_attrs: List[Optional[str]],
                      items: List[Any]) -> List[Any]:
         attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
-        items.sort(key=lambda x: tuple([x.attrs[key].cast_value for key in attrs]))
+        items.sort(key=lambda x: tuple([_comparable(x.attrs[key]) for key in attrs]))
         return items
 
     return sorted_items
+
+
+#: DynamoDB types whose `cast_value` is their value as stored (moto: none of the number, set,
+#: list, map or null branches applies).
+_AS_STORED = frozenset({"S", "B", "BOOL"})
+
+
+def _comparable(value: Any) -> Any:
+    """`DynamoType.cast_value` without its five type checks for strings and binaries."""
+    return value.value if value.type in _AS_STORED else value.cast_value
+
+
+def _fast_equality(original: Any, negate: bool) -> Any:
+    """DynamoType ==/!= compares `cast_value`s (five type checks each side, a Decimal per
+    number); an index Query compares every item of the table this way. Two strings (binaries,
+    booleans) of the same type compare their values directly: the same answer."""
+    @functools.wraps(original)
+    def compare(self: Any, other: Any) -> bool:
+        kind = self.type
+        if kind in _AS_STORED and getattr(other, "type", None) == kind:
+            return (self.value != other.value) if negate else (self.value == other.value)
+        return original(self, other)
+
+    return compare
 
 
 #: Finished Step Functions executions kept per state machine, newest first (running ones are
@@ -416,6 +441,10 @@ def apply_local_adjustments() -> None:
     _replace(Table, "query", _query(Table.query))
     _replace(Table, "all_items", _all_items(Table.all_items))
     _replace(Table, "sorted_items", _sorted_items(Table.sorted_items))
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    _replace(DynamoType, "__eq__", _fast_equality(DynamoType.__eq__, negate=False))
+    _replace(DynamoType, "__ne__", _fast_equality(DynamoType.__ne__, negate=True))
     for name in _COUNT_PROPERTIES:
         _replace(Queue, name, _lazy_count(name))
     _replace(SQSBackend, "get_queue_attributes", _get_queue_attributes(SQSBackend.get_queue_attributes))
