@@ -160,3 +160,18 @@ def test_secrets_go_to_ssm_as_secure_strings_and_are_never_printed(aws_backend, 
                              WithDecryption=True)["Parameter"]["Value"] == "rotated-value"
     printed = capsys.readouterr()
     assert "secret-value" not in printed.out + printed.err and "rotated" not in printed.out + printed.err
+
+
+def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
+    """The order matters: the data stack, its outputs, the stage config built from them, then
+    chalice deploy (and a health check); nothing in between is copied by hand."""
+    result = subprocess.run(["make", "-n", "deploy", "STAGE=qa"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    steps = ["infra.lean smoke", "aws cloudformation deploy --stack-name socialinbox-qa-data",
+             "describe-stacks --stack-name socialinbox-qa-data",
+             "infra.deploy configure --stage qa --build build/lambda --outputs out/stack-outputs-qa.json",
+             "chalice deploy --stage qa", "curl -fsS"]
+    positions = [result.stdout.find(step) for step in steps]
+    assert -1 not in positions, dict(zip(steps, positions))
+    assert positions == sorted(positions)
