@@ -6,7 +6,8 @@ URLs and the state machine ARN from the stack's outputs) must be granted by that
 The recorder wraps botocore's one request path (`BaseClient._make_api_call`, which boto3 clients
 and pynamodb's connection both use) only while a handler runs; the queue polling that Lambda does
 for a consumer is not the function's code and is not recorded (its grant is the EventSource
-statement, checked against the app's event sources).
+statement, checked against the app's event sources). The scenario must call every registered
+route (a new route fails the test until it is exercised here, so its calls reach the policy).
 """
 from __future__ import annotations
 
@@ -85,6 +86,16 @@ class Recorder:
         self.current: List[str] = []
         self.last: str = ""
         self.clock: Any = None
+        #: (method, route) of every HTTP request the api_handler served.
+        self.routes: Set[Tuple[str, str]] = set()
+
+    def served(self, app: Any, method: str, path: str) -> None:
+        import re
+
+        bare = path.split("?", 1)[0]
+        for route in getattr(app, "app", app).routes:
+            if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", route), bare):
+                self.routes.add((method.upper(), route))
 
     @contextlib.contextmanager
     def during(self, function: str) -> Iterator[None]:
@@ -205,6 +216,7 @@ def _webhook(inbox, payload: Dict[str, Any]) -> None:
     body = json.dumps(payload).encode()
     with inbox.recorder.during(deploy.API_HANDLER):
         assert inbox.client.http.post("/webhooks/meta", body=body, headers=_sign(body)).status_code == 200
+    inbox.recorder.served(inbox.app, "POST", "/webhooks/meta")
 
 
 def _consume(inbox, function: str, queue: str) -> int:
@@ -252,6 +264,7 @@ class Api:
         with self.inbox.recorder.during(deploy.API_HANDLER):
             response = self.inbox.client.http.request(method, path, headers=headers,
                                                       body=json.dumps(body) if body is not None else b"")
+        self.inbox.recorder.served(self.inbox.app, method, path)
         assert response.status_code < 500, (method, path, response.status_code, response.body)
         try:
             return response.status_code, json.loads(response.body or b"null")
@@ -301,6 +314,7 @@ def _exercise(inbox) -> None:
     with inbox.recorder.during(deploy.API_HANDLER):
         assert inbox.client.http.get("/webhooks/meta?hub.mode=subscribe&hub.verify_token=ssm-verify"
                                      "&hub.challenge=12345").status_code == 200
+    inbox.recorder.served(inbox.app, "GET", "/webhooks/meta")
     now = int(time.time() * 1000)
     _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")))
     _webhook(inbox, whatsapp_delivery("wamid.1", "4915550001", int(time.time()) - 30, "Hallo"))
@@ -308,6 +322,12 @@ def _exercise(inbox) -> None:
     _consume(inbox, "ingest_processor", "ingest")
     # An envelope no adapter can read is parked in the ingest DLQ (the processor's own send).
     _invoke(inbox, "ingest_processor", [_record("{not json")])
+    _something_parked_in_ingest_dlq(inbox)
+    api("GET", "/api/admin/dlq")
+    api("POST", "/api/admin/dlq/replay", {})
+    _consume(inbox, "ingest_processor", "ingest")  # parked again: it can never be read
+    api("GET", "/api/admin/teams")
+    api("PATCH", f"/api/accounts/messenger/{PAGE}", {"name": "Page (renamed)"})
     # Agents at work.
     _, listing = api("GET", "/api/conversations?limit=10")
     conversation = next(c["id"] for c in listing["items"] if c["channel"] == "messenger")
@@ -320,6 +340,7 @@ def _exercise(inbox) -> None:
     api("PATCH", f"/api/conversations/{conversation}", {"assignee": "me", "claim": True})
     api("PATCH", f"/api/conversations/{conversation}", {"priority": "high", "tags": ["vip"]})
     if status == 201:
+        api("GET", f"/api/canned-replies/{canned['id']}")
         api("GET", f"/api/canned-replies/{canned['id']}/render?conversation_id={conversation}")
         api("PUT", f"/api/canned-replies/{canned['id']}", {"shortcut": "hi", "title": "Hi", "text": "Hello"})
         api("DELETE", f"/api/canned-replies/{canned['id']}")
@@ -329,6 +350,22 @@ def _exercise(inbox) -> None:
                    {"text": f"reply {client_id}", "kind": "reply", "client_id": client_id})[0] == 202
     api("POST", "/api/conversations/bulk", {"ids": [conversation], "tags_add": ["bulk"]})
     api("GET", "/api/search?q=order")
+    api("GET", "/api/counts")
+    api("GET", "/api/changes")
+    contact = api("GET", f"/api/conversations/{conversation}")[1]["contact"]["id"]
+    whatsapp = next(c["id"] for c in listing["items"] if c["channel"] == "whatsapp")
+    other = api("GET", f"/api/conversations/{whatsapp}")[1]["contact"]["id"]
+    api("GET", f"/api/contacts/{contact}")
+    status, note = api("POST", f"/api/contacts/{contact}/notes", {"text": "prefers e-mail"})
+    api("GET", f"/api/contacts/{contact}/notes")
+    if status == 201:
+        api("PATCH", f"/api/contacts/{contact}/notes/{note['id']}", {"text": "prefers phone",
+                                                                     "version": note.get("version", 1)})
+    api("POST", f"/api/contacts/{contact}/links", {"contact_id": other})
+    api("DELETE", f"/api/contacts/{contact}/links")
+    api("GET", f"/api/media/{conversation}/m_unknown/0")
+    for path in ("/api/openapi.json", "/", "/admin", "/static/app.js"):
+        api("GET", path)
     api("GET", "/api/me")
     api("GET", "/api/me/notifications")
     # The unknown account gets registered: its held delivery is replayed.
@@ -384,6 +421,15 @@ def _exercise(inbox) -> None:
             getattr(inbox.app, function)(_scheduled_event(function), None)
 
 
+def _something_parked_in_ingest_dlq(inbox) -> None:
+    """Something for the admin DLQ routes to list and replay: an envelope the processor parks."""
+    from chalicelib import aws
+
+    assert aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url("ingest-dlq"), AttributeNames=["ApproximateNumberOfMessages"]
+    )["Attributes"]["ApproximateNumberOfMessages"] != "0"
+
+
 def _answer(spec: Dict[str, Any]) -> Tuple[int, Dict[str, str], str]:
     return spec.get("status", 200), {"Content-Type": "application/json"}, json.dumps(spec["json"])
 
@@ -395,6 +441,9 @@ def _record(body: str, attempts: int = 1) -> Dict[str, Any]:
 
 def test_each_function_is_granted_exactly_what_its_code_calls(deployed):
     _exercise(deployed)
+    every_route = {(method, route) for route, methods in deployed.app.app.routes.items() for method in methods
+                   if method != "HEAD"}
+    assert every_route - deployed.recorder.routes == set(), "routes the scenario never calls (add them)"
     calls = deployed.recorder.calls
     assert set(calls) == set(deploy.functions())
     problems = {f: {"not granted": uncovered(f, c), "granted, never called": unused(f, c)} for f, c in calls.items()}
