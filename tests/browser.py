@@ -43,6 +43,9 @@ class _Forward(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
         self.requests.append((self.command, self.path.split("?")[0]))
         with self.lock:  # the app object serves one request at a time, as in the test client
+            if self.client is None:  # the test is over: never touch the next test's tables
+                self.send_error(503)
+                return
             response = self.client.http.request(self.command, self.path, headers=headers, body=body)
         self.send_response(response.status_code)
         for name, value in response.headers.items():
@@ -90,6 +93,8 @@ def served(inbox: Any, monkeypatch: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+        with handler.lock:  # a request of this page still in the app ends before the next test starts
+            handler.client = None
 
 
 class Chromium:
