@@ -2,7 +2,7 @@
 local server started in a subprocess (free ports on 127.0.0.1, a temporary data directory), a
 kill -9 and restart midway, then a Ctrl-C. Reports envelopes per second per 1,000-envelope window
 (first vs last), resident memory, messages stored vs acknowledged, API page latency while a
-backlog is processed, restart and stop times.
+backlog is processed, restart and stop times, and a start at full size after the Ctrl-C.
 
     .venv/bin/python bench/local_soak.py                    # 20,000 deliveries (make soak)
     .venv/bin/python bench/local_soak.py --messages 3000    # smaller
@@ -487,11 +487,21 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
     finally:
         soak.stopping.set()
         report["stop_s"] = server.stop()
+    report["emulator_requests"] = _emulator_stats(log_path)  # printed at that stop
+    if not args.no_final_restart:
+        # 5. Start again at full size after the Ctrl-C: how long until it answers, and the same
+        # messages stored (nothing acknowledged was lost by the stop).
+        try:
+            report["restart_full_s"] = round(server.start(), 2)
+            report["stored_after_final_restart"] = server.stored_messages()
+        except (SystemExit, Exception) as error:  # noqa: BLE001 - reported, the run still ends cleanly
+            report["final_restart_error"] = str(error)[:300]
+        finally:
+            report["stop_full_s"] = server.stop()
     windows = _windows(soak.samples, restart_at=soak.processed_before_restart or None)
     report["windows"] = windows
     report["samples"] = [[round(x, 2) if isinstance(x, float) else x for x in sample]
                          for sample in soak.samples[::5]]  # every 5th: t, processed, depth, rss, cpu, load
-    report["emulator_requests"] = _emulator_stats(log_path)
     lat = sorted(s for _, s, _ in soak.latencies)
     if lat:
         report["api_page_latency"] = {"count": len(lat), "p50_ms": round(1000 * statistics.median(lat), 1),
@@ -514,6 +524,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--probe-interval", type=float, default=1.0,
                         help="seconds between inbox-page requests while there is a backlog")
     parser.add_argument("--no-restart", action="store_true")
+    parser.add_argument("--no-final-restart", action="store_true",
+                        help="skip the start at full size after the Ctrl-C (restart time, stored count again)")
     parser.add_argument("--keep-data", action="store_true")
     parser.add_argument("--json", default="", help="write the report here too")
     args = parser.parse_args(argv)
