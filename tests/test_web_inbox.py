@@ -464,6 +464,11 @@ def test_the_contact_panel_shows_identities_history_and_notes_and_the_composer_t
                            " (template_required). Notes still work.")
     page.wait_for("document.querySelectorAll('#history li').length === 2"  # the same person's panel
                   " && document.querySelector('#history [aria-current]')?.textContent.startsWith('WhatsApp')")
+    # narrower screens: the panel gives the thread its room and opens over it on demand
+    page.send("Emulation.setDeviceMetricsOverride", width=900, height=700, deviceScaleFactor=1, mobile=False)
+    page.wait_for("getComputedStyle(document.getElementById('contact')).display === 'none'")
+    page.js("document.querySelector('#thread-head .who-toggle').click()")
+    page.wait_for("document.getElementById('contact').getBoundingClientRect().width > 200")
     assert page.js("window.__violations") == [] and page.js("window.__pwned") is None
 
 

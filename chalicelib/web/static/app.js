@@ -83,7 +83,7 @@
         credentials: 'omit', headers: {'Content-Type': 'application/json', Accept: 'application/json'},
         body: JSON.stringify({refresh_token: token})}).then(function (response) {
           return response.ok ? response.json().then(function (data) { keepSession(data); return true; }) : false;
-        }).catch(function () { return false; }) : askPeers().then(function (t) {
+        }).catch(() => false) : askPeers().then(function (t) {
           if (t) keepSession({token: t});
           return Boolean(t);
         })).finally(function () { refreshing = null; });
@@ -285,7 +285,7 @@
     var changed = data.unchanged ? [] : data.changed || [];
     if (data.token) state.since = data.token;
     // retried every poll
-    var failed = function (note) { return $(note).classList.contains('error'); };
+    var failed = note => $(note).classList.contains('error');
     if (changed.indexOf('list') >= 0 || failed('list-note')) loadList('refresh');
     if (changed.indexOf('counts') >= 0) state.countsDue = true;
     // a busy team changes all the time: its counts are read at most every COUNTS_MS
@@ -303,7 +303,7 @@
   async function loadAgents() {
     try {
       var data = await api('api/teams/default/agents');
-      $('agents').replaceChildren.apply($('agents'), (data.agents || []).map(function (a) {
+      $('agents').replaceChildren(...(data.agents || []).map(function (a) {
         var option = el('option');
         option.value = a.agent_id;
         option.label = a.agent_id + (a.online ? ' (online)' : '');
@@ -319,7 +319,7 @@
   async function loadAlerts() {
     try { alerts = (await api('api/me/notifications?limit=20')).items || []; } catch (e) { return; }
     var seen = sessionStorage.getItem(SEEN_KEY) || '';
-    var fresh = alerts.filter(function (n) { return String(n.at) > seen; }).length;
+    var fresh = alerts.filter(n => String(n.at) > seen).length;
     $('notif-count').hidden = !fresh;
     $('notif-count').textContent = fresh;
     if (!$('notif-panel').hidden) renderAlerts();
@@ -327,7 +327,7 @@
 
   function renderAlerts() {
     var list = $('notif-list');
-    list.replaceChildren.apply(list, alerts.length ? alerts.map(function (n) {
+    list.replaceChildren(...alerts.length ? alerts.map(function (n) {
       var button = el('button', 'link', (n.kind === 'sla_breached' ? 'Deadline breached' : n.kind === 'sla_warning'
         ? 'Deadline warning' : String(n.kind)) + ' · ' + ago(n.at));
       button.type = 'button';
@@ -493,14 +493,14 @@
     var items = [];
     results.forEach(function (data) { items = items.concat(Array.isArray(data.items) ? data.items : []); });
     if (merged) items.sort(byOrder);
-    var seen = new Set(items.map(function (c) { return c.id; }));
+    var seen = new Set(items.map(c => c.id));
     var data = results[0];
     if (mode === 'more') {
-      state.items = state.items.filter(function (c) { return !seen.has(c.id); }).concat(items);
+      state.items = state.items.filter(c => !seen.has(c.id)).concat(items);
       state.next = data.next || null;
     } else if (mode === 'refresh' && !merged && data.next && state.items.length > items.length) {
       // more was loaded than one request returns: refresh the head, keep the tail and its cursor
-      state.items = items.concat(state.items.slice(items.length).filter(function (c) { return !seen.has(c.id); }));
+      state.items = items.concat(state.items.slice(items.length).filter(c => !seen.has(c.id)));
     } else {
       state.items = items;
       state.next = merged ? null : data.next || null;
@@ -523,7 +523,7 @@
         : 'Nothing here. Try another view or clear the filters.';
     }
     $('more').hidden = !state.next;
-    var unread = state.items.reduce(function (n, c) { return n + (Number(c.unread_count) || 0); }, 0);
+    var unread = state.items.reduce((n, c) => n + (Number(c.unread_count) || 0), 0);
     document.title = (unread ? '(' + unread + ') ' : '') + 'Social Inbox';
     var key = JSON.stringify(items) + state.selected + Array.from(state.checked) + Math.floor(Date.now() / 60000);
     // unchanged: leave scroll, focus and selection alone
@@ -531,7 +531,7 @@
     state.listKey = key;
     var focused = list.contains(document.activeElement) ? document.activeElement.dataset.id : null;
     var scroll = list.scrollTop;
-    list.replaceChildren.apply(list, items.map(function (c) { return row(c); }));
+    list.replaceChildren(...items.map(c => row(c)));
     list.scrollTop = scroll;
     if (focused) {
       var rows = list.querySelectorAll('.row');
@@ -717,7 +717,7 @@
   function move(step) {
     var items = shown();
     if (!items.length) return;
-    var at = items.findIndex(function (c) { return c.id === state.selected; });
+    var at = items.findIndex(c => c.id === state.selected);
     var next = items[Math.min(items.length - 1, Math.max(0, at < 0 ? 0 : at + step))];
     select(next.id);
     var button = document.querySelector('.row[data-id="' + CSS.escape(next.id) + '"]');
@@ -787,8 +787,8 @@
     state.conv = conversation;
     state.thread = thread.items;
     state.events = events;
-    var ids = new Set(thread.items.map(function (m) { return m.id; }));
-    state.pending = state.pending.filter(function (p) { return !(p.message && ids.has(p.message.id)); });
+    var ids = new Set(thread.items.map(m => m.id));
+    state.pending = state.pending.filter(p => !(p.message && ids.has(p.message.id)));
     note.textContent = !thread.items.length && !state.pending.length ? 'No messages yet.'
       : thread.more ? 'Showing the first ' + thread.items.length + ' messages.' : '';
     if (conversation.unread_count > 0 && !document.hidden) markRead(conversation);
@@ -856,7 +856,7 @@
     var c = state.contact, many = c.identities.length > 1;
     $('contact').hidden = false;
     $('contact-name').textContent = c.display_name || contactName(state.conv || {});
-    $('identities').replaceChildren.apply($('identities'), c.identities.map(function (i) {
+    $('identities').replaceChildren(...c.identities.map(function (i) {
       var item = identityLine(i);
       if (many) {
         var out = el('button', 'link', 'Unlink');
@@ -866,7 +866,7 @@
       }
       return item;
     }));
-    $('history').replaceChildren.apply($('history'), c.conversations.map(function (h) {
+    $('history').replaceChildren(...c.conversations.map(function (h) {
       var b = el('button', 'link hist');
       b.type = 'button';
       b.dataset.id = h.id;
@@ -877,7 +877,7 @@
       item.append(b);
       return item;
     }));
-    $('contact-notes').replaceChildren.apply($('contact-notes'), c.notes.length ? c.notes.map(noteItem)
+    $('contact-notes').replaceChildren(...c.notes.length ? c.notes.map(noteItem)
       : [el('li', 'note', 'No notes yet.')]);
   }
 
@@ -910,7 +910,7 @@
   }
 
   function editNote(id) {
-    var n = state.contact.notes.find(function (x) { return x.id === id; });
+    var n = state.contact.notes.find(x => x.id === id);
     var item = document.querySelector('.cnote[data-id="' + CSS.escape(id) + '"]');
     if (!n || !item) return;
     var box = el('textarea');
@@ -929,7 +929,7 @@
   async function findIdentities(q) {
     var list = $('link-results');
     list.hidden = false;
-    var known = new Set(state.contact.identities.map(function (i) { return i.id; }));
+    var known = new Set(state.contact.identities.map(i => i.id));
     var items;
     try { items = (await api('api/search?' + new URLSearchParams({q: q, limit: '10'}))).items || []; } catch (e) {
       if (!e.handled) contactNote(e.message, true);
@@ -942,7 +942,7 @@
       seen.add(id);
       return true;
     });
-    list.replaceChildren.apply(list, found.length ? found.map(function (r) {
+    list.replaceChildren(...found.length ? found.map(function (r) {
       var b = el('button', 'link', 'Same person: ' + contactName(r) + (contactSub(r) ? ' (' + contactSub(r) + ')' : ''));
       b.type = 'button';
       b.dataset.link = r.contact.id;
@@ -966,7 +966,7 @@
       if (item.id !== c.id) return item;
       changed = true;
       return c;
-    }).filter(function (item) { return item.id !== c.id || belongs(item); });
+    }).filter(item => item.id !== c.id || belongs(item));
     if (changed) renderList();
   }
 
@@ -1014,6 +1014,11 @@
     (c.tags || []).forEach(function (t) { info.append(el('span', 'badge tagb', '#' + t)); });
     var sla = slaBadge(c.sla);
     if (sla) info.append(sla);
+    // narrow screens: the contact panel opens over the thread
+    var who = el('button', 'link who-toggle', 'Contact');
+    who.type = 'button';
+    who.addEventListener('click', () => $('app').classList.toggle('contact-open'));
+    info.append(who);
     var head = $('thread-head');
     head.replaceChildren(back, title, info);
     if (c.subject) head.append(el('p', 'subject', (c.kind === 'comment' ? 'Comment on the post: '
@@ -1049,8 +1054,8 @@
         + (d.until ? ' until ' + localTime(d.until) : '') + by;
       case 'reopened': return 'Reopened by a new customer message (was ' + (d.previous || '?') + ')';
       case 'priority_changed': return 'Priority ' + (d.from || 'none') + ' → ' + (d.to || 'none') + by;
-      case 'tags_changed': return 'Tags ' + [].concat((d.added || []).map(function (t) { return '+' + t; }),
-        (d.removed || []).map(function (t) { return '−' + t; })).join(' ') + by;
+      case 'tags_changed': return 'Tags ' + [].concat((d.added || []).map(t => '+' + t),
+        (d.removed || []).map(t => '−' + t)).join(' ') + by;
       case 'sla_warning': return 'Reply deadline warning' + (d.due_at ? ': due ' + localTime(d.due_at) : '');
       case 'sla_breached': return 'Reply deadline breached' + (d.due_at ? ' (was due ' + localTime(d.due_at) + ')' : '');
       default: return String(e.type).replace(/_/g, ' ') + by;
@@ -1059,7 +1064,7 @@
 
   function renderThread(fresh) {
     var items = state.thread.map(function (m) { return {at: Date.parse(m.sent_at || ''), m: m}; });
-    var events = state.events.filter(function (e) { return SHOWN_EVENTS.indexOf(e.type) >= 0; })
+    var events = state.events.filter(e => SHOWN_EVENTS.indexOf(e.type) >= 0)
       .map(function (e) { return {at: Date.parse(e.at || ''), e: e}; });
     // events go before the first message that is later than them (messages keep the API's order)
     var merged = [], j = 0;
@@ -1081,7 +1086,7 @@
       if (d && d !== day) { nodes.push(daySeparator(x.at)); day = d; }
       nodes.push(x.m ? messageItem(x.m) : x.e ? eventItem(x.e) : pendingItem(x.p));
     });
-    list.replaceChildren.apply(list, nodes);
+    list.replaceChildren(...nodes);
     list.scrollTop = fresh || atBottom ? list.scrollHeight : scroll;
   }
 
@@ -1303,7 +1308,7 @@
     try {
       var items = (await api('api/search?' + new URLSearchParams({q: q, limit: '20'}))).items || [];
       if (gen !== searchGen) return;
-      list.replaceChildren.apply(list, items.map(function (c) { return row(c, true); }));
+      list.replaceChildren(...items.map(c => row(c, true)));
       note.textContent = items.length ? items.length + (items.length > 1 ? ' conversations' : ' conversation')
         + ' found; Esc closes.' : 'No contact or message matches "' + q + '".';
     } catch (e) {
@@ -1326,8 +1331,8 @@
       }
     }
     var f = filter.toLowerCase();
-    var hits = canned.filter(function (r) { return (r.shortcut + ' ' + r.title).toLowerCase().indexOf(f) >= 0; });
-    box.replaceChildren.apply(box, hits.length ? hits.map(function (r) {
+    var hits = canned.filter(r => (r.shortcut + ' ' + r.title).toLowerCase().indexOf(f) >= 0);
+    box.replaceChildren(...hits.length ? hits.map(function (r) {
       var b = el('button', 'link', '/' + r.shortcut + ' · ' + r.title);
       b.type = 'button';
       b.dataset.id = r.id;
@@ -1373,10 +1378,10 @@
   }
 
   function renderViewers(items) {
-    var others = items.filter(function (v) { return !v.me; });
+    var others = items.filter(v => !v.me);
     var names = function (typing) {
-      return others.filter(function (v) { return Boolean(v.typing) === typing; })
-        .map(function (v) { return v.name || v.agent_id; });
+      return others.filter(v => Boolean(v.typing) === typing)
+        .map(v => v.name || v.agent_id);
     };
     var typing = names(true), viewing = names(false);
     $('viewers').textContent = [typing.length ? typing.join(', ') + (typing.length > 1 ? ' are' : ' is') + ' typing…' : '',
@@ -1408,12 +1413,12 @@
       return renderBulk();
     }
     var results = data.results || [];
-    var failed = results.filter(function (r) { return r.status !== 200; });
-    state.checked = new Set(failed.map(function (r) { return r.id; }));
+    var failed = results.filter(r => r.status !== 200);
+    state.checked = new Set(failed.map(r => r.id));
     results.forEach(function (r) { if (r.conversation) updateItem(r.conversation); });
-    note.replaceChildren.apply(note, [el('li', failed.length ? 'error' : null, what + ': ' + (data.ok || 0) + ' done'
+    note.replaceChildren(...[el('li', failed.length ? 'error' : null, what + ': ' + (data.ok || 0) + ' done'
       + (failed.length ? ', ' + failed.length + ' failed (still selected):' : '.'))].concat(failed.map(function (r) {
-      var c = state.items.find(function (x) { return x.id === r.id; });
+      var c = state.items.find(x => x.id === r.id);
       return el('li', 'error', (c ? contactName(c) : r.id) + ': ' + ((r.error && r.error.Message) || r.status));
     })));
     state.listKey = '';
@@ -1467,7 +1472,7 @@
     note.textContent = '';
     // optimistic: the text moves into the thread, and comes back if not sent
     $('draft').value = '';
-    var pending = state.pending.find(function (p) { return p.clientId === d.clientId; });
+    var pending = state.pending.find(p => p.clientId === d.clientId);
     if (!pending) {
       pending = {clientId: d.clientId, text: text, kind: kind, at: Date.now(), message: null};
       state.pending.push(pending);
@@ -1507,7 +1512,7 @@
   }
 
   function removePending(p) {
-    state.pending = state.pending.filter(function (x) { return x !== p; });
+    state.pending = state.pending.filter(x => x !== p);
     renderThread(false);
   }
 
@@ -1556,8 +1561,8 @@
   }
 
   function saveTags() {
-    var tags = $('act-tags').value.split(',').map(function (t) { return t.trim(); })
-      .filter(function (t, i, all) { return t && all.indexOf(t) === i; });
+    var tags = $('act-tags').value.split(',').map(t => t.trim())
+      .filter((t, i, all) => t && all.indexOf(t) === i);
     act({tags: tags}, 'change the tags');
   }
 
