@@ -287,3 +287,43 @@ def test_r_and_n_focus_the_composer_in_their_mode(inbox, served, browser, key):
     assert page.js("document.activeElement.id") == "draft"
     assert page.js("document.getElementById('composer').classList.contains('note-mode')") is (key == "n")
     _clean(page)
+
+
+def test_a_temporary_password_must_be_replaced_before_the_inbox_opens(inbox, served, browser):
+    """An agent an admin created signs in with the temporary password and lands on "choose your
+    own password" (the API answers nothing else yet); a wrong temporary password stays on that
+    form with its reason; the new password opens the inbox, without the admin link."""
+    import json as _json
+
+    admin = inbox.login_admin()
+    created = inbox.client.http.post("/api/agents", headers={"Authorization": "Bearer " + admin,
+                                                             "Content-Type": "application/json"},
+                                     body=_json.dumps({"email": "new@example.com", "name": "New Agent"}))
+    assert created.status_code == 201, created.body
+    temporary = _json.loads(created.body)["temporary_password"]
+    page = browser.page
+    page.goto(served)
+    page.fill("#email", "new@example.com")
+    page.fill("#password", temporary)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#password-form:not([hidden])")
+    assert page.is_hidden("#app") and page.is_hidden("#login-form") and page.is_hidden("#admin-link")
+    page.fill("#pw-current", "not the temporary one")
+    page.fill("#pw-new", "my own long passphrase")
+    page.click("#password-form button[type=submit]")
+    browser.wait_for("document.getElementById('password-error').textContent.length > 0")
+    assert page.is_visible("#password-form"), "a wrong password must not end the sign-in"
+    page.fill("#pw-current", temporary)
+    page.click("#password-form button[type=submit]")
+    page.wait_for_selector("#app:not([hidden])")
+    assert page.is_hidden("#password-form") and page.is_hidden("#admin-link")
+    assert inbox.client.http.post("/api/auth/login", headers={"Content-Type": "application/json"}, body=_json.dumps(
+        {"email": "new@example.com", "password": "my own long passphrase"})).status_code == 200
+    _clean(browser)
+
+
+def test_admins_and_team_leads_see_the_admin_link(inbox, served, browser):
+    _open(inbox, served, browser)
+    browser.wait_for("!document.getElementById('admin-link').hidden")
+    assert browser.js("document.getElementById('admin-link').getAttribute('href')") == "admin"
+    _clean(browser)

@@ -145,11 +145,12 @@
       var message = data && typeof data.Message === 'string' && data.Message ? data.Message
         : 'The server answered ' + response.status + '.';
       var error = new ApiError(response.status, message, data);
-      if (response.status === 401 && path !== 'api/auth/login' && !retried && state.token
-          && await renew()) {
+      // a wrong password (sign-in, password change) is not an ended session
+      var session = response.status === 401 && !/^api\/(auth\/login|me\/password)$/.test(path);
+      if (session && !retried && state.token && await renew()) {
         return api(path, method, body, true);
       }
-      if (response.status === 401 && path !== 'api/auth/login') {
+      if (session) {
         signOut('Your session has ended. Please sign in again.');
         error.handled = true;
       }
@@ -166,7 +167,8 @@
     $('app').hidden = true;
     ['logout', 'notif', 'help-toggle', 'notif-panel', 'help'].forEach(function (id) { $(id).hidden = true; });
     $('who').textContent = '';
-    $('login').hidden = false;
+    $('admin-link').hidden = $('password-form').hidden = true;
+    $('login-form').hidden = $('login').hidden = false;
     $('login-error').textContent = message || '';
     $('email').focus();
   }
@@ -220,6 +222,20 @@
     }
   }
 
+  async function onPasswordChange(event) {
+    event.preventDefault();
+    $('password-error').textContent = '';
+    try {
+      keepSession(await api('api/me/password', 'POST',
+        {current_password: $('pw-current').value, new_password: $('pw-new').value}));
+      $('pw-current').value = $('pw-new').value = '';
+      $('password-form').hidden = true;
+      await start();
+    } catch (e) {
+      if (!e.handled) $('password-error').textContent = e.message;
+    }
+  }
+
   async function start() {
     try {
       state.me = await api('api/me');
@@ -229,6 +245,14 @@
     }
     var me = state.me;
     $('who').textContent = (me.name || me.email || '') + (me.role === 'admin' ? ' (admin)' : '');
+    if (me.must_change_password) {  // the API answers nothing else until then
+      $('login-form').hidden = $('app').hidden = true;
+      $('login').hidden = $('password-form').hidden = false;
+      $('logout').hidden = false;
+      $('pw-current').focus();
+      return;
+    }
+    $('admin-link').hidden = me.role !== 'admin' && me.role !== 'supervisor';
     $('login').hidden = true;
     ['logout', 'notif', 'help-toggle'].forEach(function (id) { $(id).hidden = false; });
     $('app').hidden = false;
@@ -1597,6 +1621,7 @@
   function on(id, type, handler) { $(id).addEventListener(type, handler); }
 
   on('login-form', 'submit', onLogin);
+  on('password-form', 'submit', onPasswordChange);
   on('logout', 'click', function () { signOut(''); });
   on('notif', 'click', toggleAlerts);
   on('help-toggle', 'click', function () { $('help').hidden = !$('help').hidden; });
