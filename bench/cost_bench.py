@@ -12,8 +12,9 @@
   one signed Meta delivery through the Lambda handler (API Gateway proxy event) as deployed
   (SOCIALINBOX_STAGE=bench: the app secret read from SSM, the queue URL from the stage config),
   against a minimal Chalice function doing one boto3 SendMessage with the same event, in the same
-  run, interleaved; both talk HTTP to one moto server on loopback. With X-Ray on (as deployed,
-  LAMBDA_TASK_ROOT set) and off. Ratio of medians; the goal is <= 1.3x.
+  run, interleaved; both talk HTTP to one moto server on loopback. X-Ray off, and as deployed
+  (LAMBDA_TASK_ROOT set) for a request API Gateway did not sample (99 %) and one it did (1 %).
+  Ratio of medians; the goal is <= 1.3x.
 - cost: a month of 10k / 1M / 10M inbound messages, priced from the counts the other benches
   measure (bench/ingest_bench.py --only requests,wru; flow and api sections): DynamoDB units per
   message kind, SLA flow transitions per turn, the reply path's requests and units. Only the
@@ -204,11 +205,11 @@ def bench_cold(results: Dict[str, Any], runs: int, seed: int) -> None:
                 AWS_ENDPOINT_URL=endpoint, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                 AWS_DEFAULT_REGION="us-east-1", AWS_REGION="us-east-1", SOCIALINBOX_STAGE=STAGE,
                 INGEST_QUEUE_URL=queue, LOG_LEVEL="INFO", POWERTOOLS_SERVICE_NAME="socialinbox")
+            trace = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled="
+            deployed = dict(base_env, LAMBDA_TASK_ROOT=BUILD, AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000")
             modes = {"X-Ray off": dict(base_env, AWS_XRAY_SDK_ENABLED="false"),
-                     "X-Ray on (as deployed)": dict(base_env, LAMBDA_TASK_ROOT=BUILD,
-                                                    AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000",
-                                                    _X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;"
-                                                                     "Parent=53995c3f42cd8ad8;Sampled=1")}
+                     "as deployed, request not sampled (99 %)": dict(deployed, _X_AMZN_TRACE_ID=trace + "0"),
+                     "as deployed, request sampled (1 %)": dict(deployed, _X_AMZN_TRACE_ID=trace + "1")}
             section: Dict[str, Any] = {"runs": runs, "modes": {}}
             print(f"\n(g2) Cold first request, fresh interpreter per run (python -S, Lambda-like sys.path), "
                   f"{runs} interleaved runs each, median; moto server on loopback")

@@ -1,7 +1,9 @@
 """X-Ray subsegments around AWS and platform calls, a no-op when X-Ray is not available.
 
-X-Ray is on only inside Lambda (LAMBDA_TASK_ROOT set) unless AWS_XRAY_SDK_ENABLED=false; the
-SDK is imported lazily, so local runs and tests never pay its import or poll a daemon.
+X-Ray is on only inside Lambda (LAMBDA_TASK_ROOT set) unless AWS_XRAY_SDK_ENABLED=false, and only
+for an invocation that is being traced (Lambda's `_X_AMZN_TRACE_ID` says `Sampled=1`): API Gateway
+samples 1 % of requests (infra: TraceSampleRate), so the other 99 % never import the SDK, and a
+cold start pays for it only when its first request is sampled. Local runs and tests never do.
 
 What gets traced: every botocore call (boto3, pynamodb and powertools' SSM reads all go through
 botocore: DynamoDB, SQS, Step Functions, SSM) from the first `activate()`/`subsegment()` of a
@@ -30,10 +32,17 @@ def _enabled() -> bool:
     return bool(os.environ.get("LAMBDA_TASK_ROOT"))
 
 
+def _sampled() -> bool:
+    """This invocation is traced (Lambda sets the header per invocation)."""
+    return "Sampled=1" in os.environ.get("_X_AMZN_TRACE_ID", "")
+
+
 def recorder() -> Optional[Any]:
-    """The configured xray_recorder, or None when tracing is off. Patches any traced library
-    loaded since the last call (a set lookup when there is nothing new)."""
+    """The configured xray_recorder, or None when this invocation is not traced. Patches any
+    traced library loaded since the last call (a set lookup when there is nothing new)."""
     global _recorder, _checked
+    if not _sampled():
+        return None
     if not _checked:
         _checked = True
         if _enabled():

@@ -62,12 +62,15 @@ def test_tracing_is_a_clean_no_op_without_lambda_and_works_without_a_daemon_in_l
         "import sys; assert 'aws_xray_sdk' not in sys.modules, 'X-Ray must not load outside Lambda'\n"
         "os.environ['LAMBDA_TASK_ROOT'] = '/var/task'\n"
         "tracing._checked = False\n"
+        "os.environ['_X_AMZN_TRACE_ID'] = 'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=0'\n"
+        "assert tracing.recorder() is None and 'aws_xray_sdk' not in sys.modules, 'an unsampled request'\n"
+        "os.environ['_X_AMZN_TRACE_ID'] = 'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1'\n"
         "assert tracing.recorder() is not None\n"
         "with tracing.subsegment('enqueue', adapter='meta'):\n"
         "    pass\n"
         "print('traced-ok')\n"
     )
-    assert "traced-ok" in _python(script, drop=("AWS_XRAY_SDK_ENABLED", "LAMBDA_TASK_ROOT"))
+    assert "traced-ok" in _python(script, drop=("AWS_XRAY_SDK_ENABLED", "LAMBDA_TASK_ROOT", "_X_AMZN_TRACE_ID"))
 
 
 def test_correlation_ids_do_not_leak_between_threads():
@@ -111,6 +114,7 @@ def test_in_lambda_tracing_patches_only_what_is_loaded():
     script = (
         "import os, sys\n"
         "os.environ['LAMBDA_TASK_ROOT'] = '/var/task'\n"
+        "os.environ['_X_AMZN_TRACE_ID'] = 'Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1'\n"
         "from chalicelib import tracing\n"
         "import botocore\n"
         "with tracing.subsegment('enqueue', adapter='meta'):\n"
@@ -121,7 +125,7 @@ def test_in_lambda_tracing_patches_only_what_is_loaded():
         "assert tracing.patched() == {'botocore', 'requests'}, tracing.patched()\n"
         "print('patched-ok')\n"
     )
-    assert "patched-ok" in _python(script, drop=("AWS_XRAY_SDK_ENABLED", "LAMBDA_TASK_ROOT"))
+    assert "patched-ok" in _python(script, drop=("AWS_XRAY_SDK_ENABLED", "LAMBDA_TASK_ROOT", "_X_AMZN_TRACE_ID"))
 
 
 def test_offline_activate_loads_nothing():
