@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, PROJECT)
@@ -109,7 +109,7 @@ def bench_zip(results: Dict[str, Any]) -> None:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for root, _dirs, files in os.walk(BUILD):
             relative_root = os.path.relpath(root, BUILD)
-            if relative_root.split(os.sep)[0] in (".chalice",) or relative_root == "." and False:
+            if relative_root.split(os.sep)[0] == ".chalice":  # config, not shipped
                 continue
             for name in files:
                 path = os.path.join(root, name)
@@ -154,7 +154,8 @@ def _apigw_event(raw: bytes) -> Dict[str, Any]:
             "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
             "pathParameters": {"platform": "meta"}, "stageVariables": None, "isBase64Encoded": False,
             "requestContext": {"resourcePath": "/webhooks/{platform}", "httpMethod": "POST", "stage": "api",
-                               "requestId": "r-1", "identity": {"sourceIp": "203.0.113.9"}, "path": "/api/webhooks/meta"},
+                               "requestId": "r-1", "identity": {"sourceIp": "203.0.113.9"},
+                               "path": "/api/webhooks/meta"},
             "body": raw.decode()}
 
 

@@ -307,7 +307,8 @@ def _exercise(inbox) -> None:
         api("PUT", f"/api/sla-policies/{policy['id']}", {"name": "VIP", "first_response_seconds": 600,
                                                           "next_response_seconds": 600, "tags": ["vip"]})
         api("DELETE", f"/api/sla-policies/{policy['id']}")
-    status, canned = api("POST", "/api/canned-replies", {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
+    status, canned = api("POST", "/api/canned-replies",
+                         {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
     api("GET", "/api/canned-replies")
     assert api("GET", "/health", token="")[0] == 200
     # Platforms: the handshake and deliveries (one for an account nobody registered yet).
