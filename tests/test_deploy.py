@@ -175,3 +175,38 @@ def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
     positions = [result.stdout.find(step) for step in steps]
     assert -1 not in positions, dict(zip(steps, positions))
     assert positions == sorted(positions)
+
+
+# --- the SQS consumers as Lambda runs them ---------------------------------------------------------
+
+def test_consumers_batch_where_latency_allows_and_replies_go_one_by_one():
+    import app
+
+    sources = {h.name: h for h in app.app.event_sources if hasattr(h, "queue")}
+    ingest = sources["ingest_processor"]
+    assert ingest.batch_size == 10 and ingest.maximum_batching_window_in_seconds == 1
+    assert sources["sla_timers"].maximum_batching_window_in_seconds == 5
+    assert sources["outbox_worker"].batch_size == 1 and sources["outbox_worker"].maximum_batching_window_in_seconds == 0
+
+
+def test_a_failing_sla_timer_never_stops_its_neighbours(inbox):
+    """The batch is handled whole, then redelivered (its good records come back as stale no-ops)."""
+    import time
+
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
+    from tests.helpers import PAGE, messenger, page_delivery
+
+    inbox.add_account("messenger", PAGE)
+    inbox.post_meta(page_delivery(messenger("m-t-1", "psid-t", int(time.time() * 1000), "hello?")))
+    inbox.process()
+    [row] = inbox.conversations()
+    state = store.get(row["id"])
+    records = [{"messageId": str(i), "receiptHandle": str(i), "attributes": {"ApproximateReceiveCount": "1"},
+                "body": json.dumps({"kind": "breach", "conversation_id": cid, "turn": state["turn"]})}
+               for i, cid in enumerate(["", row["id"]])]  # the first one DynamoDB refuses
+    runtime.use_clock(lambda: time.time() + 86_400)
+    with pytest.raises(Exception):
+        inbox.app.sla_timers({"Records": records}, None)
+    events = inbox.get(f"/api/conversations/{row['id']}/events")["items"]
+    assert [e["type"] for e in events].count("sla_breached") == 1, events

@@ -13,7 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from chalicelib.inbox import store
 from chalicelib.inbox.rules import DEFAULT_TEAM, NO_DEADLINE
-from chalicelib.logs import bind_correlation_id, logger
+from chalicelib.logs import bind_correlation_id, describe_error, logger
 from chalicelib.models import ChannelAccount, Conversation
 from chalicelib.runtime import runtime
 
@@ -22,11 +22,20 @@ TEAMS_CACHE_SECONDS = 60.0
 
 def handle_records(records: Iterable[Dict[str, Any]]) -> Dict[str, int]:
     """Record each timer message once; unreadable ones are logged and dropped (they can never
-    become readable), failures raise so SQS redelivers."""
+    become readable). A record that fails never stops its neighbours: the whole batch is handled,
+    then the handler raises so SQS redelivers it (the neighbours come back as stale no-ops)."""
     outcome: Dict[str, int] = {}
+    failed: List[BaseException] = []
     for record in records:
-        result = handle_body(record.get("body", ""))
+        try:
+            result = handle_body(record.get("body", ""))
+        except Exception as error:  # noqa: BLE001 - finish the batch first
+            logger.warning("sla timer failed, will retry", extra={"error": describe_error(error)})
+            failed.append(error)
+            continue
         outcome[result] = outcome.get(result, 0) + 1
+    if failed:
+        raise failed[0]
     return outcome
 
 
