@@ -7,17 +7,15 @@ Query; DynamoDB's TTL deletes late, so older heartbeats are filtered out), `me` 
 404 for unknown conversations or ones the caller may not see; 400 for a malformed body."""
 from __future__ import annotations
 
-from typing import Any, Dict, List
+from typing import Any
 
 from chalice import BadRequestError, Blueprint, NotFoundError
 
 from chalicelib.api import common
+from chalicelib.api.views import VIEWER_WINDOW_SECONDS, current_viewers
 from chalicelib.api.routes import authenticated
 
 collision_api = Blueprint(__name__)
-
-VIEWER_WINDOW_SECONDS = 20
-MAX_VIEWERS = 50
 
 
 def _visible(identity: Any, conversation_id: str) -> None:
@@ -52,17 +50,3 @@ def viewers(conversation_id: str, identity: Any) -> Any:
     _visible(identity, conversation_id)
     items = current_viewers(conversation_id, identity.agent_id)
     return {"items": items, "typing": [i["agent_id"] for i in items if i["typing"] and not i["me"]]}
-
-
-def current_viewers(conversation_id: str, me: str) -> List[Dict[str, Any]]:
-    """Who viewed or typed in the last VIEWER_WINDOW_SECONDS (one Query); also answered by the
-    page's change poll (GET /api/changes?viewers=1), so an open thread needs no second timer."""
-    from chalicelib.api.views import iso
-    from chalicelib.models import ConversationViewer
-    from chalicelib.runtime import runtime
-
-    since = runtime.now_ms() - VIEWER_WINDOW_SECONDS * 1000
-    found = ConversationViewer.query(conversation_id, filter_condition=ConversationViewer.seen_at >= since,
-                                     limit=MAX_VIEWERS, page_size=MAX_VIEWERS)
-    return [{"agent_id": v.agent_id, "name": v.name, "typing": bool(v.typing), "seen_at": iso(v.seen_at),
-             "me": v.agent_id == me} for v in found]

@@ -175,7 +175,7 @@ def changes(identity: Any) -> Any:
     viewers, seen = None, []
     if conversation and _query("viewers") == "1":
         def viewers() -> Any:  # read once, for the fingerprint and the answer
-            from chalicelib.api.collision_routes import current_viewers
+            from chalicelib.api.views import current_viewers
 
             if not seen:
                 seen.append(current_viewers(conversation, identity.agent_id))

@@ -339,3 +339,21 @@ def list_messages(conversation_id: str, limit: int, cursor: Optional[str]) -> Tu
                             last_evaluated_key=start)
     items = [message_json(m) for m in results]
     return items, encode_cursor(results.last_evaluated_key, "messages|" + conversation_id)
+
+
+#: A viewer heartbeat counts this long (the page beats every ~10 s while a thread is open).
+VIEWER_WINDOW_SECONDS = 20
+MAX_VIEWERS = 50
+
+
+def current_viewers(conversation_id: str, me: str) -> List[Dict[str, Any]]:
+    """Who viewed or typed in the last VIEWER_WINDOW_SECONDS (one Query); also answered by the
+    page's change poll (GET /api/changes?viewers=1), so an open thread needs no second timer."""
+    from chalicelib.models import ConversationViewer
+    from chalicelib.runtime import runtime
+
+    since = runtime.now_ms() - VIEWER_WINDOW_SECONDS * 1000
+    found = ConversationViewer.query(conversation_id, filter_condition=ConversationViewer.seen_at >= since,
+                                     limit=MAX_VIEWERS, page_size=MAX_VIEWERS)
+    return [{"agent_id": v.agent_id, "name": v.name, "typing": bool(v.typing), "seen_at": iso(v.seen_at),
+             "me": v.agent_id == me} for v in found]
