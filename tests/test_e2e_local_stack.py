@@ -71,7 +71,7 @@ def _token(base):
 
 def test_banner_prints_urls_and_logins(local_stack):
     base, banner, _ = local_stack
-    assert base + "/" in banner
+    assert base + "/" in banner and base + "/admin" in banner
     assert "admin@example.com" in banner
     assert PASSWORD not in banner, "the password itself must not be printed"
 

@@ -200,6 +200,7 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"socialinbox is running (stage local, AWS emulated by moto on {args.host}:{args.moto_port})", flush=True)
     print(f"  inbox:     {base}/", flush=True)
+    print(f"  admin:     {base}/admin  (accounts, agents, teams, SLA policies, quarantine, dead letters)", flush=True)
     print(f"  API:       {base}/api/conversations", flush=True)
     print(f"  webhooks:  {base}/webhooks/<platform>  ({', '.join(_adapters())})", flush=True)
     if "LOCAL_ADMIN_PASSWORD" in os.environ:
