@@ -179,6 +179,30 @@ def test_bad_note_bodies_are_400(world, body):
     assert response.status_code == 400, response.body
 
 
+@pytest.mark.parametrize("body", [{}, [], {"contact_id": 5}, {"contact_id": ""}, {"contact_id": "x" * 101},
+                                  {"contact_id": "a\x00b"}, {"contact_id": ["c"]}, {"contact_id": "c", "merge": True}])
+def test_bad_link_bodies_are_400_and_link_nothing(world, body):
+    contact = _contact_id(world["messenger"])
+    response = _call(world["inbox"], "POST", f"/api/contacts/{contact}/links", world["ana"]["token"], body)
+    assert response.status_code == 400, response.body
+    assert len(_call(world["inbox"], "GET", f"/api/contacts/{contact}", world["ana"]["token"]).json["identities"]) == 1
+
+
+def test_links_to_oneself_to_an_unknown_or_hidden_identity_are_refused_and_a_repeat_is_harmless(world):
+    inbox, token = world["inbox"], world["ana"]["token"]
+    messenger, whatsapp = _contact_id(world["messenger"]), _contact_id(world["whatsapp"])
+    for other, status in ((_contact_id(world["billing"]), 404), ("c_unknown", 404)):
+        assert _call(inbox, "POST", f"/api/contacts/{messenger}/links", token, {"contact_id": other}).status_code == status
+    itself = _call(inbox, "POST", f"/api/contacts/{messenger}/links", token, {"contact_id": messenger})
+    assert itself.status_code in (200, 400, 409), itself.body  # already the same person: a no-op at most
+    assert len(_call(inbox, "GET", f"/api/contacts/{messenger}", token).json["identities"]) == 1
+    for _ in range(2):  # a retried link answers the same person, never a duplicate identity
+        linked = _call(inbox, "POST", f"/api/contacts/{messenger}/links", token, {"contact_id": whatsapp})
+        assert linked.status_code in (200, 409), linked.body
+    identities = _call(inbox, "GET", f"/api/contacts/{messenger}", token).json["identities"]
+    assert sorted(i["id"] for i in identities) == sorted([messenger, whatsapp])
+
+
 def test_another_teams_contact_is_404_like_an_unknown_one_and_history_hides_what_the_agent_cannot_see(world):
     inbox = world["inbox"]
     bob, ana = world["bob"]["token"], world["ana"]["token"]
