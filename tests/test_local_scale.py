@@ -390,3 +390,64 @@ def test_string_equality_answers_as_moto_does(adjusted: Any) -> None:
             a, b = DynamoType(left), DynamoType(right)
             assert (a == b) is moto_eq(a, b) and (a != b) is moto_ne(a, b), (left, right)
     assert DynamoType.__eq__ is not moto_eq  # the adjusted comparison was the one tested
+
+
+SQS_MACHINE = ('{"StartAt": "Tell", "States": {"Tell": {"Type": "Task", "Resource": '
+               '"arn:aws:states:::sqs:sendMessage", "Parameters": {"QueueUrl.$": "$.queue", '
+               '"MessageBody": {"n.$": "$.n", "who.$": "$.who.name"}}, "ResultPath": null, "End": true}}}')
+MAP_MACHINE = ('{"StartAt": "Each", "States": {"Each": {"Type": "Map", "ItemsPath": "$.items", "Iterator": '
+               '{"StartAt": "One", "States": {"One": {"Type": "Pass", "End": true}}}, "End": true}}}')
+
+
+def test_moto_still_parses_the_definition_and_builds_a_client_per_use() -> None:
+    """The causes of the parse and client caches; if this changes, re-check emulator.py."""
+    from moto.stepfunctions.parser.asl.utils import boto_client, json_path
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    assert "AmazonStateLanguageParser.parse(" in inspect.getsource(ExecutionWorker._get_evaluation_entrypoint)
+    assert "return boto3.client(" in inspect.getsource(boto_client)
+    assert "input_expr = parse(path)" in inspect.getsource(json_path.extract_json)
+
+
+def test_a_definition_is_parsed_once_unless_it_holds_per_run_state(adjusted: Any) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    assert AmazonStateLanguageParser.parse(SQS_MACHINE) is AmazonStateLanguageParser.parse(SQS_MACHINE)
+    assert AmazonStateLanguageParser.parse(PASS_MACHINE) is not AmazonStateLanguageParser.parse(SQS_MACHINE)
+    assert AmazonStateLanguageParser.parse(MAP_MACHINE) is not AmazonStateLanguageParser.parse(MAP_MACHINE)
+    emulator.remove_local_adjustments()
+    assert AmazonStateLanguageParser.parse(SQS_MACHINE) is not AmazonStateLanguageParser.parse(SQS_MACHINE)
+    emulator.apply_local_adjustments()
+
+
+def test_concurrent_executions_of_one_parsed_definition_each_send_their_own_input(adjusted: Any,
+                                                                                   monkeypatch: Any) -> None:
+    """Shared program, shared client, cached paths: every run still reads its own input."""
+    import json
+    import time
+
+    from moto.core.config import default_user_config
+
+    monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
+    sqs, sfn = boto3.client("sqs"), boto3.client("stepfunctions")
+    queue = sqs.create_queue(QueueName="local-scale-told")["QueueUrl"]
+    arn = sfn.create_state_machine(name="local-scale-tell", definition=SQS_MACHINE,
+                                   roleArn="arn:aws:iam::123456789012:role/local")["stateMachineArn"]
+    try:
+        for n in range(12):
+            sfn.start_execution(stateMachineArn=arn, name=f"tell-{n}",
+                                input=json.dumps({"queue": queue, "n": n, "who": {"name": f"agent {n}"}}))
+        told: list = []
+        deadline = time.monotonic() + 30  # bounded: each run is one SQS call
+        while len(told) < 12 and time.monotonic() < deadline:
+            for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+                told.append(json.loads(message["Body"]))
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+        assert sorted((m["n"], m["who"]) for m in told) == [(n, f"agent {n}") for n in range(12)]
+        while (sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+               and time.monotonic() < deadline):
+            time.sleep(0.02)  # a run sends its message just before it is marked as finished
+        statuses = {e["status"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]}
+        assert statuses == {"SUCCEEDED"}
+    finally:
+        sfn.delete_state_machine(stateMachineArn=arn)

@@ -417,6 +417,68 @@ def _bounded_start_execution(original: Any) -> Any:
     return start_execution
 
 
+#: States whose components keep per-run state (iterations, branches): a definition holding one is
+#: parsed for every execution, as moto does.
+_STATEFUL_STATE_TYPES = ('"Map"', '"Parallel"')
+
+
+def _parsed_once(original: Any) -> Any:
+    """moto's interpreter parses the state machine's ASL with ANTLR for every execution (~12 % of
+    the emulator's CPU in a soak: one execution per conversation turn). The parsed program of a
+    definition made of Wait/Task/Choice/Pass/Succeed/Fail states holds no per-run state (each run
+    has its own Environment), so it is kept per definition text."""
+    cache: Dict[str, Any] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def parse(definition: str) -> Any:
+        if any(kind in definition for kind in _STATEFUL_STATE_TYPES):
+            return original(definition)
+        with lock:
+            if definition not in cache:
+                if len(cache) >= 64:
+                    cache.clear()
+                cache[definition] = original(definition)
+            return cache[definition]
+
+    parse.__socialinbox_local__ = True  # type: ignore[attr-defined]
+    return staticmethod(parse)
+
+
+def _client_once(original: Any) -> Any:
+    """moto's Task states build a new boto3 client for every service call (~4 % of the emulator's
+    CPU); boto3 clients are safe to share between threads, so one per (region, service,
+    endpoint) is kept. A task run with explicit credentials keeps moto's path."""
+    cache: Dict[Tuple[Any, ...], Any] = {}
+    lock = threading.Lock()
+
+    @functools.wraps(original)
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:
+            return original(region, service, state_credentials)
+        from moto.core.models import botocore_stubber
+        from moto.settings import moto_server_port
+
+        key = (region, service, bool(botocore_stubber.enabled), moto_server_port())
+        with lock:
+            if key not in cache:
+                cache[key] = original(region, service)
+            return cache[key]
+
+    boto_client_for.__socialinbox_local__ = True  # type: ignore[attr-defined]
+    return boto_client_for
+
+
+def _replace_everywhere(package: str, name: str, original: Any, value: Any) -> None:
+    """`from x import f` binds f in every importing module: each binding under `package` that is
+    still moto's original is replaced (and restored by remove_local_adjustments)."""
+    import sys
+
+    for module_name, module in list(sys.modules.items()):
+        if module is not None and module_name.startswith(package) and getattr(module, name, None) is original:
+            _replace(module, name, value)
+
+
 #: (owner, attribute) -> what moto had there before apply_local_adjustments().
 _ORIGINALS: Dict[Tuple[Any, str], Any] = {}
 
@@ -458,6 +520,19 @@ def apply_local_adjustments() -> None:
 
     _replace(StepFunctionsParserBackend, "start_execution",
              _bounded_start_execution(StepFunctionsParserBackend.start_execution))
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+
+    _replace(AmazonStateLanguageParser, "parse", _parsed_once(AmazonStateLanguageParser.parse))
+    import moto.stepfunctions.parser.asl.utils.boto_client as sfn_boto_client
+    import moto.stepfunctions.parser.asl.utils.json_path as sfn_json_path
+    # Importing the service tasks binds their `boto_client_for` before it is replaced below.
+    import moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sqs  # noqa: F401
+
+    original_client = sfn_boto_client.boto_client_for
+    _replace_everywhere("moto.stepfunctions.parser", "boto_client_for", original_client, _client_once(original_client))
+    # Every JSONPath of every state (InputPath, "x.$" parameters) was parsed with PLY per use;
+    # parsed paths are immutable.
+    _replace(sfn_json_path, "parse", functools.lru_cache(maxsize=512)(sfn_json_path.parse))
     import moto.backends as moto_backends
 
     _replace(moto_backends, "list_of_moto_modules", _listed_once(moto_backends.list_of_moto_modules))

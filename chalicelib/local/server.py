@@ -7,6 +7,7 @@ inbox) on 127.0.0.1:PORT and pumps the ingest queue into the real processor. Ctr
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -22,6 +23,11 @@ HTTP_LISTEN_BACKLOG = 1024
 #: How long Ctrl-C waits for the pumps' batches in flight: what is acknowledged is on disk
 #: already, and an unfinished batch is delivered again after the restart.
 PUMP_STOP_SECONDS = 1.5
+#: glibc malloc arenas for the whole process (its default is 8 per core): every server, pump and
+#: Step Functions thread otherwise grows an arena of its own and keeps what it freed.
+MALLOC_ARENAS = 2
+#: How often freed heap memory is handed back to the system (malloc_trim).
+MALLOC_TRIM_SECONDS = 30.0
 
 
 def _configure_environment(moto_port: int) -> None:
@@ -54,6 +60,39 @@ def port_problem(host: str, port: int, what: str, variable: str) -> Optional[str
     return None
 
 
+@functools.lru_cache(maxsize=1)
+def _glibc() -> Any:
+    """The C library when it is glibc (Linux), else None: the allocator settings below are
+    glibc's, and elsewhere the stack simply runs without them."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc if hasattr(libc, "malloc_trim") and hasattr(libc, "mallopt") else None
+    except OSError:
+        return None
+
+
+def bound_allocator() -> bool:
+    """Limit malloc's arenas before the threads start. Measured in the 20,000-delivery soak: the
+    resident size grew ~3x faster than the live data (restored into a fresh process, a run's
+    data took a third of what the run held), i.e. memory freed after short-lived peaks (request
+    bodies, moto's copies) that per-thread arenas never returned. True when applied."""
+    libc = _glibc()
+    if libc is None:
+        return False
+    m_arena_max = -8  # glibc's mallopt parameter number
+    return bool(libc.mallopt(m_arena_max, MALLOC_ARENAS))
+
+
+def trim_allocator() -> None:
+    """Hand freed heap pages back to the system (ctypes releases the GIL during the call)."""
+    libc = _glibc()
+    if libc is not None:
+        libc.malloc_trim(0)
+
+
 def _fail(message: str) -> int:
     print(message, file=sys.stderr, flush=True)
     return 2
@@ -79,6 +118,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if problem:
             return _fail(problem)
     _configure_environment(args.moto_port)
+    bound_allocator()
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
 
@@ -196,6 +236,8 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     # Soon after a start too: SLA waits in flight before a restart are not kept (persist.py).
     sweeper = _Every(60.0, sweep, "sla-sweeper", first_after=5.0)
     sweeper.start()
+    trimmer = _Every(MALLOC_TRIM_SECONDS, trim_allocator, "malloc-trim")
+    trimmer.start()
 
     base = f"http://{args.host}:{args.port}"
     print(f"socialinbox is running (stage local, AWS emulated by moto on {args.host}:{args.moto_port})", flush=True)
@@ -232,6 +274,7 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
         server.serve_forever()
     finally:
         sweeper.stop()
+        trimmer.stop()
         if sandbox is not None and hasattr(sandbox, "shutdown"):
             sandbox.shutdown()
         for pump in pumps:
