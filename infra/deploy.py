@@ -376,13 +376,15 @@ def enable_partial_batches(client: Any, stage: str, environment: bool = True, ti
             if environment:
                 raise RuntimeError(f"{name}: no SQS event source mapping (deploy the functions first)")
             continue
-        for mapping in mappings:
-            if REPORT_BATCH_ITEM_FAILURES not in (mapping.get("FunctionResponseTypes") or []):
-                client.update_event_source_mapping(UUID=mapping["UUID"],
-                                                   FunctionResponseTypes=[REPORT_BATCH_ITEM_FAILURES])
-        for mapping in mappings:
-            _wait(lambda: _reports(client.get_event_source_mapping(UUID=mapping["UUID"])), timeout, sleep,
-                  f"{name}: event source mapping {mapping['UUID']} does not report {REPORT_BATCH_ITEM_FAILURES}")
+        for uuid in [m["UUID"] for m in mappings]:
+            # A mapping chalice deploy has just created or changed refuses updates until it settles.
+            _wait(lambda uuid=uuid: client.get_event_source_mapping(UUID=uuid).get("State") not in _SETTLING,
+                  timeout, sleep, f"{name}: event source mapping {uuid} does not settle")
+            if REPORT_BATCH_ITEM_FAILURES not in (client.get_event_source_mapping(UUID=uuid)
+                                                  .get("FunctionResponseTypes") or []):
+                client.update_event_source_mapping(UUID=uuid, FunctionResponseTypes=[REPORT_BATCH_ITEM_FAILURES])
+            _wait(lambda uuid=uuid: _reports(client.get_event_source_mapping(UUID=uuid)), timeout, sleep,
+                  f"{name}: event source mapping {uuid} does not report {REPORT_BATCH_ITEM_FAILURES}")
         if environment:
             _set_partial_batch_variable(client, name, timeout, sleep)
         done.append(name)

@@ -261,14 +261,16 @@ def _deployed_consumers(stage="qa", variables=None):
 class _Recording:
     """A Lambda client that records the changing calls (and can hold a mapping in `Updating`)."""
 
-    def __init__(self, client, settling=False):
-        self._client, self.calls, self.settling = client, [], settling
+    def __init__(self, client, settling=False, ignoring=False):
+        self._client, self.calls, self.settling, self.ignoring = client, [], settling, ignoring
 
     def __getattr__(self, name):
         target = getattr(self._client, name)
         if name.startswith("update_"):
             def call(**kwargs):
                 self.calls.append((name, kwargs.get("FunctionName") or kwargs.get("UUID")))
+                if self.ignoring and name == "update_event_source_mapping":
+                    return {}  # accepted, never applied
                 return target(**kwargs)
             return call
         if name == "get_event_source_mapping" and self.settling:
@@ -299,12 +301,16 @@ def test_partial_batches_on_a_deployed_stage_sets_the_mapping_first_then_the_var
     assert recording.calls == []
 
 
-def test_a_mapping_that_does_not_settle_never_gets_the_variable(aws_backend):
+@pytest.mark.parametrize("mapping, error", [("settling", "does not settle"),
+                                            ("ignoring", "does not report ReportBatchItemFailures")])
+def test_a_mapping_that_does_not_report_never_gets_the_variable(aws_backend, mapping, error):
     client, mappings = _deployed_consumers()
     waits = []
-    with pytest.raises(RuntimeError, match="does not report ReportBatchItemFailures"):
-        deploy.enable_partial_batches(_Recording(client, settling=True), "qa", timeout=10, sleep=waits.append)
+    recording = _Recording(client, **{mapping: True})
+    with pytest.raises(RuntimeError, match=f"event source mapping .* {error}"):
+        deploy.enable_partial_batches(recording, "qa", timeout=10, sleep=waits.append)
     assert sum(waits) >= 10
+    assert "update_function_configuration" not in [call for call, _ in recording.calls]
     for function in deploy.PARTIAL_BATCH_FUNCTIONS:
         variables = client.get_function_configuration(
             FunctionName=deploy.lambda_function_name("qa", function))["Environment"]["Variables"]
