@@ -107,6 +107,7 @@ package: lambda-build render  ## one SAM template + zip of everything into out/p
 
 deploy-package: package  ## the one-artifact path: BUCKET=<s3 bucket for the zip> (stack socialinbox-STAGE)
 	@test -n "$(BUCKET)" || { echo "usage: make deploy-package STAGE=dev BUCKET=my-artifacts-bucket"; exit 2; }
+	$(PY) -m infra.deploy partial-batches --stage $(STAGE) --mappings-only  # existing mappings first (docs/DEPLOY.md)
 	aws cloudformation package --template-file out/package/sam.json --s3-bucket $(BUCKET) \
 	  --output-template-file out/package/packaged.json
 	aws cloudformation deploy --stack-name socialinbox-$(STAGE) --template-file out/package/packaged.json \
@@ -125,6 +126,7 @@ deploy: lambda-build render  ## data stack, its outputs -> stage config, then ch
 	mkdir -p .chalice/deployed && cp -r .chalice/deployed $(BUILD)/.chalice/
 	cd $(BUILD) && ../../$(VENV)/bin/chalice deploy --stage $(STAGE)
 	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/
+	$(PY) -m infra.deploy partial-batches --stage $(STAGE)  # ReportBatchItemFailures, then the variable
 	@cd $(BUILD) && url=$$(../../$(VENV)/bin/chalice url --stage $(STAGE)) && echo "health: $${url}health" && \
 	  curl -fsS "$${url}health" && echo
 

@@ -84,23 +84,23 @@ def security_headers(request: Any, get_response: Callable[[Any], Response]) -> R
 # invoke once per message (each invocation is a Lambda request and a poll). Replies get none.
 @app.on_sqs_message(queue=config.queue_name(config.INGEST_QUEUE), batch_size=10, name="ingest_processor",
                     maximum_batching_window_in_seconds=1)
-def ingest_processor(event: Any) -> Dict[str, int]:
+def ingest_processor(event: Any) -> Dict[str, Any]:
     """Normalise accepted deliveries into contacts, conversations and messages."""
     tracing.activate()
-    from chalicelib.ingest.processor import process_records, record_dicts
+    from chalicelib.ingest.processor import partial_batch_responses, process_records, record_dicts
 
-    return process_records(record_dicts(event))
+    return process_records(record_dicts(event), partial=partial_batch_responses())
 
 
 @app.on_sqs_message(queue=config.queue_name(config.SLA_TIMER_QUEUE), batch_size=10, name="sla_timers",
                     maximum_batching_window_in_seconds=5)
-def sla_timers(event: Any) -> Dict[str, int]:
+def sla_timers(event: Any) -> Dict[str, Any]:
     """The reply-deadline flow's warning and breach messages (stale ones are dropped)."""
     tracing.activate()
-    from chalicelib.ingest.processor import record_dicts
+    from chalicelib.ingest.processor import partial_batch_responses, record_dicts
     from chalicelib.sla.timers import handle_records
 
-    return handle_records(record_dicts(event))
+    return handle_records(record_dicts(event), partial=partial_batch_responses())
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sla_sweeper")

@@ -4,6 +4,7 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy configure --stage dev --build build/lambda --outputs out/stack-outputs-dev.json
     python -m infra.deploy configure --stage dev --build build/lambda          # one-artifact path
     python -m infra.deploy fix-package --stage dev out/package/sam.json
+    python -m infra.deploy partial-batches --stage dev [--mappings-only]
     python -m infra.deploy put-secrets --stage dev [NAME ...]
 
 `configure` writes the build directory's `.chalice/config.json` (queue URLs and the SLA state
@@ -17,6 +18,14 @@ by tests/test_iam.py against the calls the code really makes), plus what the pla
 behalf: its own log group, X-Ray, and, for SQS consumers, the event source's receive/delete on the
 queue it consumes. All Chalice REST routes (webhooks and the agent API) are one Lambda function,
 `api_handler`, so they share one role.
+
+Partial batch responses (PARTIAL_BATCH_FUNCTIONS): the consumers answer Lambda's
+`{"batchItemFailures": [...]}` only when PARTIAL_BATCH_ENV is "true", and that variable must never
+exist without FunctionResponseTypes=[ReportBatchItemFailures] on the function's event source
+mapping: Lambda would take the answer for a success and delete the failed messages. Chalice cannot
+set the response type, so the Chalice config never holds the variable (`stage_config` refuses it);
+`fix_package` sets both in the one-artifact template (`partial_batch_problems` checks they come
+together), and `partial-batches` sets them on a deployed stage with boto3, mapping first.
 """
 from __future__ import annotations
 
@@ -25,7 +34,8 @@ import copy
 import json
 import os
 import sys
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICY_SOURCE = os.path.join(ROOT, "infra", "iam-policies.json")
@@ -39,6 +49,12 @@ PLATFORM_SIDS = ("Logs", "Tracing", "EventSource")
 #: The actions Lambda's SQS poller needs on the queue a consumer reads.
 EVENT_SOURCE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                         "sqs:ChangeMessageVisibility"]
+#: The SQS consumers whose handler can answer partial batch responses (app.ingest_processor,
+#: app.sla_timers); the outbox worker takes one message at a time, where a raise is the same.
+PARTIAL_BATCH_FUNCTIONS = ("ingest_processor", "sla_timers")
+#: = chalicelib.ingest.processor.PARTIAL_BATCH_ENV (not imported: this tool must not load the app).
+PARTIAL_BATCH_ENV = "SQS_REPORT_BATCH_ITEM_FAILURES"
+REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
 
 
 def prefix(stage: str) -> str:
@@ -170,6 +186,7 @@ def stage_config(base: Mapping[str, Any], stage: str, template: Mapping[str, Any
     """`.chalice/config.json` with the stage fed from the stack: environment, one policy per
     function. Everything else the stage says (memory, timeouts, concurrency) is kept."""
     config = copy.deepcopy(dict(base))
+    _refuse_partial_batch_variable(config)
     stage_section = config.setdefault("stages", {}).setdefault(stage, {})
     stage_section["autogen_policy"] = False
     stage_section.pop("iam_policy_file", None)
@@ -178,6 +195,20 @@ def stage_config(base: Mapping[str, Any], stage: str, template: Mapping[str, Any
     for function in functions():
         per_function.setdefault(function, {})["iam_policy_file"] = policy_file_name(stage, function)
     return config
+
+
+def _refuse_partial_batch_variable(config: Mapping[str, Any]) -> None:
+    """`chalice deploy` would give the variable to a function whose event source mapping it
+    creates without ReportBatchItemFailures: failed messages would be deleted, so it is refused."""
+    sections: List[Tuple[str, Any]] = [("", config)]
+    for name, stage_section in (config.get("stages") or {}).items():
+        sections.append((f"stages.{name}", stage_section))
+        for function, settings in (stage_section.get("lambda_functions") or {}).items():
+            sections.append((f"stages.{name}.lambda_functions.{function}", settings))
+    for where, section in sections:
+        if PARTIAL_BATCH_ENV in ((section or {}).get("environment_variables") or {}):
+            raise ValueError(f"{PARTIAL_BATCH_ENV} in .chalice/config.json ({where or 'top level'}): it is set only "
+                             "with the event source's ReportBatchItemFailures (fix-package, partial-batches)")
 
 
 def configure(build_dir: str, stage: str, template: Mapping[str, Any],
@@ -218,9 +249,10 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
       the queue before the mapping);
     - each function gets the name `chalice deploy` would give it, which the log groups, alarms,
       dashboard and policies of the data stack expect;
-    - the Stage parameter defaults to the packaged stage (the function names carry it).
-    The consumers settle each record themselves (delete what finished, raise for the rest), so
-    they need no ReportBatchItemFailures, which Chalice cannot set."""
+    - the Stage parameter defaults to the packaged stage (the function names carry it);
+    - the SQS event sources of PARTIAL_BATCH_FUNCTIONS get FunctionResponseTypes
+      [ReportBatchItemFailures] (Chalice cannot set it) and those functions PARTIAL_BATCH_ENV, both
+      together (checked by `partial_batch_problems`, a ValueError otherwise)."""
     fixed = copy.deepcopy(package)
     resources = fixed["Resources"]
     arns = {}
@@ -241,12 +273,70 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
             if queue in arns:
                 props["Queue"] = {"Fn::GetAtt": [arns[queue], "Arn"]}
     for function in functions():
-        logical = "APIHandler" if function == API_HANDLER else "".join(p.title() for p in function.split("_"))
+        logical = _logical_name(function)
         if resources.get(logical, {}).get("Type") == "AWS::Serverless::Function":
             resources[logical]["Properties"]["FunctionName"] = lambda_function_name(stage, function)
+    for function in PARTIAL_BATCH_FUNCTIONS:
+        resource = resources.get(_logical_name(function))
+        if resource is None or resource.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = resource["Properties"]
+        sources = [e for e in (props.get("Events") or {}).values() if e.get("Type") == "SQS"]
+        for event in sources:
+            event["Properties"]["FunctionResponseTypes"] = [REPORT_BATCH_ITEM_FAILURES]
+        if sources:
+            props.setdefault("Environment", {}).setdefault("Variables", {})[PARTIAL_BATCH_ENV] = "true"
     if "Stage" in fixed.get("Parameters", {}):
         fixed["Parameters"]["Stage"]["Default"] = stage
+    problems = partial_batch_problems(fixed)
+    if problems:
+        raise ValueError("partial batch responses: " + "; ".join(problems))
     return fixed
+
+
+def _logical_name(function: str) -> str:
+    return "APIHandler" if function == API_HANDLER else "".join(p.title() for p in function.split("_"))
+
+
+def partial_batch_problems(template: Mapping[str, Any]) -> List[str]:
+    """Every function of a template (SAM or plain Lambda) whose PARTIAL_BATCH_ENV and event source
+    response types disagree: the variable without ReportBatchItemFailures on each of its SQS event
+    sources loses failed messages; the response type without the variable is harmless (the
+    handler raises) but means the two were not set together. Empty when all agree."""
+    resources = template.get("Resources") or {}
+    functions = {k: r for k, r in resources.items()
+                 if r.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function")}
+    sources: Dict[str, List[Tuple[str, List[str]]]] = {k: [] for k in functions}
+    for logical, resource in functions.items():
+        for name, event in ((resource.get("Properties") or {}).get("Events") or {}).items():
+            if event.get("Type") == "SQS":
+                sources[logical].append((name, list((event.get("Properties") or {}).get("FunctionResponseTypes") or [])))
+    names = {(r.get("Properties") or {}).get("FunctionName"): k for k, r in functions.items()}
+    for logical, resource in resources.items():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = resource.get("Properties") or {}
+        target = props.get("FunctionName")
+        if isinstance(target, dict):
+            target = target.get("Ref") or (target.get("Fn::GetAtt") or [None])[0]
+        owner = target if target in functions else names.get(target)
+        if owner is not None:
+            sources[owner].append((logical, list(props.get("FunctionResponseTypes") or [])))
+    problems = []
+    for logical, resource in sorted(functions.items()):
+        variables = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {}
+        enabled = str(variables.get(PARTIAL_BATCH_ENV, "")).strip().lower() == "true"
+        reporting = [name for name, types in sources[logical] if REPORT_BATCH_ITEM_FAILURES in types]
+        silent = [name for name, types in sources[logical] if REPORT_BATCH_ITEM_FAILURES not in types]
+        if enabled and not sources[logical]:
+            problems.append(f"{logical} has {PARTIAL_BATCH_ENV} but no SQS event source")
+        elif enabled and silent:
+            problems.append(f"{logical} has {PARTIAL_BATCH_ENV} but {', '.join(silent)} lacks "
+                            f"{REPORT_BATCH_ITEM_FAILURES}: failed messages would be deleted")
+        elif reporting and not enabled:
+            problems.append(f"{logical}: {', '.join(reporting)} has {REPORT_BATCH_ITEM_FAILURES} "
+                            f"but the function lacks {PARTIAL_BATCH_ENV}")
+    return problems
 
 
 def _queue_name_of(value: Any) -> Optional[str]:
@@ -258,6 +348,86 @@ def _queue_name_of(value: Any) -> Optional[str]:
     if not isinstance(value, str):
         return None
     return value.rsplit(":", 1)[-1]
+
+
+# --- partial batch responses on a deployed stage (`make deploy`) -----------------------------------
+
+#: Mapping states in which a change may not be in force yet.
+_SETTLING = ("Creating", "Enabling", "Disabling", "Updating")
+
+
+def enable_partial_batches(client: Any, stage: str, environment: bool = True, timeout: float = 300.0,
+                           sleep: Callable[[float], None] = time.sleep) -> List[str]:
+    """ReportBatchItemFailures on the SQS event source mappings of PARTIAL_BATCH_FUNCTIONS, then
+    (with `environment`) PARTIAL_BATCH_ENV on those functions, never the other way round: the
+    variable is set only once every mapping of the function reports the response type and has
+    settled. `client` is a boto3 Lambda client. Returns the functions now reporting.
+
+    Without `environment` (before `aws cloudformation deploy` of the one-artifact template) only
+    the existing mappings are changed, so the stack update that adds the variable finds them
+    ready; a function that does not exist yet is skipped. `chalice deploy` rewrites each
+    function's variables from the Chalice config, which never holds PARTIAL_BATCH_ENV: after it
+    the consumers raise again (safe) until this runs."""
+    done = []
+    for function in PARTIAL_BATCH_FUNCTIONS:
+        name = lambda_function_name(stage, function)
+        mappings = _sqs_mappings(client, name)
+        if not mappings:
+            if environment:
+                raise RuntimeError(f"{name}: no SQS event source mapping (deploy the functions first)")
+            continue
+        for uuid in [m["UUID"] for m in mappings]:
+            # A mapping chalice deploy has just created or changed refuses updates until it settles.
+            _wait(lambda uuid=uuid: client.get_event_source_mapping(UUID=uuid).get("State") not in _SETTLING,
+                  timeout, sleep, f"{name}: event source mapping {uuid} does not settle")
+            if REPORT_BATCH_ITEM_FAILURES not in (client.get_event_source_mapping(UUID=uuid)
+                                                  .get("FunctionResponseTypes") or []):
+                client.update_event_source_mapping(UUID=uuid, FunctionResponseTypes=[REPORT_BATCH_ITEM_FAILURES])
+            _wait(lambda uuid=uuid: _reports(client.get_event_source_mapping(UUID=uuid)), timeout, sleep,
+                  f"{name}: event source mapping {uuid} does not report {REPORT_BATCH_ITEM_FAILURES}")
+        if environment:
+            _set_partial_batch_variable(client, name, timeout, sleep)
+        done.append(name)
+    return done
+
+
+def _sqs_mappings(client: Any, function_name: str) -> List[Dict[str, Any]]:
+    found: List[Dict[str, Any]] = []
+    try:
+        for page in client.get_paginator("list_event_source_mappings").paginate(FunctionName=function_name):
+            found += [m for m in page.get("EventSourceMappings", []) if ":sqs:" in m.get("EventSourceArn", "")]
+    except client.exceptions.ResourceNotFoundException:
+        return []
+    return found
+
+
+def _reports(mapping: Mapping[str, Any]) -> bool:
+    return (mapping.get("State") not in _SETTLING
+            and REPORT_BATCH_ITEM_FAILURES in (mapping.get("FunctionResponseTypes") or []))
+
+
+def _set_partial_batch_variable(client: Any, name: str, timeout: float, sleep: Callable[[float], None]) -> None:
+    """Add the variable to what the function has (after any update in progress, e.g. the one
+    `chalice deploy` just started; RevisionId: a concurrent change fails this rather than being
+    overwritten)."""
+    _wait(lambda: client.get_function_configuration(FunctionName=name).get("LastUpdateStatus") != "InProgress",
+          timeout, sleep, f"{name}: an update of the function is still in progress")
+    current = client.get_function_configuration(FunctionName=name)
+    variables = dict((current.get("Environment") or {}).get("Variables") or {})
+    if variables.get(PARTIAL_BATCH_ENV) == "true":
+        return
+    variables[PARTIAL_BATCH_ENV] = "true"
+    revision = {"RevisionId": current["RevisionId"]} if current.get("RevisionId") else {}
+    client.update_function_configuration(FunctionName=name, Environment={"Variables": variables}, **revision)
+
+
+def _wait(ready: Callable[[], bool], timeout: float, sleep: Callable[[float], None], failure: str) -> None:
+    waited = 0.0
+    while not ready():
+        if waited >= timeout:
+            raise RuntimeError(failure)
+        sleep(2.0)
+        waited += 2.0
 
 
 # --- secrets ----------------------------------------------------------------------------------------
@@ -314,6 +484,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     fix = sub.add_parser("fix-package", help="make the merged chalice package deployable as one stack")
     fix.add_argument("--stage", required=True)
     fix.add_argument("package")
+    partial = sub.add_parser("partial-batches", help="ReportBatchItemFailures on the stage's SQS consumers, "
+                                                     "then their variable (boto3, after chalice deploy)")
+    partial.add_argument("--stage", required=True)
+    partial.add_argument("--mappings-only", action="store_true",
+                         help="only the existing mappings (before deploying the one-artifact template)")
     secrets = sub.add_parser("put-secrets", help="SecureString parameters into SSM (asked, never echoed)")
     secrets.add_argument("--stage", required=True)
     secrets.add_argument("names", nargs="*", help="default: every name the template lists")
@@ -324,6 +499,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         names = args.names or secret_names(_load_json(os.path.join(ROOT, "infra", "resources.json")))
         written = put_secrets(boto3.client("ssm"), args.stage, names, _asker(sys.stdin))
         print(f"stored {len(written)} secret(s): {', '.join(written) or 'none'}")
+    elif args.command == "partial-batches":
+        import boto3
+
+        done = enable_partial_batches(boto3.client("lambda"), args.stage, environment=not args.mappings_only)
+        print(f"partial batch responses: {', '.join(done) or 'no function deployed yet'}"
+              + (" (mappings only)" if args.mappings_only else ""))
     elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None

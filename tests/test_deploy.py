@@ -140,9 +140,198 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
         for event in (props.get("Events") or {}).values():
             if event["Type"] == "SQS":
                 assert resources[event["Properties"]["Queue"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+    # Partial batch responses: the response type on the event source and the variable, together.
+    reporting = {name: [e["Properties"].get("FunctionResponseTypes") for e in f["Properties"]["Events"].values()
+                        if e["Type"] == "SQS"]
+                 for name, f in functions.items() if f["Properties"].get("Events")}
+    assert reporting == {"socialinbox-dev-ingest_processor": [["ReportBatchItemFailures"]],
+                         "socialinbox-dev-sla_timers": [["ReportBatchItemFailures"]],
+                         "socialinbox-dev-outbox_worker": [None],  # one message a time: a raise is the same
+                         "socialinbox-dev-sla_sweeper": [], "socialinbox-dev-routing_sweeper": []}
+    enabled = {name for name, f in functions.items()
+               if f["Properties"]["Environment"]["Variables"].get(deploy.PARTIAL_BATCH_ENV) == "true"}
+    assert enabled == {"socialinbox-dev-ingest_processor", "socialinbox-dev-sla_timers"}
+    assert deploy.partial_batch_problems(template) == []
     lint = os.path.join(os.path.dirname(sys.executable), "cfn-lint")
     result = subprocess.run([lint, str(out / "sam.json")], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- partial batch responses: the variable and the event source's response type come together ----
+
+
+def test_the_partial_batch_variable_is_the_one_the_handlers_read_and_names_sqs_consumers():
+    import app
+    from chalicelib.ingest import processor
+
+    assert deploy.PARTIAL_BATCH_ENV == processor.PARTIAL_BATCH_ENV
+    sqs_consumers = {h.name for h in app.app.event_sources if hasattr(h, "queue")}
+    assert set(deploy.PARTIAL_BATCH_FUNCTIONS) <= sqs_consumers
+    assert set(deploy.PARTIAL_BATCH_FUNCTIONS) <= set(deploy.functions())
+
+
+@pytest.mark.parametrize("where", ["top", "stage", "function"])
+def test_the_chalice_config_can_never_carry_the_partial_batch_variable(where):
+    """`chalice deploy` would set it on a function whose mapping lacks ReportBatchItemFailures."""
+    base = _base_config()
+    section = {"top": base, "stage": base["stages"]["prod"],
+               "function": base["stages"]["prod"]["lambda_functions"]["sla_timers"]}[where]
+    section.setdefault("environment_variables", {})[deploy.PARTIAL_BATCH_ENV] = "true"
+    with pytest.raises(ValueError, match=deploy.PARTIAL_BATCH_ENV):
+        deploy.stage_config(base, "prod", stack.render(), deploy.outputs_by_key(describe_stacks()))
+
+
+def _function(variables=None, events=None, name="socialinbox-dev-ingest_processor"):
+    props = {"FunctionName": name, "Environment": {"Variables": dict(variables or {})}}
+    if events is not None:
+        props["Events"] = events
+    return {"Type": "AWS::Serverless::Function", "Properties": props}
+
+
+def _sqs_event(response_types=None):
+    props = {"Queue": {"Fn::GetAtt": ["IngestQueue", "Arn"]}, "BatchSize": 10}
+    if response_types is not None:
+        props["FunctionResponseTypes"] = response_types
+    return {"Type": "SQS", "Properties": props}
+
+
+ON = {deploy.PARTIAL_BATCH_ENV: "true"}
+REPORT = ["ReportBatchItemFailures"]
+
+
+@pytest.mark.parametrize("resources, problem", [
+    ({"F": _function(ON, {"E": _sqs_event(REPORT)})}, None),
+    ({"F": _function({}, {"E": _sqs_event()})}, None),
+    ({"F": _function(ON, {"E": _sqs_event()})}, "failed messages would be deleted"),
+    ({"F": _function(ON, {"E": _sqs_event(REPORT), "E2": _sqs_event([])})}, "E2 lacks"),
+    ({"F": _function(ON, {})}, "no SQS event source"),
+    ({"F": _function({}, {"E": _sqs_event(REPORT)})}, "lacks " + deploy.PARTIAL_BATCH_ENV),
+    # plain CloudFormation: the mapping as its own resource, by Ref or by name
+    ({"F": dict(_function(ON), Type="AWS::Lambda::Function"),
+      "M": {"Type": "AWS::Lambda::EventSourceMapping", "Properties": {"FunctionName": {"Ref": "F"}}}},
+     "failed messages would be deleted"),
+    ({"F": dict(_function(ON), Type="AWS::Lambda::Function"),
+      "M": {"Type": "AWS::Lambda::EventSourceMapping",
+            "Properties": {"FunctionName": "socialinbox-dev-ingest_processor", "FunctionResponseTypes": REPORT}}}, None),
+], ids=["both", "neither", "variable alone", "one source lacks it", "no source", "response type alone",
+        "mapping resource lacks it", "mapping resource by name"])
+def test_partial_batch_problems_find_a_variable_or_response_type_set_alone(resources, problem):
+    problems = deploy.partial_batch_problems({"Resources": resources})
+    if problem is None:
+        assert problems == []
+    else:
+        [found] = problems
+        assert problem in found
+
+
+def test_fix_package_refuses_a_template_where_they_would_not_come_together():
+    """A function fix-package does not manage, given the variable (by hand, or by a config
+    edit) without the response type: the package is refused, not written."""
+    template = {"Resources": {"OutboxWorker": _function(ON, {"E": _sqs_event()}, name="x")}}
+    with pytest.raises(ValueError, match="failed messages would be deleted"):
+        deploy.fix_package(template, "dev")
+
+
+def _deployed_consumers(stage="qa", variables=None):
+    """The stage's SQS consumers as `chalice deploy` leaves them in moto: functions with the
+    Chalice config's variables, mappings without a response type."""
+    import io
+    import zipfile
+
+    from chalicelib import aws
+
+    role = aws.client("iam").create_role(RoleName="consumer", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return None\n")
+    client, sqs = aws.client("lambda"), aws.client("sqs")
+    mappings = {}
+    for function, queue in (("ingest_processor", "ingest"), ("sla_timers", "sla-timers"), ("outbox_worker", "outbox")):
+        name = deploy.lambda_function_name(stage, function)
+        client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="app.handler",
+                               Code={"ZipFile": code.getvalue()},
+                               Environment={"Variables": dict(variables or {"SOCIALINBOX_STAGE": stage})})
+        url = sqs.create_queue(QueueName=f"socialinbox-{stage}-{queue}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        mappings[function] = client.create_event_source_mapping(EventSourceArn=arn, FunctionName=name,
+                                                                BatchSize=10)["UUID"]
+    return client, mappings
+
+
+class _Recording:
+    """A Lambda client that records the changing calls (and can hold a mapping in `Updating`)."""
+
+    def __init__(self, client, settling=False, ignoring=False):
+        self._client, self.calls, self.settling, self.ignoring = client, [], settling, ignoring
+
+    def __getattr__(self, name):
+        target = getattr(self._client, name)
+        if name.startswith("update_"):
+            def call(**kwargs):
+                self.calls.append((name, kwargs.get("FunctionName") or kwargs.get("UUID")))
+                if self.ignoring and name == "update_event_source_mapping":
+                    return {}  # accepted, never applied
+                return target(**kwargs)
+            return call
+        if name == "get_event_source_mapping" and self.settling:
+            return lambda **kwargs: dict(target(**kwargs), State="Updating")
+        return target
+
+
+def test_partial_batches_on_a_deployed_stage_sets_the_mapping_first_then_the_variable(aws_backend):
+    client, mappings = _deployed_consumers()
+    recording = _Recording(client)
+
+    done = deploy.enable_partial_batches(recording, "qa", sleep=lambda s: None)
+
+    names = [deploy.lambda_function_name("qa", f) for f in deploy.PARTIAL_BATCH_FUNCTIONS]
+    assert done == names
+    assert recording.calls == [c for f, name in zip(deploy.PARTIAL_BATCH_FUNCTIONS, names) for c in (
+        ("update_event_source_mapping", mappings[f]), ("update_function_configuration", name))]
+    for function in ("ingest_processor", "sla_timers", "outbox_worker"):
+        mapping = client.get_event_source_mapping(UUID=mappings[function])
+        variables = client.get_function_configuration(
+            FunctionName=deploy.lambda_function_name("qa", function))["Environment"]["Variables"]
+        together = function in deploy.PARTIAL_BATCH_FUNCTIONS
+        assert (mapping.get("FunctionResponseTypes") or []) == (["ReportBatchItemFailures"] if together else [])
+        assert variables == dict({"SOCIALINBOX_STAGE": "qa"}, **(ON if together else {}))  # the rest kept
+    # Again (every `make deploy`): nothing left to change.
+    recording.calls.clear()
+    assert deploy.enable_partial_batches(recording, "qa", sleep=lambda s: None) == names
+    assert recording.calls == []
+
+
+@pytest.mark.parametrize("mapping, error", [("settling", "does not settle"),
+                                            ("ignoring", "does not report ReportBatchItemFailures")])
+def test_a_mapping_that_does_not_report_never_gets_the_variable(aws_backend, mapping, error):
+    client, mappings = _deployed_consumers()
+    waits = []
+    recording = _Recording(client, **{mapping: True})
+    with pytest.raises(RuntimeError, match=f"event source mapping .* {error}"):
+        deploy.enable_partial_batches(recording, "qa", timeout=10, sleep=waits.append)
+    assert sum(waits) >= 10
+    assert "update_function_configuration" not in [call for call, _ in recording.calls]
+    for function in deploy.PARTIAL_BATCH_FUNCTIONS:
+        variables = client.get_function_configuration(
+            FunctionName=deploy.lambda_function_name("qa", function))["Environment"]["Variables"]
+        assert deploy.PARTIAL_BATCH_ENV not in variables
+
+
+def test_before_a_package_deploy_only_existing_mappings_change(aws_backend):
+    """`make deploy-package`: the mappings of a stack being updated report first (its update then
+    adds the variable); a stage not deployed yet has none and nothing happens."""
+    from chalicelib import aws
+
+    assert deploy.enable_partial_batches(aws.client("lambda"), "fresh", environment=False) == []
+    client, mappings = _deployed_consumers()
+    recording = _Recording(client)
+    deploy.enable_partial_batches(recording, "qa", environment=False, sleep=lambda s: None)
+    assert [c[0] for c in recording.calls] == ["update_event_source_mapping"] * 2
+    for function in deploy.PARTIAL_BATCH_FUNCTIONS:
+        assert client.get_event_source_mapping(UUID=mappings[function])["FunctionResponseTypes"] == REPORT
+        variables = client.get_function_configuration(
+            FunctionName=deploy.lambda_function_name("qa", function))["Environment"]["Variables"]
+        assert deploy.PARTIAL_BATCH_ENV not in variables
 
 
 def test_secrets_go_to_ssm_as_secure_strings_and_are_never_printed(aws_backend, capsys):
@@ -171,10 +360,20 @@ def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
     steps = ["infra.lean smoke", "aws cloudformation deploy --stack-name socialinbox-qa-data",
              "describe-stacks --stack-name socialinbox-qa-data",
              "infra.deploy configure --stage qa --build build/lambda --outputs out/stack-outputs-qa.json",
-             "chalice deploy --stage qa", "curl -fsS"]
+             "chalice deploy --stage qa", "infra.deploy partial-batches --stage qa", "curl -fsS"]
     positions = [result.stdout.find(step) for step in steps]
     assert -1 not in positions, dict(zip(steps, positions))
     assert positions == sorted(positions)
+
+
+def test_make_deploy_package_readies_existing_mappings_before_the_stack_update():
+    result = subprocess.run(["make", "-n", "deploy-package", "STAGE=qa", "BUCKET=b"], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    steps = ["infra.deploy fix-package --stage qa", "infra.deploy partial-batches --stage qa --mappings-only",
+             "aws cloudformation deploy --stack-name socialinbox-qa "]
+    positions = [result.stdout.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions))
 
 
 # --- the SQS consumers as Lambda runs them ---------------------------------------------------------
@@ -189,14 +388,21 @@ def test_consumers_batch_where_latency_allows_and_replies_go_one_by_one():
     assert sources["outbox_worker"].batch_size == 1 and sources["outbox_worker"].maximum_batching_window_in_seconds == 0
 
 
-def test_a_failing_sla_timer_never_stops_its_neighbours(inbox):
-    """The batch is handled whole, then redelivered (its good records come back as stale no-ops)."""
+@pytest.mark.parametrize("partial", [False, True], ids=["raises", "partial batch response"])
+def test_a_failing_sla_timer_never_stops_its_neighbours(inbox, monkeypatch, partial):
+    """The batch is handled whole; then, with partial batch responses, only the failed record is
+    named for redelivery, else the handler raises (the good records come back as stale no-ops)."""
     import time
 
     from chalicelib.inbox import store
+    from chalicelib.ingest import processor
     from chalicelib.runtime import runtime
     from tests.helpers import PAGE, messenger, page_delivery
 
+    if partial:
+        monkeypatch.setenv(processor.PARTIAL_BATCH_ENV, "true")
+    else:
+        monkeypatch.delenv(processor.PARTIAL_BATCH_ENV, raising=False)
     inbox.add_account("messenger", PAGE)
     inbox.post_meta(page_delivery(messenger("m-t-1", "psid-t", int(time.time() * 1000), "hello?")))
     inbox.process()
@@ -206,7 +412,12 @@ def test_a_failing_sla_timer_never_stops_its_neighbours(inbox):
                 "body": json.dumps({"kind": "breach", "conversation_id": cid, "turn": state["turn"]})}
                for i, cid in enumerate(["", row["id"]])]  # the first one DynamoDB refuses
     runtime.use_clock(lambda: time.time() + 86_400)
-    with pytest.raises(Exception):
-        inbox.app.sla_timers({"Records": records}, None)
+    if partial:
+        assert inbox.app.sla_timers({"Records": records}, None) == {"batchItemFailures": [{"itemIdentifier": "0"}]}
+        again = inbox.app.sla_timers({"Records": records[1:]}, None)  # a repeat of the good one: stale
+        assert again == {"batchItemFailures": []}
+    else:
+        with pytest.raises(Exception):
+            inbox.app.sla_timers({"Records": records}, None)
     events = inbox.get(f"/api/conversations/{row['id']}/events")["items"]
     assert [e["type"] for e in events].count("sla_breached") == 1, events

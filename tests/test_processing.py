@@ -313,3 +313,117 @@ def test_a_parked_transaction_error_says_which_item_and_why(inbox, monkeypatch):
     [parked] = dlq.list_parked()
     assert int(parked["attempts"]) == 1
     assert "item 2 of 4 (table p-messages): ValidationError: Item size has exceeded" in parked["error"]
+
+
+# --- partial batch responses (the event source reports batch item failures) ---------------------
+
+
+def _receive_all():
+    """The ingest queue's messages as the Lambda records of one batch (left in flight)."""
+    messages = aws.client("sqs").receive_message(QueueUrl=aws.queue_url(config.INGEST_QUEUE), MaxNumberOfMessages=10,
+                                                 VisibilityTimeout=30, AttributeNames=["All"])["Messages"]
+    return [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+             "attributes": m["Attributes"], "eventSource": "aws:sqs"} for m in messages]
+
+
+def _good_bad_and_flaky(inbox, monkeypatch):
+    inbox.add_account("messenger", PAGE)
+    calls = _counting_handle(monkeypatch, lambda mid, n: mid == "m_flaky" and n == 1)
+    inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good")))
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url(config.INGEST_QUEUE), MessageBody="{not an envelope")
+    inbox.post_meta(page_delivery(messenger("m_flaky", "p2", 1700000001000, "flaky")))
+    records = _receive_all()
+    assert sorted(_message_id_of(r["body"]) for r in records) == ["m_flaky", "m_good", "unreadable"]
+    return calls, records
+
+
+def test_with_partial_batch_responses_the_handler_names_only_the_failed_envelope(inbox, monkeypatch):
+    """Good, permanently bad and flaky in one batch: the answer names the flaky one alone, and the
+    handler deletes nothing itself (Lambda deletes what the answer does not name)."""
+    from chalicelib.ingest import processor
+
+    monkeypatch.setenv(processor.PARTIAL_BATCH_ENV, "true")
+    calls, records = _good_bad_and_flaky(inbox, monkeypatch)
+    [flaky] = [r["messageId"] for r in records if _message_id_of(r["body"]) == "m_flaky"]
+
+    answer = inbox.app.ingest_processor({"Records": records}, None)
+
+    assert answer == {"batchItemFailures": [{"itemIdentifier": flaky}]}
+    assert calls == {"m_good": 1, "m_flaky": 1}
+    assert [m["text"] for m in inbox.all_messages()] == ["good"]
+    assert _count(config.DEAD_LETTER_QUEUE) == 1  # the unreadable one parked, not reported
+    assert _count(config.INGEST_QUEUE) == 3  # all still in flight: deleting is Lambda's job now
+
+
+def test_with_partial_batch_responses_a_clean_batch_reports_no_failure(inbox, monkeypatch):
+    from chalicelib.ingest import processor
+
+    monkeypatch.setenv(processor.PARTIAL_BATCH_ENV, "true")
+    inbox.add_account("messenger", PAGE)
+    inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000, "one")))
+    inbox.post_meta(page_delivery(messenger("m2", "p2", 1700000001000, "two")))
+    assert inbox.app.ingest_processor({"Records": _receive_all()}, None) == {"batchItemFailures": []}
+    assert sorted(m["text"] for m in inbox.all_messages()) == ["one", "two"]
+
+
+@pytest.mark.parametrize("value", [None, "", "false", "1", "yes"])
+def test_without_the_variable_the_handler_raises_as_before(inbox, monkeypatch, value):
+    """Anything but "true" (the mapping may lack ReportBatchItemFailures): the settled envelopes
+    are deleted and the handler raises, never a batchItemFailures answer Lambda would take for a
+    success."""
+    from chalicelib.ingest import processor
+
+    if value is None:
+        monkeypatch.delenv(processor.PARTIAL_BATCH_ENV, raising=False)
+    else:
+        monkeypatch.setenv(processor.PARTIAL_BATCH_ENV, value)
+    calls, records = _good_bad_and_flaky(inbox, monkeypatch)
+
+    with pytest.raises(processor.RetryLater):
+        inbox.app.ingest_processor({"Records": records}, None)
+
+    assert calls == {"m_good": 1, "m_flaky": 1}
+    assert _count(config.INGEST_QUEUE) == 1  # only the flaky one is left
+    assert _count(config.DEAD_LETTER_QUEUE) == 1
+
+
+def _lambda_with_report_batch_item_failures(inbox):
+    """Lambda's SQS poller with FunctionResponseTypes=[ReportBatchItemFailures]: a raise deletes
+    nothing; an answer deletes every record it does not name. Records each batch."""
+    sqs, url = aws.client("sqs"), aws.queue_url(config.INGEST_QUEUE)
+    batches = []
+    for _ in range(20):
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                       AttributeNames=["All"]).get("Messages", [])
+        if not messages:
+            return batches
+        records = [{"messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+                    "attributes": m["Attributes"]} for m in messages]
+        batches.append(sorted(_message_id_of(r["body"]) for r in records))
+        try:
+            answer = inbox.app.ingest_processor({"Records": records}, None)
+        except Exception:  # noqa: BLE001 - the whole batch comes back
+            continue
+        failed = {item["itemIdentifier"] for item in answer["batchItemFailures"]}
+        done = [{"Id": str(i), "ReceiptHandle": r["receiptHandle"]} for i, r in enumerate(records)
+                if r["messageId"] not in failed]
+        if done:
+            sqs.delete_message_batch(QueueUrl=url, Entries=done)
+    return batches
+
+
+def test_with_partial_batch_responses_the_neighbours_never_run_again(inbox, monkeypatch):
+    from chalicelib.ingest import processor
+
+    monkeypatch.setenv(processor.PARTIAL_BATCH_ENV, "true")
+    inbox.add_account("messenger", PAGE)
+    calls = _counting_handle(monkeypatch, lambda mid, n: mid == "m_bad")
+    inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good")))
+    inbox.post_meta(page_delivery(messenger("m_bad", "p2", 1700000001000, "bad")))
+
+    batches = _lambda_with_report_batch_item_failures(inbox)
+
+    assert batches == [["m_bad", "m_good"]] + [["m_bad"]] * (config.MAX_PROCESSING_ATTEMPTS - 1)
+    assert calls == {"m_good": 1, "m_bad": config.MAX_PROCESSING_ATTEMPTS}
+    assert _count(config.INGEST_QUEUE) == 0 and _count(config.DEAD_LETTER_QUEUE) == 1
+    assert [m["text"] for m in inbox.all_messages()] == ["good"]

@@ -135,3 +135,111 @@ def test_tokens_are_normalised_and_capped():
     assert len(search.name_tokens(" ".join("name%d" % i for i in range(50)))) == search.MAX_NAME_TOKENS
     assert search.text_tokens(["the and you hi"]) == []
     assert search.words("x" * 40) == []  # longer than a word we index
+
+
+# --- echoes: our replies are indexed once, messages sent from the platform's app from their echo --
+
+
+@pytest.fixture
+def thread(inbox):
+    """A Messenger conversation whose customer waits for a reply (tests/test_outbox's helpers)."""
+    import time
+
+    from tests.helpers import PAGE, messenger, page_delivery
+    from tests.test_outbox import PSID
+
+    inbox.add_account("messenger", PAGE, "Demo page")
+    inbox.post_meta(page_delivery(messenger("m-in-1", PSID, int(time.time() * 1000) - 60_000, "Where is my order?")))
+    inbox.process()
+    [conversation] = inbox.conversations()
+    inbox.conversation_id = conversation["id"]
+    return inbox
+
+
+def _token_items() -> int:
+    """Index entries in moto's search-tokens table."""
+    from chalicelib.models import SearchToken
+
+    return sum(1 for _ in SearchToken.scan())
+
+
+def _found(inbox, q):
+    return [item["id"] for item in _search(inbox, q)["items"]]
+
+
+@pytest.mark.parametrize("landing", ["after the send's answer", "before it, by text", "before it, by metadata"])
+def test_the_echo_of_our_reply_writes_no_search_token_and_the_reply_is_found(thread, landing):
+    """The reply's words were indexed when it was stored (it ended the customer's turn); its echo,
+    whichever way it lands on the reply, writes no index entry again."""
+    from chalicelib.channels.base import SendResult
+    from tests.test_outbox import FakeAdapter, _drain_outbox, _echo, _reply, _use
+
+    text = "Your parcel leaves Lisbon today"
+    counted = {}
+
+    def send(message):
+        if landing != "after the send's answer":
+            counted["before"] = _token_items()
+            _echo(thread, "mid.echo-1", message.text,
+                  metadata=message.outbound_id if landing.endswith("metadata") else None)
+            counted["after"] = _token_items()
+        return SendResult("mid.echo-1")
+
+    _use(FakeAdapter(send))
+    _reply(thread, text)
+    assert _found(thread, "lisbon") == [thread.conversation_id]  # indexed with the turn it ended
+    _drain_outbox(thread)
+    if landing == "after the send's answer":
+        counted["before"] = _token_items()
+        _echo(thread, "mid.echo-1", text)
+        counted["after"] = _token_items()
+    assert counted["before"] > 0 and counted["after"] == counted["before"]
+    assert [m["direction"] for m in thread.messages(thread.conversation_id)] == ["in", "out"]  # one reply
+    assert _found(thread, "parcel lisbon") == [thread.conversation_id]
+    assert _found(thread, "order") == [thread.conversation_id]
+
+
+@pytest.mark.parametrize("waiting", [True, False], ids=["ends the turn", "nothing due"])
+def test_a_message_sent_from_the_platforms_app_is_found_from_its_echo(thread, waiting):
+    """Sent from the Page inbox, not from socialinbox: its echo is all we see of it, so the echo
+    is indexed, whether it answers the customer or comes when nothing is due."""
+    from tests.test_outbox import _echo
+
+    if not waiting:
+        _echo(thread, "mid.app-0", "Answered from the phone app")
+        assert _found(thread, "phone") == [thread.conversation_id]
+    before = _token_items()
+    _echo(thread, "mid.app-1", "The warranty covers the zipper")
+    assert _token_items() > before
+    assert _found(thread, "warranty zipper") == [thread.conversation_id]
+    assert [m["direction"] for m in thread.messages(thread.conversation_id)] == ["in"] + ["out"] * (1 if waiting else 2)
+
+
+def test_a_conversation_the_page_starts_from_its_app_is_found_by_its_text(inbox):
+    import time
+
+    from tests.helpers import PAGE, messenger, page_delivery
+
+    inbox.add_account("messenger", PAGE, "Demo page")
+    inbox.post_meta(page_delivery(messenger("mid.first", "psid-new", int(time.time() * 1000),
+                                            "Your voucher is ready", echo=True)))
+    inbox.process()
+    [conversation] = inbox.conversations()
+    assert _found(inbox, "voucher") == [conversation["id"]]
+
+
+def test_our_reply_that_ends_no_turn_is_found(thread):
+    """A second reply (nothing is due any more): no turn end will index it, so it is indexed as it
+    is stored; the first was indexed with the turn it ended."""
+    from chalicelib.channels.base import SendResult
+    from tests.test_outbox import FakeAdapter, _drain_outbox, _echo, _reply, _use
+
+    _use(FakeAdapter(SendResult("mid.r-1"), SendResult("mid.r-2")))
+    _reply(thread, "Checking with the warehouse", client_id="c-1")
+    _reply(thread, "Found it: the courier has the invoice", client_id="c-2")
+    _drain_outbox(thread)
+    before = _token_items()
+    _echo(thread, "mid.r-2", "Found it: the courier has the invoice")  # a duplicate now
+    assert _token_items() == before
+    assert _found(thread, "warehouse") == [thread.conversation_id]
+    assert _found(thread, "courier invoice") == [thread.conversation_id]

@@ -168,7 +168,7 @@ def _apply(message: Message, recount: bool) -> None:
     from chalicelib.inbox import store
 
     facts = rules.MessageFacts(message.message_id, message.direction, int(message.sent_at), preview_text(message))
-    store.apply_message(message.conversation_id, facts, recount=recount)
+    store.apply_message(message.conversation_id, facts, recount=recount, text=message.text)
     now = runtime.now_ms()
     _update(message, [Message.applied_at.set(now)], Message.message_id.exists())
     message.applied_at = now

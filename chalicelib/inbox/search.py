@@ -6,18 +6,21 @@ Index (models.SearchToken, table `search-tokens`): partition "t#<token>", sort k
   names: "ana", "sou" find "Ana Souza"), written when the conversation is created and when the
   platform tells us a new name.
 - Message text: whole words (at most MAX_WORDS per batch; very common words skipped).
-  Measured (`bench/ingest_bench.py --only wru`): follow-up 6 WRU (unchanged), new conversation
-  12 -> 18 (names + the first message's words, one BatchWriteItem), echo of our reply 14 (no
-  index write), a customer message that starts a new turn +1 or so (its words).
-  To keep a customer's follow-up at its one conditional UpdateItem (6 WRU), text is NOT written
-  on the follow-up path: the message that creates a conversation or starts a customer turn is
-  indexed as it is stored, and the follow-ups of a turn (and our replies) are indexed together,
-  de-duplicated, when the turn ends (our reply, or the conversation resolved without one).
+  To keep a customer's follow-up at its one conditional UpdateItem, a customer's text is NOT
+  written on the follow-up path: the message that creates a conversation or starts a customer
+  turn is indexed as it is stored, and the follow-ups of a turn (and the message of ours that
+  answers it) are indexed together, de-duplicated, when the turn ends (our reply, or the
+  conversation resolved without one). Our messages that end no turn (a second reply, or a message
+  sent from the platform's own app while nothing is due: we only see its echo) are indexed as
+  they are stored (`on_ours`), since no turn end would ever cover them.
+- Each text is indexed once. The echo of a reply socialinbox stored never reaches these hooks: it
+  lands on that reply (chalicelib.inbox.outbound.claim_echo), or is a duplicate of the message ref
+  the send's answer wrote, so it writes no token (tests/test_search.py counts them).
 A search is at most MAX_TERMS Queries (each at most PER_TOKEN items, newest first) plus one
 BatchGetItem of the page: bounded whatever the table size. Indexing never fails the write it
 follows (errors are logged).
 
-All writes come from chalicelib.inbox.store through the hooks `on_message` and `on_logged`.
+All writes come from chalicelib.inbox.store through the hooks `on_message`, `on_ours` and `on_logged`.
 """
 from __future__ import annotations
 
@@ -92,17 +95,27 @@ def write(conversation_id: str, tokens: Sequence[str], at: int) -> int:
     return len(tokens)
 
 
-def on_message(conversation_id: str, event: Any, names: bool) -> None:
-    """Hook (store): a message stored on the logged path (a new conversation, or one that starts
-    a turn); with `names`, the contact's name and handle are (re)indexed too."""
+def on_message(conversation_id: str, event: Any, names: bool, ends_turn: bool = False) -> None:
+    """Hook (store): a platform's message stored on the logged path (a new conversation, one that
+    starts a turn, ...); with `names`, the contact's name and handle are (re)indexed too."""
     try:
-        # Customers' words at once; ours (echoes of replies, messages sent outside the inbox) with
-        # the rest of the turn when it ends, so an echo costs no index write.
-        tokens = text_tokens([event.text]) if getattr(event, "direction", "in") == "in" else []
+        # Customers' words at once; ours (sent outside the inbox: its echo) too, unless it ends a
+        # turn: then on_logged indexes it with the rest of the turn.
+        tokens = text_tokens([event.text]) if getattr(event, "direction", "in") == "in" or not ends_turn else []
         if names:
             tokens = name_tokens(event.contact.display_name, event.contact.handle) + \
                 [t for t in tokens if t not in name_tokens(event.contact.display_name, event.contact.handle)]
         write(conversation_id, tokens, event.sent_at_ms)
+    except Exception as error:  # noqa: BLE001 - search is best effort; the message is stored
+        logger.warning("search index not written", extra={"conversation_id": conversation_id,
+                                                          "error": describe_error(error)})
+
+
+def on_ours(conversation_id: str, text: Optional[str], at: int) -> None:
+    """Hook (store): a message of ours that ends no turn (nothing was due), stored on the
+    one-write path or the logged one: its words now, as no turn end will index them."""
+    try:
+        write(conversation_id, text_tokens([text]), at)
     except Exception as error:  # noqa: BLE001 - search is best effort; the message is stored
         logger.warning("search index not written", extra={"conversation_id": conversation_id,
                                                           "error": describe_error(error)})

@@ -131,7 +131,10 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
     facts = rules.MessageFacts(message_id, event.direction, event.sent_at_ms,
                                rules.preview_of(event.text, event.msg_type, removed_at_ms is not None),
                                event.contact.display_name, event.contact.handle)
-    if not (first_attempt and _follow_up(conversation_id, facts)):
+    if first_attempt and _follow_up(conversation_id, facts):
+        if event.direction == "out":  # ours while nothing is due: no turn end will index it
+            _search_hook().on_ours(conversation_id, event.text, event.sent_at_ms)
+    else:
         _apply_message(conversation_id, event, facts, contact_id, team, recount=not first_attempt)
     _create(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now),
             MessageRef.ref.does_not_exist())
@@ -141,19 +144,35 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
     return first_attempt, (conversation_id, sort_key)
 
 
-def apply_message(conversation_id: str, facts: rules.MessageFacts, recount: bool = False) -> State:
+def apply_message(conversation_id: str, facts: rules.MessageFacts, recount: bool = False,
+                  text: Optional[str] = None) -> State:
     """Apply a message already stored in an existing conversation (our replies and notes from
     the agent API, via chalicelib.outbound): the one-write follow-up path when it changes no
-    state, else read + rule + logged write. NotFound if the conversation does not exist."""
+    state, else read + rule + logged write. NotFound if the conversation does not exist. A reply
+    that ends no turn has its `text` indexed for search here (one that ends a turn is indexed with
+    the turn)."""
     if not recount and _follow_up(conversation_id, facts):
+        if facts.direction == "out":
+            _search_hook().on_ours(conversation_id, text, facts.at)
         return get(conversation_id) or {}
+    last: List[rules.Change] = []
+
     def rule(state: State) -> rules.Change:
         change = rules.message_arrived(state, facts, policy(state), runtime.now_ms())
         if recount and not change.empty:
             _recount(conversation_id, state, change)
+        last[:] = [change]
         return change
 
-    return _change(conversation_id, rule)
+    state = _change(conversation_id, rule)
+    if facts.direction == "out" and last and not last[0].empty and not _ends_turn(last[0]):
+        _search_hook().on_ours(conversation_id, text, facts.at)
+    return state
+
+
+def _ends_turn(change: rules.Change) -> bool:
+    """Whether a change ends a customer's turn (search then indexes the turn, ours included)."""
+    return change.log is not None and change.log.type == "replied"
 
 
 def _conversation_for(event: MessageEvent) -> str:
@@ -242,7 +261,7 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
             if "contact_name" in change.updates or "contact_handle" in change.updates:
                 _upsert_contact(event, contact_id, now)
             _search_hook().on_message(conversation_id, event, names="contact_name" in change.updates
-                                      or "contact_handle" in change.updates)
+                                      or "contact_handle" in change.updates, ends_turn=_ends_turn(change))
             return
         _pause(attempt)
     raise Busy(f"conversation {conversation_id} kept changing")

@@ -1,10 +1,15 @@
 """The queue consumer: one envelope -> adapter.parse -> pipeline, with nothing ever lost.
 
 - Every event of an envelope is attempted even if one fails, so valid neighbours land.
-- Each envelope of a batch is settled once. When some envelopes must be retried, the ones that
-  finished or were parked are deleted from the queue explicitly before the handler raises, so
-  only the failed ones come back (Chalice 1.34 cannot enable the event source's
-  ReportBatchItemFailures; a raise re-delivers whatever is still on the queue).
+- Each envelope of a batch is settled once, in one of two ways:
+  * partial batch responses (PARTIAL_BATCH_ENV is "true"): the handler answers
+    `{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}` and Lambda deletes the rest.
+    Only where the event source mapping has FunctionResponseTypes=[ReportBatchItemFailures]:
+    without it Lambda takes that answer for a success and deletes the failed envelopes too.
+    `chalice deploy` cannot set it, so the variable is never in the Chalice config; infra/deploy.py
+    sets the mapping's response type first and the variable with it (docs/DEPLOY.md);
+  * otherwise (the default, `make run`, the tests): the envelopes that finished or were parked are
+    deleted from the queue explicitly and the handler raises, so only the failed ones come back.
 - After MAX_PROCESSING_ATTEMPTS, or at once when retrying cannot help (unreadable envelope,
   DynamoDB ValidationException), an envelope is parked in the dead-letter queue with its raw
   payload and a description of the error; `make replay-dlq` (chalicelib.ingest.dlq) sends it back.
@@ -13,7 +18,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, Iterable, List
+import os
+from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from chalicelib import aws, config
 from chalicelib.channels import get_adapter
@@ -34,12 +40,36 @@ class PermanentFailure(Exception):
 #: DynamoDB answers that the same request can never get past.
 PERMANENT_CODES = frozenset({"ValidationException", "ValidationError"})
 
+#: "true" only on a function whose SQS event source mapping reports batch item failures
+#: (infra/deploy.py sets the two together; see the module docstring for why never alone).
+PARTIAL_BATCH_ENV = "SQS_REPORT_BATCH_ITEM_FAILURES"
 
-def process_records(records: Iterable[Dict[str, Any]]) -> Dict[str, int]:
-    """Process raw SQS records (dicts with `body`, `messageId`, `receiptHandle`, `attributes`)."""
+
+def partial_batch_responses() -> bool:
+    """Whether this function's event source mapping takes partial batch responses (read per
+    invocation: a configuration change reaches running containers at once)."""
+    return os.environ.get(PARTIAL_BATCH_ENV, "").strip().lower() == "true"
+
+
+def batch_response(failed_message_ids: Sequence[str]) -> Dict[str, List[Dict[str, str]]]:
+    """Lambda's partial batch response: the records to retry; an empty list settles them all."""
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed_message_ids]}
+
+
+def reportable(failed: Sequence[Dict[str, Any]]) -> Optional[List[str]]:
+    """The message ids of the failed records, or None when one has no id (Lambda always gives
+    one; without it the record could not be named, so the whole batch must be retried)."""
+    ids = [str(record.get("messageId") or "") for record in failed]
+    return ids if all(ids) else None
+
+
+def process_records(records: Iterable[Dict[str, Any]], partial: bool = False) -> Dict[str, Any]:
+    """Process raw SQS records (dicts with `body`, `messageId`, `receiptHandle`, `attributes`).
+    With `partial` (the event source reports batch item failures) the answer is Lambda's partial
+    batch response; otherwise the outcome counts, or RetryLater once the settled are deleted."""
     outcome: Dict[str, int] = {}
     settled: List[Dict[str, Any]] = []
-    failed: List[str] = []
+    failed: List[Dict[str, Any]] = []
     for record in records:
         try:
             for result in process_body(record["body"]):
@@ -54,10 +84,15 @@ def process_records(records: Iterable[Dict[str, Any]]) -> Dict[str, int]:
             else:
                 logger.warning("envelope failed, will retry", extra={"attempt": attempts,
                                                                       "error": describe_error(error)})
-                failed.append(record.get("messageId", "?"))
+                failed.append(record)
+    if partial:
+        ids = reportable(failed)
+        if ids is not None:
+            return batch_response(ids)
     if failed:
         _delete_settled(settled)
-        raise RetryLater(f"{len(failed)} envelope(s) will be retried: {', '.join(failed)}")
+        names = ", ".join(str(record.get("messageId", "?")) for record in failed)
+        raise RetryLater(f"{len(failed)} envelope(s) will be retried: {names}")
     return outcome
 
 

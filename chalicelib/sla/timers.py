@@ -20,22 +20,32 @@ from chalicelib.runtime import runtime
 TEAMS_CACHE_SECONDS = 60.0
 
 
-def handle_records(records: Iterable[Dict[str, Any]]) -> Dict[str, int]:
+def handle_records(records: Iterable[Dict[str, Any]], partial: bool = False) -> Dict[str, Any]:
     """Record each timer message once; unreadable ones are logged and dropped (they can never
     become readable). A record that fails never stops its neighbours: the whole batch is handled,
-    then the handler raises so SQS redelivers it (the neighbours come back as stale no-ops)."""
+    then, with `partial` (the event source reports batch item failures, see
+    chalicelib.ingest.processor), only the failed records are named for redelivery; otherwise the
+    handler raises so SQS redelivers the batch (the neighbours come back as stale no-ops)."""
+    from chalicelib.ingest.processor import batch_response, reportable
+
     outcome: Dict[str, int] = {}
-    failed: List[BaseException] = []
+    failed: List[Dict[str, Any]] = []
+    errors: List[BaseException] = []
     for record in records:
         try:
             result = handle_body(record.get("body", ""))
         except Exception as error:  # noqa: BLE001 - finish the batch first
             logger.warning("sla timer failed, will retry", extra={"error": describe_error(error)})
-            failed.append(error)
+            failed.append(record)
+            errors.append(error)
             continue
         outcome[result] = outcome.get(result, 0) + 1
-    if failed:
-        raise failed[0]
+    if partial:
+        ids = reportable(failed)
+        if ids is not None:
+            return batch_response(ids)
+    if errors:
+        raise errors[0]
     return outcome
 
 
