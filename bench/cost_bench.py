@@ -265,7 +265,6 @@ PRICES = {
     "wru_per_m": 0.625,              # DynamoDB on demand (since the Nov 2024 reduction)
     "rru_per_m": 0.125,
     "sfn_transition_per_m": 25.0,    # Step Functions Standard, $0.025 per 1,000
-    "scheduler_per_m": 1.00,         # EventBridge Scheduler invocations (the alternative for timers)
     "logs_ingest_per_gb": 0.50,      # CloudWatch Logs, standard
     "xray_trace_per_m": 5.00,        # X-Ray traces recorded
     "alarm_month": 0.10,             # standard-resolution metric alarm
@@ -283,7 +282,13 @@ MIX = {
     "resolves": 1,           # PATCH status
     "turn_kinds": {"early": 0.85, "late": 0.10, "breached": 0.05},  # how turns end
     "platform_retries": 0.02,  # share of deliveries a platform sends twice (duplicate: 1 RRU, 0 WRU)
+    # How long a turn waits for its warning: the built-in policy (15 min target, warning at 80 %).
+    # SQS delays a message 15 min at most, so a turn that reaches a later warning point costs one
+    # more timer message (a hop) per further 15 min; early turns are assumed answered before their
+    # first timer message arrives (no hop).
+    "sla_warning_seconds": 720,
 }
+SQS_MAX_DELAY_SECONDS = 900
 #: Billed Lambda duration per unit of work at 512 MB (assumed: moto's timings are not AWS's).
 DURATION_MS = {"webhook": 15, "processor_per_message": 40, "api_reply": 80, "api_read": 30, "api_patch": 40,
                "outbox_send": 250, "sla_timer": 30}
@@ -312,6 +317,9 @@ def load_counts(paths: List[str]) -> Dict[str, Any]:
     return {
         "units": {kind: (_median(v["wru_median"]), _median(v["rru_median"])) for kind, v in kinds.items()},
         "transitions": {kind: _median(v["billed_transitions"]) for kind, v in merged["flow"]["kinds"].items()},
+        # timer messages delivered per turn (warnings, stale ones included, and breaches)
+        "timer_messages": {kind: _median([len(m) for m in v["timer_messages"]])
+                           for kind, v in merged["flow"]["kinds"].items()},
         "reply": (_median(api["reply (POST + outbox worker until sent)"]["wru"]),
                   _median(api["reply (POST + outbox worker until sent)"]["rru"])),
         "patch": (_median(api["PATCH status pending"]["wru"]), _median(api["PATCH status pending"]["rru"])),
@@ -341,8 +349,14 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
         + deliveries * MIX["platform_retries"] * duplicate[1]
     turns = conversations * (1 + MIX["inbound"]["follow-up after our reply (reply clock restarts)"])
     transitions = turns * sum(share * counts["transitions"][k] for k, share in MIX["turn_kinds"].items())
-    timer_messages = turns * (MIX["turn_kinds"]["late"] + 2 * MIX["turn_kinds"]["breached"])
-    wru += timer_messages * counts["patch"][0]  # an SLA event is recorded like a status change
+    # Timer messages: each turn's delayed warning (dropped as stale when the turn was answered
+    # first), hops for warning points beyond SQS's 15 min, and the flow's breach.
+    hops = max(0, -(-MIX["sla_warning_seconds"] // SQS_MAX_DELAY_SECONDS) - 1)
+    timer_messages = turns * sum(share * (counts["timer_messages"][k] + (hops if k != "early" else 0))
+                                 for k, share in MIX["turn_kinds"].items())
+    sla_events = turns * (MIX["turn_kinds"]["late"] + 2 * MIX["turn_kinds"]["breached"])
+    wru += sla_events * counts["patch"][0]  # an SLA event is recorded like a status change
+    rru += timer_messages * 1  # each timer message reads its conversation (strongly consistent, < 4 KB)
     # SQS: each delivery and reply is sent once; Lambda's poller receives and deletes per batch
     # (batching window 1 s, up to 10: about one delivery per second fills a batch).
     rate = deliveries / SECONDS_PER_MONTH
@@ -366,7 +380,7 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
     return {"messages": messages, "conversations": conversations, "deliveries": deliveries,
             "api_requests": deliveries + api_requests, "lambda_requests": sum(invocations.values()),
             "gb_s": gb_s, "sqs": sqs, "wru": wru, "rru": rru, "transitions": transitions, "turns": turns,
-            "log_gb": log_bytes / 1e9, "traces": traces, "batch": batch}
+            "log_gb": log_bytes / 1e9, "traces": traces, "batch": batch, "timer_messages": timer_messages}
 
 
 def fixed_month() -> Dict[str, float]:
@@ -436,8 +450,9 @@ def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
     top = sorted(million.items(), key=lambda item: -item[1])[:3]
     http_saving = million["API Gateway (REST)"] * (1 - PRICES["http_api_per_m"] / PRICES["rest_api_per_m"])
     q = quantities["1000000"]
-    scheduler = q["turns"] * 2 * (MIX["turn_kinds"]["late"] + MIX["turn_kinds"]["breached"]) \
-        * PRICES["scheduler_per_m"] / 1e6
+    timers_sqs = q["timer_messages"] * 3 * PRICES["sqs_per_m"] / 1e6  # send, receive, delete
+    timers_lambda = q["timer_messages"] * (PRICES["lambda_request_per_m"] / 1e6 + MEMORY_GB
+                                           * DURATION_MS["sla_timer"] / 1000 * PRICES["lambda_gb_s"])
     inbound_only = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
                                 trace_rate=trace_rate))
     print(f"  inbound path alone (webhook, queue, processor, its writes and SLA turns; no replies, views or "
@@ -446,10 +461,13 @@ def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
     print(f"  per million inbound messages, whole conversation: ${variable['1000000']:.2f} (goal <= $8.50); "
           "dominated by "
           + ", ".join(f"{name} ${value:.2f}" for name, value in top))
-    print(f"  what would cut it (1 M/month): HTTP API instead of REST -${http_saving:.2f}; SLA timers as EventBridge "
-          f"Scheduler one-time schedules (deleted when answered, so only late/breached turns fire) "
-          f"-${million['Step Functions'] - scheduler:.2f}; tracing at {trace_rate:.0%} costs ${million['X-Ray']:.2f}"
-          f" (at 100 %: ${million['X-Ray'] / trace_rate:.2f})" if trace_rate else "")
+    print(f"  SLA timers (1 M/month): {q['turns'] / 1e6:.2f} M turns, {q['timer_messages'] / 1e6:.2f} M timer "
+          f"messages ({q['timer_messages'] / q['turns']:.2f} per turn), {q['transitions'] / 1e6:.2f} M transitions: "
+          f"Step Functions ${million['Step Functions']:.2f}, their SQS ${timers_sqs:.2f}, their Lambda "
+          f"${timers_lambda:.2f}")
+    print(f"  what would cut it (1 M/month): HTTP API instead of REST -${http_saving:.2f}; tracing at "
+          f"{trace_rate:.0%} costs ${million['X-Ray']:.2f}"
+          + (f" (at 100 %: ${million['X-Ray'] / trace_rate:.2f})" if trace_rate else ""))
     print(f"  quantities at 1 M: {q['deliveries'] / 1e6:.2f} M webhook deliveries, {q['api_requests'] / 1e6:.2f} M API "
           f"requests, {q['lambda_requests'] / 1e6:.2f} M Lambda invocations (processor batch {q['batch']:.1f}), "
           f"{q['wru'] / 1e6:.1f} M WRU, {q['rru'] / 1e6:.1f} M RRU, {q['transitions'] / 1e6:.2f} M transitions, "

@@ -242,21 +242,32 @@ def test_a_delivery_keeps_its_correlation_id_into_the_stored_message_and_api_cal
     assert later[0]["correlation_id"] != accepted["correlation_id"]
 
 
-def test_the_correlation_id_follows_a_delivery_into_its_sla_timers_and_a_reply_into_its_send(inbox):
-    """webhook -> stored message -> SLA flow (execution input, timer message) -> timer consumer,
-    and API reply -> outbox -> send: each step logs under the id of the request that started it."""
+def test_the_correlation_id_follows_a_delivery_into_its_sla_timers_and_a_reply_into_its_send(inbox, monkeypatch):
+    """webhook -> stored message -> warning timer (SQS) -> timer consumer -> SLA flow (execution
+    input, breach message) -> timer consumer, and API reply -> outbox -> send: each step logs
+    under the id of the request that started it."""
     import json as _json
     import time as _time
 
-    from chalicelib.local.pump import drain
+    from chalicelib.local.pump import drain, pump_once
     from chalicelib.runtime import runtime
     from tests.helpers import PAGE, messenger, page_delivery
 
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "1")  # the warning timer is due in under a second
     inbox.add_account("messenger", PAGE)
     stream, stop = _capture_logs()
     try:
         inbox.post_meta(page_delivery(messenger("m-flow-1", "psid-f", int(_time.time() * 1000), "anyone there?")))
         inbox.process()
+        from chalicelib.logs import bind_correlation_id
+
+        bind_correlation_id("another-invocation")  # each consumer invocation starts elsewhere
+        warnings = []
+        deadline = _time.time() + 10  # bounded: the timer is delayed about a second
+        while not warnings and _time.time() < deadline:
+            pump_once(lambda event, context: warnings.extend(_json.loads(r["body"]) for r in event["Records"])
+                      or inbox.app.sla_timers(event, context), queue="sla-timers", wait_seconds=1)
+        assert [w["kind"] for w in warnings] == ["warning"]
         sfn = aws.client("stepfunctions")
         [machine] = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"].endswith("-sla")]
         [execution] = sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
@@ -265,9 +276,7 @@ def test_the_correlation_id_follows_a_delivery_into_its_sla_timers_and_a_reply_i
         # The flow's breach message, as the ASL builds it from that input, a day later.
         body = {"kind": "breach", "conversation_id": flow_input["conversation_id"], "turn": flow_input["turn"],
                 "correlation_id": flow_input["correlation_id"]}
-        from chalicelib.logs import bind_correlation_id
-
-        bind_correlation_id("another-invocation")  # each consumer invocation starts elsewhere
+        bind_correlation_id("another-invocation")
         runtime.use_clock(lambda: _time.time() + 86_400)
         inbox.app.sla_timers({"Records": [{"messageId": "t1", "receiptHandle": "r1", "body": _json.dumps(body),
                                            "attributes": {"ApproximateReceiveCount": "1"}}]}, None)
@@ -293,6 +302,7 @@ def test_the_correlation_id_follows_a_delivery_into_its_sla_timers_and_a_reply_i
     for line in lines:
         by_message.setdefault(line["message"], line)
     delivery = by_message["delivery accepted"]["correlation_id"]
+    assert warnings[0]["correlation_id"] == delivery
     assert flow_input["correlation_id"] == delivery
     assert by_message["message recorded"]["correlation_id"] == delivery
     assert by_message["sla breached"]["correlation_id"] == delivery

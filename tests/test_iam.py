@@ -400,9 +400,21 @@ def _exercise(inbox) -> None:
                                    "delivery": {"mids": ["m_out_1"], "watermark": int(time.time() * 1000)}}))
     _webhook(inbox, page_delivery(messenger("m-3", "psid-3", int(time.time() * 1000), "anyone?")))
     _consume(inbox, "ingest_processor", "ingest")
-    # Answered from the page's own inbox: the echo ends the turn (the processor stops the flow).
+    # psid-3's turn: its warning timer arrives while the warning point is still further away than
+    # SQS can delay (sent on: a hop), then again at the warning point (recorded: the flow starts).
+    waiting_3 = _waiting_conversation("psid-3")
+    _timer(inbox, "warning", waiting_3)
+    _timer(inbox, "warning", waiting_3, at=int(waiting_3.warn_at) + 1000)
+    # Answered from the page's own inbox: the echo ends the warned turn (the processor stops the flow).
     _webhook(inbox, page_delivery(messenger("m-page-1", "psid-3", int(time.time() * 1000), "on it", echo=True)))
     _consume(inbox, "ingest_processor", "ingest")
+    # A warned turn ended by an agent through the API (resolving it stops the flow too); reopened,
+    # the customer waits again: a new turn (its warning timer queued by the API).
+    waiting_wa = _waiting_conversation("4915550001")
+    _timer(inbox, "warning", waiting_wa, at=int(waiting_wa.warn_at) + 1000)
+    api("PATCH", f"/api/conversations/{waiting_wa.conversation_id}", {"status": "resolved"})
+    api("PATCH", f"/api/conversations/{waiting_wa.conversation_id}", {"status": "open"})
+    assert _waiting_conversation("4915550001").turn == waiting_wa.turn + 1
     api("PATCH", f"/api/conversations/{conversation}", {"status": "resolved"})
     api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
     api("POST", "/api/auth/logout", {"refresh_token": login.get("refresh_token", "")})
@@ -411,6 +423,14 @@ def _exercise(inbox) -> None:
     # rest, and the routing sweeper hands on the conversations of agents who went away.
     from chalicelib.models import Conversation
 
+    # The sweeper finds a warning no timer recorded (a lost message) and starts that turn's flow.
+    late = sorted((c for c in Conversation.scan() if getattr(c, "warn_at", None) and getattr(c, "turn", None)
+                   and getattr(c, "status", "open") == "open"), key=lambda c: int(c.warn_at))
+    assert late, "a conversation waiting for a reply"
+    _at(inbox, int(late[0].warn_at) + 1000)
+    with inbox.recorder.during("sla_sweeper"):
+        assert inbox.app.sla_sweeper(_scheduled_event("sla_sweeper"), None)["warnings"] >= 1
+    _at(inbox, None)
     inbox.recorder.clock = lambda: time.time() + 86_400
     waiting = sorted((c for c in Conversation.scan() if getattr(c, "turn", None) and getattr(c, "reply_due_at", None)),
                      key=lambda c: c.conversation_id)
@@ -420,6 +440,33 @@ def _exercise(inbox) -> None:
     for function in ("sla_sweeper", "routing_sweeper"):
         with inbox.recorder.during(function):
             getattr(inbox.app, function)(_scheduled_event(function), None)
+
+
+def _waiting_conversation(handle: str) -> Any:
+    """The conversation of contact `handle`, asserted to be waiting for our reply."""
+    from chalicelib.models import Conversation
+
+    [found] = [c for c in Conversation.scan() if handle in str(getattr(c, "contact_handle", "") or "")
+               or handle in str(getattr(c, "thread_key", "") or "")]
+    assert found.reply_due_at is not None and found.turn, "waiting for a reply"
+    return found
+
+
+def _at(inbox, at_ms: Any) -> None:
+    """The next function runs in a fresh container whose clock reads `at_ms` (None: now)."""
+    started = time.time()
+    inbox.recorder.clock = (lambda: at_ms / 1000 + (time.time() - started)) if at_ms is not None else None
+    inbox.recorder.last = ""
+
+
+def _timer(inbox, kind: str, conversation: Any, at: Any = None) -> Any:
+    """One SLA timer message for `conversation`'s turn, handled by sla_timers at `at` (ms)."""
+    _at(inbox, at)
+    try:
+        return _invoke(inbox, "sla_timers", [_record(json.dumps({"kind": kind, "conversation_id": conversation.conversation_id,
+                                                                 "turn": int(conversation.turn)}))])
+    finally:
+        _at(inbox, None)
 
 
 def _something_parked_in_ingest_dlq(inbox) -> None:

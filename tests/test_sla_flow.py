@@ -1,6 +1,8 @@
-"""The reply-deadline flow end to end: the real ASL (infra/sla-flow.asl.json) runs in moto's
-Step Functions interpreter with deadlines of seconds, its SQS messages go to the real
-`sla_timers` handler, and the conversation records the warning and the breach."""
+"""The reply-deadline timers end to end: a turn's warning is a delayed message on the real SLA
+timer queue (moto's SQS honours DelaySeconds), a recorded warning starts the real ASL
+(infra/sla-flow.asl.json) in moto's Step Functions interpreter, deadlines are seconds, every
+timer message goes to the real `sla_timers` handler, and the conversation records the warning
+and the breach."""
 from __future__ import annotations
 
 import copy
@@ -92,58 +94,199 @@ def _types(conversation_id):
     return [e["type"] for e in store.events(conversation_id)]
 
 
-def test_an_unanswered_turn_is_warned_then_breached_on_time_in_four_transitions(flow):
+def _executions():
+    from chalicelib.runtime import runtime
+    from chalicelib.sla import flow
+
+    return runtime.client("stepfunctions").list_executions(stateMachineArn=flow.state_machine_arn())["executions"]
+
+
+class _SfnRequests:
+    """Every Step Functions request the app makes (botocore's public event hook on the shared
+    client), by operation."""
+
+    def __init__(self):
+        from chalicelib.runtime import runtime
+
+        self.calls = []
+        runtime.client("stepfunctions").meta.events.register("before-call", self._seen)
+
+    def _seen(self, model, **_kwargs):
+        self.calls.append(model.name)
+
+
+def _early_warning_policy(first_response_seconds=60, warn_at_percent=5):
+    """A catch-all policy whose warning comes long before its deadline (here 3 s and 60 s): what
+    happens after the warning is then checked far from the test's own timing."""
+    from chalicelib.runtime import runtime
+    from chalicelib.sla import policies
+
+    policies.create_policy({"name": "early warning", "first_response_seconds": first_response_seconds,
+                            "next_response_seconds": first_response_seconds,
+                            "warn_at_percent": warn_at_percent}, runtime.now_ms())
+    policies.forget()
+
+
+def _event(cid, kind):
+    from chalicelib.inbox import store
+
+    [found] = [e for e in store.events(cid) if e["type"] == kind]
+    return found
+
+
+def test_an_unanswered_turn_is_warned_at_its_warning_point_then_breached_in_two_transitions(flow):
     from chalicelib.inbox import store
 
     _, (cid, _) = store.record_message(_message("m1"))
     state = store.get(cid)
     assert state["turn"] == 1
+    assert _executions() == []  # a new turn is one delayed SQS message, no execution
     kinds = _pump_timers(flow, 30, expect=["warning", "breach"])  # bounded; ends when both came
     assert kinds == ["warning", "breach"]
     after = store.get(cid)
     assert after["sla_state"] == "breached"
-    assert after["breached_at"] >= after["reply_due_at"]  # never before the deadline (delay: see the bench)
+    assert _event(cid, "sla_warning")["at"] >= state["warn_at"]  # never before the warning point
+    assert after["breached_at"] >= after["reply_due_at"]  # nor before the deadline (delay: see the bench)
     assert _types(cid) == ["created", "sla_warning", "sla_breached", "priority_changed"]  # escalated
     described, history = _execution(cid)
     assert described["status"] == "SUCCEEDED"
-    assert _billed_transitions(history) == 4
+    assert _billed_transitions(history) == 2  # WaitForDeadline, SendBreach
+    assert described["startDate"].timestamp() * 1000 >= state["warn_at"] - 1000  # started by the warning
+    from chalicelib.sla import flow as sla_flow
+
+    assert json.loads(described["input"])["due_at"] == sla_flow.iso(state["reply_due_at"])
     row = flow.get(f"/api/conversations/{cid}")
     assert row["sla"]["state"] == "breached"
 
 
-def test_an_answer_before_the_warning_stops_the_turn_after_one_transition(flow, monkeypatch):
+def test_a_turn_answered_before_its_warning_makes_no_step_functions_request(flow):
     from chalicelib.inbox import store
 
-    # A target far from the test's own timing: what is checked is that the reply stopped the
-    # execution in its first Wait (so it can never send), not how fast the machine is.
-    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "60")
+    requests = _SfnRequests()
     _, (cid, _) = store.record_message(_message("m1"))
-    time.sleep(0.5)  # moto can lose a StopExecution sent before the execution reached its Wait (AWS does not)
     store.record_message(_message("r1", at=int(time.time() * 1000), direction="out"))  # our reply (e.g. the echo)
     assert store.get(cid).get("reply_due_at") is None and _types(cid) == ["created", "replied"]
-    assert _pump_timers(flow, 2.0) == []
+    # The turn's warning timer still arrives (SQS cannot take it back) and is dropped as stale.
+    assert _pump_timers(flow, 5.0, expect=["warning"]) == ["warning"]
+    assert _pump_timers(flow, 1.0) == []  # nothing hops, nothing else comes
+    assert _types(cid) == ["created", "replied"]
+    assert requests.calls == [] and _executions() == []
+
+
+def test_a_turn_answered_after_its_warning_stops_its_flow_after_one_transition(flow):
+    from chalicelib.inbox import store
+
+    _early_warning_policy()  # warning after 3 s, deadline after 60 s
+    _, (cid, _) = store.record_message(_message("m1"))
+    _pump_timers(flow, 20, until=lambda: store.get(cid).get("sla_state") == "warning")
+    assert _types(cid) == ["created", "sla_warning"]
+    time.sleep(0.5)  # moto can lose a StopExecution sent before the execution reached its Wait (AWS does not)
+    requests = _SfnRequests()
+    store.record_message(_message("r1", at=int(time.time() * 1000), direction="out"))
+    assert requests.calls == ["StopExecution"]
     described, history = _execution(cid)
     assert described["status"] == "ABORTED"
-    assert _billed_transitions(history) == 1
+    assert _billed_transitions(history) == 1  # WaitForDeadline
+    assert _types(cid) == ["created", "sla_warning", "replied"]
 
 
 def test_a_new_customer_message_after_our_reply_starts_the_next_turn(flow):
     from chalicelib.inbox import store
 
     _, (cid, _) = store.record_message(_message("m1"))
-    time.sleep(0.5)  # as above: let turn 1's execution reach its Wait before the reply stops it
     now = int(time.time() * 1000)
     store.record_message(_message("r1", direction="out", at=now + 1))
     store.record_message(_message("m2", at=now + 2))
     assert store.get(cid)["turn"] == 2
     _pump_timers(flow, 30, until=lambda: "sla_breached" in _types(cid))
     log = store.events(cid)
-    # Turn 2's warning and breach are recorded once each; a turn-1 timer that fired before the
-    # reply stopped it (a loaded machine) is dropped as stale, never recorded.
+    # Turn 2's warning and breach are recorded once each; turn 1's warning timer is dropped as
+    # stale, and turn 1 never started a flow.
     assert [(e["type"], e["data"].get("turn")) for e in log if e["type"].startswith("sla_")] == [
         ("sla_warning", 2), ("sla_breached", 2)]
     assert _types(cid)[-3:] == ["sla_warning", "sla_breached", "priority_changed"]
-    assert _execution(cid, 1)[0]["status"] in ("ABORTED", "SUCCEEDED")
+    from chalicelib.sla import flow as sla_flow
+
+    assert [e["name"] for e in _executions()] == [sla_flow.execution_name(cid, 2)]
+
+
+def test_a_wait_longer_than_sqs_can_delay_hops_until_its_warning_point(flow, monkeypatch):
+    """SQS delays a message 15 minutes at most: the consumer sends an early warning on with the
+    rest of the wait. Here the longest delay is 1 s, so a 4.8 s warning point takes hops."""
+    from chalicelib.inbox import store
+    from chalicelib.sla import flow as sla_flow
+
+    monkeypatch.setattr(sla_flow, "MAX_DELAY_SECONDS", 1)
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "6")  # warning at 4.8 s
+    _, (cid, _) = store.record_message(_message("m1"))
+    warn_at = store.get(cid)["warn_at"]
+    kinds = _pump_timers(flow, 30, until=lambda: store.get(cid).get("sla_state") == "warning")
+    assert kinds.count("warning") >= 3  # the first delivery, at least one hop, the one recorded
+    assert _event(cid, "sla_warning")["at"] >= warn_at
+    assert _types(cid) == ["created", "sla_warning"]
+    assert [e["name"] for e in _executions()] == [sla_flow.execution_name(cid, 1)]
+
+
+def _delayed_timers():
+    from chalicelib import aws, config
+
+    return int(aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.queue_url(config.SLA_TIMER_QUEUE),
+        AttributeNames=["ApproximateNumberOfMessagesDelayed"])["Attributes"]["ApproximateNumberOfMessagesDelayed"])
+
+
+def test_an_hour_long_wait_hops_every_15_minutes_and_stops_hopping_once_answered(flow, monkeypatch):
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
+    from chalicelib.sla import flow as sla_flow, timers
+
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "3600")  # warning after 48 minutes
+    started = time.time()
+    _, (cid, _) = store.record_message(_message("m1"))
+    assert _delayed_timers() == 1  # the turn's warning, delayed 15 minutes
+    warning = json.dumps({"kind": "warning", "conversation_id": cid, "turn": 1})
+    for minutes in (15, 30, 45):  # each delivery is sent on, never recorded
+        runtime.use_clock(lambda: time.time() + minutes * 60)
+        assert timers.handle_body(warning) == "warning hopped"
+    assert _delayed_timers() == 4 and _types(cid) == ["created"] and _executions() == []
+    runtime.use_clock(lambda: started + 48 * 60 + 1)
+    assert timers.handle_body(warning) == "warning recorded"
+    [execution] = _executions()
+    assert execution["name"] == sla_flow.execution_name(cid, 1)
+    runtime.use_clock(None)
+    store.record_message(_message("r1", at=int(time.time() * 1000), direction="out"))
+    assert timers.handle_body(warning) == "warning stale"  # answered: no hop
+    assert _delayed_timers() == 4
+
+
+def test_the_delay_of_a_timer_is_rounded_up_and_bounded_by_sqs():
+    from chalicelib.sla import flow
+
+    assert flow.delay_seconds(10_001, 0) == 11  # never early
+    assert flow.delay_seconds(10_000, 0) == 10
+    assert flow.delay_seconds(0, 5_000) == 0  # overdue: at once
+    assert flow.delay_seconds(3_600_000, 0) == flow.MAX_DELAY_SECONDS == 900
+
+
+def test_repeated_timers_are_harmless(flow, monkeypatch):
+    """A warning delivered twice (SQS is at-least-once) or recorded by the sweeper first: one
+    warning recorded, one flow; the repeat re-starts nothing (same execution name)."""
+    from chalicelib.inbox import store
+    from chalicelib.runtime import runtime
+    from chalicelib.sla import flow as sla_flow, timers
+
+    _early_warning_policy()
+    _, (cid, _) = store.record_message(_message("m1"))
+    warning = json.dumps({"kind": "warning", "conversation_id": cid, "turn": 1})
+    runtime.use_clock(lambda: time.time() + 4)
+    assert timers.sweep() == {"warnings": 1, "breaches": 0}  # the sweeper got there first ...
+    assert [e["name"] for e in _executions()] == [sla_flow.execution_name(cid, 1)]  # ... and started the flow
+    assert timers.handle_body(warning) == "warning stale"
+    assert timers.handle_body(warning) == "warning stale"
+    runtime.use_clock(None)
+    assert [e["name"] for e in _executions()] == [sla_flow.execution_name(cid, 1)]
+    assert _types(cid) == ["created", "sla_warning"]
+    assert len([e for e in _executions() if e["status"] == "RUNNING"]) == 1
 
 
 def test_stale_timers_are_dropped(flow, monkeypatch):
@@ -215,7 +358,8 @@ def test_the_asl_file_is_well_formed():
             if key in state:
                 assert state[key] in states, (name, state[key])
         assert state.get("End") or "Next" in state, name
-    assert [s for s in states if states[s]["Type"] == "Task"] == ["SendWarning", "SendBreach"]
+    assert [s for s in states if states[s]["Type"] == "Task"] == ["SendBreach"]  # the warning is SQS's
+    assert states[definition["StartAt"]] == {"Type": "Wait", "TimestampPath": "$.due_at", "Next": "SendBreach"}
     assert os.path.basename(stack.ASL_PATH) == "sla-flow.asl.json"
 
 

@@ -1,18 +1,28 @@
-"""Starting and stopping the reply-deadline flow (infra/sla-flow.asl.json) for a conversation
-turn. One Standard execution per turn, named after conversation and turn, so a second start is a
-no-op; stopping is best effort because the SLA consumer drops stale timers anyway, and the
-scheduled sweeper catches any timer that was never started or got lost."""
+"""Reply-deadline timers of a conversation turn, priced by what they do.
+
+A turn that starts costs one delayed SQS message (`{"kind": "warning", ...}` to the SLA timer
+queue, due at the turn's warning point; SQS delays at most 15 minutes, so the consumer re-sends
+it with the rest of the wait: a hop). Most turns are answered before their warning: the message
+then arrives stale and is dropped, and the turn never touched Step Functions. Only a turn whose
+warning is recorded (at risk) starts the Step Functions flow (infra/sla-flow.asl.json: wait for
+the deadline, send the breach message), one Standard execution named after conversation and
+turn, so a second start is a no-op. A turn that ends is stopped only if its warning was recorded
+(the conversation's `sla_state` says so). Every step is best effort: the consumer drops stale
+timers by turn number, and the per-minute sweeper records what a lost timer missed."""
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any, Mapping, Optional
 
 from chalicelib import config
-from chalicelib.logs import logger
+from chalicelib.logs import current_correlation_id, logger
 from chalicelib.runtime import runtime
 from chalicelib.tracing import subsegment
 
 STATE_MACHINE = "sla"
+#: SQS's longest DelaySeconds (15 minutes); a longer wait hops (chalicelib.sla.timers).
+MAX_DELAY_SECONDS = 900
 
 
 def state_machine_name() -> str:
@@ -31,6 +41,12 @@ def iso(ms: int) -> str:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def delay_seconds(at_ms: int, now_ms: int) -> int:
+    """SQS DelaySeconds for a message due at `at_ms`: rounded UP to the whole second (never
+    early), at most MAX_DELAY_SECONDS (the consumer hops the rest), never negative."""
+    return max(0, min(MAX_DELAY_SECONDS, -(-(int(at_ms) - int(now_ms)) // 1000)))
+
+
 def state_machine_arn() -> Optional[str]:
     """From SLA_STATE_MACHINE_ARN when ops set it, else looked up by name once per container."""
     import os
@@ -47,19 +63,41 @@ def state_machine_arn() -> Optional[str]:
     return None
 
 
-def start_turn(conversation_id: str, turn: int, warn_at: int, due_at: int) -> bool:
-    """Arm the timers of a turn; False (logged) when it could not be started."""
-    import json
+def send_warning(conversation_id: str, turn: int, warn_at: int, correlation_id: Optional[str] = None) -> int:
+    """Queue a turn's warning timer, delayed until `warn_at` (or MAX_DELAY_SECONDS, whichever is
+    sooner); returns the delay. Raises when SQS refuses (callers decide whether that is fatal)."""
+    delay = delay_seconds(warn_at, runtime.now_ms())
+    body = {"kind": "warning", "conversation_id": conversation_id, "turn": int(turn),
+            "correlation_id": (correlation_id if correlation_id is not None else current_correlation_id()) or ""}
+    with subsegment("sla_warning_timer", conversation_id=conversation_id):
+        runtime.client("sqs").send_message(QueueUrl=runtime.queue_url(config.SLA_TIMER_QUEUE),
+                                           MessageBody=json.dumps(body), DelaySeconds=delay)
+    return delay
 
+
+def arm_turn(conversation_id: str, turn: int, warn_at: int) -> bool:
+    """A turn started: its warning timer is queued; False (logged) when it could not be (the
+    sweeper records the warning instead)."""
+    try:
+        send_warning(conversation_id, turn, warn_at)
+        return True
+    except Exception as error:  # noqa: BLE001 - the sweeper is the safety net
+        logger.warning("sla timer: warning not queued", extra={"conversation_id": conversation_id, "turn": turn,
+                                                                "error": f"{type(error).__name__}: {error}"[:300]})
+        return False
+
+
+def start_deadline(conversation_id: str, turn: int, due_at: int, correlation_id: Optional[str] = None) -> bool:
+    """A turn's warning was recorded: start its flow (wait for the deadline, send the breach).
+    Safe to repeat (same execution name); False (logged) when it could not be started (the
+    sweeper records the breach instead)."""
     try:
         arn = state_machine_arn()
         if arn is None:
             logger.warning("sla flow: no state machine", extra={"name": state_machine_name()})
             return False
-        from chalicelib.logs import current_correlation_id
-
-        payload = {"conversation_id": conversation_id, "turn": int(turn), "warn_at": iso(warn_at),
-                   "due_at": iso(due_at), "correlation_id": current_correlation_id() or ""}
+        payload = {"conversation_id": conversation_id, "turn": int(turn), "due_at": iso(due_at),
+                   "correlation_id": (correlation_id if correlation_id is not None else current_correlation_id()) or ""}
         with subsegment("sla_start", conversation_id=conversation_id):
             runtime.client("stepfunctions").start_execution(
                 stateMachineArn=arn, name=execution_name(conversation_id, turn), input=json.dumps(payload))
@@ -72,8 +110,8 @@ def start_turn(conversation_id: str, turn: int, warn_at: int, due_at: int) -> bo
         return False
 
 
-def stop_turn(conversation_id: str, turn: int) -> None:
-    """Cancel a turn's timers (best effort: a timer that fires anyway is dropped as stale)."""
+def stop_deadline(conversation_id: str, turn: int) -> None:
+    """Cancel a warned turn's flow (best effort: a breach that fires anyway is dropped as stale)."""
     try:
         arn = state_machine_arn()
         if arn is None:
@@ -93,11 +131,11 @@ def _waiting_turn(state: Mapping[str, Any]) -> Optional[int]:
 
 
 def on_logged_change(conversation_id: str, before: Mapping[str, Any], after: Mapping[str, Any], entry: Any) -> None:
-    """A conversation changed (runtime listener): stop the timers of a turn that ended, arm those
-    of a turn that started (both safe to repeat)."""
+    """A conversation changed (runtime listener): a turn that ended after its warning was
+    recorded has a running flow to stop (one that ended before has none: its warning timer
+    arrives stale); a turn that started gets its warning timer (both safe to repeat)."""
     was, now_waiting = _waiting_turn(before), _waiting_turn(after)
-    if was is not None and was != now_waiting:
-        stop_turn(conversation_id, was)
+    if was is not None and was != now_waiting and before.get("sla_state") == "warning":
+        stop_deadline(conversation_id, was)
     if now_waiting is not None and now_waiting != was:
-        start_turn(conversation_id, now_waiting, int(after.get("warn_at") or after["reply_due_at"]),
-                   int(after["reply_due_at"]))
+        arm_turn(conversation_id, now_waiting, int(after.get("warn_at") or after["reply_due_at"]))

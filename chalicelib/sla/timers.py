@@ -1,10 +1,13 @@
-"""The SLA flow's consumer and its safety net.
+"""The SLA timers' consumer and its safety net.
 
-`handle_records`: the flow's SQS messages (`{"kind": "warning"|"breach", "conversation_id",
+`handle_records`: the timer queue's messages (`{"kind": "warning"|"breach", "conversation_id",
 "turn"}`) are recorded on the conversation through the store, which drops stale ones (an
-answered or older turn). `sweep`: every minute, one Query per team on the deadline index finds
-waits past their warning point or deadline that were never recorded (a lost or throttled
-timer) and records them the same way."""
+answered or older turn). A warning comes from the turn's start, delayed by SQS (at most 15
+minutes): one that is still early is sent on with the rest of the wait (a hop); one that is
+recorded starts the turn's Step Functions flow, which sends the breach at the deadline.
+`sweep`: every minute, one Query per team on the deadline index finds waits past their warning
+point or deadline that were never recorded (a lost or throttled timer) and records them the same
+way (a warning it records starts the flow too)."""
 from __future__ import annotations
 
 import json
@@ -50,22 +53,61 @@ def handle_records(records: Iterable[Dict[str, Any]], partial: bool = False) -> 
 
 
 def handle_body(body: str) -> str:
+    """One timer message: "<kind> recorded", "<kind> stale", "warning hopped" or "unreadable"."""
     try:
         message = json.loads(body)
         kind, conversation_id, turn = message["kind"], message["conversation_id"], int(message["turn"])
         if kind not in ("warning", "breach") or not isinstance(conversation_id, str):
             raise ValueError("bad kind or conversation")
-        bind_correlation_id(str(message.get("correlation_id") or "") or None)  # the turn's delivery
+        correlation_id = str(message.get("correlation_id") or "")
+        bind_correlation_id(correlation_id or None)  # the turn's delivery
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         logger.error("sla timer message unreadable", extra={"error": str(error)[:200]})
         return "unreadable"
     before = store.get(conversation_id)
+    if not _waiting(before, turn):
+        return f"{kind} stale"  # answered, closed, an older turn or gone: no write, no hop
+    if kind == "warning" and before.get("sla_state") is None and _hop(before, turn, correlation_id):
+        return "warning hopped"
     _wait_if_slightly_early(before, turn, kind)
     after = store.record_sla_timer(conversation_id, turn, kind)
-    recorded = after is not None and before is not None and after.get("version") != before.get("version")
+    recorded = after is not None and after.get("version") != before.get("version")
+    if kind == "warning" and _warned(after, turn):
+        # also for a repeated warning of a warned turn: a start is idempotent, and a consumer that
+        # died between recording and starting gets its flow on the redelivery
+        _start_flow(after, correlation_id)
     if recorded:
         _escalate(kind, after)
     return f"{kind} recorded" if recorded else f"{kind} stale"
+
+
+def _waiting(state: Optional[Dict[str, Any]], turn: int) -> bool:
+    """The conversation still waits for a reply in this turn (else any timer of it is stale)."""
+    return state is not None and state.get("status") == "open" and state.get("reply_due_at") is not None \
+        and int(state.get("turn") or 0) == turn
+
+
+def _warned(state: Optional[Dict[str, Any]], turn: int) -> bool:
+    return _waiting(state, turn) and (state or {}).get("sla_state") == "warning"
+
+
+def _hop(state: Dict[str, Any], turn: int, correlation_id: str) -> bool:
+    """A warning further from its time than a Wait's rounding (the turn's wait is longer than
+    SQS can delay) is sent on with the rest of the wait instead of being recorded. Raises when
+    SQS refuses, so this message comes back and hops again."""
+    from chalicelib.sla import flow
+
+    warn_at = int(state.get("warn_at") or state["reply_due_at"])
+    if warn_at - runtime.now_ms() <= EARLY_WAIT_MS:
+        return False
+    flow.send_warning(state["conversation_id"], turn, warn_at, correlation_id)
+    return True
+
+
+def _start_flow(state: Dict[str, Any], correlation_id: Optional[str] = None) -> None:
+    from chalicelib.sla import flow
+
+    flow.start_deadline(state["conversation_id"], int(state["turn"]), int(state["reply_due_at"]), correlation_id)
 
 
 def _escalate(kind: str, state: Dict[str, Any]) -> None:
@@ -140,5 +182,7 @@ def _record(row: Conversation, kind: str) -> bool:
     after = store.record_sla_timer(row.conversation_id, int(row.turn), kind)
     recorded = after is not None and after.get("version") != before_version
     if recorded:
+        if kind == "warning":
+            _start_flow(after)  # the turn is at risk now: its breach comes from the flow
         _escalate(kind, after)
     return recorded
