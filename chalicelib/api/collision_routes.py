@@ -12,7 +12,6 @@ from typing import Any
 from chalice import BadRequestError, Blueprint, NotFoundError
 
 from chalicelib.api import common
-from chalicelib.api.views import VIEWER_WINDOW_SECONDS, current_viewers
 from chalicelib.api.routes import authenticated
 
 collision_api = Blueprint(__name__)
@@ -28,6 +27,7 @@ def _visible(identity: Any, conversation_id: str) -> None:
 @collision_api.route("/api/conversations/{conversation_id}/viewing", methods=["PUT"])
 @authenticated
 def viewing(conversation_id: str, identity: Any) -> Any:
+    from chalicelib.api.views import VIEWER_WINDOW_SECONDS
     from chalicelib.models import ConversationViewer
     from chalicelib.runtime import runtime
 
@@ -47,6 +47,8 @@ def viewing(conversation_id: str, identity: Any) -> Any:
 @collision_api.route("/api/conversations/{conversation_id}/viewers", methods=["GET"])
 @authenticated
 def viewers(conversation_id: str, identity: Any) -> Any:
+    from chalicelib.api.views import current_viewers
+
     _visible(identity, conversation_id)
     items = current_viewers(conversation_id, identity.agent_id)
     return {"items": items, "typing": [i["agent_id"] for i in items if i["typing"] and not i["me"]]}
