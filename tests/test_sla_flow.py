@@ -180,11 +180,21 @@ def test_a_turn_answered_after_its_warning_stops_its_flow_after_one_transition(f
     _, (cid, _) = store.record_message(_message("m1"))
     _pump_timers(flow, 20, until=lambda: store.get(cid).get("sla_state") == "warning")
     assert _types(cid) == ["created", "sla_warning"]
-    time.sleep(0.5)  # moto can lose a StopExecution sent before the execution reached its Wait (AWS does not)
+    # moto can lose a StopExecution sent before the execution reached its Wait (AWS does not):
+    # wait (bounded) until the interpreter is in it.
+    deadline = time.monotonic() + 20
+    while (not any(e["type"] == "WaitStateEntered" for e in _execution(cid)[1])
+           and time.monotonic() < deadline):
+        time.sleep(0.05)
+    time.sleep(0.2)
     requests = _SfnRequests()
     store.record_message(_message("r1", at=int(time.time() * 1000), direction="out"))
     assert requests.calls == ["StopExecution"]
     described, history = _execution(cid)
+    deadline = time.monotonic() + 20  # moto marks the stop when its interpreter thread wakes (AWS at once)
+    while described["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        described, history = _execution(cid)
     assert described["status"] == "ABORTED"
     assert _billed_transitions(history) == 1  # WaitForDeadline
     assert _types(cid) == ["created", "sla_warning", "replied"]
