@@ -28,7 +28,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._clock = clock or time.time
         self._clients: Dict[str, Any] = {}
-        #: One boto3 session for every client: a client on a new session re-reads botocore's
+        #: One botocore session for every client: a client on a new session re-reads botocore's
         #: endpoint and partition data (~45 ms CPU each on a cold start), on a shared one ~8 ms.
         self._session: Any = None
         self._queue_urls: Dict[str, str] = {}
@@ -55,18 +55,20 @@ class Runtime:
 
     # --- AWS ------------------------------------------------------------------------------------
     def client(self, service: str) -> Any:
-        """A boto3 client per service, shared by every thread of the process (they are
+        """A botocore client per service, shared by every thread of the process (they are
         thread-safe once created; creation itself is serialised)."""
         found = self._clients.get(service)
         if found is None:
             with self._lock:
                 found = self._clients.get(service)
                 if found is None:
-                    import boto3
+                    # botocore's own session: boto3 adds nothing our clients use, and importing it
+                    # (with s3transfer) cost ~5 % of the webhook's cold first request.
+                    import botocore.session
 
                     if self._session is None:
-                        self._session = boto3.session.Session()
-                    found = self._session.client(service, region_name=config.aws_region())
+                        self._session = botocore.session.get_session()
+                    found = self._session.create_client(service, region_name=config.aws_region())
                     self._clients[service] = found
         return found
 
