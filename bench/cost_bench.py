@@ -334,7 +334,7 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
     per_conversation = sum(MIX["inbound"].values())
     conversations = messages / per_conversation
     units = counts["units"]
-    echo, receipt = units["echo of our own outbound message"], units["delivery receipt for that outbound message"]
+    echo, receipt = units["echo of our reply (after the send's answer)"], units["delivery receipt for that outbound message"]
     duplicate = units["exact duplicate (platform retry of the follow-up)"]
     replies = conversations * MIX["replies"]
     # Webhook deliveries: customer messages, echoes of our replies, receipts, platform retries.
