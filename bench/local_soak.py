@@ -494,6 +494,8 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         try:
             report["restart_full_s"] = round(server.start(), 2)
             report["stored_after_final_restart"] = server.stored_messages()
+            # The same data in a fresh process: what the data itself takes, against rss_mb_end.
+            report["rss_mb_full_restart"] = server.rss_mb()
         except (SystemExit, Exception) as error:  # noqa: BLE001 - reported, the run still ends cleanly
             report["final_restart_error"] = str(error)[:300]
         finally:
