@@ -446,6 +446,10 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
             restart.update({"acknowledged_at_kill": acked_then, "backlog_at_kill": depth})
             soak.processed_before_restart = processed_then
             restart["restart_s"] = round(server.start(), 2)
+            # The agent's token from before the kill, at once (access tokens live 15 min; the
+            # drain takes longer, so asking after it measured the token's age, not the restart).
+            restart["token_from_before_restart"], _ = http(
+                "GET", server.base + "/api/me", headers={"Authorization": f"Bearer {soak.token}"})
             print(f"soak: kill -9 at {acked_then} acknowledged (backlog ~{depth}); back in {restart['restart_s']} s",
                   flush=True)
 
@@ -472,9 +476,7 @@ def run(args: argparse.Namespace) -> Dict[str, Any]:
         report["sending_s"] = round(sent_done, 1)
         report["drained_s"] = round(drained, 1)
         report["timed_out"] = soak.out_of_time()
-        # 4. Old token after the restart, stored vs acknowledged.
-        status, _ = http("GET", server.base + "/api/me", headers={"Authorization": f"Bearer {soak.token}"})
-        report["token_from_before_restart"] = status
+        # 4. Stored vs acknowledged.
         acked_rounds = {}
         for i in soak.acked:
             acked_rounds[i // len(traffic)] = acked_rounds.get(i // len(traffic), 0) + 1
