@@ -222,16 +222,17 @@ def test_a_new_customer_message_after_our_reply_starts_the_next_turn(flow):
 
 def test_a_wait_longer_than_sqs_can_delay_hops_until_its_warning_point(flow, monkeypatch):
     """SQS delays a message 15 minutes at most: the consumer sends an early warning on with the
-    rest of the wait. Here the longest delay is 1 s, so a 4.8 s warning point takes hops."""
+    rest of the wait. Here the longest delay is 1 s, so an 8 s warning point takes hops (how many
+    depends on the pump's timing: a warning less than 2 s early is waited out, not sent on)."""
     from chalicelib.inbox import store
     from chalicelib.sla import flow as sla_flow
 
     monkeypatch.setattr(sla_flow, "MAX_DELAY_SECONDS", 1)
-    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "6")  # warning at 4.8 s
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "10")  # warning at 8 s
     _, (cid, _) = store.record_message(_message("m1"))
     warn_at = store.get(cid)["warn_at"]
     kinds = _pump_timers(flow, 30, until=lambda: store.get(cid).get("sla_state") == "warning")
-    assert kinds.count("warning") >= 3  # the first delivery, at least one hop, the one recorded
+    assert kinds.count("warning") >= 2  # the first delivery (~1 s, 7 s early) was sent on at least once
     assert _event(cid, "sla_warning")["at"] >= warn_at
     assert _types(cid) == ["created", "sla_warning"]
     assert [e["name"] for e in _executions()] == [sla_flow.execution_name(cid, 1)]
