@@ -1438,9 +1438,9 @@ IMPORT_VARIANTS = [
     ("webhook cold path: + boto3 SQS client", _WEBHOOK + "from chalicelib import aws\naws.client('sqs')"),
     ("processor path: import app + ingest.processor", _PROCESSOR),
     ("processor cold path: + pynamodb's DynamoDB clients", _PROCESSOR +
-     "from chalicelib import models\nfrom chalicelib.ingest import pipeline\n"
+     "from chalicelib import models\nfrom chalicelib.runtime import runtime\n"
      "for model in (models.ChannelAccount, models.Conversation):\n    model._get_connection().connection.client\n"
-     "pipeline._connection().client"),
+     "runtime.connection().client"),
 ]
 COMPILE_RUNS = 3
 # Measures what a Lambda package without .pyc costs at each cold start (`make lambda-build` deletes
