@@ -591,11 +591,11 @@ def encode(payload: Any) -> bytes:
 
 
 def sign(adapter_name: str, raw: bytes) -> Dict[str, str]:
-    from chalicelib import config
     from chalicelib.channels import get_adapter
+    from chalicelib.runtime import runtime
 
     headers = {"Content-Type": "application/json"}
-    headers.update(get_adapter(adapter_name).signed_headers(raw, config.get_secret))
+    headers.update(get_adapter(adapter_name).signed_headers(raw, runtime.secret))
     return headers
 
 

@@ -96,11 +96,11 @@ class Traffic:
     round's clock is one second later), customers spread over CUSTOMERS."""
 
     def __init__(self, start_ms: int) -> None:
-        from chalicelib import config
+        from chalicelib.runtime import runtime
 
         self.adapters = _templates()
         self.start_ms = start_ms
-        self.secrets = config.get_secret
+        self.secrets = runtime.secret
         self.ids = _sender_ids(self.adapters, start_ms)
         self.shape = [(name, index) for name, adapter in self.adapters
                       for index in range(len(adapter.demo_deliveries(start_ms)))]

@@ -1,4 +1,5 @@
-"""Settings from the environment, secrets from env (local) or SSM Parameter Store (AWS).
+"""Settings from the environment, and the names and local defaults of secrets (their values are
+read by chalicelib.runtime: env locally, SSM Parameter Store in AWS).
 
 One place decides names of tables and queues, so the deploy template, the local stack and
 the code can never disagree about them.
@@ -6,9 +7,7 @@ the code can never disagree about them.
 from __future__ import annotations
 
 import os
-import sys
-import time
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, Optional
 
 # Dev defaults exist for local mode only; documented in the README.
 LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
@@ -89,53 +88,5 @@ MAX_PROCESSING_ATTEMPTS = 4
 # Default first-response target (minutes) until the SLA flow sets per-policy deadlines.
 DEFAULT_REPLY_SLA_MINUTES = 15
 
-_secret_cache: Dict[str, Tuple[float, Optional[str]]] = {}
-_SECRET_TTL_SECONDS = 300.0
-
-
-def get_secret(name: str) -> Optional[str]:
-    """A secret by its env-style name.
-
-    Local stage: the environment variable, else the documented dev default. AWS: the env var if
-    ops chose to set it, else SSM parameter `/<prefix>/<NAME>` (SecureString, cached 5 minutes
-    per container). Never logged.
-    """
-    value = os.environ.get(name)
-    if value is not None:
-        return value
-    if is_local():
-        return LOCAL_SECRET_DEFAULTS.get(name)
-    now = time.monotonic()
-    cached = _secret_cache.get(name)
-    if cached and now - cached[0] < _SECRET_TTL_SECONDS:
-        return cached[1]
-    found = _load_from_ssm(f"/{resource_prefix()}/{name}")
-    _secret_cache[name] = (now, found)
-    return found
-
-
-def forget_secrets() -> None:
-    """Drop cached secrets (rotation drills and tests)."""
-    _secret_cache.clear()
-    if "aws_lambda_powertools.utilities.parameters" in sys.modules:
-        from aws_lambda_powertools.utilities import parameters
-
-        parameters.clear_caches()
-
-
-def _load_from_ssm(parameter: str) -> Optional[str]:
-    """One GetParameter on the runtime's SSM client (it shares the boto3 session of the other
-    clients: a second session would cost a cold start ~45 ms). Any failure reads as "no secret",
-    so callers fail closed."""
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    from chalicelib.runtime import runtime  # lazy: runtime imports this module
-
-    try:
-        found = runtime.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
-    except (ClientError, BotoCoreError):
-        return None
-    return found["Parameter"]["Value"]
-
-
+#: How a secret is looked up by its env-style name (chalicelib.runtime.runtime.secret).
 SecretLookup = Callable[[str], Optional[str]]

@@ -35,6 +35,8 @@ class Runtime:
         self._connection: Any = None
         self.accounts: Dict[str, Tuple[float, Any]] = {}
         self._facts: Dict[str, Any] = {}
+        #: secret name -> (monotonic time read, value or None): what SSM answered.
+        self._secrets: Dict[str, Tuple[float, Optional[str]]] = {}
         self._listeners: Optional[List[Callable[..., None]]] = None
         #: email -> (monotonic time read, active agent's Identity or None): the token guard's cache.
         self.agents: Dict[str, Tuple[float, Any]] = {}
@@ -146,14 +148,10 @@ class Runtime:
     def use_http(self, session: Any) -> None:
         self._http = session
 
-    def adapter_for(self, channel: str) -> Any:
-        """The adapter that sends on `channel`: an injected one, else the registry's."""
-        found = self._adapters.get(channel)
-        if found is not None:
-            return found
-        from chalicelib import channels
-
-        return channels.adapter_for_channel(channel)
+    def injected_adapter(self, channel: str) -> Any:
+        """The adapter a test injected for sending on `channel`, else None (the caller then takes
+        the registry's: the runtime knows no channel, so no adapter depends on it in a loop)."""
+        return self._adapters.get(channel)
 
     def use_adapter(self, channel: str, adapter: Any) -> None:
         """Send `channel` through `adapter` (tests); None goes back to the registry's."""
@@ -178,7 +176,45 @@ class Runtime:
             self._adapters.clear()
             self._http = None
         self._clock = time.time
-        config.forget_secrets()
+        self.forget_secrets()
+
+    # --- secrets --------------------------------------------------------------------------------
+    #: How long a secret read from SSM is kept per container (rotation reaches it within this).
+    SECRET_TTL_SECONDS = 300.0
+
+    def secret(self, name: str) -> Optional[str]:
+        """A secret by its env-style name (a `config.SecretLookup`).
+
+        Local stage: the environment variable, else the documented dev default. AWS: the env var if
+        ops chose to set it, else SSM parameter `/<prefix>/<NAME>` (SecureString, cached
+        SECRET_TTL_SECONDS per container). Never logged."""
+        value = os.environ.get(name)
+        if value is not None:
+            return value
+        if config.is_local():
+            return config.LOCAL_SECRET_DEFAULTS.get(name)
+        now = time.monotonic()
+        cached = self._secrets.get(name)
+        if cached and now - cached[0] < self.SECRET_TTL_SECONDS:
+            return cached[1]
+        found = self._ssm_parameter(f"/{config.resource_prefix()}/{name}")
+        self._secrets[name] = (now, found)
+        return found
+
+    def forget_secrets(self) -> None:
+        """Drop cached secrets (rotation drills and tests)."""
+        self._secrets.clear()
+
+    def _ssm_parameter(self, parameter: str) -> Optional[str]:
+        """One GetParameter on the shared SSM client (a client of its own would cost a cold start
+        ~45 ms). Any failure reads as "no secret", so callers fail closed."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            found = self.client("ssm").get_parameter(Name=parameter, WithDecryption=True)
+        except (ClientError, BotoCoreError):
+            return None
+        return found["Parameter"]["Value"]
 
 
 runtime = Runtime()

@@ -148,12 +148,12 @@ class Inbox:
         The first call of a run creates the agent and logs in over HTTP; later tests get the
         same agent item put back and the same token (see _ADMIN_SESSIONS)."""
         from chalicelib.api.auth import create_agent
-        from chalicelib.config import get_secret
+        from chalicelib.runtime import runtime
         from chalicelib.models import Agent
 
         if self._token is not None:
             return self._token
-        key = get_secret("AUTH_TOKEN_SECRET")
+        key = runtime.secret("AUTH_TOKEN_SECRET")
         session = _ADMIN_SESSIONS.get(key)
         if session and time.time() - session[1] < _ADMIN_TOKEN_REUSE_SECONDS:
             token, _, item = session

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from chalicelib import aws, config
+from chalicelib.runtime import runtime
 from chalicelib.channels import adapter_names, get_adapter
 from tests.helpers import compact
 from tests.helpers import json_values as helpers_json_values
@@ -46,7 +47,7 @@ def test_unsigned_and_forged_deliveries_are_refused_and_nothing_is_stored(inbox,
     forged = inbox.post_webhook(name, body, forged_headers)
     assert forged.status_code == 401, forged.body
     if adapter.body_signed:  # a shared-token platform cannot tell a tampered body
-        tampered_headers = adapter.signed_headers(body, config.get_secret)
+        tampered_headers = adapter.signed_headers(body, runtime.secret)
         tampered = inbox.post_webhook(name, body + b" ", tampered_headers)
         assert tampered.status_code == 401, tampered.body
     assert _queued() == 0
@@ -62,7 +63,7 @@ def test_demo_deliveries_land_exactly_once(inbox, name):
     for _ in range(2):  # every delivery twice: platforms retry
         for payload in deliveries:
             body = compact(payload)
-            response = inbox.post_webhook(name, body, adapter.signed_headers(body, config.get_secret))
+            response = inbox.post_webhook(name, body, adapter.signed_headers(body, runtime.secret))
             assert 200 <= response.status_code < 300, response.body
     inbox.process()
     messages = inbox.all_messages()
@@ -94,7 +95,7 @@ def test_any_signed_json_gets_a_client_answer_and_is_never_lost(aws_backend, nam
         body = json.dumps(payload).encode()
         with Client(application.app) as client:
             headers = {"Content-Type": "application/json"}
-            headers.update(adapter.signed_headers(body, config.get_secret))
+            headers.update(adapter.signed_headers(body, runtime.secret))
             response = client.http.post(f"/webhooks/{name}", body=body, headers=headers)
         assert response.status_code < 500, response.body
         drain(application.ingest_processor)
@@ -125,7 +126,7 @@ def test_logs_are_json_lines_with_a_correlation_id_and_never_hold_secrets(inbox,
     lines = [json.loads(line) for line in out.splitlines()]
     assert lines, "expected structured log lines"
     assert any(line.get("correlation_id") for line in lines if line.get("message") == "message recorded")
-    secrets = [config.get_secret(n) for n in ("META_APP_SECRET", "META_VERIFY_TOKEN", "X_CONSUMER_SECRET",
+    secrets = [runtime.secret(n) for n in ("META_APP_SECRET", "META_VERIFY_TOKEN", "X_CONSUMER_SECRET",
                                               "TELEGRAM_SECRET_TOKEN", "LINKEDIN_CLIENT_SECRET", "AUTH_TOKEN_SECRET")]
     for value in [s for s in secrets if s] + list(headers.values()):
         assert value not in out, "a secret or signature reached the logs"
@@ -136,7 +137,7 @@ def _exercise_logs(inbox, name):
     _seed_demo_accounts(inbox, adapter)
     payload = adapter.demo_deliveries(int(time.time() * 1000))[0]
     body = compact(payload)
-    headers = adapter.signed_headers(body, config.get_secret)
+    headers = adapter.signed_headers(body, runtime.secret)
     inbox.post_webhook(name, body, headers)
     inbox.post_webhook(name, body, adapter.signed_headers(body, lambda s: "forged-secret-0123456789abcdef"))
     inbox.process()

@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from chalicelib import aws, config
+from chalicelib.runtime import runtime
 from tests.helpers import PAGE, messenger, page_delivery
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,9 +28,9 @@ def _python(script: str, drop=()) -> str:
 def aws_stage(monkeypatch):
     monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
     monkeypatch.delenv("META_APP_SECRET")
-    config.forget_secrets()
+    runtime.forget_secrets()
     yield
-    config.forget_secrets()
+    runtime.forget_secrets()
 
 
 def test_in_aws_the_webhook_secret_comes_from_ssm(inbox, aws_stage):
@@ -47,9 +48,9 @@ def test_in_aws_a_missing_secret_fails_closed(inbox, aws_stage):
 
 def test_locally_dev_defaults_apply_only_when_the_env_var_is_absent(monkeypatch):
     monkeypatch.delenv("META_VERIFY_TOKEN")
-    assert config.get_secret("META_VERIFY_TOKEN") == "dev_meta_verify_token"
+    assert runtime.secret("META_VERIFY_TOKEN") == "dev_meta_verify_token"
     monkeypatch.setenv("META_VERIFY_TOKEN", "mine")
-    assert config.get_secret("META_VERIFY_TOKEN") == "mine"
+    assert runtime.secret("META_VERIFY_TOKEN") == "mine"
 
 
 def test_tracing_is_a_clean_no_op_without_lambda_and_works_without_a_daemon_in_lambda():
@@ -173,7 +174,7 @@ def test_no_secret_token_password_or_message_body_is_logged_at_info(inbox, monke
         monkeypatch.delenv(name, raising=False)
     for name, value in secrets.items():
         aws.client("ssm").put_parameter(Name=f"/socialinbox-test/{name}", Value=value, Type="SecureString")
-    config.forget_secrets()
+    runtime.forget_secrets()
     body_text = "my card number is 4111 1111 1111 1111 and my address is 1 Secret Lane"
     reply_text = "thanks, we fixed the private thing for you"
     password = "correct horse battery staple 42"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from chalicelib import config
+from chalicelib.runtime import runtime
 
 
 def _health(inbox):
@@ -46,6 +47,6 @@ def test_health_reads_no_secret(inbox, monkeypatch):
     monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
     for name in list(config.LOCAL_SECRET_DEFAULTS):
         monkeypatch.delenv(name, raising=False)
-    config.forget_secrets()
+    runtime.forget_secrets()
     status, body, _ = _health(inbox)
     assert status == 200, body

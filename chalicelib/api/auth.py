@@ -135,7 +135,7 @@ def forget_agent(email: str) -> None:
 
 
 def _token_secret() -> str:
-    secret = config.get_secret("AUTH_TOKEN_SECRET")
+    secret = runtime.secret("AUTH_TOKEN_SECRET")
     if not secret or len(secret) < 32:
         raise RuntimeError("AUTH_TOKEN_SECRET is missing or shorter than 32 characters")
     return secret

@@ -27,9 +27,9 @@ def iso(ms: Optional[int]) -> Optional[str]:
 
 def _cursor_key() -> bytes:
     """Cursors are signed so a client cannot hand DynamoDB a key of its own making."""
-    from chalicelib import config
+    from chalicelib.runtime import runtime
 
-    secret = config.get_secret("AUTH_TOKEN_SECRET") or ""
+    secret = runtime.secret("AUTH_TOKEN_SECRET") or ""
     return hashlib.sha256(("cursor|" + secret).encode("utf-8")).digest()
 
 

@@ -303,13 +303,13 @@ def account_secrets(credential_refs: Optional[Mapping[str, str]]) -> SecretLooku
     """The secrets of one account: a logical name (META_PAGE_TOKEN, WHATSAPP_TOKEN, X_ACCESS_TOKEN,
     TELEGRAM_BOT_TOKEN, ...) goes through the account's `credential_refs` (logical -> real secret
     name, e.g. {"META_PAGE_TOKEN": "META_PAGE_TOKEN_100000000000001"}), else is used as is, and is
-    resolved by chalicelib.config.get_secret (env locally, SSM in AWS). Values are never logged."""
-    from chalicelib import config
+    resolved by the runtime's secret lookup (env locally, SSM in AWS). Values are never logged."""
+    from chalicelib.runtime import runtime
 
     refs = {str(k): str(v) for k, v in (credential_refs or {}).items() if v}
 
     def lookup(name: str) -> Optional[str]:
-        return config.get_secret(refs.get(name, name))
+        return runtime.secret(refs.get(name, name))
 
     return lookup
 

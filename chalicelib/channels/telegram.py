@@ -128,10 +128,10 @@ class TelegramAdapter(ChannelAdapter):
 
 def _configured_bot() -> str:
     """TELEGRAM_BOT_ID when ops set one (env or SSM), else "default"."""
-    from chalicelib import config
+    from chalicelib.runtime import runtime
 
     try:
-        value = config.get_secret(BOT_ID_SETTING)
+        value = runtime.secret(BOT_ID_SETTING)
     except Exception:  # noqa: BLE001 - routing falls back; never fail the ack path on it
         value = None
     return value if value and BOT_PARAMETER.match(value) else DEFAULT_BOT

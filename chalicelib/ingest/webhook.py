@@ -20,6 +20,7 @@ from chalicelib.channels import get_adapter
 from chalicelib.channels.base import WebhookRejected, WebhookReply, WebhookRequest
 from chalicelib.ingest.envelope import Envelope
 from chalicelib.logs import logger
+from chalicelib.runtime import runtime
 from chalicelib.tracing import subsegment
 
 # SQS accepts 256 KiB per message; keep room for attributes.
@@ -35,7 +36,7 @@ def handshake(adapter_name: str, request: WebhookRequest) -> WebhookReply:
     except KeyError:
         return WebhookReply(404, f"no webhook named {adapter_name!r}")
     try:
-        return adapter.handshake(request, config.get_secret)
+        return adapter.handshake(request, runtime.secret)
     except WebhookRejected as rejected:
         return WebhookReply(rejected.status, {"error": rejected.reason}, "application/json")
 
@@ -46,7 +47,7 @@ def receive(adapter_name: str, request: WebhookRequest, correlation_id: str) -> 
     except KeyError:
         return WebhookReply(404, f"no webhook named {adapter_name!r}")
     try:
-        adapter.verify(request, config.get_secret)
+        adapter.verify(request, runtime.secret)
     except WebhookRejected as rejected:
         logger.warning("webhook rejected", extra={"adapter": adapter_name, "status": rejected.status,
                                                   "reason": rejected.reason})

@@ -9,7 +9,7 @@ import time
 import urllib.request
 from typing import List, Optional, Tuple
 
-from chalicelib import config
+from chalicelib.runtime import runtime
 from chalicelib.channels import adapter_names, get_adapter
 
 
@@ -24,7 +24,7 @@ def send_all(base_url: str, now_ms: Optional[int] = None) -> List[Tuple[str, int
         for payload in adapter.demo_deliveries(now_ms):
             raw = json.dumps(payload).encode("utf-8")  # ASCII-escaped, as Meta sends it
             headers = {"Content-Type": "application/json"}
-            headers.update(adapter.signed_headers(raw, config.get_secret))
+            headers.update(adapter.signed_headers(raw, runtime.secret))
             request = urllib.request.Request(f"{base_url}/webhooks/{name}", data=raw, headers=headers, method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=10) as response:

@@ -68,7 +68,7 @@ def start(webhook_base_url: Optional[str], port: int = 0, delay: float = 0.4, sl
           secrets: Optional[Callable[[str], Optional[str]]] = None) -> Tuple["Sandbox", Dict[str, str]]:
     """Serve the sandbox on 127.0.0.1:`port` (0: any free port) in a daemon thread. Callbacks go
     to `webhook_base_url` (loopback only; None: no callbacks), the first `delay` seconds after the
-    answer, signed with `secrets` (default chalicelib.config.get_secret, what our webhook checks).
+    answer, signed with `secrets` (default the runtime's secret lookup, what our webhook checks).
     Returns the server and the base-URL settings for the adapters."""
     server = Sandbox(port, webhook_base_url, delay, slow_seconds, secrets)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -191,9 +191,9 @@ class Sandbox(ThreadingHTTPServer):
         raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         secrets = self._secrets
         if secrets is None:
-            from chalicelib import config
+            from chalicelib.runtime import runtime
 
-            secrets = config.get_secret
+            secrets = runtime.secret
         headers = {"Content-Type": "application/json", **get_adapter(adapter).signed_headers(raw, secrets)}
         request = urllib.request.Request(f"{self.webhook_base_url}/webhooks/{adapter}", data=raw,
                                          headers=headers, method="POST")

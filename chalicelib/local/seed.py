@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 from typing import Dict, List, Tuple
 
-from chalicelib import config
+from chalicelib.runtime import runtime
 
 DEMO_AGENTS: Tuple[Tuple[str, str, str], ...] = (
     ("admin@example.com", "Ada Admin", "admin"),
@@ -29,7 +29,7 @@ def seed() -> Dict[str, List[str]]:
     from chalicelib.models import Agent
     from chalicelib.routing import directory
 
-    password = config.get_secret("LOCAL_ADMIN_PASSWORD") or ""
+    password = runtime.secret("LOCAL_ADMIN_PASSWORD") or ""
     agents, accounts = [], []
     for email, name, role in DEMO_AGENTS:
         try:

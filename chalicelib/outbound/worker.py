@@ -22,6 +22,7 @@ import json
 from typing import Any, Dict, Iterable, List, Optional
 
 from chalicelib import config
+from chalicelib.channels import adapter_for_channel
 from chalicelib.channels.base import OutboundMessage, SendError, account_secrets
 from chalicelib.inbox import outbound
 from chalicelib.logs import bind_correlation_id, current_correlation_id, describe_error, logger
@@ -151,7 +152,7 @@ def send_one(conversation_id: str, sort_key: str) -> str:
         text=message.text or "", outbound_id=outbound.outbound_id(message), reply_to=message.reply_to,
         tag=message.send_tag, template=message.template, private_reply=bool(message.private_reply))
     try:
-        adapter = runtime.adapter_for(message.channel)
+        adapter = runtime.injected_adapter(message.channel) or adapter_for_channel(message.channel)
         result = adapter.send(outgoing, account_secrets(_refs(account)), runtime.http())
     except SendError as error:
         return _refused(message, token, account, error)
