@@ -617,16 +617,14 @@ def accounts_api() -> Any:
 def reset_container() -> None:
     """Forget everything a warm Lambda container keeps: clients, queue URLs, cached accounts and
     secrets, pynamodb connections (the next invocation behaves like a cold start)."""
-    from chalicelib import aws, config
+    from chalicelib import aws
     from chalicelib.ingest import pipeline
     from chalicelib.models import ALL_MODELS
 
     aws.reset()  # since bc48fc9 the Runtime object: clients, queue URLs, accounts, secrets
-    for forget in (getattr(pipeline, "forget_accounts", None), getattr(config, "forget_secrets", None)):
-        if forget is not None:
-            forget()
-    if hasattr(config, "_secret_cache"):
-        config._secret_cache.clear()
+    forget_accounts = getattr(pipeline, "forget_accounts", None)
+    if forget_accounts is not None:
+        forget_accounts()
     try:
         from aws_lambda_powertools.utilities import parameters
 

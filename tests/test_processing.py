@@ -109,7 +109,9 @@ def test_processor_never_sees_what_the_ack_path_refused(inbox, monkeypatch, stat
     if status == 503:
         monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
         monkeypatch.delenv("META_APP_SECRET")
-        monkeypatch.setattr(config, "_load_from_ssm", lambda name: None)
+        from chalicelib.runtime import runtime
+
+        runtime.forget_secrets()  # nothing is in SSM: the secret is missing and the ack path fails closed
         response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1)))
     else:
         response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1)), secret="wrong")
