@@ -76,10 +76,25 @@ def test_double_click_is_one_message(accounts):
     assert reused.status_code == 409 and json.loads(reused.body)["Code"] == "ClientIdReused"
 
 
-def test_concurrent_double_click_is_one_message(accounts):
+def test_concurrent_double_click_is_one_message(accounts, monkeypatch):
+    import threading
     from concurrent.futures import ThreadPoolExecutor
 
+    from moto.dynamodb.models import DynamoDBBackend
+
     from chalicelib.inbox import outbound, store
+
+    # DynamoDB applies a transaction atomically; moto's in-process backend does not (two threads
+    # can both pass the same condition check), so its transactions are serialised here as
+    # DynamoDB serialises them. The code under test is unchanged.
+    one_at_a_time = threading.Lock()
+    original = DynamoDBBackend.transact_write_items
+
+    def atomic(self, *args, **kwargs):
+        with one_at_a_time:
+            return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", atomic)
 
     conversation = _messenger_conversation(accounts)
     state = store.get(conversation["id"])
