@@ -77,25 +77,12 @@ def test_double_click_is_one_message(accounts):
 
 
 def test_concurrent_double_click_is_one_message(accounts, monkeypatch):
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
-    from moto.dynamodb.models import DynamoDBBackend
-
     from chalicelib.inbox import outbound, store
+    from tests.helpers import serialise_moto_requests
 
-    # DynamoDB applies a transaction atomically; moto's in-process backend does not (two threads
-    # can both pass the same condition check), so its transactions are serialised here as
-    # DynamoDB serialises them. The code under test is unchanged.
-    one_at_a_time = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def atomic(self, *args, **kwargs):
-        with one_at_a_time:
-            return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", atomic)
-
+    serialise_moto_requests(monkeypatch)  # DynamoDB applies each request atomically; in-process moto does not
     conversation = _messenger_conversation(accounts)
     state = store.get(conversation["id"])
     draft = outbound.Draft(conversation["id"], "reply", "twice", "race-1", "agent-1")
