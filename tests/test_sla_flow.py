@@ -418,3 +418,30 @@ def test_with_sla_reassign_on_breach_the_conversation_moves_to_an_eligible_teamm
     from chalicelib.sla.escalation import notifications_for
 
     assert [n["kind"] for n in notifications_for("a_ready")] == ["sla_breached"]  # the new holder is told
+
+
+@pytest.mark.parametrize("body", [
+    "", "null", "[]", '"warning"', "{}", "x" * 300_000,
+    json.dumps({"kind": "warning", "conversation_id": "c_x", "turn": "1e999"}),
+    json.dumps({"kind": "warning", "conversation_id": "c_x", "turn": "9" * 5000}),
+    json.dumps({"kind": "warning", "conversation_id": "c_x", "turn": [1]}),
+    json.dumps({"kind": "warning", "conversation_id": "c_x", "turn": None}),
+    json.dumps({"kind": "warning", "conversation_id": 42, "turn": 1}),
+    json.dumps({"kind": "warning", "conversation_id": None, "turn": 1}),
+    json.dumps({"kind": ["warning"], "conversation_id": "c_x", "turn": 1}),
+    '{"kind": "warning", "conversation_id": "c_\\ud800", "turn": 1}',
+    json.dumps({"kind": "breach", "conversation_id": "c_\u0000\u202e", "turn": 1}),
+    json.dumps({"kind": "breach", "conversation_id": "c_" + "x" * 5000, "turn": 1}),
+    json.dumps({"kind": "warning", "conversation_id": "", "turn": -1}),
+])
+def test_a_hostile_timer_message_is_dropped_never_raised_and_records_nothing(flow, body):
+    """The timer queue is ours, but a message that can never be handled must not come back
+    forever: it is dropped as unreadable or stale, and no conversation changes."""
+    from chalicelib.inbox import store
+    from chalicelib.sla import timers
+
+    _, (cid, _) = store.record_message(_message("m1"))
+    before = store.get(cid)
+    assert timers.handle_body(body) in ("unreadable", "warning stale", "breach stale")
+    assert store.get(cid) == before
+    assert _executions() == []

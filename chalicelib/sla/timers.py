@@ -21,6 +21,9 @@ from chalicelib.models import ChannelAccount, Conversation
 from chalicelib.runtime import runtime
 
 TEAMS_CACHE_SECONDS = 60.0
+#: Bounds of a timer message's keys (ids are "c_" + 24 hex; the API refuses ids over 100 too).
+MAX_CONVERSATION_ID = 100
+MAX_TURN = 10**9
 
 
 def handle_records(records: Iterable[Dict[str, Any]], partial: bool = False) -> Dict[str, Any]:
@@ -57,8 +60,9 @@ def handle_body(body: str) -> str:
     try:
         message = json.loads(body)
         kind, conversation_id, turn = message["kind"], message["conversation_id"], int(message["turn"])
-        if kind not in ("warning", "breach") or not isinstance(conversation_id, str):
-            raise ValueError("bad kind or conversation")
+        if kind not in ("warning", "breach") or not isinstance(conversation_id, str) \
+                or not 0 < len(conversation_id) <= MAX_CONVERSATION_ID or not 0 < turn <= MAX_TURN:
+            raise ValueError("bad kind, conversation or turn")  # a key DynamoDB would refuse, forever
         correlation_id = str(message.get("correlation_id") or "")
         bind_correlation_id(correlation_id or None)  # the turn's delivery
     except (ValueError, KeyError, TypeError, AttributeError) as error:
