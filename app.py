@@ -20,6 +20,7 @@ from chalicelib.api.search_routes import search_api
 from chalicelib.api.routing_routes import routing_api
 from chalicelib.api.sla_routes import sla_api
 from chalicelib.ingest.routes import webhooks
+from chalicelib.staffing.routes import staffing_api
 from chalicelib.web.routes import web
 
 # configure_logs=False: Chalice would add a plain-text handler to the "socialinbox" logger, which
@@ -41,6 +42,7 @@ app.register_blueprint(media_api)
 app.register_blueprint(health_api)
 app.register_blueprint(contact_api)
 app.register_blueprint(admin_api)
+app.register_blueprint(staffing_api)
 app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.

@@ -96,6 +96,22 @@ SCHEMAS: Dict[str, S] = {
     "Me": {"type": "object", "required": ["id", "role"],
            "properties": {"id": STR, "email": STR, "name": STR, "role": STR}},
     "Page": _page(OBJ),
+    "StaffingResult": {
+        "type": "object",
+        "description": "traffic = arrivals / interval x handle / concurrency (Erlangs); agents: whole agents on "
+                       "the floor meeting the service level and the occupancy cap; agents_raw: the fractional "
+                       "requirement (add over intervals, round over a shift); rostered = ceil(agents / (1 - "
+                       "shrinkage)); workload: no wait figures (null), service level = share of the window's "
+                       "work finished in time",
+        "required": ["model", "agents", "agents_raw", "service_level_pct", "occupancy_pct", "wait_probability_pct",
+                     "average_wait_seconds", "rostered", "traffic_erlangs"],
+        "properties": {"model": {"enum": ["erlang_c", "erlang_a", "workload"]}, "agents": INT,
+                       "agents_raw": {"type": "number"}, "service_level_pct": {"type": "number"},
+                       "occupancy_pct": {"type": "number"},
+                       "wait_probability_pct": _nullable({"type": "number"}),
+                       "average_wait_seconds": _nullable({"type": "number"}),
+                       "abandon_pct": _nullable({"type": "number"}), "rostered": INT,
+                       "traffic_erlangs": {"type": "number"}}},
     "Object": OBJ,
 }
 
@@ -127,6 +143,9 @@ ROUTES: Dict[Tuple[str, str], Route] = {
                                                               (400, 401, 404)),
     ("/api/conversations/{conversation_id}/viewers", "GET"): ("Who viewed or typed in the last 20 s", 200,
                                                               _ref("Viewers"), (401, 404)),
+    ("/api/staffing/calculate", "POST"): ("Agents one interval needs: Erlang C, Erlang A (patience) or the "
+                                          "asynchronous workload model (supervisors, admins)", 200,
+                                          _ref("StaffingResult"), (400, 401, 403)),
     ("/api/search", "GET"): ("Search names, handles and message text", 200, _ref("SearchResult"), (400, 401)),
     ("/api/counts", "GET"): ("Open conversations per view (mine, unassigned, team, at risk, breached)", 200,
                              _ref("Object"), (400, 401, 403)),
