@@ -325,6 +325,8 @@ def _exercise(inbox) -> None:
     _invoke(inbox, "ingest_processor", [_record("{not json")])
     _something_parked_in_ingest_dlq(inbox)
     api("GET", "/api/admin/dlq")
+    api("POST", "/api/staffing/calculate", {"arrivals": 100, "interval_seconds": 1800, "handle_seconds": 180,
+                                            "target_seconds": 20, "target_pct": 80})
     api("POST", "/api/admin/dlq/replay", {})
     _consume(inbox, "ingest_processor", "ingest")  # parked again: it can never be read
     api("GET", "/api/admin/teams")
