@@ -176,15 +176,19 @@ class Pump(threading.Thread):
         self._url: Optional[str] = None
         self._stopping = threading.Event()
 
+    def run_once(self, wait_seconds: int = 0) -> int:
+        """Deliver one batch (what `run` repeats); returns how many messages it held."""
+        self._url = self._url or _queue_url(config.INGEST_QUEUE, self.queue_name)
+        return pump_once(self.handler, wait_seconds=wait_seconds, visibility_timeout=self.visibility_timeout,
+                         max_messages=self.batch_size, queue_name=self.queue_name,
+                         window_seconds=self.window_seconds, reports_failures=self.reports_failures,
+                         function_name=self.function_name, environment=self.environment, stopping=self._stopping,
+                         queue_url=self._url)
+
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                self._url = self._url or _queue_url(config.INGEST_QUEUE, self.queue_name)
-                pump_once(self.handler, wait_seconds=1, visibility_timeout=self.visibility_timeout,
-                          max_messages=self.batch_size, queue_name=self.queue_name,
-                          window_seconds=self.window_seconds, reports_failures=self.reports_failures,
-                          function_name=self.function_name, environment=self.environment, stopping=self._stopping,
-                          queue_url=self._url)
+                self.run_once(wait_seconds=1)
             except Exception as error:  # noqa: BLE001 - keep pumping; the emulator may be restarting
                 logger.warning("local pump error", extra={"function": self.function_name,
                                                           "error": describe_error(error)[:300]})

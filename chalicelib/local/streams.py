@@ -101,8 +101,9 @@ class StreamReader(threading.Thread):
 
     def __init__(self, handler: Handler, stream_arn: str, function_name: str, batch_size: int = 100,
                  starting_position: str = "LATEST", window_seconds: float = 0.0,
-                 context_factory: Optional[Callable[[str], Any]] = None) -> None:
+                 context_factory: Optional[Callable[[str], Any]] = None, retry_seconds: float = RETRY_SECONDS) -> None:
         super().__init__(name=f"{function_name}-stream", daemon=True)
+        self.retry_seconds = retry_seconds
         self.handler, self.configured_arn, self.function_name = handler, stream_arn, function_name
         self.batch_size, self.window_seconds = max(1, batch_size), max(0.0, window_seconds)
         self.starting_position = starting_position or "LATEST"
@@ -151,7 +152,7 @@ class StreamReader(threading.Thread):
             if self._deliver(batch):
                 del shard.pending[:len(batch)]
             else:
-                self._stopping.wait(RETRY_SECONDS)
+                self._stopping.wait(self.retry_seconds)
         return busy
 
     def _fill(self, shard: _Shard) -> None:
