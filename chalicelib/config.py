@@ -6,8 +6,10 @@ the code can never disagree about them.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterator, Mapping, Optional
 
 # Dev defaults exist for local mode only; documented in the README.
 LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
@@ -39,6 +41,31 @@ def stage() -> str:
 
 def is_local() -> bool:
     return stage() == "local"
+
+
+#: The invoked function's own variables when one process runs several functions (`make run`'s
+#: runners): Lambda gives each function its own environment, os.environ is the whole process's.
+_FUNCTION_ENVIRONMENT: "contextvars.ContextVar[Optional[Mapping[str, str]]]" = contextvars.ContextVar(
+    "function_environment", default=None)
+
+
+def function_setting(name: str) -> Optional[str]:
+    """A variable Lambda sets per function (e.g. the partial batch switch): the invoked
+    function's own value when a local runner set one, else the process environment's."""
+    own = _FUNCTION_ENVIRONMENT.get()
+    if own is not None and name in own:
+        return own[name]
+    return os.environ.get(name)
+
+
+@contextlib.contextmanager
+def function_environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """Run the block as the function whose own variables are `variables` (this thread only)."""
+    token = _FUNCTION_ENVIRONMENT.set(dict(variables))
+    try:
+        yield
+    finally:
+        _FUNCTION_ENVIRONMENT.reset(token)
 
 
 def resource_prefix() -> str:

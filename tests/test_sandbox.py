@@ -58,7 +58,7 @@ def loop(monkeypatch):
     receiver = Receiver()
     threading.Thread(target=receiver.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     server, env = sandbox.start(f"http://127.0.0.1:{receiver.server_address[1]}", delay=0.05,
-                                slow_seconds=0.5, secrets=SECRETS.get)
+                                slow_seconds=0.5, secrets={**TOKENS, **SECRETS}.get)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     yield server, receiver
@@ -184,3 +184,69 @@ def test_close_cancels_pending_callbacks_and_only_loopback_webhooks():
     server, _ = sandbox.start("http://0.0.0.0:8000")  # an API listening everywhere is called on loopback
     assert server.webhook_base_url == "http://127.0.0.1:8000"
     server.close()
+
+
+def _graph_send(server, token, headers=None):
+    """A Messenger send as a web page could POST it (a CORS-simple request: text/plain body,
+    the token in the query string), unless `headers` say otherwise."""
+    body = json.dumps({"recipient": {"id": "6100000000000002"}, "message": {"text": "forged echo"}})
+    return requests.post(f"{server.base_url}/graph/{sandbox.GRAPH_VERSION}/{PAGE}/messages",
+                         params={"access_token": token}, data=body,
+                         headers={"Content-Type": "text/plain", **(headers or {})}, timeout=5)
+
+
+@pytest.mark.parametrize("headers", [
+    {"Origin": "https://attacker.example"},
+    {"Origin": "null"},
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"},
+    {"Host": "attacker.example:8025"},  # a page on a DNS name rebound to 127.0.0.1
+])
+def test_a_web_page_cannot_make_the_sandbox_deliver_a_signed_echo(loop, headers):
+    server, receiver = loop
+    assert _graph_send(server, TOKENS["META_PAGE_TOKEN"], headers).status_code == 403
+    time.sleep(0.2)  # callbacks come 0.05 s after an answer
+    assert receiver.received == []
+    # the same request from the local server (no browser headers) is answered and echoed
+    assert _graph_send(server, TOKENS["META_PAGE_TOKEN"]).status_code == 200
+    assert len(receiver.wait_for(1)) >= 1
+
+
+@pytest.mark.parametrize("path,kwargs", [
+    (f"/graph/{sandbox.GRAPH_VERSION}/{PAGE}/messages",
+     {"json": {"recipient": {"id": "61"}, "message": {"text": "x"}}, "headers": {"Authorization": "Bearer guessed"}}),
+    (f"/graph/{sandbox.GRAPH_VERSION}/{PHONE}/messages",
+     {"json": {"messaging_product": "whatsapp", "to": "351910000001", "type": "text", "text": {"body": "x"}},
+      "headers": {"Authorization": "Bearer " + TOKENS["META_PAGE_TOKEN"]}}),  # another product's token
+    (f"/instagram/{sandbox.GRAPH_VERSION}/{PAGE}/messages",
+     {"json": {"recipient": {"id": "61"}, "message": {"text": "x"}}, "headers": {"Authorization": "Bearer guessed"}}),
+    ("/x/2/dm_conversations/with/1530000000000000009/messages",
+     {"json": {"text": "x"}, "headers": {"Authorization": 'OAuth oauth_consumer_key="ck", '
+                                                         'oauth_token="1520000000000000001-guessed"'}}),
+    ("/x/2/tweets", {"json": {"text": "x", "reply": {"in_reply_to_tweet_id": "1"}},
+                     "headers": {"Authorization": "Bearer guessed"}}),
+    ("/telegram/bot1000000001:guessed/sendMessage", {"json": {"chat_id": 5, "text": "x"}}),
+    ("/linkedin/rest/socialActions/urn:li:activity:1/comments",
+     {"json": {"actor": "urn:li:organization:1", "object": "urn:li:activity:1", "message": {"text": "x"}},
+      "headers": {"Authorization": "Bearer guessed"}}),
+])
+def test_a_send_without_the_configured_token_is_refused_and_echoes_nothing(loop, path, kwargs):
+    server, receiver = loop
+    answer = requests.post(server.base_url + path, timeout=5, **kwargs)
+    assert answer.status_code == 401, answer.text
+    time.sleep(0.2)
+    assert receiver.received == []
+
+
+def test_a_send_with_a_wrong_token_asks_the_adapter_for_reauthorization(loop):
+    _, receiver = loop
+    with pytest.raises(SendError) as caught:
+        adapter_for_channel("messenger").send(messenger(), {**TOKENS, "META_PAGE_TOKEN": "guessed"}.get,
+                                              requests.Session())
+    assert caught.value.kind == "reauthorize"
+    time.sleep(0.2)
+    assert receiver.received == []
+
+
+def test_the_sandbox_listens_on_loopback_only(loop):
+    server, _ = loop
+    assert server.server_address[0] == "127.0.0.1"

@@ -68,7 +68,7 @@ LIMITS = {"messenger": 2000, "instagram": 2200, "facebook": 8000, "whatsapp": 40
 
 @pytest.fixture(scope="module")
 def platforms():
-    server, env = sandbox.start(None, slow_seconds=2.0)
+    server, env = sandbox.start(None, slow_seconds=2.0, secrets=TOKENS.get)
     yield server, env
     server.close()
 

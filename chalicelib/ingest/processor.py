@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Dict, Iterable, List, Optional, Sequence
 
 from chalicelib import aws, config
@@ -48,7 +47,7 @@ PARTIAL_BATCH_ENV = "SQS_REPORT_BATCH_ITEM_FAILURES"
 def partial_batch_responses() -> bool:
     """Whether this function's event source mapping takes partial batch responses (read per
     invocation: a configuration change reaches running containers at once)."""
-    return os.environ.get(PARTIAL_BATCH_ENV, "").strip().lower() == "true"
+    return (config.function_setting(PARTIAL_BATCH_ENV) or "").strip().lower() == "true"
 
 
 def batch_response(failed_message_ids: Sequence[str]) -> Dict[str, List[Dict[str, str]]]:

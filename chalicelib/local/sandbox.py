@@ -33,6 +33,13 @@ Failures, chosen by the target id (recipient, comment, chat, participant, post U
   `slow_seconds` (longer than the adapters' read timeout): the outbox must reconcile, not resend;
 - "fail-5xx": accepted and echoed, answered 502 without a body.
 
+Only our adapters may call it: it listens on 127.0.0.1 only, answers a send only with the
+configured token (the `secrets` lookup, as the platform would: META_PAGE_TOKEN, WHATSAPP_TOKEN,
+INSTAGRAM_ACCESS_TOKEN, X_CONSUMER_KEY with X_ACCESS_TOKEN or X_OAUTH2_USER_TOKEN,
+TELEGRAM_BOT_TOKEN, LINKEDIN_ACCESS_TOKEN; X's OAuth signature itself is not checked), and
+refuses anything a browser sends (an Origin or Sec-Fetch-* header, or a Host that is not
+loopback), so no web page can make it deliver a signed echo into the local inbox.
+
 Bounded: request bodies up to 1 MB, at most MAX_TIMERS pending callbacks (extra ones are dropped
 and counted), daemon threads only, callbacks only to a loopback webhook URL, `close()` cancels
 every pending callback. Tokens are never printed (the request log is silenced).
@@ -42,6 +49,7 @@ from __future__ import annotations
 import argparse
 import base64
 import collections
+import hmac
 import itertools
 import json
 import random
@@ -58,6 +66,8 @@ MAX_BODY_BYTES = 1_000_000
 MAX_TIMERS = 500
 MAX_REMEMBERED = 1000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Headers only browsers send (fetch metadata and CORS): a request carrying one is refused.
+BROWSER_HEADERS = ("Origin", "Sec-Fetch-Site", "Sec-Fetch-Mode", "Sec-Fetch-Dest")
 FAILURES = ("fail-429-once", "fail-blocked", "fail-token", "fail-window", "fail-timeout", "fail-5xx")
 WABA_ID = "300000000000001"
 
@@ -68,7 +78,8 @@ def start(webhook_base_url: Optional[str], port: int = 0, delay: float = 0.4, sl
           secrets: Optional[Callable[[str], Optional[str]]] = None) -> Tuple["Sandbox", Dict[str, str]]:
     """Serve the sandbox on 127.0.0.1:`port` (0: any free port) in a daemon thread. Callbacks go
     to `webhook_base_url` (loopback only; None: no callbacks), the first `delay` seconds after the
-    answer, signed with `secrets` (default the runtime's secret lookup, what our webhook checks).
+    answer, signed with `secrets` (default the runtime's secret lookup, what our webhook checks),
+    which also gives the tokens a send must carry.
     Returns the server and the base-URL settings for the adapters."""
     server = Sandbox(port, webhook_base_url, delay, slow_seconds, secrets)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2},
@@ -156,6 +167,24 @@ class Sandbox(ThreadingHTTPServer):
                 return "429-once"
         return None
 
+    def secret(self, name: str) -> Optional[str]:
+        lookup = self._secrets
+        if lookup is None:
+            from chalicelib.runtime import runtime
+
+            lookup = runtime.secret
+        return lookup(name)
+
+    def token_ok(self, presented: Optional[str], *names: str) -> bool:
+        """Whether `presented` is the configured value of one of `names` (none configured: no)."""
+        if not presented:
+            return False
+        for name in names:
+            expected = self.secret(name)
+            if expected and hmac.compare_digest(expected.encode("utf-8"), presented.encode("utf-8")):
+                return True
+        return False
+
     def next_telegram_id(self) -> int:
         with self._lock:
             return next(self._telegram_ids)
@@ -189,12 +218,7 @@ class Sandbox(ThreadingHTTPServer):
         from chalicelib.channels import get_adapter
 
         raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-        secrets = self._secrets
-        if secrets is None:
-            from chalicelib.runtime import runtime
-
-            secrets = runtime.secret
-        headers = {"Content-Type": "application/json", **get_adapter(adapter).signed_headers(raw, secrets)}
+        headers = {"Content-Type": "application/json", **get_adapter(adapter).signed_headers(raw, self.secret)}
         request = urllib.request.Request(f"{self.webhook_base_url}/webhooks/{adapter}", data=raw,
                                          headers=headers, method="POST")
         status: Optional[int]
@@ -221,9 +245,25 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        self._answer((404, {"error": "the sandbox serves send endpoints only"}, {}))
+        self._answer(self._browser_refusal() or (404, {"error": "the sandbox serves send endpoints only"}, {}))
+
+    def _browser_refusal(self) -> Optional[Answer]:
+        """A browser's request (any page's fetch or form, or a page on a rebound DNS name): our
+        adapters send no Origin or Sec-Fetch-* header and call 127.0.0.1 by address."""
+        if any(self.headers.get(name) is not None for name in BROWSER_HEADERS):
+            return 403, {"error": "cross-origin requests are refused: the sandbox serves the local server only"}, {}
+        host = (self.headers.get("Host") or "").strip().lower()
+        name = host.rsplit("]", 1)[0].lstrip("[") if host.startswith("[") else host.rsplit(":", 1)[0]
+        if name not in LOOPBACK_HOSTS:
+            return 403, {"error": "the sandbox answers requests to a loopback address only"}, {}
+        return None
 
     def do_POST(self) -> None:  # noqa: N802
+        refusal = self._browser_refusal()
+        if refusal is not None:
+            self.close_connection = True  # the body is not read
+            self._answer(refusal)
+            return
         length = int(self.headers.get("Content-Length") or 0)
         if length < 0 or length > MAX_BODY_BYTES:
             self._answer((413, {"error": "body too large"}, {}))
@@ -322,8 +362,13 @@ def _graph(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict
     if len(path) != 3:
         return None
     _version, node, edge = path
-    if not (handler.bearer() or query.get("access_token") or body.get("access_token")):
+    token = handler.bearer() or query.get("access_token") or body.get("access_token")
+    if not token:
         return _graph_error(400, 190, "An active access token must be used to query information about the current user.")
+    names = (("INSTAGRAM_ACCESS_TOKEN",) if instagram else
+             ("WHATSAPP_TOKEN",) if body.get("messaging_product") == "whatsapp" else ("META_PAGE_TOKEN",))
+    if not handler.server.token_ok(str(token), *names):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
     if edge == "messages":
         if body.get("messaging_product") == "whatsapp":
             return _whatsapp(handler, node, body)
@@ -454,17 +499,30 @@ def _graph_instagram(handler: _Handler, path: List[str], query: Dict[str, str], 
 # --- X API v2 ------------------------------------------------------------------------------------
 
 
-def _x_user(handler: _Handler) -> Optional[str]:
-    """Our user id: X access tokens read "<user id>-<secret part>" (OAuth 1.0a)."""
+def _oauth_parameters(handler: _Handler) -> Dict[str, str]:
     header = handler.headers.get("Authorization") or ""
     if not header.startswith("OAuth "):
-        return None
+        return {}
+    found = {}
     for item in header[6:].split(","):
         name, _, value = item.strip().partition("=")
-        if name == "oauth_token":
-            user = unquote(value.strip('"')).split("-", 1)[0]
-            return user if user.isdigit() else None
-    return None
+        found[name] = unquote(value.strip('"'))
+    return found
+
+
+def _x_user(handler: _Handler) -> Optional[str]:
+    """Our user id: X access tokens read "<user id>-<secret part>" (OAuth 1.0a)."""
+    user = _oauth_parameters(handler).get("oauth_token", "").split("-", 1)[0]
+    return user if user.isdigit() else None
+
+
+def _x_authorized(handler: _Handler) -> bool:
+    """The configured consumer key and access token (OAuth 1.0a), or the OAuth 2.0 user token."""
+    oauth = _oauth_parameters(handler)
+    if oauth:
+        return (handler.server.token_ok(oauth.get("oauth_consumer_key"), "X_CONSUMER_KEY")
+                and handler.server.token_ok(oauth.get("oauth_token"), "X_ACCESS_TOKEN"))
+    return handler.server.token_ok(handler.bearer(), "X_OAUTH2_USER_TOKEN")
 
 
 def _x_problem(status: int, title: str, detail: str, headers: Optional[Dict[str, str]] = None) -> Answer:
@@ -472,8 +530,7 @@ def _x_problem(status: int, title: str, detail: str, headers: Optional[Dict[str,
 
 
 def _x(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:
-    header = handler.headers.get("Authorization") or ""
-    if not (header.startswith("OAuth ") or header.startswith("Bearer ")):
+    if not _x_authorized(handler):
         return _x_problem(401, "Unauthorized", "Unauthorized")
     is_dm = len(path) == 5 and path[:3] == ["2", "dm_conversations", "with"] and path[4] == "messages"
     is_post = path == ["2", "tweets"]
@@ -539,6 +596,8 @@ def _telegram(handler: _Handler, path: List[str], query: Dict[str, str], body: D
     bot_id, _, secret = path[0][3:].partition(":")
     if not bot_id.isdigit() or not secret:
         return _telegram_error(404, "Not Found")
+    if not handler.server.token_ok(path[0][3:], "TELEGRAM_BOT_TOKEN"):
+        return _telegram_error(401, "Unauthorized")
     if path[1] != "sendMessage":
         return _telegram_error(404, "Not Found")
     chat = body.get("chat_id")
@@ -575,7 +634,7 @@ def _telegram(handler: _Handler, path: List[str], query: Dict[str, str], body: D
 def _linkedin(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:
     if len(path) != 4 or path[0] != "rest" or path[1] != "socialActions" or path[3] != "comments":
         return None
-    if not handler.bearer():
+    if not handler.server.token_ok(handler.bearer(), "LINKEDIN_ACCESS_TOKEN"):
         return 401, {"status": 401, "serviceErrorCode": 65600, "code": "INVALID_ACCESS_TOKEN",
                      "message": "Invalid access token"}, {}
     target = path[2]

@@ -2,7 +2,8 @@
 
 Starts moto in server mode (127.0.0.1:MOTO_PORT), creates the tables and queues from
 infra/resources.json, seeds demo agents and accounts, serves the Chalice app (API, webhooks,
-inbox) on 127.0.0.1:PORT and pumps the ingest queue into the real processor. Ctrl-C stops it.
+inbox) on 127.0.0.1:PORT and runs every event source the app registers (queues, schedules,
+streams: chalicelib/local/runners.py) as AWS would. Ctrl-C stops it.
 """
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from typing import Any, Dict, List, Optional
 
 #: Pending connections the HTTP server queues (http.server's default is 5).
 HTTP_LISTEN_BACKLOG = 1024
-#: How long Ctrl-C waits for the pumps' batches in flight: what is acknowledged is on disk
-#: already, and an unfinished batch is delivered again after the restart.
+#: How long Ctrl-C waits, in all, for the runners' batches and schedules in flight: what is
+#: acknowledged is on disk already, and an unfinished batch is delivered again after the restart.
 PUMP_STOP_SECONDS = 1.5
 #: glibc malloc arenas for the whole process (its default is 8 per core): every server, pump and
 #: Step Functions thread otherwise grows an arena of its own and keeps what it freed.
@@ -201,11 +202,9 @@ def _exit_now(code: int) -> None:
 def _serve(args: argparse.Namespace, emulator: Any) -> int:
     """Everything after the emulator is up; the caller stops the emulator however this ends."""
     from chalice.config import Config
-    from chalice.local import create_local_server
 
     from chalicelib.config import LOCAL_SECRET_DEFAULTS
-    from chalicelib.local import seed, stack
-    from chalicelib.local.pump import Pump
+    from chalicelib.local import gateway, runners, seed, stack
 
     from moto.core.config import default_user_config
 
@@ -221,23 +220,22 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     with open(os.path.join(project_dir, ".chalice", "config.json"), encoding="utf-8") as handle:
         chalice_config = Config(chalice_stage="local", config_from_disk=json.load(handle))
     try:
-        server = create_local_server(application.app, chalice_config, args.host, args.port)
+        found = runners.discover(application.app)
+    except (ValueError, RuntimeError) as error:  # a source without a local runner, a bad schedule
+        return _fail(f"make run: {error}")
+    try:
+        server = gateway.create_server(application.app, chalice_config, args.host, args.port,
+                                       application.SECURITY_HEADERS)
     except OSError as error:  # lost a race for the port since the probe
         return _fail(f"make run: cannot serve on {args.host}:{args.port} ({error.strerror or error}); "
                      f"try make run PORT=<port>")
     _widen_backlog(server)
-    from chalicelib import config as settings
-    from chalicelib.sla.timers import sweep
-
-    pumps = [Pump(application.ingest_processor),
-             Pump(application.sla_timers, queue=settings.SLA_TIMER_QUEUE),
-             Pump(application.outbox_worker, queue="outbox")]
     sandbox = _start_sandbox(f"http://{args.host}:{args.port}")
-    for pump in pumps:
-        pump.start()
-    # Soon after a start too: SLA waits in flight before a restart are not kept (persist.py).
-    sweeper = _Every(60.0, sweep, "sla-sweeper", first_after=5.0)
-    sweeper.start()
+    try:
+        runners.start_all(found)
+    except Exception as error:  # noqa: BLE001 - e.g. a stream consumer whose table has no stream
+        runners.stop_all(found, 0.0)
+        return _fail(f"make run: {type(error).__name__}: {error}")
     trimmer = _Every(MALLOC_TRIM_SECONDS, trim_allocator, "malloc-trim")
     trimmer.start()
 
@@ -254,6 +252,7 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     print(f"  logins:    {', '.join(seeded['agents'])}", flush=True)
     print(f"  password:  {password_hint}", flush=True)
     print(f"  accounts:  {len(seeded['accounts'])} demo channel accounts", flush=True)
+    print(f"  runners:   {'; '.join(runners.describe(r) for r in found)}", flush=True)
     if sandbox is not None:
         print("  sends:     to the loopback platform sandbox (echoes and receipts come back signed)", flush=True)
     else:
@@ -275,14 +274,13 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     try:
         server.serve_forever()
     finally:
-        sweeper.stop()
         trimmer.stop()
         if sandbox is not None and hasattr(sandbox, "shutdown"):
             sandbox.shutdown()
-        for pump in pumps:
-            pump.stop()
-        for pump in pumps:  # a batch cut short comes back after the restart (idempotent handlers)
-            pump.join(timeout=max(0.0, min(stop_by, time.monotonic() + PUMP_STOP_SECONDS) - time.monotonic()))
+        # A batch cut short comes back after the restart (idempotent handlers).
+        busy = runners.stop_all(found, min(stop_by, time.monotonic() + PUMP_STOP_SECONDS) - time.monotonic())
+        if busy:
+            print(f"still busy when stopped (their work comes back after a restart): {', '.join(busy)}", flush=True)
         print("socialinbox stopped.", flush=True)
     return 0
 
@@ -300,7 +298,7 @@ def _start_sandbox(webhook_base_url: str) -> Any:
 
 
 class _Every(threading.Thread):
-    """A scheduled handler for the local stack (what an EventBridge rate rule does in AWS)."""
+    """A periodic chore of the local process itself (the app's schedules are runners.Schedule)."""
 
     def __init__(self, seconds: float, work: Any, name: str, first_after: Optional[float] = None) -> None:
         super().__init__(name=name, daemon=True)

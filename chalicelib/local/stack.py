@@ -63,6 +63,8 @@ def create_all(stage: Optional[str] = None) -> List[str]:
         if name not in existing_tables:
             kwargs = {k: props[k] for k in ("TableName", "AttributeDefinitions", "KeySchema", "BillingMode",
                                             "GlobalSecondaryIndexes") if k in props}
+            if props.get("StreamSpecification"):  # CloudFormation names the view type only
+                kwargs["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
             dynamodb.create_table(**kwargs)
             _wait_active(dynamodb, name)
             ttl = props.get("TimeToLiveSpecification")
