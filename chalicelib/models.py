@@ -162,6 +162,7 @@ class Conversation(Model):
     contact_platform_id = UnicodeAttribute(null=True)
     status = UnicodeAttribute(default="open")  # open | pending | snoozed | resolved
     status_changed_at = NumberAttribute(null=True)
+    cycle_started_at = NumberAttribute(null=True)  # creation, or the reopen after a resolve
     assignee = UnicodeAttribute(null=True)  # agent id; absent = unassigned
     team = UnicodeAttribute()
     # Derived index keys (rules.derived_keys): never set by hand.

@@ -339,6 +339,9 @@ def _exercise(inbox) -> None:
     for path in ("", "/messages", "/events", "/viewers"):
         api("GET", f"/api/conversations/{conversation}{path}")
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": True})
+    time.sleep(0.01)  # the second heartbeat adds focus time (staffing's measured handle time)
+    api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": False, "focus_ms": 5000})
+    api("GET", "/api/staffing/handle-time?group=live")
     api("POST", f"/api/conversations/{conversation}/read")
     api("PATCH", f"/api/conversations/{conversation}", {"assignee": "me", "claim": True})
     api("PATCH", f"/api/conversations/{conversation}", {"priority": "high", "tags": ["vip"]})

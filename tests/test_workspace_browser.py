@@ -327,3 +327,29 @@ def test_admins_and_team_leads_see_the_admin_link(inbox, served, browser):
     browser.wait_for("!document.getElementById('admin-link').hidden")
     assert browser.js("document.getElementById('admin-link').getAttribute('href')") == "admin"
     _clean(browser)
+
+
+def test_handle_time_is_the_focus_the_page_reports_when_the_agent_moves_on(inbox, served, browser):
+    """Staffing's measured handle time: a thread open in the visible page counts from the
+    heartbeat that opened it; moving to another thread reports the stretch spent on it."""
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, _messaging("7001", now - 60_000, "m_f1", "First thread"))
+    _deliver(inbox, _messaging("7002", now - 50_000, "m_f2", "Second thread"))
+    page = browser
+    _open(inbox, served, page)
+    _click_row(page, "First thread")
+    page.wait_for("document.querySelectorAll('#messages .msg').length === 1")
+    time.sleep(1.5)  # the agent reads the first thread
+    _click_row(page, "Second thread")
+
+    def measured() -> Dict[str, Any]:
+        return inbox.get("/api/staffing/handle-time?group=live")
+
+    deadline = time.time() + 10
+    while measured()["cycles"] < 1 and time.time() < deadline:
+        time.sleep(0.2)
+    figures = measured()
+    assert figures["cycles"] == 1, figures
+    assert 1.0 <= figures["mean_seconds"] <= 20.0, figures
+    _clean(page)

@@ -146,6 +146,9 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/staffing/calculate", "POST"): ("Agents one interval needs: Erlang C, Erlang A (patience) or the "
                                           "asynchronous workload model (supervisors, admins)", 200,
                                           _ref("StaffingResult"), (400, 401, 403)),
+    ("/api/staffing/handle-time", "GET"): ("Measured handle time (focus per conversation cycle) of a channel group: "
+                                           "mean, spread, sample size (supervisors, admins)", 200, _ref("Object"),
+                                           (400, 401, 403)),
     ("/api/search", "GET"): ("Search names, handles and message text", 200, _ref("SearchResult"), (400, 401)),
     ("/api/counts", "GET"): ("Open conversations per view (mine, unassigned, team, at risk, breached)", 200,
                              _ref("Object"), (400, 401, 403)),

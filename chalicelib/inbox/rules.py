@@ -166,7 +166,7 @@ def new_conversation(ids: Mapping[str, Any], facts: MessageFacts, team: str, pol
     thread_kind, subject, contact_id, contact_platform_id."""
     state: Dict[str, Any] = {k: v for k, v in ids.items() if v is not None}
     state.update({"status": "open", "status_changed_at": now, "team": team or DEFAULT_TEAM, "created_at": now,
-                  "message_count": 0, "unread_count": 0, "version": 0})
+                  "cycle_started_at": now, "message_count": 0, "unread_count": 0, "version": 0})
     change = message_arrived(state, facts, policy, now)
     created = apply(state, change)
     created.update(derived_keys(created))
@@ -220,6 +220,8 @@ def _customer_message(state: State, facts: MessageFacts, policy: SlaPolicy, now:
         if (state.get("status_changed_at") or 0) >= at:
             return  # written before the agent closed it: it does not reopen the thread
         change.updates.update({"status": "open", "status_changed_at": now})
+        if status == "resolved":  # a new reopen cycle (what handle time and reports count per)
+            change.updates["cycle_started_at"] = now
         change.removals.add("snoozed_until")
         _start_wait(state, at, policy, change)
         change.log = LogEntry("reopened", "customer", dict(_wait_data(change), previous=status,
@@ -385,6 +387,8 @@ def change_status(state: State, status: str, actor: str, now: int, until: Option
         return Change()
     change = Change(updates={"status": status, "status_changed_at": now})
     change.expect["status"] = previous
+    if previous == "resolved":
+        change.updates["cycle_started_at"] = now
     data: Dict[str, Any] = {"from": previous, "to": status}
     if status == "snoozed":
         change.updates["snoozed_until"] = until

@@ -32,3 +32,61 @@ def calculate(identity: Any) -> Any:
         return calculator.calculate(body)
     except ValueError as error:
         raise BadRequestError(str(error))
+
+
+MAX_DAYS = 90
+
+
+def _query() -> dict:
+    return dict(staffing_api.current_request.query_params or {})
+
+
+def _group(query: dict) -> str:
+    from chalicelib.staffing.plan import GROUPS
+
+    group = query.get("group", "live")
+    if group not in GROUPS:
+        raise BadRequestError(f"group must be one of {', '.join(GROUPS)}")
+    return group
+
+
+def _days(query: dict, default: int, high: int = MAX_DAYS) -> int:
+    text = query.get("days", str(default))
+    if not text.isdigit() or not 1 <= int(text) <= high:
+        raise BadRequestError(f"days must be a whole number from 1 to {high}")
+    return int(text)
+
+
+def _team(identity: Any, query: dict) -> Any:
+    """A supervisor sees their own teams' figures only; admins any team or all of them."""
+    from chalicelib.api import access
+    from chalicelib.api.common import plausible_id
+
+    team = query.get("team")
+    if team is not None and not plausible_id(team, 64):
+        raise BadRequestError("team is not a team name")
+    if identity.role != "admin":
+        mine = sorted(access.teams_of(identity.agent_id))
+        if team is None:
+            if len(mine) != 1:
+                raise BadRequestError("name one of your teams: team=" + "|".join(mine))
+            team = mine[0]
+        elif team not in mine:
+            raise ForbiddenError("you can only see the figures of your own teams")
+    return team
+
+
+@staffing_api.route("/api/staffing/handle-time", methods=["GET"])
+@authenticated
+def handle_time(identity: Any) -> Any:
+    """Measured handle time (agents' focus per conversation cycle) of a channel group: mean,
+    spread and sample size over the last `days` days."""
+    _managers_only(identity)
+    from chalicelib.runtime import runtime
+    from chalicelib.staffing import focus
+
+    query = _query()
+    group, days, team = _group(query), _days(query, 28), _team(identity, query)
+    now = runtime.now_ms()
+    return {"group": group, "team": team, "days": days,
+            **focus.handle_time(group, now - days * 86_400_000, now + 1, team)}

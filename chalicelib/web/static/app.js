@@ -723,6 +723,7 @@
   function select(id) {
     $('app').classList.add('reading');
     if (id === state.selected) return;
+    leaveThread(state.selected);
     state.selected = id;
     state.pending = [];
     state.draft = state.typing = null;
@@ -1387,6 +1388,27 @@
   // --- who else is viewing or typing -----------------------------------------------------------
 
   var beaten = {};
+  // Handle time for staffing: how long a thread was open in a visible page, reported with the
+  // next heartbeat (the server bounds it by the time it saw between two heartbeats).
+  var focus = {id: null, from: 0, banked: 0};
+
+  function focusSince(id) {
+    var now = Date.now();
+    var ms = focus.id === id ? focus.banked + (focus.from ? now - focus.from : 0) : 0;
+    focus = {id: id, from: visible() ? now : 0, banked: 0};
+    return Math.max(0, Math.min(Math.round(ms), 3600000));
+  }
+
+  function pauseFocus() {
+    if (focus.from) { focus.banked += Date.now() - focus.from; focus.from = 0; }
+  }
+
+  function leaveThread(id) {
+    // the last stretch on a thread the agent moves away from still counts
+    var ms = focusSince(id);
+    focus = {id: null, from: 0, banked: 0};
+    if (id && ms > 0) api(convPath(id) + '/viewing', 'PUT', {typing: false, focus_ms: ms}).catch(function () {});
+  }
 
   async function beat(force) {
     var id = state.selected;
@@ -1395,7 +1417,7 @@
     if (!force && beaten.id === id && beaten.typing === typing && Date.now() - beaten.at < VIEW_MS - 1000) return;
     beaten = {id: id, typing: typing, at: Date.now()};
     try {
-      await api(convPath(id) + '/viewing', 'PUT', {typing: typing});
+      await api(convPath(id) + '/viewing', 'PUT', {typing: typing, focus_ms: focusSince(id)});
       // the next poll brings who else is here
       state.viewersAt = 0;
     } catch (e) { /* a hint only */ }
@@ -1781,7 +1803,8 @@
   document.addEventListener('keydown', onKey);
   document.addEventListener('visibilitychange', function () {
     if (!state.token) return;
-    if (document.hidden) { presence('away'); return; }
+    if (document.hidden) { pauseFocus(); presence('away'); return; }
+    if (focus.id && !focus.from) focus.from = Date.now();
     // back: read everything again (changes made while away were not polled)
     presence('online');
     loadList('refresh');
