@@ -125,6 +125,15 @@ def routing_sweeper(event: Any) -> Dict[str, int]:
     return routing.sweep()
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="staffing_sampler")
+def staffing_sampler(event: Any) -> Dict[str, int]:
+    """Agents online and away per team, sampled into 30-minute intervals (staffing's history)."""
+    tracing.activate()
+    from chalicelib.staffing import presence
+
+    return presence.sample()
+
+
 @app.on_sqs_message(queue=config.queue_name("outbox"), batch_size=1, name="outbox_worker")
 def outbox_worker(event: Any) -> Dict[str, int]:
     """Send queued replies through their channel's adapter (one per invocation: a send may take

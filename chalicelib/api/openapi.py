@@ -149,6 +149,13 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/staffing/handle-time", "GET"): ("Measured handle time (focus per conversation cycle) of a channel group: "
                                            "mean, spread, sample size (supervisors, admins)", 200, _ref("Object"),
                                            (400, 401, 403)),
+    ("/api/staffing/plan", "GET"): ("A channel group's staffing plan: last week's arrivals, required and online "
+                                    "agents per 30 minutes, the forecast, its backtest accuracy (supervisors, admins)",
+                                    200, _ref("Object"), (400, 401, 403)),
+    ("/api/staffing/settings", "GET"): ("A group's staffing settings (supervisors, admins)", 200, _ref("Object"),
+                                        (400, 401, 403)),
+    ("/api/staffing/settings", "PUT"): ("Set a group's staffing settings (admins)", 200, _ref("Object"),
+                                        (400, 401, 403)),
     ("/api/search", "GET"): ("Search names, handles and message text", 200, _ref("SearchResult"), (400, 401)),
     ("/api/counts", "GET"): ("Open conversations per view (mine, unassigned, team, at risk, breached)", 200,
                              _ref("Object"), (400, 401, 403)),

@@ -256,6 +256,19 @@ class Calendar:
     def always_open(self) -> bool:
         return self.hours is None
 
+    @property
+    def zone(self) -> Any:
+        """The calendar's time zone (UTC for a 24/7 calendar)."""
+        return self._zone or _dt.timezone.utc
+
+    def is_holiday(self, day: _dt.date) -> bool:
+        """A public holiday of the calendar's country, or one of its own closed dates."""
+        hours = self.hours
+        if hours is None:
+            return False
+        return day in hours.dates or bool(hours.country and day in holiday_dates(hours.country, hours.subdivision,
+                                                                                   day.year))
+
     def _local_date(self, ms: int) -> _dt.date:
         return _dt.datetime.fromtimestamp(ms / 1000, tz=self._zone).date()
 

@@ -90,3 +90,43 @@ def handle_time(identity: Any) -> Any:
     now = runtime.now_ms()
     return {"group": group, "team": team, "days": days,
             **focus.handle_time(group, now - days * 86_400_000, now + 1, team)}
+
+
+@staffing_api.route("/api/staffing/plan", methods=["GET"])
+@authenticated
+def staffing_plan(identity: Any) -> Any:
+    """A channel group's plan: the last week as it was (arrivals, agents required, agents
+    online), the next `days` days forecast, the forecast's accuracy, handle time and shrinkage."""
+    _managers_only(identity)
+    from chalicelib.runtime import runtime
+    from chalicelib.staffing import service
+
+    query = _query()
+    group, days, team = _group(query), _days(query, 14, 28), _team(identity, query)
+    teams = None
+    if team is None:  # an admin's whole floor
+        from chalicelib.routing import directory
+
+        teams = directory.all_teams()
+    return service.staffing_plan(group, team, runtime.now_ms(), days=days, teams=teams)
+
+
+@staffing_api.route("/api/staffing/settings", methods=["GET", "PUT"])
+@authenticated
+def staffing_settings(identity: Any) -> Any:
+    """A group's staffing settings (target share, occupancy cap, shrinkage, assumed handle time,
+    concurrency, an optional reply target): team leads read theirs, admins set them."""
+    _managers_only(identity)
+    from chalicelib.staffing import service
+
+    query = _query()
+    group, team = _group(query), _team(identity, query)
+    if staffing_api.current_request.method == "GET":
+        return {"group": group, "team": team, "settings": service.settings(group, team)}
+    if identity.role != "admin":
+        raise ForbiddenError("only admins change staffing settings")
+    body = json_body(staffing_api.current_request, MAX_BODY_BYTES)
+    try:
+        return {"group": group, "team": team, "settings": service.save_settings(group, team, body)}
+    except ValueError as error:
+        raise BadRequestError(str(error))

@@ -1,0 +1,98 @@
+"""Staffing through its routes: settings (admins set, team leads read), the presence sampler's
+history, and the plan built from the report counters, measured handle time and presence."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import PAGE, messenger, page_delivery
+
+JSON = {"Content-Type": "application/json"}
+T0 = 1_900_000_000.0  # epoch seconds
+SCHEDULED = {"version": "0", "id": "e-1", "detail-type": "Scheduled Event", "source": "aws.events",
+             "account": "123456789012", "time": "2030-03-17T17:46:40Z", "region": "us-east-1", "detail": {},
+             "resources": ["arn:aws:events:us-east-1:123456789012:rule/socialinbox-test-staffing_sampler-event"]}
+
+
+def _call(inbox, method, path, token, body=None):
+    response = inbox.client.http.request(method, path, headers={**JSON, "Authorization": "Bearer " + token},
+                                         body=json.dumps(body).encode() if body is not None else b"")
+    return response.status_code, json.loads(response.body) if response.body else None
+
+
+def _person(inbox, admin, email, role, teams=("default",)):
+    status, created = _call(inbox, "POST", "/api/agents", admin, {"email": email, "name": email.split("@")[0],
+                                                                    "role": role, "teams": list(teams),
+                                                                    "password": "a long enough password"})
+    assert status == 201, created
+    status, session = _call(inbox, "POST", "/api/auth/login", "", {"email": email,
+                                                                    "password": "a long enough password"})
+    assert status == 200, session
+    return created["id"], session["token"]
+
+
+@pytest.fixture
+def clock(inbox):
+    from chalicelib.runtime import runtime
+
+    now = [T0]
+    runtime.use_clock(lambda: now[0])
+    yield now
+    runtime.use_clock(None)
+
+
+def test_settings_admins_set_team_leads_read_agents_never(inbox, clock):
+    admin = inbox.login_admin()
+    status, answer = _call(inbox, "PUT", "/api/staffing/settings?group=live", admin,
+                           {"shrinkage_pct": 25, "target_pct": 90, "target_seconds": 120})
+    assert status == 200 and answer["settings"]["shrinkage_pct"] == 25 and answer["settings"]["target_seconds"] == 120
+    _, lead = _person(inbox, admin, "lead@example.com", "supervisor")
+    status, answer = _call(inbox, "GET", "/api/staffing/settings?group=live", lead)
+    assert status == 200 and answer["team"] == "default" and answer["settings"]["target_pct"] == 90
+    assert _call(inbox, "PUT", "/api/staffing/settings?group=live", lead, {"shrinkage_pct": 10})[0] == 403
+    assert _call(inbox, "GET", "/api/staffing/settings?group=live&team=other", lead)[0] == 403
+    _, agent = _person(inbox, admin, "kim@example.com", "agent")
+    assert _call(inbox, "GET", "/api/staffing/settings?group=live", agent)[0] == 403
+    for bad in ({"shrinkage_pct": 95}, {"shrinkage_pct": True}, {"nope": 1}, {}, {"target_pct": "80"},
+                {"handle_seconds": float("inf")}):
+        assert _call(inbox, "PUT", "/api/staffing/settings?group=live", admin, bad)[0] == 400, bad
+
+
+def test_sampler_records_agents_online_and_away(inbox, clock):
+    from chalicelib.routing import directory
+    from chalicelib.staffing import presence
+
+    admin = inbox.login_admin()
+    ana, _ = _person(inbox, admin, "ana@example.com", "agent")
+    bob, _ = _person(inbox, admin, "bob@example.com", "agent")
+    for agent_id in (ana, bob):
+        directory.set_routing(agent_id, ["default"], 5)
+    directory.set_presence(ana, "online")
+    directory.set_presence(bob, "away")
+    assert inbox.app.staffing_sampler(SCHEDULED, None)["teams"] >= 1
+    clock[0] += 300
+    directory.set_presence(ana, "online")  # her page's heartbeat
+    directory.set_presence(bob, "online")
+    inbox.app.staffing_sampler(SCHEDULED, None)
+    found = presence.history(["default"], int(T0 * 1000) - 3_600_000, int(T0 * 1000) + 3_600_000)
+    interval = int(T0) - int(T0) % 1800
+    assert found["online"] == {interval: 1.5}
+    assert found["away_share"] == pytest.approx(1 / 4)
+
+
+def test_plan_reads_arrivals_from_the_report_counters(inbox, clock):
+    admin = inbox.login_admin()
+    inbox.add_account("messenger", PAGE)
+    for index in range(3):
+        delivery = page_delivery(messenger(f"mp{index}", f"psid_p{index}", int(clock[0] * 1000)))
+        assert inbox.post_meta(delivery).status_code == 200
+    inbox.process()
+    inbox.drain_streams() if hasattr(inbox, "drain_streams") else None
+    status, plan = _call(inbox, "GET", "/api/staffing/plan?group=live&days=1", admin)
+    assert status == 200, plan
+    assert plan["model"] in ("erlang_c", "workload") and plan["handle_time"]["source"] == "setting"
+    assert len([i for i in plan["intervals"] if i["kind"] == "forecast"]) == 48
+    assert plan["accuracy"]["days"] >= 0 and plan["shrinkage"]["setting_pct"] == 30.0
+    for bad in ("group=x", "days=0", "days=29", "team=%00"):
+        assert _call(inbox, "GET", "/api/staffing/plan?" + bad, admin)[0] == 400, bad
