@@ -48,6 +48,8 @@ class ContactRef:
     platform_user_id: str
     display_name: Optional[str] = None
     handle: Optional[str] = None
+    avatar_url: Optional[str] = None  # the platform's picture URL (served to the page via our media proxy)
+    followers: Optional[int] = None
 
 
 @dataclass(frozen=True)
