@@ -40,8 +40,9 @@ import html
 import json
 import os
 import re
+import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from chalicelib.channels import signing
 from chalicelib.channels.base import (
@@ -562,28 +563,46 @@ def parse_iso(value: str) -> int:
 
 
 def _demo_deliveries(now_ms: int) -> List[Any]:
-    account, customer, fan = "1520000000000000001", "1520000000000000777", "1520000000000000888"
-    users = {
-        account: {"id": account, "name": "Acme Coffee", "screen_name": "acmecoffee"},
-        customer: {"id": customer, "name": "Ren\u00e9e K\u00f6hler", "screen_name": "renee_k"},
-    }
-    created_at = format_created_at(now_ms - 15_000)
+    """X Activity deliveries (what a self-serve app receives today): a DM and our answer, a
+    mention, and an encrypted chat from another customer."""
+    account, customer, fan, chatter = ("1520000000000000001", "1520000000000000777", "1520000000000000888",
+                                       "1520000000000000999")
+    me = {"id": account, "name": "Acme Coffee", "username": "acmecoffee"}
+    renee = {"id": customer, "name": "Ren\u00e9e K\u00f6hler", "username": "renee_k",
+             "profile_image_url": "https://pbs.twimg.com/profile_images/1520000000000000777/renee_normal.jpg",
+             "public_metrics": {"followers_count": 312, "followers_count_str": "312"}}
+    joao = {"id": fan, "name": "Jo\u00e3o Silva", "username": "joaosilva",
+            "public_metrics": {"followers_count": 1820, "followers_count_str": "1820"}}
+
+    def activity(event_type: str, uuid: str, payload: Dict[str, Any], includes: Optional[Dict[str, Any]] = None):
+        data = {"event_uuid": uuid, "filter": {"user_id": account}, "event_type": event_type, "tag": "socialinbox",
+                "payload": payload}
+        if includes:
+            data["includes"] = includes
+        return {"data": data}
+
+    def dm(event_id: str, at: int, sender: str, recipient: str, text: str) -> Dict[str, Any]:
+        return {"direct_message_events": [{
+            "type": "message_create", "id": event_id, "created_timestamp": str(at),
+            "message_create": {"target": {"recipient_id": recipient}, "sender_id": sender,
+                               "message_data": {"text": text}}}],
+            "users": {customer: {"data": renee}, account: {"data": me}}}
+
+    mention_id = f"18{now_ms}3"
+    created_at = datetime.fromtimestamp((now_ms - 15_000) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return [
-        {"for_user_id": account, "users": users, "direct_message_events": [
-            {"type": "message_create", "id": f"19{now_ms}1", "created_timestamp": str(now_ms - 50_000),
-             "message_create": {"target": {"recipient_id": account}, "sender_id": customer,
-                                "message_data": {"text": "Hallo! Do you have decaf &amp; oat milk in M\u00fcnchen? \u2615"}}},
-            {"type": "message_create", "id": f"19{now_ms}2", "created_timestamp": str(now_ms - 40_000),
-             "message_create": {"target": {"recipient_id": customer}, "sender_id": account,
-                                "message_data": {"text": "Yes, both! See you soon \U0001f60a"}}},
-        ]},
-        {"for_user_id": account, "user_has_blocked": False, "tweet_create_events": [
-            {"id_str": f"18{now_ms}3", "created_at": created_at,
-             "text": "@acmecoffee my flat white was perfect today \U0001f44c thanks!",
-             "user": {"id_str": fan, "name": "Jo\u00e3o Silva", "screen_name": "joaosilva"},
-             "in_reply_to_status_id_str": None, "in_reply_to_user_id_str": account,
-             "in_reply_to_screen_name": "acmecoffee"},
-        ]},
+        activity("dm.received", f"{now_ms}1", dm(f"19{now_ms}1", now_ms - 50_000, customer, account,
+                                                 "Hallo! Do you have decaf &amp; oat milk in M\u00fcnchen? \u2615")),
+        activity("dm.sent", f"-{now_ms}2", dm(f"19{now_ms}2", now_ms - 40_000, account, customer,
+                                              "Yes, both! See you soon \U0001f60a")),
+        activity("post.mention.create", f"{now_ms}3", {
+            "id": mention_id, "author_id": fan, "conversation_id": mention_id, "created_at": created_at,
+            "text": "@acmecoffee my flat white was perfect today \U0001f44c thanks!", "lang": "en",
+            "entities": {"mentions": [{"start": 0, "end": 11, "username": "acmecoffee", "id": account}]},
+            "edit_history_tweet_ids": [mention_id]}, {"users": [joao, me]}),
+        activity("chat.received", f"{now_ms}4", {
+            "id": f"c0ffee00-0000-4000-8000-{now_ms % 10**12:012d}", "created_at_msec": str(now_ms - 5_000),
+            "sender_id": chatter, "conversation_id": f"{chatter}:{account}", "encoded_event": "CwABAAAAEzIw"}),
     ]
 
 
@@ -786,3 +805,126 @@ def _number(value: Any) -> float:
         return float(str(value).strip())
     except (TypeError, ValueError):
         return 0.0
+
+
+# --- X Activity setup: the webhook and the account's subscriptions ------------------------------
+#
+# Webhook: GET/POST {X_API_BASE_URL}/2/webhooks {"url"} with the app's bearer token (X_BEARER_TOKEN);
+#          X answers the POST only after a CRC check of the URL succeeded.
+# Subscriptions: GET/POST /2/activity/subscriptions {"event_type", "filter": {"user_id"}, "tag",
+#          "webhook_id"} in the account's user context (private events: DMs, mentions).
+# Both are listed first, so running the command again adds only what is missing.
+
+
+class SetupError(RuntimeError):
+    """The X Activity setup could not be completed; the message says what X answered."""
+
+
+def subscribe(account_id: str, webhook_url: str, secrets: SecretLookup, http: Any,
+              events: Sequence[str] = SUBSCRIBED_EVENTS, tag: str = "socialinbox") -> Dict[str, Any]:
+    """Register `webhook_url` with X (reused when already registered) and subscribe `account_id`
+    to `events` delivered there (existing subscriptions are kept). Returns {"webhook_id",
+    "created": [event types], "existing": [event types]}; SetupError with X's reason otherwise."""
+    if not account_id.isdigit():
+        raise SetupError("the account id is the X user id (digits)")
+    base = api_base("X_API_BASE_URL", API_DEFAULT)
+    bearer = secrets("X_BEARER_TOKEN")
+    if not bearer:
+        raise SetupError("X_BEARER_TOKEN (the app's bearer token) is not configured: X registers webhooks with it")
+    app = _Bearer(bearer)
+    try:
+        user = _auth(secrets)
+    except SendError as error:
+        raise SetupError(error.reason) from None
+    webhooks = _setup_call(http, "GET", f"{base}/2/webhooks", app, "list the webhooks")
+    found = [w for w in as_list(webhooks.get("data")) if isinstance(w, dict) and w.get("url") == webhook_url]
+    if found:
+        webhook_id = require_str(found[0], "id")
+    else:
+        created = _setup_call(http, "POST", f"{base}/2/webhooks", app, "register the webhook", {"url": webhook_url})
+        webhook_id = require_str(created.get("data"), "id")
+    listed = _setup_call(http, "GET", f"{base}/2/activity/subscriptions", user, "list the subscriptions")
+    have = {s.get("event_type") for s in as_list(listed.get("data"))
+            if isinstance(s, dict) and optional_str(s.get("filter"), "user_id") == account_id}
+    result: Dict[str, Any] = {"webhook_id": webhook_id, "created": [], "existing": []}
+    for event_type in events:
+        if event_type in have:
+            result["existing"].append(event_type)
+            continue
+        _setup_call(http, "POST", f"{base}/2/activity/subscriptions", user, f"subscribe to {event_type}",
+                    {"event_type": event_type, "filter": {"user_id": account_id}, "tag": tag,
+                     "webhook_id": webhook_id})
+        result["created"].append(event_type)
+    return result
+
+
+def _setup_call(http: Any, method: str, url: str, auth: Any, what: str,
+                body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    try:
+        response = call_platform(http, method, url, "X", json=body, auth=auth)
+    except SendError as error:
+        raise SetupError(f"could not {what}: no answer from X ({error.code})") from None
+    answer = json_body(response)
+    if not 200 <= response.status_code < 300:
+        detail = _error_detail(answer)
+        raise SetupError(f"could not {what}: X answered HTTP {response.status_code}" + (f": {detail}" if detail else ""))
+    return answer if isinstance(answer, dict) else {}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m chalicelib.channels.x subscribe --account-id ID --webhook-url URL [--sandbox]`."""
+    import argparse
+
+    import requests
+
+    parser = argparse.ArgumentParser(description="X Activity API: register the webhook and subscribe an account")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("subscribe", help="create the webhook and the account's subscriptions")
+    command.add_argument("--account-id", required=True, help="the X user id of the account (digits)")
+    command.add_argument("--webhook-url", required=True, help="https://<api>/webhooks/x (X wants HTTPS, no port)")
+    command.add_argument("--sandbox", action="store_true", help="offline, against chalicelib/local/sandbox.py")
+    command.add_argument("--events", nargs="*", default=list(SUBSCRIBED_EVENTS))
+    args = parser.parse_args(argv)
+    secrets = _cli_secrets(args.account_id)
+    server = None
+    if args.sandbox:
+        from chalicelib.local import sandbox
+
+        server, env = sandbox.start(None)
+        os.environ["X_API_BASE_URL"] = env["X_API_BASE_URL"]
+        real = secrets
+        secrets = lambda name: real(name) or ("sandbox-app-bearer" if name == "X_BEARER_TOKEN" else None)  # noqa: E731
+    elif not args.webhook_url.startswith("https://"):
+        print("X registers HTTPS webhook URLs only (use --sandbox for a local one)", file=sys.stderr)
+        return 2
+    try:
+        result = subscribe(args.account_id, args.webhook_url, secrets, requests.Session(), args.events)
+    except SetupError as error:
+        print(f"X Activity setup failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.close()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cli_secrets(account_id: str) -> SecretLookup:
+    """The account's credentials through its credential refs when it is registered, else the
+    logical names as they are (env locally, SSM in AWS); never printed."""
+    from chalicelib.channels.base import account_secrets
+
+    refs: Dict[str, str] = {}
+    try:
+        from chalicelib.accounts import find_account
+
+        account = find_account(CHANNEL, account_id)
+        stored = getattr(account, "credential_refs", None)
+        refs = dict(stored.as_dict() if hasattr(stored, "as_dict") else stored or {})
+    except Exception:  # noqa: BLE001 - no table reachable: the logical names are used
+        refs = {}
+    return account_secrets(refs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
