@@ -102,7 +102,7 @@ def test_an_encrypted_chat_is_kept_in_the_participant_thread_and_says_to_open_it
     dm, chat = inbox.messages(conversation["id"])
     assert chat["direction"] == "in" and "open it on X" in chat["text"]
     assert chat["type"] == "encrypted_chat"
-    assert chat["attachments"] == [{"type": "encrypted_chat", "link": "https://x.com/i/chat"}]
+    assert chat["attachments"] == [{"type": "encrypted_chat", "title": "open on X", "url": "https://x.com/i/chat"}]
     assert conversation["last_message_preview"].startswith("Encrypted chat")
     assert inbox.quarantine() == []
 

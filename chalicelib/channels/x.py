@@ -543,7 +543,7 @@ def _encrypted_chat(account_id: str, event_type: str, payload: Any, item: Dict[s
         sent_at_ms=epoch_ms(payload.get("created_at_msec")),
         text=ENCRYPTED_CHAT_TEXT,
         msg_type="encrypted_chat",
-        attachments=({"type": "encrypted_chat", "link": CHAT_LINK},),
+        attachments=({"type": "encrypted_chat", "title": "open on X", "url": CHAT_LINK},),  # the page links `url`
         raw=raw,
     )
 
