@@ -46,6 +46,10 @@ def test_dm_received_and_our_dm_sent_share_the_participant_thread_with_name_hand
     assert received["sent_at"] == "2026-07-24T21:23:44.372Z"
     assert (sent["direction"], sent["text"]) == ("out", "Thanks for the update!")  # dm.sent is our echo
     assert conversation["last_message_direction"] == "out"
+    contact_id = inbox.get("/api/conversations/" + conversation["id"])["contact"]["id"]
+    [identity] = inbox.get(f"/api/contacts/{contact_id}")["identities"]
+    assert identity["avatar_url"] == "https://pbs.twimg.com/profile_images/0000000000000000001/example_normal.jpg"
+    assert identity["followers"] == 97
 
 
 def test_account_activity_and_x_activity_dms_of_one_participant_share_a_thread(inbox):
