@@ -147,7 +147,7 @@ def test_platforms_that_name_their_customers_are_not_looked_up(world):
 
 def test_no_lookup_leaves_the_machine_by_default_in_local_runs(inbox, monkeypatch):
     monkeypatch.delenv("PROFILE_LOOKUPS", raising=False)
-    monkeypatch.delenv("META_GRAPH_BASE_URL", raising=False)
+    monkeypatch.setenv("META_GRAPH_BASE_URL", "https://graph.facebook.com/v21.0")
     inbox.add_account("messenger", PAGE)
     with responses.RequestsMock() as platform:  # any request would fail the test
         assert inbox.post_meta(page_delivery(messenger("m_1", PSID, 1_700_000_000_000))).status_code == 200

@@ -305,8 +305,8 @@ def _name_conversation(conversation_id: str, name: Optional[str], handle: Option
 
 
 def lookups_enabled() -> bool:
-    """PROFILE_LOOKUPS=on|off; by default on in AWS, and locally only when the platform base URL
-    points somewhere on purpose (`make run`'s sandbox), so tests and offline runs never go out."""
+    """PROFILE_LOOKUPS=on|off; by default on in AWS and off locally (tests, `make run`: the
+    sandbox serves no profile endpoints), so offline runs never go out."""
     import os
 
     from chalicelib import config
@@ -314,7 +314,7 @@ def lookups_enabled() -> bool:
     setting = (os.environ.get("PROFILE_LOOKUPS") or "").strip().lower()
     if setting in ("on", "off"):
         return setting == "on"
-    return not config.is_local() or bool(os.environ.get("META_GRAPH_BASE_URL"))
+    return not config.is_local()
 
 
 PROFILE_MEMORY_SIZE = 10_000
