@@ -10,7 +10,7 @@ STAGE     ?= dev
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: run reset soak test browser screenshots demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
+.PHONY: run reset soak test browser screenshots demo bench x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `m
 
 bench: $(STAMP)  ## ingest (ack path, processor, requests, WRU, imports), reply-deadline flow and agent API measurements (bench/README.md)
 	$(PY) bench/ingest_bench.py
+
+x-subscribe: $(STAMP)  ## X Activity API: register the webhook + the account's subscriptions: ACCOUNT=<X user id> URL=https://<api>/webhooks/x [SANDBOX=1: offline, URL may be a `make run` loopback one] [STAGE=...]
+	@test -n "$(ACCOUNT)" && test -n "$(URL)" || { echo "usage: make x-subscribe ACCOUNT=1520000000000000001 URL=https://api.example.com/webhooks/x [SANDBOX=1]"; exit 2; }
+	SOCIALINBOX_STAGE=$(if $(SANDBOX),local,$(STAGE)) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.channels.x subscribe \
+	  --account-id "$(ACCOUNT)" --webhook-url "$(URL)" $(if $(SANDBOX),--sandbox)
 
 create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=... (password asked, or first line of stdin; never echoed)
 	@test -n "$(EMAIL)" && test -n "$(NAME)" || { echo "usage: make create-admin STAGE=dev EMAIL=ops@example.com NAME='Ops Admin'"; exit 2; }

@@ -94,6 +94,12 @@ class Contact(Model):
     person_id = UnicodeAttribute(null=True)  # the root identity's contact id (absent: its own root)
     linked = ListAttribute(null=True, of=UnicodeAttribute)  # on a root: every identity of the person
     links_version = NumberAttribute(null=True)  # optimistic lock of link changes
+    # The platform profile (chalicelib.inbox.contacts.enrich): picture URL, follower count, and
+    # when it was last looked up (weekly) or last failed (retried after an hour).
+    avatar_url = UnicodeAttribute(null=True)
+    followers = NumberAttribute(null=True)
+    profile_checked_at = NumberAttribute(null=True)
+    profile_failed_at = NumberAttribute(null=True)
 
 
 # What a list row shows: projected into the recency index so the team view is one Query.

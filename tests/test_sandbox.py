@@ -250,3 +250,18 @@ def test_a_send_with_a_wrong_token_asks_the_adapter_for_reauthorization(loop):
 def test_the_sandbox_listens_on_loopback_only(loop):
     server, _ = loop
     assert server.server_address[0] == "127.0.0.1"
+
+
+def test_x_reply_to_a_post_that_does_not_mention_us_is_refused_before_posting(loop):
+    server, receiver = loop
+    message = OutboundMessage(channel="x", account_id="1520000000000000001", thread_key="tweet:185-not-summoned",
+                              thread_kind="mention", recipient_id="1530000000000000009", text="Hi!", outbound_id="o",
+                              reply_to="185-not-summoned")
+    with pytest.raises(SendError) as caught:
+        send(message)
+    assert (caught.value.kind, caught.value.code) == ("permanent", "not_summoned")
+    assert not any(r["platform"] == "x" and r["path"].endswith("/2/tweets") for r in server.requests)
+    result = send(OutboundMessage(**{**message.__dict__, "reply_to": "1850000000000000005"}))
+    (echo,) = events_of("x", *receiver.wait_for(1)[0])  # post.create: our reply lands in its thread
+    assert (echo.platform_message_id, echo.direction, echo.reply_to) == (result.platform_message_id, "out",
+                                                                         "1850000000000000005")

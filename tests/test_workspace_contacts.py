@@ -70,7 +70,8 @@ def test_a_contact_shows_its_identity_its_conversations_and_no_notes_yet(world):
     body = answer.json
     assert body["id"] == _contact_id(row)
     assert body["identities"] == [{"id": _contact_id(row), "channel": "messenger", "account_id": PAGE,
-                                   "platform_id": "psid-ana", "display_name": None, "handle": None}]
+                                   "platform_id": "psid-ana", "display_name": None, "handle": None,
+                                   "avatar_url": None, "followers": None}]
     assert [c["id"] for c in body["conversations"]] == [row["id"]]
     assert body["conversations"][0]["last_message_preview"] == "my order?"
     assert body["notes"] == []

@@ -48,6 +48,8 @@ class ContactRef:
     platform_user_id: str
     display_name: Optional[str] = None
     handle: Optional[str] = None
+    avatar_url: Optional[str] = None  # the platform's picture URL (served to the page via our media proxy)
+    followers: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +179,10 @@ class SendError(Exception):
         self.code = code
 
 
+class ProfileUnavailable(Exception):
+    """A profile lookup that did not work (no token, refused, no answer): try again later."""
+
+
 class ChannelAdapter(abc.ABC):
     """One platform's webhook: handshake, verification, parsing (and, later, sending)."""
 
@@ -226,6 +232,13 @@ class ChannelAdapter(abc.ABC):
         fake it with `responses`, `make run` points base URLs at a loopback sandbox). Tokens
         come from `secrets` (named by the account's credential refs). Raise SendError."""
         raise SendError("permanent", f"sending is not supported on {message.channel}")
+
+    def fetch_profile(self, channel: str, account_id: str, user_id: str, secrets: SecretLookup,
+                      http: Any) -> Optional[ContactRef]:
+        """The customer's profile (name, handle, picture, followers) from the platform's profile
+        endpoint, for platforms whose deliveries carry no name; None when the platform has none.
+        Raises ProfileUnavailable (or any error) when the lookup failed: it is retried later."""
+        return None
 
     #: (channel, platform account id, display name) seeded by `make run` for the demo.
     demo_accounts: ClassVar[Tuple[Tuple[str, str, str], ...]] = ()

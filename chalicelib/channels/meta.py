@@ -39,6 +39,7 @@ from chalicelib.channels.base import (
     MessageEvent,
     OutboundMessage,
     ParseProblem,
+    ProfileUnavailable,
     RemoveEvent,
     SendError,
     SendResult,
@@ -109,6 +110,13 @@ class MetaAdapter(ChannelAdapter):
         ("instagram", "17841400000000001", "@acmecoffee (Instagram)"),
         ("whatsapp", "200000000000001", "Acme Coffee +1 555 0100 (WhatsApp)"),
     )
+
+    def fetch_profile(self, channel: str, account_id: str, user_id: str, secrets: SecretLookup,
+                      http: Any) -> Optional[ContactRef]:
+        """Messenger User Profile API (`first_name,last_name,profile_pic`) and Instagram's user
+        profile (`name,username,profile_pic,follower_count`), with the account's token; WhatsApp and
+        Facebook comments carry names already (None)."""
+        return _fetch_profile(channel, account_id, user_id, secrets, http)
 
     def demo_deliveries(self, now_ms: int) -> List[Any]:
         return _demo_deliveries(now_ms)
@@ -866,3 +874,60 @@ def _usage_items(usage: Any) -> Iterator[Dict[str, Any]]:
             for item in as_list(value):
                 if isinstance(item, dict):
                     yield item
+
+
+# --- customer profiles (names and pictures the DMs do not carry) -----------------------------------
+#
+# Messenger: GET {META_GRAPH_BASE_URL}/{psid}?fields=first_name,last_name,profile_pic, Page token.
+# Instagram: GET {base}/{igsid}?fields=name,username,profile_pic,follower_count, with the token the
+#            account sends with (INSTAGRAM_ACCESS_TOKEN on graph.instagram.com, else the Page token).
+# Picture URLs are signed CDN links that expire: they are kept as the platform gave them and the
+# page fetches them through our media endpoint, never directly.
+
+PROFILE_TIMEOUT = (3.0, 5.0)  # short: a profile never holds up the queue consumer for long
+PROFILE_FIELDS = {"messenger": "first_name,last_name,profile_pic",
+                  "instagram": "name,username,profile_pic,follower_count"}
+
+
+def _fetch_profile(channel: str, account_id: str, user_id: str, secrets: SecretLookup, http: Any) -> Optional[ContactRef]:
+    if channel not in PROFILE_FIELDS:
+        return None
+    if channel == "instagram" and secrets("INSTAGRAM_ACCESS_TOKEN"):
+        base, token = api_base("INSTAGRAM_GRAPH_BASE_URL", INSTAGRAM_GRAPH_DEFAULT), secrets("INSTAGRAM_ACCESS_TOKEN")
+    else:
+        base, token = api_base("META_GRAPH_BASE_URL", GRAPH_DEFAULT), secrets("META_PAGE_TOKEN")
+    if not token:
+        raise ProfileUnavailable(f"no token to look up {channel} profiles of this account")
+    if not user_id or "/" in user_id or "?" in user_id:
+        raise ProfileUnavailable("not a profile id")
+    try:
+        response = http.request("GET", f"{base}/{user_id}", params={"fields": PROFILE_FIELDS[channel]},
+                                headers={"Authorization": f"Bearer {token}"}, timeout=PROFILE_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - the exception text may carry the URL: keep the type only
+        raise ProfileUnavailable(f"no answer from Meta ({type(exc).__name__})") from None
+    answer = json_body(response)
+    if response.status_code != 200 or not isinstance(answer, dict):
+        error = answer.get("error") if isinstance(answer, dict) and isinstance(answer.get("error"), dict) else {}
+        raise ProfileUnavailable(f"Meta answered HTTP {response.status_code}"
+                                 + (f" (code {error.get('code')})" if error.get("code") is not None else ""))
+    if channel == "messenger":
+        name = " ".join(p for p in (_profile_text(answer, "first_name"), _profile_text(answer, "last_name")) if p)
+        handle = None
+    else:
+        name = _profile_text(answer, "name") or ""
+        username = _profile_text(answer, "username")
+        handle = f"@{username}" if username else None
+    picture = optional_str(answer, "profile_pic")
+    followers = answer.get("follower_count")
+    return ContactRef(user_id, display_name=name[:100] or None, handle=handle,
+                      avatar_url=picture if picture and picture.startswith("https://") and len(picture) <= 2000 else None,
+                      followers=followers if isinstance(followers, int) and not isinstance(followers, bool)
+                      and 0 <= followers < 10**12 else None)
+
+
+def _profile_text(answer: Dict[str, Any], key: str) -> Optional[str]:
+    value = optional_str(answer, key)
+    if value is None:
+        return None
+    kept = "".join(c for c in value if c.isprintable()).strip()[:100]
+    return kept or None

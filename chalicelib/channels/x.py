@@ -1,4 +1,5 @@
-"""X (Twitter) Account Activity API webhooks (/webhooks/x): direct messages and mentions.
+"""X (Twitter) webhooks (/webhooks/x): direct messages and mentions, from the X Activity API (what a
+self-serve app gets) and the Account Activity API (Enterprise, kept).
 
 Handshake (CRC): `GET ?crc_token=T` is answered with
 `{"response_token": "sha256=" + base64(HMAC-SHA256(consumer secret, T))}`. That answer is exactly
@@ -15,14 +16,33 @@ other participant; our own sends (sender == for_user_id) are echoes ("out"). Men
 moves a reply into its parent's conversation when the parent is known. Timestamps: DM
 `created_timestamp` and tweet `timestamp_ms` are milliseconds as strings; `created_at` is text.
 Text arrives HTML-escaped (`&amp;`), so it is unescaped once here.
+
+X Activity deliveries are `{"data": {"event_uuid", "filter": {"user_id"}, "event_type", "payload",
+"includes"}}`, routed by `filter.user_id` and threaded exactly like their Account Activity twins:
+`post.mention.create` / `post.reply.create` / `post.quote.create` (and `post.create`, our own
+replies) carry an API v2 Post (thread `tweet:<post answered, else the post>`); `dm.received` /
+`dm.sent` carry the legacy DM events (thread: the other participant; `dm.sent` is our echo);
+encrypted `chat.received` / `chat.sent` cannot be read without X's chat libraries, so they land as
+a message saying so (in the participant's DM thread, with a link to X), never dropped. A post is
+stored once by its id, whichever subscription (or `/2/webhooks/replay`) delivers it again; the
+`event_uuid` stays in the raw payload. Names, handles, pictures and follower counts come from
+`includes.users` (posts) or the `users` map (DMs, whose entries nest one `data` level deeper).
+
+Since 2026-02-23 X accepts a self-serve app's reply to a post only when that post mentions or
+quotes our account (or is ours): `send` looks the post up first and refuses others with the reason
+(`X_REPLY_SUMMONS_CHECK=off` for Enterprise apps, which X does not restrict).
+`python -m chalicelib.channels.x subscribe` (`make x-subscribe`) registers the webhook and the
+account's subscriptions (see `subscribe`).
 """
 from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import sys
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from chalicelib.channels import signing
 from chalicelib.channels.base import (
@@ -110,9 +130,12 @@ class XAdapter(ChannelAdapter):
         return _demo_deliveries(now_ms)
 
     def split(self, payload: Any) -> List[Any]:
-        """One event per part, each keeping for_user_id and the users table it needs."""
+        """One event per part, each keeping for_user_id and the users table it needs (an X
+        Activity delivery is one event already, or a list of them under `data`)."""
         if not isinstance(payload, dict):
             return [payload]
+        if isinstance(payload.get("data"), list) and "for_user_id" not in payload:
+            return [{"data": item} for item in payload["data"]] or [payload]
         parts = []
         for key in EVENT_LISTS:
             for item in as_list(payload.get(key)):
@@ -122,6 +145,9 @@ class XAdapter(ChannelAdapter):
     def parse(self, payload: Any, context: Mapping[str, str]) -> Iterator[Event]:
         if not isinstance(payload, dict):
             yield ParseProblem(CHANNEL, "delivery is not a JSON object", payload)
+            return
+        if "data" in payload and "for_user_id" not in payload:
+            yield from _activity(payload["data"])
             return
         try:
             account_id = require_str(payload, "for_user_id")
@@ -219,9 +245,39 @@ def _dm_attachments(data: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 def _user_ref(user_id: str, user: Any) -> ContactRef:
-    name = optional_str(user, "name")
-    screen_name = optional_str(user, "screen_name")
-    return ContactRef(user_id, display_name=name, handle=f"@{screen_name}" if screen_name else None)
+    """A contact from a v1.1 user (`screen_name`) or a v2 user (`username`, `profile_image_url`,
+    `public_metrics.followers_count`), the latter possibly nested under `data`."""
+    if isinstance(user, dict) and isinstance(user.get("data"), dict):
+        user = user["data"]
+    name = _clean(optional_str(user, "name"), 100)
+    screen_name = _clean(optional_str(user, "username") or optional_str(user, "screen_name"), 50)
+    picture = optional_str(user, "profile_image_url") or optional_str(user, "profile_image_url_https")
+    metrics = user.get("public_metrics") if isinstance(user, dict) else None
+    followers = _count(metrics.get("followers_count") if isinstance(metrics, dict) else None)
+    if followers is None and isinstance(user, dict):
+        followers = _count(user.get("followers_count"))
+    return ContactRef(user_id, display_name=name, handle=f"@{screen_name}" if screen_name else None,
+                      avatar_url=picture if picture and _https(picture) else None, followers=followers)
+
+
+def _clean(text: Optional[str], limit: int) -> Optional[str]:
+    """A name as shown: control characters out, bounded, None when nothing is left."""
+    if text is None:
+        return None
+    kept = "".join(c for c in text if c.isprintable()).strip()[:limit]
+    return kept or None
+
+
+def _count(value: Any) -> Optional[int]:
+    try:
+        number = as_int(value)
+    except ValueError:
+        return None
+    return number if 0 <= number < 10**12 else None
+
+
+def _https(url: str) -> bool:
+    return len(url) <= 2000 and url.startswith("https://") and not any(c.isspace() for c in url)
 
 
 def _media(media: Dict[str, Any]) -> Dict[str, Any]:
@@ -262,20 +318,27 @@ def _tweet(account_id: str, tweet: Any) -> Event:
     extended = tweet.get("extended_tweet") if isinstance(tweet.get("extended_tweet"), dict) else {}
     text = optional_str(extended, "full_text") or optional_str(tweet, "full_text") or optional_str(tweet, "text")
     attachments = _tweet_media(tweet, extended)
+    return _post_message(account_id, tweet_id, parent, contact, outbound, _tweet_time(tweet), text, attachments, tweet)
+
+
+def _post_message(account_id: str, post_id: str, parent: Optional[str], contact: ContactRef, outbound: bool,
+                  sent_at_ms: int, text: Optional[str], attachments: List[Dict[str, Any]],
+                  raw: Dict[str, Any]) -> MessageEvent:
+    """A post (v1.1 tweet or v2 Post) in its thread: `tweet:<post answered, else the post>`."""
     return MessageEvent(
         channel=CHANNEL,
         account_id=account_id,
-        platform_message_id=tweet_id,
-        thread_key=f"tweet:{parent or tweet_id}",
+        platform_message_id=post_id,
+        thread_key=f"tweet:{parent or post_id}",
         contact=contact,
         direction="out" if outbound else "in",
-        sent_at_ms=_tweet_time(tweet),
+        sent_at_ms=sent_at_ms,
         text=html.unescape(text) if text is not None else None,
         msg_type="text" if text else (str(attachments[0]["type"]) if attachments else "text"),
         attachments=tuple(attachments),
         thread_kind="mention",
         reply_to=parent,
-        raw=tweet,
+        raw=raw,
     )
 
 
@@ -326,32 +389,220 @@ def format_created_at(ms: int) -> str:
     return f"{day} {month} {moment.day:02d} {moment:%H:%M:%S} +0000 {moment.year}"
 
 
+# --- X Activity API --------------------------------------------------------------------------
+
+POST_EVENTS = ("post.mention.create", "post.reply.create", "post.quote.create", "post.create")
+DM_EVENTS = ("dm.received", "dm.sent")
+CHAT_EVENTS = ("chat.received", "chat.sent")
+#: What `subscribe` asks X for: every way a customer reaches the account, plus `post.create` so that
+#: replies written on X itself land in their threads (our other posts are ignored on arrival).
+SUBSCRIBED_EVENTS = ("post.mention.create", "post.reply.create", "post.quote.create", "post.create",
+                     "dm.received", "dm.sent", "chat.received", "chat.sent")
+ENCRYPTED_CHAT_TEXT = "Encrypted chat: open it on X to read it."
+CHAT_LINK = "https://x.com/i/chat"
+
+
+def _activity(data: Any) -> Iterator[Event]:
+    """One X Activity delivery (or a list of them) -> events; never raises."""
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        yield IgnoredEvent(CHANNEL, "X Activity delivery carries no events")
+    for item in items:
+        try:
+            yield from _activity_event(item)
+        except Exception as exc:  # noqa: BLE001 - one bad event must not sink the rest
+            account = optional_str(item.get("filter"), "user_id") if isinstance(item, dict) else None
+            yield ParseProblem(CHANNEL, f"unreadable X Activity event: {exc}", item, account or None)
+
+
+def _activity_event(item: Any) -> Iterator[Event]:
+    if not isinstance(item, dict):
+        yield ParseProblem(CHANNEL, "X Activity event is not an object", item)
+        return
+    try:
+        account_id = require_str(item.get("filter"), "user_id")
+    except ValueError as exc:
+        yield ParseProblem(CHANNEL, f"X Activity event has no filter.user_id: {exc}", item)
+        return
+    event_type = item.get("event_type")
+    payload = item.get("payload")
+    includes = item.get("includes") if isinstance(item.get("includes"), dict) else {}
+    raw = {k: item[k] for k in ("event_uuid", "event_type", "filter", "tag", "payload") if k in item}
+    if event_type in POST_EVENTS:
+        yield _activity_post(account_id, str(event_type), payload, includes, raw)
+    elif event_type in DM_EVENTS:
+        if not isinstance(payload, dict) or not isinstance(payload.get("direct_message_events"), list):
+            yield ParseProblem(CHANNEL, f"{event_type} without direct_message_events", item, account_id)
+            return
+        users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
+        for dm in payload["direct_message_events"]:
+            try:
+                event = _direct_message(account_id, dm, users)
+            except Exception as exc:  # noqa: BLE001
+                yield ParseProblem(CHANNEL, f"unreadable direct message event: {exc}", dm, account_id)
+                continue
+            yield _with_raw(event, dict(raw, payload={"direct_message_events": [dm]}))
+    elif event_type in CHAT_EVENTS:
+        yield _encrypted_chat(account_id, str(event_type), payload, item, raw)
+    else:
+        yield IgnoredEvent(CHANNEL, f"X Activity {str(event_type)[:60]!r} is not inbox material")
+
+
+def _with_raw(event: Event, raw: Dict[str, Any]) -> Event:
+    if isinstance(event, MessageEvent):
+        from dataclasses import replace
+
+        return replace(event, raw=raw)
+    return event
+
+
+def _users_by_id(includes: Dict[str, Any]) -> Dict[str, Any]:
+    found: Dict[str, Any] = {}
+    for user in as_list(includes.get("users")):
+        if isinstance(user, dict) and isinstance(user.get("data"), dict):
+            user = user["data"]
+        user_id = optional_str(user, "id")
+        if user_id:
+            found[user_id] = user
+    return found
+
+
+def _referenced(post: Dict[str, Any], kind: str) -> Optional[str]:
+    for ref in as_list(post.get("referenced_tweets")):
+        if isinstance(ref, dict) and ref.get("type") == kind:
+            return optional_str(ref, "id") or None
+    return None
+
+
+def _activity_post(account_id: str, event_type: str, post: Any, includes: Dict[str, Any],
+                   raw: Dict[str, Any]) -> Event:
+    if not isinstance(post, dict):
+        raise ValueError("payload is not a post")
+    post_id = require_str(post, "id")
+    author = require_str(post, "author_id")
+    users = _users_by_id(includes)
+    parent = _referenced(post, "replied_to")
+    if _referenced(post, "retweeted"):
+        return IgnoredEvent(CHANNEL, "repost is not inbox material")
+    outbound = author == account_id
+    if outbound and parent is None:
+        return IgnoredEvent(CHANNEL, "our own post that answers nobody is not inbox material")
+    if outbound:
+        other = optional_str(post, "in_reply_to_user_id") or account_id
+        contact = _user_ref(other, users.get(other))
+    else:
+        contact = _user_ref(author, users.get(author))
+    note = post.get("note_tweet") if isinstance(post.get("note_tweet"), dict) else {}
+    text = optional_str(note, "text") or optional_str(post, "text")
+    attachments = _v2_media(post, includes)
+    return _post_message(account_id, post_id, parent, contact, outbound, parse_iso(require_str(post, "created_at")),
+                         text, attachments, raw)
+
+
+def _v2_media(post: Dict[str, Any], includes: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """`attachments.media_keys` resolved against `includes.media` (type, url or preview)."""
+    keys = as_list(post.get("attachments", {}).get("media_keys")) if isinstance(post.get("attachments"), dict) else []
+    media = {optional_str(m, "media_key"): m for m in as_list(includes.get("media")) if isinstance(m, dict)}
+    found = []
+    for key in keys:
+        item = media.get(key) if isinstance(key, str) else None
+        if item is None:
+            continue
+        entry: Dict[str, Any] = {"type": {"animated_gif": "animated_gif"}.get(str(item.get("type")),
+                                                                             str(item.get("type") or "media"))}
+        url = optional_str(item, "url") or optional_str(item, "preview_image_url")
+        if url and _https(url):
+            entry["url"] = url
+        entry["media_id"] = key
+        found.append(entry)
+    return found
+
+
+def _encrypted_chat(account_id: str, event_type: str, payload: Any, item: Dict[str, Any],
+                    raw: Dict[str, Any]) -> Event:
+    """An encrypted X Chat message: kept (in the participant's DM thread) as a notice that it
+    exists, since reading it needs X's chat libraries; the encoded material stays in the raw."""
+    if not isinstance(payload, dict):
+        raise ValueError("chat payload is not an object")
+    message_id = optional_str(payload, "id") or optional_str(item, "event_uuid")
+    if not message_id:
+        raise ValueError("chat event has neither an id nor an event_uuid")
+    sender = require_str(payload, "sender_id")
+    outbound = sender == account_id or event_type == "chat.sent"
+    others = [p for p in str(payload.get("conversation_id") or "").split(":") if p and p != account_id]
+    customer = (others[0] if others else "") if outbound else sender
+    if not customer:
+        raise ValueError("chat event names no other participant")
+    return MessageEvent(
+        channel=CHANNEL,
+        account_id=account_id,
+        platform_message_id=f"chat:{message_id}",
+        thread_key=customer,
+        contact=ContactRef(customer),
+        direction="out" if outbound else "in",
+        sent_at_ms=epoch_ms(payload.get("created_at_msec")),
+        text=ENCRYPTED_CHAT_TEXT,
+        msg_type="encrypted_chat",
+        attachments=({"type": "encrypted_chat", "title": "open on X", "url": CHAT_LINK},),  # the page links `url`
+        raw=raw,
+    )
+
+
+def parse_iso(value: str) -> int:
+    """'2026-07-24T21:23:23.000Z' (API v2) -> epoch ms; ValueError for anything else."""
+    text = value.strip()
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        raise ValueError(f"created_at without a time zone: {value!r}")
+    return epoch_ms(int(moment.timestamp() * 1000))
+
+
 # --- demo traffic ----------------------------------------------------------------------------
 
 
 def _demo_deliveries(now_ms: int) -> List[Any]:
-    account, customer, fan = "1520000000000000001", "1520000000000000777", "1520000000000000888"
-    users = {
-        account: {"id": account, "name": "Acme Coffee", "screen_name": "acmecoffee"},
-        customer: {"id": customer, "name": "Ren\u00e9e K\u00f6hler", "screen_name": "renee_k"},
-    }
-    created_at = format_created_at(now_ms - 15_000)
+    """X Activity deliveries (what a self-serve app receives today): a DM and our answer, a
+    mention, and an encrypted chat from another customer."""
+    account, customer, fan, chatter = ("1520000000000000001", "1520000000000000777", "1520000000000000888",
+                                       "1520000000000000999")
+    me = {"id": account, "name": "Acme Coffee", "username": "acmecoffee"}
+    renee = {"id": customer, "name": "Ren\u00e9e K\u00f6hler", "username": "renee_k",
+             "profile_image_url": "https://pbs.twimg.com/profile_images/1520000000000000777/renee_normal.jpg",
+             "public_metrics": {"followers_count": 312, "followers_count_str": "312"}}
+    joao = {"id": fan, "name": "Jo\u00e3o Silva", "username": "joaosilva",
+            "public_metrics": {"followers_count": 1820, "followers_count_str": "1820"}}
+
+    def activity(event_type: str, uuid: str, payload: Dict[str, Any], includes: Optional[Dict[str, Any]] = None):
+        data = {"event_uuid": uuid, "filter": {"user_id": account}, "event_type": event_type, "tag": "socialinbox",
+                "payload": payload}
+        if includes:
+            data["includes"] = includes
+        return {"data": data}
+
+    def dm(event_id: str, at: int, sender: str, recipient: str, text: str) -> Dict[str, Any]:
+        return {"direct_message_events": [{
+            "type": "message_create", "id": event_id, "created_timestamp": str(at),
+            "message_create": {"target": {"recipient_id": recipient}, "sender_id": sender,
+                               "message_data": {"text": text}}}],
+            "users": {customer: {"data": renee}, account: {"data": me}}}
+
+    mention_id = f"18{now_ms}3"
+    created_at = datetime.fromtimestamp((now_ms - 15_000) / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
     return [
-        {"for_user_id": account, "users": users, "direct_message_events": [
-            {"type": "message_create", "id": f"19{now_ms}1", "created_timestamp": str(now_ms - 50_000),
-             "message_create": {"target": {"recipient_id": account}, "sender_id": customer,
-                                "message_data": {"text": "Hallo! Do you have decaf &amp; oat milk in M\u00fcnchen? \u2615"}}},
-            {"type": "message_create", "id": f"19{now_ms}2", "created_timestamp": str(now_ms - 40_000),
-             "message_create": {"target": {"recipient_id": customer}, "sender_id": account,
-                                "message_data": {"text": "Yes, both! See you soon \U0001f60a"}}},
-        ]},
-        {"for_user_id": account, "user_has_blocked": False, "tweet_create_events": [
-            {"id_str": f"18{now_ms}3", "created_at": created_at,
-             "text": "@acmecoffee my flat white was perfect today \U0001f44c thanks!",
-             "user": {"id_str": fan, "name": "Jo\u00e3o Silva", "screen_name": "joaosilva"},
-             "in_reply_to_status_id_str": None, "in_reply_to_user_id_str": account,
-             "in_reply_to_screen_name": "acmecoffee"},
-        ]},
+        activity("dm.received", f"{now_ms}1", dm(f"19{now_ms}1", now_ms - 50_000, customer, account,
+                                                 "Hallo! Do you have decaf &amp; oat milk in M\u00fcnchen? \u2615")),
+        activity("dm.sent", f"-{now_ms}2", dm(f"19{now_ms}2", now_ms - 40_000, account, customer,
+                                              "Yes, both! See you soon \U0001f60a")),
+        activity("post.mention.create", f"{now_ms}3", {
+            "id": mention_id, "author_id": fan, "conversation_id": mention_id, "created_at": created_at,
+            "text": "@acmecoffee my flat white was perfect today \U0001f44c thanks!", "lang": "en",
+            "entities": {"mentions": [{"start": 0, "end": 11, "username": "acmecoffee", "id": account}]},
+            "edit_history_tweet_ids": [mention_id]}, {"users": [joao, me]}),
+        activity("chat.received", f"{now_ms}4", {
+            "id": f"c0ffee00-0000-4000-8000-{now_ms % 10**12:012d}", "created_at_msec": str(now_ms - 5_000),
+            "sender_id": chatter, "conversation_id": f"{chatter}:{account}", "encoded_event": "CwABAAAAEzIw"}),
     ]
 
 
@@ -404,11 +655,60 @@ def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendRes
         if not target:
             raise SendError("permanent", "a reply on X needs the post it answers", code="no_post")
         auth = _auth(secrets)
+        if (os.environ.get("X_REPLY_SUMMONS_CHECK") or "on").strip().lower() != "off":
+            _check_summoned(http, base, auth, target, message.account_id)
         answer = _post(http, f"{base}/2/tweets", auth, {"text": text, "reply": {"in_reply_to_tweet_id": target}})
         found = optional_str(answer, "id")
     if not found:
         raise SendError("unknown", "X accepted the message without an id", code="no_id")
     return SendResult(found)
+
+
+def summons_refusal(post: Any, includes: Any, account_id: str) -> Optional[str]:
+    """Why X will not take our reply to `post` (an API v2 Post with `author_id`, `entities` and
+    `referenced_tweets`; `includes.tweets` resolves quoted posts), or None when it will: the post
+    is ours, mentions our account, or quotes one of our posts."""
+    if not isinstance(post, dict):
+        return "X did not return the post being answered"
+    if optional_str(post, "author_id") == account_id:
+        return None
+    entities = post.get("entities") if isinstance(post.get("entities"), dict) else {}
+    if any(isinstance(m, dict) and optional_str(m, "id") == account_id for m in as_list(entities.get("mentions"))):
+        return None
+    quoted = _referenced(post, "quoted")
+    if quoted:
+        tweets = includes.get("tweets") if isinstance(includes, dict) else None
+        for tweet in as_list(tweets):
+            if isinstance(tweet, dict) and optional_str(tweet, "id") == quoted \
+                    and optional_str(tweet, "author_id") == account_id:
+                return None
+    return ("X accepts a reply only to a post that mentions or quotes this account, and this post "
+            "does neither; answer by direct message instead, or wait until the customer mentions the account")
+
+
+def _check_summoned(http: Any, base: str, auth: Any, post_id: str, account_id: str) -> None:
+    """Look the post up before replying; SendError("permanent", code="not_summoned") when X would
+    refuse the reply. Nothing has been sent yet, so a failed lookup is retryable, never unknown."""
+    url = f"{base}/2/tweets/{post_id}"
+    params = {"tweet.fields": "author_id,entities,referenced_tweets", "expansions": "referenced_tweets.id"}
+    try:
+        response = call_platform(http, "GET", url, "X", params=params, auth=auth)
+    except SendError as error:
+        raise SendError("retryable", f"X did not answer the lookup of the post being answered ({error.code}); "
+                                     "nothing was sent", code="lookup_failed") from None
+    answer = json_body(response)
+    if response.status_code == 404 or (response.status_code == 200 and isinstance(answer, dict)
+                                       and "data" not in answer and answer.get("errors")):
+        raise SendError("permanent", "the post being answered no longer exists on X", code="post_gone")
+    if not 200 <= response.status_code < 300:
+        error = classify_error(response.status_code, answer, response.headers)
+        if error.kind == "unknown":  # a 5xx on a read: nothing was sent
+            error = SendError("retryable", error.reason.split(";")[0] + "; nothing was sent", code=error.code)
+        raise error
+    data = answer.get("data") if isinstance(answer, dict) else None
+    reason = summons_refusal(data, answer.get("includes") if isinstance(answer, dict) else None, account_id)
+    if reason:
+        raise SendError("permanent", reason, code="not_summoned")
 
 
 def _auth(secrets: SecretLookup) -> Any:
@@ -466,6 +766,9 @@ def classify_error(status: int, body: Any, headers: Mapping[str, str], now: Opti
         return SendError("reauthorize", reason, code="http_401")
     if status >= 500:
         return SendError("unknown", reason + "; the message may have been sent", code=f"http_{status}")
+    if status == 403 and "mentioned" in detail.lower():
+        return SendError("permanent", reason + " (X accepts replies only to posts that mention or quote this "
+                                               "account)", code="not_summoned")
     return SendError("permanent", reason, code=f"http_{status}")
 
 
@@ -502,3 +805,126 @@ def _number(value: Any) -> float:
         return float(str(value).strip())
     except (TypeError, ValueError):
         return 0.0
+
+
+# --- X Activity setup: the webhook and the account's subscriptions ------------------------------
+#
+# Webhook: GET/POST {X_API_BASE_URL}/2/webhooks {"url"} with the app's bearer token (X_BEARER_TOKEN);
+#          X answers the POST only after a CRC check of the URL succeeded.
+# Subscriptions: GET/POST /2/activity/subscriptions {"event_type", "filter": {"user_id"}, "tag",
+#          "webhook_id"} in the account's user context (private events: DMs, mentions).
+# Both are listed first, so running the command again adds only what is missing.
+
+
+class SetupError(RuntimeError):
+    """The X Activity setup could not be completed; the message says what X answered."""
+
+
+def subscribe(account_id: str, webhook_url: str, secrets: SecretLookup, http: Any,
+              events: Sequence[str] = SUBSCRIBED_EVENTS, tag: str = "socialinbox") -> Dict[str, Any]:
+    """Register `webhook_url` with X (reused when already registered) and subscribe `account_id`
+    to `events` delivered there (existing subscriptions are kept). Returns {"webhook_id",
+    "created": [event types], "existing": [event types]}; SetupError with X's reason otherwise."""
+    if not account_id.isdigit():
+        raise SetupError("the account id is the X user id (digits)")
+    base = api_base("X_API_BASE_URL", API_DEFAULT)
+    bearer = secrets("X_BEARER_TOKEN")
+    if not bearer:
+        raise SetupError("X_BEARER_TOKEN (the app's bearer token) is not configured: X registers webhooks with it")
+    app = _Bearer(bearer)
+    try:
+        user = _auth(secrets)
+    except SendError as error:
+        raise SetupError(error.reason) from None
+    webhooks = _setup_call(http, "GET", f"{base}/2/webhooks", app, "list the webhooks")
+    found = [w for w in as_list(webhooks.get("data")) if isinstance(w, dict) and w.get("url") == webhook_url]
+    if found:
+        webhook_id = require_str(found[0], "id")
+    else:
+        created = _setup_call(http, "POST", f"{base}/2/webhooks", app, "register the webhook", {"url": webhook_url})
+        webhook_id = require_str(created.get("data"), "id")
+    listed = _setup_call(http, "GET", f"{base}/2/activity/subscriptions", user, "list the subscriptions")
+    have = {s.get("event_type") for s in as_list(listed.get("data"))
+            if isinstance(s, dict) and optional_str(s.get("filter"), "user_id") == account_id}
+    result: Dict[str, Any] = {"webhook_id": webhook_id, "created": [], "existing": []}
+    for event_type in events:
+        if event_type in have:
+            result["existing"].append(event_type)
+            continue
+        _setup_call(http, "POST", f"{base}/2/activity/subscriptions", user, f"subscribe to {event_type}",
+                    {"event_type": event_type, "filter": {"user_id": account_id}, "tag": tag,
+                     "webhook_id": webhook_id})
+        result["created"].append(event_type)
+    return result
+
+
+def _setup_call(http: Any, method: str, url: str, auth: Any, what: str,
+                body: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    try:
+        response = call_platform(http, method, url, "X", json=body, auth=auth)
+    except SendError as error:
+        raise SetupError(f"could not {what}: no answer from X ({error.code})") from None
+    answer = json_body(response)
+    if not 200 <= response.status_code < 300:
+        detail = _error_detail(answer)
+        raise SetupError(f"could not {what}: X answered HTTP {response.status_code}" + (f": {detail}" if detail else ""))
+    return answer if isinstance(answer, dict) else {}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """`python -m chalicelib.channels.x subscribe --account-id ID --webhook-url URL [--sandbox]`."""
+    import argparse
+
+    import requests
+
+    parser = argparse.ArgumentParser(description="X Activity API: register the webhook and subscribe an account")
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("subscribe", help="create the webhook and the account's subscriptions")
+    command.add_argument("--account-id", required=True, help="the X user id of the account (digits)")
+    command.add_argument("--webhook-url", required=True, help="https://<api>/webhooks/x (X wants HTTPS, no port)")
+    command.add_argument("--sandbox", action="store_true", help="offline, against chalicelib/local/sandbox.py")
+    command.add_argument("--events", nargs="*", default=list(SUBSCRIBED_EVENTS))
+    args = parser.parse_args(argv)
+    secrets = _cli_secrets(args.account_id)
+    server = None
+    if args.sandbox:
+        from chalicelib.local import sandbox
+
+        server, env = sandbox.start(None)
+        os.environ["X_API_BASE_URL"] = env["X_API_BASE_URL"]
+        real = secrets
+        secrets = lambda name: real(name) or ("sandbox-app-bearer" if name == "X_BEARER_TOKEN" else None)  # noqa: E731
+    elif not args.webhook_url.startswith("https://"):
+        print("X registers HTTPS webhook URLs only (use --sandbox for a local one)", file=sys.stderr)
+        return 2
+    try:
+        result = subscribe(args.account_id, args.webhook_url, secrets, requests.Session(), args.events)
+    except SetupError as error:
+        print(f"X Activity setup failed: {error}", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.close()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _cli_secrets(account_id: str) -> SecretLookup:
+    """The account's credentials through its credential refs when it is registered, else the
+    logical names as they are (env locally, SSM in AWS); never printed."""
+    from chalicelib.channels.base import account_secrets
+
+    refs: Dict[str, str] = {}
+    try:
+        from chalicelib.accounts import find_account
+
+        account = find_account(CHANNEL, account_id)
+        stored = getattr(account, "credential_refs", None)
+        refs = dict(stored.as_dict() if hasattr(stored, "as_dict") else stored or {})
+    except Exception:  # noqa: BLE001 - no table reachable: the logical names are used
+        refs = {}
+    return account_secrets(refs)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,6 +14,7 @@ Never a Scan.
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -74,7 +75,8 @@ def history(contact_ids: Sequence[str]) -> List[Dict[str, Any]]:
 def identity_json(contact: Contact) -> Dict[str, Any]:
     return {"id": contact.contact_id, "channel": contact.channel, "account_id": contact.account_id,
             "platform_id": contact.platform_user_id, "display_name": contact.display_name,
-            "handle": contact.handle}
+            "handle": contact.handle, "avatar_url": contact.avatar_url,
+            "followers": int(contact.followers) if contact.followers is not None else None}
 
 
 # --- notes -----------------------------------------------------------------------------------------
@@ -207,3 +209,128 @@ class _links_transaction:
                 raise Refused("the contact's links changed meanwhile; reload and try again") from error
             raise
         return False
+
+
+# --- profiles: real names and pictures for platforms whose messages carry none ---------------------
+
+PROFILE_REFRESH_MS = 7 * 24 * 3600_000  # a profile is looked up again weekly
+PROFILE_RETRY_MS = 3600_000  # a failed lookup is tried again after an hour
+PROFILE_MEMORY_MS = 3600_000  # per container: a contact just handled is not read again for an hour
+
+
+def enrich(event: Any, conversation_id: str) -> str:
+    """After a customer's message is stored (never on the webhook's path): look the contact's
+    profile up with the account's token when the platform's messages carry no name (Messenger,
+    Instagram DMs), at most weekly, and show the name on the conversation. Never raises: a failed
+    lookup is logged, remembered on the contact and retried later; the message is already stored.
+    Returns what happened (for logs and tests)."""
+    from chalicelib.logs import logger
+
+    try:
+        return _enrich(event, conversation_id)
+    except Exception as error:  # noqa: BLE001 - a profile must never fail ingest
+        logger.warning("profile lookup failed", extra={"channel": getattr(event, "channel", "?"),
+                                                       "error": f"{type(error).__name__}: {error}"[:300]})
+        return "failed"
+
+
+def _enrich(event: Any, conversation_id: str) -> str:
+    from chalicelib.accounts import find_account
+    from chalicelib.channels import adapter_for_channel
+    from chalicelib.channels.base import account_secrets
+    from chalicelib.inbox import store
+    from chalicelib.inbox.ids import contact_id_for
+    from chalicelib.logs import logger
+
+    if event.direction != "in" or event.contact.display_name:
+        return "named by the platform"
+    if not lookups_enabled():
+        return "lookups off"
+    contact_id = contact_id_for(event.channel, event.account_id, event.contact.platform_user_id)
+    now = runtime.now_ms()
+    memory = _memory().get(f"profile:{contact_id}")
+    if memory is not None and now - memory[0] < PROFILE_MEMORY_MS:
+        _name_conversation(conversation_id, memory[1], memory[2])
+        return "remembered"
+    contact = get(contact_id)
+    if contact is not None and _fresh(contact, now):
+        _remember(f"profile:{contact_id}", (now, contact.display_name, contact.handle))
+        _name_conversation(conversation_id, contact.display_name, contact.handle)
+        return "fresh"
+    account = find_account(event.channel, event.account_id)
+    refs = getattr(account, "credential_refs", None) if account is not None else None
+    refs = refs.as_dict() if hasattr(refs, "as_dict") else (refs or {})
+    try:
+        profile = adapter_for_channel(event.channel).fetch_profile(
+            event.channel, event.account_id, event.contact.platform_user_id, account_secrets(refs), runtime.http())
+    except Exception as error:  # noqa: BLE001 - remembered, retried after PROFILE_RETRY_MS
+        Contact(contact_id).update(actions=[Contact.profile_failed_at.set(now)], condition=Contact.contact_id.exists())
+        _remember(f"profile:{contact_id}", (now, contact.display_name if contact else None,
+                                            contact.handle if contact else None))
+        logger.warning("profile lookup failed", extra={"channel": event.channel,
+                                                       "error": f"{type(error).__name__}: {error}"[:300]})
+        return "failed"
+    if profile is None:
+        return "no profile on this platform"
+    actions = [Contact.channel.set(event.channel), Contact.account_id.set(event.account_id),
+               Contact.platform_user_id.set(event.contact.platform_user_id),
+               Contact.created_at.set(Contact.created_at | now), Contact.updated_at.set(now),
+               Contact.profile_checked_at.set(now), Contact.profile_failed_at.remove()]
+    for attribute, value in ((Contact.display_name, profile.display_name), (Contact.handle, profile.handle),
+                             (Contact.avatar_url, profile.avatar_url), (Contact.followers, profile.followers)):
+        if value is not None:
+            actions.append(attribute.set(value))
+    Contact(contact_id).update(actions=actions)
+    _remember(f"profile:{contact_id}", (now, profile.display_name, profile.handle))
+    store.name_contact(conversation_id, profile.display_name, profile.handle, only_if_unnamed=False)
+    return "looked up"
+
+
+def _fresh(contact: Contact, now: int) -> bool:
+    checked, failed = contact.profile_checked_at, contact.profile_failed_at
+    if checked is not None and now - int(checked) < PROFILE_REFRESH_MS:
+        return True
+    return failed is not None and now - int(failed) < PROFILE_RETRY_MS
+
+
+def _name_conversation(conversation_id: str, name: Optional[str], handle: Optional[str]) -> None:
+    """A known name on a conversation that shows none yet (a new thread of a known contact),
+    once per conversation per container."""
+    if not name or _memory().get(f"named:{conversation_id}"):
+        return
+    from chalicelib.inbox import store
+
+    store.name_contact(conversation_id, name, handle, only_if_unnamed=True)
+    _remember(f"named:{conversation_id}", True)
+
+
+def lookups_enabled() -> bool:
+    """PROFILE_LOOKUPS=on|off; by default on in AWS and off locally (tests, `make run`: the
+    sandbox serves no profile endpoints), so offline runs never go out."""
+    import os
+
+    from chalicelib import config
+
+    setting = (os.environ.get("PROFILE_LOOKUPS") or "").strip().lower()
+    if setting in ("on", "off"):
+        return setting == "on"
+    return not config.is_local()
+
+
+PROFILE_MEMORY_SIZE = 10_000
+
+
+def _memory() -> "OrderedDict[str, Any]":
+    found = runtime.cached("profile-memory")
+    if found is None:
+        found = OrderedDict()
+        runtime.remember("profile-memory", found)
+    return found
+
+
+def _remember(key: str, value: Any) -> None:
+    memory = _memory()
+    memory[key] = value
+    memory.move_to_end(key)
+    while len(memory) > PROFILE_MEMORY_SIZE:
+        memory.popitem(last=False)

@@ -311,7 +311,26 @@ def _upsert_contact(event: MessageEvent, contact_id: str, now: int) -> None:
         actions.append(Contact.display_name.set(event.contact.display_name))
     if event.contact.handle:
         actions.append(Contact.handle.set(event.contact.handle))
+    if event.contact.avatar_url:  # X includes pictures and follower counts with its deliveries
+        actions.append(Contact.avatar_url.set(event.contact.avatar_url))
+    if event.contact.followers is not None:
+        actions.append(Contact.followers.set(event.contact.followers))
     Contact(contact_id).update(actions=actions)
+
+
+def name_contact(conversation_id: str, name: Optional[str], handle: Optional[str], only_if_unnamed: bool) -> bool:
+    """Show a contact's profile name (and handle) on a conversation: one conditional UpdateItem
+    that changes no state (`only_if_unnamed`: only where no name is shown yet). False when the
+    conversation does not exist or (only_if_unnamed) already has a name."""
+    actions = [Conversation.contact_name.set(name)] if name else []
+    if handle:
+        actions.append(Conversation.contact_handle.set(handle))
+    if not actions:
+        return False
+    condition = Conversation.conversation_id.exists()
+    if only_if_unnamed:
+        condition = condition & Conversation.contact_name.does_not_exist()
+    return _conditional(Conversation(conversation_id), actions, condition)
 
 
 # --- receipts, edits, removals ------------------------------------------------------------------

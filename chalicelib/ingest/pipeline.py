@@ -37,10 +37,15 @@ def handle(event: Event, correlation_id: str = "") -> str:
         return "quarantined"
     team = account.team
     if isinstance(event, MessageEvent):
-        created, _ = store.record_message(event, team)
+        created, (conversation_id, _) = store.record_message(event, team)
         if not created:
             logger.info("duplicate message", extra={"channel": event.channel})
-        return "created" if created else "duplicate"
+            return "duplicate"
+        if event.direction == "in" and not event.contact.display_name:
+            from chalicelib.inbox.contacts import enrich  # after the message is stored; never raises
+
+            enrich(event, conversation_id)
+        return "created"
     if isinstance(event, StatusEvent):
         return _receipt(event, correlation_id)
     if isinstance(event, EditEvent):

@@ -16,8 +16,12 @@ correctly signed delivery a little later:
 - Instagram DMs: the echo, then a read event.
 - WhatsApp: statuses sent -> delivered -> read (with `biz_opaque_callback_data`), or `failed`
   with the error Meta reports asynchronously (131047 window, 131026 undeliverable).
-- X: the Account Activity echo of our own DM (when the access token names the user, as X's
-  "<user id>-..." tokens do) and of our reply post.
+- X: the X Activity echo of our own DM (`dm.sent`, when the access token names the user, as X's
+  "<user id>-..." tokens do) and of our reply post (`post.create`). It also serves what an X
+  Activity setup needs (`POST/GET /2/webhooks` with X's CRC check of a loopback webhook URL,
+  `POST/GET /2/activity/subscriptions`) and the post lookup our send makes before a reply
+  (`GET /2/tweets/<id>`: a post that mentions the token's user, unless the id contains
+  "not-summoned").
 - Telegram and LinkedIn send nothing back for a bot's / organization's own message: neither here.
 Comment replies and private replies get no webhook here (the sandbox does not know the post or
 the commenter's PSID a real delivery would carry).
@@ -116,6 +120,9 @@ class Sandbox(ThreadingHTTPServer):
         self.requests: Deque[Dict[str, Any]] = collections.deque(maxlen=200)  # what was asked (no tokens)
         self.callbacks: Deque[Dict[str, Any]] = collections.deque(maxlen=200)  # what was delivered
         self.dropped_callbacks = 0
+        #: X Activity setup made against the sandbox: webhooks and subscriptions (bounded).
+        self.x_webhooks: List[Dict[str, Any]] = []
+        self.x_subscriptions: List[Dict[str, Any]] = []
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -245,7 +252,23 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        self._answer(self._browser_refusal() or (404, {"error": "the sandbox serves send endpoints only"}, {}))
+        refusal = self._browser_refusal()
+        if refusal is not None:
+            self._answer(refusal)
+            return
+        parts = urlsplit(self.path)
+        segments = [unquote(s) for s in parts.path.split("/") if s]
+        if segments[:1] == ["x"]:
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            self.server.requests.append({"platform": "x", "path": parts.path, "query": query, "body": {},
+                                         "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
+            try:
+                answer = _x_get(self, segments[1:], query)
+            except Exception as exc:  # noqa: BLE001 - a sandbox bug answers 500 with its reason
+                answer = (500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"}, {})
+            self._answer(answer or (404, {"error": f"no such endpoint: {parts.path}"}, {}))
+            return
+        self._answer((404, {"error": "the sandbox serves send endpoints only"}, {}))
 
     def _browser_refusal(self) -> Optional[Answer]:
         """A browser's request (any page's fetch or form, or a page on a rebound DNS name): our
@@ -511,8 +534,11 @@ def _oauth_parameters(handler: _Handler) -> Dict[str, str]:
 
 
 def _x_user(handler: _Handler) -> Optional[str]:
-    """Our user id: X access tokens read "<user id>-<secret part>" (OAuth 1.0a)."""
-    user = _oauth_parameters(handler).get("oauth_token", "").split("-", 1)[0]
+    """Our user id: X access tokens read "<user id>-<secret part>" (OAuth 1.0a; a sandbox OAuth 2.0
+    user token may read "<user id>-..." too)."""
+    header = handler.headers.get("Authorization") or ""
+    token = header[7:].strip() if header.startswith("Bearer ") else _oauth_parameters(handler).get("oauth_token", "")
+    user = token.split("-", 1)[0]
     return user if user.isdigit() else None
 
 
@@ -529,9 +555,19 @@ def _x_problem(status: int, title: str, detail: str, headers: Optional[Dict[str,
     return status, {"title": title, "detail": detail, "type": "about:blank", "status": status}, headers or {}
 
 
+def _x_app_authorized(handler: _Handler) -> bool:
+    """Webhook and subscription management: the app's bearer token, or the account's own."""
+    return handler.server.token_ok(handler.bearer(), "X_BEARER_TOKEN") or _x_authorized(handler)
+
+
 def _x(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:
-    if not _x_authorized(handler):
+    managing = path in (["2", "webhooks"], ["2", "activity", "subscriptions"])
+    if not (_x_app_authorized(handler) if managing else _x_authorized(handler)):
         return _x_problem(401, "Unauthorized", "Unauthorized")
+    if path == ["2", "webhooks"]:
+        return _x_create_webhook(handler, body)
+    if path == ["2", "activity", "subscriptions"]:
+        return _x_subscribe(handler, body)
     is_dm = len(path) == 5 and path[:3] == ["2", "dm_conversations", "with"] and path[4] == "messages"
     is_post = path == ["2", "tweets"]
     if not (is_dm or is_post):
@@ -562,22 +598,120 @@ def _x(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str
         conversation = "-".join(sorted([me or "0", participant]))
         answer: Dict[str, Any] = {"data": {"dm_conversation_id": conversation, "dm_event_id": new_id}}
         if me:
-            server.later(server.delay, "x", {"for_user_id": me, "direct_message_events": [{
+            server.later(server.delay, "x", _x_activity(me, "dm.sent", {"direct_message_events": [{
                 "type": "message_create", "id": new_id, "created_timestamp": str(now),
                 "message_create": {"target": {"recipient_id": participant}, "sender_id": me,
                                    "message_data": {"text": text, "entities": {"hashtags": [], "symbols": [],
-                                                                               "user_mentions": [], "urls": []}}}}]})
+                                                                               "user_mentions": [], "urls": []}}}}],
+                "users": {me: {"data": {"id": me, "name": "Acme Coffee", "username": "acmecoffee"}}}}))
     else:
         answer = {"data": {"id": new_id, "text": text, "edit_history_tweet_ids": [new_id]}}
         if me:
-            server.later(server.delay, "x", {"for_user_id": me, "tweet_create_events": [{
-                "id_str": new_id, "timestamp_ms": str(now), "text": text, "in_reply_to_status_id_str": str(target),
-                "user": {"id_str": me, "screen_name": "acmecoffee", "name": "Acme Coffee"}}]})
+            server.later(server.delay, "x", _x_activity(me, "post.create", {
+                "id": new_id, "text": text, "author_id": me, "created_at": _iso(now),
+                "referenced_tweets": [{"type": "replied_to", "id": str(target)}], "edit_history_tweet_ids": [new_id]},
+                {"users": [{"id": me, "name": "Acme Coffee", "username": "acmecoffee"}]}))
     if failure == "timeout":
         handler.slow()
     if failure == "5xx":
         return 503, None, {}
     return 201, answer, {}
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _x_activity(user_id: str, event_type: str, payload: Dict[str, Any],
+                includes: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """An X Activity delivery as X sends it to a registered webhook."""
+    data: Dict[str, Any] = {"event_uuid": str(random.randint(-2**63, 2**63 - 1)), "filter": {"user_id": user_id},
+                            "event_type": event_type, "tag": "sandbox", "payload": payload}
+    if includes:
+        data["includes"] = includes
+    return {"data": data}
+
+
+def _x_get(handler: _Handler, path: List[str], query: Dict[str, str]) -> Optional[Answer]:
+    if not _x_app_authorized(handler):
+        return _x_problem(401, "Unauthorized", "Unauthorized")
+    server = handler.server
+    if path == ["2", "webhooks"]:
+        with server._lock:
+            found = list(server.x_webhooks)
+        return 200, {"data": found, "meta": {"result_count": len(found)}}, {}
+    if path == ["2", "activity", "subscriptions"]:
+        with server._lock:
+            found = list(server.x_subscriptions)
+        return 200, {"data": found, "meta": {"total_subscriptions": len(found)}}, {}
+    if len(path) == 3 and path[:2] == ["2", "tweets"]:
+        post_id = path[2]
+        failure = server.failure("x-lookup", post_id)
+        if failure == "429-once":
+            return _x_problem(429, "Too Many Requests", "Too Many Requests",
+                              {"x-rate-limit-remaining": "0", "x-rate-limit-reset": str(int(time.time()) + 1)})
+        if failure == "token":
+            return _x_problem(401, "Unauthorized", "Unauthorized")
+        me = _x_user(handler) or "0"
+        post: Dict[str, Any] = {"id": post_id, "author_id": "1530000000000000009", "text": "@acmecoffee hello",
+                                "entities": {"mentions": [{"start": 0, "end": 11, "username": "acmecoffee", "id": me}]}}
+        if "not-summoned" in post_id:
+            post.update(text="talking about coffee", entities={})
+        return 200, {"data": post}, {}
+    return None
+
+
+def _x_create_webhook(handler: _Handler, body: Dict[str, Any]) -> Answer:
+    """POST /2/webhooks: X checks the URL with a CRC GET before keeping it (here only loopback
+    URLs are called, with the secrets the sandbox signs with)."""
+    url = body.get("url")
+    if not isinstance(url, str) or urlsplit(url).hostname not in LOOPBACK_HOSTS:
+        return _x_problem(400, "Invalid Request", "The sandbox registers loopback webhook URLs only.")
+    token = _b64(_digits(24))
+    try:
+        with urllib.request.urlopen(f"{url}{'&' if '?' in url else '?'}crc_token={token}",  # noqa: S310
+                                    timeout=5) as response:
+            answer = json.loads(response.read() or b"{}")
+    except (OSError, ValueError):
+        answer = {}
+    secrets = handler.server._secrets
+    if secrets is None:
+        from chalicelib.runtime import runtime
+
+        secrets = runtime.secret
+    from chalicelib.channels.x import crc_response_token
+
+    secret = secrets("X_OAUTH2_CLIENT_SECRET") or secrets("X_CONSUMER_SECRET") or ""
+    accepted = {crc_response_token(secret, token), crc_response_token(secrets("X_CONSUMER_SECRET") or "", token)}
+    if not isinstance(answer, dict) or answer.get("response_token") not in accepted:
+        return _x_problem(400, "CrcValidationFailed", f"The CRC check of {url} failed.")
+    webhook = {"id": "19" + _digits(17), "url": url, "valid": True, "created_at": _iso(_now_ms())}
+    with handler.server._lock:
+        if len(handler.server.x_webhooks) >= 10:
+            return _x_problem(403, "Forbidden", "Too many webhooks for this app.")
+        handler.server.x_webhooks.append(webhook)
+    return 200, {"data": webhook}, {}
+
+
+def _x_subscribe(handler: _Handler, body: Dict[str, Any]) -> Answer:
+    event_type, tag = body.get("event_type"), body.get("tag")
+    user_id = (body.get("filter") or {}).get("user_id") if isinstance(body.get("filter"), dict) else None
+    if not isinstance(event_type, str) or not isinstance(user_id, str) or not user_id.isdigit():
+        return _x_problem(400, "Invalid Request", "event_type and filter.user_id are required.")
+    server = handler.server
+    with server._lock:
+        if any(s["event_type"] == event_type and s["filter"]["user_id"] == user_id for s in server.x_subscriptions):
+            return _x_problem(409, "DuplicateSubscription", "This subscription already exists.")
+        if len(server.x_subscriptions) >= 50:  # the Basic tier's limit
+            return _x_problem(429, "SubscriptionLimit", "The subscription limit of this app is reached.")
+        subscription = {"subscription_id": "19" + _digits(17), "event_type": event_type,
+                        "filter": {"user_id": user_id}, "created_at": _iso(_now_ms()), "updated_at": _iso(_now_ms())}
+        if isinstance(tag, str):
+            subscription["tag"] = tag
+        if isinstance(body.get("webhook_id"), str):
+            subscription["webhook_id"] = body["webhook_id"]
+        server.x_subscriptions.append(subscription)
+    return 200, {"data": subscription, "meta": {"total_subscriptions": len(server.x_subscriptions)}}, {}
 
 
 # --- Telegram Bot API ----------------------------------------------------------------------------

@@ -1,0 +1,156 @@
+"""Real customer names: Messenger and Instagram DMs carry only ids, so the contact's profile is
+looked up with the account's token after the message is stored, once per contact, refreshed
+weekly, retried an hour after a failure, and never in the way of the message itself. Meta's
+profile endpoints are faked with `responses`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import requests
+import responses
+
+from chalicelib.runtime import runtime
+from tests.helpers import PAGE, messenger, page_delivery, whatsapp_delivery
+
+GRAPH = "https://graph.facebook.com/v21.0"
+INSTAGRAM_GRAPH = "https://graph.instagram.com/v21.0"  # Instagram Login accounts
+PSID, IG_ACCOUNT, IGSID = "6100000000000001", "17841400000000001", "1790000000000009"
+T0 = 1_800_000_000.0  # seconds
+
+
+@pytest.fixture
+def world(inbox, monkeypatch):
+    monkeypatch.setenv("PROFILE_LOOKUPS", "on")
+    monkeypatch.setenv("META_PAGE_TOKEN", "page-token-secret")
+    monkeypatch.delenv("META_GRAPH_BASE_URL", raising=False)
+    monkeypatch.setenv("INSTAGRAM_ACCESS_TOKEN", "ig-login-token")
+    clock = {"now": T0}
+    runtime.use_clock(lambda: clock["now"])
+    inbox.add_account("messenger", PAGE)
+    inbox.add_account("instagram", IG_ACCOUNT)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as platform:
+        yield inbox, platform, clock
+    runtime.use_clock(None)
+
+
+def deliver(inbox, clock, mid, psid=PSID):
+    at = int(clock["now"] * 1000)
+    assert inbox.post_meta(page_delivery(messenger(mid, psid, at, "hello"), time_ms=at)).status_code == 200
+    inbox.process()
+
+
+def profile_calls(platform):
+    return [c for c in platform.calls if c.request.method == "GET"]
+
+
+def only_conversation(inbox):
+    """The one conversation, in full (list rows project no contact id)."""
+    [row] = inbox.conversations()
+    return inbox.get("/api/conversations/" + row["id"])
+
+
+def test_a_messenger_contact_gets_its_name_and_picture_once(world):
+    inbox, platform, clock = world
+    platform.get(f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa", "id": PSID,
+                                          "profile_pic": "https://platform-lookaside.fbsbx.com/p/ana.jpg"})
+    deliver(inbox, clock, "m_1")
+    conversation = only_conversation(inbox)
+    assert conversation["contact"]["display_name"] == "Ana Sousa"
+    [call] = profile_calls(platform)
+    assert "fields=first_name%2Clast_name%2Cprofile_pic" in call.request.url
+    assert call.request.headers["Authorization"] == "Bearer page-token-secret"
+    assert "page-token-secret" not in call.request.url
+    [identity] = inbox.get(f"/api/contacts/{conversation['contact']['id']}")["identities"]
+    assert identity["display_name"] == "Ana Sousa"
+    assert identity["avatar_url"] == "https://platform-lookaside.fbsbx.com/p/ana.jpg"
+    clock["now"] += 3 * 24 * 3600  # days later: still fresh, even in another container
+    runtime.remember("profile-memory", None)
+    deliver(inbox, clock, "m_2")
+    assert len(profile_calls(platform)) == 1
+    assert only_conversation(inbox)["contact"]["display_name"] == "Ana Sousa"
+
+
+def test_the_profile_is_refreshed_weekly(world):
+    inbox, platform, clock = world
+    platform.get(f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa"})
+    deliver(inbox, clock, "m_1")
+    platform.replace(responses.GET, f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa-Lima"})
+    clock["now"] += 8 * 24 * 3600
+    deliver(inbox, clock, "m_2")
+    assert len(profile_calls(platform)) == 2
+    assert only_conversation(inbox)["contact"]["display_name"] == "Ana Sousa-Lima"
+
+
+@pytest.mark.parametrize("failure", [
+    {"status": 500, "body": ""},
+    {"status": 400, "json": {"error": {"message": "Unsupported get request", "code": 100}}},
+    {"body": requests.exceptions.ConnectTimeout("no route")},
+])
+def test_a_failed_lookup_never_blocks_the_message_and_is_retried_an_hour_later(world, failure):
+    inbox, platform, clock = world
+    platform.get(f"{GRAPH}/{PSID}", **failure)
+    deliver(inbox, clock, "m_1")
+    conversation = only_conversation(inbox)
+    assert [m["text"] for m in inbox.messages(conversation["id"])] == ["hello"]
+    assert conversation["contact"]["display_name"].startswith("Messenger user")
+    clock["now"] += 600
+    deliver(inbox, clock, "m_2")
+    assert len(profile_calls(platform)) == 1  # not hammered while it fails
+    platform.replace(responses.GET, f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa"})
+    clock["now"] += 3600
+    deliver(inbox, clock, "m_3")
+    assert len(profile_calls(platform)) == 2
+    assert only_conversation(inbox)["contact"]["display_name"] == "Ana Sousa"
+
+
+def test_an_instagram_contact_gets_name_handle_and_followers(world):
+    inbox, platform, clock = world
+    platform.get(f"{INSTAGRAM_GRAPH}/{IGSID}", json={"name": "Marta Reis", "username": "marta.reis", "follower_count": 1204,
+                                           "profile_pic": "https://scontent.cdninstagram.com/v/marta.jpg"})
+    at = int(clock["now"] * 1000)
+    delivery = {"object": "instagram", "entry": [{"id": IG_ACCOUNT, "time": at, "messaging": [
+        {"sender": {"id": IGSID}, "recipient": {"id": IG_ACCOUNT}, "timestamp": at,
+         "message": {"mid": "ig_m_1", "text": "oi"}}]}]}
+    assert inbox.post_meta(delivery).status_code == 200
+    inbox.process()
+    conversation = only_conversation(inbox)
+    assert (conversation["contact"]["display_name"], conversation["contact"]["handle"]) == ("Marta Reis", "@marta.reis")
+    [identity] = inbox.get(f"/api/contacts/{conversation['contact']['id']}")["identities"]
+    assert identity["followers"] == 1204
+    [call] = profile_calls(platform)
+    assert "fields=name%2Cusername%2Cprofile_pic%2Cfollower_count" in call.request.url
+    assert call.request.headers["Authorization"] == "Bearer ig-login-token"
+
+
+def test_hostile_profiles_are_cleaned(world):
+    inbox, platform, clock = world
+    platform.get(f"{GRAPH}/{PSID}", json={"first_name": "<script>alert(1)</script>\u202e\x07", "last_name": "x" * 500,
+                                          "profile_pic": "javascript:alert(1)", "follower_count": "lots"})
+    deliver(inbox, clock, "m_1")
+    conversation = only_conversation(inbox)
+    name = conversation["contact"]["display_name"]
+    assert name.startswith("<script>alert(1)</script> x") and len(name) <= 100  # text; the page escapes it
+    [identity] = inbox.get(f"/api/contacts/{conversation['contact']['id']}")["identities"]
+    assert identity["avatar_url"] is None
+
+
+def test_platforms_that_name_their_customers_are_not_looked_up(world):
+    inbox, platform, clock = world
+    inbox.add_account("whatsapp", "200000000000001")
+    assert inbox.post_meta(whatsapp_delivery("wamid.1", "351910000001", int(clock["now"]), "ol\u00e1",
+                                             phone="200000000000001", name="Rui")).status_code == 200
+    inbox.process()
+    assert only_conversation(inbox)["contact"]["display_name"] == "Rui"
+    assert profile_calls(platform) == []
+
+
+def test_no_lookup_leaves_the_machine_by_default_in_local_runs(inbox, monkeypatch):
+    monkeypatch.delenv("PROFILE_LOOKUPS", raising=False)
+    monkeypatch.setenv("META_GRAPH_BASE_URL", "https://graph.facebook.com/v21.0")
+    inbox.add_account("messenger", PAGE)
+    with responses.RequestsMock() as platform:  # any request would fail the test
+        assert inbox.post_meta(page_delivery(messenger("m_1", PSID, 1_700_000_000_000))).status_code == 200
+        inbox.process()
+        assert len(platform.calls) == 0
+    assert only_conversation(inbox)["contact"]["display_name"].startswith("Messenger user")
