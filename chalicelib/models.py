@@ -517,3 +517,18 @@ class ChangeFeed(Model):
 
 
 ALL_MODELS = ALL_MODELS + (ContactNote, ChangeFeed)
+
+
+class StaffingRecord(Model):
+    """Staffing's own items (chalicelib.staffing), all numbers grown by ADD or set by admins:
+    - "focus#<conversation id>" / "c#<cycle start ms>": an agent's focus on one reopen cycle;
+    - "ht#<group>[#team#<team>]" / "d#<UTC day ms>": cycles, focus sum and sum of squares per day;
+    - "presence#<team>" / "i#<30-minute interval ms>": presence samples, online and away counts;
+    - "settings" / "<group>#<team or *>": the staffing settings an admin set."""
+
+    Meta = _meta("staffing")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+
+
+ALL_MODELS = ALL_MODELS + (StaffingRecord,)
