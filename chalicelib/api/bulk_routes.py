@@ -5,8 +5,10 @@ the same logged, conditional write a PATCH makes), answered per id.
 Body: {"ids": [1..100 conversation ids], "status"?, "snoozed_until"?, "assignee"? ("me", an agent
 id or null), "priority"?, "tags_add"?, "tags_remove"?}. A malformed request is 400 as a whole
 (nothing applied). Otherwise 200 with one result per distinct id, in the order given:
-{"id", "status": 200 | 404 | 409 | 422, "conversation"? , "error"? {"Code", "Message"}, "applied": [...]}
-One bad id never fails the others, and never makes the call 5xx.
+{"id", "status": 200 | 403 | 404 | 409 | 422, "conversation"? , "error"? {"Code", "Message"}, "applied": [...]}
+One bad id never fails the others, and never makes the call 5xx. An assignee who cannot be given
+work (unknown, deactivated) is 422 for the whole call; a hand-over to another team the caller may
+not make (access.assign_refusal) is 403 for that id, and nothing is applied to it.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 from chalice import BadRequestError, Blueprint
 
-from chalicelib.api import common
+from chalicelib.api import access, common
 from chalicelib.api.routes import authenticated
 from chalicelib.logs import describe_error, logger
 
@@ -68,13 +70,7 @@ def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
     elif "snoozed_until" in body:
         raise BadRequestError("snoozed_until goes with status 'snoozed'")
     if "assignee" in body:
-        agent = body["assignee"]
-        if agent == "me":
-            agent = agent_id
-        if agent is not None and (not isinstance(agent, str) or not 1 <= len(agent) <= 64 or "#" in agent
-                                  or not common.plausible_id(agent)):
-            raise BadRequestError("assignee must be 'me', an agent id or null")
-        change["assignee"] = agent
+        change["assignee"] = access.parse_assignee(body["assignee"], agent_id)
     if "priority" in body:
         if body["priority"] not in rules.PRIORITIES:
             raise BadRequestError(f"priority must be one of {', '.join(rules.PRIORITIES)}")
@@ -99,8 +95,13 @@ def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Di
         return result
 
     try:
-        if len(conversation_id) > 100 or not common.can_see(identity, store.get(conversation_id)):
+        state = store.get(conversation_id) if len(conversation_id) <= 100 else None
+        if not common.can_see(identity, state):
             return failed(404, "NotFoundError", "no such conversation")
+        refused = access.check_assignment(identity, state or {}, change.get("candidate"))
+        if refused:  # before anything is applied to this conversation
+            return failed(refused.status, "ForbiddenError" if refused.status == 403 else "UnprocessableEntity",
+                          refused.message)
         state = None
         if "assignee" in change:
             state = store.assign(conversation_id, change["assignee"], actor)
@@ -134,6 +135,8 @@ def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Di
 @authenticated
 def bulk_change(identity: Any) -> Any:
     change = parse(common.json_body(bulk_api.current_request), identity.agent_id)
+    if "assignee" in change:  # an unknown or deactivated assignee is 422 for the whole call
+        change["candidate"] = access.assignee_of(identity, change["assignee"])
     results = [apply_one(conversation_id, change, identity) for conversation_id in change["ids"]]
     ok = sum(1 for r in results if r["status"] == 200)
     return {"results": results, "ok": ok, "failed": len(results) - ok}

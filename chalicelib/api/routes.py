@@ -208,11 +208,13 @@ def conversation(conversation_id: str, identity: Any) -> Any:
 def change_conversation(conversation_id: str, identity: Any) -> Any:
     """Status (open, pending, snoozed with `snoozed_until`, resolved) and assignment
     (`assignee`: "me", an agent id or null). With `"claim": true` the assignment only happens
-    if nobody holds the conversation: of two racing claims exactly one wins, the other is 409."""
+    if nobody holds the conversation: of two racing claims exactly one wins, the other is 409.
+    Who may be given it is access.assign_refusal's rule: 422 for an unknown or deactivated
+    agent, 403 (saying why) for a hand-over to another team the caller may not make."""
     from chalicelib.api import access, views
     from chalicelib.inbox import rules, store
 
-    access.require_conversation(identity, conversation_id)
+    state = access.require_conversation(identity, conversation_id)
     body = _json_body()
     unknown = set(body) - {"status", "snoozed_until", "assignee", "claim", "priority", "tags"}
     if unknown or not ({"status", "assignee", "priority", "tags"} & set(body)):
@@ -221,13 +223,14 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     actor = f"agent:{identity.agent_id}"
     try:
         if "assignee" in body:
-            agent = body["assignee"]
-            if agent == "me":
-                agent = identity.agent_id
-            if agent is not None and (not isinstance(agent, str) or not 1 <= len(agent) <= 64 or "#" in agent):
-                raise BadRequestError("assignee must be 'me', an agent id or null")
+            agent = access.parse_assignee(body["assignee"], identity.agent_id)
             if body.get("claim") not in (None, True, False):
                 raise BadRequestError("claim must be true or false")
+            refused = access.check_assignment(identity, state, access.assignee_of(identity, agent))
+            if refused:
+                return Response({"Code": "ForbiddenError" if refused.status == 403 else "UnprocessableEntity",
+                                 "Message": refused.message}, status_code=refused.status,
+                                headers={"Content-Type": "application/json"})
             expected = None if body.get("claim") else rules.ANY
             store.assign(conversation_id, agent, actor, expected)
         if "status" in body:
