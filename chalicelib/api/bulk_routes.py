@@ -134,7 +134,12 @@ def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Di
 @bulk_api.route("/api/conversations/bulk", methods=["POST"])
 @authenticated
 def bulk_change(identity: Any) -> Any:
+    from chalicelib.api import ratelimit
+
     change = parse(common.json_body(bulk_api.current_request), identity.agent_id)
+    limited = ratelimit.refusal(identity.agent_id, "bulk", len(change["ids"]))
+    if limited is not None:  # bulk work is bounded by conversation ids, not by calls
+        return limited
     if "assignee" in change:  # an unknown or deactivated assignee is 422 for the whole call
         change["candidate"] = access.assignee_of(identity, change["assignee"])
     results = [apply_one(conversation_id, change, identity) for conversation_id in change["ids"]]

@@ -27,16 +27,22 @@ PASSWORD_CHANGE_REQUIRED = "password_change_required: choose your own password f
 def authenticated(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Require a valid agent token; the identity is passed as `identity=`. An agent signed in
     with a temporary password gets 403 until they change it, except on routes marked with
-    `allows_temporary_password` (who am I, change my password)."""
+    `allows_temporary_password` (who am I, change my password). Each agent's requests are
+    rate-limited per route class (chalicelib.api.ratelimit: 429 with Retry-After)."""
     allow_temporary = getattr(handler, "allows_temporary_password", False)
 
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from chalicelib.api import ratelimit
         from chalicelib.api.auth import identity_from_header
 
-        identity = identity_from_header(api.current_request.headers.get("authorization"))
+        request = api.current_request
+        identity = identity_from_header(request.headers.get("authorization"))
         if identity is None:
             raise UnauthorizedError("a valid Bearer token is required")
+        limited = ratelimit.refusal(identity.agent_id, ratelimit.route_class(request.method, request.path))
+        if limited is not None:
+            return limited
         if identity.must_change_password and not allow_temporary:
             raise ForbiddenError(PASSWORD_CHANGE_REQUIRED)
         return handler(*args, identity=identity, **kwargs)
