@@ -9,10 +9,9 @@ from typing import Any, Dict
 
 import pytest
 
-from tests.helpers import PAGE, messenger, page_delivery
+from tests.helpers import PAGE, call_api as _call, messenger, page_delivery
 
 BILLING_PAGE = "5550001111"
-JSON = {"Content-Type": "application/json"}
 
 
 def _now() -> int:
@@ -24,14 +23,6 @@ def _token(email: str, name: str, role: str, teams) -> Dict[str, str]:
 
     agent, _ = people.create(email, name, role, teams, None, "a long enough password")
     return {"token": auth.issue_token(agent), "id": agent.agent_id}
-
-
-def _call(inbox, method: str, path: str, token: str, body: Any = None):
-    headers = {"Authorization": "Bearer " + token}
-    if body is not None:
-        headers.update(JSON)
-    return inbox.client.http.request(method, path, headers=headers,
-                                     body=json.dumps(body).encode() if body is not None else b"")
 
 
 @pytest.fixture

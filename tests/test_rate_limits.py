@@ -3,11 +3,12 @@ class, 429 with Retry-After when empty, nothing done for a refused request; bulk
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+from typing import Dict
 
 import pytest
 
-JSON = {"Content-Type": "application/json"}
+from tests.helpers import call_api as _call
+
 T0 = 1_800_000_000.0
 
 
@@ -16,14 +17,6 @@ def _agent(email: str, teams=("default",)) -> Dict[str, str]:
 
     agent, _ = people.create(email, email.split("@")[0], "agent", list(teams), None, "a long enough password")
     return {"token": auth.issue_token(agent), "id": agent.agent_id}
-
-
-def _call(inbox, method: str, path: str, token: str, body: Any = None):
-    headers = {"Authorization": "Bearer " + token}
-    if body is not None:
-        headers.update(JSON)
-    return inbox.client.http.request(method, path, headers=headers,
-                                     body=json.dumps(body).encode() if body is not None else b"")
 
 
 @pytest.fixture
