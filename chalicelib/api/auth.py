@@ -404,7 +404,8 @@ def verify(email: str, password: str, now: Optional[float] = None, source: Optio
         raise LoginRefused(401, "invalid email or password")
     LoginThrottle(pair_key).delete()
     _give_back(held)  # a success is not a failure
-    LoginThrottle(_known_key(email, source), expires_at=int(moment) + KNOWN_PAIR_SECONDS).save()
+    LoginThrottle(_known_key(email, source)).update(  # UpdateItem: the one write the API may make here
+        actions=[LoginThrottle.expires_at.set(int(moment) + KNOWN_PAIR_SECONDS)])
     _remember_agent(agent)
     return agent
 

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 from chalice import BadRequestError, Blueprint
 
-from chalicelib.api import access, common
+from chalicelib.api import common
 from chalicelib.api.routes import authenticated
 from chalicelib.logs import describe_error, logger
 
@@ -44,6 +44,7 @@ def _tags(body: Dict[str, Any], name: str) -> Optional[List[str]]:
 
 def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
     """The validated change (400 for anything malformed: nothing is applied then)."""
+    from chalicelib.api import access
     from chalicelib.api.routes import _parse_time
     from chalicelib.inbox import rules
 
@@ -83,6 +84,7 @@ def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
 
 def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Dict[str, Any]:
     """One conversation's result; never raises."""
+    from chalicelib.api import access
     from chalicelib.api import views
     from chalicelib.inbox import rules, store
 
@@ -134,7 +136,7 @@ def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Di
 @bulk_api.route("/api/conversations/bulk", methods=["POST"])
 @authenticated
 def bulk_change(identity: Any) -> Any:
-    from chalicelib.api import ratelimit
+    from chalicelib.api import access, ratelimit
 
     change = parse(common.json_body(bulk_api.current_request), identity.agent_id)
     limited = ratelimit.refusal(identity.agent_id, "bulk", len(change["ids"]))
