@@ -46,6 +46,10 @@ class Runtime:
         #: (tests inject fakes with `use_http` / `use_adapter` instead of patching modules).
         self._http: Any = None
         self._adapters: Dict[str, Any] = {}
+        #: (agent id, route class) -> (units left, when counted): the API's rate limits
+        #: (chalicelib.api.ratelimit), per container; `rate_budgets` replaces its budgets (tests).
+        self.rate_buckets: Dict[Tuple[str, str], Tuple[float, float]] = {}
+        self.rate_budgets: Optional[Dict[str, Any]] = None
 
     # --- time -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -175,6 +179,8 @@ class Runtime:
             self.sla_policies.clear()
             self._adapters.clear()
             self._http = None
+            self.rate_buckets.clear()
+            self.rate_budgets = None
         self._clock = time.time
         self.forget_secrets()
 

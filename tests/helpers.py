@@ -271,3 +271,12 @@ def serialise_moto_requests(monkeypatch: Any) -> None:
             return original(stubber, request)
 
     monkeypatch.setattr(BotocoreStubber, "process_request", atomic)
+
+
+def call_api(inbox: Any, method: str, path: str, token: str, body: Any = None) -> Any:
+    """One agent API request with `token` (and `body` as JSON, when given)."""
+    headers = {"Authorization": "Bearer " + token}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    return inbox.client.http.request(method, path, headers=headers,
+                                     body=json.dumps(body).encode() if body is not None else b"")

@@ -9,10 +9,9 @@ from typing import Any, Dict
 
 import pytest
 
-from tests.helpers import PAGE, messenger, page_delivery
+from tests.helpers import PAGE, call_api as _call, messenger, page_delivery
 
 BILLING_PAGE = "5550001111"
-JSON = {"Content-Type": "application/json"}
 
 
 def _now() -> int:
@@ -24,14 +23,6 @@ def _token(email: str, name: str, role: str, teams) -> Dict[str, str]:
 
     agent, _ = people.create(email, name, role, teams, None, "a long enough password")
     return {"token": auth.issue_token(agent), "id": agent.agent_id}
-
-
-def _call(inbox, method: str, path: str, token: str, body: Any = None):
-    headers = {"Authorization": "Bearer " + token}
-    if body is not None:
-        headers.update(JSON)
-    return inbox.client.http.request(method, path, headers=headers,
-                                     body=json.dumps(body).encode() if body is not None else b"")
 
 
 @pytest.fixture
@@ -198,3 +189,134 @@ def test_an_agent_without_a_team_is_told_so_and_sees_no_conversation(world):
     assert listed.status_code == 403 and "not in any team" in json.loads(listed.body)["Message"]
     for conversation_id in (world["default"], world["billing"]):
         assert _call(inbox, "GET", f"/api/conversations/{conversation_id}", loner["token"]).status_code == 404
+
+
+# --- who may be given a conversation (issue 16 items 4 and 5) ----------------------------------------
+
+
+def _patch(world, conversation_id: str, token: str, assignee: Any):
+    return _call(world["inbox"], "PATCH", f"/api/conversations/{conversation_id}", token, {"assignee": assignee})
+
+
+def _bulk(world, ids, token: str, assignee: Any):
+    return _call(world["inbox"], "POST", "/api/conversations/bulk", token, {"ids": ids, "assignee": assignee})
+
+
+def _assignee(world, conversation_id: str):
+    return world["inbox"].get(f"/api/conversations/{conversation_id}")["assignee"]
+
+
+def test_an_agent_cannot_hand_a_conversation_to_another_teams_agent(world):
+    ana, bob = world["ana"], world["bob"]
+    refused = _patch(world, world["default"], ana["token"], bob["id"])
+    assert refused.status_code == 403, refused.body
+    assert "team default" in json.loads(refused.body)["Message"]  # the refusal says why
+    bulk = _bulk(world, [world["default"]], ana["token"], bob["id"])
+    assert bulk.status_code == 200
+    [result] = json.loads(bulk.body)["results"]
+    assert result["status"] == 403 and result["applied"] == [] and "admins" in result["error"]["Message"]
+    assert _assignee(world, world["default"]) is None
+    # Bob's team never got the conversation, its thread or its contact.
+    assert _call(world["inbox"], "GET", f"/api/conversations/{world['default']}", bob["token"]).status_code == 404
+
+
+def _admin_changes_agent(world, agent_id: str, changes: Dict[str, Any]) -> None:
+    response = _call(world["inbox"], "PATCH", f"/api/agents/{agent_id}", world["admin"], changes)
+    assert response.status_code == 200, response.body
+
+
+def test_within_the_team_agents_hand_over_and_admins_hand_across_teams(world):
+    from chalicelib.api import people
+
+    ana, bob = world["ana"], world["bob"]
+    colleague, _ = people.create("cai@example.com", "Cai", "agent", ["default"], None, "a long enough password")
+    assert _patch(world, world["default"], ana["token"], "me").status_code == 200
+    assert _patch(world, world["default"], ana["token"], colleague.agent_id).status_code == 200
+    assert _assignee(world, world["default"]) == colleague.agent_id
+    assert _patch(world, world["default"], world["admin"], bob["id"]).status_code == 200
+    assert _assignee(world, world["default"]) == bob["id"]
+    # Bob, given it across teams, may hand it back to its own team (no new team gains access).
+    assert _patch(world, world["default"], bob["token"], ana["id"]).status_code == 200
+    assert _patch(world, world["default"], ana["token"], None).status_code == 200  # unassigning
+
+
+def test_a_supervisor_hands_over_within_their_own_teams_only(world):
+    from chalicelib.api import people
+
+    sue, ana = world["sue"], world["ana"]
+    _admin_changes_agent(world, sue["id"], {"teams": ["billing", "vip"]})
+    vip, _ = people.create("vic@example.com", "Vic", "agent", ["vip"], None, "a long enough password")
+    assert _patch(world, world["billing"], sue["token"], vip.agent_id).status_code == 200  # both teams hers
+    refused = _patch(world, world["billing"], sue["token"], ana["id"])  # default: not hers
+    assert refused.status_code == 403 and "only admins" in json.loads(refused.body)["Message"]
+    assert _assignee(world, world["billing"]) == vip.agent_id
+
+
+@pytest.mark.parametrize("assignee, status", [
+    ("a_0123456789abcdef", 422),  # nobody has this id
+    ("deactivated", 422),
+    ("a_\x00nul", 400),
+    ("a_\ud800lone", 400),
+    ("x" * 65, 400),
+    (7, 400),
+])
+def test_assignees_are_validated_and_nothing_invalid_is_ever_stored(world, assignee, status):
+    from chalicelib.api import people
+
+    if assignee == "deactivated":
+        gone, _ = people.create("gus@example.com", "Gus", "agent", ["default"], None, "a long enough password")
+        _admin_changes_agent(world, gone.agent_id, {"active": False})
+        assignee = gone.agent_id
+    for token in (world["admin"], world["ana"]["token"]):
+        response = _patch(world, world["default"], token, assignee)
+        assert response.status_code == status, response.body
+        bulk = _bulk(world, [world["default"]], token, assignee)
+        assert bulk.status_code == status, bulk.body
+        assert json.loads(bulk.body)["Code"] in ("BadRequestError", "UnprocessableEntityError")
+    # Still unassigned: it never left the team's Unassigned view.
+    assert _assignee(world, world["default"]) is None
+    unassigned = world["inbox"].conversations(team="default", assignee="none")
+    assert [c["id"] for c in unassigned] == [world["default"]]
+
+
+def test_the_assign_rule_is_one_pure_function_a_picker_can_reuse():
+    from chalicelib.api.access import Person, assign_refusal, assignable
+
+    ana = Person("a_ana", "agent", frozenset({"default"}))
+    sue = Person("a_sue", "supervisor", frozenset({"billing", "vip"}))
+    root = Person("a_root", "admin", frozenset())
+    cai = Person("a_cai", "agent", frozenset({"default"}))
+    bob = Person("a_bob", "agent", frozenset({"billing"}))
+    vic = Person("a_vic", "agent", frozenset({"vip"}))
+    gus = Person("a_gus", "agent", frozenset({"default"}), active=False)
+    everyone = [ana, cai, bob, vic, gus]
+    assert [p.agent_id for p in assignable(ana, "default", everyone)] == ["a_ana", "a_cai"]
+    assert [p.agent_id for p in assignable(sue, "billing", everyone)] == ["a_bob", "a_vic"]
+    assert [p.agent_id for p in assignable(sue, "default", everyone)] == ["a_ana", "a_cai"]
+    assert [p.agent_id for p in assignable(root, "default", everyone)] == ["a_ana", "a_cai", "a_bob", "a_vic"]
+    assert assign_refusal(ana, "default", None).status == 422
+    assert assign_refusal(root, "default", gus).status == 422
+    assert assign_refusal(ana, "default", bob).status == 403
+    assert assign_refusal(ana, "default", bob, current="a_bob") is None  # keeping the assignee changes nothing
+
+
+# --- GET /api/teams/{team}/agents is scoped like the admin lists (issue 16 item 6) ------------------
+
+
+def test_team_agents_are_visible_to_the_teams_own_members_supervisors_and_admins_only(world):
+    inbox, ana, bob, sue = world["inbox"], world["ana"], world["bob"], world["sue"]
+
+    def agents(team: str, token: str):
+        return _call(inbox, "GET", f"/api/teams/{team}/agents", token)
+
+    for token in (bob["token"], sue["token"]):
+        answer = agents("billing", token)
+        assert answer.status_code == 200
+        assert {a["agent_id"] for a in json.loads(answer.body)["agents"]} == {bob["id"], sue["id"]}
+    for token, team in ((ana["token"], "billing"), (bob["token"], "default"), (sue["token"], "default"),
+                        (bob["token"], "no-such-team")):
+        refused = agents(team, token)
+        assert refused.status_code == 403, (team, refused.body)
+        assert set(json.loads(refused.body)) == {"Code", "Message"}  # no member ids, presence or load
+    for team in ("default", "billing", "no-such-team"):
+        assert agents(team, world["admin"]).status_code == 200

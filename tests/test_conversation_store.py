@@ -307,6 +307,31 @@ def test_unknown_account_events_are_replayed_exactly_once_after_registration(inb
     assert bad.status_code == 400
 
 
+def test_concurrent_quarantine_replays_each_report_only_what_they_replayed(inbox, monkeypatch):
+    """Issue 16 item 15: five concurrent replays of five items reported 25; each call must report
+    the items it replayed, so the reports add up to five (and each item lands once)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.ingest import pipeline, replay
+
+    serialise_moto_requests(monkeypatch)  # DynamoDB applies each request atomically; in-process moto does not
+    for i in range(5):
+        assert pipeline.handle(dm(f"q{i}", T0 + i, user=f"u{i}")) == "quarantined"
+    inbox.add_account("messenger", PAGE)
+    barrier = threading.Barrier(5)
+
+    def one_call(_: int):
+        barrier.wait()
+        return replay.replay("messenger")
+
+    with ThreadPoolExecutor(5) as pool:
+        reports = list(pool.map(one_call, range(5)))
+    assert sum(report["replayed"] for report in reports) == 5, reports
+    assert all(report["failed"] == 0 for report in reports)
+    assert sorted(c["message_count"] for c in inbox.conversations()) == [1] * 5
+    assert inbox.quarantine() == []
+
+
 def test_quarantine_is_newest_first_and_paged(inbox):
     from chalicelib.ingest import quarantine
     from chalicelib.runtime import runtime

@@ -94,6 +94,40 @@ def test_concurrent_double_click_is_one_message(accounts, monkeypatch):
     assert store.get(conversation["id"])["message_count"] == 2
 
 
+def test_a_client_id_reused_concurrently_with_another_text_is_refused_not_answered_with_the_other(
+        accounts, monkeypatch):
+    """Issue 16 item 10: concurrent calls with one client_id and different texts answered 200 with
+    the other text's message; each call gets its own message (created or repeated) or a refusal."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib.inbox import outbound, store
+    from tests.helpers import serialise_moto_requests
+
+    serialise_moto_requests(monkeypatch)
+    conversation = _messenger_conversation(accounts)
+    state = store.get(conversation["id"])
+    texts = ["first text", "second text", "first text", "third text", "second text", "fourth text"]
+
+    def send(text: str):
+        try:
+            message, created = outbound.create(outbound.Draft(conversation["id"], "reply", text, "race-2", "a-1"), state)
+        except outbound.ClientIdReused:
+            return text, None, None
+        return text, message.text, created
+
+    with ThreadPoolExecutor(len(texts)) as pool:
+        results = list(pool.map(send, texts))
+    [winner] = [stored for _, stored, created in results if created]
+    for text, stored, created in results:
+        assert stored in (None, text), (text, stored)  # never somebody else's message
+        assert (stored is None) == (text != winner)
+    assert [m["text"] for m in accounts.messages(conversation["id"]) if m["direction"] == "out"] == [winner]
+    # The route answers such a refusal 409, like a sequential reuse.
+    other = next(text for text in texts if text != winner)
+    reused = _post(accounts, conversation["id"], {"text": other, "kind": "reply", "client_id": "race-2"})
+    assert reused.status_code == 409 and json.loads(reused.body)["Code"] == "ClientIdReused"
+
+
 def test_note_is_stored_logged_and_never_queued(accounts):
     conversation = _messenger_conversation(accounts)
     response = _post(accounts, conversation["id"], {"text": "VIP customer", "kind": "note", "client_id": "n-1"})

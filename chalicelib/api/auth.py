@@ -1,10 +1,20 @@
 """Agent authentication: scrypt password hashes, short-lived signed tokens, login throttling.
 
-Throttling is keyed by (hashed) email + source address, by source address and by email alone
-(a ceiling that only slows down, so a stranger cannot lock a real agent out), whether or not an
-agent has the email; unknown emails still pay for a scrypt run, so neither the answer, its timing
-nor the throttle tells an attacker which emails exist. Counters are updated atomically before a
-password is checked, so concurrent bursts get no more checks than sequential attempts.
+Login throttling throttles guesses, not people. Only failed password checks count (an attempt
+refused before its check, and a success, cost nothing), under three budgets kept apart:
+- email + source address: back-off 1, 2, 4 ... s after FREE_ATTEMPTS failures, a lock of that
+  pair only after LOCK_AFTER;
+- source address, any email (password spraying): SOURCE_FAILURES_PER_WINDOW per window;
+- email, any address (distributed guessing): past EMAIL_FREE_PER_WINDOW, one check per
+  EMAIL_SPACING_SECONDS (a delay, never a lock).
+A known pair (this email signed in successfully from this address within KNOWN_PAIR_SECONDS) is
+held only by its own pair budget: strangers exhausting the address's budget (an office behind one
+NAT) or the email's (guessing at an agent's email from many addresses) do not stop the right
+password from the agent's usual address. Units are reserved atomically before a password is
+checked (and given back unless the check failed), so concurrent bursts get no more checks than
+sequential attempts. Everything runs the same whether or not an agent has the email; unknown
+emails still pay for a scrypt run, so neither the answer, its timing nor the throttle tells an
+attacker which emails exist.
 
 Tokens are only honoured while their subject is still an active agent with that id.
 
@@ -28,7 +38,7 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
@@ -55,6 +65,9 @@ SOURCE_FAILURES_PER_WINDOW = 30
 EMAIL_WINDOW_SECONDS = 15 * 60
 EMAIL_FREE_PER_WINDOW = 20
 EMAIL_SPACING_SECONDS = 2
+# How long a successful sign-in makes its email + address pair "known" (exempt from the address
+# and email budgets; its own back-off still applies).
+KNOWN_PAIR_SECONDS = 30 * 86400
 MAX_RETRY_AFTER = 15 * 60
 # How long the token guard trusts its memory of an agent (deactivation reaches every container
 # within this), and how often a token naming another id may force a fresh read.
@@ -233,16 +246,20 @@ def _backoff(failures: int) -> float:
     return min(MAX_BACKOFF_SECONDS, 2 ** min(failures - FREE_ATTEMPTS, 20))
 
 
-def _count_source(source: str, moment: float) -> str:
-    """Failures from one address in the current window, counted atomically (ADD, decided on the
-    count it returns), so a burst cannot read a stale number. Every attempt that reaches this
-    stage counts; a successful login gives its unit back."""
+def _reserve_source(source: str, moment: float) -> str:
+    """Reserve one unit of the address's failure budget for this window (conditional ADD: a
+    refused attempt writes nothing, so being refused costs the address nothing). The unit is
+    given back unless the password check fails."""
     window = int(moment // SOURCE_WINDOW_SECONDS)
     key = _key("source", source, str(window))
-    item = LoginThrottle(key)
-    item.update(actions=[LoginThrottle.failures.add(1), LoginThrottle.last_failure_at.set(moment),
-                         LoginThrottle.expires_at.set((window + 2) * SOURCE_WINDOW_SECONDS)])
-    if item.failures > SOURCE_FAILURES_PER_WINDOW:
+    try:
+        LoginThrottle(key).update(
+            actions=[LoginThrottle.failures.add(1), LoginThrottle.last_failure_at.set(moment),
+                     LoginThrottle.expires_at.set((window + 2) * SOURCE_WINDOW_SECONDS)],
+            condition=LoginThrottle.failures.does_not_exist() | (LoginThrottle.failures < SOURCE_FAILURES_PER_WINDOW))
+    except UpdateError as error:
+        if not _conditional_failure(error):
+            raise
         raise _refused(429, "too many failed attempts; try again later",
                        (window + 1) * SOURCE_WINDOW_SECONDS - moment)
     return key
@@ -306,6 +323,42 @@ def _pace_email(email: str, moment: float) -> str:
     return key
 
 
+def _give_back(keys: List[str]) -> None:
+    """Return reserved budget units: the attempt was a success, or was never checked."""
+    for key in keys:
+        LoginThrottle(key).update(actions=[LoginThrottle.failures.add(-1)])
+
+
+def _known_key(email: str, source: str) -> str:
+    return _key("known", email, source)
+
+
+def _is_known(email: str, source: str, moment: float) -> bool:
+    """Whether this email signed in successfully from this address lately (read only when a
+    shared budget would refuse: the common path pays nothing for it)."""
+    try:
+        item = LoginThrottle.get(_known_key(email, source), consistent_read=True)
+    except DoesNotExist:
+        return False
+    return (item.expires_at or 0) > moment
+
+
+def _reserve_shared(email: str, source: str, moment: float) -> List[str]:
+    """Units of the address's and the email's budgets for one check. When either refuses, a
+    known pair checks anyway (no units: its own pair back-off bounds it); anyone else is refused
+    with what the budget said."""
+    held: List[str] = []
+    try:
+        held.append(_reserve_source(source, moment))
+        held.append(_pace_email(email, moment))
+    except LoginRefused:
+        _give_back(held)
+        if _is_known(email, source, moment):
+            return []
+        raise
+    return held
+
+
 def login(email: str, password: str, now: Optional[float] = None, source: Optional[str] = None) -> str:
     """An access token for valid credentials; LoginRefused(401 or 429) otherwise (see verify)."""
     moment = now if now is not None else time.time()
@@ -321,19 +374,20 @@ def sign_in(email: str, password: str, now: Optional[float] = None, source: Opti
 def verify(email: str, password: str, now: Optional[float] = None, source: Optional[str] = None) -> Agent:
     """The active agent these credentials belong to; LoginRefused(401 or 429) otherwise.
 
-    Throttled per source address, per email+source (back-off, then a lock that only that address
-    suffers) and per email (a ceiling that only slows down). Every counter is updated atomically
-    before the password is checked, so a concurrent burst cannot check more passwords than the
-    limits allow. The same steps run whether or not the email belongs to an agent.
+    Throttled per email+source (back-off, then a lock that only that pair suffers), per source
+    address and per email (a spacing, never a lock); a known pair skips the last two (see the
+    module docstring). Only failed checks count; units are reserved before the password is
+    checked, so a concurrent burst cannot check more passwords than the limits allow. The same
+    steps run whether or not the email belongs to an agent.
     """
     moment = now if now is not None else time.time()
     email = email.strip().lower()
     source = (source or "").strip() or UNKNOWN_SOURCE
-    source_key = _count_source(source, moment)
     pair_key, failures = _reserve_pair(email, source, moment)
+    held: List[str] = []
     checked = False
     try:
-        email_key = _pace_email(email, moment)
+        held = _reserve_shared(email, source, moment)
         agent: Optional[Agent]
         try:
             agent = Agent.get(email)
@@ -342,14 +396,16 @@ def verify(email: str, password: str, now: Optional[float] = None, source: Optio
         valid = check_password(password, agent.password_hash if agent else _dummy_hash())
         checked = True
     finally:
-        if not checked:
+        if not checked:  # refused (or failed) before the check: it costs nobody anything
             _release_pair(pair_key, moment)
+            _give_back(held)
     if agent is None or not agent.active or not valid:
         _settle_pair(pair_key, failures, moment)
         raise LoginRefused(401, "invalid email or password")
     LoginThrottle(pair_key).delete()
-    for key in (source_key, email_key):  # a success is not a failure: give the units back
-        LoginThrottle(key).update(actions=[LoginThrottle.failures.add(-1)])
+    _give_back(held)  # a success is not a failure
+    LoginThrottle(_known_key(email, source)).update(  # UpdateItem: the one write the API may make here
+        actions=[LoginThrottle.expires_at.set(int(moment) + KNOWN_PAIR_SECONDS)])
     _remember_agent(agent)
     return agent
 

@@ -5,8 +5,10 @@ the same logged, conditional write a PATCH makes), answered per id.
 Body: {"ids": [1..100 conversation ids], "status"?, "snoozed_until"?, "assignee"? ("me", an agent
 id or null), "priority"?, "tags_add"?, "tags_remove"?}. A malformed request is 400 as a whole
 (nothing applied). Otherwise 200 with one result per distinct id, in the order given:
-{"id", "status": 200 | 404 | 409 | 422, "conversation"? , "error"? {"Code", "Message"}, "applied": [...]}
-One bad id never fails the others, and never makes the call 5xx.
+{"id", "status": 200 | 403 | 404 | 409 | 422, "conversation"? , "error"? {"Code", "Message"}, "applied": [...]}
+One bad id never fails the others, and never makes the call 5xx. An assignee who cannot be given
+work (unknown, deactivated) is 422 for the whole call; a hand-over to another team the caller may
+not make (access.assign_refusal) is 403 for that id, and nothing is applied to it.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ def _tags(body: Dict[str, Any], name: str) -> Optional[List[str]]:
 
 def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
     """The validated change (400 for anything malformed: nothing is applied then)."""
+    from chalicelib.api import access
     from chalicelib.api.routes import _parse_time
     from chalicelib.inbox import rules
 
@@ -68,13 +71,7 @@ def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
     elif "snoozed_until" in body:
         raise BadRequestError("snoozed_until goes with status 'snoozed'")
     if "assignee" in body:
-        agent = body["assignee"]
-        if agent == "me":
-            agent = agent_id
-        if agent is not None and (not isinstance(agent, str) or not 1 <= len(agent) <= 64 or "#" in agent
-                                  or not common.plausible_id(agent)):
-            raise BadRequestError("assignee must be 'me', an agent id or null")
-        change["assignee"] = agent
+        change["assignee"] = access.parse_assignee(body["assignee"], agent_id)
     if "priority" in body:
         if body["priority"] not in rules.PRIORITIES:
             raise BadRequestError(f"priority must be one of {', '.join(rules.PRIORITIES)}")
@@ -87,6 +84,7 @@ def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
 
 def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Dict[str, Any]:
     """One conversation's result; never raises."""
+    from chalicelib.api import access
     from chalicelib.api import views
     from chalicelib.inbox import rules, store
 
@@ -99,8 +97,13 @@ def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Di
         return result
 
     try:
-        if len(conversation_id) > 100 or not common.can_see(identity, store.get(conversation_id)):
+        state = store.get(conversation_id) if len(conversation_id) <= 100 else None
+        if not common.can_see(identity, state):
             return failed(404, "NotFoundError", "no such conversation")
+        refused = access.check_assignment(identity, state or {}, change.get("candidate"))
+        if refused:  # before anything is applied to this conversation
+            return failed(refused.status, "ForbiddenError" if refused.status == 403 else "UnprocessableEntity",
+                          refused.message)
         state = None
         if "assignee" in change:
             state = store.assign(conversation_id, change["assignee"], actor)
@@ -133,7 +136,14 @@ def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Di
 @bulk_api.route("/api/conversations/bulk", methods=["POST"])
 @authenticated
 def bulk_change(identity: Any) -> Any:
+    from chalicelib.api import access, ratelimit
+
     change = parse(common.json_body(bulk_api.current_request), identity.agent_id)
+    limited = ratelimit.refusal(identity.agent_id, "bulk", len(change["ids"]))
+    if limited is not None:  # bulk work is bounded by conversation ids, not by calls
+        return limited
+    if "assignee" in change:  # an unknown or deactivated assignee is 422 for the whole call
+        change["candidate"] = access.assignee_of(identity, change["assignee"])
     results = [apply_one(conversation_id, change, identity) for conversation_id in change["ids"]]
     ok = sum(1 for r in results if r["status"] == 200)
     return {"results": results, "ok": ok, "failed": len(results) - ok}

@@ -71,7 +71,7 @@ SCHEMAS: Dict[str, S] = {
         "type": "object", "required": ["results", "ok", "failed"],
         "properties": {"ok": INT, "failed": INT, "results": {"type": "array", "items": {
             "type": "object", "required": ["id", "status", "applied"],
-            "properties": {"id": STR, "status": {"enum": [200, 404, 409, 422]},
+            "properties": {"id": STR, "status": {"enum": [200, 403, 404, 409, 422]},
                            "applied": {"type": "array", "items": STR}, "conversation": _ref("Conversation"),
                            "error": _ref("Error")}}}}},
     "CannedReply": {"type": "object", "required": ["id", "scope", "shortcut", "title", "text"],
@@ -128,10 +128,10 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/me/presence", "PUT"): ("My presence (routing)", 200, _ref("Object"), (400, 401)),
     ("/api/conversations", "GET"): ("An inbox view (one index Query)", 200, _page(_ref("Conversation")), (400, 401, 403)),
     ("/api/conversations/bulk", "POST"): ("One change on up to 100 conversations, answered per id", 200,
-                                          _ref("BulkResult"), (400, 401)),
+                                          _ref("BulkResult"), (400, 401, 422)),
     ("/api/conversations/{conversation_id}", "GET"): ("A conversation", 200, _ref("Conversation"), (401, 404)),
     ("/api/conversations/{conversation_id}", "PATCH"): ("Status, assignment, priority, tags", 200,
-                                                        _ref("Conversation"), (400, 401, 404, 409, 422)),
+                                                        _ref("Conversation"), (400, 401, 403, 404, 409, 422)),
     ("/api/conversations/{conversation_id}/read", "POST"): ("Mark read", 200, _ref("Conversation"), (401, 404)),
     ("/api/conversations/{conversation_id}/events", "GET"): ("The event log, oldest first", 200,
                                                              _page(_ref("Event")), (400, 401, 404)),
@@ -215,7 +215,7 @@ ROUTES: Dict[Tuple[str, str], Route] = {
 
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",
               404: "Not found (or not visible to this agent)", 409: "Conflict", 413: "Too large",
-              422: "Refused by a rule", 429: "Too many attempts"}
+              422: "Refused by a rule", 429: "Too many requests (Retry-After says when to try again)"}
 
 
 def document() -> S:
@@ -228,6 +228,9 @@ def document() -> S:
             responses[str(status)] = {"description": summary, "content": {"application/octet-stream": {"schema": schema}}}
         else:
             responses[str(status)] = {"description": summary, "content": {"application/json": {"schema": schema}}}
+        bearer = path not in ("/api/auth/login", "/api/auth/refresh", "/api/openapi.json")
+        if bearer and path != "/api/auth/logout" and 429 not in errors:
+            errors = errors + (429,)  # every agent's requests are rate-limited (chalicelib.api.ratelimit)
         for code in errors:
             responses[str(code)] = {"description": ERROR_TEXT[code],
                                     "content": {"application/json": {"schema": _ref("Error")}}}
@@ -238,7 +241,7 @@ def document() -> S:
                       for part in path.split("/") if part.startswith("{")]
         if parameters:
             operation["parameters"] = parameters
-        if path not in ("/api/auth/login", "/api/auth/refresh", "/api/openapi.json"):
+        if bearer:
             operation["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[method.lower()] = operation
     return {"openapi": "3.1.0",

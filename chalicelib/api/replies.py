@@ -87,8 +87,8 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     # A repeat of the same client_id is the same message, whatever happened since.
     existing = outbound.find_by_client(conversation_id, client_id)
     if existing is not None:
-        if (existing.text or None) != text or existing.direction != ("out" if kind == "reply" else "note"):
-            return error(409, "ClientIdReused", "this client_id was already used for a different message")
+        if not outbound.same_message(existing, kind, text):
+            return _client_id_reused()
         if existing.delivery_status == "queued" and not existing.send_claim:
             if not _enqueue(existing):
                 return error(503, "NotQueued", "the reply is stored but not queued yet; "
@@ -127,6 +127,8 @@ def post_message(conversation_id: str, identity: Any) -> Any:
                            private_reply=plan.private_reply, reply_to=reply_to)
     try:
         message, created = outbound.create(draft, state)
+    except outbound.ClientIdReused:
+        return _client_id_reused()  # a concurrent call with another text stored its message first
     except store.NotFound:
         raise NotFoundError("no such conversation")
     except store.Busy:
@@ -136,6 +138,10 @@ def post_message(conversation_id: str, identity: Any) -> Any:
             return error(503, "NotQueued", "the reply is stored but not queued yet; "
                                              "send it again with the same client_id", message=_json(message))
     return Response(_json(message), status_code=202 if created else 200, headers={"Content-Type": "application/json"})
+
+
+def _client_id_reused() -> Any:
+    return error(409, "ClientIdReused", "this client_id was already used for a different message")
 
 
 def _json(message: Any) -> Dict[str, Any]:

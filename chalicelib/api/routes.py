@@ -27,16 +27,22 @@ PASSWORD_CHANGE_REQUIRED = "password_change_required: choose your own password f
 def authenticated(handler: Callable[..., Any]) -> Callable[..., Any]:
     """Require a valid agent token; the identity is passed as `identity=`. An agent signed in
     with a temporary password gets 403 until they change it, except on routes marked with
-    `allows_temporary_password` (who am I, change my password)."""
+    `allows_temporary_password` (who am I, change my password). Each agent's requests are
+    rate-limited per route class (chalicelib.api.ratelimit: 429 with Retry-After)."""
     allow_temporary = getattr(handler, "allows_temporary_password", False)
 
     @functools.wraps(handler)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from chalicelib.api import ratelimit
         from chalicelib.api.auth import identity_from_header
 
-        identity = identity_from_header(api.current_request.headers.get("authorization"))
+        request = api.current_request
+        identity = identity_from_header(request.headers.get("authorization"))
         if identity is None:
             raise UnauthorizedError("a valid Bearer token is required")
+        limited = ratelimit.refusal(identity.agent_id, ratelimit.route_class(request.method, request.path))
+        if limited is not None:
+            return limited
         if identity.must_change_password and not allow_temporary:
             raise ForbiddenError(PASSWORD_CHANGE_REQUIRED)
         return handler(*args, identity=identity, **kwargs)
@@ -208,11 +214,13 @@ def conversation(conversation_id: str, identity: Any) -> Any:
 def change_conversation(conversation_id: str, identity: Any) -> Any:
     """Status (open, pending, snoozed with `snoozed_until`, resolved) and assignment
     (`assignee`: "me", an agent id or null). With `"claim": true` the assignment only happens
-    if nobody holds the conversation: of two racing claims exactly one wins, the other is 409."""
+    if nobody holds the conversation: of two racing claims exactly one wins, the other is 409.
+    Who may be given it is access.assign_refusal's rule: 422 for an unknown or deactivated
+    agent, 403 (saying why) for a hand-over to another team the caller may not make."""
     from chalicelib.api import access, views
     from chalicelib.inbox import rules, store
 
-    access.require_conversation(identity, conversation_id)
+    state = access.require_conversation(identity, conversation_id)
     body = _json_body()
     unknown = set(body) - {"status", "snoozed_until", "assignee", "claim", "priority", "tags"}
     if unknown or not ({"status", "assignee", "priority", "tags"} & set(body)):
@@ -221,13 +229,14 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     actor = f"agent:{identity.agent_id}"
     try:
         if "assignee" in body:
-            agent = body["assignee"]
-            if agent == "me":
-                agent = identity.agent_id
-            if agent is not None and (not isinstance(agent, str) or not 1 <= len(agent) <= 64 or "#" in agent):
-                raise BadRequestError("assignee must be 'me', an agent id or null")
+            agent = access.parse_assignee(body["assignee"], identity.agent_id)
             if body.get("claim") not in (None, True, False):
                 raise BadRequestError("claim must be true or false")
+            refused = access.check_assignment(identity, state, access.assignee_of(identity, agent))
+            if refused:
+                return Response({"Code": "ForbiddenError" if refused.status == 403 else "UnprocessableEntity",
+                                 "Message": refused.message}, status_code=refused.status,
+                                headers={"Content-Type": "application/json"})
             expected = None if body.get("claim") else rules.ANY
             store.assign(conversation_id, agent, actor, expected)
         if "status" in body:

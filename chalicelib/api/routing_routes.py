@@ -87,11 +87,13 @@ def put_team(team: str, identity: Any) -> Any:
 @routing_api.route("/api/teams/{team}/agents", methods=["GET"])
 @authenticated
 def team_agents(team: str, identity: Any) -> Any:
-    """The team's agents with presence, capacity and current load (open assigned conversations)."""
+    """The team's agents with presence, capacity and current load (open assigned conversations):
+    for the team's own members and supervisors, and admins (access.require_team; 403 otherwise)."""
+    from chalicelib.api import access
     from chalicelib.routing import directory
     from chalicelib.runtime import runtime
 
-    found = directory.team(_team_name(team))
+    found = directory.team(access.require_team(identity, _team_name(team)))
     now = runtime.now_ms()
     agents = []
     for agent_id, profile in sorted((directory.profiles(found.members) if found.members else {}).items()):

@@ -61,6 +61,11 @@ class Gone(LookupError):
     """The message is not there (anymore)."""
 
 
+class ClientIdReused(ValueError):
+    """The client id already names a different message (409): a repeat must carry the same kind
+    and text, or it would be answered with somebody else's message."""
+
+
 @dataclass(frozen=True)
 class Draft:
     """A reply or note an agent wrote, as validated by the API."""
@@ -124,15 +129,25 @@ def preview_text(message: Any) -> str:
 # --- creating ------------------------------------------------------------------------------------
 
 
+def same_message(message: Any, kind: str, text: Optional[str]) -> bool:
+    """Whether a stored message is what a call with this kind and text asks for (a repeat of the
+    same client id), as opposed to a client id reused for another message."""
+    return (message.text or None) == (text or None) and message.direction == ("out" if kind == "reply" else "note")
+
+
 def create(draft: Draft, state: Dict[str, Any]) -> Tuple[Message, bool]:
     """Store a reply (queued) or a note once per client id and apply it to its conversation.
     Returns (message, created): created is False for a repeat of the same client id, which gets
-    the first call's message (finishing its application if that call was interrupted)."""
+    the first call's message (finishing its application if that call was interrupted).
+    ClientIdReused when the client id already names a different message, including one a
+    concurrent call stored a moment ago."""
     ref = client_ref(draft.conversation_id, draft.client_id)
     for _ in range(3):
         location = _ref_location(ref)
         if location is not None:
             message = load(*location)
+            if not same_message(message, draft.kind, draft.text):
+                raise ClientIdReused(draft.client_id)
             if message.applied_at is None and runtime.now_ms() - int(message.received_at) > FINISH_AFTER_MS:
                 _apply(message, recount=True)  # the call that stored it died before applying it
             return message, False

@@ -1,6 +1,9 @@
 """Replay of quarantined events (`POST /api/admin/quarantine/replay`, `make replay-quarantine`):
 items held for an unknown account go through the pipeline again once the account exists; the
-message store dedupes and each replayed item is deleted, so every event lands exactly once."""
+message store dedupes and each replayed item is deleted, so every event lands exactly once.
+Concurrent replays may both run an item through the (idempotent) pipeline; only the call whose
+conditional delete removes the item counts it, so each call reports what it replayed and the
+counts of concurrent calls add up to the number of items."""
 from __future__ import annotations
 
 import json
@@ -41,12 +44,23 @@ def replay(channel: Optional[str] = None, account_id: Optional[str] = None, max_
             logger.exception("quarantine replay failed", extra={"quarantine_id": item.item_id})
             outcome["failed"] += 1
             continue
-        try:
-            item.delete(condition=Quarantine.item_id.exists())
-        except Exception:  # noqa: BLE001 - already removed by a concurrent replay: fine
-            pass
-        outcome["replayed"] += 1
+        if _remove(item):
+            outcome["replayed"] += 1
     return outcome
+
+
+def _remove(item: Quarantine) -> bool:
+    """Delete a replayed item; False when a concurrent replay removed it first (that call
+    reports it). Any other failure keeps the item for the next replay, which lands nothing twice."""
+    from pynamodb.exceptions import DeleteError
+
+    try:
+        item.delete(condition=Quarantine.item_id.exists())
+        return True
+    except DeleteError as error:
+        if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+            logger.warning("replayed quarantine item not removed", extra={"quarantine_id": item.item_id})
+        return False
 
 
 def _point_at_local_stack() -> None:
