@@ -20,7 +20,7 @@ from chalicelib.api.search_routes import search_api
 from chalicelib.api.routing_routes import routing_api
 from chalicelib.api.sla_routes import sla_api
 from chalicelib.ingest.routes import webhooks
-from chalicelib.staffing.routes import staffing_api
+from chalicelib.api.staffing_routes import staffing_api
 from chalicelib.web.routes import web
 
 # configure_logs=False: Chalice would add a plain-text handler to the "socialinbox" logger, which
