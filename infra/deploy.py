@@ -248,6 +248,7 @@ def _refuse_partial_batch_variable(config: Mapping[str, Any]) -> None:
 def configure(build_dir: str, stage: str, template: Mapping[str, Any],
               outputs: Optional[Mapping[str, str]]) -> List[str]:
     """Write the build directory's stage config and policy files; returns the files written."""
+    check_stage(stage)
     chalice_dir = os.path.join(build_dir, ".chalice")
     os.makedirs(chalice_dir, exist_ok=True)
     config_path = os.path.join(chalice_dir, "config.json")

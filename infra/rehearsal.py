@@ -265,9 +265,13 @@ def emulator() -> Iterator[str]:
     from moto.server import ThreadedMotoServer
 
     import logging
+    import warnings
 
     apply_workarounds()
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
+    # Resource types moto's CloudFormation skips are listed once by `not_emulated` instead.
+    warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto")
+    logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -603,6 +607,14 @@ def _declared(workdir: str, stage: str) -> Dict[str, Any]:
     return expectations(app.app, stage, template)
 
 
+def not_emulated(session: Any, stack_name: str, template: Mapping[str, Any]) -> List[str]:
+    """Resource types of the template the emulator's CloudFormation did not create (alarms, metric
+    filters...): deployed for real by AWS, not rehearsed here."""
+    listed = session.client("cloudformation").list_stack_resources(StackName=stack_name)["StackResourceSummaries"]
+    created = {r.get("ResourceType") for r in listed}
+    return sorted({r["Type"] for r in template["Resources"].values()} - created)
+
+
 def _rest_api_id(workdir: str, stage: str) -> Optional[str]:
     path = os.path.join(workdir, ".chalice", "deployed", f"{stage}.json")
     if not os.path.exists(path):
@@ -649,6 +661,9 @@ def rehearse(stage: str, keep: bool = False) -> Dict[str, float]:
             expected = _declared(workdir, stage)
             first = snapshot(session, stage, _rest_api_id(workdir, stage))
             _require(problems(expected, first), "the first deploy")
+            with open(os.path.join(workdir, "out", "resources.json"), encoding="utf-8") as handle:
+                skipped = not_emulated(session, f"{deploy.prefix(stage)}-data", json.load(handle))
+            print("not rehearsed (the emulator's CloudFormation skips them): " + ", ".join(skipped), flush=True)
 
             password = secrets.token_urlsafe(18)
             started = time.monotonic()
