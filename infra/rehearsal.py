@@ -271,7 +271,7 @@ def emulator() -> Iterator[str]:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request
     # Resource types moto's CloudFormation skips are listed once by `not_emulated` instead.
     warnings.filterwarnings("ignore", message="Tried to parse .* not supported by moto")
-    logging.getLogger("moto.cloudformation.parsing").setLevel(logging.ERROR)
+    logging.getLogger("moto").setLevel(logging.ERROR)
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
@@ -316,16 +316,23 @@ def workspace() -> str:
 
 
 def make(workdir: str, env: Mapping[str, str], *arguments: str, stdin: str = "") -> str:
-    """One `make` as the operator types it; its output is shown and returned, a failure raises."""
+    """One `make` as the operator types it; its output is shown as it comes, each line with the
+    seconds since the step started, and returned. A failure raises."""
     print(f"\n$ make {' '.join(arguments)}", flush=True)
     started = time.monotonic()
-    result = subprocess.run(["make", *arguments], cwd=workdir, env=dict(env), input=stdin, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    print(result.stdout, end="", flush=True)
-    print(f"[{time.monotonic() - started:.1f} s]", flush=True)
-    if result.returncode != 0:
-        raise RehearsalFailed(f"make {' '.join(arguments)} failed ({result.returncode})")
-    return result.stdout
+    process = subprocess.Popen(["make", *arguments], cwd=workdir, env=dict(env), text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert process.stdin is not None and process.stdout is not None
+    process.stdin.write(stdin)
+    process.stdin.close()
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        print(f"{time.monotonic() - started:6.1f} | {line}", end="", flush=True)
+    code = process.wait()
+    if code != 0:
+        raise RehearsalFailed(f"make {' '.join(arguments)} failed ({code})")
+    return "".join(lines)
 
 
 class RehearsalFailed(Exception):
@@ -396,22 +403,28 @@ def snapshot(session: Any, stage: str, rest_api_id: Optional[str]) -> Dict[str, 
                 "environment": (function.get("Environment") or {}).get("Variables") or {},
                 "timeout": function["Timeout"], "memory": function["MemorySize"], "concurrency": concurrency,
                 "handler": function["Handler"]}
+    def ours(function_arn: str) -> Optional[str]:
+        """The stage's function named by an ARN, else None (so what outlives a function is seen)."""
+        name = function_arn.split(":function:", 1)[-1].split(":", 1)[0]
+        return name if name == stage_prefix or name.startswith(stage_prefix + "-") else None
+
     mappings = []
-    for name in functions:
-        for page in lam.get_paginator("list_event_source_mappings").paginate(FunctionName=name):
-            for mapping in page["EventSourceMappings"]:
-                mappings.append({"uuid": mapping["UUID"], "function": name, "source": mapping["EventSourceArn"],
-                                 "batch_size": mapping.get("BatchSize"),
+    for page in lam.get_paginator("list_event_source_mappings").paginate():
+        for mapping in page["EventSourceMappings"]:
+            if ours(mapping["FunctionArn"]):
+                mappings.append({"uuid": mapping["UUID"], "function": ours(mapping["FunctionArn"]),
+                                 "source": mapping["EventSourceArn"], "batch_size": mapping.get("BatchSize"),
                                  "window": mapping.get("MaximumBatchingWindowInSeconds"),
                                  "response_types": sorted(mapping.get("FunctionResponseTypes") or [])})
     events = session.client("events")
     schedules = []
     for rule in events.list_rules()["Rules"]:
         for target in events.list_targets_by_rule(Rule=rule["Name"])["Targets"]:
-            name = target["Arn"].rsplit(":", 1)[-1]
-            if name in functions:
+            if ours(target["Arn"]):
                 schedules.append({"rule": rule["Name"], "expression": rule.get("ScheduleExpression"),
-                                  "function": name, "state": rule.get("State")})
+                                  "function": ours(target["Arn"]), "state": rule.get("State")})
+    roles = sorted(r["RoleName"] for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"]
+                   if r["RoleName"].startswith(stage_prefix + "-"))
     sfn = session.client("stepfunctions")
     machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
                 if m["name"].startswith(stage_prefix + "-")}
@@ -419,7 +432,8 @@ def snapshot(session: Any, stage: str, rest_api_id: Optional[str]) -> Dict[str, 
     queues = sorted(_queue_path(url) for url in sqs.list_queues(QueueNamePrefix=stage_prefix + "-").get("QueueUrls", []))
     tables = sorted(t for t in session.client("dynamodb").list_tables()["TableNames"]
                     if t.startswith(stage_prefix + "-"))
-    return {"functions": functions, "mappings": sorted(mappings, key=lambda m: (m["function"], m["source"])),
+    return {"functions": functions, "roles": roles,
+            "mappings": sorted(mappings, key=lambda m: (m["function"], m["source"])),
             "schedules": sorted(schedules, key=lambda s: s["function"]), "state_machines": machines,
             "queues": queues, "tables": tables, "api": _api(session, rest_api_id, functions)}
 
@@ -694,10 +708,12 @@ def rehearse(stage: str, keep: bool = False) -> Dict[str, float]:
 
 
 def teardown_problems(session: Any, stage: str, deployed: Mapping[str, Any], admins: List[str]) -> List[str]:
-    """After `make teardown`: no function, mapping, schedule, API or data stack left; the tables
+    """After `make teardown`: no function, role, mapping, schedule, API or data stack left; the tables
     (DeletionPolicy Retain) and their data kept."""
     left = snapshot(session, stage, (deployed.get("api") or {}).get("id"))
     wrong = [f"function {name} is left" for name in left["functions"]]
+    wrong += [f"role {name} is left" for name in left["roles"]]
+    wrong += [f"event source mapping of {m['function']} on {m['source']} is left" for m in left["mappings"]]
     wrong += [f"schedule {s['rule']} is left" for s in left["schedules"]]
     if left["api"] is not None:
         wrong.append("the REST API is left")

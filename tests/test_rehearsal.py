@@ -111,7 +111,8 @@ def deployed_as_declared(expected):
                  if s["function"] in deploy.PARTIAL_BATCH_FUNCTIONS else []} for s in expected["sqs"]]
     schedules = [{"rule": f"{s['function']}-event", "expression": s["expression"], "state": "ENABLED",
                   "function": deploy.lambda_function_name(STAGE, s["function"])} for s in expected["schedules"]]
-    return {"functions": functions, "mappings": mappings, "schedules": schedules, "state_machines": machines,
+    return {"functions": functions, "roles": sorted(f["role"].rsplit("/", 1)[1] for f in functions.values()),
+            "mappings": mappings, "schedules": schedules, "state_machines": machines,
             "queues": queues, "tables": [f"socialinbox-{STAGE}-agents"],
             "api": {"id": "abc123", "routes": copy.deepcopy(expected["routes"]), "stages": {"api": {}},
                     "targets": [deploy.lambda_function_name(STAGE, deploy.API_HANDLER)]}}
@@ -224,3 +225,28 @@ def test_an_upgrade_may_change_code_and_nothing_else(expected):
     assert any(line.startswith("/functions/socialinbox-staging/role") for line in found)
     assert any(line.startswith("/api/id") for line in found)
     assert any(line.startswith("/tables") for line in found)
+
+
+def test_teardown_finds_what_outlived_it(aws_backend):
+    """Functions, their roles, mappings and schedules of the stage left behind are each named,
+    whether or not the function they belong to is still there."""
+    import boto3
+
+    session = boto3.session.Session(region_name=REGION)
+    arn = rehearsal._probe_function("socialinbox-staging-sla_sweeper")
+    sqs = session.client("sqs")
+    queue = sqs.create_queue(QueueName="socialinbox-staging-ingest")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    session.client("lambda").create_event_source_mapping(EventSourceArn=queue_arn, FunctionName=arn)
+    events = session.client("events")
+    events.put_rule(Name="sweeper-event", ScheduleExpression="rate(1 minute)")
+    events.put_targets(Rule="sweeper-event", Targets=[{"Id": "1", "Arn": arn}])
+    session.client("lambda").delete_function(FunctionName=arn)
+    wrong = rehearsal.teardown_problems(session, STAGE, {"tables": [], "api": None}, [rehearsal.ADMIN_EMAIL])
+    assert "role socialinbox-staging-sla_sweeper is left" in wrong
+    assert f"event source mapping of socialinbox-staging-sla_sweeper on {queue_arn} is left" in wrong
+    assert "schedule sweeper-event is left" in wrong
+    kept = {"tables": ["socialinbox-staging-agents"], "api": None}
+    assert rehearsal.teardown_problems(session, STAGE, kept, [])[-2:] == [
+        "tables [] after teardown, ['socialinbox-staging-agents'] before: they are kept",
+        "the agents table lost its data"]
