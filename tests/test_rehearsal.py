@@ -13,7 +13,7 @@ import pytest
 from chalice import Chalice, Rate
 
 from chalicelib.local import stack
-from infra import deploy, rehearsal
+from infra import deploy, moto_gaps, rehearsal
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STAGE, REGION, ACCOUNT = "staging", rehearsal.REGION, rehearsal.ACCOUNT
@@ -22,7 +22,7 @@ STAGE, REGION, ACCOUNT = "staging", rehearsal.REGION, rehearsal.ACCOUNT
 # --- the emulator's gaps -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("gap", rehearsal.GAPS, ids=[g.name for g in rehearsal.GAPS])
+@pytest.mark.parametrize("gap", moto_gaps.GAPS, ids=[g.name for g in moto_gaps.GAPS])
 def test_each_gap_the_rehearsal_works_around_is_still_in_moto(aws_backend, gap):
     """When this fails, moto fixed the gap: remove its workaround from infra/rehearsal.py."""
     assert gap.still_present(), f"moto fixed {gap.name!r}: remove its workaround ({gap.why})"
@@ -34,10 +34,10 @@ def test_the_workarounds_close_the_gaps_they_name():
 import json, os
 os.environ.update(AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x", AWS_DEFAULT_REGION="eu-west-1")
 from moto import mock_aws
-from infra import rehearsal
-rehearsal.apply_workarounds()
+from infra import moto_gaps
+moto_gaps.apply_workarounds()
 left = {}
-for gap in rehearsal.GAPS:
+for gap in moto_gaps.GAPS:
     if gap.workaround is not None:
         with mock_aws():
             left[gap.name] = gap.still_present()
@@ -48,7 +48,7 @@ print(json.dumps(left))
                             timeout=120)
     assert result.returncode == 0, result.stderr
     left = json.loads(result.stdout.strip().splitlines()[-1])
-    assert set(left) == {g.name for g in rehearsal.GAPS if g.workaround is not None}
+    assert set(left) == {g.name for g in moto_gaps.GAPS if g.workaround is not None}
     assert not any(left.values()), left
 
 
@@ -233,7 +233,7 @@ def test_teardown_finds_what_outlived_it(aws_backend):
     import boto3
 
     session = boto3.session.Session(region_name=REGION)
-    arn = rehearsal._probe_function("socialinbox-staging-sla_sweeper")
+    arn = moto_gaps.lambda_function("socialinbox-staging-sla_sweeper")
     sqs = session.client("sqs")
     queue = sqs.create_queue(QueueName="socialinbox-staging-ingest")["QueueUrl"]
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
