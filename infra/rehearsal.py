@@ -439,7 +439,7 @@ def _admins(session: Any, stage: str) -> List[str]:
 def _require(wrong: List[str], after: str) -> None:
     if wrong:
         raise RehearsalFailed(f"after {after}:\n  " + "\n  ".join(wrong))
-    print(f"checked after {after}: as the app declares", flush=True)
+    print(f"checked after {after}: as expected", flush=True)
 
 
 def rehearse(stage: str, keep: bool = False) -> Dict[str, float]:
