@@ -6,11 +6,13 @@ STAMP  := $(VENV)/.installed-stamp
 PORT      ?= 8000
 MOTO_PORT ?= 5000
 STAGE     ?= dev
+# The AWS CLI the deploy targets call: the one requirements-dev.txt pins (no system install needed).
+AWS       := $(VENV)/bin/aws
 # Test processes: the suite waits on real timers, servers and a browser much of the time, so
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: run reset soak test browser screenshots demo bench x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
+.PHONY: deploy-rehearsal run reset soak test browser screenshots demo bench x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -110,30 +112,43 @@ package: lambda-build render  ## one SAM template + zip of everything into out/p
 	$(VENV)/bin/cfn-lint out/package/sam.json
 	@ls -l out/package
 
-deploy-package: package  ## the one-artifact path: BUCKET=<s3 bucket for the zip> (stack socialinbox-STAGE)
+deploy-package: package  ## the one-artifact path: BUCKET=<s3 bucket for the zip and the template> (stack socialinbox-STAGE)
 	@test -n "$(BUCKET)" || { echo "usage: make deploy-package STAGE=dev BUCKET=my-artifacts-bucket"; exit 2; }
 	$(PY) -m infra.deploy partial-batches --stage $(STAGE) --mappings-only  # existing mappings first (docs/DEPLOY.md)
-	aws cloudformation package --template-file out/package/sam.json --s3-bucket $(BUCKET) \
+	$(AWS) cloudformation package --template-file out/package/sam.json --s3-bucket $(BUCKET) \
 	  --output-template-file out/package/packaged.json
-	aws cloudformation deploy --stack-name socialinbox-$(STAGE) --template-file out/package/packaged.json \
+	$(AWS) cloudformation deploy --stack-name socialinbox-$(STAGE) --template-file out/package/packaged.json \
+	  --s3-bucket $(BUCKET) --s3-prefix templates \
 	  --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND --no-fail-on-empty-changeset \
 	  $(if $(ALARM_EMAIL),--parameter-overrides AlarmEmail=$(ALARM_EMAIL))
 
-# Two stacks (the default): the data stack first, its outputs written to out/, turned into the
-# build's stage config and per-function policies (infra/deploy.py), then `chalice deploy`.
+# Two stacks (the default): the data stack first (its template goes through the stage's artefacts
+# bucket, created on the first deploy: CloudFormation takes at most 51,200 bytes inline), its
+# outputs written to out/, turned into the build's stage config and per-function policies
+# (infra/deploy.py), then `chalice deploy`. ARTIFACTS_BUCKET=<yours> instead of the stage's own.
+# HEALTH_CHECK: what is called with the new API's /health URL (the rehearsal replaces curl).
+HEALTH_CHECK ?= curl -fsS
 deploy: lambda-build render  ## data stack, its outputs -> stage config, then chalice deploy; ALARM_EMAIL=... optional
-	aws cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file out/resources.json \
+	bucket=$$($(PY) -m infra.deploy artifacts-bucket --stage $(STAGE) --bucket "$(ARTIFACTS_BUCKET)") && \
+	$(AWS) cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file out/resources.json \
+	  --s3-bucket "$$bucket" --s3-prefix templates \
 	  --parameter-overrides Stage=$(STAGE) $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) \
 	  --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
-	aws cloudformation describe-stacks --stack-name socialinbox-$(STAGE)-data --output json \
+	$(AWS) cloudformation describe-stacks --stack-name socialinbox-$(STAGE)-data --output json \
 	  > out/stack-outputs-$(STAGE).json
 	$(PY) -m infra.deploy configure --stage $(STAGE) --build $(BUILD) --outputs out/stack-outputs-$(STAGE).json
 	mkdir -p .chalice/deployed && cp -r .chalice/deployed $(BUILD)/.chalice/
 	cd $(BUILD) && ../../$(VENV)/bin/chalice deploy --stage $(STAGE)
 	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/
 	$(PY) -m infra.deploy partial-batches --stage $(STAGE)  # ReportBatchItemFailures, then the variable
-	@cd $(BUILD) && url=$$(../../$(VENV)/bin/chalice url --stage $(STAGE)) && echo "health: $${url}health" && \
-	  curl -fsS "$${url}health" && echo
+	@url=$$(cd $(BUILD) && ../../$(VENV)/bin/chalice url --stage $(STAGE)) && echo "health: $${url}health" && \
+	  $(HEALTH_CHECK) "$${url}health" && echo
+
+# The whole operator's sequence against an emulated AWS account (moto on a free loopback port, no
+# AWS account, no network): deploy, first admin, a second deploy as an upgrade, teardown, with
+# what exists checked after each (infra/rehearsal.py; docs/DEPLOY.md). Any stage name but local.
+deploy-rehearsal: $(STAMP)  ## rehearse make deploy / create-admin / upgrade / teardown on a loopback moto: STAGE=staging
+	$(PY) -m infra.rehearsal --stage $(STAGE)
 
 secrets: $(STAMP)  ## put secrets into SSM as SecureStrings: STAGE=dev [NAMES="META_APP_SECRET ..."] (asked, never echoed; empty keeps)
 	$(PY) -m infra.deploy put-secrets --stage $(STAGE) $(NAMES)
@@ -141,8 +156,8 @@ secrets: $(STAMP)  ## put secrets into SSM as SecureStrings: STAGE=dev [NAMES="M
 teardown:  ## delete the functions and the data stack of STAGE; tables are kept (DeletionPolicy Retain), see docs/DEPLOY.md
 	@test "$(CONFIRM)" = "$(STAGE)" || { echo "usage: make teardown STAGE=$(STAGE) CONFIRM=$(STAGE)"; exit 2; }
 	$(VENV)/bin/chalice delete --stage $(STAGE)  # reads .chalice/deployed/$(STAGE).json (kept by make deploy)
-	aws cloudformation delete-stack --stack-name socialinbox-$(STAGE)-data
-	aws cloudformation wait stack-delete-complete --stack-name socialinbox-$(STAGE)-data
+	$(AWS) cloudformation delete-stack --stack-name socialinbox-$(STAGE)-data
+	$(AWS) cloudformation wait stack-delete-complete --stack-name socialinbox-$(STAGE)-data
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis out build

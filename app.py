@@ -5,6 +5,8 @@ from typing import Any, Callable, Dict
 from chalice import Chalice, Rate, Response
 
 from chalicelib import config, tracing
+
+config.refuse_local_stage_in_aws()  # first: a deployed function never starts with the local defaults
 from chalicelib.api.admin_routes import admin_api
 from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api

@@ -35,12 +35,45 @@ LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
 }
 
 
+LOCAL_STAGE = "local"
+
+
+class LocalStageInAws(RuntimeError):
+    """A function running in AWS whose stage is `local` (or unset): it would take the local
+    defaults (dev secrets, the cheap test password hash, emulator endpoints), so it stops instead."""
+
+
+def in_aws() -> bool:
+    """Inside a Lambda function (its runtime always sets AWS_LAMBDA_FUNCTION_NAME)."""
+    return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+
+
 def stage() -> str:
-    return os.environ.get("SOCIALINBOX_STAGE", "local")
+    """SOCIALINBOX_STAGE, `local` when unset; in AWS a local stage raises LocalStageInAws, so no
+    code path can reach a local default there."""
+    name = os.environ.get("SOCIALINBOX_STAGE") or LOCAL_STAGE
+    if name == LOCAL_STAGE and in_aws():
+        raise LocalStageInAws(
+            f"SOCIALINBOX_STAGE is {os.environ.get('SOCIALINBOX_STAGE', 'unset')!r} in the Lambda function "
+            f"{os.environ.get('AWS_LAMBDA_FUNCTION_NAME')}: refusing to start with the local stage's defaults "
+            "(deploy with `make deploy STAGE=<name>`, which sets it)")
+    return name
 
 
 def is_local() -> bool:
-    return stage() == "local"
+    return stage() == LOCAL_STAGE
+
+
+def refuse_local_stage_in_aws() -> None:
+    """Called once when the app is imported (the cold start): a deployed function without its
+    stage logs why and fails every invocation, rather than serving with local defaults."""
+    try:
+        stage()
+    except LocalStageInAws as error:
+        from chalicelib.logs import logger
+
+        logger.error("refusing to start: local stage in AWS", extra={"reason": str(error)})
+        raise
 
 
 #: The invoked function's own variables when one process runs several functions (`make run`'s

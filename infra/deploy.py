@@ -6,9 +6,12 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy fix-package --stage dev out/package/sam.json
     python -m infra.deploy partial-batches --stage dev [--mappings-only]
     python -m infra.deploy put-secrets --stage dev [NAME ...]
+    python -m infra.deploy artifacts-bucket --stage dev [--bucket NAME]
 
-`configure` writes the build directory's `.chalice/config.json` (queue URLs and the SLA state
-machine ARN as environment variables, one IAM policy file per function) and those policy files.
+`configure` writes the build directory's `.chalice/config.json` (the stage's name, queue URLs and
+the SLA state machine ARN as environment variables, one IAM policy file per function) and those
+policy files, for any stage name but `local` (STAGE_NAME; a stage `.chalice/config.json` does not
+know starts from NEW_STAGE_BASE's settings).
 With `--outputs` (a `describe-stacks` document) the values are the deployed stack's; without it
 they are `@ref:<LogicalId>` placeholders that `fix-package` turns into `Ref`s once `chalice
 package --merge-template` has put the data stack and the functions into one template.
@@ -33,6 +36,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import sys
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -55,6 +59,27 @@ PARTIAL_BATCH_FUNCTIONS = ("ingest_processor", "sla_timers")
 #: = chalicelib.ingest.processor.PARTIAL_BATCH_ENV (not imported: this tool must not load the app).
 PARTIAL_BATCH_ENV = "SQS_REPORT_BATCH_ITEM_FAILURES"
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+#: A stage name: it goes into every resource name (`socialinbox-<stage>-...`), Lambda function and
+#: S3 bucket names included, so lower case, digits and inner hyphens, short enough for
+#: artifacts_bucket_name to stay within S3's 63 characters.
+STAGE_NAME = re.compile(r"^[a-z][a-z0-9-]{0,14}[a-z0-9]$|^[a-z]$")
+#: = chalicelib.config's stage of `make run` and the tests: never deployed (its functions would
+#: take the dev secrets and the cheap password hash).
+LOCAL_STAGE = "local"
+#: The stage whose function settings (timeouts, memory, concurrency, tracing) a new stage starts from.
+NEW_STAGE_BASE = "dev"
+#: = chalicelib.config's variable for the stage (not imported: this tool must not load the app).
+STAGE_ENV = "SOCIALINBOX_STAGE"
+
+
+def check_stage(stage: str) -> str:
+    """The stage name, or a ValueError saying why it cannot be deployed."""
+    if stage == LOCAL_STAGE:
+        raise ValueError("stage 'local' is `make run`'s and is never deployed: its functions would take the dev "
+                         "secrets and defaults (choose another name, e.g. staging)")
+    if not STAGE_NAME.match(stage):
+        raise ValueError(f"stage {stage!r}: 1-16 of a-z, 0-9 and inner hyphens, starting with a letter")
+    return stage
 
 
 def prefix(stage: str) -> str:
@@ -185,12 +210,21 @@ def stage_config(base: Mapping[str, Any], stage: str, template: Mapping[str, Any
                  outputs: Optional[Mapping[str, str]]) -> Dict[str, Any]:
     """`.chalice/config.json` with the stage fed from the stack: environment, one policy per
     function. Everything else the stage says (memory, timeouts, concurrency) is kept."""
+    check_stage(stage)
     config = copy.deepcopy(dict(base))
     _refuse_partial_batch_variable(config)
-    stage_section = config.setdefault("stages", {}).setdefault(stage, {})
+    stages = config.setdefault("stages", {})
+    if stage not in stages:
+        stages[stage] = copy.deepcopy(stages.get(NEW_STAGE_BASE, {}))
+    stage_section = stages[stage]
     stage_section["autogen_policy"] = False
     stage_section.pop("iam_policy_file", None)
-    stage_section.setdefault("environment_variables", {}).update(environment(template, outputs))
+    variables = stage_section.setdefault("environment_variables", {})
+    variables.update(environment(template, outputs))
+    # The app derives its table and queue names, and whether it may use local defaults, from this
+    # (chalicelib.config.stage); `chalice deploy` also sets it while importing the app, so the SQS
+    # event sources name the stage's queues.
+    variables[STAGE_ENV] = stage
     per_function = stage_section.setdefault("lambda_functions", {})
     for function in functions():
         per_function.setdefault(function, {})["iam_policy_file"] = policy_file_name(stage, function)
@@ -214,6 +248,7 @@ def _refuse_partial_batch_variable(config: Mapping[str, Any]) -> None:
 def configure(build_dir: str, stage: str, template: Mapping[str, Any],
               outputs: Optional[Mapping[str, str]]) -> List[str]:
     """Write the build directory's stage config and policy files; returns the files written."""
+    check_stage(stage)
     chalice_dir = os.path.join(build_dir, ".chalice")
     os.makedirs(chalice_dir, exist_ok=True)
     config_path = os.path.join(chalice_dir, "config.json")
@@ -430,6 +465,45 @@ def _wait(ready: Callable[[], bool], timeout: float, sleep: Callable[[float], No
         waited += 2.0
 
 
+# --- the artefacts bucket (templates over CloudFormation's inline limit go through S3) ------------
+
+# `aws cloudformation deploy` sends a template inline only up to 51,200 bytes; from S3
+# (`--s3-bucket`) CloudFormation takes up to 1 MB (tests/test_deploy.py checks every deploy).
+#: Uploaded templates are only read during the deploy that uploads them.
+ARTIFACT_EXPIRY_DAYS = 30
+
+
+def artifacts_bucket_name(stage: str, account: str, region: str) -> str:
+    """One per stage, account and region (bucket names are global; the stack's region reads it)."""
+    return f"{prefix(check_stage(stage))}-deploy-{account}-{region}"
+
+
+def ensure_artifacts_bucket(s3: Any, account: str, region: str, stage: str, name: Optional[str] = None) -> str:
+    """The stage's artefacts bucket, created on the first deploy and reused after: private (public
+    access blocked), objects expiring after ARTIFACT_EXPIRY_DAYS. `name` is the operator's own
+    bucket, used as it is. A bucket of that name owned by another account is an error (403), never
+    written to. `s3` is a boto3 S3 client. Returns the bucket's name."""
+    from botocore.exceptions import ClientError
+
+    if name:
+        return name
+    bucket = artifacts_bucket_name(stage, account, region)
+    try:
+        s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
+        return bucket
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+    where = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    s3.create_bucket(Bucket=bucket, **where)
+    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={
+        "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": [
+        {"ID": "expire-deploy-artifacts", "Status": "Enabled", "Filter": {"Prefix": ""},
+         "Expiration": {"Days": ARTIFACT_EXPIRY_DAYS}}]})
+    return bucket
+
+
 # --- secrets ----------------------------------------------------------------------------------------
 
 
@@ -489,11 +563,30 @@ def main(argv: Optional[List[str]] = None) -> int:
     partial.add_argument("--stage", required=True)
     partial.add_argument("--mappings-only", action="store_true",
                          help="only the existing mappings (before deploying the one-artifact template)")
+    bucket = sub.add_parser("artifacts-bucket", help="create or reuse the stage's artefacts bucket; prints its name")
+    bucket.add_argument("--stage", required=True)
+    bucket.add_argument("--bucket", default="", help="your own bucket instead (used as it is)")
     secrets = sub.add_parser("put-secrets", help="SecureString parameters into SSM (asked, never echoed)")
     secrets.add_argument("--stage", required=True)
     secrets.add_argument("names", nargs="*", help="default: every name the template lists")
     args = parser.parse_args(argv)
-    if args.command == "put-secrets":
+    try:
+        return _run(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "artifacts-bucket":
+        import boto3
+
+        session = boto3.session.Session()
+        region = session.region_name or "us-east-1"
+        account = "" if args.bucket else session.client("sts").get_caller_identity()["Account"]
+        print(ensure_artifacts_bucket(session.client("s3", region_name=region), account, region,
+                                      check_stage(args.stage), args.bucket))
+    elif args.command == "put-secrets":
         import boto3
 
         names = args.names or secret_names(_load_json(os.path.join(ROOT, "infra", "resources.json")))

@@ -1,6 +1,7 @@
 """Secrets come from SSM in AWS stages (cached), env/dev defaults locally; X-Ray is optional."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -310,3 +311,43 @@ def test_the_correlation_id_follows_a_delivery_into_its_sla_timers_and_a_reply_i
     stored = by_message["outbound message stored"]["correlation_id"]
     assert stored != delivery
     assert by_message["reply sent"]["correlation_id"] == stored
+
+
+# --- a deployed function never runs as the local stage -------------------------------------------
+
+@pytest.mark.parametrize("stage", [None, "", "local"])
+def test_a_function_in_aws_without_its_stage_refuses_to_start_and_says_why(stage):
+    """Deployed without SOCIALINBOX_STAGE, a function took the local stage's defaults: the dev
+    secrets, the cheap test password hash, local queue names. Now its cold start fails, logged."""
+    script = ("import os, sys\n"
+              "os.environ['AWS_LAMBDA_FUNCTION_NAME'] = 'socialinbox-qa'\n"
+              + ("" if stage is None else f"os.environ['SOCIALINBOX_STAGE'] = {stage!r}\n")
+              + "import app\nprint('started')\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("SOCIALINBOX_STAGE", "TEST_SCRYPT_N")}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0 and "started" not in result.stdout
+    [line] = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    assert line["level"] == "ERROR" and line["message"] == "refusing to start: local stage in AWS"
+    assert "socialinbox-qa" in line["reason"] and "LocalStageInAws" in result.stderr
+
+
+def test_a_function_in_aws_with_its_stage_starts():
+    script = ("import os\nos.environ.update(AWS_LAMBDA_FUNCTION_NAME='socialinbox-qa', SOCIALINBOX_STAGE='qa')\n"
+              "import app\nprint('started')\n")
+    assert "started" in _python(script)
+
+
+def test_in_aws_no_local_default_is_reachable(monkeypatch):
+    """Even past the start check (a variable changed at run time), the local defaults stay closed."""
+    from chalicelib.api import auth
+
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "socialinbox-qa")
+    monkeypatch.delenv("AUTH_TOKEN_SECRET")
+    runtime.forget_secrets()
+    with pytest.raises(config.LocalStageInAws):
+        runtime.secret("AUTH_TOKEN_SECRET")
+    with pytest.raises(config.LocalStageInAws):
+        auth.hash_password("a long enough password")
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME")
+    assert runtime.secret("AUTH_TOKEN_SECRET") == config.LOCAL_SECRET_DEFAULTS["AUTH_TOKEN_SECRET"]  # locally

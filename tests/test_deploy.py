@@ -377,6 +377,129 @@ def test_make_deploy_package_readies_existing_mappings_before_the_stack_update()
     assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions))
 
 
+# --- templates and the limits of the command that deploys them -------------------------------------
+
+
+def _dry_run(target: str, *variables: str) -> list:
+    """The shell commands `make -n` prints for a target, continuation lines joined."""
+    result = subprocess.run(["make", "-n", target, *variables], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.replace("\\\n", " ").splitlines()
+
+
+def _deploying_targets() -> list:
+    """Every Makefile target whose recipe runs `cloudformation deploy`."""
+    targets, current = [], None
+    with open(os.path.join(ROOT, "Makefile"), encoding="utf-8") as handle:
+        for line in handle:
+            if line[:1] not in ("\t", " ", "#", "\n") and ":" in line and "=" not in line.split(":")[0]:
+                current = line.split(":")[0].strip()
+            elif "cloudformation deploy" in line and current not in targets:
+                targets.append(current)
+    return targets
+
+
+def _option(command: str, name: str) -> str:
+    words = command.split()
+    return words[words.index(name) + 1].strip("\"'") if name in words else ""
+
+
+#: CloudFormation's template limits: sent inline (TemplateBody) and read from S3 (TemplateURL).
+INLINE_TEMPLATE_LIMIT, TEMPLATE_URL_LIMIT = 51_200, 1_000_000
+
+
+def test_every_template_the_makefile_deploys_fits_what_its_command_accepts(tmp_path):
+    """`aws cloudformation deploy` sends a template inline only up to 51,200 bytes; with
+    --s3-bucket it uploads it first, up to CloudFormation's 1 MB. The data stack was 60 KB and sent
+    inline: the first step of every deploy failed. A template this test can render is measured; one
+    it cannot (the packaged one-artifact template) must go through a bucket."""
+    targets = _deploying_targets()
+    assert {"deploy", "deploy-package"} <= set(targets)
+    checked = []
+    for target in targets:
+        commands = _dry_run(target, "STAGE=qa", "BUCKET=b")
+        for command in (c for c in commands if "cloudformation deploy" in c):
+            template = _option(command, "--template-file")
+            through_bucket = bool(_option(command, "--s3-bucket"))
+            producers = [c.split("#")[0].split(">")[0].split("&&")[-1] for c in commands
+                         if c.split("#")[0].rstrip().endswith("> " + template)]
+            size = None
+            if producers:
+                rendered = subprocess.run(producers[-1], shell=True, cwd=ROOT, capture_output=True, timeout=120)
+                assert rendered.returncode == 0, rendered.stderr
+                size = len(rendered.stdout)
+            limit = TEMPLATE_URL_LIMIT if through_bucket else INLINE_TEMPLATE_LIMIT
+            assert through_bucket or size is not None, f"make {target}: {template} (size unknown) is sent inline"
+            assert size is None or size <= limit, f"make {target}: {template} is {size} bytes, over {limit}"
+            checked.append((target, template, size, through_bucket))
+    measured = {(t, p): size for t, p, size, _ in checked}
+    assert measured[("deploy", "out/resources.json")] > 20_000  # rendered and measured, not skipped
+    assert all(through for _, _, _, through in checked)
+
+
+def test_make_deploy_gets_the_bucket_of_its_stage_or_the_operators():
+    own = " ".join(_dry_run("deploy", "STAGE=qa"))
+    assert 'infra.deploy artifacts-bucket --stage qa --bucket ""' in own
+    theirs = " ".join(_dry_run("deploy", "STAGE=qa", "ARTIFACTS_BUCKET=ops-templates"))
+    assert 'artifacts-bucket --stage qa --bucket "ops-templates"' in theirs
+
+
+@pytest.mark.parametrize("region", ["eu-west-1", "us-east-1"])
+def test_the_artifacts_bucket_is_created_once_private_expiring_and_reused(aws_backend, region):
+    import boto3
+
+    s3 = boto3.client("s3", region_name=region)
+    name = deploy.ensure_artifacts_bucket(s3, ACCOUNT, region, "qa")
+    assert name == f"socialinbox-qa-deploy-{ACCOUNT}-{region}" and len(name) <= 63
+    assert deploy.ensure_artifacts_bucket(s3, ACCOUNT, region, "qa") == name  # the next deploy reuses it
+    assert [b["Name"] for b in s3.list_buckets()["Buckets"]].count(name) == 1
+    located = s3.get_bucket_location(Bucket=name)["LocationConstraint"]
+    assert (located or "us-east-1") == region
+    blocked = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    assert all(blocked.values()) and len(blocked) == 4
+    [rule] = s3.get_bucket_lifecycle_configuration(Bucket=name)["Rules"]
+    assert rule["Status"] == "Enabled" and rule["Expiration"]["Days"] == deploy.ARTIFACT_EXPIRY_DAYS
+    assert deploy.ensure_artifacts_bucket(s3, ACCOUNT, region, "qa", "ops-templates") == "ops-templates"
+    assert "ops-templates" not in [b["Name"] for b in s3.list_buckets()["Buckets"]]  # theirs: used as it is
+
+
+# --- any stage name --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["staging", "qa-2", "x"])
+def test_any_stage_is_configured_with_its_name_and_the_app_then_names_its_queues(tmp_path, stage):
+    """A stage .chalice/config.json does not list got no SOCIALINBOX_STAGE: `chalice deploy`
+    (which imports the app with the stage's variables) subscribed the functions to the local
+    stage's queues and failed; deployed anyway, they would have run as the local stage."""
+    outputs_file = tmp_path / "outputs.json"
+    outputs_file.write_text(json.dumps(describe_stacks(stage)))
+    assert deploy.main(["configure", "--stage", stage, "--build", str(tmp_path),
+                        "--outputs", str(outputs_file)]) == 0
+    config = json.loads((tmp_path / ".chalice" / "config.json").read_text())
+    section = config["stages"][stage]
+    variables = dict(config["environment_variables"], **section["environment_variables"])
+    assert variables["SOCIALINBOX_STAGE"] == stage
+    dev = _base_config()["stages"]["dev"]["lambda_functions"]
+    for function, settings in dev.items():  # a new stage starts from dev's function settings
+        assert {k: v for k, v in section["lambda_functions"][function].items() if k != "iam_policy_file"} == settings
+    script = ("import json, os, sys; os.environ.update(json.loads(sys.argv[1])); import app; "
+              "print(json.dumps(sorted(s.queue for s in app.app.event_sources if hasattr(s, 'queue'))))")
+    env = {k: v for k, v in os.environ.items() if k not in ("SOCIALINBOX_STAGE", "RESOURCE_PREFIX")}
+    result = subprocess.run([sys.executable, "-c", script, json.dumps(variables)], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    queues = json.loads(result.stdout.strip().splitlines()[-1])
+    assert queues and all(q.startswith(f"socialinbox-{stage}-") for q in queues), queues
+
+
+@pytest.mark.parametrize("stage, reason", [("local", "never deployed"), ("Staging", "a-z"), ("qa_2", "a-z"),
+                                           ("-qa", "a-z"), ("qa-", "a-z"), ("a" * 17, "a-z"), ("", "a-z")])
+def test_configure_refuses_the_local_stage_and_names_a_resource_cannot_take(tmp_path, capsys, stage, reason):
+    assert deploy.main(["configure", f"--stage={stage}", "--build", str(tmp_path)]) == 2
+    assert reason in capsys.readouterr().err
+    assert not (tmp_path / ".chalice").exists()
+
+
 # --- the SQS consumers as Lambda runs them ---------------------------------------------------------
 
 def test_consumers_batch_where_latency_allows_and_replies_go_one_by_one():

@@ -81,7 +81,7 @@ _ONE_REQUEST = textwrap.dedent("""
     import os, sys
     os.environ.update({
         "AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "SOCIALINBOX_STAGE": "local", "RESOURCE_PREFIX": "socialinbox-logtest", "AWS_XRAY_SDK_ENABLED": "false",
+        "SOCIALINBOX_STAGE": "logtest", "RESOURCE_PREFIX": "socialinbox-logtest", "AWS_XRAY_SDK_ENABLED": "false",
         "META_APP_SECRET": "test_app_secret", "AWS_LAMBDA_FUNCTION_NAME": "socialinbox-dev",
     })
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "LOG_LEVEL"):
