@@ -17,6 +17,7 @@ import functools
 from typing import Any, Callable, Dict, Optional
 
 from chalicelib.api.common import json_body
+from chalicelib.inputs import is_clean
 from chalice import BadRequestError, Blueprint, ConflictError, ForbiddenError, NotFoundError, Response
 
 from chalicelib.api.routes import allows_temporary_password, authenticated
@@ -186,7 +187,8 @@ def _refresh_token_body() -> Any:
         body = _body()
     except BadRequestError as error:
         return _answer(400, "BadRequestError", str(error))
-    if set(body) != {"refresh_token"} or not isinstance(body["refresh_token"], str):
+    if set(body) != {"refresh_token"} or not isinstance(body["refresh_token"], str) \
+            or not is_clean(body["refresh_token"]):
         return _answer(400, "BadRequestError", "send refresh_token")
     return body["refresh_token"]
 

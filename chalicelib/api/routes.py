@@ -6,6 +6,8 @@ from typing import Any, Callable, Dict, Optional
 
 from chalice import Blueprint, BadRequestError, ConflictError, ForbiddenError, NotFoundError, Response, UnauthorizedError
 
+from chalicelib import inputs
+
 api = Blueprint(__name__)
 
 
@@ -80,6 +82,8 @@ def login() -> Any:
         problem = "email and password are required strings"
     elif len(email) > 320 or len(password) > 1024:
         problem = "email or password too long"
+    elif not inputs.is_clean(email) or inputs.SURROGATE.search(password):
+        problem = "email or password is not valid text"
     if problem:
         return Response({"Code": "BadRequestError", "Message": problem}, headers=headers, status_code=400)
     identity = (api.current_request.context or {}).get("identity") or {}
@@ -209,7 +213,7 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     """Status (open, pending, snoozed with `snoozed_until`, resolved) and assignment
     (`assignee`: "me", an agent id or null). With `"claim": true` the assignment only happens
     if nobody holds the conversation: of two racing claims exactly one wins, the other is 409."""
-    from chalicelib.api import access, views
+    from chalicelib.api import access, common, views
     from chalicelib.inbox import rules, store
 
     access.require_conversation(identity, conversation_id)
@@ -234,14 +238,14 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
             status, until = body["status"], body.get("snoozed_until")
             if not isinstance(status, str):
                 raise BadRequestError("status must be a string")
-            until_ms = _parse_time(until) if until is not None else None
+            until_ms = common.parse_time(until, "snoozed_until") if until is not None else None
             store.set_status(conversation_id, status, actor, until_ms)
         if "priority" in body:
             if not isinstance(body["priority"], str):
                 raise BadRequestError("priority must be a string")
             store.set_priority(conversation_id, body["priority"], actor)
         if "tags" in body:
-            store.set_tags(conversation_id, body["tags"], actor)
+            store.set_tags(conversation_id, body["tags"], actor)  # the rule refuses bad tags (422)
     except store.NotFound:
         raise NotFoundError("no such conversation")
     except store.Busy:
@@ -291,21 +295,6 @@ def conversation_events(conversation_id: str, identity: Any) -> Any:
     return {"items": items, "next": str(items[-1]["seq"]) if len(items) == limit else None}
 
 
-def _parse_time(value: Any) -> int:
-    """An ISO 8601 time with zone, as epoch ms (400 otherwise)."""
-    from datetime import datetime
-
-    if not isinstance(value, str) or len(value) > 40:
-        raise BadRequestError("times are ISO 8601 strings with a time zone")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequestError("times are ISO 8601 strings with a time zone")
-    if parsed.tzinfo is None:
-        raise BadRequestError("times need a time zone (e.g. 2026-12-01T10:00:00Z)")
-    return int(parsed.timestamp() * 1000)
-
-
 @api.route("/api/conversations/{conversation_id}/messages", methods=["GET"])
 @authenticated
 def conversation_messages(conversation_id: str, identity: Any) -> Any:
@@ -333,23 +322,21 @@ def accounts(identity: Any) -> Any:
 @api.route("/api/accounts", methods=["POST"])
 @admin_only
 def add_account(identity: Any) -> Any:
-    from chalicelib.accounts import AccountExists, register_account
+    from chalicelib.accounts import AccountExists, checked_settings, register_account
     from chalicelib.api.views import CHANNELS
 
     body = _json_body()
-    channel, account_id, name = body.get("channel"), body.get("platform_account_id"), body.get("name")
+    channel = body.get("channel")
     if channel not in CHANNELS:
         raise BadRequestError(f"channel must be one of {', '.join(CHANNELS)}")
-    if not isinstance(account_id, str) or not account_id or not isinstance(name, str) or not name:
-        raise BadRequestError("platform_account_id and name are required strings")
-    refs = body.get("credential_refs") or {}
-    if not isinstance(refs, dict) or not all(isinstance(v, str) for v in refs.values()):
-        raise BadRequestError("credential_refs must map names to secret names")
-    team = body.get("team")
-    if team is not None and (not isinstance(team, str) or not 1 <= len(team) <= 64 or "#" in team):
-        raise BadRequestError("team must be a name of 1 to 64 characters without '#'")
     try:
-        account = register_account(channel, account_id, name, refs, team=team)
+        found = checked_settings(body, creating=True)
+    except inputs.BadInput as problem:
+        raise BadRequestError(str(problem))
+    account_id = found["platform_account_id"]
+    try:
+        account = register_account(channel, account_id, found["name"], found["credential_refs"] or {},
+                                   team=found["team"])
     except AccountExists:
         raise ConflictError(f"{channel} account {account_id} is already registered; change it with PATCH")
     return Response({"channel": account.channel, "platform_account_id": account.platform_account_id,
