@@ -382,6 +382,7 @@ def quarantined_item(item_id: str, identity: Any) -> Any:
 def replay_quarantine(identity: Any) -> Any:
     """Run items held for an unknown account through the pipeline again (after the account was
     registered); optional {"channel", "account_id"} narrows it. Each item lands exactly once."""
+    from chalicelib.api.common import plausible_id
     from chalicelib.api.views import CHANNELS
     from chalicelib.ingest import replay
 
@@ -390,7 +391,7 @@ def replay_quarantine(identity: Any) -> Any:
     channel, account_id = body.get("channel"), body.get("account_id")
     if channel is not None and channel not in CHANNELS:
         raise BadRequestError(f"channel must be one of {', '.join(CHANNELS)}")
-    if account_id is not None and (not isinstance(account_id, str) or not account_id or len(account_id) > 200):
+    if account_id is not None and not plausible_id(account_id):
         raise BadRequestError("account_id must be a non-empty string")
     if set(body) - {"channel", "account_id"}:
         raise BadRequestError("only 'channel' and 'account_id' are accepted")
