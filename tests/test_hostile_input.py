@@ -222,7 +222,7 @@ AUTH_ROUTES = [
 @pytest.mark.parametrize("path, body", AUTH_ROUTES, ids=["login email", "login password", "refresh", "logout"])
 def test_sign_in_routes_answer_4xx_to_hostile_values_without_a_token(inbox, path, body):
     world = World(inbox)
-    for label, value in TEXT:
+    for label, value in TEXT + [("token-sized lone surrogate", "r" * 42 + "\ud800"), ("token-sized NUL", "r" * 42 + "\x00")]:
         if "password" in json.dumps(body("x")) and label == "oversized":
             continue  # a 3,000-character password is a wrong password
         response = world.call("POST", path, body(value), token=None)
