@@ -11,7 +11,6 @@ from typing import Any, Dict, Mapping, Optional
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
-from chalicelib import inputs
 from chalicelib.models import ChannelAccount
 from chalicelib.runtime import runtime
 
@@ -28,6 +27,7 @@ class AccountExists(Exception):
 def checked_settings(body: Mapping[str, Any], creating: bool) -> Dict[str, Any]:
     """The account settings of an admin's request, checked (BadInput says which field is wrong):
     `platform_account_id` (when creating), `name`, `team`, `credential_refs`; absent ones are None."""
+    from chalicelib import inputs
     from chalicelib.config import credential_ref_allowed
     from chalicelib.routing.directory import valid_team
 
@@ -48,7 +48,8 @@ def checked_settings(body: Mapping[str, Any], creating: bool) -> Dict[str, Any]:
     refs = body.get("credential_refs")
     if refs is not None:
         if not isinstance(refs, dict) or len(refs) > MAX_CREDENTIAL_REFS or (not creating and not refs):
-            raise inputs.BadInput(f"credential_refs must map 1 to {MAX_CREDENTIAL_REFS} credential names to secret names")
+            raise inputs.BadInput(f"credential_refs must map 1 to {MAX_CREDENTIAL_REFS} credential names "
+                                  "to secret names")
         wrong = [key for key, value in refs.items() if not credential_ref_allowed(key, value)]
         if wrong:
             raise inputs.BadInput("credential_refs maps a platform credential (e.g. META_PAGE_TOKEN) to that name "

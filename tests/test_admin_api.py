@@ -178,7 +178,8 @@ def test_reconnecting_an_account_clears_needs_reauth_and_other_changes_apply(inb
     assert shown["needs_reauth"] is True and "token expired" in shown["needs_reauth_reason"]
 
     path = f"/api/accounts/messenger/{PAGE}"
-    changed = _ok(_call(inbox, "PATCH", path, admin, {"credential_refs": {"META_PAGE_TOKEN": "META_PAGE_TOKEN_ACME_2026"}}))
+    changed = _ok(_call(inbox, "PATCH", path, admin,
+                        {"credential_refs": {"META_PAGE_TOKEN": "META_PAGE_TOKEN_ACME_2026"}}))
     assert changed["needs_reauth"] is False and changed["needs_reauth_reason"] is None
     assert changed["credential_names"] == ["META_PAGE_TOKEN"]
     assert "META_PAGE_TOKEN_ACME_2026" not in json.dumps(changed)  # where secrets live is not echoed back

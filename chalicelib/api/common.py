@@ -9,8 +9,6 @@ from typing import Any, Dict, Optional
 
 from chalice import BadRequestError, Response
 
-from chalicelib import inputs
-from chalicelib.inputs import CONTROL, SURROGATE  # noqa: F401 - the names routes import from here
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -37,6 +35,8 @@ def json_body(request: Any, limit: int = MAX_BODY_BYTES) -> Dict[str, Any]:
 def clean_text(value: Any, name: str, low: int, high: int, multiline: bool = False) -> str:
     """A string of `low`..`high` characters, valid Unicode, no control characters (newlines and
     tabs only when `multiline`); 400 otherwise."""
+    from chalicelib import inputs
+
     try:
         return inputs.text(value, name, low, high, multiline)
     except inputs.BadInput as problem:
@@ -50,6 +50,8 @@ def optional_text(value: Any, name: str, low: int, high: int) -> Optional[str]:
 
 def parse_time(value: Any, name: str = "time") -> int:
     """An ISO 8601 time with a zone between 2000 and 2100, as epoch ms; 400 otherwise."""
+    from chalicelib import inputs
+
     try:
         return inputs.parse_time(value, name)
     except inputs.BadInput as problem:
@@ -57,7 +59,9 @@ def parse_time(value: Any, name: str = "time") -> int:
 
 
 def plausible_id(value: Any, high: int = 200) -> bool:
-    return isinstance(value, str) and 1 <= len(value) <= high and inputs.is_clean(value)
+    from chalicelib.inputs import is_clean
+
+    return isinstance(value, str) and 1 <= len(value) <= high and is_clean(value)
 
 
 def can_see(identity: Any, state: Optional[Dict[str, Any]]) -> bool:

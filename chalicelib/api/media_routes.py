@@ -11,9 +11,10 @@ the web page shows it from its own origin (its CSP allows img-src 'self' only).
 Only https URLs on the platforms' media hosts (or the configured base URLs of the local sandbox)
 are fetched, exactly as checked, and only from public addresses (chalicelib.safe_url: no user
 info, ports, backslashes; loopback, private and link-local addresses refused at connect time;
-redirects never followed; at most MAX_BYTES (413) and TOTAL_SECONDS). The answer carries a safe Content-Type (a short allow list; anything else is
-application/octet-stream), `Content-Disposition` (inline for images/audio/video, attachment
-otherwise, with a cleaned file name), nosniff and a sandboxing CSP."""
+redirects never followed; at most MAX_BYTES (413) and TOTAL_SECONDS). The answer carries a safe
+Content-Type (a short allow list; anything else is application/octet-stream),
+`Content-Disposition` (inline for images/audio/video, attachment otherwise, with a cleaned file
+name), nosniff and a sandboxing CSP."""
 from __future__ import annotations
 
 import re

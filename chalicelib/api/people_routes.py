@@ -17,7 +17,6 @@ import functools
 from typing import Any, Callable, Dict, Optional
 
 from chalicelib.api.common import json_body
-from chalicelib.inputs import is_clean
 from chalice import BadRequestError, Blueprint, ConflictError, ForbiddenError, NotFoundError, Response
 
 from chalicelib.api.routes import allows_temporary_password, authenticated
@@ -188,6 +187,7 @@ def _refresh_token_body() -> Any:
     except BadRequestError as error:
         return _answer(400, "BadRequestError", str(error))
     from chalicelib.api.auth import REFRESH_TOKEN_MAX
+    from chalicelib.inputs import is_clean
 
     token = body.get("refresh_token")
     if set(body) != {"refresh_token"} or not isinstance(token, str) or len(token) > REFRESH_TOKEN_MAX \

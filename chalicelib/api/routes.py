@@ -6,8 +6,6 @@ from typing import Any, Callable, Dict, Optional
 
 from chalice import Blueprint, BadRequestError, ConflictError, ForbiddenError, NotFoundError, Response, UnauthorizedError
 
-from chalicelib import inputs
-
 api = Blueprint(__name__)
 
 
@@ -68,6 +66,7 @@ def login() -> Any:
     """Exchange credentials for a token. Every answer is `no-store`: neither a token nor a
     refusal may sit in a shared cache. The throttle keys on API Gateway's view of the caller's
     address (`sourceIp`), never on a client-supplied header."""
+    from chalicelib import inputs
     from chalicelib.api.auth import LoginRefused, sign_in
 
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
@@ -322,6 +321,7 @@ def accounts(identity: Any) -> Any:
 @api.route("/api/accounts", methods=["POST"])
 @admin_only
 def add_account(identity: Any) -> Any:
+    from chalicelib import inputs
     from chalicelib.accounts import AccountExists, checked_settings, register_account
     from chalicelib.api.views import CHANNELS
 

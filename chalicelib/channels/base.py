@@ -303,7 +303,8 @@ def account_secrets(credential_refs: Optional[Mapping[str, str]]) -> SecretLooku
     """The secrets of one account: a logical name (META_PAGE_TOKEN, WHATSAPP_TOKEN, X_ACCESS_TOKEN,
     TELEGRAM_BOT_TOKEN, ...) goes through the account's `credential_refs` (logical -> real secret
     name, e.g. {"META_PAGE_TOKEN": "META_PAGE_TOKEN_100000000000001"}; config.credential_ref_allowed
-    says which), else is used as is, and is resolved by the runtime's secret lookup (env locally, SSM in AWS). Values are never logged."""
+    says which), else is used as is, and is resolved by the runtime's secret lookup (env locally,
+    SSM in AWS). Values are never logged."""
     from chalicelib.runtime import runtime
 
     from chalicelib.config import credential_ref_allowed

@@ -188,7 +188,8 @@ def _names(body: Mapping[str, Any], name: str, allowed: Optional[Sequence[str]],
         if fold:
             tag = tag_name(item)
             if tag is None:
-                raise ValueError(f"{name}[{index}] must be a tag of 1 to 32 characters without '#' or control characters")
+                raise ValueError(f"{name}[{index}] must be a tag of 1 to 32 characters without '#' or "
+                                 "control characters")
             item = tag
         elif allowed is not None and item not in allowed:
             raise ValueError(f"{name}[{index}] must be one of {', '.join(allowed)}")
