@@ -5,17 +5,58 @@ registering or changing an account in this process forgets the cached answer at 
 """
 from __future__ import annotations
 
+import re
 import time
-from typing import Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.models import ChannelAccount
 from chalicelib.runtime import runtime
 
+#: Page ids, phone number ids, bot ids, user ids, URNs ("urn:li:organization:1").
+ACCOUNT_ID = re.compile(r"[A-Za-z0-9:._@+=-]{1,128}")
+NAME_MAX = 200
+MAX_CREDENTIAL_REFS = 20
+
 
 class AccountExists(Exception):
     """The channel account is already registered (an update is an explicit PATCH)."""
+
+
+def checked_settings(body: Mapping[str, Any], creating: bool) -> Dict[str, Any]:
+    """The account settings of an admin's request, checked (BadInput says which field is wrong):
+    `platform_account_id` (when creating), `name`, `team`, `credential_refs`; absent ones are None."""
+    from chalicelib import inputs
+    from chalicelib.config import credential_ref_allowed
+    from chalicelib.routing.directory import valid_team
+
+    found: Dict[str, Any] = {}
+    if creating:
+        account_id = body.get("platform_account_id")
+        if not isinstance(account_id, str) or not ACCOUNT_ID.fullmatch(account_id):
+            raise inputs.BadInput("platform_account_id must be 1 to 128 letters, digits or ':._@+=-'")
+        found["platform_account_id"] = account_id
+    name = body.get("name")
+    if name is not None or creating:
+        name = inputs.text(name, "name", 1, NAME_MAX).strip()
+    found["name"] = name
+    team = body.get("team")
+    if team is not None and not valid_team(team):
+        raise inputs.BadInput("team names are 1-64 letters, digits, '.', '_' or '-'")
+    found["team"] = team
+    refs = body.get("credential_refs")
+    if refs is not None:
+        if not isinstance(refs, dict) or len(refs) > MAX_CREDENTIAL_REFS or (not creating and not refs):
+            raise inputs.BadInput(f"credential_refs must map 1 to {MAX_CREDENTIAL_REFS} credential names "
+                                  "to secret names")
+        wrong = [key for key, value in refs.items() if not credential_ref_allowed(key, value)]
+        if wrong:
+            raise inputs.BadInput("credential_refs maps a platform credential (e.g. META_PAGE_TOKEN) to that name "
+                                  "or that name with a suffix (META_PAGE_TOKEN_PAGE1); not "
+                                  + ", ".join(sorted(repr(str(key)[:64]) for key in wrong if inputs.is_clean(key))[:3]))
+    found["credential_refs"] = refs
+    return found
 
 
 def find_account(channel: str, platform_account_id: str) -> Optional[ChannelAccount]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 from typing import Callable, Dict, Iterator, Mapping, Optional
 
 # Dev defaults exist for local mode only; documented in the README.
@@ -33,6 +34,26 @@ LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
     "TELEGRAM_BOT_TOKEN": "1000000001:dev_telegram_bot_token",
     "LINKEDIN_ACCESS_TOKEN": "dev_linkedin_access_token",
 }
+
+#: Every secret name the project reads.
+SECRET_NAMES = frozenset(LOCAL_SECRET_DEFAULTS)
+#: The platform credentials an account's `credential_refs` may redirect (never the deployment's own
+#: AUTH_TOKEN_SECRET or the local admin password).
+PLATFORM_CREDENTIALS = frozenset(SECRET_NAMES - {"AUTH_TOKEN_SECRET", "LOCAL_ADMIN_PASSWORD"})
+_CREDENTIAL_SUFFIX = re.compile(r"(?:_[A-Z0-9]+){1,8}")
+
+
+def credential_ref_allowed(logical: object, secret_name: object) -> bool:
+    """Whether an account may map the platform credential `logical` to `secret_name`: the name
+    itself or the name with a suffix of its own (META_PAGE_TOKEN -> META_PAGE_TOKEN_100000000000001),
+    so a reference can never point a platform token at another secret of the deployment
+    (AUTH_TOKEN_SECRET) or of the host (AWS_SECRET_ACCESS_KEY)."""
+    if logical not in PLATFORM_CREDENTIALS or not isinstance(secret_name, str) or len(secret_name) > 256:
+        return False
+    if secret_name == logical:
+        return True
+    return secret_name.startswith(str(logical)) and secret_name not in SECRET_NAMES \
+        and bool(_CREDENTIAL_SUFFIX.fullmatch(secret_name[len(str(logical)):]))
 
 
 LOCAL_STAGE = "local"

@@ -50,6 +50,10 @@ class Runtime:
         #: (chalicelib.api.ratelimit), per container; `rate_budgets` replaces its budgets (tests).
         self.rate_buckets: Dict[Tuple[str, str], Tuple[float, float]] = {}
         self.rate_budgets: Optional[Dict[str, Any]] = None
+        #: Fetches of customer-chosen URLs (attachments): a session that connects to checked public
+        #: addresses only (chalicelib.safe_url), and the name resolver it uses (tests fake DNS).
+        self._fetch_http: Any = None
+        self._resolver: Optional[Callable[[str, int], List[Tuple[int, str]]]] = None
 
     # --- time -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -152,6 +156,26 @@ class Runtime:
     def use_http(self, session: Any) -> None:
         self._http = session
 
+    def fetch_http(self) -> Any:
+        """A requests.Session for URLs customers chose: every connection goes to an address
+        checked public at connect time (or a configured sandbox base), see chalicelib.safe_url."""
+        if self._fetch_http is None:
+            with self._lock:
+                if self._fetch_http is None:
+                    from chalicelib import safe_url
+
+                    self._fetch_http = safe_url.guarded_session(safe_url.trusted_bases, self.resolver)
+        return self._fetch_http
+
+    def resolver(self) -> Callable[[str, int], List[Tuple[int, str]]]:
+        """How host names become addresses for fetch_http (the system's, unless a test set one)."""
+        from chalicelib.safe_url import system_resolve
+
+        return self._resolver or system_resolve
+
+    def use_resolver(self, resolve: Optional[Callable[[str, int], List[Tuple[int, str]]]]) -> None:
+        self._resolver = resolve
+
     def injected_adapter(self, channel: str) -> Any:
         """The adapter a test injected for sending on `channel`, else None (the caller then takes
         the registry's: the runtime knows no channel, so no adapter depends on it in a loop)."""
@@ -181,6 +205,8 @@ class Runtime:
             self._http = None
             self.rate_buckets.clear()
             self.rate_budgets = None
+            self._fetch_http = None
+            self._resolver = None
         self._clock = time.time
         self.forget_secrets()
 

@@ -25,6 +25,17 @@ PAGE = "1234567890"
 PHONE = "106540352242922"
 
 
+def days_ahead(days: float) -> Tuple[str, int]:
+    """A time `days` from the runtime's clock, as the API takes it (ISO 8601 UTC) and as stored
+    (epoch ms, whole seconds): snoozes must be in the future and at most a year ahead."""
+    from datetime import datetime, timezone
+
+    from chalicelib.runtime import runtime
+
+    ms = (runtime.now_ms() // 1000 + int(days * 86400)) * 1000
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), ms
+
+
 def fixture_bytes(platform: str, name: str) -> bytes:
     with open(os.path.join(FIXTURES, platform, name), "rb") as handle:
         return handle.read()

@@ -178,13 +178,14 @@ def test_reconnecting_an_account_clears_needs_reauth_and_other_changes_apply(inb
     assert shown["needs_reauth"] is True and "token expired" in shown["needs_reauth_reason"]
 
     path = f"/api/accounts/messenger/{PAGE}"
-    changed = _ok(_call(inbox, "PATCH", path, admin, {"credential_refs": {"META_PAGE_TOKEN": "ACME_PAGE_TOKEN_2026"}}))
+    changed = _ok(_call(inbox, "PATCH", path, admin,
+                        {"credential_refs": {"META_PAGE_TOKEN": "META_PAGE_TOKEN_ACME_2026"}}))
     assert changed["needs_reauth"] is False and changed["needs_reauth_reason"] is None
     assert changed["credential_names"] == ["META_PAGE_TOKEN"]
-    assert "ACME_PAGE_TOKEN_2026" not in json.dumps(changed)  # where secrets live is not echoed back
+    assert "META_PAGE_TOKEN_ACME_2026" not in json.dumps(changed)  # where secrets live is not echoed back
     [shown] = _ok(_call(inbox, "GET", "/api/accounts", admin))["items"]
     assert shown["needs_reauth"] is False
-    assert find_account("messenger", PAGE).credential_refs.as_dict() == {"META_PAGE_TOKEN": "ACME_PAGE_TOKEN_2026"}
+    assert find_account("messenger", PAGE).credential_refs.as_dict() == {"META_PAGE_TOKEN": "META_PAGE_TOKEN_ACME_2026"}
 
     changed = _ok(_call(inbox, "PATCH", path, admin, {"enabled": False, "name": " Acme Care ", "team": "care"}))
     assert (changed["enabled"], changed["name"], changed["team"]) == (False, "Acme Care", "care")

@@ -87,7 +87,10 @@ def test_an_admin_reconnects_an_account_sets_capacity_creates_a_policy_and_repla
     refs.fill("not a mapping")
     page.get_by_role("button", name="Save credentials").click()
     expect(page.locator(".reconnect .note.error")).to_contain_text("Write one SETTING=secret-name per line")
-    refs.fill("META_PAGE_TOKEN=ACME_PAGE_TOKEN_2026")
+    refs.fill("META_PAGE_TOKEN=AWS_SECRET_ACCESS_KEY")  # only the credential's own (suffixed) name
+    page.get_by_role("button", name="Save credentials").click()
+    expect(page.locator("#accounts-note")).to_contain_text("credential_refs maps a platform credential")
+    refs.fill("META_PAGE_TOKEN=META_PAGE_TOKEN_ACME_2026")
     page.get_by_role("button", name="Save credentials").click()
     expect(page.locator("#accounts-note")).to_have_text("Acme Support " + XSS + ": reconnected; replies are sent again.")
     expect(banner).to_be_hidden()

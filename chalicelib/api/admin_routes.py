@@ -110,27 +110,24 @@ def teams(identity: Any) -> Any:
 def change_account(channel: str, platform_account_id: str, identity: Any) -> Any:
     """Rename, enable/disable, move to a team, or reconnect (new `credential_refs`: secret names,
     never secrets) a channel account."""
-    from chalicelib.accounts import update_account
+    from chalicelib.accounts import checked_settings, update_account
     from chalicelib.api.views import CHANNELS, iso
-    from chalicelib.routing import directory
+    from chalicelib.inputs import BadInput
 
     if channel not in CHANNELS or not plausible_id(platform_account_id):
         raise NotFoundError("no such channel account")
     body = _body()
     if not body or set(body) - ACCOUNT_FIELDS:
         raise BadRequestError(f"send any of {', '.join(sorted(ACCOUNT_FIELDS))}")
-    name, enabled, team, refs = body.get("name"), body.get("enabled"), body.get("team"), body.get("credential_refs")
-    if name is not None and (not isinstance(name, str) or not 1 <= len(name.strip()) <= 200):
-        raise BadRequestError("name must be 1 to 200 characters")
+    enabled = body.get("enabled")
     if enabled is not None and not isinstance(enabled, bool):
         raise BadRequestError("enabled must be true or false")
-    if team is not None and not directory.valid_team(team):
-        raise BadRequestError("team names are 1-64 letters, digits, '.', '_' or '-'")
-    if refs is not None and (not isinstance(refs, dict) or not refs or len(refs) > 20 or not all(
-            plausible_id(k, 100) and plausible_id(v, 512) for k, v in refs.items())):
-        raise BadRequestError("credential_refs must map 1 to 20 setting names to secret names")
-    account = update_account(channel, platform_account_id, name=name.strip() if name else None, enabled=enabled,
-                             team=team, credential_refs=refs)
+    try:
+        found = checked_settings(body, creating=False)
+    except BadInput as problem:
+        raise BadRequestError(str(problem))
+    account = update_account(channel, platform_account_id, name=found["name"], enabled=enabled,
+                             team=found["team"], credential_refs=found["credential_refs"])
     if account is None:
         raise NotFoundError("no such channel account")
     return {"channel": account.channel, "platform_account_id": account.platform_account_id, "name": account.name,

@@ -28,24 +28,21 @@ CHANGES = ("status", "assignee", "priority", "tags_add", "tags_remove")
 
 
 def _tags(body: Dict[str, Any], name: str) -> Optional[List[str]]:
-    from chalicelib.inbox.rules import MAX_TAGS
+    from chalicelib.inbox.rules import MAX_TAGS, tag_name
 
     value = body.get(name)
     if value is None:
         return None
     if not isinstance(value, list) or not 1 <= len(value) <= MAX_TAGS:
         raise BadRequestError(f"{name} must be a list of 1 to {MAX_TAGS} tags")
-    for tag in value:
-        if not isinstance(tag, str) or not 1 <= len(tag.strip()) <= 32 or "#" in tag \
-                or common.CONTROL.search(tag) or common.SURROGATE.search(tag):
-            raise BadRequestError(f"each tag in {name} is a name of 1 to 32 characters without '#'")
+    if not all(tag_name(tag) for tag in value):
+        raise BadRequestError(f"each tag in {name} is a name of 1 to 32 characters without '#' or control characters")
     return value
 
 
 def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
     """The validated change (400 for anything malformed: nothing is applied then)."""
     from chalicelib.api import access
-    from chalicelib.api.routes import _parse_time
     from chalicelib.inbox import rules
 
     unknown = set(body) - FIELDS
@@ -67,7 +64,7 @@ def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
         until = body.get("snoozed_until")
         if (body["status"] == "snoozed") != (until is not None):
             raise BadRequestError("snoozed needs snoozed_until, and only snoozed takes it")
-        change["until"] = _parse_time(until) if until is not None else None
+        change["until"] = common.parse_time(until, "snoozed_until") if until is not None else None
     elif "snoozed_until" in body:
         raise BadRequestError("snoozed_until goes with status 'snoozed'")
     if "assignee" in body:

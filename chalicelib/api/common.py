@@ -1,17 +1,16 @@
 """Small helpers shared by the agent-tool blueprints (bulk, canned replies, search, collision,
 media, OpenAPI): one error shape for every 4xx (`{"Code", "Message"}`, as Chalice's own errors),
-bounded JSON bodies, and the conversation access check."""
+bounded JSON bodies, the hostile-input checks of chalicelib.inputs as 400s (text, times, ids),
+and the conversation access check."""
 from __future__ import annotations
 
 import json
-import re
 from typing import Any, Dict, Optional
 
 from chalice import BadRequestError, Response
 
+
 MAX_BODY_BYTES = 64 * 1024
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def error(status: int, code: str, message: str, **extra: Any) -> Response:
@@ -36,21 +35,33 @@ def json_body(request: Any, limit: int = MAX_BODY_BYTES) -> Dict[str, Any]:
 def clean_text(value: Any, name: str, low: int, high: int, multiline: bool = False) -> str:
     """A string of `low`..`high` characters, valid Unicode, no control characters (newlines and
     tabs only when `multiline`); 400 otherwise."""
-    if not isinstance(value, str):
-        raise BadRequestError(f"{name} must be a string")
-    if not low <= len(value) <= high or (low and not value.strip()):
-        raise BadRequestError(f"{name} must be {low} to {high} characters")
-    if SURROGATE.search(value):
-        raise BadRequestError(f"{name} is not valid Unicode (lone surrogate)")
-    checked = value.replace("\n", "").replace("\t", "").replace("\r", "") if multiline else value
-    if CONTROL.search(checked):
-        raise BadRequestError(f"{name} contains control characters")
-    return value
+    from chalicelib import inputs
+
+    try:
+        return inputs.text(value, name, low, high, multiline)
+    except inputs.BadInput as problem:
+        raise BadRequestError(str(problem))
+
+
+def optional_text(value: Any, name: str, low: int, high: int) -> Optional[str]:
+    """None, or single-line text as `clean_text`."""
+    return None if value is None else clean_text(value, name, low, high)
+
+
+def parse_time(value: Any, name: str = "time") -> int:
+    """An ISO 8601 time with a zone between 2000 and 2100, as epoch ms; 400 otherwise."""
+    from chalicelib import inputs
+
+    try:
+        return inputs.parse_time(value, name)
+    except inputs.BadInput as problem:
+        raise BadRequestError(str(problem))
 
 
 def plausible_id(value: Any, high: int = 200) -> bool:
-    return isinstance(value, str) and 1 <= len(value) <= high and not CONTROL.search(value) \
-        and not SURROGATE.search(value)
+    from chalicelib.inputs import is_clean
+
+    return isinstance(value, str) and 1 <= len(value) <= high and is_clean(value)
 
 
 def can_see(identity: Any, state: Optional[Dict[str, Any]]) -> bool:

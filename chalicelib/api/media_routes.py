@@ -9,14 +9,16 @@ the web page shows it from its own origin (its CSP allows img-src 'self' only).
 - Meta (Messenger/Instagram) and other platforms: the attachment's CDN URL (expires; a 404/410
   from the CDN answers 404).
 Only https URLs on the platforms' media hosts (or the configured base URLs of the local sandbox)
-are fetched. The answer carries a safe Content-Type (a short allow list; anything else is
-application/octet-stream), `Content-Disposition` (inline for images/audio/video, attachment
-otherwise, with a cleaned file name), nosniff and a sandboxing CSP. At most MAX_BYTES (413)."""
+are fetched, exactly as checked, and only from public addresses (chalicelib.safe_url: no user
+info, ports, backslashes; loopback, private and link-local addresses refused at connect time;
+redirects never followed; at most MAX_BYTES (413) and TOTAL_SECONDS). The answer carries a safe
+Content-Type (a short allow list; anything else is application/octet-stream),
+`Content-Disposition` (inline for images/audio/video, attachment otherwise, with a cleaned file
+name), nosniff and a sandboxing CSP."""
 from __future__ import annotations
 
 import re
 from typing import Any, Dict, Optional, Tuple
-from urllib.parse import urlparse
 
 from chalice import BadRequestError, Blueprint, NotFoundError, Response
 
@@ -27,7 +29,8 @@ from chalicelib.logs import logger
 media_api = Blueprint(__name__)
 
 MAX_BYTES = 4 * 1024 * 1024  # Lambda answers stop at 6 MB, base64 included
-TIMEOUT = (5.0, 20.0)
+TIMEOUT = (5.0, 20.0)  # connect, and each read
+TOTAL_SECONDS = 30.0  # the whole body (a slow drip of bytes cannot hold the Lambda)
 INLINE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "video/webm", "audio/mpeg",
                 "audio/ogg", "audio/mp4", "audio/aac", "audio/webm")
 ATTACHMENT_TYPES = ("application/pdf",)
@@ -46,17 +49,15 @@ class Unavailable(Exception):
     pass
 
 
-def allowed_url(url: Any) -> bool:
-    import os
+def fetchable_url(url: Any) -> str:
+    """The URL exactly as it will be fetched (chalicelib.safe_url.checked_url: parsed once, https
+    on a platform media host, or under a configured sandbox base); Unavailable otherwise."""
+    from chalicelib import safe_url
 
-    if not isinstance(url, str) or len(url) > 4096:
-        return False
-    for base in (os.environ.get("TELEGRAM_API_BASE_URL"), os.environ.get("META_GRAPH_BASE_URL")):
-        if base and url.startswith(base.rstrip("/") + "/"):
-            return True
-    parsed = urlparse(url)
-    host = (parsed.hostname or "").lower()
-    return parsed.scheme == "https" and any(host == h or host.endswith("." + h) for h in MEDIA_HOSTS)
+    try:
+        return safe_url.checked_url(url, MEDIA_HOSTS, safe_url.configured_bases())
+    except safe_url.Refused as why:
+        raise Unavailable(str(why))
 
 
 def _base(name: str, default: str) -> str:
@@ -66,9 +67,11 @@ def _base(name: str, default: str) -> str:
 
 
 def _fetch(http: Any, url: str, headers: Optional[Dict[str, str]] = None) -> Tuple[bytes, str]:
-    if not allowed_url(url):
-        raise Unavailable("not a platform media URL")
-    response = http.get(url, headers=headers or {}, timeout=TIMEOUT, stream=True, allow_redirects=False)
+    import time
+
+    deadline = time.monotonic() + TOTAL_SECONDS
+    response = http.get(fetchable_url(url), headers=headers or {}, timeout=TIMEOUT, stream=True,
+                         allow_redirects=False)  # a redirect is "unavailable": never followed
     try:
         if response.status_code != 200:
             raise Unavailable(f"platform answered {response.status_code}")
@@ -80,6 +83,8 @@ def _fetch(http: Any, url: str, headers: Optional[Dict[str, str]] = None) -> Tup
             size += len(chunk)
             if size > MAX_BYTES:
                 raise TooLarge()
+            if time.monotonic() > deadline:
+                raise Unavailable(f"the platform took longer than {TOTAL_SECONDS} s")
             chunks.append(chunk)
         return b"".join(chunks), response.headers.get("Content-Type") or ""
     finally:
@@ -103,7 +108,7 @@ def fetch_attachment(channel: str, account: Any, attachment: Dict[str, Any]) -> 
     from chalicelib.channels.base import account_secrets
     from chalicelib.runtime import runtime
 
-    http = runtime.http()
+    http = runtime.fetch_http()
     refs = getattr(account, "credential_refs", None)
     if hasattr(refs, "as_dict"):
         refs = refs.as_dict()

@@ -186,7 +186,12 @@ def _refresh_token_body() -> Any:
         body = _body()
     except BadRequestError as error:
         return _answer(400, "BadRequestError", str(error))
-    if set(body) != {"refresh_token"} or not isinstance(body["refresh_token"], str):
+    from chalicelib.api.auth import REFRESH_TOKEN_MAX
+    from chalicelib.inputs import is_clean
+
+    token = body.get("refresh_token")
+    if set(body) != {"refresh_token"} or not isinstance(token, str) or len(token) > REFRESH_TOKEN_MAX \
+            or not is_clean(token):
         return _answer(400, "BadRequestError", "send refresh_token")
     return body["refresh_token"]
 

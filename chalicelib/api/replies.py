@@ -13,9 +13,9 @@ text; 422 a channel rule refuses it (window closed, template required, too long)
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
-from chalicelib.api.common import CONTROL, SURROGATE, error, json_body
+from chalicelib.api.common import clean_text, error, json_body, plausible_id
 from chalice import BadRequestError, Blueprint, NotFoundError, Response
 
 from chalicelib.api.routes import authenticated
@@ -30,20 +30,6 @@ MAX_BODY_TEXT = 50_000  # characters: far above every channel's limit; refused b
 
 def _body() -> Dict[str, Any]:
     return json_body(replies.current_request)
-
-
-def _clean_text(value: Any, name: str) -> Optional[str]:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise BadRequestError(f"{name} must be a string")
-    if len(value) > MAX_BODY_TEXT:
-        raise BadRequestError(f"{name} is longer than {MAX_BODY_TEXT} characters")
-    if SURROGATE.search(value):
-        raise BadRequestError(f"{name} is not valid Unicode (lone surrogate)")
-    if CONTROL.search(value):
-        raise BadRequestError(f"{name} contains control characters")
-    return value
 
 
 @replies.route("/api/conversations/{conversation_id}/messages", methods=["POST"])
@@ -63,17 +49,17 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     if kind not in ("reply", "note"):
         raise BadRequestError("kind must be 'reply' or 'note'")
     client_id = body.get("client_id")
-    if not isinstance(client_id, str) or not 1 <= len(client_id) <= policy.CLIENT_ID_MAX \
-            or CONTROL.search(client_id) or SURROGATE.search(client_id) or not client_id.strip():
+    if not plausible_id(client_id, policy.CLIENT_ID_MAX) or not client_id.strip():
         raise BadRequestError(f"client_id is required: a string of 1 to {policy.CLIENT_ID_MAX} characters")
-    text = _clean_text(body.get("text"), "text")
+    text = body.get("text")
+    text = None if text is None else clean_text(text, "text", 0, MAX_BODY_TEXT, multiline=True)
     if text is not None and not text.strip():
         text = None
     for flag in ("private_reply", "confirm"):
         if body.get(flag) not in (None, True, False):
             raise BadRequestError(f"{flag} must be true or false")
     after = body.get("after_message_id")
-    if after is not None and (not isinstance(after, str) or not 1 <= len(after) <= 200):
+    if after is not None and not plausible_id(after):
         raise BadRequestError("after_message_id must be a message id")
     seen = body.get("seen_version")
     if seen is not None and (isinstance(seen, bool) or not isinstance(seen, int) or seen < 0):

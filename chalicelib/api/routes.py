@@ -72,6 +72,7 @@ def login() -> Any:
     """Exchange credentials for a token. Every answer is `no-store`: neither a token nor a
     refusal may sit in a shared cache. The throttle keys on API Gateway's view of the caller's
     address (`sourceIp`), never on a client-supplied header."""
+    from chalicelib import inputs
     from chalicelib.api.auth import LoginRefused, sign_in
 
     headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
@@ -86,6 +87,8 @@ def login() -> Any:
         problem = "email and password are required strings"
     elif len(email) > 320 or len(password) > 1024:
         problem = "email or password too long"
+    elif not inputs.is_clean(email) or inputs.SURROGATE.search(password):
+        problem = "email or password is not valid text"
     if problem:
         return Response({"Code": "BadRequestError", "Message": problem}, headers=headers, status_code=400)
     identity = (api.current_request.context or {}).get("identity") or {}
@@ -217,7 +220,7 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     if nobody holds the conversation: of two racing claims exactly one wins, the other is 409.
     Who may be given it is access.assign_refusal's rule: 422 for an unknown or deactivated
     agent, 403 (saying why) for a hand-over to another team the caller may not make."""
-    from chalicelib.api import access, views
+    from chalicelib.api import access, common, views
     from chalicelib.inbox import rules, store
 
     state = access.require_conversation(identity, conversation_id)
@@ -243,14 +246,14 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
             status, until = body["status"], body.get("snoozed_until")
             if not isinstance(status, str):
                 raise BadRequestError("status must be a string")
-            until_ms = _parse_time(until) if until is not None else None
+            until_ms = common.parse_time(until, "snoozed_until") if until is not None else None
             store.set_status(conversation_id, status, actor, until_ms)
         if "priority" in body:
             if not isinstance(body["priority"], str):
                 raise BadRequestError("priority must be a string")
             store.set_priority(conversation_id, body["priority"], actor)
         if "tags" in body:
-            store.set_tags(conversation_id, body["tags"], actor)
+            store.set_tags(conversation_id, body["tags"], actor)  # the rule refuses bad tags (422)
     except store.NotFound:
         raise NotFoundError("no such conversation")
     except store.Busy:
@@ -300,21 +303,6 @@ def conversation_events(conversation_id: str, identity: Any) -> Any:
     return {"items": items, "next": str(items[-1]["seq"]) if len(items) == limit else None}
 
 
-def _parse_time(value: Any) -> int:
-    """An ISO 8601 time with zone, as epoch ms (400 otherwise)."""
-    from datetime import datetime
-
-    if not isinstance(value, str) or len(value) > 40:
-        raise BadRequestError("times are ISO 8601 strings with a time zone")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequestError("times are ISO 8601 strings with a time zone")
-    if parsed.tzinfo is None:
-        raise BadRequestError("times need a time zone (e.g. 2026-12-01T10:00:00Z)")
-    return int(parsed.timestamp() * 1000)
-
-
 @api.route("/api/conversations/{conversation_id}/messages", methods=["GET"])
 @authenticated
 def conversation_messages(conversation_id: str, identity: Any) -> Any:
@@ -342,23 +330,22 @@ def accounts(identity: Any) -> Any:
 @api.route("/api/accounts", methods=["POST"])
 @admin_only
 def add_account(identity: Any) -> Any:
-    from chalicelib.accounts import AccountExists, register_account
+    from chalicelib import inputs
+    from chalicelib.accounts import AccountExists, checked_settings, register_account
     from chalicelib.api.views import CHANNELS
 
     body = _json_body()
-    channel, account_id, name = body.get("channel"), body.get("platform_account_id"), body.get("name")
+    channel = body.get("channel")
     if channel not in CHANNELS:
         raise BadRequestError(f"channel must be one of {', '.join(CHANNELS)}")
-    if not isinstance(account_id, str) or not account_id or not isinstance(name, str) or not name:
-        raise BadRequestError("platform_account_id and name are required strings")
-    refs = body.get("credential_refs") or {}
-    if not isinstance(refs, dict) or not all(isinstance(v, str) for v in refs.values()):
-        raise BadRequestError("credential_refs must map names to secret names")
-    team = body.get("team")
-    if team is not None and (not isinstance(team, str) or not 1 <= len(team) <= 64 or "#" in team):
-        raise BadRequestError("team must be a name of 1 to 64 characters without '#'")
     try:
-        account = register_account(channel, account_id, name, refs, team=team)
+        found = checked_settings(body, creating=True)
+    except inputs.BadInput as problem:
+        raise BadRequestError(str(problem))
+    account_id = found["platform_account_id"]
+    try:
+        account = register_account(channel, account_id, found["name"], found["credential_refs"] or {},
+                                   team=found["team"])
     except AccountExists:
         raise ConflictError(f"{channel} account {account_id} is already registered; change it with PATCH")
     return Response({"channel": account.channel, "platform_account_id": account.platform_account_id,
@@ -404,6 +391,7 @@ def quarantined_item(item_id: str, identity: Any) -> Any:
 def replay_quarantine(identity: Any) -> Any:
     """Run items held for an unknown account through the pipeline again (after the account was
     registered); optional {"channel", "account_id"} narrows it. Each item lands exactly once."""
+    from chalicelib.api.common import plausible_id
     from chalicelib.api.views import CHANNELS
     from chalicelib.ingest import replay
 
@@ -412,7 +400,7 @@ def replay_quarantine(identity: Any) -> Any:
     channel, account_id = body.get("channel"), body.get("account_id")
     if channel is not None and channel not in CHANNELS:
         raise BadRequestError(f"channel must be one of {', '.join(CHANNELS)}")
-    if account_id is not None and (not isinstance(account_id, str) or not account_id or len(account_id) > 200):
+    if account_id is not None and not plausible_id(account_id):
         raise BadRequestError("account_id must be a non-empty string")
     if set(body) - {"channel", "account_id"}:
         raise BadRequestError("only 'channel' and 'account_id' are accepted")

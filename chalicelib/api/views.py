@@ -6,7 +6,6 @@ import binascii
 import hashlib
 import hmac
 import json
-from datetime import datetime, timezone
 from typing import Any, Dict, List, Optional, Tuple
 
 from chalicelib.models import STATUSES, Conversation, ConversationsByOwnerDue, ConversationsByTeamDue, Message
@@ -20,9 +19,10 @@ class BadQuery(ValueError):
 
 
 def iso(ms: Optional[int]) -> Optional[str]:
-    if ms is None:
-        return None
-    return datetime.fromtimestamp(int(ms) / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """A stored time for an answer; null when what is stored cannot be a time (never a 500)."""
+    from chalicelib.inputs import render_time
+
+    return render_time(ms)
 
 
 def _cursor_key() -> bytes:
@@ -165,10 +165,12 @@ SLA_FILTERS = ("at_risk", "breached")
 
 def parse_tag(tag: Optional[str]) -> Optional[str]:
     """A tag filter as tags are stored (trimmed, lower-cased, 1 to 32 characters, no '#')."""
+    from chalicelib.inbox.rules import tag_name
+
     if tag is None or tag == "":
         return None
-    name = tag.strip().lower()
-    if not 1 <= len(name) <= 32 or "#" in name or any(ord(ch) < 32 for ch in name):
+    name = tag_name(tag)
+    if name is None:
         raise BadQuery("tag must be a name of 1 to 32 characters without '#'")
     return name
 

@@ -315,14 +315,20 @@ SEND_TIMEOUT = (5.0, 20.0)
 def account_secrets(credential_refs: Optional[Mapping[str, str]]) -> SecretLookup:
     """The secrets of one account: a logical name (META_PAGE_TOKEN, WHATSAPP_TOKEN, X_ACCESS_TOKEN,
     TELEGRAM_BOT_TOKEN, ...) goes through the account's `credential_refs` (logical -> real secret
-    name, e.g. {"META_PAGE_TOKEN": "META_PAGE_TOKEN_100000000000001"}), else is used as is, and is
-    resolved by the runtime's secret lookup (env locally, SSM in AWS). Values are never logged."""
+    name, e.g. {"META_PAGE_TOKEN": "META_PAGE_TOKEN_100000000000001"}; config.credential_ref_allowed
+    says which), else is used as is, and is resolved by the runtime's secret lookup (env locally,
+    SSM in AWS). Values are never logged."""
     from chalicelib.runtime import runtime
+
+    from chalicelib.config import credential_ref_allowed
 
     refs = {str(k): str(v) for k, v in (credential_refs or {}).items() if v}
 
     def lookup(name: str) -> Optional[str]:
-        return runtime.secret(refs.get(name, name))
+        target = refs.get(name, name)
+        if target != name and not credential_ref_allowed(name, target):
+            return None  # a reference stored before the rule: no secret (reauthorize), never another one
+        return runtime.secret(target)
 
     return lookup
 

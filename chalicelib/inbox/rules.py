@@ -371,6 +371,9 @@ def assign(state: State, agent_id: Optional[str], actor: str, now: int, expected
     return _finish(state, change)
 
 
+MAX_SNOOZE_MS = 366 * 24 * 3600 * 1000
+
+
 def change_status(state: State, status: str, actor: str, now: int, until: Optional[int] = None,
                   policy: Optional[SlaPolicy] = None) -> Change:
     """open, pending, snoozed (until a time) or resolved. Nothing is due while not open; an
@@ -380,6 +383,8 @@ def change_status(state: State, status: str, actor: str, now: int, until: Option
     if status == "snoozed":
         if until is None or until <= now:
             raise RuleError("snoozed needs an 'until' time in the future")
+        if until > now + MAX_SNOOZE_MS:
+            raise RuleError("a conversation can be snoozed for at most a year")
     elif until is not None:
         raise RuleError("'until' is only for snoozed")
     previous = state.get("status") or "open"
@@ -459,15 +464,26 @@ def set_priority(state: State, priority: str, actor: str) -> Change:
     return _finish(state, change)
 
 
+def tag_name(tag: Any) -> Optional[str]:
+    """A tag as stored (trimmed, lower-cased: 1 to 32 characters, no '#', clean text), or None
+    when `tag` cannot be one. The one tag rule: PATCH, bulk, list filters and SLA policies."""
+    from chalicelib.inputs import is_clean
+
+    if not isinstance(tag, str) or not is_clean(tag) or "#" in tag:
+        return None
+    name = tag.strip().lower()
+    return name if 1 <= len(name) <= 32 else None
+
+
 def set_tags(state: State, tags: List[str], actor: str) -> Change:
     """Replace the tags (trimmed, lower-cased, unique, in the order given)."""
     if not isinstance(tags, list) or len(tags) > MAX_TAGS:
         raise RuleError(f"tags must be a list of at most {MAX_TAGS} names")
     clean: List[str] = []
     for tag in tags:
-        if not isinstance(tag, str) or not 1 <= len(tag.strip()) <= 32 or "#" in tag:
-            raise RuleError("each tag is a name of 1 to 32 characters without '#'")
-        name = tag.strip().lower()
+        name = tag_name(tag)
+        if name is None:
+            raise RuleError("each tag is a name of 1 to 32 characters without '#' or control characters")
         if name not in clean:
             clean.append(name)
     previous = list(state.get("tags") or [])

@@ -483,7 +483,7 @@ def change_tags(conversation_id: str, add: List[str], remove: List[str], actor: 
     agent added meanwhile is kept, never overwritten)."""
     def rule(state: State) -> rules.Change:
         gone = {t.strip().lower() for t in remove if isinstance(t, str)}
-        current = [t for t in (state.get("tags") or []) if t not in gone]
+        current = [t for t in (state.get("tags") or []) if t not in gone and rules.tag_name(t)]  # drops garbage
         return rules.set_tags(state, current + [t for t in add if not isinstance(t, str) or t.strip().lower() not in gone],
                               actor)
 

@@ -12,7 +12,6 @@ A refusal carries a reason an agent can act on (answered 422).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Dict, Mapping, Optional
 
 HOUR_MS = 3600_000
@@ -24,6 +23,10 @@ HUMAN_AGENT_TAG = "HUMAN_AGENT"
 NOTE_LIMIT = 10_000
 CLIENT_ID_MAX = 64
 TEMPLATE_NAME_MAX = 512
+#: WhatsApp components nest components > parameters > (currency | date_time | ...) > fields.
+TEMPLATE_DEPTH_MAX = 8
+TEMPLATE_NODES_MAX = 500
+TEMPLATE_CHARS_MAX = 16_384
 
 #: (channel, thread kind or "*") -> (limit, unit)
 LIMITS = {
@@ -132,16 +135,24 @@ def check_template(value: Any) -> Dict[str, Any]:
     if unknown:
         raise Refused(f"template accepts only name, language and components (not {', '.join(sorted(unknown))})",
                       "bad_template")
+    from chalicelib import inputs
+
     name, language = value.get("name"), value.get("language")
-    if not isinstance(name, str) or not 1 <= len(name) <= TEMPLATE_NAME_MAX or not name.strip():
+    if not isinstance(name, str) or not 1 <= len(name) <= TEMPLATE_NAME_MAX or not name.strip() \
+            or not inputs.is_clean(name):
         raise Refused("template name must be the approved template's name", "bad_template")
     if isinstance(language, dict):
         language = language.get("code")
-    if not isinstance(language, str) or not 2 <= len(language) <= 16:
+    if not isinstance(language, str) or not 2 <= len(language) <= 16 or not inputs.is_clean(language):
         raise Refused("template language must be a language code such as 'en_US'", "bad_template")
     components = value.get("components")
     if components is not None and not isinstance(components, list):
         raise Refused("template components must be a list", "bad_template")
+    try:
+        inputs.bounded_json(components, "template components", max_depth=TEMPLATE_DEPTH_MAX,
+                            max_nodes=TEMPLATE_NODES_MAX, max_chars=TEMPLATE_CHARS_MAX)
+    except inputs.BadInput as problem:
+        raise Refused(str(problem), "bad_template")
     clean: Dict[str, Any] = {"name": name, "language": {"code": language}}
     if components is not None:
         clean["components"] = components
@@ -151,8 +162,12 @@ def check_template(value: Any) -> Dict[str, Any]:
 def _closed(what: str, last_in: Optional[int], window_ms: int, advice: str) -> str:
     if last_in is None:
         return f"{what} is closed: {advice}".rstrip(": ")
-    closed_at = datetime.fromtimestamp((int(last_in) + window_ms) / 1000, tz=timezone.utc)
-    text = f"{what} closed at {closed_at.isoformat(timespec='minutes').replace('+00:00', 'Z')}"
+    from chalicelib.inputs import render_time
+
+    closed_at = render_time(int(last_in) + window_ms)  # None for a stored time no datetime holds
+    if closed_at is None:
+        return f"{what} is closed: {advice}".rstrip(": ")
+    text = f"{what} closed at {closed_at[:16]}Z"
     return f"{text}: {advice}" if advice else text
 
 

@@ -49,7 +49,7 @@ def grace_ms() -> int:
 
 
 def valid_team(name: Any) -> bool:
-    return isinstance(name, str) and bool(TEAM_NAME.match(name))
+    return isinstance(name, str) and bool(TEAM_NAME.fullmatch(name))
 
 
 @dataclass

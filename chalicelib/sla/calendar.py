@@ -156,9 +156,12 @@ def _parse_dates(value: Any) -> FrozenSet[_dt.date]:
         if not isinstance(raw, str) or not _DATE.match(raw):
             raise ValueError(f"{where}[{index}] must be a date \"YYYY-MM-DD\"")
         try:
-            found.add(_dt.date.fromisoformat(raw))
+            day = _dt.date.fromisoformat(raw)
         except ValueError:
             raise ValueError(f"{where}[{index}]: {raw!r} is not a calendar date") from None
+        if not 2000 <= day.year < 2100:  # the range every time the API accepts lies in (chalicelib.inputs)
+            raise ValueError(f"{where}[{index}] must lie between 2000 and 2100")
+        found.add(day)
     return frozenset(found)
 
 

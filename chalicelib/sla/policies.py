@@ -38,7 +38,6 @@ PAUSABLE = ("pending", "snoozed")
 DEFAULT_WARN_PERCENT = 80
 DEFAULT_POLICY_ID = "default"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _READ_ONLY = {"id", "policy_id", "created_at", "updated_at", "builtin"}
 _FIELDS = {"name", "channels", "priorities", "tags", "first_response_seconds", "next_response_seconds",
            "resolution_seconds", "warn_at_percent", "business_hours", "pause_on"}
@@ -180,14 +179,18 @@ def _names(body: Mapping[str, Any], name: str, allowed: Optional[Sequence[str]],
         raise ValueError(f"{name} must not be empty: leave it out to match all")
     if len(value) > limit:
         raise ValueError(f"{name} has more than {limit} entries")
+    from chalicelib.inbox.rules import tag_name
+
     found: List[str] = []
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise ValueError(f"{name}[{index}] must be a string")
         if fold:
-            if not 1 <= len(item.strip()) <= 32 or "#" in item:
-                raise ValueError(f"{name}[{index}] must be a tag of 1 to 32 characters without '#'")
-            item = item.strip().lower()
+            tag = tag_name(item)
+            if tag is None:
+                raise ValueError(f"{name}[{index}] must be a tag of 1 to 32 characters without '#' or "
+                                 "control characters")
+            item = tag
         elif allowed is not None and item not in allowed:
             raise ValueError(f"{name}[{index}] must be one of {', '.join(allowed)}")
         if item not in found:
@@ -199,6 +202,7 @@ def validate(body: Any) -> Dict[str, Any]:
     """The API body as a clean policy document; ValueError names the first problem (400)."""
     from chalicelib.api.views import CHANNELS
     from chalicelib.inbox.rules import PRIORITIES
+    from chalicelib.inputs import is_clean
 
     if not isinstance(body, dict):
         raise ValueError("body must be a JSON object")
@@ -209,7 +213,7 @@ def validate(body: Any) -> Dict[str, Any]:
     if not isinstance(name, str) or not name.strip():
         raise ValueError("name is required (a non-empty string)")
     name = " ".join(name.split())
-    if len(name) > MAX_NAME_CHARS or _CONTROL.search(name):
+    if len(name) > MAX_NAME_CHARS or not is_clean(name):
         raise ValueError(f"name must be at most {MAX_NAME_CHARS} printable characters")
     doc: Dict[str, Any] = {
         "name": name,
