@@ -10,6 +10,7 @@ from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api
 from chalicelib.api.collision_routes import collision_api
 from chalicelib.api.health_routes import health_api
+from chalicelib.api.listening_routes import listening_api
 from chalicelib.api.contact_routes import contact_api
 from chalicelib.api.media_routes import BINARY_TYPES, media_api
 from chalicelib.api.openapi import openapi_api
@@ -41,6 +42,7 @@ app.register_blueprint(media_api)
 app.register_blueprint(health_api)
 app.register_blueprint(contact_api)
 app.register_blueprint(admin_api)
+app.register_blueprint(listening_api)
 app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.

@@ -307,6 +307,12 @@ def _exercise(inbox) -> None:
         api("PUT", f"/api/sla-policies/{policy['id']}", {"name": "VIP", "first_response_seconds": 600,
                                                           "next_response_seconds": 600, "tags": ["vip"]})
         api("DELETE", f"/api/sla-policies/{policy['id']}")
+    status, topic = api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order", "late"]})
+    api("GET", "/api/listening/topics")
+    if status == 201:
+        api("PUT", f"/api/listening/topics/{topic['id']}", {"name": "Orders", "include": ["order"]})
+        api("DELETE", f"/api/listening/topics/{topic['id']}")
+    api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order"]})
     status, canned = api("POST", "/api/canned-replies",
                          {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
     api("GET", "/api/canned-replies")
@@ -349,6 +355,11 @@ def _exercise(inbox) -> None:
     for client_id in ("r1", "r2", "r3"):
         assert api("POST", f"/api/conversations/{conversation}/messages",
                    {"text": f"reply {client_id}", "kind": "reply", "client_id": client_id})[0] == 202
+    _, thread = api("GET", f"/api/conversations/{conversation}/messages")
+    customer = next(m["id"] for m in thread["items"] if m["direction"] == "in")
+    api("PATCH", f"/api/conversations/{conversation}/messages/{customer}", {"sentiment": "negative"})
+    api("GET", "/api/listening/corrections")
+    api("GET", "/api/conversations?sentiment=negative")
     api("POST", "/api/conversations/bulk", {"ids": [conversation], "tags_add": ["bulk"]})
     api("GET", "/api/search?q=order")
     api("GET", "/api/counts")

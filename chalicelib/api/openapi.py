@@ -64,7 +64,16 @@ SCHEMAS: Dict[str, S] = {
                        "sent_at": NTIME, "attachments": {"type": "array", "items": OBJ},
                        "delivery_status": NSTR, "delivery_error": NSTR, "platform_message_id": NSTR,
                        "reply_to": NSTR, "author_id": NSTR, "edited_at": NTIME,
-                       "edit_history": {"type": "array", "items": OBJ}, "removed": BOOL}},
+                       "edit_history": {"type": "array", "items": OBJ}, "removed": BOOL,
+                       "sentiment": _ref("Sentiment"), "topics": {"type": "array", "items": STR}}},
+    "Sentiment": {"type": "object", "required": ["label", "score", "language", "corrected"],
+                  "properties": {"label": {"enum": ["positive", "neutral", "negative", "unscored"]},
+                                 "score": _nullable({"type": "number", "minimum": -1, "maximum": 1}),
+                                 "language": NSTR, "corrected": BOOL}},
+    "Topic": {"type": "object", "required": ["id", "name", "include", "exclude", "languages", "sources"],
+              "properties": {"id": STR, "name": STR, "include": {"type": "array", "items": STR},
+                             "exclude": {"type": "array", "items": STR}, "languages": {"type": "array", "items": STR},
+                             "sources": {"type": "array", "items": STR}, "created_at": INT, "updated_at": INT}},
     "Event": {"type": "object", "required": ["seq", "at", "type", "actor"],
               "properties": {"seq": INT, "at": TIME, "type": STR, "actor": STR, "data": OBJ}},
     "BulkResult": {
@@ -182,6 +191,15 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/sla-policies/{policy_id}", "GET"): ("An SLA policy", 200, _ref("Object"), (401, 403, 404)),
     ("/api/sla-policies/{policy_id}", "PUT"): ("Replace an SLA policy", 200, _ref("Object"), (400, 401, 403, 404, 409)),
     ("/api/sla-policies/{policy_id}", "DELETE"): ("Delete an SLA policy", 204, None, (401, 403, 404)),
+    ("/api/listening/topics", "GET"): ("Listening topics", 200, _page(_ref("Topic")), AUTH),
+    ("/api/listening/topics", "POST"): ("Create a topic (admins)", 201, _ref("Topic"), (400, 401, 403, 409)),
+    ("/api/listening/topics/{topic_id}", "PUT"): ("Replace a topic (admins)", 200, _ref("Topic"),
+                                                  (400, 401, 403, 404, 409)),
+    ("/api/listening/topics/{topic_id}", "DELETE"): ("Delete a topic (admins)", 204, None, (401, 403, 404, 409)),
+    ("/api/conversations/{conversation_id}/messages/{message_id}", "PATCH"): (
+        "Correct a customer message's sentiment", 200, _ref("Object"), (400, 401, 404)),
+    ("/api/listening/corrections", "GET"): ("Sentiment corrections, oldest first (the labelled set)", 200,
+                                            _ref("Page"), (400, 401, 403)),
 }
 
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",

@@ -37,14 +37,14 @@ def handle(event: Event, correlation_id: str = "") -> str:
         return "quarantined"
     team = account.team
     if isinstance(event, MessageEvent):
-        created, _ = store.record_message(event, team)
+        created, _ = store.record_message(event, team, annotations=annotations_of(event))
         if not created:
             logger.info("duplicate message", extra={"channel": event.channel})
         return "created" if created else "duplicate"
     if isinstance(event, StatusEvent):
         return _receipt(event, correlation_id)
     if isinstance(event, EditEvent):
-        return store.apply_edit(event, team)
+        return store.apply_edit(event, team, annotations=annotations_of(event.message))
     if isinstance(event, RemoveEvent):
         outcome = store.apply_removal(event, team)
         if outcome == "unknown":
@@ -52,6 +52,19 @@ def handle(event: Event, correlation_id: str = "") -> str:
             return "quarantined"
         return outcome
     raise TypeError(f"unknown event type {type(event).__name__}")
+
+
+def annotations_of(event: MessageEvent) -> Optional[store.Annotations]:
+    """What the runtime's annotator (listening: sentiment, topics) says about a message. A
+    failing annotator costs the message its annotations, never the message."""
+    from chalicelib.runtime import runtime
+
+    try:
+        annotator = runtime.annotator()
+        return annotator(event) if annotator is not None else None
+    except Exception as error:  # noqa: BLE001 - see docstring
+        logger.warning("annotator failed", extra={"channel": event.channel, "error": f"{type(error).__name__}"})
+        return None
 
 
 def _receipt(event: StatusEvent, correlation_id: str) -> str:

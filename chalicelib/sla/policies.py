@@ -18,7 +18,6 @@ in the same table, written in the same transaction as the policy.
 """
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -38,7 +37,6 @@ PAUSABLE = ("pending", "snoozed")
 DEFAULT_WARN_PERCENT = 80
 DEFAULT_POLICY_ID = "default"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _READ_ONLY = {"id", "policy_id", "created_at", "updated_at", "builtin"}
 _FIELDS = {"name", "channels", "priorities", "tags", "first_response_seconds", "next_response_seconds",
            "resolution_seconds", "warn_at_percent", "business_hours", "pause_on"}
@@ -200,17 +198,9 @@ def validate(body: Any) -> Dict[str, Any]:
     from chalicelib.api.views import CHANNELS
     from chalicelib.inbox.rules import PRIORITIES
 
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    unknown = set(body) - _FIELDS - _READ_ONLY
-    if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("name is required (a non-empty string)")
-    name = " ".join(name.split())
-    if len(name) > MAX_NAME_CHARS or _CONTROL.search(name):
-        raise ValueError(f"name must be at most {MAX_NAME_CHARS} printable characters")
+    from chalicelib.documents import named_document
+
+    name = named_document(body, _FIELDS | _READ_ONLY, MAX_NAME_CHARS)
     doc: Dict[str, Any] = {
         "name": name,
         "channels": _names(body, "channels", CHANNELS, len(CHANNELS)),
