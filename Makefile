@@ -10,7 +10,7 @@ STAGE     ?= dev
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: run reset soak test browser screenshots demo bench create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
+.PHONY: run reset soak test browser screenshots demo bench create-admin replay-dlq list-dlq replay-quarantine bench-listening lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,9 @@ demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `m
 
 bench: $(STAMP)  ## ingest (ack path, processor, requests, WRU, imports), reply-deadline flow and agent API measurements (bench/README.md)
 	$(PY) bench/ingest_bench.py
+
+bench-listening: $(STAMP)  ## listening: processor CPU with/without sentiment+topics (ratio), cold start, zip, accuracy (README "Listening")
+	$(PY) bench/listening_bench.py
 
 create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=... (password asked, or first line of stdin; never echoed)
 	@test -n "$(EMAIL)" && test -n "$(NAME)" || { echo "usage: make create-admin STAGE=dev EMAIL=ops@example.com NAME='Ops Admin'"; exit 2; }

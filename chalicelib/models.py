@@ -533,6 +533,12 @@ class ListeningRecord(Model):
     data = JSONAttribute(null=True)
     version = NumberAttribute(null=True)
     at = NumberAttribute(null=True)
+    # Found posts and mentions: what the items list filters on (top level, so DynamoDB can).
+    source = UnicodeAttribute(null=True)
+    label = UnicodeAttribute(null=True)  # sentiment label
+    topics = ListAttribute(null=True, of=UnicodeAttribute)
+    status = UnicodeAttribute(null=True)  # new | converted | dismissed
+    conversation_id = UnicodeAttribute(null=True)
 
 
 ALL_MODELS = ALL_MODELS + (ListeningRecord,)

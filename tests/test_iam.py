@@ -326,6 +326,12 @@ def _exercise(inbox) -> None:
     _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")))
     _webhook(inbox, whatsapp_delivery("wamid.1", "4915550001", int(time.time()) - 30, "Hallo"))
     _webhook(inbox, page_delivery(messenger("m-2", "psid-2", now - 30_000, "hello"), page="999000999"))
+    api("POST", "/api/accounts", {"channel": "facebook", "platform_account_id": PAGE, "name": "Page mentions"})
+    for _ in range(2):  # a Page mention, delivered twice (a platform retry): one message, one listening item
+        _webhook(inbox, {"object": "page", "entry": [{"id": PAGE, "time": now // 1000, "changes": [{
+            "field": "mention", "value": {"post_id": f"{PAGE}_1", "item": "post", "verb": "add",
+                                          "message": "awful service, late order again @Acme", "sender_id": "551",
+                                          "sender_name": "Dana", "created_time": now // 1000 - 20}}]}]})
     _consume(inbox, "ingest_processor", "ingest")
     # An envelope no adapter can read is parked in the ingest DLQ (the processor's own send).
     _invoke(inbox, "ingest_processor", [_record("{not json")])
@@ -359,6 +365,10 @@ def _exercise(inbox) -> None:
     customer = next(m["id"] for m in thread["items"] if m["direction"] == "in")
     api("PATCH", f"/api/conversations/{conversation}/messages/{customer}", {"sentiment": "negative"})
     api("GET", "/api/listening/corrections")
+    _, found = api("GET", "/api/listening/items?source=facebook_mention")
+    for item in found["items"][:1]:
+        api("POST", f"/api/listening/items/{item['id']}/convert", {})
+        api("POST", f"/api/listening/items/{item['id']}/dismiss")
     api("GET", "/api/conversations?sentiment=negative")
     api("POST", "/api/conversations/bulk", {"ids": [conversation], "tags_add": ["bulk"]})
     api("GET", "/api/search?q=order")

@@ -439,12 +439,12 @@ def meta_shaped(draw):
 
 def _parse_all(payload):
     from chalicelib.channels.base import (
-        EditEvent, IgnoredEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent,
+        EditEvent, IgnoredEvent, LookupEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent,
     )
     from chalicelib.channels.meta import MetaAdapter
 
     events = list(MetaAdapter().parse(payload, {}))
-    kinds = (MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem)
+    kinds = (MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem, LookupEvent)
     for event in events:
         assert isinstance(event, kinds), event
         messages = [event] if isinstance(event, MessageEvent) else []
@@ -463,6 +463,8 @@ def _parse_all(payload):
             json.dumps(list(message.attachments))
         if isinstance(event, StatusEvent):
             assert isinstance(event.at_ms, int) and isinstance(event.platform_message_id, str)
+        if isinstance(event, LookupEvent):  # ids the processor puts in a Graph API path and fields
+            assert all(isinstance(v, str) and v for v in event.ids.values()) and event.ids.get("media_id")
     return events
 
 

@@ -120,3 +120,58 @@ def corrections(identity: Any) -> Any:
     for item in items:
         item["at"] = views.iso(item["at"])
     return {"items": items, "next": views.encode_cursor(last, "listening-corrections")}
+
+
+@listening_api.route("/api/listening/items", methods=["GET"])
+@authenticated
+def listening_items(identity: Any) -> Any:
+    """Mentions of our accounts and found posts, newest first: `source`, `topic`, `sentiment`,
+    `status` (default: all but dismissed), `limit`, `cursor`."""
+    from chalicelib.api import views
+    from chalicelib.listening import items
+
+    try:
+        limit = views.parse_limit(_query("limit"), 50)
+        start = views.decode_cursor(_query("cursor"), "listening-items")
+        found, last = items.list_items(_query("source"), _query("topic"), _query("sentiment"), _query("status"),
+                                       limit, start)
+    except (views.BadQuery, ValueError) as error:
+        raise BadRequestError(str(error))
+    return {"items": found, "next": views.encode_cursor(last, "listening-items")}
+
+
+def _item_action(item_id: str, identity: Any, action: str) -> Any:
+    from chalicelib.listening import items
+
+    try:
+        return getattr(items, action)(item_id, f"agent:{identity.agent_id}", _now_ms())
+    except items.NotFound:
+        raise NotFoundError("no such listening item")
+    except ValueError as error:
+        raise BadRequestError(str(error))
+
+
+@listening_api.route("/api/listening/items/{item_id}/convert", methods=["POST"])
+@authenticated
+def convert_item(item_id: str, identity: Any) -> Any:
+    """The item as a conversation (a mention's own, or a new one with a reply deadline);
+    `{"assignee": "me"}` also takes it."""
+    from chalicelib.inbox import store
+
+    raw = listening_api.current_request.raw_body or b""
+    body = _body() if raw.strip() else {}
+    if set(body) - {"assignee"} or body.get("assignee") not in (None, "me"):
+        raise BadRequestError('the body is empty or {"assignee": "me"}')
+    converted = _item_action(item_id, identity, "convert")
+    if body.get("assignee") == "me":
+        try:
+            store.assign(converted["conversation_id"], identity.agent_id, f"agent:{identity.agent_id}")
+        except store.NotFound:
+            raise NotFoundError("the item's conversation is gone")
+    return converted
+
+
+@listening_api.route("/api/listening/items/{item_id}/dismiss", methods=["POST"])
+@authenticated
+def dismiss_item(item_id: str, identity: Any) -> Any:
+    return _item_action(item_id, identity, "dismiss")

@@ -42,13 +42,35 @@ def analyse(text: Optional[str], channel: str, raw: Any = None) -> Dict[str, Any
 
 
 def annotate(event: Any) -> Optional[Any]:
-    """The runtime's annotator: the store's Annotations for an inbound message, None for ours."""
-    from chalicelib.inbox.store import Annotations
-
+    """The runtime's annotator: the store's Annotations for an inbound message, None for ours.
+    A mention of our account also becomes a listening item (chalicelib.listening.items)."""
     if getattr(event, "direction", None) != "in":
         return None
     data = analyse(event.text, event.channel, event.raw)
-    return Annotations(data, {"sentiment": data["sentiment"]["label"]})
+    if event.thread_kind == "mention":
+        _record_item(event, data)
+    return annotations_from(data)
+
+
+def _record_item(event: Any, data: Dict[str, Any]) -> None:
+    """The mention's listening item; a failure costs the item (logged), never the annotations."""
+    from chalicelib.listening import items
+
+    try:
+        items.record_mention(event, data)
+    except Exception as error:  # noqa: BLE001 - see docstring
+        from chalicelib.logs import logger
+
+        logger.warning("listening item not recorded", extra={"channel": event.channel,
+                                                              "error": type(error).__name__})
+
+
+def annotations_from(data: Dict[str, Any]) -> Any:
+    """The store's Annotations for an analysis (`{"sentiment", "topics"}`)."""
+    from chalicelib.inbox.store import Annotations
+
+    mood = data.get("sentiment") or sentiment.unscored(None)
+    return Annotations({"sentiment": mood, "topics": list(data.get("topics") or [])}, {"sentiment": mood["label"]})
 
 
 def message_fields(direction: Optional[str], annotations: Optional[Dict[str, Any]]) -> Dict[str, Any]:
