@@ -125,6 +125,16 @@ def routing_sweeper(event: Any) -> Dict[str, int]:
     return routing.sweep()
 
 
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="listening_poller")
+def listening_poller(event: Any) -> Dict[str, Any]:
+    """X recent search for every topic with the x_search source, within the admin's monthly
+    budget of post reads and X's rate limits (chalicelib.listening.x_search)."""
+    tracing.activate(http=True)
+    from chalicelib.listening.x_search import poll
+
+    return poll()
+
+
 @app.on_sqs_message(queue=config.queue_name("outbox"), batch_size=1, name="outbox_worker")
 def outbox_worker(event: Any) -> Dict[str, int]:
     """Send queued replies through their channel's adapter (one per invocation: a send may take

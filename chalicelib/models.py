@@ -525,7 +525,8 @@ class ListeningRecord(Model):
     - `pk` "corrections", `sk` "<13-digit ms>#<message id>": agents' sentiment corrections, the
       labelled set (`GET /api/listening/corrections`, oldest first);
     - `pk` "items", `sk` "<13-digit ms>-<hash>": found posts and mentions, newest first in one
-      Query; `pk` "post#<source platform>#<post id>" points at the item (one item per post)."""
+      Query; `pk` "post#<source platform>#<post id>" points at the item (one item per post);
+    - `pk` "x_budget" and "x_poll": the X search poller's budget, usage and per-topic position."""
 
     Meta = _meta("listening")
     pk = UnicodeAttribute(hash_key=True)
@@ -539,6 +540,7 @@ class ListeningRecord(Model):
     topics = ListAttribute(null=True, of=UnicodeAttribute)
     status = UnicodeAttribute(null=True)  # new | converted | dismissed
     conversation_id = UnicodeAttribute(null=True)
+    used = NumberAttribute(null=True)  # "x_budget"/<month>: X posts read (chalicelib.listening.x_search)
 
 
 ALL_MODELS = ALL_MODELS + (ListeningRecord,)

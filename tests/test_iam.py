@@ -28,7 +28,8 @@ STAGE = "test"  # tests/conftest.py: RESOURCE_PREFIX=socialinbox-test
 REGION, ACCOUNT = "us-east-1", "123456789012"
 SECRETS = {"META_APP_SECRET": "ssm-meta-secret", "META_VERIFY_TOKEN": "ssm-verify", "X_CONSUMER_SECRET": "ssm-x",
            "TELEGRAM_SECRET_TOKEN": "ssm-telegram", "LINKEDIN_CLIENT_SECRET": "ssm-linkedin",
-           "AUTH_TOKEN_SECRET": "ssm-auth-token-secret-0123456789abcdef", "META_PAGE_TOKEN": "ssm-page-token"}
+           "AUTH_TOKEN_SECRET": "ssm-auth-token-secret-0123456789abcdef", "META_PAGE_TOKEN": "ssm-page-token",
+           "X_BEARER_TOKEN": "ssm-x-bearer"}
 
 Call = Tuple[str, str]  # (IAM action, resource ARN)
 
@@ -313,6 +314,9 @@ def _exercise(inbox) -> None:
         api("PUT", f"/api/listening/topics/{topic['id']}", {"name": "Orders", "include": ["order"]})
         api("DELETE", f"/api/listening/topics/{topic['id']}")
     api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order"]})
+    api("POST", "/api/listening/topics", {"name": "Refunds", "include": ["refund"], "sources": ["x_search"]})
+    api("PUT", "/api/listening/x-budget", {"monthly_posts": 1000})
+    api("GET", "/api/listening/x-budget")
     status, canned = api("POST", "/api/canned-replies",
                          {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
     api("GET", "/api/canned-replies")
@@ -461,6 +465,15 @@ def _exercise(inbox) -> None:
     for function in ("sla_sweeper", "routing_sweeper"):
         with inbox.recorder.during(function):
             getattr(inbox.app, function)(_scheduled_event(function), None)
+    # X recent search for the topic with the x_search source (the X API faked; token from SSM).
+    found = {"data": [{"id": "1900", "text": "refund please", "author_id": "u1", "lang": "en",
+                       "created_at": "2026-12-01T10:00:00.000Z"}],
+             "includes": {"users": [{"id": "u1", "name": "Lea", "username": "lea"}]},
+             "meta": {"result_count": 1, "newest_id": "1900", "oldest_id": "1900"}}
+    with responses.RequestsMock() as x_api:
+        x_api.add("GET", "https://api.x.com/2/tweets/search/recent", json=found)
+        with inbox.recorder.during("listening_poller"):
+            assert inbox.app.listening_poller(_scheduled_event("listening_poller"), None)["posts"] == 1
 
 
 def _waiting_conversation(handle: str) -> Any:

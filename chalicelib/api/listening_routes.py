@@ -175,3 +175,24 @@ def convert_item(item_id: str, identity: Any) -> Any:
 @authenticated
 def dismiss_item(item_id: str, identity: Any) -> Any:
     return _item_action(item_id, identity, "dismiss")
+
+
+@listening_api.route("/api/listening/x-budget", methods=["GET"])
+@authenticated
+def x_budget(identity: Any) -> Any:
+    """The monthly budget of X post reads, this month's use, and whether polling stopped."""
+    from chalicelib.listening import x_search
+
+    return x_search.budget(_now_ms())
+
+
+@listening_api.route("/api/listening/x-budget", methods=["PUT"])
+@admin_only
+def set_x_budget(identity: Any) -> Any:
+    """`{"monthly_posts": N}` (0 stops X search; X bills $0.005 per post read)."""
+    from chalicelib.listening import x_search
+
+    try:
+        return x_search.set_budget(_body(), _now_ms())
+    except ValueError as error:
+        raise BadRequestError(str(error))

@@ -215,6 +215,10 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/listening/items/{item_id}/convert", "POST"): ("The item as a conversation", 200, _ref("ListeningItem"),
                                                          (400, 401, 404)),
     ("/api/listening/items/{item_id}/dismiss", "POST"): ("Dismiss an item", 200, _ref("ListeningItem"), (401, 404)),
+    ("/api/listening/x-budget", "GET"): ("X search budget: posts per month, used, exhausted", 200, _ref("Object"),
+                                         AUTH),
+    ("/api/listening/x-budget", "PUT"): ("Set the monthly X search budget (admins)", 200, _ref("Object"),
+                                         (400, 401, 403)),
     ("/api/listening/corrections", "GET"): ("Sentiment corrections, oldest first (the labelled set)", 200,
                                             _ref("Page"), (400, 401, 403)),
 }

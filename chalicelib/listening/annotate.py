@@ -20,7 +20,7 @@ from chalicelib.listening import sentiment, topics
 from chalicelib.listening.text import base_language
 
 #: Channels whose raw message carries the platform's own language (X posts: `lang`).
-PLATFORM_LANGUAGE = {"x": "lang"}
+PLATFORM_LANGUAGE = {"x": "lang", "x_search": "lang"}
 CORRECTABLE = ("positive", "neutral", "negative")
 MAX_EXPORT_TEXT = 2000
 

@@ -130,6 +130,10 @@ def validate(body: Any) -> Dict[str, Any]:
     overlap = {fold(t) for t in doc["include"]} & {fold(t) for t in doc["exclude"]}
     if overlap:
         raise ValueError(f"a term cannot be both included and excluded: {sorted(overlap)[0]}")
+    if "x_search" in doc["sources"]:
+        from chalicelib.listening.x_search import x_query
+
+        x_query(doc["include"], doc["exclude"], doc["languages"])
     return doc
 
 

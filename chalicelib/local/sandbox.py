@@ -221,7 +221,13 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self) -> None:  # noqa: N802
-        self._answer((404, {"error": "the sandbox serves send endpoints only"}, {}))
+        parts = urlsplit(self.path)
+        if parts.path == "/x/2/tweets/search/recent":  # listening: seeded posts (chalicelib.local.listening_seed)
+            from chalicelib.local.listening_seed import x_recent_search
+
+            self._answer(x_recent_search({k: v[-1] for k, v in parse_qs(parts.query).items()}))
+            return
+        self._answer((404, {"error": "the sandbox serves send endpoints and X recent search only"}, {}))
 
     def do_POST(self) -> None:  # noqa: N802
         length = int(self.headers.get("Content-Length") or 0)
