@@ -165,11 +165,6 @@ def test_accuracy_on_the_hand_labelled_multilingual_set():
 # --- through the API -----------------------------------------------------------------------------------
 
 
-def call(inbox, method, path, payload=None, token=None):
-    headers = {"Authorization": "Bearer " + (token or inbox.login_admin()), "Content-Type": "application/json"}
-    raw = payload if isinstance(payload, (bytes, str)) else (json.dumps(payload) if payload is not None else b"")
-    response = inbox.client.http.request(method.upper(), path, headers=headers, body=raw)
-    return response.status_code, (json.loads(response.body) if response.body else None)
 
 
 def deliver(inbox, *texts_by_psid):
@@ -188,32 +183,32 @@ def thread_of(inbox, psid):
 def test_topics_crud_with_unique_names_and_admin_only_writes(inbox):
     from chalicelib.api.auth import create_agent, issue_token
 
-    status, created = call(inbox, "post", "/api/listening/topics",
+    status, created = inbox.call("post", "/api/listening/topics",
                            {"name": "Refunds", "include": ["refund", "money back"], "languages": ["en", "es"]})
     assert status == 201 and created["id"].startswith("tp_") and created["exclude"] == [] and created["sources"] == []
-    assert call(inbox, "post", "/api/listening/topics", {"name": " refunds ", "include": ["x"]})[0] == 409
-    assert call(inbox, "post", "/api/listening/topics", {"name": "B", "include": []})[0] == 400
-    assert call(inbox, "post", "/api/listening/topics", b"{not json")[0] == 400
-    status, other = call(inbox, "post", "/api/listening/topics", {"name": "Delivery", "include": ["#late"]})
+    assert inbox.call("post", "/api/listening/topics", {"name": " refunds ", "include": ["x"]})[0] == 409
+    assert inbox.call("post", "/api/listening/topics", {"name": "B", "include": []})[0] == 400
+    assert inbox.call("post", "/api/listening/topics", b"{not json")[0] == 400
+    status, other = inbox.call("post", "/api/listening/topics", {"name": "Delivery", "include": ["#late"]})
     assert status == 201
-    assert call(inbox, "put", f"/api/listening/topics/{other['id']}", {"name": "REFUNDS", "include": ["x"]})[0] == 409
-    status, replaced = call(inbox, "put", f"/api/listening/topics/{created['id']}",
+    assert inbox.call("put", f"/api/listening/topics/{other['id']}", {"name": "REFUNDS", "include": ["x"]})[0] == 409
+    status, replaced = inbox.call("put", f"/api/listening/topics/{created['id']}",
                             {"name": "Refunds", "include": ["refund"], "exclude": ["no refund needed"]})
     assert status == 200 and replaced["exclude"] == ["no refund needed"] and replaced["created_at"] == created["created_at"]
-    assert call(inbox, "put", "/api/listening/topics/tp_nope", {"name": "Z", "include": ["z"]})[0] == 404
+    assert inbox.call("put", "/api/listening/topics/tp_nope", {"name": "Z", "include": ["z"]})[0] == 404
     token = issue_token(create_agent("sam@example.com", "s3cret-passw0rd", "Sam", "agent"))
-    status, listed = call(inbox, "get", "/api/listening/topics", token=token)
+    status, listed = inbox.call("get", "/api/listening/topics", token=token)
     assert status == 200 and [t["name"] for t in listed["items"]] == ["Refunds", "Delivery"]
     assert "x_search" in listed["sources"]
-    assert call(inbox, "post", "/api/listening/topics", {"name": "C", "include": ["c"]}, token=token)[0] == 403
-    assert call(inbox, "delete", f"/api/listening/topics/{other['id']}", token=token)[0] == 403
-    assert call(inbox, "delete", f"/api/listening/topics/{other['id']}")[0] == 204
-    assert call(inbox, "delete", f"/api/listening/topics/{other['id']}")[0] == 404
-    assert [t["name"] for t in call(inbox, "get", "/api/listening/topics")[1]["items"]] == ["Refunds"]
+    assert inbox.call("post", "/api/listening/topics", {"name": "C", "include": ["c"]}, token=token)[0] == 403
+    assert inbox.call("delete", f"/api/listening/topics/{other['id']}", token=token)[0] == 403
+    assert inbox.call("delete", f"/api/listening/topics/{other['id']}")[0] == 204
+    assert inbox.call("delete", f"/api/listening/topics/{other['id']}")[0] == 404
+    assert [t["name"] for t in inbox.call("get", "/api/listening/topics")[1]["items"]] == ["Refunds"]
 
 
 def test_every_inbound_message_carries_sentiment_and_topics(inbox):
-    call(inbox, "post", "/api/listening/topics", {"name": "Orders", "include": ["order", "pedido"]})
+    inbox.call("post", "/api/listening/topics", {"name": "Orders", "include": ["order", "pedido"]})
     deliver(inbox, ("p-angry", "My order never arrived and your support is useless!!!"),
             ("p-es", "Mi pedido nunca llegó, pésimo servicio"),
             ("p-happy", "Thanks, the replacement arrived and it is perfect"))
@@ -241,7 +236,7 @@ def test_the_list_filters_on_the_latest_customer_message_and_follows_corrections
     assert sorted(c["contact"]["platform_id"] for c in inbox.conversations(sentiment="negative")) == ["p-1", "p-2"]
     # An agent corrects p-2's message: the filter follows, the message says it was corrected.
     conversation, [message] = thread_of(inbox, "p-2")
-    status, corrected = call(inbox, "patch", f"/api/conversations/{conversation}/messages/{message['id']}",
+    status, corrected = inbox.call("patch", f"/api/conversations/{conversation}/messages/{message['id']}",
                              {"sentiment": "neutral"})
     assert status == 200 and corrected["sentiment"]["label"] == "neutral" and corrected["sentiment"]["corrected"]
     assert corrected["sentiment"]["score"] == message["sentiment"]["score"]  # the machine's score is kept
@@ -250,11 +245,11 @@ def test_the_list_filters_on_the_latest_customer_message_and_follows_corrections
     assert sorted(c["contact"]["platform_id"] for c in inbox.conversations(sentiment="neutral")) == ["p-2", "p-3"]
     # Correcting an older message of p-1 changes that message, not the conversation's filter.
     conversation_1, messages_1 = thread_of(inbox, "p-1")
-    call(inbox, "patch", f"/api/conversations/{conversation_1}/messages/{messages_1[0]['id']}", {"sentiment": "negative"})
+    inbox.call("patch", f"/api/conversations/{conversation_1}/messages/{messages_1[0]['id']}", {"sentiment": "negative"})
     assert "p-1" in [c["contact"]["platform_id"] for c in inbox.conversations(sentiment="negative")]
     assert "p-1" not in [c["contact"]["platform_id"] for c in inbox.conversations(sentiment="positive")]
     # The corrections are the exportable labelled set, oldest first.
-    status, export = call(inbox, "get", "/api/listening/corrections")
+    status, export = inbox.call("get", "/api/listening/corrections")
     assert status == 200
     assert [(c["text"], c["machine_label"], c["label"]) for c in export["items"]] == [
         ("This is terrible, I am very angry", "negative", "neutral"), ("Thanks, great service", "positive", "negative")]
@@ -268,18 +263,18 @@ def test_bad_corrections_and_filters_are_refused(inbox):
     conversation, [message] = thread_of(inbox, "p-1")
     path = f"/api/conversations/{conversation}/messages/{message['id']}"
     for body in ({"sentiment": "furious"}, {"sentiment": "unscored"}, {}, {"sentiment": "positive", "x": 1}, [1]):
-        assert call(inbox, "patch", path, body)[0] == 400, body
-    assert call(inbox, "patch", f"/api/conversations/{conversation}/messages/m_nope", {"sentiment": "neutral"})[0] == 404
-    assert call(inbox, "patch", f"/api/conversations/c_nope/messages/{message['id']}", {"sentiment": "neutral"})[0] == 404
-    status, note = call(inbox, "post", f"/api/conversations/{conversation}/messages",
+        assert inbox.call("patch", path, body)[0] == 400, body
+    assert inbox.call("patch", f"/api/conversations/{conversation}/messages/m_nope", {"sentiment": "neutral"})[0] == 404
+    assert inbox.call("patch", f"/api/conversations/c_nope/messages/{message['id']}", {"sentiment": "neutral"})[0] == 404
+    status, note = inbox.call("post", f"/api/conversations/{conversation}/messages",
                         {"text": "a note", "kind": "note", "client_id": "n1"})
     note_id = note["message"]["id"] if "message" in note else note["id"]
-    assert call(inbox, "patch", f"/api/conversations/{conversation}/messages/{note_id}",
+    assert inbox.call("patch", f"/api/conversations/{conversation}/messages/{note_id}",
                 {"sentiment": "neutral"})[0] == 400
-    assert call(inbox, "get", "/api/conversations?sentiment=angry")[0] == 400
+    assert inbox.call("get", "/api/conversations?sentiment=angry")[0] == 400
     token = issue_token(create_agent("sam@example.com", "s3cret-passw0rd", "Sam", "agent"))
-    assert call(inbox, "get", "/api/listening/corrections", token=token)[0] == 403
-    assert call(inbox, "get", "/api/listening/corrections?cursor=forged")[0] == 400
+    assert inbox.call("get", "/api/listening/corrections", token=token)[0] == 403
+    assert inbox.call("get", "/api/listening/corrections?cursor=forged")[0] == 400
 
 
 def test_a_failing_annotator_never_loses_the_message(inbox):

@@ -26,11 +26,6 @@ def _real_graph(monkeypatch):
     monkeypatch.delenv("META_GRAPH_BASE_URL", raising=False)
 
 
-def call(inbox, method, path, payload=None):
-    headers = {"Authorization": "Bearer " + inbox.login_admin(), "Content-Type": "application/json"}
-    raw = json.dumps(payload) if payload is not None else b""
-    response = inbox.client.http.request(method.upper(), path, headers=headers, body=raw)
-    return response.status_code, (json.loads(response.body) if response.body else None)
 
 
 def page_mention(post_id, text, sender=("5551", "Dana Critic"), comment_id=None, verb="add", at=None):
@@ -51,7 +46,7 @@ def ig_mention(media_id, comment_id=None):
 
 
 def items(inbox, query=""):
-    status, body = call(inbox, "get", "/api/listening/items" + query)
+    status, body = inbox.call("get", "/api/listening/items" + query)
     assert status == 200, body
     return body["items"]
 
@@ -61,7 +56,7 @@ def items(inbox, query=""):
 
 def test_a_page_mention_is_a_conversation_and_a_listening_item(inbox):
     inbox.add_account("facebook", PAGE)
-    call(inbox, "post", "/api/listening/topics", {"name": "Delivery", "include": ["delivery"]})
+    inbox.call("post", "/api/listening/topics", {"name": "Delivery", "include": ["delivery"]})
     at = int(time.time()) - 30
     inbox.post_meta(page_mention(f"{PAGE}_777", "Worst delivery ever, thanks a lot @Acme. Never again.", at=at))
     inbox.process()
@@ -196,7 +191,7 @@ def test_an_instagram_lookup_that_fails_for_now_is_retried_never_lost(inbox):
 def test_items_list_filters_dismiss_and_convert(inbox):
     inbox.add_account("facebook", PAGE)
     inbox.add_account("linkedin", ORG)
-    call(inbox, "post", "/api/listening/topics", {"name": "Workshop", "include": ["workshop"]})
+    inbox.call("post", "/api/listening/topics", {"name": "Workshop", "include": ["workshop"]})
     assert inbox.post_linkedin(fixture_json("linkedin", "share_mention.json")).status_code == 200
     inbox.post_meta(page_mention(f"{PAGE}_1", "Terrible service from @Acme, my delivery was awful",
                                  sender=("1", "Ann")))
@@ -210,18 +205,18 @@ def test_items_list_filters_dismiss_and_convert(inbox):
     [angry] = items(inbox, "?sentiment=negative")
     assert angry["author"]["name"] == "Ann"
     for bad in ("?source=myspace", "?sentiment=furious", "?status=gone", "?limit=0", "?cursor=forged"):
-        assert call(inbox, "get", "/api/listening/items" + bad)[0] == 400, bad
-    status, dismissed = call(inbox, "post", f"/api/listening/items/{angry['id']}/dismiss")
+        assert inbox.call("get", "/api/listening/items" + bad)[0] == 400, bad
+    status, dismissed = inbox.call("post", f"/api/listening/items/{angry['id']}/dismiss")
     assert status == 200 and dismissed["status"] == "dismissed"
     assert angry["id"] not in [i["id"] for i in items(inbox)]
     assert [i["id"] for i in items(inbox, "?status=dismissed")] == [angry["id"]]
-    status, converted = call(inbox, "post", f"/api/listening/items/{linkedin['id']}/convert", {"assignee": "me"})
+    status, converted = inbox.call("post", f"/api/listening/items/{linkedin['id']}/convert", {"assignee": "me"})
     assert status == 200 and converted["status"] == "converted"
     assert converted["conversation_id"] == linkedin["conversation_id"]
     assert inbox.get(f"/api/conversations/{converted['conversation_id']}")["assignee"] is not None
-    assert call(inbox, "post", "/api/listening/items/0000000000000-deadbeefdeadbeef/convert")[0] == 404
-    assert call(inbox, "post", "/api/listening/items/nope/dismiss")[0] == 404
-    assert call(inbox, "post", f"/api/listening/items/{linkedin['id']}/convert", {"assignee": "bob"})[0] == 400
+    assert inbox.call("post", "/api/listening/items/0000000000000-deadbeefdeadbeef/convert")[0] == 404
+    assert inbox.call("post", "/api/listening/items/nope/dismiss")[0] == 404
+    assert inbox.call("post", f"/api/listening/items/{linkedin['id']}/convert", {"assignee": "bob"})[0] == 400
 
 
 def test_one_post_from_two_sources_is_one_item_and_a_found_post_converts_to_a_conversation(inbox):
@@ -240,12 +235,12 @@ def test_one_post_from_two_sources_is_one_item_and_a_found_post_converts_to_a_co
     [item] = items(inbox)
     assert item["source"] == "x_search" and item["conversation_id"] is None and item["author"]["followers"] == 120
     assert item["not_replyable_reason"] == "X replies only to posts that mention us"
-    status, converted = call(inbox, "post", f"/api/listening/items/{item['id']}/convert")
+    status, converted = inbox.call("post", f"/api/listening/items/{item['id']}/convert")
     assert status == 200 and converted["conversation_id"]
     conversation = inbox.get(f"/api/conversations/{converted['conversation_id']}")
     assert conversation["channel"] == "x" and conversation["kind"] == "mention"
     assert conversation["reply_due_at"] is not None  # a reply deadline like any customer message
     [message] = inbox.messages(converted["conversation_id"])
     assert message["sentiment"]["label"] == "negative"
-    again = call(inbox, "post", f"/api/listening/items/{item['id']}/convert")[1]
+    again = inbox.call("post", f"/api/listening/items/{item['id']}/convert")[1]
     assert again["conversation_id"] == converted["conversation_id"] and len(inbox.conversations()) == 1

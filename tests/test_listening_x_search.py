@@ -20,19 +20,14 @@ def _real_x(monkeypatch):
     monkeypatch.delenv("X_API_BASE_URL", raising=False)
 
 
-def call(inbox, method, path, payload=None):
-    headers = {"Authorization": "Bearer " + inbox.login_admin(), "Content-Type": "application/json"}
-    response = inbox.client.http.request(method.upper(), path, headers=headers,
-                                         body=json.dumps(payload) if payload is not None else b"")
-    return response.status_code, (json.loads(response.body) if response.body else None)
 
 
 def setup(inbox, budget=1000, **topic):
     inbox.add_account("x", OURS)
     body = dict({"name": "Refunds", "include": ["refund", "#acmefail"], "languages": ["en"],
                  "sources": ["x_search"]}, **topic)
-    assert call(inbox, "post", "/api/listening/topics", body)[0] == 201
-    assert call(inbox, "put", "/api/listening/x-budget", {"monthly_posts": budget})[0] == 200
+    assert inbox.call("post", "/api/listening/topics", body)[0] == 201
+    assert inbox.call("put", "/api/listening/x-budget", {"monthly_posts": budget})[0] == 200
 
 
 def post(pid, text, author="u1", mention=False):
@@ -62,9 +57,9 @@ def test_a_topic_compiles_to_an_x_query_and_a_too_long_one_is_refused(inbox):
         '("refund" OR "money back" OR #AcmeFail OR @acme) -"no refund needed" (lang:en OR lang:es) -is:retweet'
     assert x_search.x_query(["OR"], [], []) == '"or" -is:retweet'  # a term is never an operator
     long = {"name": "Long", "include": [f"word{i} " * 4 for i in range(40)], "sources": ["x_search"]}
-    status, body = call(inbox, "post", "/api/listening/topics", long)
+    status, body = inbox.call("post", "/api/listening/topics", long)
     assert status == 400 and "X accepts 512" in body["Message"]
-    assert call(inbox, "post", "/api/listening/topics", dict(long, sources=["messenger"]))[0] == 201
+    assert inbox.call("post", "/api/listening/topics", dict(long, sources=["messenger"]))[0] == 201
 
 
 def test_found_posts_become_items_and_since_id_moves_only_after_the_drain(inbox):
@@ -85,7 +80,7 @@ def test_found_posts_become_items_and_since_id_moves_only_after_the_drain(inbox)
         assert params(x.calls[2])["since_id"] == "300" and "next_token" not in params(x.calls[2])
         x_search.poll()
         assert params(x.calls[3])["since_id"] == "301"
-    found = call(inbox, "get", "/api/listening/items?source=x_search")[1]["items"]
+    found = inbox.call("get", "/api/listening/items?source=x_search")[1]["items"]
     assert [i["platform_post_id"] for i in found] and len(found) == 4
     by_id = {i["platform_post_id"]: i for i in found}
     assert by_id["299"]["replyable"] is True and by_id["299"]["not_replyable_reason"] is None
@@ -106,19 +101,19 @@ def test_the_monthly_budget_is_never_exceeded_and_unused_reads_are_given_back(in
         # each request asks for at most what is left; X bills what it returns (here 3, 12, 10)
         assert [params(c)["max_results"] for c in x.calls] == ["25", "22", "10"]
         assert stats["stopped"] == "budget_exhausted" and stats["posts"] == 25
-    status, budget = call(inbox, "get", "/api/listening/x-budget")
+    status, budget = inbox.call("get", "/api/listening/x-budget")
     assert status == 200 and budget["used"] == 25 and budget["remaining"] == 0 and budget["exhausted"] is True
     with responses.RequestsMock() as x:  # nothing left: no request at all
         assert x_search.poll()["stopped"] == "budget_exhausted" and len(x.calls) == 0
     # The admin raises the budget: polling resumes where the drain stopped.
-    assert call(inbox, "put", "/api/listening/x-budget", {"monthly_posts": 40})[1]["remaining"] == 15
+    assert inbox.call("put", "/api/listening/x-budget", {"monthly_posts": 40})[1]["remaining"] == 15
     with responses.RequestsMock() as x:
         x.add("GET", SEARCH, **page([post("360", "refund")]))
         x_search.poll()
         assert params(x.calls[0])["next_token"] == "more3" and params(x.calls[0])["max_results"] == "15"
-    assert call(inbox, "get", "/api/listening/x-budget")[1]["used"] == 26
+    assert inbox.call("get", "/api/listening/x-budget")[1]["used"] == 26
     for bad in ({"monthly_posts": -1}, {"monthly_posts": "10"}, {"monthly_posts": 3_000_001}, {}, {"x": 1}):
-        assert call(inbox, "put", "/api/listening/x-budget", bad)[0] == 400
+        assert inbox.call("put", "/api/listening/x-budget", bad)[0] == 400
 
 
 def test_no_budget_no_polling(inbox):
@@ -148,7 +143,7 @@ def test_rate_limits_and_failures_resume_from_where_they_stopped(inbox):
         assert x_search.poll()["stopped"] == "rate_limited"
         assert params(x.calls[0])["next_token"] == "n1"
     # The clock is now in another month: its budget saw only the two failed requests, which cost nothing.
-    assert call(inbox, "get", "/api/listening/x-budget")[1]["used"] == 0
+    assert inbox.call("get", "/api/listening/x-budget")[1]["used"] == 0
     runtime.use_clock(lambda: 1_900_000_200)
     with responses.RequestsMock() as x:
         x.add("GET", SEARCH, **page([post("499", "refund")]))
@@ -173,7 +168,7 @@ def test_the_sandbox_serves_seeded_search_results(inbox, monkeypatch):
         assert x_search.poll()["posts"] == 0  # since_id: nothing new
     finally:
         server.close()
-    found = call(inbox, "get", "/api/listening/items?source=x_search&limit=100")[1]["items"]
+    found = inbox.call("get", "/api/listening/items?source=x_search&limit=100")[1]["items"]
     languages = {i["sentiment"]["language"] for i in found}
     assert {"en", "es", "fr"} <= languages
     assert any(i["sentiment"]["label"] == "negative" for i in found)
