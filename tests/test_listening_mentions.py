@@ -5,7 +5,6 @@ carries ids only, looked up by the ingest processor with the account's token (ne
 webhook's ack path). Graph API faked with `responses`; deliveries through the real handlers."""
 from __future__ import annotations
 
-import json
 import time
 
 import pytest
