@@ -177,3 +177,16 @@ def test_the_sandbox_serves_seeded_search_results(inbox, monkeypatch):
 
 def _answer(spec):
     return spec.get("status", 200), spec.get("headers", {}), json.dumps(spec["json"])
+
+
+def test_make_run_seeds_demo_topics_and_a_budget_once(inbox):
+    from chalicelib.local.seed import DEMO_X_BUDGET, seed
+
+    inbox.login_admin()  # before the seed creates its own demo admin
+    seed()
+    names = [t["name"] for t in inbox.call("get", "/api/listening/topics")[1]["items"]]
+    assert "Refunds" in names and inbox.call("get", "/api/listening/x-budget")[1]["monthly_posts"] == DEMO_X_BUDGET
+    inbox.call("put", "/api/listening/x-budget", {"monthly_posts": 0})
+    seed()  # a restart keeps what an admin changed
+    assert [t["name"] for t in inbox.call("get", "/api/listening/topics")[1]["items"]] == names
+    assert inbox.call("get", "/api/listening/x-budget")[1]["monthly_posts"] == 0
