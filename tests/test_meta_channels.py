@@ -515,4 +515,13 @@ def test_mutated_payloads_never_break_the_pipeline(inbox):
         assert queued(config.DEAD_LETTER_QUEUE) == 0, "the processor failed on a delivery"
         assert queued(config.INGEST_QUEUE) == 0
 
-    check()
+    import re
+
+    import responses
+
+    # Instagram mentions are looked up by the processor (Graph API faked: no network in tests).
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as graph:
+        graph.get(re.compile(r"https://graph\.facebook\.com/v[0-9.]+/[0-9]+"), json={"mentioned_comment": {
+            "id": "17865799348089043", "text": "@acme hi", "timestamp": "2026-12-01T10:00:00+0000",
+            "username": "someone"}})
+        check()
