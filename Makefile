@@ -12,7 +12,7 @@ AWS       := $(VENV)/bin/aws
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: deploy-rehearsal run reset soak test browser screenshots demo bench x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
+.PHONY: deploy-rehearsal run reset soak test browser screenshots demo bench bench-listening x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,9 @@ x-subscribe: $(STAMP)  ## X Activity API: register the webhook + the account's s
 	@test -n "$(ACCOUNT)" && test -n "$(URL)" || { echo "usage: make x-subscribe ACCOUNT=1520000000000000001 URL=https://api.example.com/webhooks/x [SANDBOX=1]"; exit 2; }
 	SOCIALINBOX_STAGE=$(if $(SANDBOX),local,$(STAGE)) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.channels.x subscribe \
 	  --account-id "$(ACCOUNT)" --webhook-url "$(URL)" $(if $(SANDBOX),--sandbox)
+
+bench-listening: $(STAMP)  ## listening: processor CPU with/without sentiment+topics (ratio), cold start, zip, accuracy (README "Listening")
+	$(PY) bench/listening_bench.py
 
 create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=... (password asked, or first line of stdin; never echoed)
 	@test -n "$(EMAIL)" && test -n "$(NAME)" || { echo "usage: make create-admin STAGE=dev EMAIL=ops@example.com NAME='Ops Admin'"; exit 2; }

@@ -12,6 +12,7 @@ from chalicelib.api.bulk_routes import bulk_api
 from chalicelib.api.canned_routes import canned_api
 from chalicelib.api.collision_routes import collision_api
 from chalicelib.api.health_routes import health_api
+from chalicelib.api.listening_routes import listening_api
 from chalicelib.api.contact_routes import contact_api
 from chalicelib.api.media_routes import BINARY_TYPES, media_api
 from chalicelib.api.openapi import openapi_api
@@ -45,6 +46,7 @@ app.register_blueprint(health_api)
 app.register_blueprint(contact_api)
 app.register_blueprint(admin_api)
 app.register_blueprint(staffing_api)
+app.register_blueprint(listening_api)
 app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
@@ -134,6 +136,16 @@ def staffing_sampler(event: Any) -> Dict[str, int]:
     from chalicelib.staffing import presence
 
     return presence.sample()
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="listening_poller")
+def listening_poller(event: Any) -> Dict[str, Any]:
+    """X recent search for every topic with the x_search source, within the admin's monthly
+    budget of post reads and X's rate limits (chalicelib.listening.x_search)."""
+    tracing.activate(http=True)
+    from chalicelib.listening.x_search import poll
+
+    return poll()
 
 
 @app.on_sqs_message(queue=config.queue_name("outbox"), batch_size=1, name="outbox_worker")

@@ -128,3 +128,11 @@ def update_account(channel: str, platform_account_id: str, *, name: Optional[str
 
 def forget_account(account_key: str) -> None:
     runtime.accounts.pop(account_key, None)
+
+
+def credential_refs(account: Any) -> Dict[str, str]:
+    """An account's credential refs as a plain dict (logical secret name -> real name)."""
+    refs = account.credential_refs
+    if hasattr(refs, "as_dict"):
+        refs = refs.as_dict()
+    return {str(k): str(v) for k, v in dict(refs or {}).items() if isinstance(v, str)}

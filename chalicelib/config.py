@@ -31,6 +31,7 @@ LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
     "X_ACCESS_TOKEN": "1520000000000000001-dev_x_access_token",
     "X_ACCESS_TOKEN_SECRET": "dev_x_access_token_secret",
     "X_OAUTH2_USER_TOKEN": "",
+    "X_BEARER_TOKEN": "dev_x_bearer_token",  # app-only: the listening poller's recent search
     "TELEGRAM_BOT_TOKEN": "1000000001:dev_telegram_bot_token",
     "LINKEDIN_ACCESS_TOKEN": "dev_linkedin_access_token",
 }

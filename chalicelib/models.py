@@ -205,6 +205,9 @@ class Conversation(Model):
     version = NumberAttribute(default=0)
     priority = UnicodeAttribute(null=True)  # low | medium | high | urgent (absent: none)
     tags = ListAttribute(null=True, of=UnicodeAttribute)
+    # The latest customer message's annotation labels ({"of": <message id>, "sentiment": ...}),
+    # opaque to the store: given by the ingest annotator (chalicelib.listening), filtered by the list.
+    inbound_labels = MapAttribute(null=True)
 
     by_team_recent = ConversationsByTeamRecent()
     by_team_due = ConversationsByTeamDue()
@@ -257,6 +260,9 @@ class Message(Model):
     send_attempts = NumberAttribute(null=True)
     send_claim = UnicodeAttribute(null=True)  # "<claimed at ms>:<token>" while a send is in flight
     applied_at = NumberAttribute(null=True)  # when it was applied to its conversation
+    # What the ingest annotator said about a customer message (chalicelib.listening: sentiment,
+    # topics), stored as given: the store never reads inside it.
+    annotations = JSONAttribute(null=True)
 
 
 class RawPayload(Model):
@@ -532,3 +538,31 @@ class StaffingRecord(Model):
 
 
 ALL_MODELS = ALL_MODELS + (StaffingRecord,)
+
+
+class ListeningRecord(Model):
+    """What listening keeps (chalicelib.listening), in one small table:
+    - `pk` "topics", `sk` "all": the admin-edited topics, one document (a few dozen topics; every
+      edit is a conditional put on `version`, so names stay unique without claim items);
+    - `pk` "corrections", `sk` "<13-digit ms>#<message id>": agents' sentiment corrections, the
+      labelled set (`GET /api/listening/corrections`, oldest first);
+    - `pk` "items", `sk` "<13-digit ms>-<hash>": found posts and mentions, newest first in one
+      Query; `pk` "post#<source platform>#<post id>" points at the item (one item per post);
+    - `pk` "x_budget" and "x_poll": the X search poller's budget, usage and per-topic position."""
+
+    Meta = _meta("listening")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    data = JSONAttribute(null=True)
+    version = NumberAttribute(null=True)
+    at = NumberAttribute(null=True)
+    # Found posts and mentions: what the items list filters on (top level, so DynamoDB can).
+    source = UnicodeAttribute(null=True)
+    label = UnicodeAttribute(null=True)  # sentiment label
+    topics = ListAttribute(null=True, of=UnicodeAttribute)
+    status = UnicodeAttribute(null=True)  # new | converted | dismissed
+    conversation_id = UnicodeAttribute(null=True)
+    used = NumberAttribute(null=True)  # "x_budget"/<month>: X posts read (chalicelib.listening.x_search)
+
+
+ALL_MODELS = ALL_MODELS + (ListeningRecord,)

@@ -54,6 +54,7 @@ class Runtime:
         #: addresses only (chalicelib.safe_url), and the name resolver it uses (tests fake DNS).
         self._fetch_http: Any = None
         self._resolver: Optional[Callable[[str, int], List[Tuple[int, str]]]] = None
+        self._annotator: Any = None
 
     # --- time -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -135,6 +136,24 @@ class Runtime:
                                                                  "conversation_id": conversation_id,
                                                                  "error": f"{type(error).__name__}: {error}"[:300]})
 
+    # --- what annotates an inbound message before the store records it ---------------------------
+    #: "module:function" taking a MessageEvent and answering store.Annotations or None (imported on
+    #: first use: ingest and the store import no listening code): sentiment, language, topics.
+    INBOUND_ANNOTATOR = "chalicelib.listening.annotate:annotate"
+
+    def annotator(self) -> Optional[Callable[[Any], Any]]:
+        """The annotator ingest runs on every message (None: annotation is switched off)."""
+        if self._annotator is None:
+            import importlib
+
+            module, _, function = self.INBOUND_ANNOTATOR.partition(":")
+            self._annotator = getattr(importlib.import_module(module), function)
+        return self._annotator or None
+
+    def use_annotator(self, annotator: Any) -> None:
+        """Replace the annotator (tests, the bench); False switches annotation off; None restores it."""
+        self._annotator = annotator
+
     # --- small per-container facts (looked up once: a state machine ARN, ...) -----------------
     def cached(self, name: str) -> Any:
         return self._facts.get(name)
@@ -207,6 +226,7 @@ class Runtime:
             self.rate_budgets = None
             self._fetch_http = None
             self._resolver = None
+            self._annotator = None
         self._clock = time.time
         self.forget_secrets()
 

@@ -33,9 +33,15 @@ DROP: List[Tuple[str, str]] = [
     ("holidays/locale", "translated holiday names: business-time arithmetic uses the dates only"),
     ("bin", "console scripts"),
 ]
+#: Vendored sources that must stay (their package finds data files next to its own source).
+KEEP_SOURCE: List[Tuple[str, str]] = [
+    ("vaderSentiment/vaderSentiment.py", "opens its lexicons beside inspect.getsourcefile(): without the .py it "
+                                         "cannot find them"),
+]
 #: Modules our code imports lazily (inside functions): smoke imports them too.
 LAZY_IMPORTS = ["requests", "requests_oauthlib", "holidays", "jwt", "aws_xray_sdk.core",
-                "pynamodb.connection", "pynamodb.transactions"]
+                "pynamodb.connection", "pynamodb.transactions", "vaderSentiment.vaderSentiment",
+                "snowballstemmer"]
 #: What the Lambda Python runtime provides (not vendored; taken from this interpreter for smoke),
 #: and chalice's runtime module, which `chalice package` adds to the zip itself.
 RUNTIME_PROVIDED = ["boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3", "chalice"]
@@ -65,10 +71,12 @@ def prune(build: str) -> Dict[str, int]:
     if not compileall.compile_dir(vendor, quiet=1, legacy=True, workers=0,
                                   invalidation_mode=compileall.py_compile.PycInvalidationMode.UNCHECKED_HASH):
         raise RuntimeError("vendored sources failed to compile")
+    keep = {os.path.normpath(os.path.join(vendor, relative)) for relative, _why in KEEP_SOURCE}
     for root, _dirs, files in os.walk(vendor):
         for name in files:
-            if name.endswith(".py") and name + "c" in files:
-                os.remove(os.path.join(root, name))
+            path = os.path.normpath(os.path.join(root, name))
+            if name.endswith(".py") and name + "c" in files and path not in keep:
+                os.remove(path)
     saved["vendored .py sources (bytecode kept)"] = before - _size(vendor)
     return saved
 
@@ -110,7 +118,8 @@ def child_env(**extra: str) -> Dict[str, str]:
 
 
 def smoke(build: str) -> None:
-    """Import every chalicelib module and each lazy import, and compute one year of holidays, with
+    """Import every chalicelib module and each lazy import, compute one year of holidays, score a
+    sentence with VADER and stem a word (both read data files at run time), with
     sys.path = [build, build/vendor, runtime-provided packages only]. Raises on any failure."""
     with lambda_runtime() as runtime:
         modules = ["app"] + sorted(_chalicelib_modules(build)) + LAZY_IMPORTS
@@ -122,6 +131,9 @@ def smoke(build: str) -> None:
             "import holidays\n"
             "assert holidays.country_holidays('DE', subdiv='BY', years=2026)\n"
             "assert holidays.country_holidays('ZA', years=2026)\n"
+            "from chalicelib.listening import sentiment, text\n"
+            "assert sentiment.score('I love it', 'en')['label'] == 'positive'\n"
+            "assert text.stem('reembolsos', 'es') == 'reembols'\n"
         )
         result = subprocess.run([sys.executable, "-S", "-c", script], env=child_env(SOCIALINBOX_STAGE="dev"),
                                 capture_output=True, text=True, timeout=120, cwd=runtime)

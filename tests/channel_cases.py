@@ -88,7 +88,7 @@ META_CASES = [
     Case("facebook created_time as a string gives the same time", "meta",
          fixture("meta", "facebook_comment_add.json", _set_comment(created_time="1717001000")),
          ({"event": "MessageEvent", "sent_at_ms": 1717001000 * 1000},)),
-    Case("instagram comment_id variant and live comments are messages, mentions are ignored", "meta",
+    Case("instagram comment_id variant and live comments are messages, mentions are looked up", "meta",
          fixture("meta", "instagram_comment_variants.json"),
          ({"event": "MessageEvent", "channel": "instagram", "subject": "17900000000000456",
            "thread_key": "comment:17900000000000456:454545", "platform_message_id": "17865799348089041",
@@ -96,8 +96,8 @@ META_CASES = [
           {"event": "MessageEvent", "channel": "instagram", "subject": "17900000000000789",
            "thread_key": "comment:17900000000000789:565656", "platform_message_id": "17865799348089042",
            "msg_type": "live_comment"},
-          # a mention carries ids only: logged, not stored
-          {"event": "IgnoredEvent", "channel": "instagram"})),
+          # a mention carries ids only: the processor looks it up with the account's token
+          {"event": "LookupEvent", "channel": "instagram", "kind": "instagram_mention"})),
     Case("other feed items are not inbox material", "meta", fixture("meta", "facebook_feed_not_comments.json"),
          tuple({"event": "IgnoredEvent", "channel": "facebook",
                 "reason": startswith(f"feed item {item!r}")} for item in ("status", "reaction", "like", "share", "post"))),

@@ -198,6 +198,14 @@ class Inbox:
         query = "&".join(f"{k}={v}" for k, v in params.items())
         return self.get("/api/conversations" + ("?" + query if query else ""))["items"]
 
+    def call(self, method: str, path: str, payload: Any = None, token: Optional[str] = None) -> Tuple[int, Any]:
+        """Any API request as an agent (the admin unless `token`): (status, decoded body or None).
+        `payload` bytes/str are sent as they are (malformed bodies), anything else as JSON."""
+        headers = {"Authorization": "Bearer " + (token or self.login_admin()), "Content-Type": "application/json"}
+        raw = payload if isinstance(payload, (bytes, str)) else (json.dumps(payload) if payload is not None else b"")
+        response = self.client.http.request(method.upper(), path, headers=headers, body=raw)
+        return response.status_code, (json.loads(response.body) if response.body else None)
+
     def messages(self, conversation_id: str) -> List[Dict[str, Any]]:
         return self.get(f"/api/conversations/{conversation_id}/messages")["items"]
 

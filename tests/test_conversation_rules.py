@@ -167,7 +167,8 @@ def test_the_follow_up_fast_path_does_exactly_what_the_full_rule_does(direction,
     if read:
         state = step(state, rules.mark_read(state, "agent:a", clock + 10))
     at = clock + 20 + at_offset
-    facts = MessageFacts("new", direction, at, "p", contact_name=name if direction == "in" else None)
+    facts = MessageFacts("new", direction, at, "p", contact_name=name if direction == "in" else None,
+                         labels=(("sentiment", "negative"),) if direction == "in" else ())
     fast, guards = rules.follow_up(facts)
     if not rules.guards_hold(state, guards):
         return

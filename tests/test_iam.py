@@ -28,7 +28,8 @@ STAGE = "test"  # tests/conftest.py: RESOURCE_PREFIX=socialinbox-test
 REGION, ACCOUNT = "us-east-1", "123456789012"
 SECRETS = {"META_APP_SECRET": "ssm-meta-secret", "META_VERIFY_TOKEN": "ssm-verify", "X_CONSUMER_SECRET": "ssm-x",
            "TELEGRAM_SECRET_TOKEN": "ssm-telegram", "LINKEDIN_CLIENT_SECRET": "ssm-linkedin",
-           "AUTH_TOKEN_SECRET": "ssm-auth-token-secret-0123456789abcdef", "META_PAGE_TOKEN": "ssm-page-token"}
+           "AUTH_TOKEN_SECRET": "ssm-auth-token-secret-0123456789abcdef", "META_PAGE_TOKEN": "ssm-page-token",
+           "X_BEARER_TOKEN": "ssm-x-bearer"}
 
 Call = Tuple[str, str]  # (IAM action, resource ARN)
 
@@ -307,6 +308,15 @@ def _exercise(inbox) -> None:
         api("PUT", f"/api/sla-policies/{policy['id']}", {"name": "VIP", "first_response_seconds": 600,
                                                           "next_response_seconds": 600, "tags": ["vip"]})
         api("DELETE", f"/api/sla-policies/{policy['id']}")
+    status, topic = api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order", "late"]})
+    api("GET", "/api/listening/topics")
+    if status == 201:
+        api("PUT", f"/api/listening/topics/{topic['id']}", {"name": "Orders", "include": ["order"]})
+        api("DELETE", f"/api/listening/topics/{topic['id']}")
+    api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order"]})
+    api("POST", "/api/listening/topics", {"name": "Refunds", "include": ["refund"], "sources": ["x_search"]})
+    api("PUT", "/api/listening/x-budget", {"monthly_posts": 1000})
+    api("GET", "/api/listening/x-budget")
     status, canned = api("POST", "/api/canned-replies",
                          {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
     api("GET", "/api/canned-replies")
@@ -320,6 +330,12 @@ def _exercise(inbox) -> None:
     _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")))
     _webhook(inbox, whatsapp_delivery("wamid.1", "4915550001", int(time.time()) - 30, "Hallo"))
     _webhook(inbox, page_delivery(messenger("m-2", "psid-2", now - 30_000, "hello"), page="999000999"))
+    api("POST", "/api/accounts", {"channel": "facebook", "platform_account_id": PAGE, "name": "Page mentions"})
+    for _ in range(2):  # a Page mention, delivered twice (a platform retry): one message, one listening item
+        _webhook(inbox, {"object": "page", "entry": [{"id": PAGE, "time": now // 1000, "changes": [{
+            "field": "mention", "value": {"post_id": f"{PAGE}_1", "item": "post", "verb": "add",
+                                          "message": "awful service, late order again @Acme", "sender_id": "551",
+                                          "sender_name": "Dana", "created_time": now // 1000 - 20}}]}]})
     _consume(inbox, "ingest_processor", "ingest")
     # An envelope no adapter can read is parked in the ingest DLQ (the processor's own send).
     _invoke(inbox, "ingest_processor", [_record("{not json")])
@@ -354,6 +370,15 @@ def _exercise(inbox) -> None:
     for client_id in ("r1", "r2", "r3"):
         assert api("POST", f"/api/conversations/{conversation}/messages",
                    {"text": f"reply {client_id}", "kind": "reply", "client_id": client_id})[0] == 202
+    _, thread = api("GET", f"/api/conversations/{conversation}/messages")
+    customer = next(m["id"] for m in thread["items"] if m["direction"] == "in")
+    api("PATCH", f"/api/conversations/{conversation}/messages/{customer}", {"sentiment": "negative"})
+    api("GET", "/api/listening/corrections")
+    _, found = api("GET", "/api/listening/items?source=facebook_mention")
+    for item in found["items"][:1]:
+        api("POST", f"/api/listening/items/{item['id']}/convert", {})
+        api("POST", f"/api/listening/items/{item['id']}/dismiss")
+    api("GET", "/api/conversations?sentiment=negative")
     api("POST", "/api/conversations/bulk", {"ids": [conversation], "tags_add": ["bulk"]})
     api("GET", "/api/search?q=order")
     api("GET", "/api/counts")
@@ -445,6 +470,15 @@ def _exercise(inbox) -> None:
     for function in ("sla_sweeper", "routing_sweeper"):
         with inbox.recorder.during(function):
             getattr(inbox.app, function)(_scheduled_event(function), None)
+    # X recent search for the topic with the x_search source (the X API faked; token from SSM).
+    found = {"data": [{"id": "1900", "text": "refund please", "author_id": "u1", "lang": "en",
+                       "created_at": "2026-12-01T10:00:00.000Z"}],
+             "includes": {"users": [{"id": "u1", "name": "Lea", "username": "lea"}]},
+             "meta": {"result_count": 1, "newest_id": "1900", "oldest_id": "1900"}}
+    with responses.RequestsMock() as x_api:
+        x_api.add("GET", "https://api.x.com/2/tweets/search/recent", json=found)
+        with inbox.recorder.during("listening_poller"):
+            assert inbox.app.listening_poller(_scheduled_event("listening_poller"), None)["posts"] == 1
 
 
 def _waiting_conversation(handle: str) -> Any:

@@ -439,12 +439,12 @@ def meta_shaped(draw):
 
 def _parse_all(payload):
     from chalicelib.channels.base import (
-        EditEvent, IgnoredEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent,
+        EditEvent, IgnoredEvent, LookupEvent, MessageEvent, ParseProblem, RemoveEvent, StatusEvent,
     )
     from chalicelib.channels.meta import MetaAdapter
 
     events = list(MetaAdapter().parse(payload, {}))
-    kinds = (MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem)
+    kinds = (MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem, LookupEvent)
     for event in events:
         assert isinstance(event, kinds), event
         messages = [event] if isinstance(event, MessageEvent) else []
@@ -463,6 +463,8 @@ def _parse_all(payload):
             json.dumps(list(message.attachments))
         if isinstance(event, StatusEvent):
             assert isinstance(event.at_ms, int) and isinstance(event.platform_message_id, str)
+        if isinstance(event, LookupEvent):  # ids the processor puts in a Graph API path and fields
+            assert all(isinstance(v, str) and v for v in event.ids.values()) and event.ids.get("media_id")
     return events
 
 
@@ -513,4 +515,13 @@ def test_mutated_payloads_never_break_the_pipeline(inbox):
         assert queued(config.DEAD_LETTER_QUEUE) == 0, "the processor failed on a delivery"
         assert queued(config.INGEST_QUEUE) == 0
 
-    check()
+    import re
+
+    import responses
+
+    # Instagram mentions are looked up by the processor (Graph API faked: no network in tests).
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as graph:
+        graph.get(re.compile(r"https://graph\.facebook\.com/v[0-9.]+/[0-9]+"), json={"mentioned_comment": {
+            "id": "17865799348089043", "text": "@acme hi", "timestamp": "2026-12-01T10:00:00+0000",
+            "username": "someone"}})
+        check()

@@ -154,7 +154,6 @@ def file_name(attachment: Dict[str, Any], content_type: str, index: int) -> str:
 def media(conversation_id: str, message_id: str, index: str, identity: Any) -> Any:
     from chalicelib.accounts import find_account
     from chalicelib.inbox import store
-    from chalicelib.models import Message
 
     if not index.isdigit() or int(index) > 50:
         raise BadRequestError("index is the attachment's position (0..50)")
@@ -163,10 +162,7 @@ def media(conversation_id: str, message_id: str, index: str, identity: Any) -> A
     state = store.get(conversation_id)
     if not common.can_see(identity, state):
         raise NotFoundError("no such attachment")
-    found = None
-    for message in Message.query(conversation_id, filter_condition=Message.message_id == message_id, page_size=200):
-        found = message
-        break
+    found = store.message_by_id(conversation_id, message_id)
     attachments = (found.attachments or []) if found is not None else []
     if int(index) >= len(attachments) or not isinstance(attachments[int(index)], dict):
         raise NotFoundError("no such attachment")

@@ -143,7 +143,8 @@ def conversations(identity: Any) -> Any:
         items, cursor = views.list_conversations(
             status=_query("status"), channel=_query("channel"), assignee=assignee, sort=_query("sort"),
             limit=views.parse_limit(_query("limit")), cursor=_query("cursor"),
-            team=access.list_team(identity, _query("team")), sla=_query("sla"), tag=_query("tag"))
+            team=access.list_team(identity, _query("team")), sla=_query("sla"), tag=_query("tag"),
+            sentiment=_query("sentiment"))
     except views.BadQuery as error:
         raise BadRequestError(str(error))
     return {"items": access.visible(identity, items), "next": cursor}

@@ -140,6 +140,8 @@ def sla_json(c: Dict[str, Any]) -> Optional[Dict[str, Any]]:
 
 
 def message_json(message: Message) -> Dict[str, Any]:
+    from chalicelib.listening.annotate import message_fields
+
     return {
         "id": message.message_id,
         "direction": message.direction,
@@ -156,10 +158,12 @@ def message_json(message: Message) -> Dict[str, Any]:
         "edit_history": [{"text": h.get("text"), "replaced_at": iso(h.get("replaced_at"))}
                          for h in (message.edit_history or []) if isinstance(h, dict)],
         "removed": bool(message.removed),
+        **message_fields(message.direction, message.annotations),
     }
 
 
 SORTS = ("recent", "due")
+SENTIMENTS = ("positive", "neutral", "negative", "unscored")
 SLA_FILTERS = ("at_risk", "breached")
 
 
@@ -177,7 +181,8 @@ def parse_tag(tag: Optional[str]) -> Optional[str]:
 
 def list_conversations(status: Optional[str], channel: Optional[str], assignee: Optional[str], sort: Optional[str],
                        limit: int, cursor: Optional[str], team: Optional[str] = None,
-                       sla: Optional[str] = None, tag: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+                       sla: Optional[str] = None, tag: Optional[str] = None,
+                       sentiment: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     """One inbox view, one Query on the index made for it:
     - a team's queue in one status by latest activity (`sort=recent`, the default), or by reply
       deadline (`sort=due`), optionally only `sla=at_risk` or `sla=breached` (key ranges);
@@ -186,7 +191,9 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
     Deadline views read the page's rows with one BatchGetItem (their index stays lean so that a
     customer's follow-up never touches it). `channel` and `tag` narrow any view (a tag is a
     filter of the Query on `team-recent`, which projects tags, and of the rows read for a
-    deadline view; a page may then hold fewer than `limit` rows, and `next` still goes on)."""
+    deadline view; a page may then hold fewer than `limit` rows, and `next` still goes on).
+    `sentiment` keeps the conversations whose latest customer message has that label (the
+    listening annotator's `inbound_labels`, not projected: the page's rows are read whole)."""
     from chalicelib.inbox.rules import DEFAULT_TEAM
     from chalicelib.runtime import runtime
 
@@ -209,8 +216,11 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
     if sla is not None and (assignee is not None or sort == "recent" or status != "open"):
         raise BadQuery("sla filters a team's open queue by deadline (no assignee, sort=due)")
     tag = parse_tag(tag)
+    if sentiment is not None and sentiment not in SENTIMENTS:
+        raise BadQuery(f"sentiment must be one of {', '.join(SENTIMENTS)}")
     sort = sort or ("due" if assignee is not None or sla is not None else "recent")
-    view = f"{sort}|{team}|{status}|{assignee or ''}|{sla or ''}|{channel or ''}" + (f"|{tag}" if tag else "")
+    view = f"{sort}|{team}|{status}|{assignee or ''}|{sla or ''}|{channel or ''}" + (f"|{tag}" if tag else "") \
+        + (f"|s:{sentiment}" if sentiment else "")
     start = decode_cursor(cursor, view)
     condition = (Conversation.channel == channel) if channel else None
     common: Dict[str, Any] = {"limit": limit, "page_size": limit, "last_evaluated_key": start,
@@ -242,10 +252,13 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
         if start is not None and "ValidationException" in str(error):
             raise BadQuery("cursor does not belong to this view") from error
         raise
-    if sort == "due" or assignee is not None:
+    if sort == "due" or assignee is not None or sentiment:
         rows = _full_rows([r.conversation_id for r in rows])
         if tag:
             rows = [r for r in rows if tag in (r.tags or [])]
+        if sentiment:
+            rows = [r for r in rows if r.inbound_labels is not None
+                    and r.inbound_labels.as_dict().get("sentiment") == sentiment]
     return [conversation_json(c) for c in rows], encode_cursor(results.last_evaluated_key, view)
 
 

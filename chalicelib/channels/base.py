@@ -127,7 +127,21 @@ class ParseProblem:
     account_id: Optional[str] = None
 
 
-Event = Union[MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem]
+@dataclass(frozen=True)
+class LookupEvent:
+    """A notification that names content without carrying it (Instagram `mentions`: ids only).
+    The ingest processor, never the webhook's ack path, asks the adapter to fetch it with the
+    account's token (`ChannelAdapter.resolve`) and records what comes back as a message."""
+
+    channel: str
+    account_id: str
+    kind: str  # e.g. "instagram_mention"
+    ids: Dict[str, str]
+    sent_at_ms: int
+    raw: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+Event = Union[MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem, LookupEvent]
 
 
 # --- the send side ---------------------------------------------------------------------------
@@ -239,6 +253,11 @@ class ChannelAdapter(abc.ABC):
         endpoint, for platforms whose deliveries carry no name; None when the platform has none.
         Raises ProfileUnavailable (or any error) when the lookup failed: it is retried later."""
         return None
+
+    def resolve(self, event: "LookupEvent", secrets: SecretLookup, http: Any) -> Optional[MessageEvent]:
+        """Fetch what a LookupEvent names (ingest processor only); None when it no longer exists.
+        Raise SendError: "reauthorize"/"permanent" quarantine it, anything else retries."""
+        raise SendError("permanent", f"{self.name} cannot look up {event.kind}")
 
     #: (channel, platform account id, display name) seeded by `make run` for the demo.
     demo_accounts: ClassVar[Tuple[Tuple[str, str, str], ...]] = ()

@@ -9,8 +9,12 @@ What arrives where (one `object` per POST, many `entry[]`, possibly for several 
 - `object=page`: `messaging[]` (and `standby[]`) are Messenger DMs (channel "messenger");
   `changes[]` with `field: "feed"` and `value.item: "comment"` are Page comments (channel
   "facebook", one conversation per post and author; verbs add / edited / remove).
+  `changes[]` with `field: "mention"` are posts and comments that mention our Page (channel
+  "facebook", thread kind "mention": one conversation per post and author, answered in comments).
 - `object=instagram`: `messaging[]` are Instagram DMs; `changes[]` with `field: "comments"` (or
-  `live_comments`) are comments on our media (one conversation per media and author).
+  `live_comments`) are comments on our media (one conversation per media and author);
+  `field: "mentions"` carries only `{media_id, comment_id}`: it becomes a LookupEvent that the
+  ingest processor resolves with a Graph API read (`resolve`), never the webhook path.
 - `object=whatsapp_business_account`: `changes[].value` holds `messages[]`, `statuses[]` and
   (coexistence) `message_echoes[]`.
 
@@ -36,6 +40,7 @@ from chalicelib.channels.base import (
     EditEvent,
     Event,
     IgnoredEvent,
+    LookupEvent,
     MessageEvent,
     OutboundMessage,
     ParseProblem,
@@ -103,6 +108,12 @@ class MetaAdapter(ChannelAdapter):
         or private with `private_reply`), WhatsApp Cloud API text (with reply context) or
         template. See the "send side" section below for endpoints and error classes."""
         return _send(message, secrets, http)
+
+    def resolve(self, event: LookupEvent, secrets: SecretLookup, http: Any) -> Optional[MessageEvent]:
+        """Instagram mentions: the mentioned comment or media, read with the account's Page token."""
+        if event.kind != "instagram_mention":
+            raise SendError("permanent", f"the Meta adapter cannot look up {event.kind}")
+        return _resolve_instagram_mention(event, secrets, http)
 
     demo_accounts = (
         ("messenger", "100000000000001", "Acme Coffee (Facebook Page)"),
@@ -339,14 +350,86 @@ def _page_change(channel: str, account_id: str, change: Any, entry_time: Optiona
         yield from _facebook_feed(account_id, value, entry_time)
     elif channel == "instagram" and field in INSTAGRAM_COMMENT_FIELDS:
         yield _instagram_comment(account_id, str(field), value, entry_time)
+    elif channel == "messenger" and field == "mention":
+        yield from _facebook_mention(account_id, value, entry_time)
     elif channel == "instagram" and field == "mentions":
-        # Only {media_id, comment_id}: text and author need a Graph API read we do not make yet.
-        yield IgnoredEvent(channel, "instagram mention notifications carry ids only (no text or author)")
+        yield _instagram_mention_lookup(account_id, value, entry_time)
     elif isinstance(value, dict) and "sender" in value and "recipient" in value:
         # Messaging events delivered in the changes format (App Dashboard tests, some API versions).
         yield from _messaging_item(channel, account_id, value)
     else:
         yield IgnoredEvent(_change_channel(channel, change), f"change field {field!r} is not handled")
+
+
+def _instagram_mention_lookup(account_id: str, value: Any, entry_time: Optional[int]) -> LookupEvent:
+    """`{media_id, comment_id?}`: our account was @mentioned in a caption or a comment."""
+    if not isinstance(value, dict):
+        raise ValueError("mentions change has no value object")
+    media_id = require_str(value, "media_id")
+    ids = {"media_id": media_id}
+    comment_id = optional_str(value, "comment_id")
+    if comment_id:
+        ids["comment_id"] = comment_id
+    if not all(v.isdigit() and len(v) <= 40 for v in ids.values()):  # they go into a Graph API request
+        raise ValueError("instagram mention ids are not numeric")
+    return LookupEvent("instagram", account_id, "instagram_mention", ids, _first_time(entry_time), raw=value)
+
+
+def _resolve_instagram_mention(event: LookupEvent, secrets: SecretLookup, http: Any) -> Optional[MessageEvent]:
+    """GET /{ig-user-id}?fields=mentioned_comment.comment_id(..){...} or mentioned_media.media_id(..){...}
+    with the account's Page token (Facebook Login: mentions need it); None when it is gone."""
+    media_id, comment_id = event.ids["media_id"], event.ids.get("comment_id")
+    if comment_id:
+        fields = (f"mentioned_comment.comment_id({comment_id})"
+                  "{id,text,timestamp,username,like_count,media{id,permalink}}")
+    else:
+        fields = f"mentioned_media.media_id({media_id}){{id,caption,timestamp,username,permalink,like_count}}"
+    token = send_token(secrets, "META_PAGE_TOKEN")
+    try:
+        answer = _graph(http, "GET", f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/{event.account_id}", token,
+                        params={"fields": fields})
+    except SendError as error:
+        if error.kind == "permanent" and (error.code or "").startswith("100"):
+            return None  # "does not exist": deleted before we looked (Meta keeps no webhook data)
+        raise
+    found = _object(answer.get("mentioned_comment" if comment_id else "mentioned_media"))
+    if not found:
+        return None
+    username = optional_str(found, "username")
+    author = username or "unknown"
+    permalink = optional_str(found, "permalink") or optional_str(_object(found.get("media")), "permalink")
+    return MessageEvent(
+        channel="instagram", account_id=event.account_id, platform_message_id=comment_id or media_id,
+        thread_key=f"mention:{media_id}:{author}", contact=ContactRef(author, handle=username), direction="in",
+        sent_at_ms=_first_time(found.get("timestamp"), event.sent_at_ms),
+        text=optional_str(found, "text" if comment_id else "caption"), thread_kind="mention", subject=media_id,
+        raw=dict(found, permalink=permalink, media_id=media_id) if permalink else dict(found, media_id=media_id),
+    )
+
+
+def _facebook_mention(page_id: str, value: Any, entry_time: Optional[int]) -> Iterator[Event]:
+    """The Page was mentioned in a post or a comment (`item`), added, edited or removed (`verb`)."""
+    if not isinstance(value, dict):
+        raise ValueError("mention change has no value object")
+    post_id = require_str(value, "post_id")
+    mention_id = optional_str(value, "comment_id") or post_id
+    author_id, author_name = _feed_author(value)
+    created = _optional_ms(value.get("created_time"))
+    message = MessageEvent(
+        channel="facebook", account_id=page_id, platform_message_id=mention_id,
+        thread_key=f"mention:{post_id}:{author_id or 'unknown'}",
+        contact=ContactRef(author_id or "unknown", display_name=author_name),
+        direction="out" if author_id == page_id else "in",
+        sent_at_ms=created if created is not None else _first_time(entry_time),
+        text=optional_str(value, "message"), thread_kind="mention", subject=post_id, raw=value)
+    verb = value.get("verb")
+    changed_at = max(t for t in (created, entry_time, 0) if t is not None) or _first_time()
+    if verb in FEED_REMOVE_VERBS:
+        yield RemoveEvent("facebook", page_id, mention_id, changed_at, message if author_id else None)
+    elif verb in FEED_EDIT_VERBS:
+        yield EditEvent(message, changed_at)
+    else:
+        yield message
 
 
 def _instagram_comment(account_id: str, field: str, value: Any, entry_time: Optional[int]) -> MessageEvent:
@@ -684,7 +767,9 @@ def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendRes
         raise SendError("permanent", f"the Meta adapter cannot send on {channel}", code="channel")
     if message.private_reply:
         return _send_private_reply(message, secrets, http)
-    if message.thread_kind == "comment":
+    if message.thread_kind == "mention" and channel == "instagram":
+        return _send_instagram_mention_reply(message, secrets, http)
+    if message.thread_kind == "comment" or (message.thread_kind == "mention" and channel == "facebook"):
         return _send_comment_reply(message, secrets, http)
     if channel == "facebook":
         raise SendError("permanent", "a Facebook Page thread is answered in its comments", code="thread_kind")
@@ -754,6 +839,21 @@ def _send_comment_reply(message: OutboundMessage, secrets: SecretLookup, http: A
     return SendResult(_answer_id(answer, "id"))
 
 
+def _send_instagram_mention_reply(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
+    """POST /{ig-user-id}/mentions: a comment under the media (or the comment) that mentioned us."""
+    text = check_text(message.text, INSTAGRAM_COMMENT_LIMIT, "an Instagram comment")
+    media_id = message.thread_key.split(":")[1] if message.thread_key.count(":") >= 2 else ""
+    if not media_id:
+        raise SendError("permanent", "an Instagram mention reply needs the media it answers", code="no_media")
+    data = {"media_id": media_id, "message": text}
+    if message.reply_to and message.reply_to != media_id:
+        data["comment_id"] = message.reply_to
+    token = send_token(secrets, "META_PAGE_TOKEN")
+    answer = _graph_post(http, f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/{message.account_id}/mentions",
+                         token, data=data)
+    return SendResult(_answer_id(answer, "id"))
+
+
 def _send_whatsapp(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
     body: Dict[str, Any] = {"messaging_product": "whatsapp", "recipient_type": "individual",
                             "to": message.recipient_id}
@@ -785,7 +885,11 @@ def _send_whatsapp(message: OutboundMessage, secrets: SecretLookup, http: Any) -
 
 
 def _graph_post(http: Any, url: str, token: str, **kwargs: Any) -> Dict[str, Any]:
-    response = call_platform(http, "POST", url, "Meta", headers={"Authorization": f"Bearer {token}"}, **kwargs)
+    return _graph(http, "POST", url, token, **kwargs)
+
+
+def _graph(http: Any, method: str, url: str, token: str, **kwargs: Any) -> Dict[str, Any]:
+    response = call_platform(http, method, url, "Meta", headers={"Authorization": f"Bearer {token}"}, **kwargs)
     body = json_body(response)
     if 200 <= response.status_code < 300:
         if isinstance(body, dict):

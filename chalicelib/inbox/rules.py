@@ -73,6 +73,14 @@ class MessageFacts:
     preview: str
     contact_name: Optional[str] = None
     contact_handle: Optional[str] = None
+    #: Short labels an annotator gave a customer message (e.g. ("sentiment", "negative")): the
+    #: conversation keeps those of its latest customer message as `inbound_labels` (list filters).
+    labels: Tuple[Tuple[str, str], ...] = ()
+
+
+def inbound_labels(facts: MessageFacts) -> Dict[str, str]:
+    """The conversation's `inbound_labels` for this customer message: whose labels they are."""
+    return dict(facts.labels, of=facts.message_id)
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,8 @@ def _customer_message(state: State, facts: MessageFacts, policy: SlaPolicy, now:
     at = facts.at
     if state.get("last_inbound_at") is None or state["last_inbound_at"] < at:
         change.updates["last_inbound_at"] = at
+    if facts.labels and (state.get("last_inbound_at") is None or state["last_inbound_at"] <= at):
+        change.updates["inbound_labels"] = inbound_labels(facts)
     if state.get("read_at") is None or state["read_at"] < at:
         change.increments["unread_count"] = 1
     if facts.contact_name and state.get("contact_name") != facts.contact_name:
@@ -287,6 +297,8 @@ def follow_up(facts: MessageFacts) -> Tuple[Change, List[Guard]]:
               Guard("last_message_at", "<=", at), Guard("status", "=", "open")]
     if facts.direction == "in":
         change.updates["last_inbound_at"] = at
+        if facts.labels:
+            change.updates["inbound_labels"] = inbound_labels(facts)
         change.increments["unread_count"] = 1
         guards += [Guard("awaiting_reply_since", "<=", at), Guard("last_inbound_at", "<=", at),
                    Guard("read_at", "<", at, or_missing=True)]

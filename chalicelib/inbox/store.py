@@ -21,7 +21,7 @@ import json
 import random
 import time
 import zlib
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -43,6 +43,15 @@ State = Dict[str, Any]
 
 class NotFound(LookupError):
     """No such conversation."""
+
+
+class Annotations(NamedTuple):
+    """What an annotator (injected into ingest through the runtime; chalicelib.listening) says
+    about a customer message, kept as given: `data` on the message, `labels` (short strings) on
+    the conversation while it is the latest customer message. The store never reads inside."""
+
+    data: Dict[str, Any]
+    labels: Dict[str, str]
 
 
 class Busy(RuntimeError):
@@ -74,6 +83,13 @@ def _state_of(item: Conversation) -> State:
     return {k: v for k, v in item.attribute_values.items() if v is not None}
 
 
+def message_by_id(conversation_id: str, message_id: str) -> Optional[Message]:
+    """A message of a conversation by our id (one Query of the thread, filtered)."""
+    for message in Message.query(conversation_id, filter_condition=Message.message_id == message_id, page_size=200):
+        return message
+    return None
+
+
 def find_message(channel: str, account_id: str, platform_message_id: str) -> Optional[Tuple[str, str]]:
     """(conversation id, sort key) of a stored message, from its MessageRef."""
     try:
@@ -95,10 +111,12 @@ def events(conversation_id: str, limit: int = 100, after_seq: int = 0) -> List[D
 
 
 def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at_ms: Optional[int] = None,
-                   removed_at_ms: Optional[int] = None, author_id: Optional[str] = None) -> Tuple[bool, Tuple[str, str]]:
+                   removed_at_ms: Optional[int] = None, author_id: Optional[str] = None,
+                   annotations: Optional[Annotations] = None) -> Tuple[bool, Tuple[str, str]]:
     """Store a message once and apply it to its conversation. Returns (created, (conversation
     id, sort key)): created is True only for the call that created the message; a duplicate
-    writes nothing, and a repeat of an unfinished attempt completes it (created False)."""
+    writes nothing, and a repeat of an unfinished attempt completes it (created False).
+    `annotations` ride on the same writes (no request of their own)."""
     ref = message_ref(event.channel, event.account_id, event.platform_message_id)
     try:
         existing = MessageRef.get(ref, consistent_read=True)
@@ -124,13 +142,15 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
         author_id=author_id or (contact_id if event.direction == "in" else None),
         sent_at=event.sent_at_ms, received_at=now,
         edited_at=edited_at_ms, removed=removed_at_ms is not None, removed_at=removed_at_ms,
+        annotations=annotations.data if annotations is not None else None,
     )
     first_attempt = _create(message, Message.sort_key.does_not_exist())
     if event.raw:
         keep_raw(ref, event.raw)
     facts = rules.MessageFacts(message_id, event.direction, event.sent_at_ms,
                                rules.preview_of(event.text, event.msg_type, removed_at_ms is not None),
-                               event.contact.display_name, event.contact.handle)
+                               event.contact.display_name, event.contact.handle,
+                               labels=tuple(sorted(annotations.labels.items())) if annotations is not None else ())
     if first_attempt and _follow_up(conversation_id, facts):
         if event.direction == "out":  # ours while nothing is due: no turn end will index it
             _search_hook().on_ours(conversation_id, event.text, event.sent_at_ms)
@@ -333,6 +353,16 @@ def name_contact(conversation_id: str, name: Optional[str], handle: Optional[str
     return _conditional(Conversation(conversation_id), actions, condition)
 
 
+def annotate_message(conversation_id: str, message: Message, annotations: Annotations) -> None:
+    """Replace a stored message's annotations (an agent's correction); its labels reach the
+    conversation only while it is the latest customer message there (never an older one's)."""
+    _conditional(message, [Message.annotations.set(annotations.data)], Message.message_id.exists())
+    if message.direction == "in" and annotations.labels:
+        labels = dict(annotations.labels, of=message.message_id)
+        _conditional(Conversation(conversation_id), [Conversation.inbound_labels.set(labels)],
+                     Conversation.conversation_id.exists() & (Conversation.inbound_labels["of"] == message.message_id))
+
+
 # --- receipts, edits, removals ------------------------------------------------------------------
 
 
@@ -358,10 +388,11 @@ def apply_receipt(event: StatusEvent) -> str:
     return "status applied" if moved else "status stale"
 
 
-def apply_edit(event: EditEvent, team: Optional[str] = None) -> str:
-    """A changed text: the previous version goes to the edit history, nothing is lost."""
+def apply_edit(event: EditEvent, team: Optional[str] = None, annotations: Optional[Annotations] = None) -> str:
+    """A changed text: the previous version goes to the edit history, nothing is lost.
+    `annotations` are used when the edit is the first we hear of the message."""
     original = event.message
-    created, location = record_message(original, team, edited_at_ms=event.edited_at_ms)
+    created, location = record_message(original, team, edited_at_ms=event.edited_at_ms, annotations=annotations)
     if created:
         return "created from edit"
     try:

@@ -10,6 +10,7 @@ from chalicelib.channels.base import (
     EditEvent,
     Event,
     IgnoredEvent,
+    LookupEvent,
     MessageEvent,
     ParseProblem,
     RemoveEvent,
@@ -36,8 +37,13 @@ def handle(event: Event, correlation_id: str = "") -> str:
         quarantine("unknown account", channel, account_id, raw_of(event), correlation_id, event=event)
         return "quarantined"
     team = account.team
+    if isinstance(event, LookupEvent):
+        resolved = _resolve(event, account, correlation_id)
+        if not isinstance(resolved, MessageEvent):
+            return resolved
+        event = resolved
     if isinstance(event, MessageEvent):
-        created, (conversation_id, _) = store.record_message(event, team)
+        created, (conversation_id, _) = store.record_message(event, team, annotations=annotations_of(event))
         if not created:
             logger.info("duplicate message", extra={"channel": event.channel})
             return "duplicate"
@@ -49,7 +55,7 @@ def handle(event: Event, correlation_id: str = "") -> str:
     if isinstance(event, StatusEvent):
         return _receipt(event, correlation_id)
     if isinstance(event, EditEvent):
-        return store.apply_edit(event, team)
+        return store.apply_edit(event, team, annotations=annotations_of(event.message))
     if isinstance(event, RemoveEvent):
         outcome = store.apply_removal(event, team)
         if outcome == "unknown":
@@ -57,6 +63,44 @@ def handle(event: Event, correlation_id: str = "") -> str:
             return "quarantined"
         return outcome
     raise TypeError(f"unknown event type {type(event).__name__}")
+
+
+def _resolve(event: LookupEvent, account: Any, correlation_id: str) -> Any:
+    """Fetch what a LookupEvent names with the account's token (here, after the delivery was
+    queued: the webhook never waits on a platform). "ignored" when it is gone; "quarantined"
+    (replayable once the account is reconnected) when the platform refuses the token or the
+    request; any other failure raises, so the envelope is retried and, at worst, parked."""
+    from chalicelib.accounts import credential_refs
+    from chalicelib.channels import adapter_for_channel
+    from chalicelib.channels.base import SendError, account_secrets
+    from chalicelib.runtime import runtime
+
+    adapter = runtime.injected_adapter(event.channel) or adapter_for_channel(event.channel)
+    try:
+        found = adapter.resolve(event, account_secrets(credential_refs(account)), runtime.http())
+    except SendError as error:
+        if error.kind in ("reauthorize", "permanent"):
+            quarantine(f"lookup refused: {error.reason}"[:300], event.channel, event.account_id, event.raw,
+                       correlation_id, event=event)
+            return "quarantined"
+        raise RuntimeError(f"lookup of {event.kind} failed, will retry: {error.reason}"[:300]) from None
+    if found is None:
+        logger.info("looked-up content is gone", extra={"channel": event.channel, "kind": event.kind})
+        return "ignored"
+    return found
+
+
+def annotations_of(event: MessageEvent) -> Optional[store.Annotations]:
+    """What the runtime's annotator (listening: sentiment, topics) says about a message. A
+    failing annotator costs the message its annotations, never the message."""
+    from chalicelib.runtime import runtime
+
+    try:
+        annotator = runtime.annotator()
+        return annotator(event) if annotator is not None else None
+    except Exception as error:  # noqa: BLE001 - see docstring
+        logger.warning("annotator failed", extra={"channel": event.channel, "error": f"{type(error).__name__}"})
+        return None
 
 
 def _receipt(event: StatusEvent, correlation_id: str) -> str:

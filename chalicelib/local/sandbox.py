@@ -258,6 +258,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.split("/") if s]
+        if parts.path == "/x/2/tweets/search/recent":  # listening: seeded posts (chalicelib.local.listening_seed)
+            from chalicelib.local.listening_seed import x_recent_search
+
+            if not _x_app_authorized(self):
+                self._answer(_x_problem(401, "Unauthorized", "Unauthorized"))
+                return
+            self._answer(x_recent_search({k: v[-1] for k, v in parse_qs(parts.query).items()}))
+            return
         if segments[:1] == ["x"]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             self.server.requests.append({"platform": "x", "path": parts.path, "query": query, "body": {},
@@ -268,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = (500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"}, {})
             self._answer(answer or (404, {"error": f"no such endpoint: {parts.path}"}, {}))
             return
-        self._answer((404, {"error": "the sandbox serves send endpoints only"}, {}))
+        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups and X recent search only"}, {}))
 
     def _browser_refusal(self) -> Optional[Answer]:
         """A browser's request (any page's fetch or form, or a page on a rebound DNS name): our

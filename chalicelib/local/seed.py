@@ -1,4 +1,4 @@
-"""Local demo data: the admin and demo agents, and each adapter's demo accounts."""
+"""Local demo data: the admin and demo agents, each adapter's demo accounts, demo listening topics."""
 from __future__ import annotations
 
 import hashlib
@@ -44,4 +44,26 @@ def seed() -> Dict[str, List[str]]:
             if find_account(channel, account_id) is None:
                 register_account(channel, account_id, name)
             accounts.append(f"{channel}:{account_id} ({name})")
+    _seed_listening()
     return {"agents": agents, "accounts": accounts}
+
+
+#: The demo's listening: topics (one polled on the sandbox's X recent search) and a small budget.
+DEMO_TOPICS = (
+    {"name": "Refunds", "include": ["refund", "reembolso", "remboursement", "#acmefail"], "sources": ["x_search"]},
+    {"name": "Praise", "include": ["love", "amazing", "adorei", "great"]},
+)
+DEMO_X_BUDGET = 500
+
+
+def _seed_listening() -> None:
+    """Only on a stack that has no topics yet (an admin's own topics and budget are kept)."""
+    from chalicelib.listening import topics, x_search
+
+    if topics.list_topics():
+        return
+    now = runtime.now_ms()
+    for topic in DEMO_TOPICS:
+        topics.create_topic(topic, now)
+    if x_search.budget(now)["monthly_posts"] == 0:
+        x_search.set_budget({"monthly_posts": DEMO_X_BUDGET}, now)

@@ -169,10 +169,9 @@ def send_one(conversation_id: str, sort_key: str) -> str:
 
 
 def _refs(account: ChannelAccount) -> Dict[str, str]:
-    refs = account.credential_refs
-    if hasattr(refs, "as_dict"):
-        refs = refs.as_dict()
-    return {str(k): str(v) for k, v in dict(refs or {}).items() if isinstance(v, str)}
+    from chalicelib.accounts import credential_refs
+
+    return credential_refs(account)
 
 
 def _refused(message: Message, token: str, account: ChannelAccount, error: SendError) -> str:

@@ -18,7 +18,6 @@ in the same table, written in the same transaction as the policy.
 """
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -202,19 +201,9 @@ def validate(body: Any) -> Dict[str, Any]:
     """The API body as a clean policy document; ValueError names the first problem (400)."""
     from chalicelib.api.views import CHANNELS
     from chalicelib.inbox.rules import PRIORITIES
-    from chalicelib.inputs import is_clean
+    from chalicelib.documents import named_document
 
-    if not isinstance(body, dict):
-        raise ValueError("body must be a JSON object")
-    unknown = set(body) - _FIELDS - _READ_ONLY
-    if unknown:
-        raise ValueError(f"unknown field(s): {', '.join(sorted(map(str, unknown)))[:200]}")
-    name = body.get("name")
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError("name is required (a non-empty string)")
-    name = " ".join(name.split())
-    if len(name) > MAX_NAME_CHARS or not is_clean(name):
-        raise ValueError(f"name must be at most {MAX_NAME_CHARS} printable characters")
+    name = named_document(body, _FIELDS | _READ_ONLY, MAX_NAME_CHARS)
     doc: Dict[str, Any] = {
         "name": name,
         "channels": _names(body, "channels", CHANNELS, len(CHANNELS)),
