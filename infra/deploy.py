@@ -43,7 +43,9 @@ APP_NAME = "socialinbox"
 API_HANDLER = "api_handler"
 PLACEHOLDER = "@ref:"
 #: Stack outputs that are not queue URLs, and the environment variable the code reads them from.
-OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_ARN"}
+OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_ARN",
+                                      # = chalicelib.config.STREAM_ARN_ENVIRONMENT (reports' stream)
+                                      "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN"}
 #: What the platform does for a function, not its code (excluded from the call check, listed here).
 PLATFORM_SIDS = ("Logs", "Tracing", "EventSource")
 #: The actions Lambda's SQS poller needs on the queue a consumer reads.
@@ -166,7 +168,8 @@ def environment(template: Mapping[str, Any], outputs: Optional[Mapping[str, str]
     env: Dict[str, str] = {}
     for key, variable in output_environment(template).items():
         if outputs is None:
-            env[variable] = PLACEHOLDER + template["Outputs"][key]["Value"]["Ref"]
+            value = template["Outputs"][key]["Value"]
+            env[variable] = PLACEHOLDER + (value["Ref"] if "Ref" in value else ".".join(value["Fn::GetAtt"]))
         elif key in outputs:
             env[variable] = outputs[key]
         else:
@@ -255,8 +258,11 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
       together (checked by `partial_batch_problems`, a ValueError otherwise)."""
     fixed = copy.deepcopy(package)
     resources = fixed["Resources"]
-    arns = {}
+    arns, tables = {}, {}
     for logical, resource in resources.items():
+        if resource.get("Type") == "AWS::DynamoDB::Table":
+            name = resource["Properties"]["TableName"]
+            tables[name["Fn::Sub"].replace("${Stage}", stage) if isinstance(name, dict) else name] = logical
         if resource.get("Type") == "AWS::SQS::Queue":
             name = resource["Properties"]["QueueName"]
             if isinstance(name, dict) and "Fn::Sub" in name:
@@ -266,7 +272,15 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
         variables = node.get("Variables") if isinstance(node.get("Variables"), dict) else None
         for key, value in list((variables or {}).items()):
             if isinstance(value, str) and value.startswith(PLACEHOLDER):
-                variables[key] = {"Ref": value[len(PLACEHOLDER):]}
+                target = value[len(PLACEHOLDER):]
+                variables[key] = {"Fn::GetAtt": target.split(".", 1)} if "." in target else {"Ref": target}
+        if node.get("Type") == "DynamoDB" and isinstance(node.get("Properties"), dict):
+            # the app was packaged without the stack's outputs: its stream ARN is the local form
+            # (chalicelib.config.stream_arn), which names the table
+            stream = str(node["Properties"].get("Stream", ""))
+            table = stream.split(":table/", 1)[-1].split("/stream/", 1)[0]
+            if stream.endswith("/stream/local") and table in tables:
+                node["Properties"]["Stream"] = {"Fn::GetAtt": [tables[table], "StreamArn"]}
         if node.get("Type") == "SQS" and isinstance(node.get("Properties"), dict):
             props = node["Properties"]
             queue = _queue_name_of(props.get("Queue"))

@@ -62,7 +62,9 @@ def create_all(stage: Optional[str] = None) -> List[str]:
         name = props["TableName"]
         if name not in existing_tables:
             kwargs = {k: props[k] for k in ("TableName", "AttributeDefinitions", "KeySchema", "BillingMode",
-                                            "GlobalSecondaryIndexes") if k in props}
+                                            "GlobalSecondaryIndexes", "StreamSpecification") if k in props}
+            if "StreamSpecification" in kwargs:
+                kwargs["StreamSpecification"] = dict(kwargs["StreamSpecification"], StreamEnabled=True)
             dynamodb.create_table(**kwargs)
             _wait_active(dynamodb, name)
             ttl = props.get("TimeToLiveSpecification")
