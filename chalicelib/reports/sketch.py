@@ -41,12 +41,12 @@ def histogram_of(counters: Mapping[str, float], metric: str) -> Dict[int, int]:
 
 
 def quantile(histogram: Mapping[int, int], q: float) -> Optional[float]:
-    """The q-quantile (0..1) in seconds, None when empty. Lower quantile: the value of rank
-    floor(q * (n - 1)) in sorted order (the median of 1, 2, 3, 4 is 2), as DDSketch does."""
+    """The q-quantile (0..1) in seconds, None when empty. Nearest rank: the ceil(q * n)-th
+    smallest value (the median of 1, 2, 3, 4 is 2; the p90 of 120 and 1800 is 1800)."""
     total = sum(histogram.values())
     if total <= 0:
         return None
-    rank = math.floor(q * (total - 1))
+    rank = max(0, math.ceil(q * total - 1e-9) - 1)
     seen = 0
     for bucket in sorted(histogram):
         seen += histogram[bucket]
