@@ -51,6 +51,9 @@ PLATFORM_SIDS = ("Logs", "Tracing", "EventSource")
 #: The actions Lambda's SQS poller needs on the queue a consumer reads.
 EVENT_SOURCE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                         "sqs:ChangeMessageVisibility"]
+#: What Lambda's poller needs on the DynamoDB stream a consumer reads (`ConsumesStream`).
+STREAM_SOURCE_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                         "dynamodb:ListStreams"]
 #: The SQS consumers whose handler can answer partial batch responses (app.ingest_processor,
 #: app.sla_timers); the outbox worker takes one message at a time, where a raise is the same.
 PARTIAL_BATCH_FUNCTIONS = ("ingest_processor", "sla_timers")
@@ -121,6 +124,10 @@ def policy_document(function: str, stage: str, region: str = "*", account: str =
     if spec.get("Consumes"):
         statements.append({"Sid": "EventSource", "Effect": "Allow", "Action": list(EVENT_SOURCE_ACTIONS),
                            "Resource": [expand_resource("queue/" + spec["Consumes"], stage, region, account)]})
+    if spec.get("ConsumesStream"):
+        table = expand_resource("table/" + spec["ConsumesStream"], stage, region, account)
+        statements.append({"Sid": "EventSource", "Effect": "Allow", "Action": list(STREAM_SOURCE_ACTIONS),
+                           "Resource": [table + "/stream/*"]})
     for statement in spec["Statement"]:
         statements.append({"Sid": statement["Sid"], "Effect": "Allow", "Action": list(statement["Action"]),
                            "Resource": [expand_resource(r, stage, region, account) for r in statement["Resource"]]})

@@ -55,7 +55,8 @@ def handle_records(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
 
 
 def record_dicts(event: Any) -> List[Mapping[str, Any]]:
-    """The raw records of Chalice's DynamoDBEvent (or a plain list of record dicts)."""
+    """The raw records of Chalice's DynamoDBEvent (or a plain list of record dicts), read from the
+    event's own dict: a record Chalice could not wrap is still ours to judge (and drop)."""
     if isinstance(event, list):
         return event
-    return [getattr(record, "_event_dict", record) for record in event]
+    return list((event.to_dict() or {}).get("Records") or [])
