@@ -282,11 +282,13 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
                 target = value[len(PLACEHOLDER):]
                 variables[key] = {"Fn::GetAtt": target.split(".", 1)} if "." in target else {"Ref": target}
         if node.get("Type") == "DynamoDB" and isinstance(node.get("Properties"), dict):
-            # the app was packaged without the stack's outputs: its stream ARN is the local form
-            # (chalicelib.config.stream_arn), which names the table
+            # the app was packaged without the stack's outputs: its stream ARN is the `@ref:`
+            # placeholder of the stage's variable, or the local form naming the table
             stream = str(node["Properties"].get("Stream", ""))
             table = stream.split(":table/", 1)[-1].split("/stream/", 1)[0]
-            if stream.endswith("/stream/local") and table in tables:
+            if stream.startswith(PLACEHOLDER) and "." in stream:
+                node["Properties"]["Stream"] = {"Fn::GetAtt": stream[len(PLACEHOLDER):].split(".", 1)}
+            elif stream.endswith("/stream/local") and table in tables:
                 node["Properties"]["Stream"] = {"Fn::GetAtt": [tables[table], "StreamArn"]}
         if node.get("Type") == "SQS" and isinstance(node.get("Properties"), dict):
             props = node["Properties"]
