@@ -429,6 +429,7 @@ def _exercise(inbox) -> None:
     assert _invoke(inbox, "reports_consumer", records)["applied"] == 0
     period = "from=2020-01-01&to=2021-01-01&tz=Europe/Berlin"
     assert api("GET", f"/api/reports/summary?from=2020-01-01&to=2030-01-01")[0] == 400
+    api("GET", "/reports")  # the Reports screen itself (static: no AWS call)
     for path in ("summary", "intervals", "heatmap"):
         api("GET", f"/api/reports/{path}?{period if path == 'summary' else 'from=2026-01-01&to=2026-02-01'}")
     api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
