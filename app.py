@@ -18,6 +18,7 @@ from chalicelib.api.media_routes import BINARY_TYPES, media_api
 from chalicelib.api.openapi import openapi_api
 from chalicelib.api.people_routes import people_api
 from chalicelib.api.replies import replies
+from chalicelib.api.report_routes import reports_api
 from chalicelib.api.routes import api
 from chalicelib.api.search_routes import search_api
 from chalicelib.api.routing_routes import routing_api
@@ -47,6 +48,7 @@ app.register_blueprint(contact_api)
 app.register_blueprint(admin_api)
 app.register_blueprint(staffing_api)
 app.register_blueprint(listening_api)
+app.register_blueprint(reports_api)
 app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 #: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
@@ -155,6 +157,16 @@ def outbox_worker(event: Any) -> Dict[str, int]:
     tracing.activate(http=True)
     from chalicelib.ingest.processor import record_dicts
     from chalicelib.outbound.worker import handle_records
+
+    return handle_records(record_dicts(event))
+
+
+@app.on_dynamodb_record(stream_arn=config.stream_arn(config.EVENT_LOG_TABLE), batch_size=100,
+                        name="reports_consumer")
+def reports_consumer(event: Any) -> Dict[str, int]:
+    """Reports read the conversation event log's stream: counters per 15 minutes, exactly once."""
+    tracing.activate()
+    from chalicelib.reports.consumer import handle_records, record_dicts
 
     return handle_records(record_dicts(event))
 

@@ -136,6 +136,27 @@ def queue_name(short: str) -> str:
     return f"{resource_prefix()}-{short}"
 
 
+#: The conversation event log's stream: what reports (chalicelib.reports) read.
+EVENT_LOG_TABLE = "conversation-events"
+#: Stream ARN environment variables the deploy writes from the data stack's outputs, per table.
+STREAM_ARN_ENVIRONMENT = {EVENT_LOG_TABLE: "CONVERSATION_EVENTS_STREAM_ARN"}
+LOCAL_ACCOUNT_ID = "123456789012"
+
+
+def stream_arn(short: str) -> str:
+    """The DynamoDB stream ARN of one of our tables, for `@app.on_dynamodb_record`.
+
+    Deployed: the variable the deploy's configure step writes from the data stack's output
+    (a stream ARN ends in a creation timestamp nobody can guess). Local and tests: a synthetic
+    `arn:aws:dynamodb:<region>:123456789012:table/<table name>/stream/local`; the local server
+    parses the table name out of it and reads the emulator's real stream."""
+    variable = STREAM_ARN_ENVIRONMENT.get(short)
+    found = os.environ.get(variable) if variable else None
+    if found:
+        return found
+    return f"arn:aws:dynamodb:{aws_region()}:{LOCAL_ACCOUNT_ID}:table/{table_name(short)}/stream/local"
+
+
 INGEST_QUEUE = "ingest"
 DEAD_LETTER_QUEUE = "ingest-dlq"
 SLA_TIMER_QUEUE = "sla-timers"

@@ -566,3 +566,21 @@ class ListeningRecord(Model):
 
 
 ALL_MODELS = ALL_MODELS + (ListeningRecord,)
+
+
+class ReportAggregate(Model):
+    """Reports' own items (chalicelib.reports), written only by its stream consumer:
+    - counters and log-bucket histograms of one scope ("all", "ch#<channel>", "team#<team>",
+      "agent#<id>") in one 15-minute UTC bucket ("q#<13-digit ms>") or UTC day ("d#<13-digit ms>"):
+      numeric attributes only, created by ADD, merged by adding;
+    - per conversation ("conv#<id>", "tracker"): how far its log was folded (`seq`) and the
+      open cycle's facts, the exactly-once gate of the consumer."""
+
+    Meta = _meta("reports")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    seq = NumberAttribute(null=True)
+    state = JSONAttribute(null=True)
+
+
+ALL_MODELS = ALL_MODELS + (ReportAggregate,)

@@ -47,12 +47,17 @@ APP_NAME = "socialinbox"
 API_HANDLER = "api_handler"
 PLACEHOLDER = "@ref:"
 #: Stack outputs that are not queue URLs, and the environment variable the code reads them from.
-OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_ARN"}
+OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_ARN",
+                                      # = chalicelib.config.STREAM_ARN_ENVIRONMENT (reports' stream)
+                                      "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN"}
 #: What the platform does for a function, not its code (excluded from the call check, listed here).
 PLATFORM_SIDS = ("Logs", "Tracing", "EventSource")
 #: The actions Lambda's SQS poller needs on the queue a consumer reads.
 EVENT_SOURCE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                         "sqs:ChangeMessageVisibility"]
+#: What Lambda's poller needs on the DynamoDB stream a consumer reads (`ConsumesStream`).
+STREAM_SOURCE_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
+                         "dynamodb:ListStreams"]
 #: The SQS consumers whose handler can answer partial batch responses (app.ingest_processor,
 #: app.sla_timers); the outbox worker takes one message at a time, where a raise is the same.
 PARTIAL_BATCH_FUNCTIONS = ("ingest_processor", "sla_timers")
@@ -144,6 +149,10 @@ def policy_document(function: str, stage: str, region: str = "*", account: str =
     if spec.get("Consumes"):
         statements.append({"Sid": "EventSource", "Effect": "Allow", "Action": list(EVENT_SOURCE_ACTIONS),
                            "Resource": [expand_resource("queue/" + spec["Consumes"], stage, region, account)]})
+    if spec.get("ConsumesStream"):
+        table = expand_resource("table/" + spec["ConsumesStream"], stage, region, account)
+        statements.append({"Sid": "EventSource", "Effect": "Allow", "Action": list(STREAM_SOURCE_ACTIONS),
+                           "Resource": [table + "/stream/*"]})
     for statement in spec["Statement"]:
         statements.append({"Sid": statement["Sid"], "Effect": "Allow", "Action": list(statement["Action"]),
                            "Resource": [expand_resource(r, stage, region, account) for r in statement["Resource"]]})
@@ -191,7 +200,8 @@ def environment(template: Mapping[str, Any], outputs: Optional[Mapping[str, str]
     env: Dict[str, str] = {}
     for key, variable in output_environment(template).items():
         if outputs is None:
-            env[variable] = PLACEHOLDER + template["Outputs"][key]["Value"]["Ref"]
+            value = template["Outputs"][key]["Value"]
+            env[variable] = PLACEHOLDER + (value["Ref"] if "Ref" in value else ".".join(value["Fn::GetAtt"]))
         elif key in outputs:
             env[variable] = outputs[key]
         else:
@@ -290,8 +300,11 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
       together (checked by `partial_batch_problems`, a ValueError otherwise)."""
     fixed = copy.deepcopy(package)
     resources = fixed["Resources"]
-    arns = {}
+    arns, tables = {}, {}
     for logical, resource in resources.items():
+        if resource.get("Type") == "AWS::DynamoDB::Table":
+            name = resource["Properties"]["TableName"]
+            tables[name["Fn::Sub"].replace("${Stage}", stage) if isinstance(name, dict) else name] = logical
         if resource.get("Type") == "AWS::SQS::Queue":
             name = resource["Properties"]["QueueName"]
             if isinstance(name, dict) and "Fn::Sub" in name:
@@ -301,7 +314,17 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
         variables = node.get("Variables") if isinstance(node.get("Variables"), dict) else None
         for key, value in list((variables or {}).items()):
             if isinstance(value, str) and value.startswith(PLACEHOLDER):
-                variables[key] = {"Ref": value[len(PLACEHOLDER):]}
+                target = value[len(PLACEHOLDER):]
+                variables[key] = {"Fn::GetAtt": target.split(".", 1)} if "." in target else {"Ref": target}
+        if node.get("Type") == "DynamoDB" and isinstance(node.get("Properties"), dict):
+            # the app was packaged without the stack's outputs: its stream ARN is the `@ref:`
+            # placeholder of the stage's variable, or the local form naming the table
+            stream = str(node["Properties"].get("Stream", ""))
+            table = stream.split(":table/", 1)[-1].split("/stream/", 1)[0]
+            if stream.startswith(PLACEHOLDER) and "." in stream:
+                node["Properties"]["Stream"] = {"Fn::GetAtt": stream[len(PLACEHOLDER):].split(".", 1)}
+            elif stream.endswith("/stream/local") and table in tables:
+                node["Properties"]["Stream"] = {"Fn::GetAtt": [tables[table], "StreamArn"]}
         if node.get("Type") == "SQS" and isinstance(node.get("Properties"), dict):
             props = node["Properties"]
             queue = _queue_name_of(props.get("Queue"))

@@ -56,7 +56,8 @@ def test_our_reply_ends_the_wait_and_records_the_first_response():
     state = started()
     change = rules.message_arrived(state, outbound("r1", T0 + 60_000), POLICY, T0 + 61_000)
     assert change.log.type == "replied"
-    assert change.log.data == {"message_id": "r1", "response_ms": 60_000, "first": True, "within_target": True}
+    assert change.log.data == {"message_id": "r1", "response_ms": 60_000, "first": True, "within_target": True,
+                               "business_ms": 60_000}
     after = step(state, change)
     assert "reply_due_at" not in after and "awaiting_reply_since" not in after
     assert after["first_response_at"] == T0 + 60_000
@@ -175,3 +176,27 @@ def test_the_follow_up_fast_path_does_exactly_what_the_full_rule_does(direction,
     full = rules.message_arrived(state, facts, POLICY, at)
     assert full.log is None
     assert step(state, fast) == step(state, full)
+
+
+def test_a_reply_logs_its_author_and_the_wait_in_the_policys_business_time():
+    """Reports read these facts from the log: the calendar is the SLA engine's, frozen now."""
+    from chalicelib.sla import calendar, policies
+
+    hours = calendar.calendar_for({"timezone": "UTC", "week": {d: [["09:00", "17:00"]] for d in
+                                                                ("mon", "tue", "wed", "thu", "fri")}})
+    office = policies.Policy("p1", "Office", 3600_000, 3600_000, calendar=hours)
+    import datetime as dt
+
+    def utc(*args):
+        return int(dt.datetime(*args, tzinfo=dt.timezone.utc).timestamp() * 1000)
+
+    friday = utc(2023, 11, 17, 15, 50)
+    state = rules.new_conversation({"conversation_id": "c1", "channel": "messenger", "account_id": "p",
+                                    "thread_key": "u", "contact_id": "k"}, inbound("m1", friday), "default",
+                                   office, friday)
+    monday = utc(2023, 11, 20, 9, 10)
+    reply = rules.MessageFacts("r1", "out", monday, "hi", author="a7", private_reply=True)
+    change = rules.message_arrived(state, reply, office, monday)
+    assert change.log.data["business_ms"] == (70 + 10) * 60_000  # Fri 15:50-17:00 and Mon 09:00-09:10
+    assert change.log.data["agent"] == "a7" and change.log.data["private_reply"] is True
+    assert rules.created_entry(state, inbound("m1", friday)).data["thread_kind"] == "dm"

@@ -27,6 +27,8 @@ def describe_stacks(stage: str = "prod"):
                if isinstance(out["Value"], dict) and "Ref" in out["Value"]}
     outputs["SlaStateMachineArn"] = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:socialinbox-{stage}-sla"
     outputs["EscalationTopicArn"] = f"arn:aws:sns:{REGION}:{ACCOUNT}:socialinbox-{stage}-escalations"
+    outputs["ConversationEventsStreamArn"] = (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/socialinbox-{stage}"
+                                              "-conversation-events/stream/2026-12-01T00:00:00.000")
     return {"Stacks": [{"StackName": f"socialinbox-{stage}-data", "StackStatus": "UPDATE_COMPLETE",
                         "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
 
@@ -136,10 +138,12 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
         for value in props["Environment"]["Variables"].values():
             assert not str(value).startswith(deploy.PLACEHOLDER)
             if isinstance(value, dict):
-                assert value["Ref"] in resources
+                assert (value.get("Ref") or value["Fn::GetAtt"][0]) in resources
         for event in (props.get("Events") or {}).values():
             if event["Type"] == "SQS":
                 assert resources[event["Properties"]["Queue"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
+            if event["Type"] == "DynamoDB":  # the stream of the stack's own table, not the local form
+                assert event["Properties"]["Stream"] == {"Fn::GetAtt": ["ConversationEventsTable", "StreamArn"]}
     # Partial batch responses: the response type on the event source and the variable, together.
     reporting = {name: [e["Properties"].get("FunctionResponseTypes") for e in f["Properties"]["Events"].values()
                         if e["Type"] == "SQS"]
@@ -148,7 +152,8 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
                          "socialinbox-dev-sla_timers": [["ReportBatchItemFailures"]],
                          "socialinbox-dev-outbox_worker": [None],  # one message a time: a raise is the same
                          "socialinbox-dev-sla_sweeper": [], "socialinbox-dev-routing_sweeper": [],
-                         "socialinbox-dev-staffing_sampler": [], "socialinbox-dev-listening_poller": []}
+                         "socialinbox-dev-staffing_sampler": [], "socialinbox-dev-listening_poller": [],
+                         "socialinbox-dev-reports_consumer": []}
     enabled = {name for name, f in functions.items()
                if f["Properties"]["Environment"]["Variables"].get(deploy.PARTIAL_BATCH_ENV) == "true"}
     assert enabled == {"socialinbox-dev-ingest_processor", "socialinbox-dev-sla_timers"}

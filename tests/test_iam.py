@@ -186,6 +186,9 @@ def deployed(inbox, monkeypatch):
             [arn] = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
                      if m["name"] == f"socialinbox-{STAGE}-sla"]
             outputs[key] = arn
+        elif output["Value"].get("Fn::GetAtt", [None, None])[1] == "StreamArn":
+            table = template["Resources"][output["Value"]["Fn::GetAtt"][0]]["Properties"]["TableName"]["Fn::Sub"]
+            outputs[key] = f"{_table(table.replace('${Stage}', STAGE))}/stream/2026-12-01T00:00:00.000"
     for name, value in deploy.environment(template, outputs).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("SOCIALINBOX_STAGE", STAGE)
@@ -446,6 +449,19 @@ def _exercise(inbox) -> None:
     api("PATCH", f"/api/conversations/{waiting_wa.conversation_id}", {"status": "open"})
     assert _waiting_conversation("4915550001").turn == waiting_wa.turn + 1
     api("PATCH", f"/api/conversations/{conversation}", {"status": "resolved"})
+    # Reports: the event log's stream reaches the consumer late and out of order (a gap it fills
+    # from the log), then a supervisor's screen reads the numbers.
+    from chalicelib.models import ConversationEvent
+
+    entries = list(ConversationEvent.query(conversation))
+    records = [{"eventName": "INSERT", "dynamodb": {"NewImage": e.serialize()}} for e in entries]
+    assert _invoke(inbox, "reports_consumer", records[2:])["applied"] == len(records)  # the first two from the log
+    assert _invoke(inbox, "reports_consumer", records)["applied"] == 0
+    period = "from=2020-01-01&to=2021-01-01&tz=Europe/Berlin"
+    assert api("GET", f"/api/reports/summary?from=2020-01-01&to=2030-01-01")[0] == 400
+    api("GET", "/reports")  # the Reports screen itself (static: no AWS call)
+    for path in ("summary", "intervals", "heatmap"):
+        api("GET", f"/api/reports/{path}?{period if path == 'summary' else 'from=2026-01-01&to=2026-02-01'}")
     api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
     api("POST", "/api/auth/logout", {"refresh_token": login.get("refresh_token", "")})
     api("POST", "/api/me/password", {"current_password": PASSWORD, "new_password": PASSWORD + "!"})
@@ -479,6 +495,7 @@ def _exercise(inbox) -> None:
         x_api.add("GET", "https://api.x.com/2/tweets/search/recent", json=found)
         with inbox.recorder.during("listening_poller"):
             assert inbox.app.listening_poller(_scheduled_event("listening_poller"), None)["posts"] == 1
+
 
 
 def _waiting_conversation(handle: str) -> Any:
@@ -548,6 +565,12 @@ def test_consumers_may_poll_only_the_queue_they_consume():
     for function, queue in consumers.items():
         [statement] = [s for s in policy(function)["Statement"] if s["Sid"] == "EventSource"]
         assert statement["Resource"] == [f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue}"]
+    streams = {h.name: h.stream_arn for h in app.app.event_sources if hasattr(h, "stream_arn")}
+    for function, stream in streams.items():
+        [statement] = [s for s in policy(function)["Statement"] if s["Sid"] == "EventSource"]
+        table = stream.split(":table/", 1)[1].split("/stream/", 1)[0]
+        assert source[function]["ConsumesStream"] == table.replace(f"socialinbox-{STAGE}-", "")
+        assert statement["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}/stream/*"]
     schedules = {h.name for h in app.app.event_sources if not hasattr(h, "queue")}
     assert set(source) == set(consumers) | schedules | {deploy.API_HANDLER}
 

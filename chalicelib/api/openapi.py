@@ -252,6 +252,67 @@ ROUTES: Dict[Tuple[str, str], Route] = {
                                             _ref("Page"), (400, 401, 403)),
 }
 
+# --- reports (chalicelib.reports): the definitions are part of the contract ------------------------
+_NINT, _NNUM = _nullable(INT), _nullable({"type": "number"})
+_DURATIONS: S = {"type": "object", "required": ["count", "median_s", "p90_s", "within_target_pct"], "properties": {
+    "count": INT, "median_s": _NINT, "p90_s": _NINT, "within_target_pct": _NNUM,
+    "business_hours": {"type": "object", "properties": {"median_s": _NINT, "p90_s": _NINT}}}}
+_ATTAINMENT: S = {"type": "object", "required": ["met", "missed", "pending", "attainment_pct"],
+                  "properties": {"met": _NINT, "missed": _NINT, "pending": _NINT, "attainment_pct": _NNUM}}
+_PERIOD: S = {"type": "object", "required": ["from", "to", "tz", "counts"],
+              "properties": {"from": TIME, "to": TIME, "tz": STR, "counts": {"enum": ["cohort", "activity"]}}}
+SCHEMAS.update({
+    "ReportDurations": _DURATIONS, "ReportAttainment": _ATTAINMENT, "ReportPeriod": _PERIOD,
+    "ReportSummary": {"type": "object", "required": ["first_response", "next_response", "resolution", "sla", "volume",
+                                                     "response_rate", "unanswered", "period"], "properties": {
+        "first_response": _ref("ReportDurations"), "next_response": _ref("ReportDurations"),
+        "resolution": _ref("ReportDurations"),
+        "sla": {"type": "object", "properties": {k: _ref("ReportAttainment") for k in ("first", "next", "resolution")}},
+        "volume": {"type": "object", "properties": {k: _NINT for k in (
+            "inbound", "outbound", "new_conversations", "unique_authors", "cycles", "customer_waits", "replies",
+            "private_replies", "resolved", "breaches")}},
+        "response_rate": _nullable({"type": "object", "properties": {"pct": _NNUM, "by_type": OBJ}}),
+        "unanswered": _nullable({"type": "object", "properties": {"count": INT, "oldest_wait_s": _NINT}}),
+        "period": _ref("ReportPeriod"), "previous": OBJ}},
+    "ReportIntervals": {"type": "object", "required": ["items", "period"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "start": TIME, "waits": INT, "cycles": INT, "breaches": INT, "new_conversations": INT}}},
+        "period": _ref("ReportPeriod")}},
+    "ReportHeatmap": {"type": "object", "required": ["metric", "cells", "period"], "properties": {
+        "metric": STR, "cells": {"type": "array", "items": {"type": "array", "items": INT}},
+        "period": _ref("ReportPeriod")}},
+})
+REPORT_DEFINITIONS = (
+    "Definitions. A cycle runs from the customer message that opens a conversation (or comes after it was "
+    "resolved) to its resolution; times never span cycles. First response: the cycle's first customer wait "
+    "(first unanswered customer message) to the reply that ends it; next response: each later wait to its reply; "
+    "notes, platform events and bot/automatic messages never stop the clock. Resolution: cycle start to resolve. "
+    "median_s/p90_s: nearest-rank percentiles from log-bucket histograms (relative error <= 2 %); business_hours: "
+    "the same waits in the SLA policy's calendar (holidays, several ranges a day) frozen in the log at reply time. "
+    "within_target_pct: share of replies by the SLA deadline. SLA per target: met = replied by the deadline; "
+    "missed = replied late, deadline passed unanswered (open and late counts as missed), or closed after it; "
+    "pending = open and within target (never a hit); attainment_pct = met / (met + missed). Resolution "
+    "targets are not logged yet (null). counts=cohort: everything is counted for the cycles that started "
+    "in the period. volume.customer_waits and breaches count at their own time (activity). inbound/outbound "
+    "message counts and unique_authors are not in the event log yet (null). response_rate: answered cycles "
+    "/ cycles, per thread kind; unanswered.count: cycles without a reply. Filters: one of channel, team, "
+    "team+channel, agent. Admins read everything; supervisors their teams (default: their first team) and "
+    "agents of their teams; agents only themselves. pct values 0-100, times in seconds, null = no data.")
+_REPORT_FILTERS = ("from", "to", "tz", "channel", "team", "agent")
+QUERY_PARAMETERS: Dict[str, Tuple[str, ...]] = {
+    "/api/reports/summary": _REPORT_FILTERS + ("compare",),
+    "/api/reports/intervals": _REPORT_FILTERS,
+    "/api/reports/heatmap": _REPORT_FILTERS + ("metric",),
+}
+ROUTES.update({
+    ("/api/reports/summary", "GET"): ("Response, resolution, SLA attainment and volumes of a period (<= 400 days) "
+                                      "in an IANA time zone", 200, _ref("ReportSummary"), (400, 401, 403)),
+    ("/api/reports/intervals", "GET"): ("Arrivals per 15-minute interval (<= 92 days): customer waits, cycles, "
+                                        "breaches, new conversations", 200, _ref("ReportIntervals"), (400, 401, 403)),
+    ("/api/reports/heatmap", "GET"): ("A metric of the intervals per local weekday (0 = Monday) and hour", 200,
+                                      _ref("ReportHeatmap"), (400, 401, 403)),
+})
+
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",
               404: "Not found (or not visible to this agent)", 409: "Conflict", 413: "Too large",
               422: "Refused by a rule", 429: "Too many requests (Retry-After says when to try again)"}
@@ -278,8 +339,12 @@ def document() -> S:
                                          "}", "").replace("-", "_").replace(".", "_")}
         parameters = [{"name": part[1:-1], "in": "path", "required": True, "schema": STR}
                       for part in path.split("/") if part.startswith("{")]
+        parameters += [{"name": name, "in": "query", "required": name in ("from", "to"), "schema": STR}
+                       for name in QUERY_PARAMETERS.get(path, ())]
         if parameters:
             operation["parameters"] = parameters
+        if path.startswith("/api/reports/"):
+            operation["description"] = REPORT_DEFINITIONS
         if bearer:
             operation["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[method.lower()] = operation

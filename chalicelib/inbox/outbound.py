@@ -182,7 +182,8 @@ def create(draft: Draft, state: Dict[str, Any]) -> Tuple[Message, bool]:
 def _apply(message: Message, recount: bool) -> None:
     from chalicelib.inbox import store
 
-    facts = rules.MessageFacts(message.message_id, message.direction, int(message.sent_at), preview_text(message))
+    facts = rules.MessageFacts(message.message_id, message.direction, int(message.sent_at), preview_text(message),
+                               author=message.author_id, private_reply=bool(message.private_reply))
     store.apply_message(message.conversation_id, facts, recount=recount, text=message.text)
     now = runtime.now_ms()
     _update(message, [Message.applied_at.set(now)], Message.message_id.exists())

@@ -57,6 +57,10 @@ class SlaPolicy:
     def remaining_ms(self, now_ms: int, due_at_ms: int) -> int:
         return max(0, due_at_ms - now_ms)
 
+    def business_ms_between(self, a_ms: int, b_ms: int) -> int:
+        """Business time in [a, b): this default policy is open 24/7."""
+        return max(0, int(b_ms) - int(a_ms))
+
     def resume(self, now_ms: int, remaining_ms: int, first: Optional[bool] = None) -> Tuple[int, int]:
         target = self.first_response_ms if first in (None, True) else self.next_response_ms
         warn_left = max(0, remaining_ms - int(target * (1 - self.warn_ratio)))
@@ -76,6 +80,10 @@ class MessageFacts:
     #: Short labels an annotator gave a customer message (e.g. ("sentiment", "negative")): the
     #: conversation keeps those of its latest customer message as `inbound_labels` (list filters).
     labels: Tuple[Tuple[str, str], ...] = ()
+    #: our side: the agent who wrote it (None: sent from the platform's own app, or a customer's)
+    author: Optional[str] = None
+    #: our side: a private reply (a DM answering a public comment)
+    private_reply: bool = False
 
 
 def inbound_labels(facts: MessageFacts) -> Dict[str, str]:
@@ -183,7 +191,8 @@ def new_conversation(ids: Mapping[str, Any], facts: MessageFacts, team: str, pol
 
 
 def created_entry(state: State, facts: MessageFacts) -> LogEntry:
-    data = {"channel": state.get("channel"), "team": state.get("team"), "message_id": facts.message_id}
+    data = {"channel": state.get("channel"), "team": state.get("team"), "message_id": facts.message_id,
+            "account_id": state.get("account_id"), "thread_kind": state.get("thread_kind") or "dm"}
     if state.get("reply_due_at") is not None:
         data.update({"awaiting_since": state.get("awaiting_reply_since"), "due_at": state.get("reply_due_at"),
                      "warn_at": state.get("warn_at"), "first": True})
@@ -209,7 +218,7 @@ def message_arrived(state: State, facts: MessageFacts, policy: SlaPolicy, now: i
     if facts.direction == "in":
         _customer_message(state, facts, policy, now, change)
     else:
-        _our_message(state, facts, change)
+        _our_message(state, facts, change, policy)
     return _finish(state, change)
 
 
@@ -267,7 +276,7 @@ def _wait_data(change: Change) -> Dict[str, Any]:
             "warn_at": change.updates.get("warn_at")}
 
 
-def _our_message(state: State, facts: MessageFacts, change: Change) -> None:
+def _our_message(state: State, facts: MessageFacts, change: Change, policy: Optional[SlaPolicy] = None) -> None:
     at = facts.at
     if state.get("last_outbound_at") is None or state["last_outbound_at"] < at:
         change.updates["last_outbound_at"] = at
@@ -279,8 +288,18 @@ def _our_message(state: State, facts: MessageFacts, change: Change) -> None:
     if first:
         change.updates["first_response_at"] = at
     due = state.get("reply_due_at")
-    change.log = LogEntry("replied", "agent", {"message_id": facts.message_id, "response_ms": at - since,
-                                                "first": first, "within_target": due is None or at <= due})
+    data: Dict[str, Any] = {"message_id": facts.message_id, "response_ms": at - since, "first": first,
+                            "within_target": due is None or at <= due}
+    # Facts for reports (chalicelib.reports), frozen now: who answered, how, and the wait in the
+    # business time of the policy's own calendar (the one its deadline was counted in).
+    business = getattr(policy or SlaPolicy(), "business_ms_between", None)
+    if business is not None:
+        data["business_ms"] = int(business(int(since), at))
+    if facts.author:
+        data["agent"] = facts.author
+    if facts.private_reply:
+        data["private_reply"] = True
+    change.log = LogEntry("replied", "agent", data)
 
 
 def follow_up(facts: MessageFacts) -> Tuple[Change, List[Guard]]:

@@ -96,6 +96,10 @@ class Policy:
         """Business time left until the deadline (0 when it has passed): kept while paused."""
         return self.calendar.business_ms_between(now_ms, due_at_ms)
 
+    def business_ms_between(self, a_ms: int, b_ms: int) -> int:
+        """Business time in [a, b) on this policy's calendar (reports freeze it into the log)."""
+        return self.calendar.business_ms_between(a_ms, b_ms)
+
     def resume(self, now_ms: int, remaining_ms: int, first: Optional[bool] = None) -> Tuple[int, int]:
         """(warn_at, due_at) when a paused clock restarts at `now_ms` with `remaining_ms` left.
 

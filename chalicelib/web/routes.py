@@ -29,6 +29,10 @@ ASSETS = ("app.js", "app.css", "icon.svg", "listening.js")  # the only files /st
 # The admin screens' own files live in web/admin/ (outside the agents' page and its size budget).
 ADMIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "admin")
 ADMIN_ASSETS = ("admin.js", "admin.css")
+# The Reports screen (team leads and admins) lives in web/reports/, outside the agents' page and
+# its size budget like the admin screens; it reuses admin.css.
+REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
+REPORTS_ASSETS = ("reports.js",)
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
     "script-src 'self'",
@@ -60,11 +64,11 @@ COMPACTED = ("app.js", "listening.js", "index.html")  # the agents' page: sent w
 
 def _read(name: str) -> Tuple[str, str]:
     if name not in _loaded:
-        folder = ADMIN_DIR if name.startswith("admin.") else STATIC_DIR
+        folder = ADMIN_DIR if name.startswith("admin.") else REPORTS_DIR if name.startswith("reports.") else STATIC_DIR
         with open(os.path.join(folder, name), encoding="utf-8") as handle:
             text = handle.read()
         if name.endswith(".html"):
-            for asset in ASSETS + ADMIN_ASSETS:
+            for asset in ASSETS + ADMIN_ASSETS + REPORTS_ASSETS:
                 text = text.replace(f'"static/{asset}"', f'"static/{asset}?v={_version(asset)}"')
         text = compact(name, text)
         _loaded[name] = (text, '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:20] + '"')
@@ -124,9 +128,15 @@ def admin() -> Response:
     return _serve("admin.html", PAGE_CACHE)
 
 
+@web.route("/reports", methods=["GET", "HEAD"])
+def reports() -> Response:
+    """The Reports screen: what the caller's role may read is decided by the API."""
+    return _serve("reports.html", PAGE_CACHE)
+
+
 @web.route("/static/{name}", methods=["GET", "HEAD"])
 def static_asset(name: str) -> Response:
-    if name not in ASSETS + ADMIN_ASSETS:
+    if name not in ASSETS + ADMIN_ASSETS + REPORTS_ASSETS:
         return _not_found()
     version = (web.current_request.query_params or {}).get("v")
     return _serve(name, VERSIONED_CACHE if version == _version(name) else UNVERSIONED_CACHE)

@@ -1,0 +1,170 @@
+"""Reports: what the stream consumer costs per log entry, and what a report costs to read.
+
+    .venv/bin/python bench/reports_bench.py            # ~1-2 min, moto in this process
+    .venv/bin/python bench/reports_bench.py --quick    # smaller counts
+
+(1) Consumer: scripted conversations go through the real inbox (store: customer messages, a note,
+    replies, resolve, reopen; SLA listeners off), then their log entries are handed to the consumer
+    as stream records (one batch per 25 conversations), then the same batches again (a redelivery).
+    Priced by bench/wru.py (item sizes, x2 per item of a transaction): WRU and RRU per log entry,
+    first delivery and redelivery. The inbound write path itself is unchanged by reports except
+    for the few bytes the log entries grew by (also printed: log entry size before/after is not
+    measured here; see README "Reports").
+(2) Reads per report: the aggregates of N conversations (one cycle each, arrivals spread over 30
+    days, 3 channels, 2 teams) are folded with the consumer's own fold (chalicelib.reports.cycles)
+    and written as merged counter items (one put per item, so 100,000 conversations take seconds;
+    the per-conversation transactions are what (1) measures). Then a 30-day and a 13-month summary
+    in Europe/Berlin: Query calls and RRU, at N = 1,000 and N = 100,000. They are the same because
+    a report reads one item per UTC day and 15-minute edges, whatever the traffic.
+
+A measurement, not a test: nothing asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import time
+
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                   "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                   "SOCIALINBOX_STAGE": "local", "RESOURCE_PREFIX": "socialinbox-bench", "AWS_XRAY_SDK_ENABLED": "false",
+                   "LOG_LEVEL": "ERROR"})
+for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
+    os.environ.pop(name, None)
+sys.path[:0] = [PROJECT, os.path.join(PROJECT, "bench")]
+
+import moto  # noqa: E402
+
+import wru  # noqa: E402
+
+METER = wru.WruMeter(wru.Images("us-east-1"))
+METER.install()
+
+T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
+MIN = 60_000
+
+
+def _setup() -> None:
+    from chalicelib import runtime as wiring
+    from chalicelib.local import stack
+
+    wiring.runtime.reset()
+    stack.create_all()
+    wiring.runtime.use_change_listeners([])
+
+
+def _conversation(index: int, start: int) -> str:
+    """One conversation through the real store: 2 customer messages, a note, a reply, resolve,
+    a reopen a day later and its reply. Returns the conversation id."""
+    from chalicelib.channels.base import ContactRef, MessageEvent
+    from chalicelib.inbox import rules, store
+    from chalicelib.runtime import runtime
+
+    clock = {"now": start}
+    runtime.use_clock(lambda: clock["now"] / 1000)
+
+    def dm(mid: str, at: int) -> MessageEvent:
+        clock["now"] = at
+        return MessageEvent(channel="messenger", account_id="page-1", platform_message_id=mid, thread_key=f"u{index}",
+                            contact=ContactRef(f"u{index}"), direction="in", sent_at_ms=at, text="hello", raw={})
+
+    _, (cid, _) = store.record_message(dm(f"m{index}a", start))
+    store.record_message(dm(f"m{index}b", start + 20_000))
+    clock["now"] = start + MIN
+    store.apply_message(cid, rules.MessageFacts(f"n{index}", "note", start + MIN, "note", author="a1"))
+    clock["now"] = start + 4 * MIN
+    store.apply_message(cid, rules.MessageFacts(f"r{index}a", "out", start + 4 * MIN, "hi", author="a1"))
+    clock["now"] = start + 10 * MIN
+    store.set_status(cid, "resolved", "agent:a1")
+    store.record_message(dm(f"m{index}c", start + 86_400_000))
+    clock["now"] = start + 86_400_000 + 20 * MIN
+    store.apply_message(cid, rules.MessageFacts(f"r{index}b", "out", start + 86_400_000 + 20 * MIN, "ok", author="a2"))
+    runtime.use_clock(None)
+    return cid
+
+
+def consumer_cost(conversations: int) -> None:
+    from chalicelib.models import ConversationEvent
+    from chalicelib.reports import consumer
+
+    ids = [_conversation(i, T0 + i * 7 * MIN) for i in range(conversations)]
+    records = []
+    sizes = []
+    for cid in ids:
+        for entry in ConversationEvent.query(cid):
+            image = entry.serialize()
+            sizes.append(wru.item_size(image))
+            records.append({"eventName": "INSERT", "dynamodb": {"NewImage": image}})
+    batches = [records[i:i + 25 * 7] for i in range(0, len(records), 25 * 7)]
+    for label in ("first delivery", "redelivery"):
+        with METER.scope() as scope:
+            started = time.perf_counter()
+            applied = sum(consumer.handle_records(batch)["applied"] for batch in batches)
+            took = time.perf_counter() - started
+        print(f"  {label:15} {len(records)} entries ({applied} new): WRU {scope.wru} ({scope.wru / len(records):.2f}"
+              f"/entry), RRU {scope.rru:.1f} ({scope.rru / len(records):.2f}/entry), "
+              f"requests {sum(scope.requests.values())}, {took * 1000 / len(records):.2f} ms/entry (moto)")
+        print("                  " + ", ".join(f"{k} {v}" for k, v in sorted(scope.by_table().items())))
+    print(f"  log entry size: median {sorted(sizes)[len(sizes) // 2]} B, max {max(sizes)} B "
+          f"(1 WRU up to 1024 B)")
+
+
+def seed_aggregates(conversations: int) -> None:
+    """Fold N one-cycle conversations and write the merged counter items (bulk, not per event)."""
+    from chalicelib import aws
+    from chalicelib.reports import aggregates, cycles
+
+    rng = random.Random(conversations)
+    contributions = []
+    for i in range(conversations):
+        start = T0 + rng.randrange(30 * 86_400_000)
+        channel = ("messenger", "instagram", "whatsapp")[i % 3]
+        log = [{"seq": 1, "at": start, "type": "created", "actor": "customer",
+                "data": {"channel": channel, "team": ("sales", "care")[i % 2], "awaiting_since": start,
+                         "due_at": start + 15 * MIN}},
+               {"seq": 2, "at": start + rng.randrange(40) * MIN, "type": "replied", "actor": "agent",
+                "data": {"response_ms": rng.randrange(1, 40 * MIN), "within_target": rng.random() < 0.8,
+                         "agent": f"a{i % 7}"}}]
+        contributions.extend(cycles.fold_all(log)[1])
+    items = aggregates.writes_of(contributions)
+    client = aws.client("dynamodb")
+    with METER.paused():
+        for (scope, key), counters in items.items():
+            item = {"pk": {"S": scope}, "sk": {"S": key}}
+            item.update({name: {"N": str(value)} for name, value in counters.items()})
+            client.put_item(TableName=aggregates.table(), Item=item)
+    print(f"  {conversations} conversations -> {len(items)} counter items")
+
+
+def report_reads() -> None:
+    from chalicelib.reports import summary
+
+    for label, start, end in (("30 days", "2026-01-01", "2026-01-31"), ("13 months", "2025-12-01", "2027-01-01")):
+        period = summary.parse_period(start, end, "Europe/Berlin")
+        with METER.scope() as scope:
+            found = summary.summary(period, "all")
+        print(f"    summary {label:9} Europe/Berlin: Query calls {sum(scope.requests.values())}, RRU {scope.rru:.1f}, "
+              f"cycles {found['volume']['cycles']}, FRT median {found['first_response']['median_s']} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    with moto.mock_aws():
+        _setup()
+        print("(1) consumer cost per log entry (bench/wru.py pricing)")
+        consumer_cost(10 if args.quick else 40)  # moto copies tables per transaction: keep it small
+    for n in ((1_000, 10_000) if args.quick else (1_000, 100_000)):
+        with moto.mock_aws():
+            _setup()
+            print(f"(2) reads per report at {n} conversations")
+            seed_aggregates(n)
+            report_reads()
+
+
+if __name__ == "__main__":
+    main()

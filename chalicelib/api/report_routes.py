@@ -1,0 +1,101 @@
+"""HTTP routes of reports (a Chalice blueprint). Thin: parse and check the query, decide the
+scope the caller may read, call chalicelib.reports.summary.
+
+Who sees what: admins everything; supervisors their teams (no `team`: their first team; a
+channel is read within that team; an agent only if the agent shares one of their teams); agents
+only their own numbers (`agent` omitted or themselves, no team or channel). Bad input is 400,
+someone else's numbers 403.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from chalice import BadRequestError, Blueprint, ForbiddenError
+
+from chalicelib.api.routes import authenticated
+
+reports_api = Blueprint(__name__)
+
+
+def _query() -> Dict[str, str]:
+    return dict(reports_api.current_request.query_params or {})
+
+
+def allowed_scope(identity: Any, query: Dict[str, str]) -> str:
+    """The counter scope the caller asked for, if they may read it (ForbiddenError otherwise)."""
+    from chalicelib.api import access
+    from chalicelib.reports import summary
+
+    channel, team, agent = query.get("channel"), query.get("team"), query.get("agent")
+    role = getattr(identity, "role", "agent")
+    if role == "admin":
+        return summary.scope_for(channel, team, agent)
+    if role != "supervisor":
+        if channel is not None or team is not None or agent not in (None, identity.agent_id):
+            raise ForbiddenError("agents see their own numbers only")
+        return summary.scope_for(agent=identity.agent_id)
+    mine = access.teams_of(identity.agent_id)
+    if agent is not None:
+        summary.scope_for(agent=agent)  # validates the name first
+        if agent != identity.agent_id and not (mine & access.teams_of(agent)):
+            raise ForbiddenError("that agent is not in your teams")
+        return summary.scope_for(channel, team, agent)
+    if team is None:
+        if not mine:
+            raise ForbiddenError("you are in no team")
+        team = sorted(mine)[0]
+    elif team not in mine:
+        raise ForbiddenError("not your team")
+    return summary.scope_for(channel, team)
+
+
+def _period(query: Dict[str, str], max_days: Optional[int] = None) -> Any:
+    from chalicelib.reports import summary
+
+    return summary.parse_period(query.get("from"), query.get("to"), query.get("tz"),
+                                max_days or summary.MAX_DAYS)
+
+
+@reports_api.route("/api/reports/summary", methods=["GET"])
+@authenticated
+def report_summary(identity: Any) -> Any:
+    from chalicelib.reports import summary
+
+    query = _query()
+    try:
+        compare = query.get("compare")
+        if compare not in (None, "previous"):
+            raise summary.BadQuery("compare must be 'previous'")
+        period = _period(query)
+        scope = allowed_scope(identity, query)
+        return summary.summary(period, scope, compare=compare == "previous")
+    except summary.BadQuery as error:
+        raise BadRequestError(str(error))
+
+
+@reports_api.route("/api/reports/intervals", methods=["GET"])
+@authenticated
+def report_intervals(identity: Any) -> Any:
+    from chalicelib.reports import summary
+
+    query = _query()
+    try:
+        period = _period(query, summary.MAX_QUARTER_DAYS)
+        scope = allowed_scope(identity, query)
+        return {"items": summary.intervals(period, scope), "period": period.to_json("activity")}
+    except summary.BadQuery as error:
+        raise BadRequestError(str(error))
+
+
+@reports_api.route("/api/reports/heatmap", methods=["GET"])
+@authenticated
+def report_heatmap(identity: Any) -> Any:
+    from chalicelib.reports import summary
+
+    query = _query()
+    try:
+        period = _period(query, summary.MAX_QUARTER_DAYS)
+        scope = allowed_scope(identity, query)
+        return summary.heatmap(period, scope, query.get("metric") or "waits")
+    except summary.BadQuery as error:
+        raise BadRequestError(str(error))

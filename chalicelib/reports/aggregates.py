@@ -1,0 +1,206 @@
+"""Reports' DynamoDB side: add contributions exactly once, read a period back in bounded reads.
+
+Items (models.ReportAggregate, table `reports`):
+- `pk` = scope ("all", "ch#<channel>", "team#<team>", "agent#<id>"), `sk` = "q#<13-digit ms>"
+  (15-minute UTC bucket) or "d#<13-digit ms>" (UTC day): top-level number attributes, created and
+  grown by `ADD`, so any set of them merges by adding;
+- `pk` = "conv#<id>", `sk` = "tracker": the conversation's folded state and the last log `seq`
+  folded into the counters.
+
+Exactly once: the counters' `ADD`s and the tracker's new `seq` are one transaction, conditioned
+on the tracker still holding the `seq` read. A redelivered entry (seq <= the tracker's) adds
+nothing; a gap (an entry whose predecessors were not seen, e.g. after a shard split) is filled by
+reading the log itself, so every entry counts once and in order.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any, Dict, Iterable, List, Mapping, Tuple
+
+from chalicelib import config
+from chalicelib.reports import cycles
+
+QUARTER_MS = 15 * 60_000
+DAY_MS = 86_400_000
+#: DynamoDB's limit is 100 items per transaction; the tracker takes one.
+MAX_TRANSACTION_ITEMS = 99
+ATTEMPTS = 6
+TRACKER_SK = "tracker"
+
+
+class Busy(RuntimeError):
+    """The tracker kept moving under us: the batch is retried by the stream."""
+
+
+def table() -> str:
+    return config.table_name("reports")
+
+
+def quarter_key(at_ms: int) -> str:
+    return f"q#{at_ms - at_ms % QUARTER_MS:013d}"
+
+
+def day_key(at_ms: int) -> str:
+    return f"d#{at_ms - at_ms % DAY_MS:013d}"
+
+
+def _client() -> Any:
+    from chalicelib.runtime import runtime
+
+    return runtime.client("dynamodb")
+
+
+# --- writing ---------------------------------------------------------------------------------------
+
+
+def writes_of(contributions: Iterable[cycles.Contribution]) -> Dict[Tuple[str, str], Dict[str, int]]:
+    """{(scope, bucket key): counters} with contributions to the same item added together: each
+    counts in its 15-minute bucket and in its UTC day."""
+    merged: Dict[Tuple[str, str], Dict[str, int]] = {}
+    for contribution in contributions:
+        for scope in contribution.scopes:
+            for key in (quarter_key(contribution.at), day_key(contribution.at)):
+                counters = merged.setdefault((scope, key), {})
+                for name, amount in contribution.counters.items():
+                    counters[name] = counters.get(name, 0) + int(amount)
+    return merged
+
+
+def _tracker(conversation_id: str) -> Tuple[int, Dict[str, Any]]:
+    found = _client().get_item(TableName=table(), Key={"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}},
+                               ConsistentRead=True).get("Item")
+    if not found:
+        return 0, {}
+    return int(found["seq"]["N"]), json.loads(found.get("state", {}).get("S") or "{}")
+
+
+def _log_after(conversation_id: str, seq: int, upto: int) -> List[Dict[str, Any]]:
+    """The log's own entries seq+1..upto (filling a gap the stream left)."""
+    from chalicelib.inbox import store
+
+    return store.events(conversation_id, limit=max(1, upto - seq), after_seq=seq)
+
+
+def apply_entries(conversation_id: str, entries: Iterable[Mapping[str, Any]]) -> int:
+    """Fold one conversation's log entries (any order, repeats allowed) into the counters exactly
+    once. Returns how many entries were new."""
+    given = {int(e["seq"]): dict(e) for e in entries}
+    if not given:
+        return 0
+    for _ in range(ATTEMPTS):
+        done, state = _tracker(conversation_id)
+        upto = max(given)
+        if upto <= done:
+            return 0
+        fresh = {seq: e for seq, e in given.items() if seq > done}
+        if set(fresh) != set(range(done + 1, upto + 1)):
+            fresh = {int(e["seq"]): e for e in _log_after(conversation_id, done, upto)}
+            fresh.update({seq: e for seq, e in given.items() if seq > done})
+        ordered = [fresh[seq] for seq in sorted(fresh)]
+        if _commit(conversation_id, done, state, ordered):
+            return len(ordered)
+    raise Busy(f"reports tracker of {conversation_id} kept changing")
+
+
+def _commit(conversation_id: str, done: int, state: Dict[str, Any], ordered: List[Dict[str, Any]]) -> bool:
+    """Fold and write in transactions of at most MAX_TRANSACTION_ITEMS items; False when another
+    consumer moved the tracker first (the caller reads it again)."""
+    pending: List[cycles.Contribution] = []
+    for index, entry in enumerate(ordered):
+        after, found = cycles.fold(state, entry)
+        if pending and len(writes_of(pending + found)) > MAX_TRANSACTION_ITEMS:
+            if not _transact(conversation_id, done, state, int(ordered[index - 1]["seq"]), pending):
+                return False
+            done, pending = int(ordered[index - 1]["seq"]), []
+        state = after
+        pending.extend(found)
+    return _transact(conversation_id, done, state, int(ordered[-1]["seq"]), pending)
+
+
+def _transact(conversation_id: str, done: int, state: Dict[str, Any], seq: int,
+              contributions: List[cycles.Contribution]) -> bool:
+    from botocore.exceptions import ClientError
+
+    items: List[Dict[str, Any]] = [{"Put": {
+        "TableName": table(),
+        "Item": {"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}, "seq": {"N": str(seq)},
+                 "state": {"S": json.dumps(state, separators=(",", ":"), sort_keys=True)}},
+        "ConditionExpression": "attribute_not_exists(pk) OR #seq = :done",
+        "ExpressionAttributeNames": {"#seq": "seq"},
+        "ExpressionAttributeValues": {":done": {"N": str(done)}},
+    }}]
+    for (scope, key), counters in sorted(writes_of(contributions).items()):
+        names = {f"#a{i}": name for i, name in enumerate(sorted(counters))}
+        items.append({"Update": {
+            "TableName": table(), "Key": {"pk": {"S": scope}, "sk": {"S": key}},
+            "UpdateExpression": "ADD " + ", ".join(f"#a{i} :v{i}" for i in range(len(names))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {f":v{i}": {"N": str(counters[name])} for i, name in enumerate(names.values())},
+        }})
+    try:
+        _client().transact_write_items(TransactItems=items)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("TransactionCanceledException", "ConditionalCheckFailedException"):
+            return False
+        raise
+    return True
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def spans(from_ms: int, to_ms: int) -> List[Tuple[str, str]]:
+    """Sort-key ranges (inclusive) covering [from, to) (both on 15-minute boundaries): whole UTC
+    days as day items, the edges as 15-minute items. At most 2 x 95 quarter items plus one item
+    per day, whatever the traffic."""
+    first_day = -(-from_ms // DAY_MS) * DAY_MS
+    last_day = to_ms // DAY_MS * DAY_MS
+    if first_day >= last_day:
+        return [(quarter_key(from_ms), quarter_key(to_ms - 1))] if to_ms > from_ms else []
+    found = [(day_key(first_day), day_key(last_day - 1))]
+    if from_ms < first_day:
+        found.append((quarter_key(from_ms), quarter_key(first_day - 1)))
+    if last_day < to_ms:
+        found.append((quarter_key(last_day), quarter_key(to_ms - 1)))
+    return found
+
+
+def items(scope: str, low: str, high: str) -> List[Dict[str, int]]:
+    """The counter items of one scope with sort keys in [low, high], as {name: number}
+    (plus "_at": the bucket's start ms). Queries, paged, never a Scan."""
+    found: List[Dict[str, int]] = []
+    kwargs: Dict[str, Any] = {
+        "TableName": table(), "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+        "ExpressionAttributeValues": {":pk": {"S": scope}, ":low": {"S": low}, ":high": {"S": high}}}
+    while True:
+        page = _client().query(**kwargs)
+        for item in page.get("Items", []):
+            counters = {name: int(value["N"]) for name, value in item.items() if "N" in value}
+            counters["_at"] = int(item["sk"]["S"][2:])
+            found.append(counters)
+        if not page.get("LastEvaluatedKey"):
+            return found
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def merged(scope: str, from_ms: int, to_ms: int) -> Dict[str, int]:
+    """Every counter of `scope` over [from, to), added up."""
+    total: Dict[str, int] = {}
+    for low, high in spans(from_ms, to_ms):
+        for item in items(scope, low, high):
+            for name, value in item.items():
+                if name != "_at":
+                    total[name] = total.get(name, 0) + value
+    return total
+
+
+def quarters(scope: str, from_ms: int, to_ms: int) -> List[Dict[str, int]]:
+    """The 15-minute items of `scope` in [from, to), oldest first (intervals, heatmaps)."""
+    if to_ms <= from_ms:
+        return []
+    return items(scope, quarter_key(from_ms), quarter_key(to_ms - 1))
+
+
+def utc_iso(ms: int) -> str:
+    return _dt.datetime.fromtimestamp(ms / 1000, tz=_dt.timezone.utc).isoformat().replace("+00:00", "Z")

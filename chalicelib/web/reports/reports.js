@@ -1,0 +1,156 @@
+/* Social Inbox: the Reports screen for team leads and admins, on GET /api/reports/* (no
+   framework, no build step). Every value reaches the page through textContent only; the page's
+   CSP (Trusted Types, no inline script) backs this up. The sign-in is the inbox's (same session
+   key); the API decides what each role may read, the screen shows what it answers. */
+(function () {
+  'use strict';
+
+  var BASE = new URL('..', document.currentScript.src);
+  var TOKEN_KEY = 'socialinbox.token';
+  var TIMES = [['first_response', 'First response'], ['next_response', 'Next response'], ['resolution', 'Resolution']];
+  var TARGETS = [['first', 'First response'], ['next', 'Next response'], ['resolution', 'Resolution']];
+  var VOLUME = [['new_conversations', 'New conversations'], ['cycles', 'Cycles (new + reopened)'],
+    ['customer_waits', 'Customer waits'], ['replies', 'Replies ending a wait'], ['private_replies', 'Private replies'],
+    ['resolved', 'Resolved cycles'], ['breaches', 'Breaches']];
+  var DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
+
+  function $(id) { return document.getElementById(id); }
+
+  function el(tag, text) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function row(body, cells) {
+    var tr = el('tr');
+    cells.forEach(function (value) { tr.append(el('td', value)); });
+    body.append(tr);
+  }
+
+  function duration(seconds) {
+    if (seconds === null || seconds === undefined) return '—';
+    if (seconds < 90) return seconds + ' s';
+    if (seconds < 5400) return Math.round(seconds / 60) + ' min';
+    if (seconds < 172800) return (seconds / 3600).toFixed(1) + ' h';
+    return (seconds / 86400).toFixed(1) + ' d';
+  }
+
+  function pct(value) { return value === null || value === undefined ? '—' : value + ' %'; }
+
+  async function api(path) {
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    var response = await fetch(new URL(path, BASE), {cache: 'no-store',
+      headers: token ? {Authorization: 'Bearer ' + token} : {}});
+    var data = await response.json().catch(function () { return {}; });
+    if (!response.ok) {
+      var error = new Error(response.status === 401 ? 'Sign in again in the inbox.' : (data.Message || 'HTTP ' + response.status));
+      error.status = response.status;
+      throw error;
+    }
+    return data;
+  }
+
+  function query() {
+    var params = new URLSearchParams({from: $('from').value, to: $('to').value, tz: $('tz').value.trim()});
+    ['channel', 'team', 'agent'].forEach(function (name) {
+      var value = $(name).value.trim();
+      if (value) params.set(name, value);
+    });
+    return params;
+  }
+
+  function showSummary(data) {
+    var times = $('times'), sla = $('sla'), volume = $('volume');
+    [times, sla, volume].forEach(function (body) { body.replaceChildren(); });
+    TIMES.forEach(function (pair) {
+      var m = data[pair[0]], business = m.business_hours || {};
+      var before = data.previous ? data.previous[pair[0]].median_s : null;
+      row(times, [pair[1], m.count, duration(m.median_s), duration(m.p90_s), pct(m.within_target_pct),
+        duration(business.median_s), duration(business.p90_s), data.previous ? duration(before) : '—']);
+    });
+    TARGETS.forEach(function (pair) {
+      var s = data.sla[pair[0]];
+      row(sla, [pair[1], s.met === null ? '—' : s.met, s.missed === null ? '—' : s.missed,
+        s.pending === null ? '—' : s.pending, pct(s.attainment_pct)]);
+    });
+    VOLUME.forEach(function (pair) { row(volume, [pair[1], data.volume[pair[0]]]); });
+    if (data.response_rate) {
+      row(volume, ['Response rate', pct(data.response_rate.pct)]);
+      Object.keys(data.response_rate.by_type).forEach(function (kind) {
+        var t = data.response_rate.by_type[kind];
+        row(volume, ['Response rate: ' + kind, pct(t.pct) + ' (' + t.answered + ' of ' + t.total + ')']);
+      });
+      row(volume, ['Unanswered cycles', data.unanswered.count]);
+    }
+  }
+
+  function showHeatmap(data) {
+    var head = $('heat-head'), body = $('heat');
+    head.replaceChildren();
+    body.replaceChildren();
+    var tr = el('tr');
+    tr.append(el('th', ''));
+    for (var hour = 0; hour < 24; hour++) tr.append(el('th', hour));
+    head.append(tr);
+    var top = Math.max.apply(null, [1].concat(data.cells.map(function (r) { return Math.max.apply(null, r); })));
+    data.cells.forEach(function (cells, day) {
+      var line = el('tr');
+      line.append(el('th', DAYS[day]));
+      cells.forEach(function (count) {
+        var td = el('td', count || '');
+        td.className = 'heat' + Math.min(4, Math.ceil(4 * count / top));
+        line.append(td);
+      });
+      body.append(line);
+    });
+  }
+
+  async function load() {
+    $('note').textContent = 'Loading…';
+    var params = query();
+    try {
+      var summary = new URLSearchParams(params);
+      if ($('compare').checked) summary.set('compare', 'previous');
+      showSummary(await api('api/reports/summary?' + summary.toString()));
+      var heat = new URLSearchParams(params);
+      heat.set('metric', 'waits');
+      try {
+        showHeatmap(await api('api/reports/heatmap?' + heat.toString()));
+      } catch (e) {
+        $('heat').replaceChildren();
+        $('heat-head').replaceChildren();
+        if (e.status !== 400) throw e;
+      }
+      var period = summary.get('from') + ' – ' + summary.get('to') + ' (' + params.get('tz') + ')';
+      $('note').textContent = 'Cycles that started ' + period + '.';
+    } catch (e) {
+      $('note').textContent = e.message;
+    }
+  }
+
+  async function start() {
+    var me;
+    try {
+      me = await api('api/me');
+    } catch (e) {
+      $('gate').textContent = e.message;
+      return;
+    }
+    $('who').textContent = me.name || me.email || '';
+    $('gate').hidden = true;
+    $('reports').hidden = false;
+    var today = new Date(), first = new Date(today.getFullYear(), today.getMonth(), 1);
+    var iso = function (d) { return d.getFullYear() + '-' + String(d.getMonth() + 1).padStart(2, '0') + '-' + String(d.getDate()).padStart(2, '0'); };
+    $('from').value = iso(first);
+    $('to').value = iso(new Date(today.getFullYear(), today.getMonth(), today.getDate() + 1));
+    $('tz').value = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+    if (me.role === 'agent') {
+      ['channel', 'team', 'agent'].forEach(function (id) { $(id).disabled = true; });
+    }
+    $('filters').addEventListener('submit', function (event) { event.preventDefault(); load(); });
+    load();
+  }
+
+  start();
+})();

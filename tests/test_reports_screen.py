@@ -1,0 +1,55 @@
+"""The Reports screen (web/reports) in a real browser: it shows what the API answers for the
+chosen period and time zone, nothing as markup, and agents get only their own numbers."""
+from __future__ import annotations
+
+from tests.browser import needs_chromium
+from tests.test_admin_screens import _clean, _token
+from tests.test_reports import history, stream_records  # noqa: F401  (fixture)
+from tests.test_web_inbox import browser, served  # noqa: F401  (fixtures)
+
+pytestmark = needs_chromium
+
+
+def _open(served, chromium, token):
+    page = chromium.page
+    page.goto(served + "static/icon.svg")  # same origin, no script: the inbox's session first
+    page.evaluate("token => { sessionStorage.clear(); sessionStorage.setItem('socialinbox.token', token); }", token)
+    page.goto(served + "reports")
+    return page
+
+
+def test_the_screen_shows_the_apis_numbers_for_the_chosen_period(history, served, browser):
+    from playwright.sync_api import expect
+
+    from chalicelib.reports import consumer
+
+    inbox, cid = history
+    consumer.handle_records(stream_records(cid))
+    page = _open(served, browser, inbox.login_admin())
+    expect(page.locator("#reports")).to_be_visible()
+    page.fill("#from", "2023-11-14")
+    page.fill("#to", "2023-11-15")
+    page.fill("#tz", "UTC")
+    page.check("#compare")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#note")).to_contain_text("Cycles that started 2023-11-14")
+    first = page.locator("#times tr").first.locator("td")
+    expect(first).to_have_text(["First response", "2", "2 min", "30 min", "50 %", "2 min", "30 min", "—"])  # 24/7 policy
+    expect(page.locator("#sla tr").first.locator("td")).to_have_text(["First response", "1", "1", "0", "50 %"])
+    expect(page.locator("#heat td.heat4")).to_have_count(2)  # Tuesday 22:00 and 23:00 UTC: the waits
+    page.fill("#tz", "+05:00")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#note")).to_contain_text("IANA time zone")
+    _clean(browser)
+
+
+def test_an_agent_reads_only_their_own_numbers(history, served, browser):
+    from playwright.sync_api import expect
+
+    inbox, _ = history
+    token = _token("ann@example.com", "agent", ["default"])
+    page = _open(served, browser, token)
+    expect(page.locator("#reports")).to_be_visible()
+    expect(page.locator("#team")).to_be_disabled()
+    expect(page.locator("#times tr")).to_have_count(3)
+    _clean(browser)
