@@ -361,6 +361,9 @@ def _exercise(inbox) -> None:
     time.sleep(0.01)  # the second heartbeat adds focus time (staffing's measured handle time)
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": False, "focus_ms": 5000})
     api("GET", "/api/staffing/handle-time?group=live")
+    api("PUT", "/api/staffing/settings?group=live", {"shrinkage_pct": 25})
+    api("GET", "/api/staffing/settings?group=live")
+    api("GET", "/api/staffing/plan?group=live&days=1")
     api("POST", f"/api/conversations/{conversation}/read")
     api("PATCH", f"/api/conversations/{conversation}", {"assignee": "me", "claim": True})
     api("PATCH", f"/api/conversations/{conversation}", {"priority": "high", "tags": ["vip"]})
@@ -460,6 +463,7 @@ def _exercise(inbox) -> None:
     period = "from=2020-01-01&to=2021-01-01&tz=Europe/Berlin"
     assert api("GET", f"/api/reports/summary?from=2020-01-01&to=2030-01-01")[0] == 400
     api("GET", "/reports")  # the Reports screen itself (static: no AWS call)
+    api("GET", "/staffing")  # the Staffing screen itself (static: no AWS call)
     for path in ("summary", "intervals", "heatmap"):
         api("GET", f"/api/reports/{path}?{period if path == 'summary' else 'from=2026-01-01&to=2026-02-01'}")
     api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
@@ -483,7 +487,7 @@ def _exercise(inbox) -> None:
     assert len(waiting) >= 2, "conversations waiting for a reply"
     _invoke(inbox, "sla_timers", [_record(json.dumps({"kind": kind, "conversation_id": waiting[0].conversation_id,
                                                       "turn": waiting[0].turn})) for kind in ("warning", "breach")])
-    for function in ("sla_sweeper", "routing_sweeper"):
+    for function in ("sla_sweeper", "routing_sweeper", "staffing_sampler"):
         with inbox.recorder.during(function):
             getattr(inbox.app, function)(_scheduled_event(function), None)
     # X recent search for the topic with the x_search source (the X API faked; token from SSM).

@@ -3,6 +3,7 @@ history, and the plan built from the report counters, measured handle time and p
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 
 import pytest
 
@@ -82,17 +83,30 @@ def test_sampler_records_agents_online_and_away(inbox, clock):
 
 
 def test_plan_reads_arrivals_from_the_report_counters(inbox, clock):
+    """The demo history (what the report counters, presence samples and focus would hold after a
+    month) through the plan: a forecast shaped like the history, measured handle time, the gap."""
+    from chalicelib.staffing import demo
+
     admin = inbox.login_admin()
-    inbox.add_account("messenger", PAGE)
-    for index in range(3):
-        delivery = page_delivery(messenger(f"mp{index}", f"psid_p{index}", int(clock[0] * 1000)))
-        assert inbox.post_meta(delivery).status_code == 200
-    inbox.process()
-    inbox.drain_streams() if hasattr(inbox, "drain_streams") else None
-    status, plan = _call(inbox, "GET", "/api/staffing/plan?group=live&days=1", admin)
+    assert demo.seed_history(int(clock[0] * 1000))["quarters"] > 1000
+    assert demo.seed_history(int(clock[0] * 1000))["quarters"] == 0  # once per stack
+    assert _call(inbox, "PUT", "/api/staffing/settings?group=live", admin, {"target_seconds": 120})[0] == 200
+    status, plan = _call(inbox, "GET", "/api/staffing/plan?group=live&days=7", admin)
     assert status == 200, plan
-    assert plan["model"] in ("erlang_c", "workload") and plan["handle_time"]["source"] == "setting"
-    assert len([i for i in plan["intervals"] if i["kind"] == "forecast"]) == 48
-    assert plan["accuracy"]["days"] >= 0 and plan["shrinkage"]["setting_pct"] == 30.0
+    assert plan["model"] == "erlang_c" and plan["handle_time"]["source"] == "measured"
+    assert 150 < plan["handle_time"]["seconds"] < 250
+    forecast = [i for i in plan["intervals"] if i["kind"] == "forecast"]
+    history = [i for i in plan["intervals"] if i["kind"] == "history"]
+    assert len(forecast) == 7 * 48 and len(history) == 7 * 48
+    # Weekday middays are busier than nights, in the history and in the forecast alike.
+    def mean(rows, hours, weekday=True):
+        picked = [i["arrivals"] for i in rows if datetime.fromtimestamp(i["start"], timezone.utc).hour in hours
+                  and (datetime.fromtimestamp(i["start"], timezone.utc).weekday() < 5) == weekday]
+        return sum(picked) / len(picked)
+    assert mean(forecast, {11, 12}) > 3 * mean(forecast, {2, 3})
+    assert mean(forecast, {11, 12}) == pytest.approx(mean(history, {11, 12}), rel=0.35)
+    assert 0 <= plan["accuracy"]["interval_wape"] < 0.6 and plan["accuracy"]["days"] == 7
+    assert max(i["required"] for i in forecast) >= 2 and plan["shrinkage"]["measured_away_pct"] is not None
+    assert any(i["online"] is not None for i in history)
     for bad in ("group=x", "days=0", "days=29", "team=%00"):
         assert _call(inbox, "GET", "/api/staffing/plan?" + bad, admin)[0] == 400, bad

@@ -104,10 +104,11 @@ def staffing_plan(identity: Any) -> Any:
     query = _query()
     group, days, team = _group(query), _days(query, 14, 28), _team(identity, query)
     teams = None
-    if team is None:  # an admin's whole floor
+    if team is None:  # an admin's whole floor (the default team exists before anyone configures it)
+        from chalicelib.inbox.rules import DEFAULT_TEAM
         from chalicelib.routing import directory
 
-        teams = directory.all_teams()
+        teams = sorted(set(directory.all_teams()) | {DEFAULT_TEAM})
     return service.staffing_plan(group, team, runtime.now_ms(), days=days, teams=teams)
 
 

@@ -45,7 +45,16 @@ def seed() -> Dict[str, List[str]]:
                 register_account(channel, account_id, name)
             accounts.append(f"{channel}:{account_id} ({name})")
     _seed_listening()
+    _seed_staffing_history()
     return {"agents": agents, "accounts": accounts}
+
+
+def _seed_staffing_history() -> None:
+    """A month of demand, presence and handle time (chalicelib.staffing.demo), once per stack:
+    the Staffing screen has a forecast to show on the first run."""
+    from chalicelib.staffing import demo
+
+    demo.seed_history(runtime.now_ms())
 
 
 #: The demo's listening: topics (one polled on the sandbox's X recent search) and a small budget.

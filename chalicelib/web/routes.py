@@ -33,6 +33,10 @@ ADMIN_ASSETS = ("admin.js", "admin.css")
 # its size budget like the admin screens; it reuses admin.css.
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
 REPORTS_ASSETS = ("reports.js",)
+# The Staffing screen (team leads and admins), likewise in web/staffing/ with admin.css.
+STAFFING_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "staffing")
+STAFFING_ASSETS = ("staffing.js",)
+SCREEN_DIRS = {"admin.": ADMIN_DIR, "reports.": REPORTS_DIR, "staffing.": STAFFING_DIR}
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'self'",
     "script-src 'self'",
@@ -64,11 +68,11 @@ COMPACTED = ("app.js", "listening.js", "index.html")  # the agents' page: sent w
 
 def _read(name: str) -> Tuple[str, str]:
     if name not in _loaded:
-        folder = ADMIN_DIR if name.startswith("admin.") else REPORTS_DIR if name.startswith("reports.") else STATIC_DIR
+        folder = next((d for prefix, d in SCREEN_DIRS.items() if name.startswith(prefix)), STATIC_DIR)
         with open(os.path.join(folder, name), encoding="utf-8") as handle:
             text = handle.read()
         if name.endswith(".html"):
-            for asset in ASSETS + ADMIN_ASSETS + REPORTS_ASSETS:
+            for asset in ASSETS + ADMIN_ASSETS + REPORTS_ASSETS + STAFFING_ASSETS:
                 text = text.replace(f'"static/{asset}"', f'"static/{asset}?v={_version(asset)}"')
         text = compact(name, text)
         _loaded[name] = (text, '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:20] + '"')
@@ -134,9 +138,15 @@ def reports() -> Response:
     return _serve("reports.html", PAGE_CACHE)
 
 
+@web.route("/staffing", methods=["GET", "HEAD"])
+def staffing() -> Response:
+    """The Staffing screen: what the caller's role may read is decided by the API."""
+    return _serve("staffing.html", PAGE_CACHE)
+
+
 @web.route("/static/{name}", methods=["GET", "HEAD"])
 def static_asset(name: str) -> Response:
-    if name not in ASSETS + ADMIN_ASSETS + REPORTS_ASSETS:
+    if name not in ASSETS + ADMIN_ASSETS + REPORTS_ASSETS + STAFFING_ASSETS:
         return _not_found()
     version = (web.current_request.query_params or {}).get("v")
     return _serve(name, VERSIONED_CACHE if version == _version(name) else UNVERSIONED_CACHE)

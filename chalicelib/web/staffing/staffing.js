@@ -111,7 +111,8 @@
         var td = el('td', required === null ? '' : fixed(required, 1));
         if (required !== null) {
           td.title = 'required ' + fixed(required, 2) + (online === null ? '' : ', online ' + fixed(online, 1));
-          td.dataset.level = String(peak ? Math.min(4, Math.round(4 * required / peak)) : 0);
+          var level = peak ? Math.min(4, Math.round(4 * required / peak)) : 0;
+          if (level) td.classList.add('heat' + level);
           if (online !== null && online + 1e-9 < required) td.classList.add('short');
         }
         tr.append(td);
