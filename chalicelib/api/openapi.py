@@ -51,7 +51,7 @@ SCHEMAS: Dict[str, S] = {
                      "version"],
         "properties": {
             "id": STR, "channel": STR, "account_id": NSTR, "kind": STR, "subject": NSTR,
-            "status": {"enum": ["open", "pending", "snoozed", "resolved"]}, "assignee": NSTR, "team": NSTR,
+            "status": {"enum": ["open", "pending", "snoozed", "resolved"]}, "assignee": NSTR, "assignee_name": NSTR, "team": NSTR,
             "contact": _ref("Contact"), "created_at": NTIME, "last_message_at": NTIME,
             "last_message_preview": NSTR, "last_message_direction": NSTR, "awaiting_reply_since": NTIME,
             "reply_due_at": NTIME, "first_response_at": NTIME, "snoozed_until": NTIME, "sla": _ref("Sla"),
@@ -94,7 +94,7 @@ SCHEMAS: Dict[str, S] = {
     "Token": {"type": "object", "required": ["token", "token_type"],
               "properties": {"token": STR, "token_type": STR}},
     "Me": {"type": "object", "required": ["id", "role"],
-           "properties": {"id": STR, "email": STR, "name": STR, "role": STR}},
+           "properties": {"id": STR, "email": STR, "name": STR, "role": STR, "teams": {"type": "array", "items": STR}}},
     "Page": _page(OBJ),
     "Object": OBJ,
 }
@@ -176,7 +176,8 @@ ROUTES: Dict[Tuple[str, str], Route] = {
                                           (400, 401, 403, 404, 409)),
     ("/api/agents/{agent_id}/routing", "PUT"): ("An agent's routing profile", 200, _ref("Object"), (400, 401, 403, 404)),
     ("/api/teams/{team}", "PUT"): ("A team's routing mode", 200, _ref("Object"), (400, 401, 403)),
-    ("/api/teams/{team}/agents", "GET"): ("A team's agents and their load", 200, _ref("Object"), (400, 401, 403)),
+    ("/api/teams", "GET"): ("The teams whose agents the caller may assign to", 200, _ref("Object"), AUTH),
+    ("/api/teams/{team}/agents", "GET"): ("A team's agents, their names and load", 200, _ref("Object"), (400, 401, 403)),
     ("/api/sla-policies", "GET"): ("SLA policies (admins)", 200, _ref("Object"), (401, 403)),
     ("/api/sla-policies", "POST"): ("Create an SLA policy", 201, _ref("Object"), (400, 401, 403, 409)),
     ("/api/sla-policies/{policy_id}", "GET"): ("An SLA policy", 200, _ref("Object"), (401, 403, 404)),
