@@ -214,8 +214,11 @@ def test_bulk_select_resolves_assigns_and_tags_and_shows_per_id_failures(inbox, 
     page.js("document.activeElement.blur()")
     _key(page, "x")
     assert page.js("[...document.querySelectorAll('#conversations .pick')].filter(p => p.checked).length") == 1
-    page.js("document.getElementById('bulk-to').value = 'me'; document.getElementById('bulk-assign').click()")
-    page.wait_for("document.getElementById('bulk-note').textContent === 'Assign to me: 1 done.'")
+    page.js("document.getElementById('bulk-assign').click()")
+    page.wait_for("document.querySelectorAll('.assign-option').length > 0")
+    page.js("document.querySelector('.assign-option').click()")  # you, first
+    page.wait_for("document.getElementById('bulk-note').textContent === 'Assign to You: 1 done.'")
+    assert page.js("document.getElementById('assign-picker').hidden") is True
     page.wait_for("document.querySelector('[data-count=mine]').textContent === '1'")
     _clean(page)
 

@@ -77,6 +77,11 @@ def labels(agent_ids: Iterable[Optional[str]]) -> Dict[str, str]:
     return {agent_id: label(agent_id) or UNKNOWN for agent_id in dict.fromkeys(i for i in agent_ids if i)}
 
 
+def with_name(current: Dict[str, Any]) -> Dict[str, Any]:
+    """A conflict's `current` ({"assignee": id}) with the holder's name beside the id."""
+    return dict(current, assignee_name=label(current.get("assignee"))) if current.get("assignee") else current
+
+
 def actor_agent(actor: Any) -> Optional[str]:
     """The agent id in an event actor ("agent:<id>"), else None ("flow", "routing", "customer")."""
     return actor[6:] if isinstance(actor, str) and actor.startswith("agent:") and len(actor) > 6 else None

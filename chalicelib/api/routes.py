@@ -212,7 +212,7 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     """Status (open, pending, snoozed with `snoozed_until`, resolved) and assignment
     (`assignee`: "me", an agent id or null). With `"claim": true` the assignment only happens
     if nobody holds the conversation: of two racing claims exactly one wins, the other is 409."""
-    from chalicelib.api import access, views
+    from chalicelib.api import access, names, views
     from chalicelib.inbox import rules, store
 
     access.require_conversation(identity, conversation_id)
@@ -251,7 +251,7 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
         return Response({"Code": "Busy", "Message": "the conversation is changing right now; try again"},
                         status_code=503, headers={"Content-Type": "application/json", "Retry-After": "1"})
     except rules.Conflict as conflict:
-        return Response({"Code": "Conflict", "Message": str(conflict), "current": conflict.current},
+        return Response({"Code": "Conflict", "Message": str(conflict), "current": names.with_name(conflict.current)},
                         status_code=409, headers={"Content-Type": "application/json"})
     except rules.RuleError as error:
         return Response({"Code": "UnprocessableEntity", "Message": str(error)}, status_code=422,
