@@ -155,3 +155,19 @@ def test_channels_are_spelled_as_their_brands_spell_them():
     with pytest.raises(policy.Refused) as refused:
         policy.check_length("x" * 5000, "linkedin", "comment")
     assert "LinkedIn accepts at most" in str(refused.value)
+
+
+def test_a_comment_thread_links_to_its_post_when_the_id_alone_tells_where_it_is():
+    from chalicelib.api.views import conversation_json
+
+    def link(channel, subject, kind="comment"):
+        return conversation_json({"conversation_id": "c", "channel": channel, "thread_kind": kind,
+                                  "subject": subject})["post_url"]
+
+    assert link("linkedin", "urn:li:activity:7100000000000000002") == \
+        "https://www.linkedin.com/feed/update/urn:li:activity:7100000000000000002/"
+    assert link("linkedin", "urn:li:ugcPost:71", "mention") == "https://www.linkedin.com/feed/update/urn:li:ugcPost:71/"
+    assert link("facebook", "101234567890123_998877665544332") == "https://www.facebook.com/101234567890123_998877665544332"
+    assert link("instagram", "17895695668004550") is None  # a media id: its permalink needs a look-up
+    assert link("facebook", "1_2/../../evil") is None and link("linkedin", "urn:li:activity:1?x=javascript:") is None
+    assert link("telegram", "Support group", "group") is None

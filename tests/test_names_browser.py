@@ -96,9 +96,14 @@ def test_people_and_posts_are_named_in_the_list_thread_event_log_and_alerts(inbo
     linkedin = open_thread("Fan 2")
     page.wait_for("[...document.querySelectorAll('#messages .event')].some(e => e.textContent === "
                   "'Assigned to Lee <b>Sharp</b> by Kim Care')")
-    assert "Comment on a post" in linkedin
-    for name in ("Fan 0", "Fan 1"):
-        open_thread(name)
+    assert "Comment on a post · Open the post on LinkedIn ↗" in linkedin
+    link = page.js("const a = document.querySelector('#thread-head .subject a'); [a.href, a.rel, a.target]")
+    assert link == ["https://www.linkedin.com/feed/update/urn:li:activity:7100000000000000002/",
+                    "noopener noreferrer", "_blank"]
+    assert "Open the post on Facebook ↗" in open_thread("Fan 0")
+    assert page.js("document.querySelector('#thread-head .subject a').href") == \
+        "https://www.facebook.com/101234567890123_998877665544332"
+    assert open_thread("Fan 1").count("Comment on a post") == 1  # Instagram: no address without a look-up
     open_thread("Fan 3")
     page.wait_for("[...document.querySelectorAll('#messages .event')].some(e => e.textContent === "
                   "'Assigned to Dee Gone (deactivated) by the deadline flow')")

@@ -50,7 +50,7 @@ SCHEMAS: Dict[str, S] = {
         "required": ["id", "channel", "status", "contact", "message_count", "unread_count", "priority", "tags",
                      "version"],
         "properties": {
-            "id": STR, "channel": STR, "account_id": NSTR, "kind": STR, "subject": NSTR,
+            "id": STR, "channel": STR, "account_id": NSTR, "kind": STR, "subject": NSTR, "post_url": NSTR,
             "status": {"enum": ["open", "pending", "snoozed", "resolved"]}, "assignee": NSTR, "assignee_name": NSTR, "team": NSTR,
             "contact": _ref("Contact"), "created_at": NTIME, "last_message_at": NTIME,
             "last_message_preview": NSTR, "last_message_direction": NSTR, "awaiting_reply_since": NTIME,

@@ -72,6 +72,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
     """A conversation (model or plain state dict) as the API shows it."""
     from chalicelib.api import names
     from chalicelib.channels.brands import brand
+    from chalicelib.channels.posts import post_url
 
     c = conversation if isinstance(conversation, dict) else {
         k: v for k, v in conversation.attribute_values.items() if v is not None}
@@ -88,6 +89,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
         "account_id": c.get("account_id"),
         "kind": c.get("thread_kind", "dm"),
         "subject": c.get("subject"),
+        "post_url": post_url(channel, c.get("subject")) if c.get("thread_kind") in ("comment", "mention") else None,
         "status": c.get("status", "open"),
         "assignee": c.get("assignee"),
         "assignee_name": names.label(c.get("assignee")),

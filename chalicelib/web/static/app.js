@@ -1101,7 +1101,15 @@
     head.replaceChildren(back, title, info);
     // a comment's or mention's subject is the platform's post id: never shown as such
     if (c.kind === 'comment' || c.kind === 'mention') {
-      head.append(el('p', 'subject', c.kind === 'comment' ? 'Comment on a post' : 'Mention in a post'));
+      var post = el('p', 'subject', c.kind === 'comment' ? 'Comment on a post' : 'Mention in a post');
+      if (/^https:\/\//.test(c.post_url || '')) {
+        var open = el('a', null, 'Open the post on ' + (CHANNELS[c.channel] || 'its platform') + ' ↗');
+        open.href = c.post_url;
+        open.target = '_blank';
+        open.rel = 'noopener noreferrer';
+        post.append(' · ', open);
+      }
+      head.append(post);
     } else if (c.subject) {
       head.append(el('p', 'subject', 'Subject: ' + c.subject));
     }
