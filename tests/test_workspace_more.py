@@ -319,6 +319,11 @@ def test_screenshots(inbox, served, browser):
     _set_deadline(ids["7001"], now + 12 * 60_000, now - 60_000)
     _set_deadline(ids["7002"], now + 50 * 60_000, now + 30 * 60_000)
     _call(inbox, "patch", f"/api/conversations/{ids['7001']}", {"priority": "high", "tags": ["billing"]})
+    from tests.helpers import signed_in_agent
+
+    kim = signed_in_agent("kim@example.com", "Kim Care", "agent", ["default"])
+    signed_in_agent("lee@example.com", "Lee Sharp", "supervisor", ["default", "billing"])
+    _call(inbox, "patch", f"/api/conversations/{ids['7004']}", {"assignee": kim["id"]})
     _call(inbox, "post", "/api/canned-replies", {"shortcut": "sorry", "title": "Sorry for the trouble",
                                                  "text": "Sorry about that, {{contact.name}}. {{agent.name}} here.",
                                                  "shared": True})
@@ -346,6 +351,11 @@ def test_screenshots(inbox, served, browser):
     shot("canned-replies")
     _type(page, "")
     page.js("document.getElementById('canned').hidden = true")
+    page.js("document.getElementById('act-assign').click()")
+    page.wait_for("document.querySelectorAll('.assign-option').length === 3")
+    page.page.keyboard.press("ArrowDown")
+    shot("assign-picker")
+    page.page.keyboard.press("Escape")
     for text in ("Norway", "address"):
         page.js(f"[...document.querySelectorAll('#conversations li')].find(l => l.textContent.includes('{text}'))"
                 ".querySelector('.pick').click()")

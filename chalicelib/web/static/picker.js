@@ -112,8 +112,9 @@
         var dot = el('span', 'presence presence-' + presence);
         dot.title = presence;
         var full = typeof a.capacity === 'number' && typeof a.load === 'number' && a.load >= a.capacity;
+        // (yourself outside every team: no load or capacity to show)
         var load = el('span', 'assign-load' + (full ? ' full' : ''),
-          (typeof a.load === 'number' ? a.load : '?') + '/' + (typeof a.capacity === 'number' ? a.capacity : '?'));
+          typeof a.load === 'number' ? a.load + '/' + a.capacity : '');
         load.title = 'Open conversations / capacity';
         item.append(dot, el('span', 'assign-name', label(a)), el('span', 'assign-presence', presence), load,
           el('span', 'assign-teams', a.teams.join(', ')));
