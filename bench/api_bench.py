@@ -8,7 +8,8 @@ Through the Chalice test client (`chalice.test.Client`, stage local) in-process 
   chalicelib.local.pump; the pump's own ReceiveMessage/DeleteMessageBatch are Lambda's) until the
   reply is `sent`; the Graph API is faked with `responses`;
 - actions: PATCH status (pending), PATCH claim (`{"assignee": "me", "claim": true}`), POST read;
-- pages (25 rows): GET /api/conversations sort=recent, sort=due, assignee=me, sort=due&sla=breached;
+- pages (25 rows): GET /api/conversations sort=recent, sort=due, assignee=me, sort=due&sla=breached
+  (each row's assignee named by `assignee_name`, from the container's cached agent directory);
 - the workspace's idle poll: GET /api/changes with the token of its last answer (304), with and
   without viewers, and GET /api/counts (every view's count in one answer).
 
@@ -40,6 +41,9 @@ SIZES = (1_000, 100_000)
 QUICK_SIZES = (1_000, 10_000)  # --quick
 LIVE = 3  # conversations per size created through the store, acted on by the measured calls
 AGENT_ID = "a_bench_agent"
+# Teammates holding some of the seeded conversations: every page names its rows' assignees
+# (assignee_name) from the container's cached agent directory, never with a request per row.
+TEAMMATES = tuple((f"a_bench_mate{i}", f"Teammate {i}") for i in range(5))
 AGENT_EMAIL = "agent@bench.example"
 AGENT_PASSWORD = "correct horse battery staple"
 GRAPH = "https://graph.facebook.com/v21.0"
@@ -50,8 +54,9 @@ PAGES = (
     ("sla=breached", "/api/conversations?sort=due&sla=breached"),
 )
 MIX = (  # share of the seeded conversations: what they look like
-    ("open, unassigned, due later", 0.60),
+    ("open, unassigned, due later", 0.50),
     ("open, assigned to the bench agent, due later", 0.10),
+    ("open, assigned to a teammate, due later", 0.10),
     ("open, breached (deadline passed, recorded)", 0.10),
     ("pending", 0.05),
     ("resolved", 0.15),
@@ -137,7 +142,9 @@ def _seed(bench: Any, start: int, count: int, now: int, rng: random.Random) -> f
             label = next(lbl for edge, lbl in cumulative if draw < edge or edge == cumulative[-1][0])
             due = now + rng.randint(60_000, 3_600_000)
             item.update({"reply_due_at": due, "warn_at": due - 600_000})
-            if "assigned" in label:
+            if "teammate" in label:
+                item["assignee"] = TEAMMATES[i % len(TEAMMATES)][0]
+            elif "assigned" in label:
                 item["assignee"] = AGENT_ID
             elif "breached" in label:
                 due = now - rng.randint(1_000, 3_600_000)
@@ -261,6 +268,8 @@ def run(bench: Any, application: Any, results: Dict[str, Any]) -> int:
         from chalicelib.api.auth import create_agent
 
         create_agent(AGENT_EMAIL, AGENT_PASSWORD, "Bench Agent", role="agent", agent_id=AGENT_ID)
+        for mate_id, mate_name in TEAMMATES:
+            create_agent(f"{mate_id}@bench.example", AGENT_PASSWORD, mate_name, role="agent", agent_id=mate_id)
         from chalicelib.routing import directory
 
         directory.set_routing(AGENT_ID, [DEFAULT_TEAM], 10)  # agents see their teams' conversations
@@ -362,7 +371,11 @@ def _measure(api: Api, bench: Any, live: List[str], size: int) -> Tuple[Dict[str
             if response.status_code != 200:
                 problems.append(f"page {label} answered {response.status_code}: {response.body[:200]!r}")
                 continue
-            rows_seen.append(len(json.loads(response.body)["items"]))
+            items = json.loads(response.body)["items"]
+            rows_seen.append(len(items))
+            unnamed = [c["assignee"] for c in items if c["assignee"] and c.get("assignee_name") in (None, c["assignee"])]
+            if unnamed:
+                problems.append(f"page {label}: assignees without a name: {unnamed[:3]}")
             samples.append((Counter(requests.calls), units.wru, units.rru))
         if samples:
             record(f"page {label}", samples, f"{rows_seen[0]} rows")
@@ -409,8 +422,9 @@ def _compare(bench: Any, section: Dict[str, Any]) -> None:
     section["requests_changed_with_size"] = grew
     print(f"\n  requests per call (fewest of the samples), {sizes[0]:,} vs {sizes[1]:,} conversations: "
           + ("identical for every call" if not grew else "CHANGED: " + "; ".join(grew)))
-    print(f"  (an extra GetItem[agents] / GetItem[agent-routing] now and then is a per-container cache expiring: "
-          f"the token guard's agent ({_agent_cache_seconds()} s) and team access (30 s), whatever the size; moto's "
+    print(f"  (an extra GetItem[agents] / GetItem[agent-routing] / Scan[agents] now and then is a per-container cache "
+          f"expiring: the token guard's agent ({_agent_cache_seconds()} s), team access (30 s) and the agents' names "
+          f"({_names_cache_seconds()} s), whatever the size; moto's "
           "index Queries over 100,000 items take seconds, so more calls cross those boundaries)")
 
 
@@ -419,6 +433,15 @@ def _agent_cache_seconds() -> str:
         from chalicelib.api import auth
 
         return f"{auth.AGENT_CACHE_SECONDS:g}"
+    except (ImportError, AttributeError):
+        return "?"
+
+
+def _names_cache_seconds() -> str:
+    try:
+        from chalicelib.api import names
+
+        return f"{names.NAMES_CACHE_SECONDS:g}"
     except (ImportError, AttributeError):
         return "?"
 

@@ -224,7 +224,7 @@ class ConversationEvent(Model):
     seq = NumberAttribute(range_key=True)
     at = NumberAttribute()
     type = UnicodeAttribute()
-    actor = UnicodeAttribute()  # "customer", "agent:<id>", "flow", "system"
+    actor = UnicodeAttribute()  # "customer", "agent:<id>", "flow" (SLA), "routing", "system"
     data = JSONAttribute(null=True)
 
 

@@ -299,3 +299,21 @@ def call_api(inbox: Any, method: str, path: str, token: str, body: Any = None) -
         headers["Content-Type"] = "application/json"
     return inbox.client.http.request(method, path, headers=headers,
                                      body=json.dumps(body).encode() if body is not None else b"")
+
+
+def signed_in_agent(email: str, name: str, role: str, teams: Optional[List[str]]) -> Dict[str, str]:
+    """A new agent (people.create) and a token for them: {"token", "id"}."""
+    from chalicelib.api import auth, people
+
+    agent, _ = people.create(email, name, role, teams, None, "a long enough password")
+    return {"token": auth.issue_token(agent), "id": agent.agent_id}
+
+
+def call_as(inbox: Any, method: str, path: str, token: str, body: Any = None) -> Tuple[int, Any]:
+    """One API call with `token`: (status, parsed JSON body or None)."""
+    headers = {"Authorization": "Bearer " + token}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    response = inbox.client.http.request(method, path, headers=headers,
+                                         body=json.dumps(body).encode() if body is not None else b"")
+    return response.status_code, (json.loads(response.body) if response.body else None)

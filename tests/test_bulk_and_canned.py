@@ -90,7 +90,8 @@ def test_bulk_claim_conflict_is_409_for_that_id(threads):
     finally:
         store.assign = original
     assert status == 200
-    assert body["results"][0]["status"] == 409 and body["results"][0]["error"]["current"] == {"assignee": "a_other"}
+    assert body["results"][0]["status"] == 409
+    assert body["results"][0]["error"]["current"] == {"assignee": "a_other", "assignee_name": "an unknown agent"}
     assert [r["status"] for r in body["results"][1:]] == [200, 200]
 
 

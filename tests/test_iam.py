@@ -302,6 +302,7 @@ def _exercise(inbox) -> None:
         api("PUT", f"/api/agents/{agent}/routing", {"teams": ["default"], "capacity": 5})
     api("PUT", "/api/teams/default", {"mode": "least_loaded"})
     api("GET", "/api/teams/default/agents")
+    api("GET", "/api/teams")
     api("PUT", "/api/me/presence", {"status": "online"})
     status, policy = api("POST", "/api/sla-policies", {"name": "VIP", "first_response_seconds": 300,
                                                        "next_response_seconds": 300, "tags": ["vip"]})

@@ -69,7 +69,8 @@ def test_an_agent_reports_presence_and_coming_online_drains_the_team_backlog(api
     assert body["mode"] == "round_robin"
     assert body["agents"] == [{"agent_id": "a1", "capacity": 1, "presence": "online", "online": True,
                                "last_seen": body["agents"][0]["last_seen"], "expires_at": body["agents"][0]["expires_at"],
-                               "last_assigned_at": body["agents"][0]["last_assigned_at"], "load": 1}]
+                               "last_assigned_at": body["agents"][0]["last_assigned_at"], "name": "A1", "active": True,
+                               "load": 1}]
     status, body = api.call("PUT", "/api/me/presence", {"status": "away"}, api.agent)
     assert status == 200 and body["online"] is False and body["presence"] == "away"
     assert store.get(older)["assignee"] == "a1"  # away keeps what they have

@@ -73,7 +73,7 @@ def test_capacity_is_respected_and_the_rest_waits_in_the_team_queue(page, clock)
     assert routing.assign_next(cids[2]) is None
     assert assignee(cids[2]) is None
     assert directory.load("a1") == 2
-    assert assigned_events(cids[0])[0]["actor"] == "flow"
+    assert assigned_events(cids[0])[0]["actor"] == "routing"
 
 
 def test_offline_away_expired_and_unconfigured_agents_are_not_eligible(page, clock):
@@ -282,6 +282,6 @@ def test_escalation_reassigns_to_the_next_eligible_teammate_never_the_same_agent
     assert assignee(cid) == "a1"
     agent("a2")
     assert routing.reassign(cid) == "a2"
-    assert assigned_events(cid)[-1] == {**assigned_events(cid)[-1], "actor": "flow", "data": {"from": "a1", "to": "a2"}}
+    assert assigned_events(cid)[-1] == {**assigned_events(cid)[-1], "actor": "routing", "data": {"from": "a1", "to": "a2"}}
     store.set_status(cid, "resolved", "agent:a2")
     assert routing.reassign(cid) is None  # only open conversations move

@@ -156,19 +156,21 @@ def test_the_assets_stay_small(inbox):
     import gzip
 
     bodies = [inbox.client.http.get(url).body for url in ["/"] + asset_urls(inbox)]
-    assert len(bodies) == 5 and sorted(os.listdir(STATIC_DIR)) == ["app.css", "app.js", "icon.svg", "index.html",
-                                                                    "listening.js"]
+    assert len(bodies) == 5
+    assert sorted(os.listdir(STATIC_DIR)) == ["app.css", "app.js", "icon.svg", "index.html", "listening.js",
+                                              "picker.js"]
     sent = sum(len(body) for body in bodies)
     # the whole workspace as sent: the raw size bounds parse work (small either way); the gzipped
     # size below is what an agent's phone downloads and is the budget that bites
-    assert sent < 88 * 1024, sent
+    # (raised from 88 / 24 KiB for the assign picker, picker.js and its styles: ~10 KiB raw, ~3 KiB gzipped)
+    assert sent < 96 * 1024, sent
     wire = sum(len(gzip.compress(body)) for body in bodies)
     # what a phone downloads once, compressed (then cached for a year): 24 KB for the workspace,
-    # +2 KB for the Listening view (static/listening.js, 1.9 KB gzipped)
-    assert wire < 26 * 1024, wire
+    # +2 KB for the Listening view (static/listening.js), +1.5 KB for the assign picker (picker.js)
+    assert wire < 28 * 1024, wire
 
 
-@pytest.mark.parametrize("name", ["app.js", "listening.js"])
+@pytest.mark.parametrize("name", ["app.js", "listening.js", "picker.js"])
 def test_the_script_never_turns_strings_into_markup_or_code(name):
     with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as handle:
         script = handle.read()

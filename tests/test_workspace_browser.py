@@ -142,13 +142,16 @@ def test_claim_conflict_names_the_holder_and_resolve_leaves_the_open_view(inbox,
     _click_row(page, "Taken already")
     store.assign(taken, other.agent_id, "agent:a_other")  # someone else claims it first
     page.js("document.getElementById('act-claim').click()")
-    page.wait_for("document.getElementById('action-note').textContent === 'Already assigned to a_other.'")
+    page.wait_for("document.getElementById('action-note').textContent === 'Already assigned to Other.'")
 
     # keyboard: j moves to the next conversation, a claims it, e resolves it
     page.js("document.activeElement.blur()")
     page.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'j', bubbles: true}))")
     page.wait_for("document.querySelector('#thread-head h2').textContent.endsWith('4444')")
-    page.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'a', bubbles: true}))")
+    page.js("document.dispatchEvent(new KeyboardEvent('keydown', {key: 'a', bubbles: true}))")  # the picker
+    page.wait_for("document.activeElement.id === 'assign-q' && document.querySelectorAll('.assign-option').length > 0")
+    assert page.js("document.querySelector('.assign-option').textContent").startswith("You (Admin)")
+    page.page.keyboard.press("Enter")  # you come first: a claim
     page.wait_for("document.querySelector('#thread-head .owner').textContent === 'Assigned to You'")
     page.wait_for("document.querySelector('[data-count=mine]').textContent === '1'")
     page.wait_for("[...document.querySelectorAll('#messages .event')].some(e => e.textContent === 'Assigned to You by you')")

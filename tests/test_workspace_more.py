@@ -214,8 +214,11 @@ def test_bulk_select_resolves_assigns_and_tags_and_shows_per_id_failures(inbox, 
     page.js("document.activeElement.blur()")
     _key(page, "x")
     assert page.js("[...document.querySelectorAll('#conversations .pick')].filter(p => p.checked).length") == 1
-    page.js("document.getElementById('bulk-to').value = 'me'; document.getElementById('bulk-assign').click()")
-    page.wait_for("document.getElementById('bulk-note').textContent === 'Assign to me: 1 done.'")
+    page.js("document.getElementById('bulk-assign').click()")
+    page.wait_for("document.querySelectorAll('.assign-option').length > 0")
+    page.js("document.querySelector('.assign-option').click()")  # you, first
+    page.wait_for("document.getElementById('bulk-note').textContent === 'Assign to You: 1 done.'")
+    assert page.js("document.getElementById('assign-picker').hidden") is True
     page.wait_for("document.querySelector('[data-count=mine]').textContent === '1'")
     _clean(page)
 
@@ -316,6 +319,11 @@ def test_screenshots(inbox, served, browser):
     _set_deadline(ids["7001"], now + 12 * 60_000, now - 60_000)
     _set_deadline(ids["7002"], now + 50 * 60_000, now + 30 * 60_000)
     _call(inbox, "patch", f"/api/conversations/{ids['7001']}", {"priority": "high", "tags": ["billing"]})
+    from tests.helpers import signed_in_agent
+
+    kim = signed_in_agent("kim@example.com", "Kim Care", "agent", ["default"])
+    signed_in_agent("lee@example.com", "Lee Sharp", "supervisor", ["default", "billing"])
+    _call(inbox, "patch", f"/api/conversations/{ids['7004']}", {"assignee": kim["id"]})
     _call(inbox, "post", "/api/canned-replies", {"shortcut": "sorry", "title": "Sorry for the trouble",
                                                  "text": "Sorry about that, {{contact.name}}. {{agent.name}} here.",
                                                  "shared": True})
@@ -343,6 +351,11 @@ def test_screenshots(inbox, served, browser):
     shot("canned-replies")
     _type(page, "")
     page.js("document.getElementById('canned').hidden = true")
+    page.js("document.getElementById('act-assign').click()")
+    page.wait_for("document.querySelectorAll('.assign-option').length === 3")
+    page.page.keyboard.press("ArrowDown")
+    shot("assign-picker")
+    page.page.keyboard.press("Escape")
     for text in ("Norway", "address"):
         page.js(f"[...document.querySelectorAll('#conversations li')].find(l => l.textContent.includes('{text}'))"
                 ".querySelector('.pick').click()")

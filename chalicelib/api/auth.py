@@ -143,8 +143,11 @@ def create_agent(email: str, password: str, name: str, role: str = "agent", agen
 def forget_agent(email: str) -> None:
     """Drop this process's cached view of an agent (call after deactivating, deleting or
     re-creating one, so its old tokens stop working here at once; other containers follow
-    within AGENT_CACHE_SECONDS)."""
+    within AGENT_CACHE_SECONDS). The names the API shows beside ids are read again too."""
+    from chalicelib.api import names
+
     runtime.agents.pop(email.strip().lower(), None)
+    names.forget()
 
 
 def _token_secret() -> str:

@@ -81,8 +81,7 @@ def parse(body: Dict[str, Any], agent_id: str) -> Dict[str, Any]:
 
 def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Dict[str, Any]:
     """One conversation's result; never raises."""
-    from chalicelib.api import access
-    from chalicelib.api import views
+    from chalicelib.api import access, names, views
     from chalicelib.inbox import rules, store
 
     actor = f"agent:{identity.agent_id}"
@@ -119,7 +118,7 @@ def apply_one(conversation_id: str, change: Dict[str, Any], identity: Any) -> Di
     except store.Busy:
         return failed(409, "Busy", "the conversation kept changing; try this id again")
     except rules.Conflict as conflict:
-        return failed(409, "Conflict", str(conflict), current=conflict.current)
+        return failed(409, "Conflict", str(conflict), current=names.with_name(conflict.current))
     except rules.RuleError as refused:
         return failed(422, "UnprocessableEntity", str(refused))
     except Exception as unexpected:  # noqa: BLE001 - one id's failure is reported, the others go on

@@ -107,15 +107,18 @@ def login() -> Any:
 @authenticated
 @allows_temporary_password
 def me(identity: Any) -> Any:
+    from chalicelib.api import access
+
+    teams = [] if identity.must_change_password else sorted(access.teams_of(identity.agent_id))
     return {"id": identity.agent_id, "email": identity.email, "name": identity.name, "role": identity.role,
-            "must_change_password": identity.must_change_password}
+            "must_change_password": identity.must_change_password, "teams": teams}
 
 
 @api.route("/api/me/notifications", methods=["GET"])
 @authenticated
 def my_notifications(identity: Any) -> Any:
-    """What the SLA escalations told this agent, newest first."""
-    from chalicelib.api import views
+    """What the SLA escalations told this agent, newest first (`agents`: the assignees' names)."""
+    from chalicelib.api import names, views
     from chalicelib.sla.escalation import notifications_for
 
     try:
@@ -127,7 +130,7 @@ def my_notifications(identity: Any) -> Any:
         item["at"] = views.iso(item["at"])
         if "due_at" in item["data"]:
             item["data"]["due_at"] = views.iso(item["data"]["due_at"])
-    return {"items": items}
+    return {"items": items, "agents": names.labels(i["data"].get("assignee") for i in items)}
 
 
 @api.route("/api/conversations", methods=["GET"])
@@ -221,7 +224,7 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
     if nobody holds the conversation: of two racing claims exactly one wins, the other is 409.
     Who may be given it is access.assign_refusal's rule: 422 for an unknown or deactivated
     agent, 403 (saying why) for a hand-over to another team the caller may not make."""
-    from chalicelib.api import access, common, views
+    from chalicelib.api import access, common, names, views
     from chalicelib.inbox import rules, store
 
     state = access.require_conversation(identity, conversation_id)
@@ -261,7 +264,7 @@ def change_conversation(conversation_id: str, identity: Any) -> Any:
         return Response({"Code": "Busy", "Message": "the conversation is changing right now; try again"},
                         status_code=503, headers={"Content-Type": "application/json", "Retry-After": "1"})
     except rules.Conflict as conflict:
-        return Response({"Code": "Conflict", "Message": str(conflict), "current": conflict.current},
+        return Response({"Code": "Conflict", "Message": str(conflict), "current": names.with_name(conflict.current)},
                         status_code=409, headers={"Content-Type": "application/json"})
     except rules.RuleError as error:
         return Response({"Code": "UnprocessableEntity", "Message": str(error)}, status_code=422,
@@ -286,8 +289,9 @@ def read_conversation(conversation_id: str, identity: Any) -> Any:
 @api.route("/api/conversations/{conversation_id}/events", methods=["GET"])
 @authenticated
 def conversation_events(conversation_id: str, identity: Any) -> Any:
-    """The conversation's event log (assignments, status changes, waits and replies), oldest first."""
-    from chalicelib.api import access, views
+    """The conversation's event log (assignments, status changes, waits and replies), oldest first;
+    `agents` names every agent its entries mention (actors, assignees), by id."""
+    from chalicelib.api import access, names, views
     from chalicelib.inbox import store
 
     access.require_conversation(identity, conversation_id)
@@ -301,7 +305,9 @@ def conversation_events(conversation_id: str, identity: Any) -> Any:
     items = store.events(conversation_id, limit, int(after))
     for item in items:
         item["at"] = views.iso(item["at"])
-    return {"items": items, "next": str(items[-1]["seq"]) if len(items) == limit else None}
+    agents = names.labels([names.actor_agent(i["actor"]) for i in items]
+                          + [i["data"].get(k) for i in items for k in ("from", "to") if i["type"] == "assigned"])
+    return {"items": items, "next": str(items[-1]["seq"]) if len(items) == limit else None, "agents": agents}
 
 
 @api.route("/api/conversations/{conversation_id}/messages", methods=["GET"])

@@ -84,12 +84,25 @@ def put_team(team: str, identity: Any) -> Any:
     return {"team": found.name, "mode": found.mode, "members": len(found.members)}
 
 
+@routing_api.route("/api/teams", methods=["GET"])
+@authenticated
+def teams(identity: Any) -> Any:
+    """The teams whose agents the caller may assign to (the assign picker's choice): every team
+    for admins (one Query), the caller's own teams for agents and supervisors."""
+    from chalicelib.api import access
+    from chalicelib.routing import directory
+
+    found = directory.all_teams() if access.sees_everything(identity) else access.teams_of(identity.agent_id)
+    return {"items": sorted(found)}
+
+
 @routing_api.route("/api/teams/{team}/agents", methods=["GET"])
 @authenticated
 def team_agents(team: str, identity: Any) -> Any:
-    """The team's agents with presence, capacity and current load (open assigned conversations):
-    for the team's own members and supervisors, and admins (access.require_team; 403 otherwise)."""
-    from chalicelib.api import access
+    """The team's agents with their names, presence, capacity and current load (open assigned
+    conversations); `active` is false for a deactivated agent. For the team's own members and
+    supervisors, and admins (access.require_team; 403 otherwise)."""
+    from chalicelib.api import access, names
     from chalicelib.routing import directory
     from chalicelib.runtime import runtime
 
@@ -99,6 +112,6 @@ def team_agents(team: str, identity: Any) -> Any:
     for agent_id, profile in sorted((directory.profiles(found.members) if found.members else {}).items()):
         row = profile.json(now)
         row.pop("teams", None)
-        row["load"] = directory.load(agent_id)
+        row.update(name=names.label(agent_id), active=names.active(agent_id), load=directory.load(agent_id))
         agents.append(row)
     return {"team": found.name, "mode": found.mode, "agents": agents}

@@ -70,6 +70,10 @@ def parse_limit(raw: Optional[str], default: int = 25) -> int:
 
 def conversation_json(conversation: Any) -> Dict[str, Any]:
     """A conversation (model or plain state dict) as the API shows it."""
+    from chalicelib.api import names
+    from chalicelib.channels.brands import brand
+    from chalicelib.channels.posts import post_url
+
     c = conversation if isinstance(conversation, dict) else {
         k: v for k, v in conversation.attribute_values.items() if v is not None}
     if "queue" in c and ("team" not in c or "status" not in c):  # a projected index row
@@ -77,7 +81,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
         c["team"], _, c["status"] = c["queue"].rpartition("#")
     platform_id = c.get("contact_platform_id") or ""
     channel = c.get("channel") or ""
-    fallback = f"{channel.capitalize()} user …{platform_id[-4:]}" if platform_id else "Unknown contact"
+    fallback = f"{brand(channel)} user …{platform_id[-4:]}" if platform_id else "Unknown contact"
     due = c.get("reply_due_at") if c.get("status") == "open" else None
     return {
         "id": c.get("conversation_id"),
@@ -85,8 +89,10 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
         "account_id": c.get("account_id"),
         "kind": c.get("thread_kind", "dm"),
         "subject": c.get("subject"),
+        "post_url": post_url(channel, c.get("subject")) if c.get("thread_kind") in ("comment", "mention") else None,
         "status": c.get("status", "open"),
         "assignee": c.get("assignee"),
+        "assignee_name": names.label(c.get("assignee")),
         "team": c.get("team"),
         "contact": {
             "id": c.get("contact_id"),
@@ -370,5 +376,7 @@ def current_viewers(conversation_id: str, me: str) -> List[Dict[str, Any]]:
     since = runtime.now_ms() - VIEWER_WINDOW_SECONDS * 1000
     found = ConversationViewer.query(conversation_id, filter_condition=ConversationViewer.seen_at >= since,
                                      limit=MAX_VIEWERS, page_size=MAX_VIEWERS)
-    return [{"agent_id": v.agent_id, "name": v.name, "typing": bool(v.typing), "seen_at": iso(v.seen_at),
+    from chalicelib.api import names
+
+    return [{"agent_id": v.agent_id, "name": names.label(v.agent_id) if v.name is None else v.name, "typing": bool(v.typing), "seen_at": iso(v.seen_at),
              "me": v.agent_id == me} for v in found]

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, Mapping, Optional
 
+from chalicelib.channels.brands import brand
+
 HOUR_MS = 3600_000
 DAY_MS = 24 * HOUR_MS
 STANDARD_WINDOW_MS = DAY_MS
@@ -80,7 +82,7 @@ def check_length(text: str, channel: str, thread_kind: str, private_reply: bool 
     limit, unit = limit_for(channel, thread_kind, private_reply)
     size = measure(text, unit)
     if size > limit:
-        raise Refused(f"the reply is {size} {unit} long; {channel} accepts at most {limit} {unit} here",
+        raise Refused(f"the reply is {size} {unit} long; {brand(channel)} accepts at most {limit} {unit} here",
                       "text_too_long")
 
 
@@ -102,13 +104,13 @@ def plan(state: Mapping[str, Any], now: int, has_text: bool, template: Optional[
         return Plan(private_reply=True)
     if channel in ("messenger", "instagram") and kind == "dm":
         if age is None:
-            raise Refused(f"{channel.capitalize()} lets a page answer only people who wrote to it; "
+            raise Refused(f"{brand(channel)} lets a page answer only people who wrote to it; "
                           "the customer has not written in this conversation", "window_closed")
         if age <= STANDARD_WINDOW_MS:
             return Plan()
         if age <= HUMAN_AGENT_WINDOW_MS:
             return Plan(tag=HUMAN_AGENT_TAG)
-        raise Refused(_closed(f"{channel.capitalize()}'s Human Agent window", last_in, HUMAN_AGENT_WINDOW_MS,
+        raise Refused(_closed(f"{brand(channel)}'s Human Agent window", last_in, HUMAN_AGENT_WINDOW_MS,
                               "the customer must write again before you can answer"), "window_closed")
     if channel == "whatsapp":
         if template is not None:

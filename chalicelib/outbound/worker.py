@@ -23,6 +23,7 @@ from typing import Any, Dict, Iterable, List, Optional
 
 from chalicelib import config
 from chalicelib.channels import adapter_for_channel
+from chalicelib.channels.brands import brand
 from chalicelib.channels.base import OutboundMessage, SendError, account_secrets
 from chalicelib.inbox import outbound
 from chalicelib.logs import bind_correlation_id, current_correlation_id, describe_error, logger
@@ -136,9 +137,9 @@ def send_one(conversation_id: str, sort_key: str) -> str:
     if state is None:
         problem = "the conversation no longer exists"
     elif account is None or not account.enabled:
-        problem = f"the {message.channel} account {message.account_id} is not connected"
+        problem = f"the {brand(message.channel)} account {message.account_id} is not connected"
     elif account.needs_reauth:
-        problem = f"the {message.channel} account {account.name} must be reconnected ({account.needs_reauth_reason})"
+        problem = f"the {brand(message.channel)} account {account.name} must be reconnected ({account.needs_reauth_reason})"
     if problem:
         outbound.mark_failed(message, None, problem)
         return "failed"
@@ -196,7 +197,7 @@ def _refused(message: Message, token: str, account: ChannelAccount, error: SendE
         return "unknown"
     if error.kind == "reauthorize":
         mark_needs_reauth(account, reason)
-        outbound.mark_failed(message, token, f"the {message.channel} account {account.name} must be "
+        outbound.mark_failed(message, token, f"the {brand(message.channel)} account {account.name} must be "
                                              f"reconnected: {reason}")
     elif error.kind == "window_closed":
         outbound.mark_failed(message, token, f"the messaging window is closed: {reason}")

@@ -1,6 +1,6 @@
 """Assignment: who gets a conversation, when the backlog drains, and hand-offs.
 
-Every claim goes through the conversation store (`store.assign(..., actor="flow")`) with the
+Every claim goes through the conversation store (`store.assign(..., actor="routing")`) with the
 assignee we expect (nobody for a new claim, the departing agent for a hand-off), so a human or
 another assigner who got there first wins and we give up quietly (rules.Conflict).
 
@@ -24,6 +24,8 @@ DRAIN_BATCH = 100  # unassigned conversations looked at per drain (the sweeper c
 CURSOR_ROUNDS = 5
 
 GIVEN, TAKEN, NOBODY = "given", "taken", "nobody"
+#: The event log's actor of routing's own assignments and hand-offs ("routing" on the page).
+ACTOR = "routing"
 
 _local = threading.local()
 
@@ -91,7 +93,7 @@ def _try_give(conversation_id: str, agent_id: str, capacity: int, expected: Opti
         if lease.load() >= capacity:
             return "full"
         try:
-            store.assign(conversation_id, agent_id, "flow", expected=expected)
+            store.assign(conversation_id, agent_id, ACTOR, expected=expected)
         except (rules.Conflict, store.NotFound):
             return TAKEN
         lease.claimed = conversation_id
@@ -176,7 +178,7 @@ def agent_went_offline(agent_id: str, force: bool = False) -> int:
             outcome, _ = _place(row.conversation_id, teams[team], agent_id)
             if outcome == NOBODY:
                 try:
-                    store.assign(row.conversation_id, None, "flow", expected=agent_id)
+                    store.assign(row.conversation_id, None, ACTOR, expected=agent_id)
                 except (rules.Conflict, store.NotFound):
                     continue
                 outcome = GIVEN

@@ -40,7 +40,8 @@ def escalate(kind: str, state: Mapping[str, Any]) -> List[str]:
                 logger.warning("escalation: priority not raised", extra={"conversation_id": conversation_id,
                                                                          "error": type(error).__name__})
     data = {"due_at": state.get("reply_due_at"), "turn": state.get("turn"), "team": state.get("team"),
-            "channel": state.get("channel"), "contact": state.get("contact_name") or state.get("contact_handle")}
+            "channel": state.get("channel"), "contact": state.get("contact_name") or state.get("contact_handle"),
+            "assignee": state.get("assignee")}
     notify(recipients, conversation_id, "sla_warning" if kind == "warning" else "sla_breached", data)
     return recipients
 

@@ -49,6 +49,20 @@
 
   function $(id) { return document.getElementById(id); }
 
+  // agent id -> the name the API answers beside it (assignee_name, the `agents` maps of event logs
+  // and notifications, the picker's team lists): the page never shows an agent id
+  var names = {};
+
+  function learn(map) {
+    Object.keys(map || {}).forEach(function (id) { if (typeof map[id] === 'string') names[id] = map[id]; });
+  }
+
+  function learnOwner(c) {
+    if (c && c.assignee && typeof c.assignee_name === 'string') names[c.assignee] = c.assignee_name;
+  }
+
+  function nameOf(id) { return state.me && id === state.me.id ? 'You' : names[id] || 'another agent'; }
+
   function el(tag, className, text) {
     var node = document.createElement(tag);
     if (className) node.className = className;
@@ -324,16 +338,42 @@
     if (state.token) api('api/me/presence', 'PUT', {status: status}).catch(function () {});
   }
 
+  // the Assignee filter's suggestions: the names of the agents the picker offers
   async function loadAgents() {
     try {
-      var data = await api('api/teams/default/agents');
-      $('agents').replaceChildren(...(data.agents || []).map(function (a) {
+      var agents = await picker.load(false);
+      agents.forEach(function (a) { names[a.agent_id] = a.name; });
+      $('agents').replaceChildren(...agents.map(function (a) {
         var option = el('option');
-        option.value = a.agent_id;
-        option.label = a.agent_id + (a.online ? ' (online)' : '');
+        option.value = a.name;
+        option.label = a.online ? 'online' : '';
         return option;
       }));
     } catch (e) { /* the datalist only helps typing */ }
+  }
+
+  // the one assign picker (picker.js), for the open conversation and for the bulk selection
+  var picker = window.SocialInboxPicker.create({api: api, me: function () { return state.me; }});
+
+  function openAssign() {
+    var c = state.conv, id = state.selected;
+    if (!c || !id || c.id !== id) return;
+    picker.open($('act-assign'), {title: 'Assign ' + contactName(c) + ' to', onChoose: function (a) {
+      if (id !== state.selected) return 'Another conversation is open now.';
+      names[a.agent_id] = a.name;
+      // yourself on an unassigned conversation: a claim (of two racing claims one wins)
+      var mine = state.me && a.agent_id === state.me.id;
+      return act(mine && !state.conv.assignee ? {assignee: 'me', claim: true} : {assignee: a.agent_id},
+        'assign to ' + nameOf(a.agent_id));
+    }});
+  }
+
+  function openBulkAssign() {
+    if (!state.checked.size) return;
+    picker.open($('bulk-assign'), {title: 'Assign ' + state.checked.size + ' selected to', onChoose: function (a) {
+      names[a.agent_id] = a.name;
+      return bulk({assignee: a.agent_id}, 'Assign to ' + nameOf(a.agent_id));
+    }});
   }
 
   // --- alerts ----------------------------------------------------------------------------------
@@ -341,7 +381,11 @@
   var alerts = [];
 
   async function loadAlerts() {
-    try { alerts = (await api('api/me/notifications?limit=20')).items || []; } catch (e) { return; }
+    try {
+      var data = await api('api/me/notifications?limit=20');
+      alerts = data.items || [];
+      learn(data.agents);
+    } catch (e) { return; }
     var seen = sessionStorage.getItem(SEEN_KEY) || '';
     var fresh = alerts.filter(n => String(n.at) > seen).length;
     $('notif-count').hidden = !fresh;
@@ -352,8 +396,12 @@
   function renderAlerts() {
     var list = $('notif-list');
     list.replaceChildren(...alerts.length ? alerts.map(function (n) {
-      var button = el('button', 'link', (n.kind === 'sla_breached' ? 'Deadline breached' : n.kind === 'sla_warning'
-        ? 'Deadline warning' : String(n.kind)) + ' · ' + ago(n.at));
+      var d = n.data || {};
+      var known = Object.prototype.hasOwnProperty.call(CHANNELS, d.channel);
+      var button = el('button', 'link', [(n.kind === 'sla_breached' ? 'Deadline breached' : n.kind === 'sla_warning'
+        ? 'Deadline warning' : String(n.kind).replace(/_/g, ' ')) + (d.contact ? ': ' + d.contact : '')
+        + (known ? ' (' + CHANNELS[d.channel] + ')' : ''),
+      d.assignee ? 'assigned to ' + nameOf(d.assignee) : 'unassigned', ago(n.at)].join(' · '));
       button.type = 'button';
       button.dataset.id = n.conversation_id;
       var item = el('li');
@@ -410,8 +458,11 @@
   }
 
   function assigneeValue(raw) {
-    var value = (raw || '').trim();
-    return value.toLowerCase() === 'me' ? 'me' : value.toLowerCase() === 'none' ? 'none' : value;
+    var value = (raw || '').trim(), lower = value.toLowerCase();
+    if (lower === 'me' || lower === 'you') return 'me';
+    if (lower === 'none' || lower === 'unassigned') return 'none';
+    var named = Object.keys(names).filter(id => String(names[id]).toLowerCase() === lower);
+    return named.length === 1 ? named[0] : value;
   }
 
   function viewQueries(name) {
@@ -601,10 +652,11 @@
     }
     var bottom = el('div', 'row-bottom');
     bottom.append(channelBadge(c.channel));
-    if (c.kind && c.kind !== 'dm') bottom.append(el('span', 'badge kind', c.kind + (c.subject ? ': ' + c.subject : '')));
+    if (c.kind && c.kind !== 'dm') bottom.append(el('span', 'badge kind', c.kind + (c.subject && c.kind === 'group' ? ': ' + c.subject : '')));
     if (VIEWS[state.view].all) bottom.append(el('span', 'badge st-' + c.status, c.status));
     if (c.priority && c.priority !== 'none') bottom.append(el('span', 'badge pr-' + c.priority, c.priority));
     (c.tags || []).forEach(function (t) { bottom.append(el('span', 'badge tagb', '#' + t)); });
+    learnOwner(c);
     bottom.append(el('span', 'owner', ownerLabel(c.assignee)));
     button.append(top, middle, bottom);
     item.append(button);
@@ -612,7 +664,7 @@
   }
 
   function ownerLabel(id) {
-    return !id ? 'Unassigned' : state.me && id === state.me.id ? 'You' : id;
+    return !id ? 'Unassigned' : nameOf(id);
   }
 
   function contactName(c) {
@@ -897,7 +949,7 @@
       b.dataset.id = h.id;
       if (h.id === state.selected) b.setAttribute('aria-current', 'true');
       b.append(channelBadge(h.channel), ' ', el('span', 'badge st-' + h.status, h.status), ' ',
-        el('span', 'preview', h.last_message_preview || h.subject || ''), ' ', relativeTime(h.last_message_at));
+        el('span', 'preview', h.last_message_preview || ''), ' ', relativeTime(h.last_message_at));
       var item = el('li');
       item.append(b);
       return item;
@@ -909,7 +961,7 @@
   function noteItem(n) {
     var item = el('li', 'cnote');
     item.dataset.id = n.id;
-    item.append(el('div', 'text', n.text), el('div', 'meta', (n.author_name || n.author_id) + ' · ' + ago(n.created_at)
+    item.append(el('div', 'text', n.text), el('div', 'meta', (n.author_name || 'an agent') + ' · ' + ago(n.created_at)
       + (n.updated_at ? ' · edited' : '')));
     var me = state.me || {};
     if (n.author_id === me.id || me.role === 'supervisor' || me.role === 'admin') {
@@ -1012,6 +1064,7 @@
     var items = [], after = '0', pages = 0;
     do {
       var data = await api(path + '?' + new URLSearchParams({limit: '100', after: after}));
+      learn(data.agents);
       items = items.concat(Array.isArray(data.items) ? data.items : []);
       after = data.next;
       pages++;
@@ -1034,6 +1087,7 @@
       info.append(el('span', 'badge st-' + c.status, c.status + (c.status === 'snoozed' && c.snoozed_until
         ? ' until ' + localTime(c.snoozed_until) : '')));
     }
+    learnOwner(c);
     info.append(el('span', 'owner', c.assignee ? 'Assigned to ' + ownerLabel(c.assignee) : 'Unassigned'));
     if (c.priority && c.priority !== 'none') info.append(el('span', 'badge pr-' + c.priority, c.priority));
     (c.tags || []).forEach(function (t) { info.append(el('span', 'badge tagb', '#' + t)); });
@@ -1046,8 +1100,20 @@
     info.append(who);
     var head = $('thread-head');
     head.replaceChildren(back, title, info);
-    if (c.subject) head.append(el('p', 'subject', (c.kind === 'comment' ? 'Comment on the post: '
-      : c.kind === 'mention' ? 'Mention in: ' : 'Subject: ') + c.subject));
+    // a comment's or mention's subject is the platform's post id: never shown as such
+    if (c.kind === 'comment' || c.kind === 'mention') {
+      var post = el('p', 'subject', c.kind === 'comment' ? 'Comment on a post' : 'Mention in a post');
+      if (/^https:\/\//.test(c.post_url || '')) {
+        var open = el('a', null, 'Open the post on ' + (CHANNELS[c.channel] || 'its platform') + ' ↗');
+        open.href = c.post_url;
+        open.target = '_blank';
+        open.rel = 'noopener noreferrer';
+        post.append(' · ', open);
+      }
+      head.append(post);
+    } else if (c.subject) {
+      head.append(el('p', 'subject', 'Subject: ' + c.subject));
+    }
     // actions follow the conversation
     $('actions').hidden = false;
     $('composer').hidden = false;
@@ -1064,10 +1130,12 @@
   var SHOWN_EVENTS = ['assigned', 'status_changed', 'reopened', 'priority_changed', 'tags_changed', 'sla_warning',
     'sla_breached', 'escalated', 'reassigned'];
 
+  var ACTORS = {flow: 'the deadline flow', routing: 'routing', customer: 'the customer'};
+
   function actorLabel(actor) {
     var a = String(actor || '');
-    if (a.indexOf('agent:') === 0) return state.me && a.slice(6) === state.me.id ? 'you' : a.slice(6);
-    return a === 'flow' ? 'the deadline flow' : a || 'the system';
+    if (a.indexOf('agent:') === 0) return state.me && a.slice(6) === state.me.id ? 'you' : nameOf(a.slice(6));
+    return Object.prototype.hasOwnProperty.call(ACTORS, a) ? ACTORS[a] : 'the system';
   }
 
   function eventText(e) {
@@ -1427,7 +1495,7 @@
     var others = items.filter(v => !v.me);
     var names = function (typing) {
       return others.filter(v => Boolean(v.typing) === typing)
-        .map(v => v.name || v.agent_id);
+        .map(v => v.name || 'another agent');
     };
     var typing = names(true), viewing = names(false);
     $('viewers').textContent = [typing.length ? typing.join(', ') + (typing.length > 1 ? ' are' : ' is') + ' typing…' : '',
@@ -1449,14 +1517,17 @@
 
   async function bulk(body, what) {
     var ids = Array.from(state.checked), note = $('bulk-note');
-    if (!ids.length) return;
+    if (!ids.length) return '';
+    // who each one was when chosen (a conversation that vanished meanwhile leaves the list)
+    var who = new Map(state.items.filter(c => state.checked.has(c.id)).map(c => [c.id, contactName(c)]));
     note.replaceChildren();
     var data;
     try {
       data = await api('api/conversations/bulk', 'POST', Object.assign({ids: ids}, body));
     } catch (e) {
       if (!e.handled) note.replaceChildren(el('li', 'error', 'Could not ' + what.toLowerCase() + ': ' + e.message));
-      return renderBulk();
+      renderBulk();
+      return e.handled ? '' : e.message;
     }
     var results = data.results || [];
     var failed = results.filter(r => r.status !== 200);
@@ -1464,14 +1535,14 @@
     results.forEach(function (r) { if (r.conversation) updateItem(r.conversation); });
     note.replaceChildren(...[el('li', failed.length ? 'error' : null, what + ': ' + (data.ok || 0) + ' done'
       + (failed.length ? ', ' + failed.length + ' failed (still selected):' : '.'))].concat(failed.map(function (r) {
-      var c = state.items.find(x => x.id === r.id);
-      return el('li', 'error', (c ? contactName(c) : r.id) + ': ' + ((r.error && r.error.Message) || r.status));
+      return el('li', 'error', (who.get(r.id) || 'A conversation') + ': ' + ((r.error && r.error.Message) || r.status));
     })));
     state.listKey = '';
     renderList();
     renderBulk();
     loadCounts();
     if (state.selected && state.checked.has(state.selected) === false) loadThread(false);
+    return '';
   }
 
   // --- composer --------------------------------------------------------------------------------
@@ -1571,21 +1642,23 @@
     note.textContent = '';
     try {
       var c = await api(convPath(id), 'PATCH', body);
-      if (id !== state.selected) return;
+      if (id !== state.selected) return '';
       state.conv = c;
       renderHead(c);
       updateItem(c);
       loadThread(false);
       loadCounts();
-      return c;
+      return '';
     } catch (e) {
-      if (e.handled || id !== state.selected) return;
+      if (e.handled || id !== state.selected) return '';
       if (e.status === 409 && e.data.current) {
+        learnOwner(e.data.current);
         note.textContent = 'Already assigned to ' + ownerLabel(e.data.current.assignee) + '.';
         loadThread(false);
       } else {
         note.textContent = 'Could not ' + what + ': ' + e.message;
       }
+      return note.textContent;
     }
   }
 
@@ -1624,7 +1697,7 @@
     var keys = {
       j: function () { move(1); }, k: function () { move(-1); },
       e: function () { if (state.conv && state.conv.status !== 'resolved') act({status: 'resolved'}, 'resolve'); },
-      a: function () { if (state.selected) act({assignee: 'me', claim: true}, 'claim'); },
+      a: function () { if (state.selected) openAssign(); },
       r: function () { if (state.selected) { setMode('reply'); $('draft').focus(); } },
       n: function () { if (state.selected) { setMode('note'); $('draft').focus(); } },
       s: function () { if (state.selected) $('act-snooze').focus(); },
@@ -1728,10 +1801,7 @@
     toggleCheck(box.dataset.id, box.checked);
   });
   on('bulk-resolve', 'click', function () { bulk({status: 'resolved'}, 'Resolve'); });
-  on('bulk-assign', 'click', function () {
-    var who = $('bulk-to').value.trim();
-    if (who) bulk({assignee: who}, 'Assign to ' + who);
-  });
+  on('bulk-assign', 'click', openBulkAssign);
   on('bulk-tagit', 'click', function () {
     var tag = $('bulk-tag').value.trim();
     if (tag) bulk({tags_add: [tag]}, 'Tag #' + tag);
@@ -1776,10 +1846,7 @@
     contactCall(state.contactFor, '/links', 'POST', {contact_id: b.dataset.link});
   });
   on('act-claim', 'click', function () { act({assignee: 'me', claim: true}, 'claim'); });
-  on('act-assign', 'click', function () {
-    var who = $('assign-to').value.trim();
-    if (who) act({assignee: who === 'me' ? 'me' : who}, 'assign');
-  });
+  on('act-assign', 'click', openAssign);
   on('act-unassign', 'click', function () { act({assignee: null}, 'unassign'); });
   on('act-resolve', 'click', function () { act({status: 'resolved'}, 'resolve'); });
   on('act-reopen', 'click', function () { act({status: 'open'}, 'reopen'); });
