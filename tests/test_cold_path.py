@@ -30,7 +30,8 @@ ROUTE_HELPERS = {"chalicelib.api", "chalicelib.api.common", "chalicelib.web"}
 #: Third-party packages only the API, the processor or the outbox need.
 NOT_ON_THE_WEBHOOK_PATH = ("pynamodb", "jwt", "holidays", "oauthlib", "requests_oauthlib", "aws_xray_sdk")
 
-SCRIPT = r'''
+#: A fresh interpreter: moto, the stage's secret, `import app`, one signed Meta delivery's body.
+COLD_START = r'''
 import hashlib, hmac, json, os, sys
 from moto import mock_aws
 import boto3
@@ -47,6 +48,9 @@ raw = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": 17000
     {"sender": {"id": "p1"}, "recipient": {"id": "1234567890"}, "timestamp": 1700000000000,
      "message": {"mid": "m-cold", "text": "hi"}}]}]})
 signature = "sha256=" + hmac.new(b"cold-secret", raw.encode(), hashlib.sha256).hexdigest()
+'''
+
+SCRIPT = COLD_START + r'''
 event = {"resource": "/webhooks/{platform}", "path": "/webhooks/meta", "httpMethod": "POST",
          "headers": {"Content-Type": "application/json", "X-Hub-Signature-256": signature},
          "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
@@ -108,23 +112,7 @@ def test_the_webhook_cold_request_imports_only_the_webhook_path_and_thin_route_m
     assert not heavy, f"the webhook's cold request imported {sorted({m.split('.')[0] for m in heavy})}"
 
 
-FUNCTION_URL_SCRIPT = r"""
-import hashlib, hmac, json, os, sys
-from moto import mock_aws
-import boto3
-
-mock_aws().start()
-prefix = os.environ["RESOURCE_PREFIX"]
-queue = boto3.client("sqs").create_queue(QueueName=prefix + "-ingest")["QueueUrl"]
-boto3.client("ssm").put_parameter(Name=f"/{prefix}/META_APP_SECRET", Value="cold-secret", Type="SecureString")
-before = set(sys.modules)
-
-import app
-
-raw = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": 1700000000000, "messaging": [
-    {"sender": {"id": "p1"}, "recipient": {"id": "1234567890"}, "timestamp": 1700000000000,
-     "message": {"mid": "m-cold", "text": "hi"}}]}]})
-signature = "sha256=" + hmac.new(b"cold-secret", raw.encode(), hashlib.sha256).hexdigest()
+FUNCTION_URL_SCRIPT = COLD_START + r"""
 event = {"version": "2.0", "routeKey": "$default", "rawPath": "/webhooks/meta", "rawQueryString": "",
          "headers": {"content-type": "application/json", "x-hub-signature-256": signature},
          "requestContext": {"requestId": "cold-url-1", "http": {"method": "POST", "path": "/webhooks/meta"}},
