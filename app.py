@@ -7,57 +7,55 @@ from chalice import Chalice, Rate, Response
 from chalicelib import config, tracing
 
 config.refuse_local_stage_in_aws()  # first: a deployed function never starts with the local defaults
-from chalicelib.api.admin_routes import admin_api
-from chalicelib.api.bulk_routes import bulk_api
-from chalicelib.api.canned_routes import canned_api
-from chalicelib.api.collision_routes import collision_api
-from chalicelib.api.health_routes import health_api
-from chalicelib.api.listening_routes import listening_api
-from chalicelib.api.contact_routes import contact_api
-from chalicelib.api.media_routes import BINARY_TYPES, media_api
-from chalicelib.api.openapi import openapi_api
-from chalicelib.api.people_routes import people_api
-from chalicelib.api.replies import replies
-from chalicelib.api.report_routes import reports_api
-from chalicelib.api.routes import api
-from chalicelib.api.search_routes import search_api
-from chalicelib.api.routing_routes import routing_api
-from chalicelib.api.sla_routes import sla_api
-from chalicelib.ingest.routes import webhooks
-from chalicelib.api.staffing_routes import staffing_api
-from chalicelib.web.routes import web
+from chalicelib.http_headers import SECURITY_HEADERS  # noqa: F401 (make run's gateway reads it here)
 
 # configure_logs=False: Chalice would add a plain-text handler to the "socialinbox" logger, which
 # is also powertools' JSON logger (chalicelib.logs), and every line would be written twice.
 app = Chalice(app_name="socialinbox", configure_logs=False)
-app.register_blueprint(webhooks)
-app.register_blueprint(api)
-app.register_blueprint(replies)
-app.register_blueprint(routing_api)
-app.register_blueprint(sla_api)
-app.register_blueprint(web)
-app.register_blueprint(bulk_api)
-app.register_blueprint(people_api)
-app.register_blueprint(canned_api)
-app.register_blueprint(search_api)
-app.register_blueprint(collision_api)
-app.register_blueprint(openapi_api)
-app.register_blueprint(media_api)
-app.register_blueprint(health_api)
-app.register_blueprint(contact_api)
-app.register_blueprint(admin_api)
-app.register_blueprint(staffing_api)
-app.register_blueprint(listening_api)
-app.register_blueprint(reports_api)
-app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
-#: On every HTTP answer (API, webhooks, web page) unless the route set its own value.
-SECURITY_HEADERS: Dict[str, str] = {
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
-}
+# The webhooks' own function answers function URL events only: it registers (imports) no route.
+if config.serves_routes():
+    from chalicelib.api.admin_routes import admin_api
+    from chalicelib.api.bulk_routes import bulk_api
+    from chalicelib.api.canned_routes import canned_api
+    from chalicelib.api.collision_routes import collision_api
+    from chalicelib.api.health_routes import health_api
+    from chalicelib.api.listening_routes import listening_api
+    from chalicelib.api.contact_routes import contact_api
+    from chalicelib.api.media_routes import BINARY_TYPES, media_api
+    from chalicelib.api.openapi import openapi_api
+    from chalicelib.api.people_routes import people_api
+    from chalicelib.api.replies import replies
+    from chalicelib.api.report_routes import reports_api
+    from chalicelib.api.routes import api
+    from chalicelib.api.search_routes import search_api
+    from chalicelib.api.routing_routes import routing_api
+    from chalicelib.api.sla_routes import sla_api
+    from chalicelib.ingest.routes import webhooks
+    from chalicelib.api.staffing_routes import staffing_api
+    from chalicelib.web.routes import web
+
+    app.register_blueprint(webhooks)
+    app.register_blueprint(api)
+    app.register_blueprint(replies)
+    app.register_blueprint(routing_api)
+    app.register_blueprint(sla_api)
+    app.register_blueprint(web)
+    app.register_blueprint(bulk_api)
+    app.register_blueprint(people_api)
+    app.register_blueprint(canned_api)
+    app.register_blueprint(search_api)
+    app.register_blueprint(collision_api)
+    app.register_blueprint(openapi_api)
+    app.register_blueprint(media_api)
+    app.register_blueprint(health_api)
+    app.register_blueprint(contact_api)
+    app.register_blueprint(admin_api)
+    app.register_blueprint(staffing_api)
+    app.register_blueprint(listening_api)
+    app.register_blueprint(reports_api)
+    app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
+
 
 
 @app.middleware("http")
@@ -87,6 +85,16 @@ def security_headers(request: Any, get_response: Callable[[Any], Response]) -> R
     elif "cache-control" not in present:
         response.headers["Cache-Control"] = "no-store"
     return response
+
+
+@app.lambda_function(name=config.WEBHOOKS_FUNCTION)
+def webhook_url(event: Dict[str, Any], context: Any) -> Dict[str, Any]:
+    """The platforms' webhooks through the function's own URL (no API Gateway; the signature
+    checks are the gate): the same handshakes and verified enqueue as the REST route
+    /webhooks/{platform}, which stays for deployments moving over (docs/DEPLOY.md)."""
+    from chalicelib.ingest.function_url import handle
+
+    return handle(event)
 
 
 # Batching windows where a second of latency costs nothing: under light traffic SQS would otherwise

@@ -70,6 +70,18 @@ def in_aws() -> bool:
     return bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 
 
+#: The webhooks' own function (app.webhook_url, reached through its function URL; issue 21).
+WEBHOOKS_FUNCTION = "webhooks"
+
+
+def serves_routes() -> bool:
+    """False only inside the webhooks' own Lambda function: it answers function URL events, never
+    a REST route, so its cold start registers (and imports) none of the API's route modules.
+    Everywhere else (the REST API's function, `chalice deploy`, `make run`, the tests) every route
+    is registered."""
+    return not os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "").endswith("-" + WEBHOOKS_FUNCTION)
+
+
 def stage() -> str:
     """SOCIALINBOX_STAGE, `local` when unset; in AWS a local stage raises LocalStageInAws, so no
     code path can reach a local default there."""

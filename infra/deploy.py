@@ -5,6 +5,7 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy configure --stage dev --build build/lambda          # one-artifact path
     python -m infra.deploy fix-package --stage dev out/package/sam.json
     python -m infra.deploy partial-batches --stage dev [--mappings-only]
+    python -m infra.deploy function-url --stage dev
     python -m infra.deploy put-secrets --stage dev [NAME ...]
     python -m infra.deploy artifacts-bucket --stage dev [--bucket NAME]
 
@@ -19,8 +20,15 @@ package --merge-template` has put the data stack and the functions into one temp
 IAM: `infra/iam-policies.json` is the one source. Each function gets what its code calls (checked
 by tests/test_iam.py against the calls the code really makes), plus what the platform needs on its
 behalf: its own log group, X-Ray, and, for SQS consumers, the event source's receive/delete on the
-queue it consumes. All Chalice REST routes (webhooks and the agent API) are one Lambda function,
-`api_handler`, so they share one role.
+queue it consumes. All Chalice REST routes (the agent API, and the webhook route kept for
+deployments moving over) are one Lambda function, `api_handler`, so they share one role.
+
+Function URLs (URL_FUNCTIONS): the webhooks have a Lambda function of their own (`webhooks`, issue
+21), reached through its function URL, which Chalice cannot declare: `function-url` creates or
+updates it on a deployed stage (boto3, after `chalice deploy`; AuthType NONE, the platforms'
+signatures are the gate) with the two resource-policy statements a public URL needs, and
+`fix_package` adds the same as `AWS::Lambda::Url` and `AWS::Lambda::Permission` resources to the
+one-artifact template. Its throttle is its reserved concurrency (.chalice/config.json).
 
 Partial batch responses (PARTIAL_BATCH_FUNCTIONS): the consumers answer Lambda's
 `{"batchItemFailures": [...]}` only when PARTIAL_BATCH_ENV is "true", and that variable must never
@@ -75,6 +83,17 @@ LOCAL_STAGE = "local"
 NEW_STAGE_BASE = "dev"
 #: = chalicelib.config's variable for the stage (not imported: this tool must not load the app).
 STAGE_ENV = "SOCIALINBOX_STAGE"
+#: = chalicelib.config.WEBHOOKS_FUNCTION: the functions reached through a Lambda function URL.
+WEBHOOKS_FUNCTION = "webhooks"
+URL_FUNCTIONS = (WEBHOOKS_FUNCTION,)
+#: No IAM auth on the URL: the platforms cannot sign AWS requests; their own signatures are checked.
+URL_AUTH_TYPE = "NONE"
+#: The function's resource-policy statements a public function URL needs (since October 2025 AWS
+#: asks for both actions; the second is limited to calls made through the URL).
+URL_PERMISSIONS: Dict[str, Dict[str, Any]] = {
+    "FunctionUrlPublicAccess": {"Action": "lambda:InvokeFunctionUrl", "FunctionUrlAuthType": URL_AUTH_TYPE},
+    "FunctionUrlInvokeFunction": {"Action": "lambda:InvokeFunction", "InvokedViaFunctionUrl": True},
+}
 
 
 def check_stage(stage: str) -> str:
@@ -295,6 +314,8 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
     - each function gets the name `chalice deploy` would give it, which the log groups, alarms,
       dashboard and policies of the data stack expect;
     - the Stage parameter defaults to the packaged stage (the function names carry it);
+    - each of URL_FUNCTIONS gets its function URL (`AWS::Lambda::Url`, AuthType NONE), the
+      URL_PERMISSIONS statements and an output `<Function>Url` with the address;
     - the SQS event sources of PARTIAL_BATCH_FUNCTIONS get FunctionResponseTypes
       [ReportBatchItemFailures] (Chalice cannot set it) and those functions PARTIAL_BATCH_ENV, both
       together (checked by `partial_batch_problems`, a ValueError otherwise)."""
@@ -344,12 +365,30 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
             event["Properties"]["FunctionResponseTypes"] = [REPORT_BATCH_ITEM_FAILURES]
         if sources:
             props.setdefault("Environment", {}).setdefault("Variables", {})[PARTIAL_BATCH_ENV] = "true"
+    for function in URL_FUNCTIONS:
+        _add_function_url(fixed, _logical_name(function))
     if "Stage" in fixed.get("Parameters", {}):
         fixed["Parameters"]["Stage"]["Default"] = stage
     problems = partial_batch_problems(fixed)
     if problems:
         raise ValueError("partial batch responses: " + "; ".join(problems))
     return fixed
+
+
+def _add_function_url(template: Dict[str, Any], logical: str) -> None:
+    """The function URL of a packaged function, its public permissions and its address as an output
+    (nothing when the template has no such function)."""
+    resources = template["Resources"]
+    if resources.get(logical, {}).get("Type") not in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+        return
+    resources[f"{logical}Url"] = {"Type": "AWS::Lambda::Url", "Properties": {
+        "AuthType": URL_AUTH_TYPE, "TargetFunctionArn": {"Fn::GetAtt": [logical, "Arn"]}}}
+    for sid, statement in URL_PERMISSIONS.items():
+        resources[f"{logical}{sid}"] = {"Type": "AWS::Lambda::Permission", "Properties": dict(
+            statement, FunctionName={"Ref": logical}, Principal="*")}
+    template.setdefault("Outputs", {})[f"{logical}Url"] = {
+        "Description": "Give each platform <this>webhooks/<platform> (docs/DEPLOY.md)",
+        "Value": {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}}
 
 
 def _logical_name(function: str) -> str:
@@ -488,6 +527,36 @@ def _wait(ready: Callable[[], bool], timeout: float, sleep: Callable[[float], No
         waited += 2.0
 
 
+# --- function URLs on a deployed stage (`make deploy`) ----------------------------------------------
+
+
+def ensure_function_url(client: Any, stage: str, function: str = WEBHOOKS_FUNCTION) -> str:
+    """Create or bring back to URL_AUTH_TYPE the function URL of a deployed function, and the
+    URL_PERMISSIONS statements of its resource policy (each added once; `chalice deploy` keeps
+    both across upgrades). `client` is a boto3 Lambda client. Returns the URL (stable: it is
+    derived once, on creation, and survives every later deploy)."""
+    name = lambda_function_name(stage, function)
+    try:
+        current = client.get_function_url_config(FunctionName=name)
+    except client.exceptions.ResourceNotFoundException:
+        current = client.create_function_url_config(FunctionName=name, AuthType=URL_AUTH_TYPE)
+    else:
+        if current.get("AuthType") != URL_AUTH_TYPE:
+            current = client.update_function_url_config(FunctionName=name, AuthType=URL_AUTH_TYPE)
+    present = {statement.get("Sid") for statement in _resource_policy(client, name).get("Statement", [])}
+    for sid, statement in URL_PERMISSIONS.items():
+        if sid not in present:
+            client.add_permission(FunctionName=name, StatementId=sid, Principal="*", **statement)
+    return str(current["FunctionUrl"])
+
+
+def _resource_policy(client: Any, name: str) -> Dict[str, Any]:
+    try:
+        return json.loads(client.get_policy(FunctionName=name)["Policy"])
+    except client.exceptions.ResourceNotFoundException:
+        return {}
+
+
 # --- the artefacts bucket (templates over CloudFormation's inline limit go through S3) ------------
 
 # `aws cloudformation deploy` sends a template inline only up to 51,200 bytes; from S3
@@ -586,6 +655,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     partial.add_argument("--stage", required=True)
     partial.add_argument("--mappings-only", action="store_true",
                          help="only the existing mappings (before deploying the one-artifact template)")
+    url = sub.add_parser("function-url", help="the webhooks' function URL and its public permissions "
+                                              "(boto3, after chalice deploy); prints the URL")
+    url.add_argument("--stage", required=True)
     bucket = sub.add_parser("artifacts-bucket", help="create or reuse the stage's artefacts bucket; prints its name")
     bucket.add_argument("--stage", required=True)
     bucket.add_argument("--bucket", default="", help="your own bucket instead (used as it is)")
@@ -621,6 +693,12 @@ def _run(args: argparse.Namespace) -> int:
         done = enable_partial_batches(boto3.client("lambda"), args.stage, environment=not args.mappings_only)
         print(f"partial batch responses: {', '.join(done) or 'no function deployed yet'}"
               + (" (mappings only)" if args.mappings_only else ""))
+    elif args.command == "function-url":
+        import boto3
+
+        client = boto3.client("lambda")
+        for function in URL_FUNCTIONS:
+            print(f"{function}: {ensure_function_url(client, check_stage(args.stage), function)}")
     elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None

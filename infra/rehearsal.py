@@ -8,7 +8,7 @@ starts moto on a free loopback port, points the AWS CLI, Chalice and boto3 at it
 `make deploy` (artefacts bucket, data stack, outputs, configure, `chalice deploy`, partial
 batches, health), `make create-admin`, `make deploy` again (the upgrade) and `make teardown`. After
 each step it checks what exists against what the app declares (`expectations`: its functions,
-event sources and routes, the data stack's state machine and the policies of infra/deploy.py),
+event sources, routes and the webhooks' function URL, the data stack's state machine and the policies of infra/deploy.py),
 so a new route or event source is checked without editing this file; after the upgrade, that
 nothing changed but code (`changes`); after teardown, that the functions are gone and the
 tables kept.
@@ -170,7 +170,8 @@ def expectations(app: Any, stage: str, template: Mapping[str, Any], region: str 
         resource["Properties"]["StateMachineName"]["Fn::Sub"].replace("${Stage}", stage)
         for resource in template["Resources"].values() if resource["Type"] == "AWS::StepFunctions::StateMachine")
     return {"stage": stage, "functions": functions, "sqs": sqs, "streams": streams, "schedules": schedules,
-            "routes": routes, "state_machines": state_machines}
+            "routes": routes, "state_machines": state_machines,
+            "function_urls": sorted(f for f in functions if f in deploy.URL_FUNCTIONS)}
 
 
 # --- what exists ----------------------------------------------------------------------------------------
@@ -194,7 +195,8 @@ def snapshot(session: Any, stage: str, rest_api_id: Optional[str]) -> Dict[str, 
                 "arn": function["FunctionArn"], "role": function["Role"], "policies": policies,
                 "environment": (function.get("Environment") or {}).get("Variables") or {},
                 "timeout": function["Timeout"], "memory": function["MemorySize"], "concurrency": concurrency,
-                "handler": function["Handler"]}
+                "handler": function["Handler"], **_url(lam, name)}
+
     def ours(function_arn: str) -> Optional[str]:
         """The stage's function named by an ARN, else None (so what outlives a function is seen)."""
         name = function_arn.split(":function:", 1)[-1].split(":", 1)[0]
@@ -228,6 +230,23 @@ def snapshot(session: Any, stage: str, rest_api_id: Optional[str]) -> Dict[str, 
             "mappings": sorted(mappings, key=lambda m: (m["function"], m["source"])),
             "schedules": sorted(schedules, key=lambda s: s["function"]), "state_machines": machines,
             "queues": queues, "tables": tables, "api": _api(session, rest_api_id, functions)}
+
+
+def _url(lam: Any, name: str) -> Dict[str, Any]:
+    """A function's URL (auth type, the function it calls) and what its resource policy lets anyone
+    (principal `*`) do."""
+    try:
+        config = lam.get_function_url_config(FunctionName=name)
+        url: Optional[Dict[str, str]] = {"url": config["FunctionUrl"], "auth": config["AuthType"],
+                                         "target": config["FunctionArn"]}
+    except lam.exceptions.ResourceNotFoundException:
+        url = None
+    try:
+        statements = json.loads(lam.get_policy(FunctionName=name)["Policy"]).get("Statement", [])
+    except lam.exceptions.ResourceNotFoundException:
+        statements = []
+    public = sorted(s["Action"] for s in statements if s.get("Principal") in ("*", {"AWS": "*"}))
+    return {"url": url, "public": public}
 
 
 def _api(session: Any, rest_api_id: Optional[str], functions: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -279,6 +298,7 @@ def problems(expected: Mapping[str, Any], found: Mapping[str, Any]) -> List[str]
         if roles.count(function["role"]) > 1:
             wrong.append(f"{name}: shares its role {function['role']}")
         wrong += _environment_problems(name, short, function["environment"], stage, found)
+        wrong += _url_problems(name, short in expected["function_urls"], function)
     mappings = found["mappings"]
     for source in expected["sqs"] + expected["streams"]:
         name = deploy.lambda_function_name(stage, source["function"])
@@ -324,6 +344,26 @@ def problems(expected: Mapping[str, Any], found: Mapping[str, Any]) -> List[str]
                 wrong.append(f"the routes call {api['targets']}, not the API function alone")
             if not api["stages"]:
                 wrong.append("the REST API has no stage")
+    return wrong
+
+
+def _url_problems(name: str, wanted: bool, function: Mapping[str, Any]) -> List[str]:
+    """The webhooks' function URL: public (AuthType NONE, both permissions for anyone) and calling
+    that function; no other function reachable from the internet but through the REST API."""
+    url, public = function.get("url"), function.get("public") or []
+    if not wanted:
+        return ([f"{name}: has a function URL the app does not declare"] if url else []) + \
+            ([f"{name}: anyone may {public}"] if public else [])
+    if url is None:
+        return [f"{name}: its function URL is missing"]
+    wrong = []
+    if url["auth"] != deploy.URL_AUTH_TYPE:
+        wrong.append(f"{name}: function URL auth {url['auth']}, not {deploy.URL_AUTH_TYPE}")
+    if url["target"] != function["arn"]:
+        wrong.append(f"{name}: its function URL calls {url['target']}, not {function['arn']}")
+    actions = sorted(statement["Action"] for statement in deploy.URL_PERMISSIONS.values())
+    if public != actions:
+        wrong.append(f"{name}: anyone may {public}, the URL needs {actions}")
     return wrong
 
 

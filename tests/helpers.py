@@ -141,6 +141,11 @@ class Inbox:
         raw = _raw(body)
         return self.post_webhook("linkedin", raw, {"X-LI-Signature": signature or li_signature(raw)})
 
+    def function_url(self, method: str, path: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None,
+                     encode: bool = False) -> Dict[str, Any]:
+        """One request through the webhooks' own Lambda function (its function URL's event)."""
+        return self.app.webhook_url(function_url_event(method, path, body, headers, encode), None)
+
     def process(self) -> int:
         """Run every queued delivery through the real processor (as Lambda's SQS trigger would)."""
         from chalicelib.local.pump import drain
@@ -317,3 +322,18 @@ def call_as(inbox: Any, method: str, path: str, token: str, body: Any = None) ->
     response = inbox.client.http.request(method, path, headers=headers,
                                          body=json.dumps(body).encode() if body is not None else b"")
     return response.status_code, (json.loads(response.body) if response.body else None)
+
+
+def function_url_event(method: str, path: str, body: bytes = b"", headers: Optional[Dict[str, str]] = None,
+                       encode: bool = False) -> Dict[str, Any]:
+    """What a Lambda function URL hands its function (payload format 2.0): header names lower-cased,
+    the query string raw, the body as text or (`encode`) base64."""
+    raw_path, _, query = path.partition("?")
+    return {"version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
+            "headers": {k.lower(): v for k, v in (headers or {}).items()},
+            "requestContext": {"accountId": "anonymous", "apiId": "abc123", "domainName": "abc123.lambda-url."
+                               "us-east-1.on.aws", "requestId": "url-req-1", "stage": "$default",
+                               "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                                        "sourceIp": "203.0.113.9", "userAgent": "platform"}},
+            "body": base64.b64encode(body).decode() if encode else body.decode("utf-8"),
+            "isBase64Encoded": encode}

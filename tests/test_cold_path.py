@@ -1,4 +1,5 @@
-"""The webhook's cold first request loads only what a delivery needs (issue 11: lean functions).
+"""The webhook's cold first request loads only what a delivery needs (issue 11: lean functions;
+issue 21: the webhooks' own function, last test).
 
 In Chalice every REST route (webhooks, agent API, web page) is one Lambda function, so `import
 app` must register every route while importing none of the API's implementation: route modules
@@ -22,14 +23,15 @@ WEBHOOK_MODULES = {
     "chalicelib", "chalicelib.config", "chalicelib.runtime", "chalicelib.aws", "chalicelib.logs",
     "chalicelib.tracing", "chalicelib.channels", "chalicelib.channels.base", "chalicelib.channels.signing",
     "chalicelib.channels.meta", "chalicelib.ingest", "chalicelib.ingest.routes", "chalicelib.ingest.webhook",
-    "chalicelib.ingest.envelope",
+    "chalicelib.ingest.envelope", "chalicelib.http_headers", "chalicelib.ingest.function_url",
 }
 #: Small helpers route modules use at import (validation only, no storage, no third party).
 ROUTE_HELPERS = {"chalicelib.api", "chalicelib.api.common", "chalicelib.web"}
 #: Third-party packages only the API, the processor or the outbox need.
 NOT_ON_THE_WEBHOOK_PATH = ("pynamodb", "jwt", "holidays", "oauthlib", "requests_oauthlib", "aws_xray_sdk")
 
-SCRIPT = r'''
+#: A fresh interpreter: moto, the stage's secret, `import app`, one signed Meta delivery's body.
+COLD_START = r'''
 import hashlib, hmac, json, os, sys
 from moto import mock_aws
 import boto3
@@ -46,6 +48,9 @@ raw = json.dumps({"object": "page", "entry": [{"id": "1234567890", "time": 17000
     {"sender": {"id": "p1"}, "recipient": {"id": "1234567890"}, "timestamp": 1700000000000,
      "message": {"mid": "m-cold", "text": "hi"}}]}]})
 signature = "sha256=" + hmac.new(b"cold-secret", raw.encode(), hashlib.sha256).hexdigest()
+'''
+
+SCRIPT = COLD_START + r'''
 event = {"resource": "/webhooks/{platform}", "path": "/webhooks/meta", "httpMethod": "POST",
          "headers": {"Content-Type": "application/json", "X-Hub-Signature-256": signature},
          "multiValueHeaders": {}, "queryStringParameters": None, "multiValueQueryStringParameters": None,
@@ -105,3 +110,35 @@ def test_the_webhook_cold_request_imports_only_the_webhook_path_and_thin_route_m
                        "handler that needs it (route modules stay thin), not at module level")
     heavy = [m for m in cold["everywhere"] if m.split(".")[0] in NOT_ON_THE_WEBHOOK_PATH]
     assert not heavy, f"the webhook's cold request imported {sorted({m.split('.')[0] for m in heavy})}"
+
+
+FUNCTION_URL_SCRIPT = COLD_START + r"""
+event = {"version": "2.0", "routeKey": "$default", "rawPath": "/webhooks/meta", "rawQueryString": "",
+         "headers": {"content-type": "application/json", "x-hub-signature-256": signature},
+         "requestContext": {"requestId": "cold-url-1", "http": {"method": "POST", "path": "/webhooks/meta"}},
+         "body": raw, "isBase64Encoded": False}
+answer = app.webhook_url(event, None)
+loaded = sorted(set(sys.modules) - before)
+queued = boto3.client("sqs").receive_message(QueueUrl=queue).get("Messages", [])
+print("RESULT " + json.dumps({"status": answer["statusCode"], "queued": len(queued), "loaded": loaded,
+                              "everywhere": sorted(sys.modules), "routes": sorted(app.app.routes)}))
+"""
+
+
+def test_the_webhooks_own_function_imports_no_route_module_at_all():
+    """Inside the webhooks' function (Lambda names it socialinbox-<stage>-webhooks) `import app`
+    registers no REST route, so its cold first delivery loads the ack path and nothing else."""
+    env = {k: v for k, v in os.environ.items() if k not in ("META_APP_SECRET", "LAMBDA_TASK_ROOT")}
+    env.update(SOCIALINBOX_STAGE="dev", AWS_XRAY_SDK_ENABLED="false",
+               AWS_LAMBDA_FUNCTION_NAME="socialinbox-dev-webhooks")
+    result = subprocess.run([sys.executable, "-c", FUNCTION_URL_SCRIPT], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    cold = json.loads([r for r in result.stdout.splitlines() if r.startswith("RESULT ")][-1][len("RESULT "):])
+    assert cold["status"] == 200 and cold["queued"] == 1
+    assert cold["routes"] == []
+    extra = [m for m in _ours(cold["loaded"]) if m not in WEBHOOK_MODULES | {"app"}]
+    assert not extra, f"the webhooks function's cold delivery imported {extra}"
+    assert "chalicelib.ingest.routes" not in cold["loaded"]  # not even the REST route's thin module
+    heavy = [m for m in cold["everywhere"] if m.split(".")[0] in NOT_ON_THE_WEBHOOK_PATH]
+    assert not heavy, f"the webhooks function's cold delivery imported {sorted({m.split('.')[0] for m in heavy})}"

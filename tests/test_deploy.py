@@ -158,6 +158,15 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
                if f["Properties"]["Environment"]["Variables"].get(deploy.PARTIAL_BATCH_ENV) == "true"}
     assert enabled == {"socialinbox-dev-ingest_processor", "socialinbox-dev-sla_timers"}
     assert deploy.partial_batch_problems(template) == []
+    # The webhooks' function URL (Chalice cannot declare it): public, on the webhooks function.
+    urls = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Url"]
+    assert urls == [{"AuthType": "NONE", "TargetFunctionArn": {"Fn::GetAtt": ["Webhooks", "Arn"]}}]
+    assert resources["Webhooks"]["Properties"]["FunctionName"] == "socialinbox-dev-webhooks"
+    permissions = sorted((r["Properties"]["Action"], r["Properties"]["Principal"], r["Properties"]["FunctionName"]["Ref"])
+                         for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+                         and r["Properties"]["FunctionName"] == {"Ref": "Webhooks"})
+    assert permissions == [("lambda:InvokeFunction", "*", "Webhooks"), ("lambda:InvokeFunctionUrl", "*", "Webhooks")]
+    assert template["Outputs"]["WebhooksUrl"]["Value"] == {"Fn::GetAtt": ["WebhooksUrl", "FunctionUrl"]}
     lint = os.path.join(os.path.dirname(sys.executable), "cfn-lint")
     result = subprocess.run([lint, str(out / "sam.json")], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -340,6 +349,63 @@ def test_before_a_package_deploy_only_existing_mappings_change(aws_backend):
         assert deploy.PARTIAL_BATCH_ENV not in variables
 
 
+# --- the webhooks' function URL on a deployed stage ---------------------------------------------------
+
+
+def _deployed_webhooks(stage="qa"):
+    """The webhooks function as `chalice deploy` leaves it in moto: no URL, no resource policy."""
+    import io
+    import zipfile
+
+    from chalicelib import aws
+
+    role = aws.client("iam").create_role(RoleName="webhooks", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def webhook_url(event, context):\n    return None\n")
+    client = aws.client("lambda")
+    name = deploy.lambda_function_name(stage, deploy.WEBHOOKS_FUNCTION)
+    client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="app.webhook_url",
+                           Code={"ZipFile": code.getvalue()})
+    return client, name
+
+
+def _url_statements(client, name):
+    policy = json.loads(client.get_policy(FunctionName=name)["Policy"])
+    return sorted((s["Sid"], s["Action"], json.dumps(s["Principal"])) for s in policy["Statement"])
+
+
+def test_make_deploy_gives_the_webhooks_function_a_public_url_once(aws_backend, capsys):
+    client, name = _deployed_webhooks()
+    assert deploy.main(["function-url", "--stage", "qa"]) == 0
+    config = client.get_function_url_config(FunctionName=name)
+    assert config["AuthType"] == "NONE" and config["FunctionArn"].endswith(":function:" + name)
+    assert capsys.readouterr().out.strip() == f"webhooks: {config['FunctionUrl']}"
+    statements = _url_statements(client, name)
+    assert [(sid, action) for sid, action, _ in statements] == [
+        ("FunctionUrlInvokeFunction", "lambda:InvokeFunction"), ("FunctionUrlPublicAccess", "lambda:InvokeFunctionUrl")]
+    # Every later deploy: the same URL, nothing added twice.
+    assert deploy.ensure_function_url(client, "qa") == config["FunctionUrl"]
+    assert _url_statements(client, name) == statements
+
+
+def test_a_function_url_changed_to_iam_auth_is_made_public_again(aws_backend):
+    """The platforms cannot sign AWS requests: a URL someone switched to AWS_IAM would refuse every
+    delivery (the platforms' own signatures are the gate)."""
+    client, name = _deployed_webhooks()
+    url = client.create_function_url_config(FunctionName=name, AuthType="AWS_IAM")["FunctionUrl"]
+    assert deploy.ensure_function_url(client, "qa") == url
+    assert client.get_function_url_config(FunctionName=name)["AuthType"] == "NONE"
+
+
+def test_the_webhooks_function_is_throttled_by_reserved_concurrency_in_every_deployed_stage():
+    with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as handle:
+        stages = json.load(handle)["stages"]
+    for stage in ("dev", "prod"):
+        settings = stages[stage]["lambda_functions"][deploy.WEBHOOKS_FUNCTION]
+        assert 0 < settings["reserved_concurrency"] <= 100, stage
+
+
 def test_secrets_go_to_ssm_as_secure_strings_and_are_never_printed(aws_backend, capsys):
     from chalicelib import aws
 
@@ -366,7 +432,8 @@ def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
     steps = ["infra.lean smoke", "aws cloudformation deploy --stack-name socialinbox-qa-data",
              "describe-stacks --stack-name socialinbox-qa-data",
              "infra.deploy configure --stage qa --build build/lambda --outputs out/stack-outputs-qa.json",
-             "chalice deploy --stage qa", "infra.deploy partial-batches --stage qa", "curl -fsS"]
+             "chalice deploy --stage qa", "infra.deploy partial-batches --stage qa",
+             "infra.deploy function-url --stage qa", "curl -fsS"]
     positions = [result.stdout.find(step) for step in steps]
     assert -1 not in positions, dict(zip(steps, positions))
     assert positions == sorted(positions)

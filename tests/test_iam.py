@@ -32,6 +32,7 @@ SECRETS = {"META_APP_SECRET": "ssm-meta-secret", "META_VERIFY_TOKEN": "ssm-verif
            "X_BEARER_TOKEN": "ssm-x-bearer"}
 
 Call = Tuple[str, str]  # (IAM action, resource ARN)
+WEBHOOKS = "webhooks"  # = chalicelib.config.WEBHOOKS_FUNCTION: the webhooks' function URL function
 
 
 # --- what an API call needs from IAM ---------------------------------------------------------------
@@ -216,11 +217,17 @@ def _sign(body: bytes) -> Dict[str, str]:
             "Content-Type": "application/json"}
 
 
-def _webhook(inbox, payload: Dict[str, Any]) -> None:
+def _webhook(inbox, payload: Dict[str, Any], rest: bool = False) -> None:
+    """A signed delivery through the webhooks' own function (its function URL), or through the
+    REST route that stays for deployments moving over (`rest`)."""
     body = json.dumps(payload).encode()
-    with inbox.recorder.during(deploy.API_HANDLER):
-        assert inbox.client.http.post("/webhooks/meta", body=body, headers=_sign(body)).status_code == 200
-    inbox.recorder.served(inbox.app, "POST", "/webhooks/meta")
+    if rest:
+        with inbox.recorder.during(deploy.API_HANDLER):
+            assert inbox.client.http.post("/webhooks/meta", body=body, headers=_sign(body)).status_code == 200
+        inbox.recorder.served(inbox.app, "POST", "/webhooks/meta")
+        return
+    with inbox.recorder.during(WEBHOOKS):
+        assert inbox.function_url("POST", "/webhooks/meta", body, _sign(body))["statusCode"] == 200
 
 
 def _consume(inbox, function: str, queue: str) -> int:
@@ -330,8 +337,11 @@ def _exercise(inbox) -> None:
         assert inbox.client.http.get("/webhooks/meta?hub.mode=subscribe&hub.verify_token=ssm-verify"
                                      "&hub.challenge=12345").status_code == 200
     inbox.recorder.served(inbox.app, "GET", "/webhooks/meta")
+    with inbox.recorder.during(WEBHOOKS):
+        assert inbox.function_url("GET", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=ssm-verify"
+                                         "&hub.challenge=12345")["statusCode"] == 200
     now = int(time.time() * 1000)
-    _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")))
+    _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")), rest=True)
     _webhook(inbox, whatsapp_delivery("wamid.1", "4915550001", int(time.time()) - 30, "Hallo"))
     _webhook(inbox, page_delivery(messenger("m-2", "psid-2", now - 30_000, "hello"), page="999000999"))
     api("POST", "/api/accounts", {"channel": "facebook", "platform_account_id": PAGE, "name": "Page mentions"})
@@ -577,7 +587,8 @@ def test_consumers_may_poll_only_the_queue_they_consume():
         assert source[function]["ConsumesStream"] == table.replace(f"socialinbox-{STAGE}-", "")
         assert statement["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}/stream/*"]
     schedules = {h.name for h in app.app.event_sources if not hasattr(h, "queue")}
-    assert set(source) == set(consumers) | schedules | {deploy.API_HANDLER}
+    functions = {f.name for f in app.app.pure_lambda_functions}
+    assert set(source) == set(consumers) | schedules | functions | {deploy.API_HANDLER}
 
 
 def test_no_function_may_touch_another_stage_or_everything():

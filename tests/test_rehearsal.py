@@ -68,7 +68,8 @@ def test_the_operator_environment_has_only_the_emulator():
 
 
 def small_app() -> Chalice:
-    """An app with one of each kind the checks know: a route, an SQS consumer, a schedule."""
+    """An app with one of each kind the checks know: a route, an SQS consumer, a schedule, the
+    webhooks' function (behind its function URL)."""
     app = Chalice(app_name="socialinbox")
 
     @app.route("/health", methods=["GET"])
@@ -88,6 +89,10 @@ def small_app() -> Chalice:
     def sla_sweeper(event):  # pragma: no cover
         return {}
 
+    @app.lambda_function(name=deploy.WEBHOOKS_FUNCTION)
+    def webhook_url(event, context):  # pragma: no cover
+        return {}
+
     return app
 
 
@@ -104,7 +109,12 @@ def deployed_as_declared(expected):
         functions[spec["name"]] = {"arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{spec['name']}",
                                    "role": f"arn:aws:iam::{ACCOUNT}:role/{spec['name']}", "policies": [spec["policy"]],
                                    "environment": env, "timeout": 30, "memory": 512, "concurrency": None,
-                                   "handler": f"app.{short}"}
+                                   "handler": f"app.{short}", "url": None, "public": []}
+        if short in expected["function_urls"]:
+            functions[spec["name"]].update(
+                url={"url": "https://abc.lambda-url.eu-west-1.on.aws/", "auth": "NONE",
+                     "target": functions[spec["name"]]["arn"]},
+                public=sorted(p["Action"] for p in deploy.URL_PERMISSIONS.values()))
     mappings = [{"uuid": f"u-{s['function']}", "function": deploy.lambda_function_name(STAGE, s["function"]),
                  "source": s["source"], "batch_size": s["batch_size"], "window": s["window"],
                  "response_types": [deploy.REPORT_BATCH_ITEM_FAILURES]
@@ -124,7 +134,8 @@ def expected():
 
 
 def test_what_the_app_declares_is_what_is_expected(expected):
-    assert set(expected["functions"]) == {"api_handler", "ingest_processor", "sla_sweeper"}
+    assert set(expected["functions"]) == {"api_handler", "ingest_processor", "sla_sweeper", "webhooks"}
+    assert expected["function_urls"] == ["webhooks"]
     assert expected["functions"]["api_handler"]["name"] == "socialinbox-staging"
     assert expected["sqs"] == [{"function": "ingest_processor", "batch_size": 10, "window": 1,
                                 "source": f"arn:aws:sqs:{REGION}:{ACCOUNT}:socialinbox-staging-ingest"}]
@@ -158,6 +169,25 @@ def _env(found, name="socialinbox-staging-ingest_processor"):
     return found["functions"][name]["environment"]
 
 
+def _webhooks(found):
+    return found["functions"]["socialinbox-staging-webhooks"]
+
+
+def test_the_snapshot_reads_the_function_url_make_deploy_creates(aws_backend):
+    """What `infra.deploy function-url` leaves in the emulator is what the checks accept."""
+    import boto3
+
+    session = boto3.session.Session(region_name=REGION)
+    arn = moto_gaps.lambda_function("socialinbox-staging-webhooks")
+    moto_gaps.lambda_function("socialinbox-staging-sla_sweeper")
+    url = deploy.ensure_function_url(session.client("lambda"), STAGE)
+    functions = rehearsal.snapshot(session, STAGE, None)["functions"]
+    assert functions["socialinbox-staging-webhooks"]["url"] == {"url": url, "auth": "NONE", "target": arn}
+    assert functions["socialinbox-staging-webhooks"]["public"] == sorted(p["Action"] for p in deploy.URL_PERMISSIONS.values())
+    assert functions["socialinbox-staging-sla_sweeper"]["url"] is None
+    assert functions["socialinbox-staging-sla_sweeper"]["public"] == []
+
+
 @pytest.mark.parametrize("how, problem", [
     (lambda f: f["mappings"][0].update(source=f"arn:aws:sqs:{REGION}:{ACCOUNT}:socialinbox-local-ingest"),
      "0 mappings on arn:aws:sqs:eu-west-1:123456789012:socialinbox-staging-ingest"),
@@ -186,6 +216,15 @@ def _env(found, name="socialinbox-staging-ingest_processor"):
     (lambda f: f["api"].update(targets=["socialinbox-staging-sla_sweeper"]), "not the API function alone"),
     (lambda f: f["api"].update(stages={}), "the REST API has no stage"),
     (lambda f: f.update(api=None), "the REST API is missing"),
+    (lambda f: _webhooks(f).update(url=None), "socialinbox-staging-webhooks: its function URL is missing"),
+    (lambda f: _webhooks(f)["url"].update(auth="AWS_IAM"), "function URL auth AWS_IAM, not NONE"),
+    (lambda f: _webhooks(f)["url"].update(target=f["functions"]["socialinbox-staging"]["arn"]),
+     "its function URL calls arn:aws:lambda:eu-west-1:123456789012:function:socialinbox-staging,"),
+    (lambda f: _webhooks(f).update(public=["lambda:InvokeFunctionUrl"]), "the URL needs"),
+    (lambda f: f["functions"]["socialinbox-staging-sla_sweeper"].update(url=_webhooks(f)["url"]),
+     "socialinbox-staging-sla_sweeper: has a function URL the app does not declare"),
+    (lambda f: f["functions"]["socialinbox-staging"].update(public=["lambda:InvokeFunction"]),
+     "socialinbox-staging: anyone may ['lambda:InvokeFunction']"),
 ])
 def test_the_checks_find_what_a_broken_deploy_leaves(expected, how, problem):
     found = _break(deployed_as_declared(expected), how)
