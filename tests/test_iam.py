@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+from datetime import datetime, timezone
 import time
 from typing import Any, Dict, Iterator, List, Set, Tuple
 from urllib.parse import urlparse
@@ -501,6 +502,18 @@ def _exercise(inbox) -> None:
     for function in ("sla_sweeper", "routing_sweeper", "staffing_sampler"):
         with inbox.recorder.during(function):
             getattr(inbox.app, function)(_scheduled_event(function), None)
+    # Staffing: a month of demand history, then two samples at a weekday noon with nobody online:
+    # the nightly forecast is stored, the floor is short twice running, supervisors are told.
+    from chalicelib.staffing import demo
+
+    noon = int(datetime(2030, 3, 20, 12, tzinfo=timezone.utc).timestamp() * 1000)
+    demo.seed_history(noon)
+    api("PUT", "/api/staffing/settings?group=live", {"target_seconds": 120})
+    for at in (noon, noon + 300_000):
+        _at(inbox, at)
+        with inbox.recorder.during("staffing_sampler"):
+            assert inbox.app.staffing_sampler(_scheduled_event("staffing_sampler"), None)["teams"] >= 1
+    _at(inbox, None)
     # X recent search for the topic with the x_search source (the X API faked; token from SSM).
     found = {"data": [{"id": "1900", "text": "refund please", "author_id": "u1", "lang": "en",
                        "created_at": "2026-12-01T10:00:00.000Z"}],

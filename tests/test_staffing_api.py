@@ -110,3 +110,49 @@ def test_plan_reads_arrivals_from_the_report_counters(inbox, clock):
     assert any(i["online"] is not None for i in history)
     for bad in ("group=x", "days=0", "days=29", "team=%00"):
         assert _call(inbox, "GET", "/api/staffing/plan?" + bad, admin)[0] == 400, bad
+
+
+def _notifications(inbox, admin):
+    status, body = _call(inbox, "GET", "/api/me/notifications", admin)
+    assert status == 200, body
+    return [n for n in body["items"] if n["kind"].startswith("staffing_")]
+
+
+def test_nightly_forecast_and_the_burst_and_understaffed_alerts(inbox, clock):
+    """The sampler stores the forecast once a day and warns supervisors of a burst (once per
+    interval) and of a floor short of agents for two samples running (then not again for hours)."""
+    from chalicelib.staffing import alerts, demo
+
+    wednesday_noon = datetime(2030, 3, 20, 12, 0, tzinfo=timezone.utc).timestamp()
+    clock[0] = wednesday_noon
+    admin = inbox.login_admin()
+    demo.seed_history(int(clock[0] * 1000))
+    assert _call(inbox, "PUT", "/api/staffing/settings?group=live", admin, {"target_seconds": 120})[0] == 200
+    assert inbox.app.staffing_sampler(SCHEDULED, None)["online"] == 0
+    stored = alerts.stored_forecast("live")
+    assert stored and stored["computed_at"] == int(clock[0] * 1000) and stored["accuracy"]["days"] == 7
+    assert len(stored["intervals"]) == 14 * 48
+    now_row = next(i for i in stored["intervals"] if i["start"] == int(clock[0]))
+    assert now_row["required_raw"] > 1  # a weekday noon needs people
+    assert _notifications(inbox, admin) == []  # one short sample is no alarm yet
+
+    clock[0] += 300
+    inbox.app.staffing_sampler(SCHEDULED, None)
+    [short] = _notifications(inbox, admin)
+    assert short["kind"] == "staffing_understaffed" and short["data"]["online"] == 0
+    clock[0] += 300
+    inbox.app.staffing_sampler(SCHEDULED, None)
+    assert len(_notifications(inbox, admin)) == 1  # not again within the cooldown
+    assert alerts.stored_forecast("live")["computed_at"] == int(wednesday_noon * 1000)  # once a day
+
+    # A viral post: far more new conversations in this interval than the slot has ever seen.
+    from chalicelib.runtime import runtime
+    at = int(clock[0] * 1000)
+    runtime.client("dynamodb").update_item(
+        TableName="socialinbox-test-reports", Key={"pk": {"S": "all"}, "sk": {"S": f"q#{at - at % 900_000:013d}"}},
+        UpdateExpression="ADD cycles_dm :n", ExpressionAttributeValues={":n": {"N": "80"}})
+    clock[0] += 60
+    inbox.app.staffing_sampler(SCHEDULED, None)
+    inbox.app.staffing_sampler(SCHEDULED, None)
+    bursts = [n for n in _notifications(inbox, admin) if n["kind"] == "staffing_burst"]
+    assert len(bursts) == 1 and bursts[0]["data"]["arrivals"] >= 80

@@ -35,10 +35,12 @@ def sample(now_ms: Optional[int] = None) -> Dict[str, int]:
     now = runtime.now_ms() if now_ms is None else now_ms
     interval = now - now % INTERVAL_MS
     teams = 0
+    everyone_online = set()
     for team in directory.all_teams():
         members = directory.team(team).members
         profiles = directory.profiles(members).values() if members else []
         online = sum(1 for p in profiles if p.online(now))
+        everyone_online.update(p.agent_id for p in profiles if p.online(now))
         away = sum(1 for p in profiles if p.presence == "away" and not p.gone(now))
         _client().update_item(
             TableName=table(), Key={"pk": {"S": f"presence#{team}"}, "sk": {"S": f"i#{interval:013d}"}},
@@ -46,7 +48,21 @@ def sample(now_ms: Optional[int] = None) -> Dict[str, int]:
             ExpressionAttributeNames={"#online": "online", "#away": "away"},  # reserved words
             ExpressionAttributeValues={":one": {"N": "1"}, ":online": {"N": str(online)}, ":away": {"N": str(away)}})
         teams += 1
-    return {"teams": teams}
+    return {"teams": teams, "online": len(everyone_online), "alerts": _alerts(now, len(everyone_online))}
+
+
+def _alerts(now: int, online: int) -> int:
+    """The nightly forecast and the burst / understaffed checks (chalicelib.staffing.alerts): a
+    failure there is logged and never undoes or repeats the sample already written."""
+    from chalicelib.logs import describe_error, logger
+    from chalicelib.staffing import alerts
+
+    try:
+        alerts.refresh_forecast(now)
+        return len(alerts.check(now, float(online)))
+    except Exception as error:  # noqa: BLE001 - the sample stands; the next run tries again
+        logger.error("staffing alerts failed", extra={"error": describe_error(error)})
+        return 0
 
 
 def history(teams: Iterable[str], from_ms: int, to_ms: int) -> Dict[str, Any]:

@@ -397,6 +397,7 @@
     var list = $('notif-list');
     list.replaceChildren(...alerts.length ? alerts.map(function (n) {
       var d = n.data || {};
+      if (String(n.kind).indexOf('staffing_') === 0) return staffingAlert(n, d);
       var known = Object.prototype.hasOwnProperty.call(CHANNELS, d.channel);
       var button = el('button', 'link', [(n.kind === 'sla_breached' ? 'Deadline breached' : n.kind === 'sla_warning'
         ? 'Deadline warning' : String(n.kind).replace(/_/g, ' ')) + (d.contact ? ': ' + d.contact : '')
@@ -408,6 +409,17 @@
       item.append(button);
       return item;
     }) : [el('li', 'note', 'Nothing new.')]);
+  }
+
+  // the staffing checks' alerts (supervisors): a link to the Staffing screen, not a conversation
+  function staffingAlert(n, d) {
+    var text = n.kind === 'staffing_burst' ? 'Burst: ' + d.arrivals + ' new conversations so far, about ' + d.expected
+      + ' expected' : 'Understaffed: ' + d.online + ' online, ' + d.required + ' needed';
+    var link = el('a', 'link', [text, d.label, ago(n.at)].filter(Boolean).join(' · '));
+    link.href = 'staffing';
+    var item = el('li');
+    item.append(link);
+    return item;
   }
 
   function toggleAlerts() {
