@@ -36,8 +36,10 @@ def _rate(moment: datetime) -> float:
     return (6.0 if weekday else 2.5) * daytime + 0.3
 
 
-def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS) -> Dict[str, int]:
-    """Write the demo history ending at `now_ms` (once: later calls find the marker)."""
+def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scale: float = 1.0) -> Dict[str, int]:
+    """Write the demo history ending at `now_ms` (once: later calls find the marker); `scale`
+    multiplies the arrival rate (1.0: about 8,000 conversations a month; the bench varies it).
+    The live group gets a 2-minute reply target (the built-in SLA default is an hour)."""
     staffing, reports = config.table_name("staffing"), config.table_name("reports")
     if _client().get_item(TableName=staffing, Key=MARKER).get("Item"):
         return {"quarters": 0, "items": 0}
@@ -53,7 +55,7 @@ def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS) -> D
     written = 0
     for at in range(start, now_ms - now_ms % QUARTER_MS, QUARTER_MS):
         moment = datetime.fromtimestamp(at / 1000, timezone.utc)
-        expected = _rate(moment)
+        expected = _rate(moment) * scale
         dm = _poisson(rng, expected * 0.7)
         comment = _poisson(rng, expected * 0.3)
         if dm + comment:
@@ -74,6 +76,7 @@ def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS) -> D
             for scope in (f"ht#{group}", f"ht#{group}#team#{team}"):
                 add(staffing, scope, f"d#{day:013d}", {"cycles": cycles, "focus_ms": int(sum(samples) * 1000),
                                                       "focus_sq": round(sum(x * x for x in samples), 3)})
+    add(staffing, "settings", "live#*", {"target_seconds": 120})
     _write(items)
     _client().put_item(TableName=staffing, Item={**MARKER, "at": {"N": str(now_ms)}})
     return {"quarters": written, "items": len(items)}
