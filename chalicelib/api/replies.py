@@ -3,7 +3,9 @@ note (never sent). Stored first, answered 202 with the message (delivery_status 
 queued for sending.
 
 Body: {"text", "kind": "reply" | "note", "client_id", optional "template" (WhatsApp, outside the
-24 h window), "private_reply" (a DM answering a Facebook/Instagram comment), "after_message_id" /
+24 h window: {"name", "language", "components"} sent as is, or {"name", "language", "variables":
+{"header": [...], "body": [...]}} filled into the approved template, whose text is then the
+message's text), "private_reply" (a DM answering a Facebook/Instagram comment), "after_message_id" /
 "seen_version" (what the agent saw; 409 when the thread moved on, unless "confirm": true)}.
 
 Answers: 202 stored and queued; 200 a repeat of the same client_id (the first call's message);
@@ -19,6 +21,7 @@ from chalicelib.api.common import clean_text, error, json_body, plausible_id
 from chalice import BadRequestError, Blueprint, NotFoundError, Response
 
 from chalicelib.api.routes import authenticated
+from chalicelib.outbound.templates import Unavailable as TemplatesUnavailable
 
 replies = Blueprint(__name__)
 
@@ -69,6 +72,16 @@ def post_message(conversation_id: str, identity: Any) -> Any:
         raise BadRequestError("a note is text only (no template, no private_reply)")
     if text is None and template_raw is None:
         raise BadRequestError("text is required")
+    filled = None
+    if kind == "reply" and isinstance(template_raw, dict) and "variables" in template_raw:
+        if text is not None:
+            raise BadRequestError("a template with variables carries its own text: leave text out")
+        try:
+            filled, text = _filled_template(state, template_raw)
+        except policy.Refused as refused:
+            return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+        except TemplatesUnavailable as why:
+            return error(503, "TemplatesUnavailable", f"the WhatsApp templates could not be read: {why.reason}")
 
     # A repeat of the same client_id is the same message, whatever happened since.
     existing = outbound.find_by_client(conversation_id, client_id)
@@ -95,7 +108,7 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     plan = policy.Plan()
     try:
         if kind == "reply":
-            template = policy.check_template(template_raw) if template_raw is not None else None
+            template = filled or (policy.check_template(template_raw) if template_raw is not None else None)
             plan = policy.plan(state, runtime.now_ms(), text is not None, template, bool(body.get("private_reply")))
             if text is not None and template is None:
                 policy.check_length(text, state.get("channel") or "", state.get("thread_kind") or "dm",
@@ -124,6 +137,30 @@ def post_message(conversation_id: str, identity: Any) -> Any:
             return error(503, "NotQueued", "the reply is stored but not queued yet; "
                                              "send it again with the same client_id", message=_json(message))
     return Response(_json(message), status_code=202 if created else 200, headers={"Content-Type": "application/json"})
+
+
+@replies.route("/api/conversations/{conversation_id}/templates", methods=["GET"])
+@authenticated
+def list_templates(conversation_id: str, identity: Any) -> Any:
+    """The approved templates the composer offers: 200 {"items"}; 422 not a WhatsApp
+    conversation; 503 when Meta cannot be asked (the reason says why)."""
+    from chalicelib.api import access
+    from chalicelib.outbound import policy, templates
+
+    state = access.require_conversation(identity, conversation_id)
+    try:
+        items = templates.for_conversation(state)
+    except policy.Refused as refused:
+        return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+    except templates.Unavailable as why:
+        return error(503, "TemplatesUnavailable", f"the WhatsApp templates could not be read: {why.reason}")
+    return {"items": items}
+
+
+def _filled_template(state: Dict[str, Any], raw: Any) -> Any:
+    from chalicelib.outbound import policy, templates
+
+    return templates.resolve(state, policy.check_template(raw))
 
 
 def _client_id_reused() -> Any:

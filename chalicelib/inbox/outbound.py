@@ -157,7 +157,7 @@ def create(draft: Draft, state: Dict[str, Any]) -> Tuple[Message, bool]:
         reply = draft.kind == "reply"
         message = Message(
             draft.conversation_id, sort_key, message_id=message_id, direction="out" if reply else "note",
-            msg_type="template" if draft.template and not draft.text else "text", text=draft.text,
+            msg_type="template" if draft.template else "text", text=draft.text,
             channel=state["channel"], account_id=state["account_id"], author_id=draft.author_id,
             reply_to=draft.reply_to, sent_at=now, received_at=now, client_id=draft.client_id,
             delivery_status="queued" if reply else None, send_tag=draft.send_tag, template=draft.template,

@@ -23,6 +23,9 @@ correctly signed delivery a little later:
   (`GET /2/tweets/<id>`: a post that mentions the token's user, unless the id contains
   "not-summoned").
 - Telegram and LinkedIn send nothing back for a bot's / organization's own message: neither here.
+- WhatsApp templates: `GET /<version>/<waba id>/message_templates` lists a few realistic ones
+  (positional and named placeholders, a document header, a paused one), paged like Graph, with
+  WHATSAPP_TOKEN only.
 Comment replies and private replies get no webhook here (the sandbox does not know the post or
 the commenter's PSID a real delivery would carry).
 
@@ -276,7 +279,14 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = (500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"}, {})
             self._answer(answer or (404, {"error": f"no such endpoint: {parts.path}"}, {}))
             return
-        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups and X recent search only"}, {}))
+        if segments[:1] == ["graph"] and segments[3:] == ["message_templates"] and len(segments) == 4:
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            self.server.requests.append({"platform": "graph", "path": parts.path, "query": query, "body": {},
+                                         "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_whatsapp_templates(self, segments[2], query))
+            return
+        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups, X recent search and "
+                                     "WhatsApp templates only"}, {}))
 
     def _browser_refusal(self) -> Optional[Answer]:
         """A browser's request (any page's fetch or form, or a page on a rebound DNS name): our
@@ -517,6 +527,53 @@ def _whatsapp(handler: _Handler, phone_number_id: str, body: Dict[str, Any]) -> 
         return 502, None, {}
     return 200, {"messaging_product": "whatsapp", "contacts": [{"input": str(to), "wa_id": str(to)}],
                  "messages": [{"id": wamid}]}, {}
+
+
+#: A WhatsApp Business Account's templates as Graph lists them (approved ones, and one paused).
+TEMPLATES = [
+    {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000001",
+     "parameter_format": "POSITIONAL", "components": [
+         {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+         {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way and should arrive by {{3}}.",
+          "example": {"body_text": [["Ana", "A-1001", "Friday"]]}},
+         {"type": "FOOTER", "text": "Acme Coffee"}]},
+    {"name": "follow_up", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000002",
+     "parameter_format": "NAMED", "components": [
+         {"type": "BODY", "text": "Hello {{first_name}}, we are following up on your message. Reply to continue "
+                                  "the conversation.",
+          "example": {"body_text_named_params": [{"param_name": "first_name", "example": "Ana"}]}}]},
+    {"name": "follow_up", "language": "pt_PT", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000003",
+     "parameter_format": "NAMED", "components": [
+         {"type": "BODY", "text": "Ol\u00e1 {{first_name}}, estamos a dar seguimento \u00e0 sua mensagem. "
+                                  "Responda para continuar a conversa."}]},
+    {"name": "receipt_pdf", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000004",
+     "components": [{"type": "HEADER", "format": "DOCUMENT"},
+                    {"type": "BODY", "text": "Your receipt for order {{1}} is attached."}]},
+    {"name": "spring_sale", "language": "en_US", "status": "PAUSED", "category": "MARKETING", "id": "1100000000000005",
+     "components": [{"type": "BODY", "text": "Spring sale: 20% off every bag this week."}]},
+]
+
+
+def _whatsapp_templates(handler: _Handler, waba: str, query: Dict[str, str]) -> Answer:
+    """GET /{waba-id}/message_templates[?status=APPROVED][&limit=][&after=]: paged like Graph."""
+    if not handler.server.token_ok(handler.bearer(), "WHATSAPP_TOKEN"):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    if waba != WABA_ID:
+        return _graph_error(400, 100, f"Unsupported get request. Object with ID '{waba}' does not exist")
+    status = (query.get("status") or "").upper()
+    found = [t for t in TEMPLATES if not status or t["status"] == status]
+    try:
+        limit = max(1, min(int(query.get("limit") or 25), 100))
+        start = int(base64.b64decode(query["after"]).decode()) if query.get("after") else 0
+    except (ValueError, TypeError):
+        return _graph_error(400, 100, "(#100) Invalid parameter")
+    page = found[start:start + limit]
+    answer: Dict[str, Any] = {"data": page, "paging": {"cursors": {
+        "before": base64.b64encode(str(start).encode()).decode(),
+        "after": base64.b64encode(str(start + len(page)).encode()).decode()}}}
+    if start + limit < len(found):
+        answer["paging"]["next"] = "https://graph.facebook.com/v21.0/" + waba + "/message_templates?after=..."
+    return 200, answer, {}
 
 
 def _graph_facebook(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:
