@@ -3,7 +3,9 @@ local sandbox's templates: offered first on a closed window, placeholders filled
 that stays text, the preview, and the send landing in the thread as the customer reads it."""
 from __future__ import annotations
 
+import base64
 import json
+import os
 import time
 
 from tests.helpers import PHONE, whatsapp_delivery
@@ -43,6 +45,9 @@ def test_a_closed_whatsapp_window_offers_templates_filled_previewed_and_sent(inb
                 " inputs[i].value = v; inputs[i].dispatchEvent(new Event('input')); })")
         preview = page.js("document.getElementById('tpl-preview').textContent")
         assert preview.startswith("Order " + XSS) and "Hi Zo\u00eb, your order A-7" in preview
+        if os.environ.get("SCREENSHOTS_DIR"):  # make screenshots
+            with open(os.path.join(os.environ["SCREENSHOTS_DIR"], "whatsapp-template.png"), "wb") as handle:
+                handle.write(base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"]))
         page.js("document.getElementById('tpl-send').click()")
         page.wait_for("document.getElementById('templates').hidden")
         page.wait_for("[...document.querySelectorAll('#messages li')].some(li => li.textContent.includes('A-7'))")
