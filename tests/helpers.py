@@ -299,3 +299,18 @@ def call_api(inbox: Any, method: str, path: str, token: str, body: Any = None) -
         headers["Content-Type"] = "application/json"
     return inbox.client.http.request(method, path, headers=headers,
                                      body=json.dumps(body).encode() if body is not None else b"")
+
+
+def send_queued_whatsapp_reply(phone: str = PHONE) -> Dict[str, Any]:
+    """Run the outbox worker on the one reply queued (inside `responses.activate`, the Graph send
+    faked at graph.facebook.com): the body it sent to WhatsApp."""
+    import responses
+
+    from chalicelib.outbound import worker
+    from chalicelib.runtime import runtime
+
+    sqs = runtime.client("sqs")
+    [record] = sqs.receive_message(QueueUrl=runtime.queue_url("outbox"), MaxNumberOfMessages=1)["Messages"]
+    responses.post(f"https://graph.facebook.com/v21.0/{phone}/messages", json={"messages": [{"id": "wamid.SENT1"}]})
+    assert worker.process_body(record["Body"]) == "sent"
+    return json.loads(responses.calls[-1].request.body)

@@ -364,6 +364,13 @@ def _exercise(inbox) -> None:
             "name": "hello", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
             "components": [{"type": "BODY", "text": "Hello {{1}}"}]}], "paging": {}})
         assert api("GET", f"/api/conversations/{whatsapp}/templates")[1]["items"][0]["name"] == "hello"
+        # an attachment out: WhatsApp's media store takes the file, the reply sends it by id
+        platform.post(f"{GRAPH}/{PHONE}/media", json={"id": "4490000000000009"})
+        with inbox.recorder.during(deploy.API_HANDLER):
+            uploaded = inbox.client.http.post(f"/api/conversations/{whatsapp}/attachments", body=b"%PDF-1.7\n", headers={
+                "Authorization": "Bearer " + api.token, "Content-Type": "application/octet-stream"})
+        inbox.recorder.served(inbox.app, "POST", f"/api/conversations/{whatsapp}/attachments")
+        assert uploaded.status_code == 201, uploaded.body
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": True})
     time.sleep(0.01)  # the second heartbeat adds focus time (staffing's measured handle time)
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": False, "focus_ms": 5000})

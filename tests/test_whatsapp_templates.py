@@ -11,7 +11,7 @@ import pytest
 import requests
 import responses
 
-from tests.helpers import PAGE, PHONE, messenger, page_delivery, whatsapp_delivery
+from tests.helpers import PAGE, PHONE, messenger, page_delivery, send_queued_whatsapp_reply, whatsapp_delivery
 
 GRAPH = "https://graph.facebook.com/v21.0"
 WABA = "300000000000077"
@@ -122,18 +122,6 @@ def test_templates_of_a_conversation_outside_whatsapp_are_422_and_of_no_conversa
     assert inbox.call("GET", "/api/conversations/c_nope/templates")[0] == 404
 
 
-def _queued_send_body():
-    """Run the outbox worker on what the reply queued; the body it sent to WhatsApp."""
-    from chalicelib.outbound import worker
-    from chalicelib.runtime import runtime
-
-    sqs = runtime.client("sqs")
-    [record] = sqs.receive_message(QueueUrl=runtime.queue_url("outbox"), MaxNumberOfMessages=1)["Messages"]
-    responses.post(f"{GRAPH}/{PHONE}/messages", json={"messages": [{"id": "wamid.SENT1"}]})
-    assert worker.process_body(record["Body"]) == "sent"
-    return json.loads(responses.calls[-1].request.body)
-
-
 @responses.activate
 def test_a_template_filled_with_variables_is_sent_with_its_components_and_shown_as_read(closed):
     inbox, conversation_id = closed
@@ -145,7 +133,7 @@ def test_a_template_filled_with_variables_is_sent_with_its_components_and_shown_
     assert shown["text"] == "Order A-7\n\nHi Zo\u00eb, order A-7 arrives Friday.\n\nAcme Coffee"
     assert shown["type"] == "template"
     assert inbox.call("POST", f"/api/conversations/{conversation_id}/messages", request)[0] == 200  # same click
-    sent = _queued_send_body()
+    sent = send_queued_whatsapp_reply()
     assert sent["type"] == "template" and sent["to"] == "447700900001"
     assert sent["template"] == {"name": "order_update", "language": {"code": "en_US"}, "components": [
         {"type": "header", "parameters": [{"type": "text", "text": "A-7"}]},
@@ -162,7 +150,7 @@ def test_named_placeholders_are_sent_by_name(closed):
     status, shown = inbox.call("POST", f"/api/conversations/{conversation_id}/messages", {
         "client_id": "tpl-n", "template": {"name": "follow_up", "language": "pt_PT", "variables": {"body": ["Ana"]}}})
     assert status == 202 and shown["text"] == "Ol\u00e1 Ana, responda para continuar."
-    assert _queued_send_body()["template"]["components"] == [
+    assert send_queued_whatsapp_reply()["template"]["components"] == [
         {"type": "body", "parameters": [{"type": "text", "parameter_name": "first_name", "text": "Ana"}]}]
 
 

@@ -167,6 +167,10 @@ ROUTES: Dict[Tuple[str, str], Route] = {
                                                                _page(_ref("Message")), (400, 401, 404)),
     ("/api/conversations/{conversation_id}/messages", "POST"): ("A reply (queued) or a note", 202, _ref("Message"),
                                                                 (400, 401, 404, 409, 422)),
+    ("/api/conversations/{conversation_id}/attachments", "POST"): (
+        "A file for a reply (JPEG, PNG or PDF by content, <= 4 MB, raw bytes, ?filename=): handed to the platform, "
+        "answered with the token a reply sends it by ('attachment'); 502 when the platform refuses it", 201,
+        _ref("Object"), (400, 401, 404, 413, 422)),
     ("/api/conversations/{conversation_id}/templates", "GET"): (
         "The approved WhatsApp templates of the conversation's account (cached a few minutes; 503 when Meta "
         "cannot be asked)", 200, _ref("Templates"), (401, 404, 422)),

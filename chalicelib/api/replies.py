@@ -25,7 +25,8 @@ from chalicelib.outbound.templates import Unavailable as TemplatesUnavailable
 
 replies = Blueprint(__name__)
 
-FIELDS = {"text", "kind", "client_id", "template", "private_reply", "after_message_id", "seen_version", "confirm"}
+FIELDS = {"text", "kind", "client_id", "template", "attachment", "private_reply", "after_message_id", "seen_version",
+          "confirm"}
 MAX_BODY_TEXT = 50_000  # characters: far above every channel's limit; refused before any work
 
 
@@ -68,9 +69,12 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     if seen is not None and (isinstance(seen, bool) or not isinstance(seen, int) or seen < 0):
         raise BadRequestError("seen_version must be a non-negative integer")
     template_raw = body.get("template")
-    if kind == "note" and (template_raw is not None or body.get("private_reply")):
-        raise BadRequestError("a note is text only (no template, no private_reply)")
-    if text is None and template_raw is None:
+    attachment_raw = body.get("attachment")
+    if kind == "note" and (template_raw is not None or body.get("private_reply") or attachment_raw is not None):
+        raise BadRequestError("a note is text only (no template, attachment or private_reply)")
+    if attachment_raw is not None and (template_raw is not None or body.get("private_reply")):
+        raise BadRequestError("an attachment goes with a plain reply (no template, no private_reply)")
+    if text is None and template_raw is None and attachment_raw is None:
         raise BadRequestError("text is required")
     filled = None
     if kind == "reply" and isinstance(template_raw, dict) and "variables" in template_raw:
@@ -106,11 +110,18 @@ def post_message(conversation_id: str, identity: Any) -> Any:
                                     "version": int(state.get("version") or 0)})
 
     plan = policy.Plan()
+    attachments = None
     try:
+        if attachment_raw is not None:
+            from chalicelib.outbound import attachments as files
+
+            attachments = [files.verify(attachment_raw, conversation_id)]
+            files.check_caption(state.get("channel") or "", text)
         if kind == "reply":
             template = filled or (policy.check_template(template_raw) if template_raw is not None else None)
-            plan = policy.plan(state, runtime.now_ms(), text is not None, template, bool(body.get("private_reply")))
-            if text is not None and template is None:
+            plan = policy.plan(state, runtime.now_ms(), text is not None or attachments is not None, template,
+                               bool(body.get("private_reply")))
+            if text is not None and template is None and attachments is None:
                 policy.check_length(text, state.get("channel") or "", state.get("thread_kind") or "dm",
                                     plan.private_reply)
         elif len(text or "") > policy.NOTE_LIMIT:
@@ -123,7 +134,7 @@ def post_message(conversation_id: str, identity: Any) -> Any:
         reply_to = outbound.last_customer_message_id(conversation_id)
     draft = outbound.Draft(conversation_id, kind, text if plan.template is None else text, client_id,
                            identity.agent_id, send_tag=plan.tag, template=plan.template,
-                           private_reply=plan.private_reply, reply_to=reply_to)
+                           private_reply=plan.private_reply, reply_to=reply_to, attachments=attachments)
     try:
         message, created = outbound.create(draft, state)
     except outbound.ClientIdReused:
@@ -155,6 +166,35 @@ def list_templates(conversation_id: str, identity: Any) -> Any:
     except templates.Unavailable as why:
         return error(503, "TemplatesUnavailable", f"the WhatsApp templates could not be read: {why.reason}")
     return {"items": items}
+
+
+UPLOAD_TYPES = ["application/octet-stream", "image/jpeg", "image/png", "application/pdf"]
+
+
+@replies.route("/api/conversations/{conversation_id}/attachments", methods=["POST"], content_types=UPLOAD_TYPES)
+@authenticated
+def upload_attachment(conversation_id: str, identity: Any) -> Any:
+    """The file in the body (`?filename=` optional), checked by content and handed to the
+    platform (chalicelib.outbound.attachments): 201 the attachment with the token a reply sends it
+    by; 413 too large; 422 a type or channel that cannot be sent; 502 the platform refused it."""
+    from chalicelib.api import access
+    from chalicelib.outbound import attachments, policy
+
+    state = access.require_conversation(identity, conversation_id)
+    request = replies.current_request
+    data = request.raw_body or b""
+    filename = (request.query_params or {}).get("filename")
+    if filename is not None:
+        filename = clean_text(filename, "filename", 0, 255)
+    if len(data) > attachments.MAX_BYTES:
+        return error(413, "TooLarge", f"the file is {len(data)} bytes; at most {attachments.MAX_BYTES} can be sent")
+    try:
+        found = attachments.upload(dict(state, conversation_id=conversation_id), data, filename)
+    except policy.Refused as refused:
+        return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+    except attachments.UploadFailed as failed:
+        return error(502, "UploadFailed", f"the platform did not take the file: {failed.reason}")
+    return Response(found, status_code=201, headers={"Content-Type": "application/json"})
 
 
 def _filled_template(state: Dict[str, Any], raw: Any) -> Any:

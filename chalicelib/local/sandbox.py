@@ -23,6 +23,10 @@ correctly signed delivery a little later:
   (`GET /2/tweets/<id>`: a post that mentions the token's user, unless the id contains
   "not-summoned").
 - Telegram and LinkedIn send nothing back for a bot's / organization's own message: neither here.
+- WhatsApp media: `POST /<version>/<phone number id>/media` (multipart) keeps the file in memory
+  and answers its id; `GET /<version>/<media id>` and the URL it names serve it back (our media
+  endpoint shows a sent attachment in the thread like a received one); image and document
+  messages are sent like text.
 - WhatsApp templates: `GET /<version>/<waba id>/message_templates` lists a few realistic ones
   (positional and named placeholders, a document header, a paused one), paged like Graph, with
   WHATSAPP_TOKEN only.
@@ -70,6 +74,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 GRAPH_VERSION = "v21.0"
 MAX_BODY_BYTES = 1_000_000
+MAX_MEDIA_BYTES = 6_000_000  # a WhatsApp media upload (multipart)
+MAX_MEDIA = 20  # uploads kept in memory for the media URL lookups
 MAX_TIMERS = 500
 MAX_REMEMBERED = 1000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -126,6 +132,8 @@ class Sandbox(ThreadingHTTPServer):
         #: X Activity setup made against the sandbox: webhooks and subscriptions (bounded).
         self.x_webhooks: List[Dict[str, Any]] = []
         self.x_subscriptions: List[Dict[str, Any]] = []
+        #: WhatsApp media uploads: media id -> (mime type, bytes), the last MAX_MEDIA
+        self.media: "collections.OrderedDict[str, Tuple[str, bytes]]" = collections.OrderedDict()
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -279,6 +287,10 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = (500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"}, {})
             self._answer(answer or (404, {"error": f"no such endpoint: {parts.path}"}, {}))
             return
+        if segments[:1] == ["graph"] and (len(segments) == 3 or segments[2:3] == ["media"] and len(segments) == 4) \
+                and segments[-1] in self.server.media:
+            self._answer_media(segments)
+            return
         if segments[:1] == ["graph"] and segments[3:] == ["message_templates"] and len(segments) == 4:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             self.server.requests.append({"platform": "graph", "path": parts.path, "query": query, "body": {},
@@ -287,6 +299,24 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups, X recent search and "
                                      "WhatsApp templates only"}, {}))
+
+    def _answer_media(self, segments: List[str]) -> None:
+        """GET /graph/<v>/<media id> (WhatsApp's media URL lookup, WHATSAPP_TOKEN) and the URL it
+        names, /graph/<v>/media/<media id> (the bytes, with the same token; under the Graph base, the
+        only loopback URLs our media endpoint fetches): uploads we were given."""
+        if not self.server.token_ok(self.bearer(), "WHATSAPP_TOKEN"):
+            self._answer(_graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token"))
+            return
+        mime, data = self.server.media[segments[-1]]
+        if len(segments) == 3:
+            self._answer((200, {"url": f"{self.server.base_url}/graph/{GRAPH_VERSION}/media/{segments[-1]}", "mime_type": mime,
+                                "file_size": len(data), "id": segments[-1], "messaging_product": "whatsapp"}, {}))
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", mime)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _browser_refusal(self) -> Optional[Answer]:
         """A browser's request (any page's fetch or form, or a page on a rebound DNS name): our
@@ -306,11 +336,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(refusal)
             return
         length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY_BYTES:
+        media_upload = urlsplit(self.path).path.endswith("/media")
+        if length < 0 or length > (MAX_MEDIA_BYTES if media_upload else MAX_BODY_BYTES):
             self._answer((413, {"error": "body too large"}, {}))
             return
         raw = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
+        if media_upload and parts.path.startswith("/graph/"):
+            self.server.requests.append({"platform": "graph", "path": parts.path, "query": {}, "body": {},
+                                         "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_whatsapp_media_upload(self, raw))
+            return
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         body: Dict[str, Any] = {}
         if raw:
@@ -484,7 +520,7 @@ def _meta_callbacks(server: Sandbox, account: str, psid: str, mid: str, message:
 def _whatsapp(handler: _Handler, phone_number_id: str, body: Dict[str, Any]) -> Answer:
     to = body.get("to")
     kind = body.get("type")
-    if not to or kind not in ("text", "template") or not isinstance(body.get(kind), dict):
+    if not to or kind not in ("text", "template", "image", "document") or not isinstance(body.get(kind), dict):
         return _graph_error(400, 100, "(#100) Invalid parameter")
     failure = handler.server.failure("whatsapp", to)
     if failure == "429-once":
@@ -574,6 +610,33 @@ def _whatsapp_templates(handler: _Handler, waba: str, query: Dict[str, str]) -> 
     if start + limit < len(found):
         answer["paging"]["next"] = "https://graph.facebook.com/v21.0/" + waba + "/message_templates?after=..."
     return 200, answer, {}
+
+
+def _whatsapp_media_upload(handler: _Handler, raw: bytes) -> Answer:
+    """POST /<v>/<phone number id>/media, multipart (file, type, messaging_product=whatsapp),
+    WHATSAPP_TOKEN: kept in memory (the last MAX_MEDIA files) and answered {"id"} as Meta does."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    if not handler.server.token_ok(handler.bearer(), "WHATSAPP_TOKEN"):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    content_type = handler.headers.get("Content-Type") or ""
+    if not content_type.startswith("multipart/form-data"):
+        return _graph_error(400, 100, "(#100) The parameter file is required")
+    parsed = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    fields: Dict[str, Any] = {}
+    for part in parsed.iter_parts() if parsed.is_multipart() else []:
+        fields[part.get_param("name", header="content-disposition")] = part
+    upload, product = fields.get("file"), fields.get("messaging_product")
+    if upload is None or product is None or product.get_content().strip() != "whatsapp":
+        return _graph_error(400, 100, "(#100) The parameter messaging_product and file are required")
+    data = upload.get_payload(decode=True) or b""
+    media_id = _digits(16)
+    with handler.server._lock:
+        handler.server.media[media_id] = (upload.get_content_type(), data)
+        while len(handler.server.media) > MAX_MEDIA:
+            handler.server.media.popitem(last=False)
+    return 200, {"id": media_id}, {}
 
 
 def _graph_facebook(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:
