@@ -1,6 +1,8 @@
 """The composer's WhatsApp template picker (static/templates.js) in headless Chromium, against the
 local sandbox's templates: offered first on a closed window, placeholders filled with hostile text
-that stays text, the preview, and the send landing in the thread as the customer reads it."""
+that stays text, the preview, and the send landing in the thread as the customer reads it; and a
+file attached (static/attach.js), uploaded and sent with the draft as caption, or refused before
+upload on a channel that cannot take it."""
 from __future__ import annotations
 
 import base64
@@ -8,7 +10,7 @@ import json
 import os
 import time
 
-from tests.helpers import PHONE, whatsapp_delivery
+from tests.helpers import PAGE, PHONE, messenger, page_delivery, whatsapp_delivery
 from tests.test_web_inbox import XSS, browser, needs_chromium, served  # noqa: F401
 from tests.test_workspace_browser import _clean, _click_row, _open
 
@@ -55,6 +57,47 @@ def test_a_closed_whatsapp_window_offers_templates_filled_previewed_and_sent(inb
         [conversation] = inbox.conversations(channel="whatsapp")
         sent = inbox.messages(conversation["id"])[-1]
         assert sent["direction"] == "out" and sent["text"].startswith("Order " + XSS)
+        _clean(page)
+    finally:
+        platform.close()
+
+
+def test_a_file_is_attached_uploaded_and_sent_with_the_draft_as_caption(inbox, served, browser, monkeypatch):
+    from chalicelib.local import sandbox
+    from tests.test_attachments_out import PNG
+
+    platform, env = sandbox.start(None, secrets={"WHATSAPP_TOKEN": "wa-browser-token"}.get)
+    try:
+        for name, value in dict(env, WHATSAPP_TOKEN="wa-browser-token").items():
+            monkeypatch.setenv(name, value)
+        inbox.add_account("whatsapp", PHONE, "Demo number")
+        inbox.post_meta(whatsapp_delivery("wamid.B2", "447700900010", int(time.time()) - 60, "the receipt?",
+                                          name="Ana"))
+        inbox.process()
+        page = browser
+        _open(inbox, served, page)
+        _click_row(page, "Ana")
+        page.wait_for("!document.getElementById('attach-open').disabled")
+        page.page.set_input_files("#attach-input", files=[{"name": XSS + ".png", "mimeType": "image/png",
+                                                           "buffer": PNG}])
+        page.wait_for("!document.getElementById('attach-chip').hidden")
+        assert page.js("document.getElementById('attach-name').textContent").startswith("_img")  # cleaned name
+        page.js("document.getElementById('draft').value = 'Here you go'")
+        page.js("document.getElementById('attach-send').click()")
+        page.wait_for("document.getElementById('attach-chip').hidden"
+                      " && document.getElementById('draft').value === ''")
+        [conversation] = inbox.conversations(channel="whatsapp")
+        sent = inbox.messages(conversation["id"])[-1]
+        assert sent["direction"] == "out" and sent["text"] == "Here you go" and sent["type"] == "image"
+        assert sent["attachments"][0]["media_id"] in platform.media
+        page.wait_for("document.querySelectorAll('#messages .attachments li').length === 1")
+        # a channel that cannot take a file says so before any upload
+        inbox.add_account("messenger", PAGE, "Demo page")
+        inbox.post_meta(page_delivery(messenger("m-b3", "psid-b3", int(time.time() * 1000), "files please")))
+        inbox.process()
+        _click_row(page, "files please")
+        page.wait_for("document.getElementById('attach-open').disabled")
+        assert "cannot be sent on messenger" in page.js("document.getElementById('attach-open').title")
         _clean(page)
     finally:
         platform.close()

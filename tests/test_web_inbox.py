@@ -98,7 +98,7 @@ def test_the_page_has_no_inline_script_style_or_event_handler(inbox):
 def test_assets_have_their_content_types_and_versioned_urls_are_cached_for_a_year(inbox):
     urls = asset_urls(inbox)
     expected = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-    assert sorted(os.path.splitext(url.split("?")[0])[1] for url in urls) == [".css", ".js", ".js", ".js", ".svg"]
+    assert sorted(os.path.splitext(url.split("?")[0])[1] for url in urls) == [".css", ".js", ".js", ".js", ".js", ".svg"]
     for url in urls:
         response = inbox.client.http.get(url)
         assert response.status_code == 200, url
@@ -156,20 +156,22 @@ def test_the_assets_stay_small(inbox):
     import gzip
 
     bodies = [inbox.client.http.get(url).body for url in ["/"] + asset_urls(inbox)]
-    assert len(bodies) == 6 and sorted(os.listdir(STATIC_DIR)) == ["app.css", "app.js", "icon.svg", "index.html",
-                                                                    "listening.js", "templates.js"]
+    assert len(bodies) == 7 and sorted(os.listdir(STATIC_DIR)) == ["app.css", "app.js", "attach.js", "icon.svg",
+                                                                    "index.html", "listening.js", "templates.js"]
     sent = sum(len(body) for body in bodies)
     # the whole workspace as sent: the raw size bounds parse work (small either way); the gzipped
     # size below is what an agent's phone downloads and is the budget that bites
-    assert sent < 94 * 1024, sent  # +6 KB for the WhatsApp template picker (static/templates.js)
+    # +6 KB for the WhatsApp template picker (static/templates.js), +4 KB for files out (static/attach.js)
+    assert sent < 98 * 1024, sent
     wire = sum(len(gzip.compress(body)) for body in bodies)
     # what a phone downloads once, compressed (then cached for a year): 24 KB for the workspace,
     # +2 KB for the Listening view (static/listening.js, 1.9 KB gzipped), +2 KB for the WhatsApp template
-    # picker (static/templates.js, 2.1 KB gzipped, with its markup and styles)
-    assert wire < 28 * 1024, wire
+    # picker (static/templates.js, 2.1 KB gzipped, with its markup and styles), +2 KB for files out
+    # (static/attach.js, 1.4 KB gzipped, with its markup)
+    assert wire < 30 * 1024, wire
 
 
-@pytest.mark.parametrize("name", ["app.js", "listening.js", "templates.js"])
+@pytest.mark.parametrize("name", ["app.js", "listening.js", "templates.js", "attach.js"])
 def test_the_script_never_turns_strings_into_markup_or_code(name):
     with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as handle:
         script = handle.read()
