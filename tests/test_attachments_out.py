@@ -103,8 +103,11 @@ def test_files_that_are_not_a_sendable_type_by_content_or_too_large_are_refused_
 
 @responses.activate
 def test_a_channel_that_cannot_take_files_says_so_before_upload(inbox):
-    inbox.add_account("messenger", PAGE, "Demo page")
-    inbox.post_meta(page_delivery(messenger("m-f1", "psid-f", int(time.time() * 1000), "hi")))
+    inbox.add_account("telegram", "1000000001", "Bot")
+    inbox.post_telegram({"update_id": 1, "message": {"message_id": 5, "date": int(time.time()), "text": "hi",
+                                                     "chat": {"id": 42, "type": "private"},
+                                                     "from": {"id": 42, "is_bot": False, "first_name": "Tom"}}},
+                        bot="1000000001")
     inbox.process()
     [conversation] = inbox.conversations()
     status, answer = _upload(inbox, conversation["id"], PNG)
@@ -184,3 +187,33 @@ def test_the_sandbox_takes_the_upload_and_the_sent_file_shows_in_the_thread(open
         assert media.headers["Content-Type"] == "image/png"
     finally:
         platform.close()
+
+
+@responses.activate
+def test_messenger_takes_the_file_by_the_attachment_upload_api_and_sends_it_without_text(inbox, monkeypatch):
+    from chalicelib.outbound import worker
+    from chalicelib.runtime import runtime
+
+    monkeypatch.setenv("META_PAGE_TOKEN", "page-test-token")
+    inbox.add_account("messenger", PAGE, "Demo page")
+    inbox.post_meta(page_delivery(messenger("m-f2", "psid-f2", int(time.time() * 1000), "the invoice?")))
+    inbox.process()
+    [conversation] = inbox.conversations()
+    responses.post(f"{GRAPH}/me/message_attachments", json={"attachment_id": "1857777774821032"})
+    status, uploaded = _upload(inbox, conversation["id"], PDF, filename="invoice.pdf")
+    assert status == 201 and uploaded["media_id"] == "1857777774821032"
+    [call] = [c for c in responses.calls if c.request.url.endswith("/message_attachments")]
+    assert call.request.headers["Authorization"] == "Bearer page-test-token"
+    assert b'name="filedata"' in call.request.body and b'"is_reusable": true' in call.request.body
+    status, answer = _reply(inbox, conversation["id"], {"client_id": "m-1", "text": "hi", "attachment": uploaded["token"]})
+    assert status == 422 and answer["reason"] == "caption_not_supported"
+    status, shown = _reply(inbox, conversation["id"], {"client_id": "m-2", "attachment": uploaded["token"]})
+    assert status == 202 and shown["type"] == "document"
+    sqs = runtime.client("sqs")
+    [record] = sqs.receive_message(QueueUrl=runtime.queue_url("outbox"), MaxNumberOfMessages=1)["Messages"]
+    responses.post(f"{GRAPH}/{PAGE}/messages", json={"recipient_id": "psid-f2", "message_id": "m_file1"})
+    assert worker.process_body(record["Body"]) == "sent"
+    sent = json.loads(responses.calls[-1].request.body)
+    assert sent["recipient"] == {"id": "psid-f2"} and sent["messaging_type"] == "RESPONSE"
+    assert sent["message"]["attachment"] == {"type": "file", "payload": {"attachment_id": "1857777774821032"}}
+    assert "text" not in sent["message"] and sent["message"]["metadata"]

@@ -10,7 +10,7 @@ import json
 import os
 import time
 
-from tests.helpers import PAGE, PHONE, messenger, page_delivery, whatsapp_delivery
+from tests.helpers import PHONE, whatsapp_delivery
 from tests.test_web_inbox import XSS, browser, needs_chromium, served  # noqa: F401
 from tests.test_workspace_browser import _clean, _click_row, _open
 
@@ -92,12 +92,15 @@ def test_a_file_is_attached_uploaded_and_sent_with_the_draft_as_caption(inbox, s
         assert sent["attachments"][0]["media_id"] in platform.media
         page.wait_for("document.querySelectorAll('#messages .attachments li').length === 1")
         # a channel that cannot take a file says so before any upload
-        inbox.add_account("messenger", PAGE, "Demo page")
-        inbox.post_meta(page_delivery(messenger("m-b3", "psid-b3", int(time.time() * 1000), "files please")))
+        inbox.add_account("telegram", "1000000001", "Bot")
+        inbox.post_telegram({"update_id": 7, "message": {"message_id": 7, "date": int(time.time()), "text": "files please",
+                                                         "chat": {"id": 43, "type": "private"},
+                                                         "from": {"id": 43, "is_bot": False, "first_name": "Tom"}}},
+                            bot="1000000001")
         inbox.process()
         _click_row(page, "files please")
         page.wait_for("document.getElementById('attach-open').disabled")
-        assert "cannot be sent on messenger" in page.js("document.getElementById('attach-open').title")
+        assert "cannot be sent on telegram" in page.js("document.getElementById('attach-open').title")
         _clean(page)
     finally:
         platform.close()

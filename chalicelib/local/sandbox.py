@@ -26,7 +26,8 @@ correctly signed delivery a little later:
 - WhatsApp media: `POST /<version>/<phone number id>/media` (multipart) keeps the file in memory
   and answers its id; `GET /<version>/<media id>` and the URL it names serve it back (our media
   endpoint shows a sent attachment in the thread like a received one); image and document
-  messages are sent like text.
+  messages are sent like text. Messenger's `POST /<version>/me/message_attachments` answers an
+  `attachment_id`, and a message carrying one is sent and echoed like text.
 - WhatsApp templates: `GET /<version>/<waba id>/message_templates` lists a few realistic ones
   (positional and named placeholders, a document header, a paused one), paged like Graph, with
   WHATSAPP_TOKEN only.
@@ -336,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(refusal)
             return
         length = int(self.headers.get("Content-Length") or 0)
-        media_upload = urlsplit(self.path).path.endswith("/media")
+        media_upload = urlsplit(self.path).path.endswith(("/media", "/message_attachments"))
         if length < 0 or length > (MAX_MEDIA_BYTES if media_upload else MAX_BODY_BYTES):
             self._answer((413, {"error": "body too large"}, {}))
             return
@@ -345,7 +346,7 @@ class _Handler(BaseHTTPRequestHandler):
         if media_upload and parts.path.startswith("/graph/"):
             self.server.requests.append({"platform": "graph", "path": parts.path, "query": {}, "body": {},
                                          "auth": _auth_kind(self.headers.get("Authorization"))})
-            self._answer(_whatsapp_media_upload(self, raw))
+            self._answer(_media_upload(self, raw, messenger=parts.path.endswith("/message_attachments")))
             return
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         body: Dict[str, Any] = {}
@@ -471,7 +472,7 @@ def _send_api(handler: _Handler, node: str, body: Dict[str, Any], instagram: boo
     recipient = body.get("recipient") if isinstance(body.get("recipient"), dict) else {}
     message = body.get("message") if isinstance(body.get("message"), dict) else {}
     target = recipient.get("id") or recipient.get("comment_id")
-    if not target or not isinstance(message.get("text"), str):
+    if not target or not (isinstance(message.get("text"), str) or isinstance(message.get("attachment"), dict)):
         return _graph_error(400, 100, "(#100) Param recipient and message[text] must be non-empty")
     failure = handler.server.failure("meta", target)
     early = _meta_failure(failure, instagram)
@@ -612,13 +613,15 @@ def _whatsapp_templates(handler: _Handler, waba: str, query: Dict[str, str]) -> 
     return 200, answer, {}
 
 
-def _whatsapp_media_upload(handler: _Handler, raw: bytes) -> Answer:
-    """POST /<v>/<phone number id>/media, multipart (file, type, messaging_product=whatsapp),
-    WHATSAPP_TOKEN: kept in memory (the last MAX_MEDIA files) and answered {"id"} as Meta does."""
+def _media_upload(handler: _Handler, raw: bytes, messenger: bool) -> Answer:
+    """WhatsApp's POST /<v>/<phone number id>/media, multipart (file, type, messaging_product=
+    whatsapp), WHATSAPP_TOKEN, answered {"id"}; Messenger's POST /<v>/me/message_attachments
+    (message, filedata), META_PAGE_TOKEN, answered {"attachment_id"}. WhatsApp files are kept in
+    memory (the last MAX_MEDIA) for the media URL lookups."""
     from email.parser import BytesParser
     from email.policy import HTTP
 
-    if not handler.server.token_ok(handler.bearer(), "WHATSAPP_TOKEN"):
+    if not handler.server.token_ok(handler.bearer(), "META_PAGE_TOKEN" if messenger else "WHATSAPP_TOKEN"):
         return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
     content_type = handler.headers.get("Content-Type") or ""
     if not content_type.startswith("multipart/form-data"):
@@ -627,6 +630,10 @@ def _whatsapp_media_upload(handler: _Handler, raw: bytes) -> Answer:
     fields: Dict[str, Any] = {}
     for part in parsed.iter_parts() if parsed.is_multipart() else []:
         fields[part.get_param("name", header="content-disposition")] = part
+    if messenger:
+        if fields.get("filedata") is None or fields.get("message") is None:
+            return _graph_error(400, 100, "(#100) The parameter message and filedata are required")
+        return 200, {"attachment_id": _digits(16)}, {}
     upload, product = fields.get("file"), fields.get("messaging_product")
     if upload is None or product is None or product.get_content().strip() != "whatsapp":
         return _graph_error(400, 100, "(#100) The parameter messaging_product and file are required")

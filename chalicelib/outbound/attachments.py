@@ -2,7 +2,8 @@
 upload time, then referenced by the reply.
 
 Why the platform's store and not ours: WhatsApp takes a file once (`POST /{phone-number-id}/media`)
-and sends it by the id it answers for 30 days, so the bytes never need to live in our tables (a
+and sends it by the id it answers for 30 days, Messenger likewise (Attachment Upload API,
+`POST /me/message_attachments`, a reusable `attachment_id`), so the bytes never need to live in our tables (a
 DynamoDB item holds 400 KB) or in a bucket the stack would have to add, secure and expire. The
 upload answers an *attachment token*: the platform's media id, type, size and file name, bound to
 the conversation and signed with the deployment's AUTH_TOKEN_SECRET (purpose-prefixed), valid a
@@ -29,8 +30,8 @@ from chalicelib.outbound.policy import Refused
 MAX_BYTES = 4 * 1024 * 1024
 #: mime type -> the platform's message type
 TYPES = {"image/jpeg": "image", "image/png": "image", "application/pdf": "document"}
-SUPPORTED = ("whatsapp",)
-CAPTION_LIMITS = {"whatsapp": 1024}
+SUPPORTED = ("whatsapp", "messenger")
+CAPTION_LIMITS = {"whatsapp": 1024, "messenger": 0}  # a Messenger file message carries no text
 TOKEN_TTL_MS = 24 * 3600_000
 TOKEN_MAX = 2048
 FILENAME_MAX = 120
@@ -86,7 +87,7 @@ def upload(state: Mapping[str, Any], data: bytes, filename: Any) -> Dict[str, An
     attachment ({"type", "mime_type", "filename", "size", "media_id"}) with its signed "token"."""
     from chalicelib.accounts import credential_refs, find_account
     from chalicelib.channels.base import SendError, account_secrets
-    from chalicelib.channels.meta import upload_whatsapp_media
+    from chalicelib.channels import meta
     from chalicelib.runtime import runtime
 
     channel = str(state.get("channel") or "")
@@ -95,9 +96,12 @@ def upload(state: Mapping[str, Any], data: bytes, filename: Any) -> Dict[str, An
     if account is None or not account.enabled:
         raise UploadFailed(f"the {channel} account {state.get('account_id')} is not connected")
     name = clean_filename(filename, mime)
+    secrets = account_secrets(credential_refs(account))
     try:
-        media_id = upload_whatsapp_media(str(state["account_id"]), data, mime, name,
-                                         account_secrets(credential_refs(account)), runtime.http())
+        if channel == "messenger":
+            media_id = meta.upload_messenger_attachment(data, mime, name, secrets, runtime.http())
+        else:
+            media_id = meta.upload_whatsapp_media(str(state["account_id"]), data, mime, name, secrets, runtime.http())
     except SendError as error:
         raise UploadFailed(error.reason)
     attachment = {"type": TYPES[mime], "mime_type": mime, "filename": name, "size": len(data), "media_id": media_id}
@@ -136,6 +140,8 @@ def verify(token: Any, conversation_id: str) -> Dict[str, Any]:
 
 def check_caption(channel: str, text: Optional[str]) -> None:
     limit = CAPTION_LIMITS.get(channel)
+    if text and limit == 0:
+        raise Refused(f"a {channel} file goes without text: send the text as its own reply", "caption_not_supported")
     if text and limit and len(text) > limit:
         raise Refused(f"a caption holds at most {limit} characters on {channel}; this one has {len(text)}",
                       "text_too_long")

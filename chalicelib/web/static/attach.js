@@ -1,12 +1,13 @@
 /* Files out from the composer (its own module; app.js only announces the open thread with
    'inbox:window' and reloads it on 'inbox:reload'). "Attach file" uploads a JPEG, PNG or PDF to
    POST .../attachments (the server checks the type by content and hands it to the platform), then
-   "Send file" sends it with the draft as its caption. On channels that cannot take a file the
+   "Send file" sends it with the draft as its caption (WhatsApp; a Messenger file goes alone). On channels that cannot take a file the
    button says so before any upload. Names go in with textContent only. */
 (function () {
   'use strict';
   var TOKEN_KEY = 'socialinbox.token';
-  var CHANNELS = ['whatsapp'];  // chalicelib/outbound/attachments.py SUPPORTED
+  var CHANNELS = ['whatsapp', 'messenger'];  // chalicelib/outbound/attachments.py SUPPORTED
+  var CAPTIONED = ['whatsapp'];  // a Messenger file goes without text (the draft stays)
   var MAX_BYTES = 4 * 1024 * 1024;
   var state = {conv: null, channel: '', file: null, busy: false, attempt: null};
 
@@ -51,7 +52,7 @@
 
   function send() {
     if (!state.file || state.busy) return;
-    var draft = $('draft'), caption = draft.value.trim();
+    var draft = $('draft'), caption = CAPTIONED.indexOf(state.channel) >= 0 ? draft.value.trim() : '';
     state.busy = true;
     // one client_id per file and caption: pressing Send again after an error sends it once
     var key = state.file.token + '|' + caption;
@@ -60,7 +61,7 @@
     if (caption) body.text = caption;
     call(base() + '/messages', JSON.stringify(body), 'application/json').then(function () {
       state.file = null;
-      if (draft.value.trim() === caption) draft.value = '';
+      if (caption && draft.value.trim() === caption) draft.value = '';
       show('');
       document.dispatchEvent(new CustomEvent('inbox:reload'));
     }, function (e) { show('Not sent: ' + e.message); })
