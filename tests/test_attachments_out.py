@@ -9,7 +9,6 @@ import json
 import time
 
 import pytest
-import requests
 import responses
 
 from tests.helpers import PAGE, PHONE, messenger, page_delivery, send_queued_whatsapp_reply, whatsapp_delivery
@@ -177,7 +176,6 @@ def test_the_sandbox_takes_the_upload_and_the_sent_file_shows_in_the_thread(open
         assert status == 202
         sqs = runtime.client("sqs")
         [record] = sqs.receive_message(QueueUrl=runtime.queue_url("outbox"), MaxNumberOfMessages=1)["Messages"]
-        runtime.use_http(requests.Session())
         assert worker.process_body(record["Body"]) == "sent"
         [sent] = [r for r in platform.requests if r["path"].endswith("/messages")]
         assert sent["body"]["image"]["id"] == uploaded["media_id"]

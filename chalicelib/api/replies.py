@@ -21,7 +21,6 @@ from chalicelib.api.common import clean_text, error, json_body, plausible_id
 from chalice import BadRequestError, Blueprint, NotFoundError, Response
 
 from chalicelib.api.routes import authenticated
-from chalicelib.outbound.templates import Unavailable as TemplatesUnavailable
 
 replies = Blueprint(__name__)
 
@@ -80,11 +79,13 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     if kind == "reply" and isinstance(template_raw, dict) and "variables" in template_raw:
         if text is not None:
             raise BadRequestError("a template with variables carries its own text: leave text out")
+        from chalicelib.outbound import templates
+
         try:
-            filled, text = _filled_template(state, template_raw)
+            filled, text = templates.resolve(state, policy.check_template(template_raw))
         except policy.Refused as refused:
             return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
-        except TemplatesUnavailable as why:
+        except templates.Unavailable as why:
             return error(503, "TemplatesUnavailable", f"the WhatsApp templates could not be read: {why.reason}")
 
     # A repeat of the same client_id is the same message, whatever happened since.
@@ -195,12 +196,6 @@ def upload_attachment(conversation_id: str, identity: Any) -> Any:
     except attachments.UploadFailed as failed:
         return error(502, "UploadFailed", f"the platform did not take the file: {failed.reason}")
     return Response(found, status_code=201, headers={"Content-Type": "application/json"})
-
-
-def _filled_template(state: Dict[str, Any], raw: Any) -> Any:
-    from chalicelib.outbound import policy, templates
-
-    return templates.resolve(state, policy.check_template(raw))
 
 
 def _client_id_reused() -> Any:
