@@ -26,6 +26,8 @@ LOCAL_SECRET_DEFAULTS: Dict[str, str] = {
     "META_PAGE_TOKEN": "dev_meta_page_token",
     "INSTAGRAM_ACCESS_TOKEN": "dev_instagram_access_token",
     "WHATSAPP_TOKEN": "dev_whatsapp_token",
+    # Not secret, but per account like the token: whose approved templates the composer offers.
+    "WHATSAPP_BUSINESS_ACCOUNT_ID": "300000000000001",
     "X_CONSUMER_KEY": "dev_x_consumer_key",
     # X access tokens start with the account's user id (the sandbox echoes DMs from it).
     "X_ACCESS_TOKEN": "1520000000000000001-dev_x_access_token",

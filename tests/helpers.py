@@ -337,3 +337,18 @@ def function_url_event(method: str, path: str, body: bytes = b"", headers: Optio
                                         "sourceIp": "203.0.113.9", "userAgent": "platform"}},
             "body": base64.b64encode(body).decode() if encode else body.decode("utf-8"),
             "isBase64Encoded": encode}
+
+
+def send_queued_whatsapp_reply(phone: str = PHONE) -> Dict[str, Any]:
+    """Run the outbox worker on the one reply queued (inside `responses.activate`, the Graph send
+    faked at graph.facebook.com): the body it sent to WhatsApp."""
+    import responses
+
+    from chalicelib.outbound import worker
+    from chalicelib.runtime import runtime
+
+    sqs = runtime.client("sqs")
+    [record] = sqs.receive_message(QueueUrl=runtime.queue_url("outbox"), MaxNumberOfMessages=1)["Messages"]
+    responses.post(f"https://graph.facebook.com/v21.0/{phone}/messages", json={"messages": [{"id": "wamid.SENT1"}]})
+    assert worker.process_body(record["Body"]) == "sent"
+    return json.loads(responses.calls[-1].request.body)

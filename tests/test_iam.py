@@ -30,7 +30,8 @@ REGION, ACCOUNT = "us-east-1", "123456789012"
 SECRETS = {"META_APP_SECRET": "ssm-meta-secret", "META_VERIFY_TOKEN": "ssm-verify", "X_CONSUMER_SECRET": "ssm-x",
            "TELEGRAM_SECRET_TOKEN": "ssm-telegram", "LINKEDIN_CLIENT_SECRET": "ssm-linkedin",
            "AUTH_TOKEN_SECRET": "ssm-auth-token-secret-0123456789abcdef", "META_PAGE_TOKEN": "ssm-page-token",
-           "X_BEARER_TOKEN": "ssm-x-bearer"}
+           "X_BEARER_TOKEN": "ssm-x-bearer",
+           "WHATSAPP_TOKEN": "ssm-wa-token", "WHATSAPP_BUSINESS_ACCOUNT_ID": "300000000000001"}
 
 Call = Tuple[str, str]  # (IAM action, resource ARN)
 WEBHOOKS = "webhooks"  # = chalicelib.config.WEBHOOKS_FUNCTION: the webhooks' function URL function
@@ -369,6 +370,19 @@ def _exercise(inbox) -> None:
         api("GET", f"/api/conversations?{query}")
     for path in ("", "/messages", "/events", "/viewers"):
         api("GET", f"/api/conversations/{conversation}{path}")
+    whatsapp = next(c["id"] for c in listing["items"] if c["channel"] == "whatsapp")
+    with responses.RequestsMock() as platform:  # the composer's templates: Graph, token from SSM
+        platform.get(f"{GRAPH}/300000000000001/message_templates", json={"data": [{
+            "name": "hello", "language": "en_US", "status": "APPROVED", "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Hello {{1}}"}]}], "paging": {}})
+        assert api("GET", f"/api/conversations/{whatsapp}/templates")[1]["items"][0]["name"] == "hello"
+        # an attachment out: WhatsApp's media store takes the file, the reply sends it by id
+        platform.post(f"{GRAPH}/{PHONE}/media", json={"id": "4490000000000009"})
+        with inbox.recorder.during(deploy.API_HANDLER):
+            uploaded = inbox.client.http.post(f"/api/conversations/{whatsapp}/attachments", body=b"%PDF-1.7\n", headers={
+                "Authorization": "Bearer " + api.token, "Content-Type": "application/octet-stream"})
+        inbox.recorder.served(inbox.app, "POST", f"/api/conversations/{whatsapp}/attachments")
+        assert uploaded.status_code == 201, uploaded.body
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": True})
     time.sleep(0.01)  # the second heartbeat adds focus time (staffing's measured handle time)
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": False, "focus_ms": 5000})

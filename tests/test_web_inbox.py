@@ -98,7 +98,7 @@ def test_the_page_has_no_inline_script_style_or_event_handler(inbox):
 def test_assets_have_their_content_types_and_versioned_urls_are_cached_for_a_year(inbox):
     urls = asset_urls(inbox)
     expected = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-    assert sorted(os.path.splitext(url.split("?")[0])[1] for url in urls) == [".css", ".js", ".js", ".js", ".svg"]
+    assert sorted(os.path.splitext(url.split("?")[0])[1] for url in urls) == [".css"] + [".js"] * 5 + [".svg"]
     for url in urls:
         response = inbox.client.http.get(url)
         assert response.status_code == 200, url
@@ -156,22 +156,21 @@ def test_the_assets_stay_small(inbox):
     import gzip
 
     bodies = [inbox.client.http.get(url).body for url in ["/"] + asset_urls(inbox)]
-    assert len(bodies) == 6
-    assert sorted(os.listdir(STATIC_DIR)) == ["app.css", "app.js", "icon.svg", "index.html", "listening.js",
-                                              "picker.js"]
+    assert len(bodies) == 8
+    assert sorted(os.listdir(STATIC_DIR)) == ["app.css", "app.js", "attach.js", "icon.svg", "index.html", "listening.js",
+                                              "picker.js", "templates.js"]
     sent = sum(len(body) for body in bodies)
     # the whole workspace as sent: the raw size bounds parse work (small either way); the gzipped
-    # size below is what an agent's phone downloads and is the budget that bites
-    # (raised from 88 / 24 KiB for the assign picker, picker.js and its styles: ~10 KiB raw, ~3 KiB
-    # gzipped, and the Listening view, listening.js: ~5 KiB raw, ~2 KiB gzipped)
-    assert sent < 102 * 1024, sent
+    # size below is what an agent's phone downloads and is the budget that bites. Raised from
+    # 88 / 24 KiB for: the assign picker (picker.js and its styles: ~10 KiB raw, ~3 KiB gzipped), the
+    # Listening view (listening.js: ~5 / 2 KiB), the WhatsApp template picker (templates.js: ~6 / 2
+    # KiB) and files out (attach.js: ~4 / 1.5 KiB), each a module of its own
+    assert sent < 114 * 1024, sent
     wire = sum(len(gzip.compress(body)) for body in bodies)
-    # what a phone downloads once, compressed (then cached for a year): 24 KB for the workspace,
-    # +2 KB for the Listening view (static/listening.js), +3 KB for the assign picker (picker.js)
-    assert wire < 30 * 1024, wire
+    assert wire < 34 * 1024, wire
 
 
-@pytest.mark.parametrize("name", ["app.js", "listening.js", "picker.js"])
+@pytest.mark.parametrize("name", ["app.js", "listening.js", "picker.js", "templates.js", "attach.js"])
 def test_the_script_never_turns_strings_into_markup_or_code(name):
     with open(os.path.join(STATIC_DIR, name), encoding="utf-8") as handle:
         script = handle.read()

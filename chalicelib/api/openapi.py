@@ -133,6 +133,13 @@ SCHEMAS: Dict[str, S] = {
                        "average_wait_seconds": _nullable({"type": "number"}),
                        "abandon_pct": _nullable({"type": "number"}), "rostered": INT,
                        "traffic_erlangs": {"type": "number"}}},
+    "Templates": {"type": "object", "required": ["items"], "properties": {"items": {"type": "array", "items": {
+        "type": "object", "required": ["name", "language", "body", "body_params", "header_params", "sendable"],
+        "description": "header/body/footer text with {{n}} or {{name}} placeholders; send one with "
+                       '{"template": {"name", "language", "variables": {"header": [...], "body": [...]}}}',
+        "properties": {"name": STR, "language": STR, "category": NSTR, "header": NSTR, "body": STR,
+                       "footer": NSTR, "header_params": {"type": "array", "items": STR},
+                       "body_params": {"type": "array", "items": STR}, "sendable": BOOL, "why_not": NSTR}}}}},
     "Object": OBJ,
 }
 
@@ -160,6 +167,13 @@ ROUTES: Dict[Tuple[str, str], Route] = {
                                                                _page(_ref("Message")), (400, 401, 404)),
     ("/api/conversations/{conversation_id}/messages", "POST"): ("A reply (queued) or a note", 202, _ref("Message"),
                                                                 (400, 401, 404, 409, 422)),
+    ("/api/conversations/{conversation_id}/attachments", "POST"): (
+        "A file for a reply (JPEG, PNG or PDF by content, <= 4 MB, raw bytes, ?filename=): handed to the platform, "
+        "answered with the token a reply sends it by ('attachment'); 502 when the platform refuses it", 201,
+        _ref("Object"), (400, 401, 404, 413, 422)),
+    ("/api/conversations/{conversation_id}/templates", "GET"): (
+        "The approved WhatsApp templates of the conversation's account (cached a few minutes; 503 when Meta "
+        "cannot be asked)", 200, _ref("Templates"), (401, 404, 422)),
     ("/api/conversations/{conversation_id}/viewing", "PUT"): ("Viewing/typing heartbeat", 200, _ref("Viewing"),
                                                               (400, 401, 404)),
     ("/api/conversations/{conversation_id}/viewers", "GET"): ("Who viewed or typed in the last 20 s", 200,

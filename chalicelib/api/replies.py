@@ -3,7 +3,9 @@ note (never sent). Stored first, answered 202 with the message (delivery_status 
 queued for sending.
 
 Body: {"text", "kind": "reply" | "note", "client_id", optional "template" (WhatsApp, outside the
-24 h window), "private_reply" (a DM answering a Facebook/Instagram comment), "after_message_id" /
+24 h window: {"name", "language", "components"} sent as is, or {"name", "language", "variables":
+{"header": [...], "body": [...]}} filled into the approved template, whose text is then the
+message's text), "private_reply" (a DM answering a Facebook/Instagram comment), "after_message_id" /
 "seen_version" (what the agent saw; 409 when the thread moved on, unless "confirm": true)}.
 
 Answers: 202 stored and queued; 200 a repeat of the same client_id (the first call's message);
@@ -22,7 +24,8 @@ from chalicelib.api.routes import authenticated
 
 replies = Blueprint(__name__)
 
-FIELDS = {"text", "kind", "client_id", "template", "private_reply", "after_message_id", "seen_version", "confirm"}
+FIELDS = {"text", "kind", "client_id", "template", "attachment", "private_reply", "after_message_id", "seen_version",
+          "confirm"}
 MAX_BODY_TEXT = 50_000  # characters: far above every channel's limit; refused before any work
 
 
@@ -65,10 +68,25 @@ def post_message(conversation_id: str, identity: Any) -> Any:
     if seen is not None and (isinstance(seen, bool) or not isinstance(seen, int) or seen < 0):
         raise BadRequestError("seen_version must be a non-negative integer")
     template_raw = body.get("template")
-    if kind == "note" and (template_raw is not None or body.get("private_reply")):
-        raise BadRequestError("a note is text only (no template, no private_reply)")
-    if text is None and template_raw is None:
+    attachment_raw = body.get("attachment")
+    if kind == "note" and (template_raw is not None or body.get("private_reply") or attachment_raw is not None):
+        raise BadRequestError("a note is text only (no template, attachment or private_reply)")
+    if attachment_raw is not None and (template_raw is not None or body.get("private_reply")):
+        raise BadRequestError("an attachment goes with a plain reply (no template, no private_reply)")
+    if text is None and template_raw is None and attachment_raw is None:
         raise BadRequestError("text is required")
+    filled = None
+    if kind == "reply" and isinstance(template_raw, dict) and "variables" in template_raw:
+        if text is not None:
+            raise BadRequestError("a template with variables carries its own text: leave text out")
+        from chalicelib.outbound import templates
+
+        try:
+            filled, text = templates.resolve(state, policy.check_template(template_raw))
+        except policy.Refused as refused:
+            return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+        except templates.Unavailable as why:
+            return error(503, "TemplatesUnavailable", f"the WhatsApp templates could not be read: {why.reason}")
 
     # A repeat of the same client_id is the same message, whatever happened since.
     existing = outbound.find_by_client(conversation_id, client_id)
@@ -93,11 +111,18 @@ def post_message(conversation_id: str, identity: Any) -> Any:
                                     "version": int(state.get("version") or 0)})
 
     plan = policy.Plan()
+    attachments = None
     try:
+        if attachment_raw is not None:
+            from chalicelib.outbound import attachments as files
+
+            attachments = [files.verify(attachment_raw, conversation_id)]
+            files.check_caption(state.get("channel") or "", text)
         if kind == "reply":
-            template = policy.check_template(template_raw) if template_raw is not None else None
-            plan = policy.plan(state, runtime.now_ms(), text is not None, template, bool(body.get("private_reply")))
-            if text is not None and template is None:
+            template = filled or (policy.check_template(template_raw) if template_raw is not None else None)
+            plan = policy.plan(state, runtime.now_ms(), text is not None or attachments is not None, template,
+                               bool(body.get("private_reply")))
+            if text is not None and template is None and attachments is None:
                 policy.check_length(text, state.get("channel") or "", state.get("thread_kind") or "dm",
                                     plan.private_reply)
         elif len(text or "") > policy.NOTE_LIMIT:
@@ -110,7 +135,7 @@ def post_message(conversation_id: str, identity: Any) -> Any:
         reply_to = outbound.last_customer_message_id(conversation_id)
     draft = outbound.Draft(conversation_id, kind, text if plan.template is None else text, client_id,
                            identity.agent_id, send_tag=plan.tag, template=plan.template,
-                           private_reply=plan.private_reply, reply_to=reply_to)
+                           private_reply=plan.private_reply, reply_to=reply_to, attachments=attachments)
     try:
         message, created = outbound.create(draft, state)
     except outbound.ClientIdReused:
@@ -124,6 +149,53 @@ def post_message(conversation_id: str, identity: Any) -> Any:
             return error(503, "NotQueued", "the reply is stored but not queued yet; "
                                              "send it again with the same client_id", message=_json(message))
     return Response(_json(message), status_code=202 if created else 200, headers={"Content-Type": "application/json"})
+
+
+@replies.route("/api/conversations/{conversation_id}/templates", methods=["GET"])
+@authenticated
+def list_templates(conversation_id: str, identity: Any) -> Any:
+    """The approved templates the composer offers: 200 {"items"}; 422 not a WhatsApp
+    conversation; 503 when Meta cannot be asked (the reason says why)."""
+    from chalicelib.api import access
+    from chalicelib.outbound import policy, templates
+
+    state = access.require_conversation(identity, conversation_id)
+    try:
+        items = templates.for_conversation(state)
+    except policy.Refused as refused:
+        return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+    except templates.Unavailable as why:
+        return error(503, "TemplatesUnavailable", f"the WhatsApp templates could not be read: {why.reason}")
+    return {"items": items}
+
+
+UPLOAD_TYPES = ["application/octet-stream", "image/jpeg", "image/png", "application/pdf"]
+
+
+@replies.route("/api/conversations/{conversation_id}/attachments", methods=["POST"], content_types=UPLOAD_TYPES)
+@authenticated
+def upload_attachment(conversation_id: str, identity: Any) -> Any:
+    """The file in the body (`?filename=` optional), checked by content and handed to the
+    platform (chalicelib.outbound.attachments): 201 the attachment with the token a reply sends it
+    by; 413 too large; 422 a type or channel that cannot be sent; 502 the platform refused it."""
+    from chalicelib.api import access
+    from chalicelib.outbound import attachments, policy
+
+    state = access.require_conversation(identity, conversation_id)
+    request = replies.current_request
+    data = request.raw_body or b""
+    filename = (request.query_params or {}).get("filename")
+    if filename is not None:
+        filename = clean_text(filename, "filename", 0, 255)
+    if len(data) > attachments.MAX_BYTES:
+        return error(413, "TooLarge", f"the file is {len(data)} bytes; at most {attachments.MAX_BYTES} can be sent")
+    try:
+        found = attachments.upload(dict(state, conversation_id=conversation_id), data, filename)
+    except policy.Refused as refused:
+        return error(422, "UnprocessableEntity", refused.reason, reason=refused.code)
+    except attachments.UploadFailed as failed:
+        return error(502, "UploadFailed", f"the platform did not take the file: {failed.reason}")
+    return Response(found, status_code=201, headers={"Content-Type": "application/json"})
 
 
 def _client_id_reused() -> Any:

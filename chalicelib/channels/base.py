@@ -163,6 +163,9 @@ class OutboundMessage:
     tag: Optional[str] = None  # e.g. Meta's HUMAN_AGENT after the 24 h window
     template: Optional[Dict[str, Any]] = None  # WhatsApp template outside the 24 h window
     private_reply: bool = False  # a DM answering a public comment
+    #: files to send with the text as caption: [{"type": "image"|"document", "media_id", "mime_type",
+    #: "filename"}] as chalicelib.outbound.attachments uploaded them (WhatsApp: one per message)
+    attachments: Optional[List[Dict[str, Any]]] = None
 
 
 @dataclass(frozen=True)

@@ -732,11 +732,15 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
 # - Instagram DM: Instagram Login accounts (INSTAGRAM_ACCESS_TOKEN) POST
 #   {INSTAGRAM_GRAPH_BASE_URL}/{ig user id}/messages; accounts connected through a Facebook Page
 #   (only META_PAGE_TOKEN) POST {META_GRAPH_BASE_URL}/me/messages. Same body and answer.
+# - Messenger files: POST {META_GRAPH_BASE_URL}/me/message_attachments (multipart message + filedata)
+#   -> {"attachment_id"}, then {"message": {"attachment": {"type": "image"|"file", "payload":
+#   {"attachment_id"}}}} (a file message has no text).
 # - Private reply to a comment: the same /messages call with {"recipient": {"comment_id"}}.
 # - Facebook comment reply: POST {META_GRAPH_BASE_URL}/{comment id}/comments, message=... -> {"id"}.
 # - Instagram comment reply: POST {base}/{ig comment id}/replies?message=... -> {"id"}.
 # - WhatsApp: POST {META_GRAPH_BASE_URL}/{phone number id}/messages, Bearer WHATSAPP_TOKEN,
-#   text (with context.message_id) or template; biz_opaque_callback_data = outbound_id
+#   text (with context.message_id), template, or image/document by the id `POST /{phone number id}/media`
+#   answered (the text as caption); biz_opaque_callback_data = outbound_id
 #   -> {"messages": [{"id": "wamid..."}]}.
 # Tokens travel in the Authorization header, never in a URL.
 
@@ -747,6 +751,7 @@ INSTAGRAM_DM_LIMIT_BYTES = 1000  # UTF-8 bytes
 FACEBOOK_COMMENT_LIMIT = 8000
 INSTAGRAM_COMMENT_LIMIT = 2200
 WHATSAPP_TEXT_LIMIT = 4096
+WHATSAPP_CAPTION_LIMIT = 1024
 METADATA_LIMIT = 1000
 WHATSAPP_CALLBACK_DATA_LIMIT = 512
 
@@ -796,13 +801,20 @@ def _messages_endpoint(message: OutboundMessage, secrets: SecretLookup) -> Tuple
 
 
 def _send_dm(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
-    text = _dm_text(message)
     body: Dict[str, Any] = {"recipient": {"id": message.recipient_id}}
     if message.tag:
         body.update(messaging_type="MESSAGE_TAG", tag=message.tag)
     else:
         body["messaging_type"] = "RESPONSE"
-    body["message"] = {"text": text, "metadata": message.outbound_id[:METADATA_LIMIT]}
+    if message.attachments:  # Messenger: a file by its upload id; a file message carries no text
+        media = message.attachments[0]
+        if not isinstance(media, dict) or not media.get("media_id") or media.get("type") not in ("image", "document"):
+            raise SendError("permanent", "a Messenger attachment needs its uploaded attachment id", code="attachment")
+        body["message"] = {"attachment": {"type": "image" if media["type"] == "image" else "file",
+                                          "payload": {"attachment_id": str(media["media_id"])}},
+                           "metadata": message.outbound_id[:METADATA_LIMIT]}
+    else:
+        body["message"] = {"text": _dm_text(message), "metadata": message.outbound_id[:METADATA_LIMIT]}
     url, token = _messages_endpoint(message, secrets)
     answer = _graph_post(http, url, token, json=body)
     return SendResult(_answer_id(answer, "message_id"))
@@ -859,7 +871,19 @@ def _send_whatsapp(message: OutboundMessage, secrets: SecretLookup, http: Any) -
                             "to": message.recipient_id}
     if message.reply_to:
         body["context"] = {"message_id": message.reply_to}
-    if message.template:
+    if message.attachments and not message.template:
+        media = message.attachments[0]
+        kind = media.get("type") if isinstance(media, dict) else None
+        if kind not in ("image", "document") or not media.get("media_id"):
+            raise SendError("permanent", "a WhatsApp attachment needs its uploaded media id", code="attachment")
+        part: Dict[str, Any] = {"id": str(media["media_id"])}
+        if message.text and message.text.strip():
+            part["caption"] = check_text(message.text, WHATSAPP_CAPTION_LIMIT, "a WhatsApp caption")
+        if kind == "document" and media.get("filename"):
+            part["filename"] = str(media["filename"])
+        body["type"] = kind
+        body[kind] = part
+    elif message.template:
         template = message.template
         name = template.get("name") if isinstance(template, dict) else None
         language = template.get("language") if isinstance(template, dict) else None
@@ -882,6 +906,28 @@ def _send_whatsapp(message: OutboundMessage, secrets: SecretLookup, http: Any) -
     if isinstance(found, list) and found and isinstance(found[0], dict) and optional_str(found[0], "id"):
         return SendResult(str(found[0]["id"]))
     raise SendError("unknown", "WhatsApp accepted the message without a message id", code="no_id")
+
+
+def upload_whatsapp_media(phone_number_id: str, data: bytes, mime: str, filename: str, secrets: SecretLookup,
+                          http: Any) -> str:
+    """POST {graph}/{phone number id}/media (multipart: file, type, messaging_product): the media
+    id a message then sends the file by (valid 30 days); SendError otherwise."""
+    token = send_token(secrets, "WHATSAPP_TOKEN")
+    url = f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/{phone_number_id}/media"
+    answer = _graph_post(http, url, token, data={"messaging_product": "whatsapp", "type": mime},
+                         files={"file": (filename, data, mime)})
+    return _answer_id(answer, "id")
+
+
+def upload_messenger_attachment(data: bytes, mime: str, filename: str, secrets: SecretLookup, http: Any) -> str:
+    """POST {graph}/me/message_attachments (Attachment Upload API, Page token; multipart `message`
+    and `filedata`): the reusable attachment id a message then sends the file by."""
+    token = send_token(secrets, "META_PAGE_TOKEN")
+    kind = "image" if mime.startswith("image/") else "file"
+    message = json.dumps({"attachment": {"type": kind, "payload": {"is_reusable": True}}})
+    answer = _graph_post(http, f"{api_base('META_GRAPH_BASE_URL', GRAPH_DEFAULT)}/me/message_attachments", token,
+                         data={"message": message}, files={"filedata": (filename, data, mime)})
+    return _answer_id(answer, "attachment_id")
 
 
 def _graph_post(http: Any, url: str, token: str, **kwargs: Any) -> Dict[str, Any]:

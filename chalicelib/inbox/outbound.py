@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import secrets as _secrets
 from dataclasses import dataclass
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
@@ -79,6 +79,7 @@ class Draft:
     template: Optional[Dict[str, Any]] = None
     private_reply: bool = False
     reply_to: Optional[str] = None
+    attachments: Optional[List[Dict[str, Any]]] = None  # uploaded files (chalicelib.outbound.attachments)
 
 
 # --- ids -----------------------------------------------------------------------------------------
@@ -157,7 +158,8 @@ def create(draft: Draft, state: Dict[str, Any]) -> Tuple[Message, bool]:
         reply = draft.kind == "reply"
         message = Message(
             draft.conversation_id, sort_key, message_id=message_id, direction="out" if reply else "note",
-            msg_type="template" if draft.template and not draft.text else "text", text=draft.text,
+            msg_type="template" if draft.template else (draft.attachments[0]["type"] if draft.attachments else "text"),
+            text=draft.text, attachments=draft.attachments,
             channel=state["channel"], account_id=state["account_id"], author_id=draft.author_id,
             reply_to=draft.reply_to, sent_at=now, received_at=now, client_id=draft.client_id,
             delivery_status="queued" if reply else None, send_tag=draft.send_tag, template=draft.template,

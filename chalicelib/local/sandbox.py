@@ -23,6 +23,14 @@ correctly signed delivery a little later:
   (`GET /2/tweets/<id>`: a post that mentions the token's user, unless the id contains
   "not-summoned").
 - Telegram and LinkedIn send nothing back for a bot's / organization's own message: neither here.
+- WhatsApp media: `POST /<version>/<phone number id>/media` (multipart) keeps the file in memory
+  and answers its id; `GET /<version>/<media id>` and the URL it names serve it back (our media
+  endpoint shows a sent attachment in the thread like a received one); image and document
+  messages are sent like text. Messenger's `POST /<version>/me/message_attachments` answers an
+  `attachment_id`, and a message carrying one is sent and echoed like text.
+- WhatsApp templates: `GET /<version>/<waba id>/message_templates` lists a few realistic ones
+  (positional and named placeholders, a document header, a paused one), paged like Graph, with
+  WHATSAPP_TOKEN only.
 Comment replies and private replies get no webhook here (the sandbox does not know the post or
 the commenter's PSID a real delivery would carry).
 
@@ -67,6 +75,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 GRAPH_VERSION = "v21.0"
 MAX_BODY_BYTES = 1_000_000
+MAX_MEDIA_BYTES = 6_000_000  # a WhatsApp media upload (multipart)
+MAX_MEDIA = 20  # uploads kept in memory for the media URL lookups
 MAX_TIMERS = 500
 MAX_REMEMBERED = 1000
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -123,6 +133,8 @@ class Sandbox(ThreadingHTTPServer):
         #: X Activity setup made against the sandbox: webhooks and subscriptions (bounded).
         self.x_webhooks: List[Dict[str, Any]] = []
         self.x_subscriptions: List[Dict[str, Any]] = []
+        #: WhatsApp media uploads: media id -> (mime type, bytes), the last MAX_MEDIA
+        self.media: "collections.OrderedDict[str, Tuple[str, bytes]]" = collections.OrderedDict()
 
     # --- configuration ---------------------------------------------------------------------------
 
@@ -276,7 +288,36 @@ class _Handler(BaseHTTPRequestHandler):
                 answer = (500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"}, {})
             self._answer(answer or (404, {"error": f"no such endpoint: {parts.path}"}, {}))
             return
-        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups and X recent search only"}, {}))
+        if segments[:1] == ["graph"] and (len(segments) == 3 or segments[2:3] == ["media"] and len(segments) == 4) \
+                and segments[-1] in self.server.media:
+            self._answer_media(segments)
+            return
+        if segments[:1] == ["graph"] and segments[3:] == ["message_templates"] and len(segments) == 4:
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            self.server.requests.append({"platform": "graph", "path": parts.path, "query": query, "body": {},
+                                         "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_whatsapp_templates(self, segments[2], query))
+            return
+        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups, X recent search and "
+                                     "WhatsApp templates only"}, {}))
+
+    def _answer_media(self, segments: List[str]) -> None:
+        """GET /graph/<v>/<media id> (WhatsApp's media URL lookup, WHATSAPP_TOKEN) and the URL it
+        names, /graph/<v>/media/<media id> (the bytes, with the same token; under the Graph base, the
+        only loopback URLs our media endpoint fetches): uploads we were given."""
+        if not self.server.token_ok(self.bearer(), "WHATSAPP_TOKEN"):
+            self._answer(_graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token"))
+            return
+        mime, data = self.server.media[segments[-1]]
+        if len(segments) == 3:
+            self._answer((200, {"url": f"{self.server.base_url}/graph/{GRAPH_VERSION}/media/{segments[-1]}", "mime_type": mime,
+                                "file_size": len(data), "id": segments[-1], "messaging_product": "whatsapp"}, {}))
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", mime)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
 
     def _browser_refusal(self) -> Optional[Answer]:
         """A browser's request (any page's fetch or form, or a page on a rebound DNS name): our
@@ -296,11 +337,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(refusal)
             return
         length = int(self.headers.get("Content-Length") or 0)
-        if length < 0 or length > MAX_BODY_BYTES:
+        media_upload = urlsplit(self.path).path.endswith(("/media", "/message_attachments"))
+        if length < 0 or length > (MAX_MEDIA_BYTES if media_upload else MAX_BODY_BYTES):
             self._answer((413, {"error": "body too large"}, {}))
             return
         raw = self.rfile.read(length) if length else b""
         parts = urlsplit(self.path)
+        if media_upload and parts.path.startswith("/graph/"):
+            self.server.requests.append({"platform": "graph", "path": parts.path, "query": {}, "body": {},
+                                         "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_media_upload(self, raw, messenger=parts.path.endswith("/message_attachments")))
+            return
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         body: Dict[str, Any] = {}
         if raw:
@@ -425,7 +472,7 @@ def _send_api(handler: _Handler, node: str, body: Dict[str, Any], instagram: boo
     recipient = body.get("recipient") if isinstance(body.get("recipient"), dict) else {}
     message = body.get("message") if isinstance(body.get("message"), dict) else {}
     target = recipient.get("id") or recipient.get("comment_id")
-    if not target or not isinstance(message.get("text"), str):
+    if not target or not (isinstance(message.get("text"), str) or isinstance(message.get("attachment"), dict)):
         return _graph_error(400, 100, "(#100) Param recipient and message[text] must be non-empty")
     failure = handler.server.failure("meta", target)
     early = _meta_failure(failure, instagram)
@@ -474,7 +521,7 @@ def _meta_callbacks(server: Sandbox, account: str, psid: str, mid: str, message:
 def _whatsapp(handler: _Handler, phone_number_id: str, body: Dict[str, Any]) -> Answer:
     to = body.get("to")
     kind = body.get("type")
-    if not to or kind not in ("text", "template") or not isinstance(body.get(kind), dict):
+    if not to or kind not in ("text", "template", "image", "document") or not isinstance(body.get(kind), dict):
         return _graph_error(400, 100, "(#100) Invalid parameter")
     failure = handler.server.failure("whatsapp", to)
     if failure == "429-once":
@@ -517,6 +564,86 @@ def _whatsapp(handler: _Handler, phone_number_id: str, body: Dict[str, Any]) -> 
         return 502, None, {}
     return 200, {"messaging_product": "whatsapp", "contacts": [{"input": str(to), "wa_id": str(to)}],
                  "messages": [{"id": wamid}]}, {}
+
+
+#: A WhatsApp Business Account's templates as Graph lists them (approved ones, and one paused).
+TEMPLATES = [
+    {"name": "order_update", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000001",
+     "parameter_format": "POSITIONAL", "components": [
+         {"type": "HEADER", "format": "TEXT", "text": "Order {{1}}"},
+         {"type": "BODY", "text": "Hi {{1}}, your order {{2}} is on its way and should arrive by {{3}}.",
+          "example": {"body_text": [["Ana", "A-1001", "Friday"]]}},
+         {"type": "FOOTER", "text": "Acme Coffee"}]},
+    {"name": "follow_up", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000002",
+     "parameter_format": "NAMED", "components": [
+         {"type": "BODY", "text": "Hello {{first_name}}, we are following up on your message. Reply to continue "
+                                  "the conversation.",
+          "example": {"body_text_named_params": [{"param_name": "first_name", "example": "Ana"}]}}]},
+    {"name": "follow_up", "language": "pt_PT", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000003",
+     "parameter_format": "NAMED", "components": [
+         {"type": "BODY", "text": "Ol\u00e1 {{first_name}}, estamos a dar seguimento \u00e0 sua mensagem. "
+                                  "Responda para continuar a conversa."}]},
+    {"name": "receipt_pdf", "language": "en_US", "status": "APPROVED", "category": "UTILITY", "id": "1100000000000004",
+     "components": [{"type": "HEADER", "format": "DOCUMENT"},
+                    {"type": "BODY", "text": "Your receipt for order {{1}} is attached."}]},
+    {"name": "spring_sale", "language": "en_US", "status": "PAUSED", "category": "MARKETING", "id": "1100000000000005",
+     "components": [{"type": "BODY", "text": "Spring sale: 20% off every bag this week."}]},
+]
+
+
+def _whatsapp_templates(handler: _Handler, waba: str, query: Dict[str, str]) -> Answer:
+    """GET /{waba-id}/message_templates[?status=APPROVED][&limit=][&after=]: paged like Graph."""
+    if not handler.server.token_ok(handler.bearer(), "WHATSAPP_TOKEN"):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    if waba != WABA_ID:
+        return _graph_error(400, 100, f"Unsupported get request. Object with ID '{waba}' does not exist")
+    status = (query.get("status") or "").upper()
+    found = [t for t in TEMPLATES if not status or t["status"] == status]
+    try:
+        limit = max(1, min(int(query.get("limit") or 25), 100))
+        start = int(base64.b64decode(query["after"]).decode()) if query.get("after") else 0
+    except (ValueError, TypeError):
+        return _graph_error(400, 100, "(#100) Invalid parameter")
+    page = found[start:start + limit]
+    answer: Dict[str, Any] = {"data": page, "paging": {"cursors": {
+        "before": base64.b64encode(str(start).encode()).decode(),
+        "after": base64.b64encode(str(start + len(page)).encode()).decode()}}}
+    if start + limit < len(found):
+        answer["paging"]["next"] = "https://graph.facebook.com/v21.0/" + waba + "/message_templates?after=..."
+    return 200, answer, {}
+
+
+def _media_upload(handler: _Handler, raw: bytes, messenger: bool) -> Answer:
+    """WhatsApp's POST /<v>/<phone number id>/media, multipart (file, type, messaging_product=
+    whatsapp), WHATSAPP_TOKEN, answered {"id"}; Messenger's POST /<v>/me/message_attachments
+    (message, filedata), META_PAGE_TOKEN, answered {"attachment_id"}. WhatsApp files are kept in
+    memory (the last MAX_MEDIA) for the media URL lookups."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    if not handler.server.token_ok(handler.bearer(), "META_PAGE_TOKEN" if messenger else "WHATSAPP_TOKEN"):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    content_type = handler.headers.get("Content-Type") or ""
+    if not content_type.startswith("multipart/form-data"):
+        return _graph_error(400, 100, "(#100) The parameter file is required")
+    parsed = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    fields: Dict[str, Any] = {}
+    for part in parsed.iter_parts() if parsed.is_multipart() else []:
+        fields[part.get_param("name", header="content-disposition")] = part
+    if messenger:
+        if fields.get("filedata") is None or fields.get("message") is None:
+            return _graph_error(400, 100, "(#100) The parameter message and filedata are required")
+        return 200, {"attachment_id": _digits(16)}, {}
+    upload, product = fields.get("file"), fields.get("messaging_product")
+    if upload is None or product is None or product.get_content().strip() != "whatsapp":
+        return _graph_error(400, 100, "(#100) The parameter messaging_product and file are required")
+    data = upload.get_payload(decode=True) or b""
+    media_id = _digits(16)
+    with handler.server._lock:
+        handler.server.media[media_id] = (upload.get_content_type(), data)
+        while len(handler.server.media) > MAX_MEDIA:
+            handler.server.media.popitem(last=False)
+    return 200, {"id": media_id}, {}
 
 
 def _graph_facebook(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:

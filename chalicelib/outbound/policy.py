@@ -130,13 +130,16 @@ def plan(state: Mapping[str, Any], now: int, has_text: bool, template: Optional[
 
 def check_template(value: Any) -> Dict[str, Any]:
     """A WhatsApp template as the API accepts it: {"name", "language" (code or {"code"}),
-    optional "components"}; Refused otherwise."""
+    optional "components"} sent as they are, or "variables" ({"header": [...], "body": [...]})
+    that chalicelib.outbound.templates fills into an approved template; Refused otherwise."""
     if not isinstance(value, dict):
         raise Refused("template must be an object with 'name' and 'language'", "bad_template")
-    unknown = set(value) - {"name", "language", "components"}
+    unknown = set(value) - {"name", "language", "components", "variables"}
     if unknown:
-        raise Refused(f"template accepts only name, language and components (not {', '.join(sorted(unknown))})",
-                      "bad_template")
+        raise Refused("template accepts only name, language, components and variables "
+                      f"(not {', '.join(sorted(unknown))})", "bad_template")
+    if "components" in value and "variables" in value:
+        raise Refused("send a template's components or its variables, not both", "bad_template")
     from chalicelib import inputs
 
     name, language = value.get("name"), value.get("language")
@@ -150,14 +153,20 @@ def check_template(value: Any) -> Dict[str, Any]:
     components = value.get("components")
     if components is not None and not isinstance(components, list):
         raise Refused("template components must be a list", "bad_template")
+    variables = value.get("variables")
+    if variables is not None and not isinstance(variables, dict):
+        raise Refused('template variables must be {"header": [...], "body": [...]}', "bad_template")
     try:
-        inputs.bounded_json(components, "template components", max_depth=TEMPLATE_DEPTH_MAX,
-                            max_nodes=TEMPLATE_NODES_MAX, max_chars=TEMPLATE_CHARS_MAX)
+        for label, nested in (("components", components), ("variables", variables)):
+            inputs.bounded_json(nested, f"template {label}", max_depth=TEMPLATE_DEPTH_MAX,
+                                max_nodes=TEMPLATE_NODES_MAX, max_chars=TEMPLATE_CHARS_MAX)
     except inputs.BadInput as problem:
         raise Refused(str(problem), "bad_template")
     clean: Dict[str, Any] = {"name": name, "language": {"code": language}}
     if components is not None:
         clean["components"] = components
+    if variables is not None:
+        clean["variables"] = variables
     return clean
 
 

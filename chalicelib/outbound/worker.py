@@ -151,7 +151,8 @@ def send_one(conversation_id: str, sort_key: str) -> str:
         channel=message.channel, account_id=message.account_id, thread_key=state.get("thread_key") or "",
         thread_kind=state.get("thread_kind") or "dm", recipient_id=state.get("contact_platform_id") or "",
         text=message.text or "", outbound_id=outbound.outbound_id(message), reply_to=message.reply_to,
-        tag=message.send_tag, template=message.template, private_reply=bool(message.private_reply))
+        tag=message.send_tag, template=message.template, private_reply=bool(message.private_reply),
+        attachments=list(message.attachments) if message.attachments else None)
     try:
         adapter = runtime.injected_adapter(message.channel) or adapter_for_channel(message.channel)
         result = adapter.send(outgoing, account_secrets(_refs(account)), runtime.http())

@@ -25,7 +25,7 @@ CONTENT_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".svg": "image/svg+xml",
 }
-ASSETS = ("app.js", "picker.js", "listening.js", "app.css", "icon.svg")  # the only files /static/ serves
+ASSETS = ("app.js", "picker.js", "listening.js", "templates.js", "attach.js", "app.css", "icon.svg")  # the only files /static/ serves
 # The admin screens' own files live in web/admin/ (outside the agents' page and its size budget).
 ADMIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "admin")
 ADMIN_ASSETS = ("admin.js", "admin.css")
@@ -63,7 +63,7 @@ VERSIONED_CACHE = "public, max-age=31536000, immutable"
 UNVERSIONED_CACHE = "no-cache"
 
 _loaded: Dict[str, Tuple[str, str]] = {}  # name -> (text, etag)
-COMPACTED = ("app.js", "picker.js", "listening.js", "index.html")  # the agents' page: sent without indentation and comments
+COMPACTED = ("app.js", "picker.js", "listening.js", "templates.js", "attach.js", "index.html")  # the agents' page: sent without indentation and comments
 
 
 def _read(name: str) -> Tuple[str, str]:

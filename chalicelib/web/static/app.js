@@ -883,6 +883,8 @@
     if (conversation.unread_count > 0 && !document.hidden) markRead(conversation);
     renderHead(conversation);
     renderWindow(conversation.reply_window);
+    document.dispatchEvent(new CustomEvent('inbox:window', {detail: {id: conversation.id, channel: conversation.channel,
+      window: state.window}}));  // static/templates.js: WhatsApp templates
     renderThread(fresh);
     var who = conversation.contact && conversation.contact.id;
     if (who && (fresh || who !== state.contactFor)) loadContact(who);
@@ -1764,6 +1766,7 @@
     if (button) select(button.dataset.id);
   });
   on('composer', 'submit', function (event) { event.preventDefault(); send(false); });
+  document.addEventListener('inbox:reload', function () { if (state.selected) loadThread(false); });
   on('draft', 'keydown', function (event) {
     var first = $('canned').hidden ? null : $('canned').querySelector('[data-id]');
     if (event.key === 'Escape' && !$('canned').hidden) { $('canned').hidden = true; event.stopPropagation(); return; }
