@@ -98,7 +98,7 @@ def set_budget(body: Any, now_ms: int) -> Dict[str, Any]:
     return budget(now_ms)
 
 
-def _reserve(count: int, limit: int, month: str) -> bool:
+def reserve(count: int, limit: int, month: str) -> bool:
     """Take `count` posts from this month's budget, or nothing if that would pass `limit`."""
     from pynamodb.exceptions import UpdateError
 
@@ -192,7 +192,7 @@ def _poll_topic(topic: Dict[str, Any], token: str, accounts: List[str], now_ms: 
     for _ in range(MAX_PAGES_PER_TOPIC):
         current = budget(now_ms)
         size = min(MAX_RESULTS, current["remaining"])
-        if size < MIN_RESULTS or not _reserve(size, current["monthly_posts"], current["month"]):
+        if size < MIN_RESULTS or not reserve(size, current["monthly_posts"], current["month"]):
             return "budget_exhausted"
         params = dict(FIELDS, query=query, max_results=str(size))
         if state.get("next_token"):

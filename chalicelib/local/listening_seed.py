@@ -77,3 +77,41 @@ def x_recent_search(query: Dict[str, str], now_ms: Optional[int] = None) -> Answ
     if page:
         body.update(data=page, includes={"users": users})
     return 200, body, headers
+
+
+HOUR_MS = 3_600_000
+SPIKE_POSTS = 42  # in the hour before the sandbox started, for queries that match the refund burst
+
+
+def x_recent_counts(query: Dict[str, str], now_ms: Optional[int] = None) -> Answer:
+    """X `counts/recent` at hour granularity: a steady 2-4 posts an hour, and one spike (the hour
+    before the sandbox started) for a query that matches the seeded refund burst. Like X: buckets
+    from `start_time` to `end_time` (default: the last 7 days), `meta.total_tweet_count`."""
+    from datetime import datetime, timezone
+
+    def ms(name: str, default: int) -> int:
+        try:
+            return int(datetime.fromisoformat(query[name].replace("Z", "+00:00")).timestamp() * 1000)
+        except (KeyError, ValueError):
+            return default
+
+    if query.get("granularity", "hour") != "hour" or not query.get("query"):
+        return 400, {"title": "Invalid Request", "detail": "the sandbox serves query= with granularity=hour"}, {}
+    now = now_ms or int(time.time() * 1000)
+    end = ms("end_time", now)
+    start = max(ms("start_time", end - 7 * 24 * HOUR_MS), now - 7 * 24 * HOUR_MS)
+    spike_hour = _ANCHOR_MS - _ANCHOR_MS % HOUR_MS - HOUR_MS
+    spiking = any(_matches(p, query["query"]) for p in seeded_posts() if "#acmefail" in p["text"])
+    buckets, at = [], start - start % HOUR_MS
+    while at < end:
+        count = 2 + (at // HOUR_MS) % 3 + (SPIKE_POSTS if spiking and at == spike_hour else 0)
+        buckets.append({"start": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(max(at, start) / 1000)),
+                        "end": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(min(at + HOUR_MS, end) / 1000)),
+                        "tweet_count": count})
+        at += HOUR_MS
+    return 200, {"data": buckets, "meta": {"total_tweet_count": sum(b["tweet_count"] for b in buckets)}}, \
+        {"x-rate-limit-limit": "300", "x-rate-limit-remaining": "299", "x-rate-limit-reset": str(int(time.time()) + 900)}
+
+
+#: The listening endpoints the loopback sandbox serves (app-only Bearer auth, like X).
+X_LISTENING = {"/x/2/tweets/search/recent": x_recent_search, "/x/2/tweets/counts/recent": x_recent_counts}

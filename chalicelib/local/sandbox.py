@@ -251,6 +251,19 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - paths carry Telegram tokens
         pass
 
+    def _listening(self, parts: Any) -> bool:
+        """X search and counts with seeded posts (True when this path is one of them)."""
+        from chalicelib.local.listening_seed import X_LISTENING
+
+        serve = X_LISTENING.get(parts.path)
+        if serve is None:
+            return False
+        if not _x_app_authorized(self):
+            self._answer(_x_problem(401, "Unauthorized", "Unauthorized"))
+        else:
+            self._answer(serve({k: v[-1] for k, v in parse_qs(parts.query).items()}))
+        return True
+
     def do_GET(self) -> None:  # noqa: N802
         refusal = self._browser_refusal()
         if refusal is not None:
@@ -258,13 +271,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.split("/") if s]
-        if parts.path == "/x/2/tweets/search/recent":  # listening: seeded posts (chalicelib.local.listening_seed)
-            from chalicelib.local.listening_seed import x_recent_search
-
-            if not _x_app_authorized(self):
-                self._answer(_x_problem(401, "Unauthorized", "Unauthorized"))
-                return
-            self._answer(x_recent_search({k: v[-1] for k, v in parse_qs(parts.query).items()}))
+        if parts.path.startswith("/x/2/tweets/") and self._listening(parts):  # chalicelib.local.listening_seed
             return
         if segments[:1] == ["x"]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}

@@ -339,6 +339,7 @@
   // --- alerts ----------------------------------------------------------------------------------
 
   var alerts = [];
+  var LISTENING_ALERTS = {listening_spike: 'Spike', sentiment_dip: 'Sentiment dip'};  // chalicelib.listening.spikes
 
   async function loadAlerts() {
     try { alerts = (await api('api/me/notifications?limit=20')).items || []; } catch (e) { return; }
@@ -352,11 +353,15 @@
   function renderAlerts() {
     var list = $('notif-list');
     list.replaceChildren(...alerts.length ? alerts.map(function (n) {
+      var item = el('li');
+      if (LISTENING_ALERTS[n.kind]) {  // about a topic, not a conversation: text only, escaped by el()
+        item.append(el('span', '', LISTENING_ALERTS[n.kind] + ' · ' + String((n.data || {}).topic || '') + ' · ' + ago(n.at)));
+        return item;
+      }
       var button = el('button', 'link', (n.kind === 'sla_breached' ? 'Deadline breached' : n.kind === 'sla_warning'
         ? 'Deadline warning' : String(n.kind)) + ' · ' + ago(n.at));
       button.type = 'button';
       button.dataset.id = n.conversation_id;
-      var item = el('li');
       item.append(button);
       return item;
     }) : [el('li', 'note', 'Nothing new.')]);
