@@ -325,6 +325,9 @@ def _exercise(inbox) -> None:
     api("POST", "/api/listening/topics", {"name": "Refunds", "include": ["refund"], "sources": ["x_search"]})
     api("PUT", "/api/listening/x-budget", {"monthly_posts": 1000})
     api("GET", "/api/listening/x-budget")
+    # Any negative public message jumps the queue (the Page mention below: the processor raises it).
+    assert api("PUT", "/api/listening/priority-rules", {"rules": [{"sentiment": "negative", "priority": "high"}]})[0] == 200
+    api("GET", "/api/listening/priority-rules")
     status, canned = api("POST", "/api/canned-replies",
                          {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
     api("GET", "/api/canned-replies")

@@ -196,3 +196,24 @@ def set_x_budget(identity: Any) -> Any:
         return x_search.set_budget(_body(), _now_ms())
     except ValueError as error:
         raise BadRequestError(str(error))
+
+
+@listening_api.route("/api/listening/priority-rules", methods=["GET"])
+@authenticated
+def priority_rules(identity: Any) -> Any:
+    """The admin's rules: a negative public message or found post with reach jumps the queue."""
+    from chalicelib.listening import priority
+
+    return {"rules": priority.rules()}
+
+
+@listening_api.route("/api/listening/priority-rules", methods=["PUT"])
+@admin_only
+def set_priority_rules(identity: Any) -> Any:
+    """`{"rules": [{"sentiment", "min_followers", "min_likes", "priority"}, ...]}` (replaces all)."""
+    from chalicelib.listening import priority
+
+    try:
+        return priority.save(_body(), _now_ms())
+    except ValueError as error:
+        raise BadRequestError(str(error))

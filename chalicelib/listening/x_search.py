@@ -285,12 +285,14 @@ def _record_posts(posts: List[Any], includes: Dict[str, Any], accounts: List[str
         mentions = ((post.get("entities") or {}).get("mentions") or []) if isinstance(post.get("entities"), dict) else []
         summoned = any(isinstance(m, dict) and m.get("id") in accounts for m in mentions)
         followers = metrics.get("followers_count")
+        likes = (post.get("public_metrics") or {}).get("like_count") if isinstance(post.get("public_metrics"), dict) else None
         items.record(source="x_search", platform="x", post_id=post["id"], posted_ms=_ms(post.get("created_at"), now_ms),
                      account_id=accounts[0] if accounts else "", text=text, url=items.post_url("x", post["id"]),
                      author={"name": user.get("name"), "handle": user.get("username"),
                              "followers": followers if isinstance(followers, int) else None},
                      analysis=analyse(text, "x_search", {"lang": post.get("lang")}), replyable=summoned,
-                     not_replyable_reason=None if summoned else NOT_REPLYABLE, now_ms=now_ms)
+                     not_replyable_reason=None if summoned else NOT_REPLYABLE, now_ms=now_ms,
+                     likes=likes if isinstance(likes, int) and not isinstance(likes, bool) else None)
 
 
 def _ms(value: Any, default: int) -> int:
