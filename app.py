@@ -143,12 +143,14 @@ def staffing_sampler(event: Any) -> Dict[str, int]:
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="listening_poller")
 def listening_poller(event: Any) -> Dict[str, Any]:
     """X recent search for every topic with the x_search source, within the admin's monthly
-    budget of post reads and X's rate limits (chalicelib.listening.x_search); then, once an
-    hour, spike and sentiment-dip alerts (chalicelib.listening.spikes)."""
+    budget of post reads and X's rate limits (chalicelib.listening.x_search); Instagram
+    hashtags within their 30 slots (ig_hashtags); then, once an hour, spike and sentiment-dip
+    alerts (chalicelib.listening.spikes)."""
     tracing.activate(http=True)
-    from chalicelib.listening import spikes, x_search
+    from chalicelib.listening import ig_hashtags, spikes, x_search
 
     stats = x_search.poll()
+    stats["instagram"] = ig_hashtags.poll()
     stats["alerts"] = spikes.run()
     return stats
 

@@ -324,6 +324,9 @@ def _exercise(inbox) -> None:
     api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order"]})
     api("POST", "/api/listening/topics", {"name": "Refunds", "include": ["refund"], "sources": ["x_search"]})
     api("PUT", "/api/listening/x-budget", {"monthly_posts": 1000})
+    api("POST", "/api/accounts", {"channel": "instagram", "platform_account_id": "17841400000000077", "name": "IG"})
+    api("POST", "/api/listening/topics", {"name": "Fails", "include": ["#acmefail"], "sources": ["instagram_hashtag"]})
+    api("GET", "/api/listening/ig-hashtags")
     api("GET", "/api/listening/x-budget")
     # Any negative public message jumps the queue (the Page mention below: the processor raises it).
     assert api("PUT", "/api/listening/priority-rules", {"rules": [{"sentiment": "negative", "priority": "high"}]})[0] == 200
@@ -506,9 +509,14 @@ def _exercise(inbox) -> None:
     with responses.RequestsMock() as x_api:
         x_api.add("GET", "https://api.x.com/2/tweets/search/recent", json=found)
         x_api.add_callback("GET", "https://api.x.com/2/tweets/counts/recent", callback=_spiking_counts)
+        # Instagram hashtag search for the topic with the instagram_hashtag source (Page token from SSM).
+        x_api.add("GET", f"{GRAPH}/ig_hashtag_search", json={"data": [{"id": "17841593"}]})
+        x_api.add("GET", f"{GRAPH}/17841593/recent_media", json={"data": [{"id": "18000000000000001",
+                                                                          "caption": "#acmefail"}]})
         with inbox.recorder.during("listening_poller"):
             stats = inbox.app.listening_poller(_scheduled_event("listening_poller"), None)
             assert stats["posts"] == 1 and stats["alerts"]["alerts"] == 1  # a spike: supervisors, SNS
+            assert stats["instagram"]["media"] == 1
 
 
 

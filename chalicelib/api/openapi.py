@@ -255,6 +255,8 @@ ROUTES: Dict[Tuple[str, str], Route] = {
                                                _ref("Object"), AUTH),
     ("/api/listening/priority-rules", "PUT"): ("Replace the priority rules (admins)", 200, _ref("Object"),
                                                (400, 401, 403)),
+    ("/api/listening/ig-hashtags", "GET"): ("Instagram hashtag slots (30 per account per 7 days) and reads", 200,
+                                            _ref("Object"), AUTH),
 }
 
 # --- reports (chalicelib.reports): the definitions are part of the contract ------------------------

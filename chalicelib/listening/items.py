@@ -33,6 +33,18 @@ def item_id(platform: str, post_id: str, posted_ms: int) -> str:
     return f"{max(0, int(posted_ms)):013d}-{digest}"
 
 
+def iso_ms(value: Any) -> Optional[int]:
+    """A platform's ISO 8601 time (X `...Z`, Instagram `...+0000`) as epoch ms, None if unreadable."""
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
 def post_url(platform: str, post_id: str, raw: Any = None) -> Optional[str]:
     """Where the post can be opened on its platform (for "open on the platform")."""
     if isinstance(raw, dict) and isinstance(raw.get("permalink"), str) and raw["permalink"].startswith("https://"):

@@ -101,6 +101,7 @@ def run(now_ms: Optional[int] = None) -> Dict[str, Any]:
     """Every topic's spike and dip for the last complete hour, once per hour (later runs in the
     same hour read the topics' states, one Query, and stop). Returns what it did."""
     from chalicelib.listening import topics as topic_store
+    from chalicelib.listening.x_search import save_state
     from chalicelib.runtime import runtime
 
     now_ms = runtime.now_ms() if now_ms is None else now_ms
@@ -127,7 +128,7 @@ def run(now_ms: Optional[int] = None) -> Dict[str, Any]:
             stats["alerts"] += 1
         if done:
             state["checked_hour"] = last_hour
-        _save(topic["id"], state, now_ms)
+        save_state("spikes", topic["id"], state, now_ms)
     return stats
 
 
@@ -166,27 +167,17 @@ def _check_volume(topic: Dict[str, Any], state: Dict[str, Any], token: str, last
 
 def _counts(token: str, query: str, start_ms: int, end_ms: int) -> Dict[int, int]:
     """{hour start ms: posts} from X counts/recent (hour granularity; one page covers 7 days)."""
-    import requests
-
     from chalicelib.config import api_base
+    from chalicelib.listening.http import get_json
+    from chalicelib.listening.items import iso_ms
     from chalicelib.listening.x_search import API_DEFAULT, XError
-    from chalicelib.runtime import runtime
 
     params = {"query": query, "granularity": "hour", "start_time": _iso(start_ms), "end_time": _iso(end_ms)}
-    try:
-        response = runtime.http().get(f"{api_base('X_API_BASE_URL', API_DEFAULT)}/2/tweets/counts/recent",
-                                      params=params, headers={"Authorization": f"Bearer {token}"}, timeout=(5, 20))
-    except requests.exceptions.RequestException as error:
-        raise XError(f"no answer ({type(error).__name__})") from None
-    if response.status_code != 200:
-        raise XError(f"{response.status_code} from X counts")
-    try:
-        body = response.json()
-    except ValueError:
-        raise XError("200 without JSON") from None
+    body, _ = get_json(f"{api_base('X_API_BASE_URL', API_DEFAULT)}/2/tweets/counts/recent", params, token, XError,
+                       "X counts")
     found: Dict[int, int] = {}
     for bucket in (body.get("data") if isinstance(body, dict) else None) or []:
-        start = _ms(bucket.get("start")) if isinstance(bucket, dict) else None
+        start = iso_ms(bucket.get("start")) if isinstance(bucket, dict) else None
         count = bucket.get("tweet_count") if isinstance(bucket, dict) else None
         if start is not None and isinstance(count, int) and not isinstance(count, bool) and count >= 0:
             found[hour_start(start)] = found.get(hour_start(start), 0) + count
@@ -252,20 +243,5 @@ def _states() -> Dict[str, Dict[str, Any]]:
     return {item.sk: dict(item.data or {}) for item in ListeningRecord.query("spikes", consistent_read=True)}
 
 
-def _save(topic_id: str, data: Dict[str, Any], now_ms: int) -> None:
-    from chalicelib.models import ListeningRecord
-
-    ListeningRecord("spikes", topic_id, data=data, at=now_ms).save()
-
-
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _ms(value: Any) -> Optional[int]:
-    if not isinstance(value, str):
-        return None
-    try:
-        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-    except ValueError:
-        return None

@@ -252,16 +252,21 @@ class _Handler(BaseHTTPRequestHandler):
         pass
 
     def _listening(self, parts: Any) -> bool:
-        """X search and counts with seeded posts (True when this path is one of them)."""
-        from chalicelib.local.listening_seed import X_LISTENING
+        """X search and counts, Instagram hashtag search and recent media, with seeded posts
+        (True when this path is one of them)."""
+        from chalicelib.local.listening_seed import X_LISTENING, instagram_hashtags
 
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         serve = X_LISTENING.get(parts.path)
-        if serve is None:
-            return False
-        if not _x_app_authorized(self):
-            self._answer(_x_problem(401, "Unauthorized", "Unauthorized"))
+        if serve is not None:
+            answer = serve(query) if _x_app_authorized(self) else _x_problem(401, "Unauthorized", "Unauthorized")
         else:
-            self._answer(serve({k: v[-1] for k, v in parse_qs(parts.query).items()}))
+            answer = instagram_hashtags([unquote(s) for s in parts.path.split("/") if s][2:], query)
+            if answer is None:
+                return False
+            if not self.server.token_ok(self.bearer() or query.get("access_token"), "META_PAGE_TOKEN"):
+                answer = _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        self._answer(answer)
         return True
 
     def do_GET(self) -> None:  # noqa: N802
@@ -271,7 +276,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.split("/") if s]
-        if parts.path.startswith("/x/2/tweets/") and self._listening(parts):  # chalicelib.local.listening_seed
+        if parts.path.startswith(("/x/2/tweets/", f"/graph/{GRAPH_VERSION}/")) and self._listening(parts):  # listening_seed
             return
         if segments[:1] == ["x"]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
