@@ -122,3 +122,20 @@ def test_the_sandbox_serves_hashtag_search_and_recent_media(inbox, monkeypatch):
     assert {i["sentiment"]["language"] for i in found} >= {"en"}
     assert any(i["sentiment"]["label"] == "negative" for i in found)
     assert all(i["url"].startswith("https://www.instagram.com/p/") for i in found)
+
+
+def test_make_run_reads_the_demo_hashtag_from_the_sandbox_and_the_loud_angry_post_is_high(inbox, monkeypatch):
+    from chalicelib.local import sandbox
+    from chalicelib.local.seed import seed
+
+    inbox.login_admin()
+    seed()
+    server, env = sandbox.start(None)
+    try:
+        monkeypatch.setenv("META_GRAPH_BASE_URL", env["META_GRAPH_BASE_URL"])
+        assert ig_hashtags.poll()["media"] == 2  # #acmefail of the demo "Refunds" topic
+    finally:
+        server.close()
+    found = inbox.call("get", "/api/listening/items?source=instagram_hashtag")[1]["items"]
+    loud = next(i for i in found if "Charged twice" in i["text"])
+    assert loud["sentiment"]["label"] == "negative" and loud["priority"] == "high"  # 5,100 likes
