@@ -12,8 +12,9 @@ that holds it or has a free slot (several accounts share the tags); otherwise it
 status says `no_slot`. We count every read of a tag as a query (conservative: an expired tag
 takes a fresh slot before its next read).
 
-Requests per run: at most MAX_TAGS_PER_RUN due tags, each 1 search (first time only) + at most
-MAX_PAGES recent_media pages of 50; one Query of the slots, one GetItem and one PutItem per tag.
+Requests per run: one GetItem per tag; when some are due, one accounts Scan, the tokens (SSM,
+cached 5 min), one Query of the slots, and for at most MAX_TAGS_PER_RUN due tags 1 search (first
+time only) + at most MAX_PAGES recent_media pages of 50 and one PutItem each (two with a new slot).
 Found media become listening items (source "instagram_hashtag", not replyable: the API cannot
 comment on hashtag media; `username` cannot be requested, so the author is unknown).
 """
@@ -81,20 +82,19 @@ def poll(now_ms: Optional[int] = None) -> Dict[str, Any]:
 
     now_ms = runtime.now_ms() if now_ms is None else now_ms
     stats: Dict[str, Any] = {"tags": 0, "requests": 0, "media": 0, "no_slot": 0}
-    tags = topic_tags(topic_store.list_topics())
-    if not tags:
+    states = {tag: load_state("ig_poll", tag) for tag in topic_tags(topic_store.list_topics())}
+    due = [tag for tag, state in states.items() if now_ms - int(state.get("last_polled") or 0) >= POLL_EVERY_MS]
+    if not due:  # most runs: one GetItem per tag, nothing else
         return stats
     accounts = _accounts()
     if not accounts:
         stats["stopped"] = "no_instagram_account"
         return stats
     slots = _slots(list(accounts))
-    for tag in tags:
-        state = load_state("ig_poll", tag)
+    for tag in due:
         if stats["tags"] >= MAX_TAGS_PER_RUN:
             break
-        if now_ms - int(state.get("last_polled") or 0) < POLL_EVERY_MS:
-            continue
+        state = states[tag]
         account = pick_account(tag, {a: held["tags"] for a, held in slots.items()}, now_ms)
         if account is None or not _claim(account, tag, slots, now_ms):
             stats["no_slot"] += 1
