@@ -21,6 +21,8 @@ NOW = 1_796_000_000_000
 @pytest.fixture(autouse=True)
 def _real_graph(monkeypatch):
     monkeypatch.delenv("META_GRAPH_BASE_URL", raising=False)
+    # The Page token explicitly (another test file's leftovers have been seen to hide the dev default).
+    monkeypatch.setenv("META_PAGE_TOKEN", "page-token-for-hashtags")
 
 
 def test_a_tag_keeps_its_slot_for_seven_days_and_the_thirty_first_waits():
