@@ -151,11 +151,16 @@ def staffing_sampler(event: Any) -> Dict[str, int]:
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="listening_poller")
 def listening_poller(event: Any) -> Dict[str, Any]:
     """X recent search for every topic with the x_search source, within the admin's monthly
-    budget of post reads and X's rate limits (chalicelib.listening.x_search)."""
+    budget of post reads and X's rate limits (chalicelib.listening.x_search); Instagram
+    hashtags within their 30 slots (ig_hashtags); then, once an hour, spike and sentiment-dip
+    alerts (chalicelib.listening.spikes)."""
     tracing.activate(http=True)
-    from chalicelib.listening.x_search import poll
+    from chalicelib.listening import ig_hashtags, spikes, x_search
 
-    return poll()
+    stats = x_search.poll()
+    stats["instagram"] = ig_hashtags.poll()
+    stats["alerts"] = spikes.run()
+    return stats
 
 
 @app.on_sqs_message(queue=config.queue_name("outbox"), batch_size=1, name="outbox_worker")

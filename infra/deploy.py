@@ -57,7 +57,9 @@ PLACEHOLDER = "@ref:"
 #: Stack outputs that are not queue URLs, and the environment variable the code reads them from.
 OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_ARN",
                                       # = chalicelib.config.STREAM_ARN_ENVIRONMENT (reports' stream)
-                                      "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN"}
+                                      "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN",
+                                      # chalicelib.listening.spikes publishes its alerts there
+                                      "EscalationTopicArn": "ESCALATION_TOPIC_ARN"}
 #: What the platform does for a function, not its code (excluded from the call check, listed here).
 PLATFORM_SIDS = ("Logs", "Tracing", "EventSource")
 #: The actions Lambda's SQS poller needs on the queue a consumer reads.

@@ -74,6 +74,8 @@ def iam_calls(service: str, operation: str, params: Dict[str, Any]) -> List[Call
         if "executionArn" in params:
             return [(f"states:{operation}", params["executionArn"])]
         return [(f"states:{operation}", "*")]
+    if service == "sns":
+        return [(f"sns:{operation}", params["TopicArn"])]
     if service == "ssm":
         names = params.get("Names") or [params["Name"]]
         return [(f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in names]
@@ -189,6 +191,9 @@ def deployed(inbox, monkeypatch):
             [arn] = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
                      if m["name"] == f"socialinbox-{STAGE}-sla"]
             outputs[key] = arn
+        elif resource.get("Type") == "AWS::SNS::Topic":
+            name = resource["Properties"]["TopicName"]["Fn::Sub"].replace("${Stage}", STAGE)
+            outputs[key] = aws.client("sns").create_topic(Name=name)["TopicArn"]
         elif output["Value"].get("Fn::GetAtt", [None, None])[1] == "StreamArn":
             table = template["Resources"][output["Value"]["Fn::GetAtt"][0]]["Properties"]["TableName"]["Fn::Sub"]
             outputs[key] = f"{_table(table.replace('${Stage}', STAGE))}/stream/2026-12-01T00:00:00.000"
@@ -329,7 +334,13 @@ def _exercise(inbox) -> None:
     api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order"]})
     api("POST", "/api/listening/topics", {"name": "Refunds", "include": ["refund"], "sources": ["x_search"]})
     api("PUT", "/api/listening/x-budget", {"monthly_posts": 1000})
+    api("POST", "/api/accounts", {"channel": "instagram", "platform_account_id": "17841400000000077", "name": "IG"})
+    api("POST", "/api/listening/topics", {"name": "Fails", "include": ["#acmefail"], "sources": ["instagram_hashtag"]})
+    api("GET", "/api/listening/ig-hashtags")
     api("GET", "/api/listening/x-budget")
+    # Any negative public message jumps the queue (the Page mention below: the processor raises it).
+    assert api("PUT", "/api/listening/priority-rules", {"rules": [{"sentiment": "negative", "priority": "high"}]})[0] == 200
+    api("GET", "/api/listening/priority-rules")
     status, canned = api("POST", "/api/canned-replies",
                          {"shortcut": "hi", "title": "Hi", "text": "Hi {{contact.name}}"})
     api("GET", "/api/canned-replies")
@@ -535,9 +546,27 @@ def _exercise(inbox) -> None:
              "meta": {"result_count": 1, "newest_id": "1900", "oldest_id": "1900"}}
     with responses.RequestsMock() as x_api:
         x_api.add("GET", "https://api.x.com/2/tweets/search/recent", json=found)
+        x_api.add_callback("GET", "https://api.x.com/2/tweets/counts/recent", callback=_spiking_counts)
+        # Instagram hashtag search for the topic with the instagram_hashtag source (Page token from SSM).
+        x_api.add("GET", f"{GRAPH}/ig_hashtag_search", json={"data": [{"id": "17841593"}]})
+        x_api.add("GET", f"{GRAPH}/17841593/recent_media", json={"data": [{"id": "18000000000000001",
+                                                                          "caption": "#acmefail"}]})
         with inbox.recorder.during("listening_poller"):
-            assert inbox.app.listening_poller(_scheduled_event("listening_poller"), None)["posts"] == 1
+            stats = inbox.app.listening_poller(_scheduled_event("listening_poller"), None)
+            assert stats["posts"] == 1 and stats["alerts"]["alerts"] == 1  # a spike: supervisors, SNS
+            assert stats["instagram"]["media"] == 1
 
+
+
+def _spiking_counts(request: Any) -> Tuple[int, Dict[str, str], str]:
+    """X counts/recent: a quiet week and 50 posts in the last hour before `end_time`."""
+    from datetime import datetime, timedelta
+    from urllib.parse import parse_qs
+
+    end = datetime.fromisoformat(parse_qs(urlparse(request.url).query)["end_time"][0].replace("Z", "+00:00"))
+    last = (end - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return 200, {}, json.dumps({"data": [{"start": last, "end": end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                                          "tweet_count": 50}], "meta": {"total_tweet_count": 50}})
 
 
 def _waiting_conversation(handle: str) -> Any:

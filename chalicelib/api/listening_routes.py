@@ -196,3 +196,41 @@ def set_x_budget(identity: Any) -> Any:
         return x_search.set_budget(_body(), _now_ms())
     except ValueError as error:
         raise BadRequestError(str(error))
+
+
+@listening_api.route("/api/listening/priority-rules", methods=["GET"])
+@authenticated
+def priority_rules(identity: Any) -> Any:
+    """The admin's rules: a negative public message or found post with reach jumps the queue."""
+    from chalicelib.listening import priority
+
+    return {"rules": priority.rules()}
+
+
+@listening_api.route("/api/listening/priority-rules", methods=["PUT"])
+@admin_only
+def set_priority_rules(identity: Any) -> Any:
+    """`{"rules": [{"sentiment", "min_followers", "min_likes", "priority"}, ...]}` (replaces all)."""
+    from chalicelib.listening import priority
+
+    try:
+        return priority.save(_body(), _now_ms())
+    except ValueError as error:
+        raise BadRequestError(str(error))
+
+
+@listening_api.route("/api/listening/ig-hashtags", methods=["GET"])
+@authenticated
+def ig_hashtags(identity: Any) -> Any:
+    """Instagram hashtag slots per account (used of 30 per rolling 7 days, when each frees) and
+    each tag's last read (`overdue` after 24 h: recent_media forgets older media)."""
+    from chalicelib.api import views
+    from chalicelib.listening import ig_hashtags as hashtags
+
+    found = hashtags.status(_now_ms())
+    for account in found["accounts"]:
+        for tag in account["tags"]:
+            tag["frees_at"] = views.iso(tag["frees_at"])
+    for tag in found["tags"]:
+        tag["last_polled"] = views.iso(tag["last_polled"]) if tag["last_polled"] else None
+    return found

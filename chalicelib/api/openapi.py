@@ -81,7 +81,8 @@ SCHEMAS: Dict[str, S] = {
                                                                    "followers": _nullable(INT)}},
                        "sentiment": _ref("Sentiment"), "topics": {"type": "array", "items": STR},
                        "replyable": BOOL, "not_replyable_reason": NSTR, "conversation_id": NSTR,
-                       "status": {"enum": ["new", "converted", "dismissed"]}}},
+                       "status": {"enum": ["new", "converted", "dismissed"]},
+                       "priority": _nullable({"enum": ["medium", "high", "urgent"]})}},
     "Topic": {"type": "object", "required": ["id", "name", "include", "exclude", "languages", "sources"],
               "properties": {"id": STR, "name": STR, "include": {"type": "array", "items": STR},
                              "exclude": {"type": "array", "items": STR}, "languages": {"type": "array", "items": STR},
@@ -265,6 +266,12 @@ ROUTES: Dict[Tuple[str, str], Route] = {
                                          (400, 401, 403)),
     ("/api/listening/corrections", "GET"): ("Sentiment corrections, oldest first (the labelled set)", 200,
                                             _ref("Page"), (400, 401, 403)),
+    ("/api/listening/priority-rules", "GET"): ("Priority rules: sentiment and reach that raise priority", 200,
+                                               _ref("Object"), AUTH),
+    ("/api/listening/priority-rules", "PUT"): ("Replace the priority rules (admins)", 200, _ref("Object"),
+                                               (400, 401, 403)),
+    ("/api/listening/ig-hashtags", "GET"): ("Instagram hashtag slots (30 per account per 7 days) and reads", 200,
+                                            _ref("Object"), AUTH),
 }
 
 # --- reports (chalicelib.reports): the definitions are part of the contract ------------------------

@@ -48,10 +48,13 @@ class NotFound(LookupError):
 class Annotations(NamedTuple):
     """What an annotator (injected into ingest through the runtime; chalicelib.listening) says
     about a customer message, kept as given: `data` on the message, `labels` (short strings) on
-    the conversation while it is the latest customer message. The store never reads inside."""
+    the conversation while it is the latest customer message. The store never reads inside.
+    `priority`: the least priority the conversation should have once the message is recorded
+    (an admin's rule: a negative message from an author with reach jumps the queue)."""
 
     data: Dict[str, Any]
     labels: Dict[str, str]
+    priority: Optional[str] = None
 
 
 class Busy(RuntimeError):
@@ -503,6 +506,18 @@ def record_sla_timer(conversation_id: str, turn: int, kind: str) -> Optional[Sta
 
 def set_priority(conversation_id: str, priority: str, actor: str) -> State:
     return _change(conversation_id, lambda state: rules.set_priority(state, priority, actor))
+
+
+def raise_priority(conversation_id: str, priority: str, actor: str) -> State:
+    """At least `priority`: a higher one (an agent's or an escalation's) is never lowered."""
+    rank = rules.PRIORITIES.index
+
+    def rule(state: State) -> rules.Change:
+        if rank(state.get("priority") or "none") >= rank(priority):
+            return rules.Change()
+        return rules.set_priority(state, priority, actor)
+
+    return _change(conversation_id, rule)
 
 
 def set_tags(conversation_id: str, tags: List[str], actor: str) -> State:

@@ -43,10 +43,13 @@ def handle(event: Event, correlation_id: str = "") -> str:
             return resolved
         event = resolved
     if isinstance(event, MessageEvent):
-        created, (conversation_id, _) = store.record_message(event, team, annotations=annotations_of(event))
+        annotations = annotations_of(event)
+        created, (conversation_id, _) = store.record_message(event, team, annotations=annotations)
         if not created:
             logger.info("duplicate message", extra={"channel": event.channel})
             return "duplicate"
+        if annotations is not None and annotations.priority:
+            _raise_priority(conversation_id, annotations.priority)
         if event.direction == "in" and not event.contact.display_name:
             from chalicelib.inbox.contacts import enrich  # after the message is stored; never raises
 
@@ -101,6 +104,16 @@ def annotations_of(event: MessageEvent) -> Optional[store.Annotations]:
     except Exception as error:  # noqa: BLE001 - see docstring
         logger.warning("annotator failed", extra={"channel": event.channel, "error": f"{type(error).__name__}"})
         return None
+
+
+def _raise_priority(conversation_id: str, priority: str) -> None:
+    """The annotator's priority rule (one more write, only when a rule matched); a conversation
+    too busy to change keeps its priority (logged), never loses the message."""
+    try:
+        store.raise_priority(conversation_id, priority, "flow")
+    except (store.NotFound, store.Busy, ValueError) as error:
+        logger.warning("priority rule not applied", extra={"conversation_id": conversation_id,
+                                                          "error": type(error).__name__})
 
 
 def _receipt(event: StatusEvent, correlation_id: str) -> str:

@@ -11,5 +11,8 @@ show agents an unannotated message first.
 
 Modules: text.py (folding, tokens, stemming), language.py (a small offline detector),
 sentiment.py (VADER for English, "unscored" otherwise), topics.py (admin-edited topics:
-validation, storage, matching), annotate.py (the ingest hook, message fields, corrections).
+validation, storage, matching), annotate.py (the ingest hook, message fields, corrections),
+items.py (mentions and found posts), priority.py (admins' priority rules), x_search.py and
+ig_hashtags.py (the search pollers), spikes.py (hourly spike and sentiment-dip alerts), http.py
+(the pollers' one authenticated GET).
 """

@@ -43,10 +43,14 @@ def analyse(text: Optional[str], channel: str, raw: Any = None) -> Dict[str, Any
 
 def annotate(event: Any) -> Optional[Any]:
     """The runtime's annotator: the store's Annotations for an inbound message, None for ours.
-    A mention of our account also becomes a listening item (chalicelib.listening.items)."""
+    A mention of our account also becomes a listening item (chalicelib.listening.items); an
+    admin's priority rule (chalicelib.listening.priority) rides along as `priority`."""
     if getattr(event, "direction", None) != "in":
         return None
+    from chalicelib.listening import priority
+
     data = analyse(event.text, event.channel, event.raw)
+    data["priority"] = priority.for_message(event, (data.get("sentiment") or {}).get("label"))
     if event.thread_kind == "mention":
         _record_item(event, data)
     return annotations_from(data)
@@ -70,7 +74,8 @@ def annotations_from(data: Dict[str, Any]) -> Any:
     from chalicelib.inbox.store import Annotations
 
     mood = data.get("sentiment") or sentiment.unscored(None)
-    return Annotations({"sentiment": mood, "topics": list(data.get("topics") or [])}, {"sentiment": mood["label"]})
+    return Annotations({"sentiment": mood, "topics": list(data.get("topics") or [])}, {"sentiment": mood["label"]},
+                       data.get("priority"))
 
 
 def message_fields(direction: Optional[str], annotations: Optional[Dict[str, Any]]) -> Dict[str, Any]:

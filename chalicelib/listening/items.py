@@ -33,6 +33,18 @@ def item_id(platform: str, post_id: str, posted_ms: int) -> str:
     return f"{max(0, int(posted_ms)):013d}-{digest}"
 
 
+def iso_ms(value: Any) -> Optional[int]:
+    """A platform's ISO 8601 time (X `...Z`, Instagram `...+0000`) as epoch ms, None if unreadable."""
+    from datetime import datetime
+
+    if not isinstance(value, str):
+        return None
+    try:
+        return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
 def post_url(platform: str, post_id: str, raw: Any = None) -> Optional[str]:
     """Where the post can be opened on its platform (for "open on the platform")."""
     if isinstance(raw, dict) and isinstance(raw.get("permalink"), str) and raw["permalink"].startswith("https://"):
@@ -56,22 +68,26 @@ def _followers(raw: Any) -> Optional[int]:
 def record(*, source: str, platform: str, post_id: str, posted_ms: int, account_id: str, author: Dict[str, Any],
            text: Optional[str], url: Optional[str], analysis: Dict[str, Any], replyable: bool,
            not_replyable_reason: Optional[str] = None, conversation_id: Optional[str] = None,
-           now_ms: int = 0) -> str:
+           now_ms: int = 0, likes: Optional[int] = None) -> str:
     """Store an item once per post (idempotent: a retry or a second source finds it and only
-    fills in a conversation it did not know). Returns the item id."""
+    fills in a conversation it did not know). Returns the item id. Its `priority` is the
+    annotator's (a mention) or the admin's priority rules' on the author's reach and `likes`."""
     from pynamodb.exceptions import PutError
 
+    from chalicelib.listening import priority as priority_rules
     from chalicelib.models import ListeningRecord
 
+    label = (analysis.get("sentiment") or {}).get("label")
+    priority = analysis["priority"] if "priority" in analysis else priority_rules.priority_for(
+        priority_rules.rules(), label, author.get("followers"), likes)
     key = _claim(platform, post_id, item_id(platform, post_id, posted_ms))
     data = {"source": source, "platform": platform, "platform_post_id": post_id, "account_id": account_id,
             "author": {"name": author.get("name"), "handle": author.get("handle"),
                        "followers": author.get("followers")},
             "text": (text or "")[:MAX_TEXT], "url": url, "created_at": int(posted_ms),
             "sentiment": analysis.get("sentiment"), "replyable": bool(replyable),
-            "not_replyable_reason": None if replyable else not_replyable_reason}
-    item = ListeningRecord(PK, key, data=data, at=now_ms, source=source,
-                           label=(analysis.get("sentiment") or {}).get("label"),
+            "not_replyable_reason": None if replyable else not_replyable_reason, "priority": priority}
+    item = ListeningRecord(PK, key, data=data, at=now_ms, source=source, label=label,
                            topics=list(analysis.get("topics") or []) or None, status="new",
                            conversation_id=conversation_id)
     try:
@@ -146,7 +162,8 @@ def item_json(item: Any) -> Dict[str, Any]:
             "text": data.get("text"), "url": data.get("url"), "created_at": iso(data.get("created_at")),
             "sentiment": message_fields("in", data)["sentiment"], "topics": list(item.topics or []),
             "replyable": bool(data.get("replyable")), "not_replyable_reason": data.get("not_replyable_reason"),
-            "conversation_id": item.conversation_id, "status": item.status or "new"}
+            "conversation_id": item.conversation_id, "status": item.status or "new",
+            "priority": data.get("priority")}
 
 
 def list_items(source: Optional[str], topic: Optional[str], sentiment: Optional[str], status: Optional[str],
@@ -222,6 +239,8 @@ def convert(key: str, actor: str, now_ms: int) -> Dict[str, Any]:
         from chalicelib.listening.annotate import annotations_from
 
         _, (conversation_id, _) = store.record_message(event, account.team, annotations=annotations_from(data))
+        if data.get("priority"):  # the admin's rule: a negative post with reach jumps the queue
+            store.raise_priority(conversation_id, data["priority"], "flow")
     _set(key, [ListeningRecord.status.set("converted"), ListeningRecord.conversation_id.set(conversation_id),
                ListeningRecord.at.set(now_ms)], ListeningRecord.sk.exists())
     return item_json(_get(key))

@@ -98,7 +98,7 @@ def set_budget(body: Any, now_ms: int) -> Dict[str, Any]:
     return budget(now_ms)
 
 
-def _reserve(count: int, limit: int, month: str) -> bool:
+def reserve(count: int, limit: int, month: str) -> bool:
     """Take `count` posts from this month's budget, or nothing if that would pass `limit`."""
     from pynamodb.exceptions import UpdateError
 
@@ -125,21 +125,23 @@ def _give_back(count: int, month: str) -> None:
 # --- state -------------------------------------------------------------------------------------------
 
 
-def _state(key: str) -> Dict[str, Any]:
+def load_state(pk: str, key: str) -> Dict[str, Any]:
+    """A poller's saved state (`pk` "x_poll": a topic's position or "#rate"; "ig_poll": a
+    hashtag's; "spikes"), {} before the first run."""
     from pynamodb.exceptions import DoesNotExist
 
     from chalicelib.models import ListeningRecord
 
     try:
-        return dict(ListeningRecord.get("x_poll", key, consistent_read=True).data or {})
+        return dict(ListeningRecord.get(pk, key, consistent_read=True).data or {})
     except DoesNotExist:
         return {}
 
 
-def _save_state(key: str, data: Dict[str, Any], now_ms: int) -> None:
+def save_state(pk: str, key: str, data: Dict[str, Any], now_ms: int) -> None:
     from chalicelib.models import ListeningRecord
 
-    ListeningRecord("x_poll", key, data=data, at=now_ms).save()
+    ListeningRecord(pk, key, data=data, at=now_ms).save()
 
 
 # --- one run --------------------------------------------------------------------------------------------
@@ -155,7 +157,7 @@ def poll(now_ms: Optional[int] = None) -> Dict[str, Any]:
     wanted = [t for t in topic_store.list_topics() if "x_search" in (t.get("sources") or [])]
     if not wanted:
         return stats
-    rate = _state("#rate")
+    rate = load_state("x_poll", "#rate")
     if int(rate.get("resume_at") or 0) > now_ms:
         stats["stopped"] = "rate_limited"
         return stats
@@ -182,7 +184,7 @@ def _our_x_accounts() -> List[str]:
 def _poll_topic(topic: Dict[str, Any], token: str, accounts: List[str], now_ms: int,
                 stats: Dict[str, Any]) -> Optional[str]:
     key = topic["id"]
-    state = _state(key)
+    state = load_state("x_poll", key)
     try:
         query = x_query(topic["include"], topic.get("exclude") or [], topic.get("languages") or [])
     except ValueError:
@@ -192,7 +194,7 @@ def _poll_topic(topic: Dict[str, Any], token: str, accounts: List[str], now_ms: 
     for _ in range(MAX_PAGES_PER_TOPIC):
         current = budget(now_ms)
         size = min(MAX_RESULTS, current["remaining"])
-        if size < MIN_RESULTS or not _reserve(size, current["monthly_posts"], current["month"]):
+        if size < MIN_RESULTS or not reserve(size, current["monthly_posts"], current["month"]):
             return "budget_exhausted"
         params = dict(FIELDS, query=query, max_results=str(size))
         if state.get("next_token"):
@@ -216,7 +218,7 @@ def _poll_topic(topic: Dict[str, Any], token: str, accounts: List[str], now_ms: 
                      "newest_id": newest}
         else:  # drained: only now does since_id move
             state = {"query": query, "since_id": newest or state.get("since_id")}
-        _save_state(key, state, now_ms)
+        save_state("x_poll", key, state, now_ms)
         if _rate_exhausted(headers, now_ms) or not meta.get("next_token"):
             return "rate_limited" if _rate_exhausted(headers, now_ms) else None
     return None
@@ -234,7 +236,7 @@ def _rate_exhausted(headers: Dict[str, str], now_ms: int) -> bool:
         reset_ms = int(headers.get("x-rate-limit-reset") or 0) * 1000
     except ValueError:
         reset_ms = now_ms + 15 * 60_000
-    _save_state("#rate", {"resume_at": max(reset_ms, now_ms + 1000)}, now_ms)
+    save_state("x_poll", "#rate", {"resume_at": max(reset_ms, now_ms + 1000)}, now_ms)
     return True
 
 
@@ -249,26 +251,11 @@ def _after_failure(reason: str, headers: Dict[str, str], now_ms: int) -> str:
 
 
 def _search(token: str, params: Dict[str, str]) -> Tuple[Dict[str, Any], Dict[str, str]]:
-    import requests
-
     from chalicelib.config import api_base
-    from chalicelib.runtime import runtime
+    from chalicelib.listening.http import get_json
 
-    try:
-        response = runtime.http().get(f"{api_base('X_API_BASE_URL', API_DEFAULT)}/2/tweets/search/recent",
-                                      params=params, headers={"Authorization": f"Bearer {token}"}, timeout=(5, 20))
-    except requests.exceptions.RequestException as error:
-        raise XError(f"no answer ({type(error).__name__})") from None
-    headers = {k.lower(): v for k, v in response.headers.items()}
-    if response.status_code != 200:
-        failure = XError(f"{response.status_code} from X recent search")
-        failure.headers = headers  # type: ignore[attr-defined]
-        raise failure
-    try:
-        body = response.json()
-    except ValueError:
-        raise XError("200 without JSON") from None
-    return (body if isinstance(body, dict) else {}), headers
+    return get_json(f"{api_base('X_API_BASE_URL', API_DEFAULT)}/2/tweets/search/recent", params, token, XError,
+                    "X recent search")
 
 
 def _record_posts(posts: List[Any], includes: Dict[str, Any], accounts: List[str], now_ms: int) -> None:
@@ -285,18 +272,12 @@ def _record_posts(posts: List[Any], includes: Dict[str, Any], accounts: List[str
         mentions = ((post.get("entities") or {}).get("mentions") or []) if isinstance(post.get("entities"), dict) else []
         summoned = any(isinstance(m, dict) and m.get("id") in accounts for m in mentions)
         followers = metrics.get("followers_count")
-        items.record(source="x_search", platform="x", post_id=post["id"], posted_ms=_ms(post.get("created_at"), now_ms),
+        likes = (post.get("public_metrics") or {}).get("like_count") if isinstance(post.get("public_metrics"), dict) else None
+        posted_ms = items.iso_ms(post.get("created_at")) or now_ms
+        items.record(source="x_search", platform="x", post_id=post["id"], posted_ms=posted_ms,
                      account_id=accounts[0] if accounts else "", text=text, url=items.post_url("x", post["id"]),
                      author={"name": user.get("name"), "handle": user.get("username"),
                              "followers": followers if isinstance(followers, int) else None},
                      analysis=analyse(text, "x_search", {"lang": post.get("lang")}), replyable=summoned,
-                     not_replyable_reason=None if summoned else NOT_REPLYABLE, now_ms=now_ms)
-
-
-def _ms(value: Any, default: int) -> int:
-    if isinstance(value, str):
-        try:
-            return int(datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
-        except ValueError:
-            pass
-    return default
+                     not_replyable_reason=None if summoned else NOT_REPLYABLE, now_ms=now_ms,
+                     likes=likes if isinstance(likes, int) and not isinstance(likes, bool) else None)

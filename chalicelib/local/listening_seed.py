@@ -77,3 +77,81 @@ def x_recent_search(query: Dict[str, str], now_ms: Optional[int] = None) -> Answ
     if page:
         body.update(data=page, includes={"users": users})
     return 200, body, headers
+
+
+HOUR_MS = 3_600_000
+SPIKE_POSTS = 42  # in the hour before the sandbox started, for queries that match the refund burst
+
+
+def x_recent_counts(query: Dict[str, str], now_ms: Optional[int] = None) -> Answer:
+    """X `counts/recent` at hour granularity: a steady 2-4 posts an hour, and one spike (the hour
+    before the sandbox started) for a query that matches the seeded refund burst. Like X: buckets
+    from `start_time` to `end_time` (default: the last 7 days), `meta.total_tweet_count`."""
+    from datetime import datetime, timezone
+
+    def ms(name: str, default: int) -> int:
+        try:
+            return int(datetime.fromisoformat(query[name].replace("Z", "+00:00")).timestamp() * 1000)
+        except (KeyError, ValueError):
+            return default
+
+    if query.get("granularity", "hour") != "hour" or not query.get("query"):
+        return 400, {"title": "Invalid Request", "detail": "the sandbox serves query= with granularity=hour"}, {}
+    now = now_ms or int(time.time() * 1000)
+    end = ms("end_time", now)
+    start = max(ms("start_time", end - 7 * 24 * HOUR_MS), now - 7 * 24 * HOUR_MS)
+    spike_hour = _ANCHOR_MS - _ANCHOR_MS % HOUR_MS - HOUR_MS
+    spiking = any(_matches(p, query["query"]) for p in seeded_posts() if "#acmefail" in p["text"])
+    buckets, at = [], start - start % HOUR_MS
+    while at < end:
+        count = 2 + (at // HOUR_MS) % 3 + (SPIKE_POSTS if spiking and at == spike_hour else 0)
+        buckets.append({"start": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(max(at, start) / 1000)),
+                        "end": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(min(at + HOUR_MS, end) / 1000)),
+                        "tweet_count": count})
+        at += HOUR_MS
+    return 200, {"data": buckets, "meta": {"total_tweet_count": sum(b["tweet_count"] for b in buckets)}}, \
+        {"x-rate-limit-limit": "300", "x-rate-limit-remaining": "299", "x-rate-limit-reset": str(int(time.time()) + 900)}
+
+
+#: The listening endpoints the loopback sandbox serves (app-only Bearer auth, like X).
+X_LISTENING = {"/x/2/tweets/search/recent": x_recent_search, "/x/2/tweets/counts/recent": x_recent_counts}
+
+
+#: Instagram media found by hashtag (the last 24 h, as `recent_media` serves them).
+HASHTAG_MEDIA = {
+    "acmecoffee": [("Best flat white in town ☕ #acmecoffee", 120), ("Mi café favorito #acmecoffee", 35),
+                   ("Ordered beans two weeks ago, never arrived, no answer from support #acmecoffee", 2400)],
+    "acmefail": [("Charged twice and no refund. Avoid. #acmefail", 5100), ("Encore une commande perdue #acmefail", 8)],
+}
+
+
+def hashtag_id(tag: str) -> str:
+    import hashlib
+
+    return "178410" + str(int(hashlib.sha256(tag.encode("utf-8")).hexdigest()[:10], 16))[:11]
+
+
+def instagram_hashtags(path: List[str], query: Dict[str, str], now_ms: Optional[int] = None) -> Optional[Answer]:
+    """`GET /ig_hashtag_search?user_id=&q=` and `GET /{hashtag-id}/recent_media?user_id=&fields=`
+    (`path` after the Graph version); None for any other path. Like Meta: a hashtag id for any
+    tag, media of the last 24 h with `like_count` and `permalink` but no `username`, 50 a page."""
+    if path == ["ig_hashtag_search"]:
+        tag = (query.get("q") or "").lstrip("#").lower()
+        if not tag or not query.get("user_id"):
+            return 400, {"error": {"message": "(#100) user_id and q are required", "type": "OAuthException",
+                                   "code": 100}}, {}
+        return 200, {"data": [{"id": hashtag_id(tag)}]}, {}
+    if len(path) != 2 or path[1] != "recent_media":
+        return None
+    if not query.get("user_id"):
+        return 400, {"error": {"message": "(#100) user_id is required", "type": "OAuthException", "code": 100}}, {}
+    tag = next((t for t in HASHTAG_MEDIA if hashtag_id(t) == path[0]), None)
+    now = now_ms or int(time.time() * 1000)
+    media = []
+    for index, (caption, likes) in enumerate(HASHTAG_MEDIA.get(tag or "", [])):
+        at = now - (index + 1) * 3 * HOUR_MS
+        media_id = str(18_000_000_000_000_000 + int(hashtag_id(tag or "")[-6:]) * 100 + index)
+        media.append({"id": media_id, "caption": caption, "media_type": "IMAGE", "comments_count": index,
+                      "like_count": likes, "permalink": f"https://www.instagram.com/p/SANDBOX{media_id[-6:]}/",
+                      "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime(at / 1000))})
+    return 200, {"data": media, "paging": {"cursors": {"after": "QVFIUmx1"}}}, {}

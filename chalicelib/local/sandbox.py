@@ -263,6 +263,24 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - paths carry Telegram tokens
         pass
 
+    def _listening(self, parts: Any) -> bool:
+        """X search and counts, Instagram hashtag search and recent media, with seeded posts
+        (True when this path is one of them)."""
+        from chalicelib.local.listening_seed import X_LISTENING, instagram_hashtags
+
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        serve = X_LISTENING.get(parts.path)
+        if serve is not None:
+            answer = serve(query) if _x_app_authorized(self) else _x_problem(401, "Unauthorized", "Unauthorized")
+        else:
+            answer = instagram_hashtags([unquote(s) for s in parts.path.split("/") if s][2:], query)
+            if answer is None:
+                return False
+            if not self.server.token_ok(self.bearer() or query.get("access_token"), "META_PAGE_TOKEN"):
+                answer = _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        self._answer(answer)
+        return True
+
     def do_GET(self) -> None:  # noqa: N802
         refusal = self._browser_refusal()
         if refusal is not None:
@@ -270,13 +288,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.split("/") if s]
-        if parts.path == "/x/2/tweets/search/recent":  # listening: seeded posts (chalicelib.local.listening_seed)
-            from chalicelib.local.listening_seed import x_recent_search
-
-            if not _x_app_authorized(self):
-                self._answer(_x_problem(401, "Unauthorized", "Unauthorized"))
-                return
-            self._answer(x_recent_search({k: v[-1] for k, v in parse_qs(parts.query).items()}))
+        if parts.path.startswith(("/x/2/tweets/", f"/graph/{GRAPH_VERSION}/")) and self._listening(parts):  # listening_seed
             return
         if segments[:1] == ["x"]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}

@@ -59,20 +59,26 @@ def _seed_staffing_history() -> None:
 
 #: The demo's listening: topics (one polled on the sandbox's X recent search) and a small budget.
 DEMO_TOPICS = (
-    {"name": "Refunds", "include": ["refund", "reembolso", "remboursement", "#acmefail"], "sources": ["x_search"]},
+    {"name": "Refunds", "include": ["refund", "reembolso", "remboursement", "#acmefail"],
+     "sources": ["x_search", "instagram_hashtag"]},
     {"name": "Praise", "include": ["love", "amazing", "adorei", "great"]},
 )
 DEMO_X_BUDGET = 500
+#: A negative public post from someone with 1,000+ followers or 1,000+ likes jumps the queue.
+DEMO_PRIORITY_RULES = {"rules": [{"sentiment": "negative", "min_followers": 1000, "priority": "high"},
+                                 {"sentiment": "negative", "min_likes": 1000, "priority": "high"}]}
 
 
 def _seed_listening() -> None:
     """Only on a stack that has no topics yet (an admin's own topics and budget are kept)."""
-    from chalicelib.listening import topics, x_search
+    from chalicelib.listening import priority, topics, x_search
 
     if topics.list_topics():
         return
     now = runtime.now_ms()
     for topic in DEMO_TOPICS:
         topics.create_topic(topic, now)
+    if not priority.rules():
+        priority.save(DEMO_PRIORITY_RULES, now)
     if x_search.budget(now)["monthly_posts"] == 0:
         x_search.set_budget({"monthly_posts": DEMO_X_BUDGET}, now)

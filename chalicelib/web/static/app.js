@@ -379,6 +379,7 @@
   // --- alerts ----------------------------------------------------------------------------------
 
   var alerts = [];
+  var LISTENING_ALERTS = {listening_spike: 'Spike', sentiment_dip: 'Sentiment dip'};  // chalicelib.listening.spikes
 
   async function loadAlerts() {
     try {
@@ -398,6 +399,11 @@
     list.replaceChildren(...alerts.length ? alerts.map(function (n) {
       var d = n.data || {};
       if (String(n.kind).indexOf('staffing_') === 0) return staffingAlert(n, d);
+      var item = el('li');
+      if (LISTENING_ALERTS[n.kind]) {  // about a topic, not a conversation: text only, escaped by el()
+        item.append(el('span', '', LISTENING_ALERTS[n.kind] + ' · ' + String(d.topic || '') + ' · ' + ago(n.at)));
+        return item;
+      }
       var known = Object.prototype.hasOwnProperty.call(CHANNELS, d.channel);
       var button = el('button', 'link', [(n.kind === 'sla_breached' ? 'Deadline breached' : n.kind === 'sla_warning'
         ? 'Deadline warning' : String(n.kind).replace(/_/g, ' ')) + (d.contact ? ': ' + d.contact : '')
@@ -405,7 +411,6 @@
       d.assignee ? 'assigned to ' + nameOf(d.assignee) : 'unassigned', ago(n.at)].join(' · '));
       button.type = 'button';
       button.dataset.id = n.conversation_id;
-      var item = el('li');
       item.append(button);
       return item;
     }) : [el('li', 'note', 'Nothing new.')]);

@@ -35,10 +35,12 @@
       });
   }
 
+  var RULE_RANK = {medium: 1, high: 2, urgent: 3};  // the admin's priority rules (item.priority)
+
   function urgency(item) {
     var negative = item.sentiment && item.sentiment.label === 'negative' ? 1 : 0;
     var reach = (item.author && item.author.followers) || 0;
-    return [negative, reach];
+    return [RULE_RANK[item.priority] || 0, negative, reach];
   }
 
   function ordered() {
@@ -46,7 +48,7 @@
     if (state.urgent) {
       items.sort(function (a, b) {
         var x = urgency(a), y = urgency(b);
-        return (y[0] - x[0]) || (y[1] - x[1]);
+        return (y[0] - x[0]) || (y[1] - x[1]) || (y[2] - x[2]);
       });
     }
     return items;
@@ -72,7 +74,8 @@
                                    text: 'Open on the platform'}));
     }
     return el('li', {class: 'listening-item', 'data-sentiment': mood}, [
-      el('p', {class: 'meta', text: item.source + ' · ' + who + ' · ' + mood +
+      el('p', {class: 'meta', text: (RULE_RANK[item.priority] ? item.priority + ' priority · ' : '') +
+               item.source + ' · ' + who + ' · ' + mood +
                (item.topics && item.topics.length ? ' · ' + item.topics.join(', ') : '') +
                (item.created_at ? ' · ' + item.created_at.slice(0, 16).replace('T', ' ') : '')}),
       el('p', {class: 'text', text: item.text || ''}),
