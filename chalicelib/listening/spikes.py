@@ -217,20 +217,10 @@ def _alert(kind: str, topic: Dict[str, Any], figures: Dict[str, Any], hour_ms: i
 
 def publish(kind: str, data: Dict[str, Any]) -> bool:
     """One message on the escalation SNS topic (False when no topic is configured: local runs)."""
-    import json
-    import os
+    from chalicelib import escalation_topic
 
-    from chalicelib import aws
-    from chalicelib.logs import logger
-
-    arn = os.environ.get("ESCALATION_TOPIC_ARN")
-    if not arn:
-        return False
     title = "Spike" if kind == "listening_spike" else "Sentiment dip"
-    aws.client("sns").publish(TopicArn=arn, Subject=f"socialinbox: {title} in {data.get('topic')}"[:100],
-                              Message=json.dumps({"kind": kind, **data}, sort_keys=True))
-    logger.info("listening alert published", extra={"kind": kind, "topic_id": data.get("topic_id")})
-    return True
+    return escalation_topic.publish(kind, f"{title} in {data.get('topic')}", data)
 
 
 # --- state -----------------------------------------------------------------------------------------

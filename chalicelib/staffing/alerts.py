@@ -9,7 +9,8 @@
 - Understaffed: fewer agents online than the interval requires (fractional requirement minus
   half an agent of slack) in two consecutive samples; then at most once per UNDERSTAFFED_COOLDOWN.
 Notifications go to supervisors and admins in the app (GET /api/me/notifications), with kind
-`staffing_burst` or `staffing_understaffed`; the exactly-once guard is a conditional put.
+`staffing_burst` or `staffing_understaffed`, and to the escalation SNS topic in AWS; the
+exactly-once guard is a conditional put.
 """
 from __future__ import annotations
 
@@ -91,9 +92,12 @@ def _once(key: str, now_ms: int) -> bool:
 
 
 def _notify(kind: str, data: Dict[str, Any]) -> None:
+    from chalicelib import escalation_topic
     from chalicelib.sla import escalation
 
     escalation.notify(escalation.supervisors(), "staffing", kind, data)
+    subject = ("Burst" if kind == "staffing_burst" else "Understaffed") + f": {data.get('label')}"
+    escalation_topic.publish(kind, subject, data)
     logger.warning("staffing alert", extra={"kind": kind, **{k: v for k, v in data.items() if k != "label"}})
 
 
