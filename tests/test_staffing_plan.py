@@ -60,3 +60,15 @@ def test_required_is_monotone_in_arrivals():
         assert raw >= previous
         previous = raw
     assert erlang.required_agents(1e-9, 180, 20, 0.8).agents == 1
+
+
+def test_predicted_share_of_the_agents_who_were_there():
+    from chalicelib.staffing.plan import predicted_share
+
+    assert predicted_share(100, 14, LIVE) == pytest.approx(88.8, abs=0.1)  # the published example
+    assert predicted_share(100, 14.9, LIVE) == predicted_share(100, 14, LIVE)  # whole people answer
+    assert predicted_share(100, 10, LIVE) == 0.0  # no more agents than the traffic: nobody in time
+    assert predicted_share(100, None, LIVE) is None and predicted_share(0, 0, LIVE) == 100.0
+    half = required(30, PUBLIC)["required_raw"] / PUBLIC.target_share / 2
+    assert predicted_share(30, math.floor(half * 2), PUBLIC) == 100.0
+    assert predicted_share(30, 0, PUBLIC) == 0.0

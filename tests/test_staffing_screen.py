@@ -7,6 +7,7 @@ import os
 import time
 
 from tests.browser import needs_chromium
+from tests.helpers import PAGE, messenger, page_delivery
 from tests.test_admin_api import _token
 from tests.test_admin_screens import SCREENSHOTS_DIR, _clean
 from tests.test_web_inbox import browser, served  # noqa: F401  (fixtures)
@@ -28,6 +29,10 @@ def test_the_screen_shows_the_plan_and_answers_what_ifs(inbox, served, browser):
     from chalicelib.staffing import demo
 
     demo.seed_history(int(time.time() * 1000))
+    inbox.add_account("messenger", PAGE)
+    waiting_since = int(time.time() * 1000) - 4 * 60_000
+    assert inbox.post_meta(page_delivery(messenger("m_st1", "psid_st1", waiting_since, "Anyone there?"))).status_code == 200
+    inbox.process()
     page = _open(served, browser, inbox.login_admin())
     expect(page.locator("#staffing")).to_be_visible()
     inputs = page.locator("#inputs")
@@ -37,6 +42,10 @@ def test_the_screen_shows_the_plan_and_answers_what_ifs(inbox, served, browser):
     expect(page.locator("#week tr")).to_have_count(7)
     expect(page.locator("#intervals tr")).to_have_count(48)
     expect(page.locator("#now")).to_contain_text("agent-hours short")
+    expect(page.locator("#now")).to_contain_text("answered within target")  # the demo's agents online
+    expect(page.locator("#live")).to_contain_text("Backlog: 1 unassigned, 1 open in the team")
+    expect(page.locator("#live")).to_contain_text("oldest wait 4 min")
+    expect(page.locator("#live")).to_contain_text("reply deadlines in the next hour")
     # the published check values through the calculator
     page.fill("#w-arrivals", "100")
     page.fill("#w-handle", "180")

@@ -59,6 +59,24 @@ def required(arrivals: float, targets: Targets) -> Dict[str, float]:
     return {"required_raw": round(raw, 3), "required": math.ceil(raw - 1e-9)}
 
 
+def predicted_share(arrivals: float, agents: Optional[float], targets: Targets) -> Optional[float]:
+    """The share of arrivals answered within the target that `agents` (whole ones: a fraction of
+    a person answers nobody) would give: Erlang C's service level for live queues, the share of
+    the window's work they finish for asynchronous ones. None when nobody knows who was there."""
+    if agents is None:
+        return None
+    handle = targets.handle_seconds / targets.concurrency
+    traffic = arrivals / INTERVAL_SECONDS * handle
+    if traffic <= 0:
+        return 100.0
+    whole = int(math.floor(agents + 1e-9))
+    if targets.model == "erlang_c":
+        return round(100 * erlang.erlang_c_performance(whole, traffic, handle, targets.target_seconds).service_level, 1)
+    needed = erlang.workload_agents(arrivals / INTERVAL_SECONDS * targets.target_seconds, 0.0, handle,
+                                    targets.target_seconds, targets.max_occupancy)
+    return round(100 * min(1.0, whole / needed), 1)
+
+
 def build(history: Mapping[int, float], online: Mapping[int, float], now: int, targets: Targets,
           days: int = 14, zone: tzinfo = timezone.utc, holidays: Iterable[date] = (),
           history_days: int = 7) -> Dict[str, Any]:
@@ -72,10 +90,12 @@ def build(history: Mapping[int, float], online: Mapping[int, float], now: int, t
     for start in range(first - history_days * 86_400, first, INTERVAL_SECONDS):
         arrivals = float(history.get(start, 0.0))
         intervals.append({"start": start, "kind": "history", "arrivals": arrivals, **required(arrivals, targets),
-                          "online": online.get(start)})
+                          "online": online.get(start),
+                          "predicted_sla_pct": predicted_share(arrivals, online.get(start), targets)})
     for start, arrivals in sorted(made.arrivals.items()):
         intervals.append({"start": start, "kind": "forecast", "arrivals": round(arrivals, 3),
-                          **required(arrivals, targets), "online": online.get(start)})
+                          **required(arrivals, targets), "online": online.get(start),
+                          "predicted_sla_pct": predicted_share(arrivals, online.get(start), targets)})
     gap_hours = sum(max(0.0, i["required_raw"] - (i["online"] or 0.0)) for i in intervals
                     if i["kind"] == "history") * INTERVAL_SECONDS / 3600
     return {

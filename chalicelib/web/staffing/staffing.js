@@ -80,8 +80,39 @@
     var text = current ? 'This interval: ' + fixed(current.arrivals, 1) + ' arrivals expected, ' +
       fixed(current.required_raw, 1) + ' agents required' + (current.online === null || current.online === undefined
         ? '' : ', ' + fixed(current.online, 1) + ' online') + '.' : 'No forecast for this interval.';
-    text += ' Last 7 days: ' + fixed(plan.understaffed_agent_hours, 1) + ' agent-hours short of the requirement.';
+    text += ' Last 7 days: ' + fixed(plan.understaffed_agent_hours, 1) + ' agent-hours short of the requirement';
+    // what the agents who were online would have achieved, weighted by arrivals
+    var weight = 0, share = 0;
+    plan.intervals.forEach(function (i) {
+      if (i.kind === 'history' && i.predicted_sla_pct !== null && i.predicted_sla_pct !== undefined) {
+        weight += i.arrivals;
+        share += i.arrivals * i.predicted_sla_pct;
+      }
+    });
+    text += weight ? '; with the agents online, about ' + fixed(share / weight, 0) + ' % answered within target.' : '.';
     $('now').textContent = text;
+  }
+
+  // Live: the queue as the inbox sees it now (the same API the workspace uses; the team's views).
+  async function showLive(team) {
+    var params = team ? '?team=' + encodeURIComponent(team) : '';
+    try {
+      var counts = (await api('api/counts' + params)).counts || {};
+      var list = await api('api/conversations?status=open&sort=due&limit=50' + (team ? '&team=' + encodeURIComponent(team) : ''));
+      var now = Date.now(), hour = now + 3600 * 1000, oldest = null, dueSoon = 0;
+      (list.items || []).forEach(function (c) {
+        var since = c.awaiting_reply_since ? Date.parse(c.awaiting_reply_since) : null;
+        if (since && (oldest === null || since < oldest)) oldest = since;
+        var due = c.reply_due_at ? Date.parse(c.reply_due_at) : null;
+        if (due && due >= now && due < hour) dueSoon += 1;
+      });
+      $('live').textContent = 'Backlog: ' + (counts.unassigned || 0) + ' unassigned, ' + (counts.team || 0) +
+        ' open in the team; ' + (counts.at_risk || 0) + ' at risk, ' + (counts.breached || 0) + ' breached; oldest wait ' +
+        (oldest === null ? '—' : seconds((now - oldest) / 1000)) + '; ' + dueSoon + ' reply deadlines in the next hour' +
+        (list.next ? ' (of the first 50)' : '') + '.';
+    } catch (error) {
+      $('live').textContent = 'Live queue: ' + error.message;
+    }
   }
 
   function showWeek(plan) {
@@ -142,6 +173,7 @@
       showNow(plan);
       showWeek(plan);
       showIntervals(plan);
+      showLive(team);
     } catch (error) {
       $('note').textContent = error.message;
     }
