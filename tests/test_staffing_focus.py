@@ -50,8 +50,9 @@ def test_focus_is_bounded_by_what_the_server_saw(thread):
     clock[0] += 50
     assert _put(inbox, admin, conversation_id, {"typing": False, "focus_ms": 50000}) == 200  # capped at 20 s
     measured = _handle_time(inbox, admin, group="live")
+    # the working span: 12 + 5 + 50 s against 37 s of focus (the page was open, the agent elsewhere)
     assert measured == {"group": "live", "team": None, "days": 28, "cycles": 1, "mean_seconds": 37.0,
-                        "stdev_seconds": 0.0}
+                        "stdev_seconds": 0.0, "concurrency": 1.81}
     assert _handle_time(inbox, admin, group="live", team="default")["cycles"] == 1
     assert _handle_time(inbox, admin, group="public")["cycles"] == 0
 
@@ -89,3 +90,20 @@ def test_handle_time_query_is_validated(thread, query, status):
     inbox, _, _, admin = thread
     response = inbox.client.http.get("/api/staffing/handle-time?" + query, headers={"Authorization": "Bearer " + admin})
     assert response.status_code == status, response.body
+
+
+def test_concurrency_is_the_working_span_over_the_focus(thread):
+    """An agent switching between two chats every 10 s, 5 s on each: two conversations at once."""
+    inbox, first, clock, admin = thread
+    assert inbox.post_meta(page_delivery(messenger("mf9", "psid_f9", int(T0 * 1000) - 4000))).status_code == 200
+    inbox.process()
+    [second] = [c["id"] for c in inbox.conversations() if c["id"] != first]
+    for conversation_id in (first, second):
+        _put(inbox, admin, conversation_id, {"typing": False})
+    for _ in range(6):
+        clock[0] += 10
+        for conversation_id in (first, second):
+            _put(inbox, admin, conversation_id, {"typing": False, "focus_ms": 5000})
+    measured = _handle_time(inbox, admin, group="live")
+    assert measured["cycles"] == 2 and measured["mean_seconds"] == 30.0
+    assert measured["concurrency"] == 2.0

@@ -58,7 +58,7 @@ def viewing(conversation_id: str, identity: Any) -> Any:
     old = runtime.client("dynamodb").put_item(TableName=ConversationViewer.Meta.table_name, Item=viewer.serialize(),
                                               ReturnValues="ALL_OLD").get("Attributes", {})
     previous = int(old["seen_at"]["N"]) if "seen_at" in old else None
-    focus.record(state, focus.bounded(claimed, previous, now), now)
+    focus.record(state, focus.bounded(claimed, previous, now), now, previous)
     return {"conversation_id": conversation_id, "typing": typing, "expires_in": VIEWER_WINDOW_SECONDS}
 
 

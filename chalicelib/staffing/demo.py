@@ -75,7 +75,8 @@ def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scal
             samples = [max(20.0, rng.gauss(mean, mean / 2)) for _ in range(cycles)]
             for scope in (f"ht#{group}", f"ht#{group}#team#{team}"):
                 add(staffing, scope, f"d#{day:013d}", {"cycles": cycles, "focus_ms": int(sum(samples) * 1000),
-                                                      "focus_sq": round(sum(x * x for x in samples), 3)})
+                                                      "focus_sq": round(sum(x * x for x in samples), 3),
+                                                      "span_ms": int(sum(samples) * 1000 * 1.6)})
     add(staffing, "settings", "live#*", {"target_seconds": 120})
     _write(items)
     _client().put_item(TableName=staffing, Item={**MARKER, "at": {"N": str(now_ms)}})

@@ -61,7 +61,9 @@
     row(body, ['Handle time', seconds(handle.seconds),
       handle.source === 'measured' ? 'measured: agents\' focus per cycle, ' + measured.cycles + ' cycles, spread ' +
         seconds(measured.stdev_seconds) : 'setting (measured so far: ' + (measured.cycles || 0) + ' cycles, too few)']);
-    row(body, ['Concurrency', plan.targets.concurrency, 'setting']);
+    row(body, ['Concurrency', plan.targets.concurrency, (measured.concurrency ? 'measured: ' + measured.concurrency +
+      ' conversations at once (working span ÷ focus); ' : '') + (handle.source === 'measured'
+      ? 'handle time is focus time, so this is already in it' : 'setting')]);
     row(body, ['Max occupancy', plan.targets.max_occupancy_pct + ' %', 'setting']);
     row(body, ['Shrinkage', plan.shrinkage.setting_pct + ' %', plan.shrinkage.measured_away_pct === null
       ? 'setting (no presence samples yet)' : 'setting; measured away share of signed-in time: ' +
