@@ -40,7 +40,8 @@ def test_the_screen_shows_the_plan_and_answers_what_ifs(inbox, served, browser):
     expect(inputs).to_contain_text("measured: agents' focus per cycle")
     expect(inputs).to_contain_text("WAPE")
     expect(page.locator("#week tr")).to_have_count(7)
-    expect(page.locator("#intervals tr")).to_have_count(48)
+    expect(page.locator("#intervals tr")).to_have_count(48)  # today, every half hour
+    expect(page.locator("#intervals-gap")).to_contain_text("agent-hours short")
     expect(page.locator("#now")).to_contain_text("agent-hours short")
     expect(page.locator("#now")).to_contain_text("answered within target")  # the demo's agents online
     expect(page.locator("#live")).to_contain_text("Backlog: 1 unassigned, 1 open in the team")

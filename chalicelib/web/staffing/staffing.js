@@ -155,12 +155,20 @@
   }
 
   function showIntervals(plan) {
-    var body = $('intervals');
+    // Today (local time): what came and who was there so far, then the forecast for the rest.
+    var body = $('intervals'), today = new Date().toDateString(), gap = 0;
     body.replaceChildren();
-    plan.intervals.filter(function (i) { return i.kind === 'forecast'; }).slice(0, 48).forEach(function (i) {
-      row(body, [new Date(i.start * 1000).toLocaleString(), fixed(i.arrivals, 1), fixed(i.required_raw, 2), i.required,
-        i.online === null || i.online === undefined ? '—' : fixed(i.online, 1)]);
+    plan.intervals.filter(function (i) { return new Date(i.start * 1000).toDateString() === today; }).forEach(function (i) {
+      var online = i.online === null || i.online === undefined ? null : i.online;
+      var short = online === null ? null : Math.max(0, i.required_raw - online) / 2;  // agent-hours
+      if (short) gap += short;
+      row(body, [new Date(i.start * 1000).toLocaleTimeString([], {hour: '2-digit', minute: '2-digit'}),
+        (i.kind === 'history' ? '' : '≈ ') + fixed(i.arrivals, 1), fixed(i.required_raw, 2), i.required,
+        online === null ? '—' : fixed(online, 1),
+        i.predicted_sla_pct === null || i.predicted_sla_pct === undefined ? '—' : i.predicted_sla_pct + ' %',
+        short === null ? '—' : fixed(short, 1)]);
     });
+    $('intervals-gap').textContent = 'Today so far: ' + fixed(gap, 1) + ' agent-hours short.';
   }
 
   async function load(event) {
