@@ -141,11 +141,12 @@ def routing_sweeper(event: Any) -> Dict[str, int]:
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="staffing_sampler")
 def staffing_sampler(event: Any) -> Dict[str, int]:
-    """Agents online and away per team, sampled into 30-minute intervals (staffing's history)."""
+    """Agents online and away per team, sampled into 30-minute intervals (staffing's history);
+    the nightly forecast and the burst and understaffed alerts."""
     tracing.activate()
-    from chalicelib.staffing import presence
+    from chalicelib.staffing import sampler
 
-    return presence.sample()
+    return sampler.run()
 
 
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="listening_poller")

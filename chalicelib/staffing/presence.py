@@ -48,21 +48,7 @@ def sample(now_ms: Optional[int] = None) -> Dict[str, int]:
             ExpressionAttributeNames={"#online": "online", "#away": "away"},  # reserved words
             ExpressionAttributeValues={":one": {"N": "1"}, ":online": {"N": str(online)}, ":away": {"N": str(away)}})
         teams += 1
-    return {"teams": teams, "online": len(everyone_online), "alerts": _alerts(now, len(everyone_online))}
-
-
-def _alerts(now: int, online: int) -> int:
-    """The nightly forecast and the burst / understaffed checks (chalicelib.staffing.alerts): a
-    failure there is logged and never undoes or repeats the sample already written."""
-    from chalicelib.logs import describe_error, logger
-    from chalicelib.staffing import alerts
-
-    try:
-        alerts.refresh_forecast(now)
-        return len(alerts.check(now, float(online)))
-    except Exception as error:  # noqa: BLE001 - the sample stands; the next run tries again
-        logger.error("staffing alerts failed", extra={"error": describe_error(error)})
-        return 0
+    return {"teams": teams, "online": len(everyone_online)}
 
 
 def history(teams: Iterable[str], from_ms: int, to_ms: int) -> Dict[str, Any]:
