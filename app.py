@@ -25,6 +25,7 @@ if config.serves_routes():
     from chalicelib.api.media_routes import BINARY_TYPES, media_api
     from chalicelib.api.openapi import openapi_api
     from chalicelib.api.people_routes import people_api
+    from chalicelib.api.post_routes import post_api
     from chalicelib.api.replies import replies
     from chalicelib.api.report_routes import reports_api
     from chalicelib.api.routes import api
@@ -48,6 +49,7 @@ if config.serves_routes():
     app.register_blueprint(collision_api)
     app.register_blueprint(openapi_api)
     app.register_blueprint(media_api)
+    app.register_blueprint(post_api)
     app.register_blueprint(health_api)
     app.register_blueprint(contact_api)
     app.register_blueprint(admin_api)

@@ -584,3 +584,20 @@ class ReportAggregate(Model):
 
 
 ALL_MODELS = ALL_MODELS + (ReportAggregate,)
+
+
+class PostPreview(Model):
+    """The post behind comment threads (chalicelib.inbox.post_previews): its first lines, address
+    and picture as the platform answered them, one item per post ("<channel>#<post id>"), looked
+    up when a thread is viewed and again once `fetched_at` is older than a day."""
+
+    Meta = _meta("post-previews")
+    post_key = UnicodeAttribute(hash_key=True)
+    text = UnicodeAttribute(null=True)
+    url = UnicodeAttribute(null=True)
+    picture = UnicodeAttribute(null=True)
+    found = BooleanAttribute(default=True)  # False: the look-up failed (retried sooner)
+    fetched_at = NumberAttribute()  # ms
+
+
+ALL_MODELS = ALL_MODELS + (PostPreview,)

@@ -438,6 +438,18 @@ def _exercise(inbox) -> None:
     api("POST", f"/api/contacts/{contact}/links", {"contact_id": other})
     api("DELETE", f"/api/contacts/{contact}/links")
     api("GET", f"/api/media/{conversation}/m_unknown/0")
+    # The post behind a comment thread: looked up once (Graph, Page token from SSM), cached.
+    _webhook(inbox, {"object": "page", "entry": [{"id": PAGE, "time": now // 1000, "changes": [{
+        "field": "feed", "value": {"item": "comment", "verb": "add", "post_id": f"{PAGE}_7", "comment_id": "7_1",
+                                   "parent_id": f"{PAGE}_7", "message": "nice", "created_time": now // 1000,
+                                   "from": {"id": "552", "name": "Ana"}}}]}]})
+    _consume(inbox, "ingest_processor", "ingest")
+    comment = next(c["id"] for c in api("GET", "/api/conversations?limit=50")[1]["items"] if c["kind"] == "comment")
+    with responses.RequestsMock() as platform:
+        platform.get(f"{GRAPH}/{PAGE}_7", json={"message": "Our post", "full_picture": "https://x.fbcdn.net/p.jpg"})
+        platform.get("https://x.fbcdn.net/p.jpg", body=b"\xff\xd8\xff", content_type="image/jpeg")
+        assert api("GET", f"/api/conversations/{comment}/post")[1]["text"] == "Our post"
+        api("GET", f"/api/conversations/{comment}/post/picture")
     for path in ("/api/openapi.json", "/", "/admin", "/static/app.js"):
         api("GET", path)
     api("GET", "/api/me")

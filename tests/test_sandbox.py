@@ -265,3 +265,17 @@ def test_x_reply_to_a_post_that_does_not_mention_us_is_refused_before_posting(lo
     (echo,) = events_of("x", *receiver.wait_for(1)[0])  # post.create: our reply lands in its thread
     assert (echo.platform_message_id, echo.direction, echo.reply_to) == (result.platform_message_id, "out",
                                                                          "1850000000000000005")
+
+
+def test_the_post_behind_a_comment_thread_is_served_offline_with_the_accounts_token_only(loop):
+    from chalicelib.api import media_routes
+    from chalicelib.channels.posts import PostUnavailable, fetch_post
+
+    facebook = fetch_post("facebook", "104000000000099_555000111", TOKENS.get, requests.Session())
+    assert facebook.text.startswith("Fresh from the oven") and facebook.url.startswith("https://www.facebook.com/")
+    body, kind = media_routes.fetch_public(facebook.picture)  # our media fetch reaches the sandbox base only
+    assert kind == "image/png" and body.startswith(b"\x89PNG")
+    instagram = fetch_post("instagram", "17900000000000123", TOKENS.get, requests.Session())
+    assert instagram.url.startswith("https://www.instagram.com/p/") and instagram.picture
+    with pytest.raises(PostUnavailable):
+        fetch_post("facebook", "104000000000099_555000111", {"META_PAGE_TOKEN": "wrong"}.get, requests.Session())

@@ -18,7 +18,7 @@ name), nosniff and a sandboxing CSP."""
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from chalice import BadRequestError, Blueprint, NotFoundError, Response
 
@@ -64,6 +64,13 @@ def _base(name: str, default: str) -> str:
     import os
 
     return (os.environ.get(name) or default).rstrip("/")
+
+
+def fetch_public(url: str) -> Tuple[bytes, str]:
+    """A platform CDN URL (a post's picture, an attachment link), fetched without a token."""
+    from chalicelib.runtime import runtime
+
+    return _fetch(runtime.fetch_http(), url)
 
 
 def _fetch(http: Any, url: str, headers: Optional[Dict[str, str]] = None) -> Tuple[bytes, str]:
@@ -168,8 +175,16 @@ def media(conversation_id: str, message_id: str, index: str, identity: Any) -> A
         raise NotFoundError("no such attachment")
     attachment = attachments[int(index)]
     account = find_account(state.get("channel") or "", state.get("account_id") or "")
+    return serve_fetched(lambda: fetch_attachment(state.get("channel") or "", account, attachment), attachment,
+                         int(index), conversation_id)
+
+
+def serve_fetched(fetch: Callable[[], Tuple[bytes, str]], attachment: Dict[str, Any], index: int,
+                  conversation_id: str) -> Any:
+    """What `fetch` brought back from the platform, as our own answer (a safe type, inline only for
+    media, nosniff, sandboxed), or the 404/413 that says why not (never the URL: tokens)."""
     try:
-        body, declared = fetch_attachment(state.get("channel") or "", account, attachment)
+        body, declared = fetch()
     except TooLarge:
         from chalicelib.api.common import error
 
@@ -185,6 +200,6 @@ def media(conversation_id: str, message_id: str, index: str, identity: Any) -> A
     disposition = "inline" if content_type in INLINE_TYPES else "attachment"
     return Response(body=body, status_code=200, headers={
         "Content-Type": content_type,
-        "Content-Disposition": f'{disposition}; filename="{file_name(attachment, content_type, int(index))}"',
+        "Content-Disposition": f'{disposition}; filename="{file_name(attachment, content_type, index)}"',
         "X-Content-Type-Options": "nosniff", "Content-Security-Policy": "default-src 'none'; sandbox",
         "Cache-Control": "private, max-age=300"})

@@ -66,6 +66,8 @@ SCHEMAS: Dict[str, S] = {
                        "reply_to": NSTR, "author_id": NSTR, "edited_at": NTIME,
                        "edit_history": {"type": "array", "items": OBJ}, "removed": BOOL,
                        "sentiment": _ref("Sentiment"), "topics": {"type": "array", "items": STR}}},
+    "PostPreview": {"type": "object", "required": ["text", "url", "picture_url"],
+                    "properties": {"text": NSTR, "url": NSTR, "picture_url": NSTR}},
     "Sentiment": {"type": "object", "required": ["label", "score", "language", "corrected"],
                   "properties": {"label": {"enum": ["positive", "neutral", "negative", "unscored"]},
                                  "score": _nullable({"type": "number", "minimum": -1, "maximum": 1}),
@@ -220,6 +222,12 @@ ROUTES: Dict[Tuple[str, str], Route] = {
         "An attachment, fetched with the account's token and streamed back", 200, {"type": "string",
                                                                                   "format": "binary"},
         (400, 401, 404, 413)),
+    ("/api/conversations/{conversation_id}/post", "GET"): (
+        "The post behind a comment or mention thread: its first lines, its address, our URL for its picture "
+        "(looked up once with the account's token, refreshed daily)", 200, _ref("PostPreview"), (401, 404)),
+    ("/api/conversations/{conversation_id}/post/picture", "GET"): (
+        "The post's picture, fetched from the platform's CDN and streamed back", 200,
+        {"type": "string", "format": "binary"}, (401, 404, 413)),
     ("/api/openapi.json", "GET"): ("This document", 200, _ref("Object"), ()),
     ("/api/accounts", "GET"): ("Channel accounts (admins)", 200, _page(_ref("Object")), (401, 403)),
     ("/api/accounts", "POST"): ("Register a channel account (admins)", 201, _ref("Object"), (400, 401, 403, 409)),

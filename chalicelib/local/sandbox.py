@@ -65,6 +65,7 @@ import hmac
 import itertools
 import json
 import random
+import re
 import threading
 import time
 import urllib.error
@@ -304,6 +305,15 @@ class _Handler(BaseHTTPRequestHandler):
                 and segments[-1] in self.server.media:
             self._answer_media(segments)
             return
+        if segments[:1] == ["graph"] and segments[2:3] == ["post-pictures"] and len(segments) == 4:
+            self._answer_bytes("image/png", POST_PICTURE)  # a CDN picture: public, no token
+            return
+        if segments[:1] in (["graph"], ["instagram"]) and len(segments) == 3 and "fields" in parts.query:
+            query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+            self.server.requests.append({"platform": segments[0], "path": parts.path, "query": query, "body": {},
+                                         "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(post_lookup(self, segments[0] == "instagram", segments[2]))
+            return
         if segments[:1] == ["graph"] and segments[3:] == ["message_templates"] and len(segments) == 4:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             self.server.requests.append({"platform": "graph", "path": parts.path, "query": query, "body": {},
@@ -325,6 +335,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer((200, {"url": f"{self.server.base_url}/graph/{GRAPH_VERSION}/media/{segments[-1]}", "mime_type": mime,
                                 "file_size": len(data), "id": segments[-1], "messaging_product": "whatsapp"}, {}))
             return
+        self._answer_bytes(mime, data)
+
+    def _answer_bytes(self, mime: str, data: bytes) -> None:
         self.send_response(200)
         self.send_header("Content-Type", mime)
         self.send_header("Content-Length", str(len(data)))
@@ -656,6 +669,31 @@ def _media_upload(handler: _Handler, raw: bytes, messenger: bool) -> Answer:
         while len(handler.server.media) > MAX_MEDIA:
             handler.server.media.popitem(last=False)
     return 200, {"id": media_id}, {}
+
+
+# --- the post behind a comment thread (chalicelib.channels.posts) -------------------------------
+
+# a 1x1 PNG: what a post's picture looks like offline
+POST_PICTURE = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154"
+                             "789c6360f8cfc0f01f0005000201a5f3c3a60000000049454e44ae426082")
+
+
+def post_lookup(handler: _Handler, instagram: bool, post_id: str) -> Answer:
+    """GET /graph/<v>/<page post id>?fields=message,permalink_url,full_picture (META_PAGE_TOKEN) and
+    /instagram/<v>/<media id>?fields=caption,permalink,media_url,... (INSTAGRAM_ACCESS_TOKEN, or the
+    Page token on the Graph base): a post with text and a picture our media endpoint can fetch."""
+    names = ("INSTAGRAM_ACCESS_TOKEN",) if instagram else ("META_PAGE_TOKEN",)
+    if not handler.server.token_ok(handler.bearer(), *names):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    if not re.fullmatch(r"[0-9]{1,32}(_[0-9]{1,32})?", post_id):
+        return _graph_error(400, 100, f"(#100) Unsupported get request. Object with ID '{post_id[:40]}' does not exist")
+    picture = f"{handler.server.base_url}/graph/{GRAPH_VERSION}/post-pictures/{post_id}.png"
+    if "_" in post_id:
+        return 200, {"id": post_id, "message": "Fresh from the oven today: sourdough, rye and our new gluten-free loaf.\n"
+                     "Come by before noon!", "permalink_url": f"https://www.facebook.com/{post_id}",
+                     "full_picture": picture}, {}
+    return 200, {"id": post_id, "caption": "Our autumn menu is here \U0001F342 #coffee #lisbon", "media_type": "IMAGE",
+                 "permalink": f"https://www.instagram.com/p/{post_id[-8:]}/", "media_url": picture}, {}
 
 
 def _graph_facebook(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:

@@ -1091,6 +1091,31 @@
     return items;
   }
 
+  // the post behind a comment thread: its first lines (text only), its link and its picture
+  // (through our own endpoint), asked once per conversation while the page is open
+  var posts = {};
+  async function showPost(c, line) {
+    if (!posts[c.id]) posts[c.id] = api(convPath(c.id) + '/post').catch(function () { return null; });
+    var found = await posts[c.id];
+    if (!found || !line.isConnected || state.selected !== c.id) return;
+    var box = el('div', 'post-preview');
+    if (found.picture_url) {
+      var img = el('img', 'post-picture');
+      img.alt = 'The post\'s picture';
+      fetchMedia(String(found.picture_url).replace(/^\//, '')).then(function (b) { img.src = b.url; box.prepend(img); },
+        function () {});
+    }
+    if (found.text) box.append(el('p', 'post-text', found.text));
+    if (/^https:\/\//.test(found.url || '') && !line.querySelector('a')) {
+      var open = el('a', null, 'Open the post on ' + (CHANNELS[c.channel] || 'its platform') + ' ↗');
+      open.href = found.url;
+      open.target = '_blank';
+      open.rel = 'noopener noreferrer';
+      line.append(' · ', open);
+    }
+    if (found.text || found.picture_url) line.after(box);
+  }
+
   function renderHead(c) {
     var back = el('button', 'link back', '‹ Conversations');
     back.type = 'button';
@@ -1130,6 +1155,7 @@
         post.append(' · ', open);
       }
       head.append(post);
+      showPost(c, post);
     } else if (c.subject) {
       head.append(el('p', 'subject', 'Subject: ' + c.subject));
     }
