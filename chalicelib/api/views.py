@@ -310,8 +310,10 @@ def reply_window(state: Dict[str, Any]) -> Dict[str, Any]:
     """Whether a reply can be sent now, how, and until when: the outbound policy's own verdict
     (chalicelib.outbound.policy.plan) now and just past each window boundary it measures, so the
     composer says it before the agent writes (never a second copy of the rules)."""
-    from chalicelib.outbound import policy
+    from chalicelib.outbound import policy, summons
     from chalicelib.runtime import runtime
+
+    state = summons.with_summons(state)
 
     def verdict(at: int) -> Tuple[str, Optional[str], Optional[str]]:
         try:
