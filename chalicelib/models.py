@@ -513,13 +513,16 @@ class ContactNote(Model):
 class ChangeFeed(Model):
     """"Something changed" stamps read by the page's one cheap poll (chalicelib.inbox.changes):
     one tiny item per team ("t#<team>") and per agent ("a#<agent id>"), rewritten after every
-    logged conversation change that concerns it."""
+    logged conversation change that concerns it. Also one per WhatsApp Business Account
+    ("wt#<waba id>", chalicelib.outbound.templates): its templates' latest status change, which
+    makes every container's cached template list stale at once."""
 
     Meta = _meta("change-feeds")
     feed = UnicodeAttribute(hash_key=True)
     at = NumberAttribute()
     conversation_id = UnicodeAttribute(null=True)
     version = NumberAttribute(null=True)
+    detail = JSONAttribute(null=True)  # "wt#": {"name", "language", "status", "reason", "at"}
 
 
 ALL_MODELS = ALL_MODELS + (ContactNote, ChangeFeed)

@@ -181,3 +181,17 @@ def test_parse_never_raises_and_yields_only_events(payload):
         message = event.message if isinstance(event, (EditEvent, RemoveEvent)) else event
         if isinstance(message, MessageEvent):
             assert isinstance(message.sent_at_ms, int) and message.account_id and message.platform_message_id
+
+
+def test_a_member_without_a_name_is_shown_as_linkedin_member_in_the_list_and_the_contact_panel(inbox):
+    from chalicelib.inbox import store
+
+    inbox.add_account("linkedin", ORG)
+    deliver(inbox, "share_mention.json")
+    [row] = inbox.conversations(channel="linkedin")
+    # the member as LinkedIn gives it without the organization's member permission: no name
+    state = store.get(row["id"])
+    assert not state.get("contact_name") and not state.get("contact_handle"), state
+    detail = inbox.get("/api/conversations/" + row["id"])
+    assert row["contact"]["display_name"] == detail["contact"]["display_name"] == "LinkedIn member"
+    assert inbox.get("/api/contacts/" + detail["contact"]["id"])["display_name"] == "LinkedIn member"

@@ -207,3 +207,73 @@ def test_the_sandbox_serves_templates_offline_to_the_right_token_only(monkeypatc
             templates.approved("third-phone", dict(secrets, WHATSAPP_BUSINESS_ACCOUNT_ID=None).get, requests.Session())
     finally:
         server.close()
+
+
+# --- status changes Meta announces (message_template_status_update) ---------------------------------
+
+
+def _template_status(event, name="order_update", language="en_US", waba=WABA, **extra):
+    value = {"event": event, "message_template_id": 594425479261596, "message_template_name": name,
+             "message_template_language": language, "reason": None, **extra}
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": waba, "time": 1_780_000_000, "changes": [{"field": "message_template_status_update",
+                                                                        "value": value}]}]}
+
+
+def _send_order_update(inbox, conversation_id, client_id):
+    return inbox.call("POST", f"/api/conversations/{conversation_id}/messages", {
+        "client_id": client_id, "template": {"name": "order_update", "language": "en_US",
+                                             "variables": {"header": ["A-7"], "body": ["Zo\u00eb", "A-7", "Friday"]}}})
+
+
+@responses.activate
+def test_a_paused_template_is_refused_at_once_with_metas_reason_not_minutes_later(closed):
+    inbox, conversation_id = closed
+    _graph_lists([ORDER_UPDATE, FOLLOW_UP])  # Meta's list may lag the webhook: it still lists it
+    assert inbox.call("GET", f"/api/conversations/{conversation_id}/templates")[0] == 200  # now cached
+    pause = _template_status("PAUSED", other_info={"title": "FIRST_PAUSE",
+                                                   "description": "Your template has been paused for 3 hours"})
+    assert inbox.post_meta(pause).status_code == 200
+    inbox.process()
+    status, body = _send_order_update(inbox, conversation_id, "tpl-p1")
+    assert status == 422 and body["reason"] == "template_not_sendable", body
+    assert "Meta paused it at 2026-05-28T20:26Z: FIRST_PAUSE; Your template has been paused for 3 hours" in body["Message"]
+    listed = {t["name"]: t for t in inbox.call("GET", f"/api/conversations/{conversation_id}/templates")[1]["items"]}
+    assert listed["order_update"]["sendable"] is False and listed["follow_up"]["sendable"] is True
+    assert len(responses.calls) == 2  # the stamp made the cache stale once, not every time after
+
+    assert inbox.post_meta(_template_status("APPROVED")).status_code == 200  # reinstated
+    inbox.process()
+    assert _send_order_update(inbox, conversation_id, "tpl-p2")[0] == 202
+
+
+@responses.activate
+def test_a_disabled_template_gone_from_metas_list_is_not_approved_and_others_accounts_stamps_change_nothing(closed):
+    inbox, conversation_id = closed
+    _graph_lists([ORDER_UPDATE])
+    assert inbox.call("GET", f"/api/conversations/{conversation_id}/templates")[0] == 200
+    assert inbox.post_meta(_template_status("DISABLED", waba="300000000000099")).status_code == 200
+    inbox.process()
+    assert _send_order_update(inbox, conversation_id, "tpl-d0")[0] == 202
+    assert len(responses.calls) == 1  # another business account's change: the cache stands
+    responses.replace(responses.GET, LIST_URL, json={"data": [FOLLOW_UP]})
+    assert inbox.post_meta(_template_status("DISABLED")).status_code == 200
+    inbox.process()
+    status, body = _send_order_update(inbox, conversation_id, "tpl-d1")
+    assert status == 422 and body["reason"] == "template_not_approved", body
+
+
+@pytest.mark.parametrize("value, entry_id", [
+    ({"event": "PAUSED", "message_template_name": "Bad Name!", "message_template_language": "en_US"}, WABA),
+    ({"event": "PAUSED", "message_template_name": "order_update"}, WABA),
+    ({"event": "<b>", "message_template_name": "order_update", "message_template_language": "en_US"}, WABA),
+    ({"event": "PAUSED", "message_template_name": "order_update", "message_template_language": "en_US"}, "../x"),
+])
+def test_a_malformed_template_status_is_quarantined_not_applied(value, entry_id):
+    from chalicelib.channels.base import ParseProblem
+    from chalicelib.channels.meta import MetaAdapter
+
+    delivery = {"object": "whatsapp_business_account",
+                "entry": [{"id": entry_id, "changes": [{"field": "message_template_status_update", "value": value}]}]}
+    [event] = list(MetaAdapter().parse(delivery, {}))
+    assert isinstance(event, ParseProblem)

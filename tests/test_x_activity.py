@@ -207,3 +207,80 @@ def test_parse_never_raises_and_every_message_is_routable(data):
 def test_summons_refusal_never_raises(post, includes, account):
     answer = summons_refusal(post, includes, str(account))
     assert answer is None or isinstance(answer, str)
+
+
+# --- the reply window: X's summons rule said before the agent writes ----------------------------
+
+
+def _unsummoned_reply():
+    """A customer answering another customer under some post: X delivers it (post.reply.create
+    reaches us through the conversation) but it neither mentions nor quotes our account."""
+    reply = fixture_json("x", "activity_reply.json")
+    post = reply["data"]["payload"]
+    post.update(id="2080766500000000009", in_reply_to_user_id="3333333333333333333",
+                text="@SomeoneElse same here", entities={"mentions": [{"start": 0, "end": 12, "username": "SomeoneElse",
+                                                                       "id": "3333333333333333333"}]})
+    post.pop("note_tweet")
+    post["referenced_tweets"] = [{"type": "replied_to", "id": "2080766000000000077"}]
+    return reply
+
+
+def _reply(inbox, conversation_id, kind="reply"):
+    return inbox.call("post", f"/api/conversations/{conversation_id}/messages",
+                      {"text": "sorry to hear that", "kind": kind, "client_id": f"c-{kind}"})
+
+
+def test_a_mention_a_quote_and_a_reply_to_our_post_can_be_answered(inbox):
+    inbox.add_account("x", ACCOUNT)
+    deliver(inbox, "activity_mention.json", "activity_our_reply.json", "activity_reply.json", "activity_quote.json")
+    for conversation in inbox.conversations():
+        window = inbox.get("/api/conversations/" + conversation["id"])["reply_window"]
+        assert (window["can_reply"], window["code"]) == (True, None), conversation["id"]
+
+
+def test_a_post_that_does_not_summon_us_is_closed_before_the_agent_writes_and_refused_with_422(inbox, monkeypatch):
+    inbox.add_account("x", ACCOUNT)
+    deliver(inbox, _unsummoned_reply())
+    [conversation] = inbox.conversations()
+    window = inbox.get("/api/conversations/" + conversation["id"])["reply_window"]
+    assert (window["can_reply"], window["mode"], window["code"]) == (False, "closed", "not_summoned")
+    assert "mentions or quotes this account" in window["reason"]
+    status, body = _reply(inbox, conversation["id"])
+    assert status == 422 and body["reason"] == "not_summoned"
+    assert _reply(inbox, conversation["id"], kind="note")[0] == 202  # notes still work
+    deliver(inbox, "activity_mention.json")  # no effect on another thread
+    monkeypatch.setenv("X_REPLY_SUMMONS_CHECK", "off")  # Enterprise apps: X does not restrict them
+    assert inbox.get("/api/conversations/" + conversation["id"])["reply_window"]["can_reply"] is True
+
+
+def test_a_found_post_says_what_the_search_saw(inbox):
+    from chalicelib.listening import items as listening_items
+    from chalicelib.listening.annotate import analyse
+
+    inbox.add_account("x", ACCOUNT)
+    windows = {}
+    for post_id, replyable in (("190001", False), ("190002", True)):
+        listening_items.record(source="x_search", platform="x", post_id=post_id, posted_ms=1_733_000_000_000,
+                               account_id=ACCOUNT, author={"name": "Lea", "handle": "lea", "followers": 1},
+                               text="acme coffee is cold", url=None, analysis=analyse("acme coffee is cold", "x"),
+                               replyable=replyable, not_replyable_reason="X replies only to posts that mention us")
+        [item] = [i for i in inbox.get("/api/listening/items")["items"] if i["platform_post_id"] == post_id]
+        converted = inbox.call("post", f"/api/listening/items/{item['id']}/convert")[1]
+        windows[post_id] = inbox.get("/api/conversations/" + converted["conversation_id"])["reply_window"]
+    assert (windows["190001"]["code"], windows["190001"]["reason"]) == (
+        "not_summoned", "X replies only to posts that mention us")
+    assert windows["190002"]["can_reply"] is True
+
+
+def test_account_activity_tweets_follow_the_same_rule(inbox):
+    legacy = fixture_json("x", "mention_thread.json")
+    account = legacy["for_user_id"]
+    inbox.add_account("x", account)
+    other = copy.deepcopy(legacy)
+    tweet = other["tweet_create_events"][0]
+    tweet.update(id_str="990000000000000001", id=990000000000000001, in_reply_to_user_id_str="777",
+                 in_reply_to_status_id_str="990000000000000000", entities={"user_mentions": []})
+    deliver(inbox, legacy, other)
+    verdicts = {c["id"]: inbox.get("/api/conversations/" + c["id"])["reply_window"]["code"]
+                for c in inbox.conversations()}
+    assert sorted(map(str, verdicts.values())) == ["None", "not_summoned"]

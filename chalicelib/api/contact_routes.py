@@ -50,11 +50,13 @@ def _conflict(error: Exception) -> Response:
 @authenticated
 def contact(contact_id: str, identity: Any) -> Any:
     from chalicelib.api import views
+    from chalicelib.channels.brands import unnamed_contact
     from chalicelib.inbox import contacts
 
     identities, rows = _person(identity, contact_id)
     shown = next((c for c in identities if c.contact_id == contact_id), identities[0])
-    return {"id": contact_id, "display_name": shown.display_name or shown.handle,
+    return {"id": contact_id, "display_name": shown.display_name or shown.handle
+            or unnamed_contact(shown.channel, shown.platform_user_id),
             "identities": [contacts.identity_json(c) for c in identities],
             "conversations": [views.conversation_json(r) for r in rows],
             "notes": contacts.notes([c.contact_id for c in identities])}

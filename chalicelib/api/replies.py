@@ -120,8 +120,10 @@ def post_message(conversation_id: str, identity: Any) -> Any:
             files.check_caption(state.get("channel") or "", text)
         if kind == "reply":
             template = filled or (policy.check_template(template_raw) if template_raw is not None else None)
-            plan = policy.plan(state, runtime.now_ms(), text is not None or attachments is not None, template,
-                               bool(body.get("private_reply")))
+            from chalicelib.outbound import summons
+
+            plan = policy.plan(summons.with_summons(state), runtime.now_ms(), text is not None or attachments is not None,
+                               template, bool(body.get("private_reply")))
             if text is not None and template is None and attachments is None:
                 policy.check_length(text, state.get("channel") or "", state.get("thread_kind") or "dm",
                                     plan.private_reply)

@@ -71,7 +71,7 @@ def parse_limit(raw: Optional[str], default: int = 25) -> int:
 def conversation_json(conversation: Any) -> Dict[str, Any]:
     """A conversation (model or plain state dict) as the API shows it."""
     from chalicelib.api import names
-    from chalicelib.channels.brands import brand
+    from chalicelib.channels.brands import unnamed_contact
     from chalicelib.channels.posts import post_url
 
     c = conversation if isinstance(conversation, dict) else {
@@ -81,7 +81,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
         c["team"], _, c["status"] = c["queue"].rpartition("#")
     platform_id = c.get("contact_platform_id") or ""
     channel = c.get("channel") or ""
-    fallback = f"{brand(channel)} user …{platform_id[-4:]}" if platform_id else "Unknown contact"
+    fallback = unnamed_contact(channel, platform_id)
     due = c.get("reply_due_at") if c.get("status") == "open" else None
     return {
         "id": c.get("conversation_id"),
@@ -310,8 +310,10 @@ def reply_window(state: Dict[str, Any]) -> Dict[str, Any]:
     """Whether a reply can be sent now, how, and until when: the outbound policy's own verdict
     (chalicelib.outbound.policy.plan) now and just past each window boundary it measures, so the
     composer says it before the agent writes (never a second copy of the rules)."""
-    from chalicelib.outbound import policy
+    from chalicelib.outbound import policy, summons
     from chalicelib.runtime import runtime
+
+    state = summons.with_summons(state)
 
     def verdict(at: int) -> Tuple[str, Optional[str], Optional[str]]:
         try:

@@ -141,7 +141,23 @@ class LookupEvent:
     raw: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
-Event = Union[MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem, LookupEvent]
+@dataclass(frozen=True)
+class TemplateStatusEvent:
+    """A WhatsApp message template changed status (`message_template_status_update` on the
+    WhatsApp Business Account: APPROVED, PAUSED, DISABLED, REJECTED, ...). No message: the
+    composer's template list forgets what it cached (chalicelib.outbound.templates.note_status)."""
+
+    business_account_id: str
+    name: str
+    language: str
+    status: str
+    reason: Optional[str]
+    at_ms: int
+    channel: str = "whatsapp"
+
+
+Event = Union[MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem, LookupEvent,
+              TemplateStatusEvent]
 
 
 # --- the send side ---------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
@@ -49,6 +50,7 @@ from chalicelib.channels.base import (
     SendError,
     SendResult,
     StatusEvent,
+    TemplateStatusEvent,
     WebhookRejected,
     WebhookReply,
     WebhookRequest,
@@ -544,15 +546,18 @@ def _whatsapp_entry(entry: Any) -> Iterator[Event]:
         yield IgnoredEvent("whatsapp", "entry has no changes")
     for change in changes:
         try:
-            yield from _whatsapp_change(change)
+            yield from _whatsapp_change(change, entry)
         except Exception as exc:  # noqa: BLE001
             yield ParseProblem("whatsapp", f"unreadable change: {exc}", change)
 
 
-def _whatsapp_change(change: Any) -> Iterator[Event]:
+def _whatsapp_change(change: Any, entry: Optional[Dict[str, Any]] = None) -> Iterator[Event]:
     value = change.get("value") if isinstance(change, dict) else None
     if not isinstance(value, dict):
         raise ValueError("change has no value object")
+    if change.get("field") == TEMPLATE_STATUS_FIELD:
+        yield _template_status(optional_str(entry, "id"), value, _optional_ms((entry or {}).get("time")))
+        return
     messages, statuses, echoes = (as_list(value.get(k)) for k in ("messages", "statuses", "message_echoes"))
     if not messages and not statuses and not echoes:
         yield IgnoredEvent("whatsapp", f"change field {change.get('field')!r} has no messages or statuses")
@@ -578,6 +583,29 @@ def _whatsapp_change(change: Any) -> Iterator[Event]:
             yield _whatsapp_status(account_id, status)
         except Exception as exc:  # noqa: BLE001
             yield ParseProblem("whatsapp", f"unreadable status: {exc}", status, account_id)
+
+
+TEMPLATE_STATUS_FIELD = "message_template_status_update"
+
+
+def _template_status(business_account_id: Optional[str], value: Dict[str, Any],
+                     entry_time: Optional[int]) -> TemplateStatusEvent:
+    """`{"event": "PAUSED", "message_template_name", "message_template_language", "reason",
+    "other_info": {"title", "description"}}` under entry `id` = the WhatsApp Business Account."""
+    from chalicelib import inputs
+
+    if not business_account_id or not re.fullmatch(r"[0-9]{1,32}", business_account_id):
+        raise ValueError("template status without the business account id")
+    status = require_str(value, "event").upper()
+    name, language = require_str(value, "message_template_name"), require_str(value, "message_template_language")
+    if not re.fullmatch(r"[A-Z_]{1,32}", status) or not re.fullmatch(r"[a-z0-9_]{1,512}", name) \
+            or not re.fullmatch(r"[A-Za-z_]{2,16}", language):
+        raise ValueError("template status with an unexpected event, name or language")
+    info = _object(value.get("other_info"))
+    parts = [optional_str(value, "reason"), optional_str(info, "title"), optional_str(info, "description")]
+    said = "; ".join(p for p in parts if p and p.upper() != "NONE" and inputs.is_clean(p))[:500] or None
+    return TemplateStatusEvent(business_account_id=business_account_id, name=name, language=language,
+                               status=status, reason=said, at_ms=entry_time or 0)
 
 
 def _whatsapp_message(account_id: str, message: Any, names: Dict[str, Optional[str]], echo: bool = False) -> MessageEvent:

@@ -655,13 +655,17 @@ def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendRes
         if not target:
             raise SendError("permanent", "a reply on X needs the post it answers", code="no_post")
         auth = _auth(secrets)
-        if (os.environ.get("X_REPLY_SUMMONS_CHECK") or "on").strip().lower() != "off":
+        if summons_check_on():
             _check_summoned(http, base, auth, target, message.account_id)
         answer = _post(http, f"{base}/2/tweets", auth, {"text": text, "reply": {"in_reply_to_tweet_id": target}})
         found = optional_str(answer, "id")
     if not found:
         raise SendError("unknown", "X accepted the message without an id", code="no_id")
     return SendResult(found)
+
+
+NOT_SUMMONED = ("X accepts a reply only to a post that mentions or quotes this account, and this post "
+                "does neither; answer by direct message instead, or wait until the customer mentions the account")
 
 
 def summons_refusal(post: Any, includes: Any, account_id: str) -> Optional[str]:
@@ -682,8 +686,42 @@ def summons_refusal(post: Any, includes: Any, account_id: str) -> Optional[str]:
             if isinstance(tweet, dict) and optional_str(tweet, "id") == quoted \
                     and optional_str(tweet, "author_id") == account_id:
                 return None
-    return ("X accepts a reply only to a post that mentions or quotes this account, and this post "
-            "does neither; answer by direct message instead, or wait until the customer mentions the account")
+    return NOT_SUMMONED
+
+
+def summons_check_on() -> bool:
+    """Whether X restricts this app's replies (self-serve); X_REPLY_SUMMONS_CHECK=off for Enterprise."""
+    return (os.environ.get("X_REPLY_SUMMONS_CHECK") or "on").strip().lower() != "off"
+
+
+#: X Activity events that X delivers only because the post summons our account.
+SUMMONING_EVENTS = ("post.mention.create", "post.quote.create")
+
+
+def stored_post_refusal(raw: Any, account_id: str) -> Optional[str]:
+    """summons_refusal for a post as we stored it (its kept raw payload), without asking X: an X
+    Activity mention or quote summons us by definition; a reply (Activity `post.reply.create` or an
+    Account Activity tweet) does when it answers our post, mentions us or quotes us. None when the
+    payload says nothing either way (the send path still looks the post up)."""
+    if not isinstance(raw, dict):
+        return None
+    if "event_type" in raw:  # X Activity: {"event_type", "payload": <API v2 Post>}
+        post = raw.get("payload")
+        if raw.get("event_type") in SUMMONING_EVENTS or not isinstance(post, dict):
+            return None
+        if optional_str(post, "in_reply_to_user_id") == account_id:
+            return None
+        return summons_refusal(post, None, account_id)
+    if "id_str" not in raw:
+        return None
+    # Account Activity (v1.1 tweet): user_mentions, in_reply_to_user_id_str, quoted_status.user.
+    entities = raw.get("entities") if isinstance(raw.get("entities"), dict) else {}
+    mentioned = {optional_str(m, "id_str") for m in as_list(entities.get("user_mentions")) if isinstance(m, dict)}
+    quoted = raw.get("quoted_status") if isinstance(raw.get("quoted_status"), dict) else {}
+    quoted_author = optional_str(quoted.get("user"), "id_str")
+    if account_id in mentioned or account_id in (optional_str(raw, "in_reply_to_user_id_str"), quoted_author):
+        return None
+    return NOT_SUMMONED
 
 
 def _check_summoned(http: Any, base: str, auth: Any, post_id: str, account_id: str) -> None:

@@ -15,6 +15,7 @@ from chalicelib.channels.base import (
     ParseProblem,
     RemoveEvent,
     StatusEvent,
+    TemplateStatusEvent,
 )
 from chalicelib.inbox import store
 from chalicelib.ingest.quarantine import quarantine, raw_of
@@ -31,6 +32,11 @@ def handle(event: Event, correlation_id: str = "") -> str:
     if isinstance(event, ParseProblem):
         quarantine("unreadable: " + event.reason, event.channel, event.account_id, event.raw, correlation_id)
         return "quarantined"
+    if isinstance(event, TemplateStatusEvent):  # keyed by the business account, not a channel account
+        from chalicelib.outbound import templates
+
+        templates.note_status(event)
+        return "template status"
     channel, account_id = _routing_of(event)
     account = find_account(channel, account_id)
     if account is None or not account.enabled:

@@ -118,6 +118,24 @@ def _claim(platform: str, post_id: str, key: str) -> str:
     return str((ListeningRecord.get(ref, "ref", consistent_read=True).data or {}).get("item") or key)
 
 
+def found_post_refusal(platform: str, post_id: str) -> Optional[str]:
+    """Why a post found by listening cannot be answered (its item's `not_replyable_reason`), or
+    None when its item says it can or no item holds it."""
+    from pynamodb.exceptions import DoesNotExist
+
+    from chalicelib.models import ListeningRecord
+
+    try:
+        ref = ListeningRecord.get(f"post#{platform}#{post_id}"[:1000], "ref")
+        item = ListeningRecord.get(PK, str((ref.data or {}).get("item") or ""))
+    except DoesNotExist:
+        return None
+    data = dict(item.data or {})
+    if data.get("replyable"):
+        return None
+    return str(data.get("not_replyable_reason") or "this post was found by search and cannot be answered here")
+
+
 def record_mention(event: Any, analysis: Dict[str, Any]) -> Optional[str]:
     """The item of an inbound mention of our account (its conversation: the one the store files
     it under). None for what is not a mention."""

@@ -6,7 +6,8 @@
   * Messenger and Instagram DMs: 24 h freely, then the HUMAN_AGENT tag up to 7 days, then closed;
   * WhatsApp: 24 h, then only an approved template (`{"template": {"name", "language", ...}}`);
   * a private reply to a Facebook or Instagram comment: within 7 days of the comment;
-  * X, Telegram, LinkedIn and public comment replies: no window.
+  * X, Telegram, LinkedIn and public comment replies: no window; but an X mention thread whose
+    post does not summon our account (`not_summoned`, found by chalicelib.outbound.summons) is closed.
 A refusal carries a reason an agent can act on (answered 422).
 """
 from __future__ import annotations
@@ -123,6 +124,8 @@ def plan(state: Mapping[str, Any], now: int, has_text: bool, template: Optional[
             reason = _closed("WhatsApp's 24-hour customer service window", last_in, STANDARD_WINDOW_MS, "")
         raise Refused(reason.rstrip(": ") + ": only an approved template can be sent "
                       '({"template": {"name": ..., "language": ...}})', "template_required")
+    if channel == "x" and kind == "mention" and state.get("not_summoned"):
+        raise Refused(str(state["not_summoned"]), "not_summoned")
     if not has_text:
         raise Refused("text is required", "text_required")
     return Plan()

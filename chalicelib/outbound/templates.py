@@ -8,6 +8,11 @@ WHATSAPP_BUSINESS_ACCOUNT_ID (a credential like the token: per account through i
 `credential_refs`). Pages are followed by their `after` cursor on our own base URL (never the
 `next` URL an answer names), at most MAX_PAGES. The list is cached per container for
 CACHE_SECONDS: the composer asks on every closed thread, Meta's Graph budget is shared with sends.
+A status change Meta announces (`message_template_status_update`: PAUSED, DISABLED, ...) is
+stamped per business account (`note_status`, from the ingest processor) and every container's
+cache older than the stamp is stale at once, so a paused template is refused on the next reply
+(one small BatchGetItem per list read; the containers share no memory). The template the stamp
+names is refused with Meta's reason even while Meta's own list still shows it.
 
 Only what the page can fill is offered: text headers, a body, a footer; a template whose header is
 an image, video or document (it needs a media parameter) is listed with `sendable: false`.
@@ -29,6 +34,7 @@ PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]{1,64})\s*\}\}")
 VARIABLE_MAX = 1024  # characters per filled-in value (Meta's own limit for a body parameter)
 TEXT_MAX = 4096
 CACHE_KEY = "whatsapp_templates"
+STAMP_PREFIX = "wt#"  # a ChangeFeed item per business account: its templates' latest status change
 
 
 class Unavailable(Exception):
@@ -53,13 +59,46 @@ def approved(account_id: str, secrets: Any, http: Any) -> List[Dict[str, Any]]:
         raise Unavailable("WHATSAPP_TOKEN is not configured for this account")
     cache: Dict[str, Tuple[float, List[Dict[str, Any]]]] = runtime.cached(CACHE_KEY) or {}
     now = runtime.now_ms() / 1000.0
+    stamp = _stamp(waba)
     hit = cache.get(f"{account_id}|{waba}")
-    if hit is not None and 0 <= now - hit[0] < CACHE_SECONDS:
-        return hit[1]
+    if hit is not None and 0 <= now - hit[0] < CACHE_SECONDS and (stamp is None or stamp.at <= hit[0] * 1000):
+        return _withdraw(hit[1], stamp)
     found = _fetch(waba, token, http)
     cache[f"{account_id}|{waba}"] = (now, found)
     runtime.remember(CACHE_KEY, cache)
-    return found
+    return _withdraw(found, stamp)
+
+
+def note_status(event: Any) -> None:
+    """Record a template's status change (a TemplateStatusEvent) as its business account's stamp."""
+    from chalicelib.models import ChangeFeed
+    from chalicelib.runtime import runtime
+
+    detail = {"name": event.name, "language": event.language, "status": event.status, "reason": event.reason,
+              "at": event.at_ms}
+    with ChangeFeed.batch_write() as batch:  # the feeds' one write path (a single put)
+        batch.save(ChangeFeed(STAMP_PREFIX + event.business_account_id, at=runtime.now_ms(), detail=detail))
+
+
+def _stamp(waba: str) -> Any:
+    from chalicelib.models import ChangeFeed
+
+    found = list(ChangeFeed.batch_get([STAMP_PREFIX + waba]))
+    return found[0] if found else None
+
+
+def _withdraw(templates: List[Dict[str, Any]], stamp: Any) -> List[Dict[str, Any]]:
+    """`templates` with the one the stamp says Meta withdrew (any status but APPROVED) unsendable."""
+    from chalicelib.inputs import render_time
+
+    detail = stamp.detail if stamp is not None and isinstance(stamp.detail, dict) else {}
+    if str(detail.get("status") or "APPROVED") == "APPROVED":
+        return templates
+    when = render_time(int(detail.get("at") or 0)) if detail.get("at") else None
+    why = (f"Meta {str(detail['status']).lower().replace('_', ' ')} it" + (f" at {when[:16]}Z" if when else "")
+           + (f": {detail['reason']}" if detail.get("reason") else ""))
+    return [dict(t, sendable=False, why_not=why)
+            if (t["name"], t["language"]) == (detail.get("name"), detail.get("language")) else t for t in templates]
 
 
 def _fetch(waba: str, token: str, http: Any) -> List[Dict[str, Any]]:
