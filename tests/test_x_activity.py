@@ -284,3 +284,11 @@ def test_account_activity_tweets_follow_the_same_rule(inbox):
     verdicts = {c["id"]: inbox.get("/api/conversations/" + c["id"])["reply_window"]["code"]
                 for c in inbox.conversations()}
     assert sorted(map(str, verdicts.values())) == ["None", "not_summoned"]
+
+
+def test_a_dm_delivery_without_messages_is_kept_not_dropped():
+    """Found by the property above: `dm.received` with an empty `direct_message_events` list."""
+    data = {"event_type": "dm.received", "filter": {"user_id": "1111111111111111111"},
+            "payload": {"direct_message_events": []}}
+    [problem] = list(XAdapter().parse({"data": data}, {}))
+    assert isinstance(problem, ParseProblem) and "without direct_message_events" in problem.reason

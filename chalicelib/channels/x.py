@@ -431,7 +431,8 @@ def _activity_event(item: Any) -> Iterator[Event]:
     if event_type in POST_EVENTS:
         yield _activity_post(account_id, str(event_type), payload, includes, raw)
     elif event_type in DM_EVENTS:
-        if not isinstance(payload, dict) or not isinstance(payload.get("direct_message_events"), list):
+        if not isinstance(payload, dict) or not isinstance(payload.get("direct_message_events"), list) \
+                or not payload["direct_message_events"]:  # an empty list is kept (quarantined), not dropped
             yield ParseProblem(CHANNEL, f"{event_type} without direct_message_events", item, account_id)
             return
         users = payload.get("users") if isinstance(payload.get("users"), dict) else {}
