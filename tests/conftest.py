@@ -47,6 +47,9 @@ from hypothesis import HealthCheck, settings  # noqa: E402
 
 settings.register_profile("socialinbox", deadline=None, max_examples=100,
                           suppress_health_check=[HealthCheck.too_slow])
+# CI (.ci/run) runs the same examples every time: a property that breaks shows up locally, where
+# hypothesis explores afresh on every run, instead of failing a landing at random.
+settings.register_profile("ci", parent=settings.get_profile("socialinbox"), derandomize=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "socialinbox"))
 
 # The services whose state is the data plane: kept (emptied) between tests. Every other moto
