@@ -368,6 +368,13 @@ def test_summary_route_numbers_validation_and_access(history):
                         admin)
     assert status == 200 and len(body["items"]) == 8
     assert [i["waits"] for i in body["items"]][:2] == [1, 0] and sum(i["cycles"] for i in body["items"]) == 2
+    csv_answer = inbox.client.http.get("/api/reports/intervals?from=2023-11-14T22:00Z&to=2023-11-15T00:00Z"
+                                       "&channel=messenger&format=csv", headers={"Authorization": "Bearer " + admin})
+    assert csv_answer.status_code == 200 and csv_answer.headers["Content-Type"] == "text/csv; charset=utf-8"
+    rows = csv_answer.body.decode().split("\r\n")
+    assert rows[0].split(",")[0] == "start" and "waits" in rows[0].split(",") and len([r for r in rows if r]) == 9
+    assert rows[1].startswith("2023-11-14T22:00:00") and all(r[:1].isdigit() for r in rows[1:] if r)
+    assert _get(inbox, "/api/reports/intervals?from=2023-11-14T22:00Z&to=2023-11-15T00:00Z&format=xml", admin)[0] == 400
     status, body = _get(inbox, f"/api/reports/heatmap?{day}&metric=waits", admin)
     assert status == 200 and body["cells"][1][22] == 1 and sum(map(sum, body["cells"])) == 2  # Tuesday 22:xx UTC
     assert _get(inbox, f"/api/reports/heatmap?{day}&metric=nope", admin)[0] == 400

@@ -37,6 +37,12 @@ def test_the_screen_shows_the_apis_numbers_for_the_chosen_period(history, served
     expect(first).to_have_text(["First response", "2", "2 min", "30 min", "50 %", "2 min", "30 min", "—"])  # 24/7 policy
     expect(page.locator("#sla tr").first.locator("td")).to_have_text(["First response", "1", "1", "0", "50 %"])
     expect(page.locator("#heat td.heat4")).to_have_count(2)  # Tuesday 22:00 and 23:00 UTC: the waits
+    with page.expect_download() as download:
+        page.click("#csv")
+    with open(download.value.path(), encoding="utf-8") as handle:
+        rows = handle.read().splitlines()
+    assert rows[0].startswith("start,") and len(rows) == 1 + 96  # one day of 15-minute intervals
+    assert download.value.suggested_filename == "intervals-2023-11-14.csv"
     page.fill("#tz", "+05:00")
     page.click("#filters button[type=submit]")
     expect(page.locator("#note")).to_contain_text("IANA time zone")

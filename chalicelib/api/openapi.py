@@ -331,14 +331,14 @@ REPORT_DEFINITIONS = (
 _REPORT_FILTERS = ("from", "to", "tz", "channel", "team", "agent")
 QUERY_PARAMETERS: Dict[str, Tuple[str, ...]] = {
     "/api/reports/summary": _REPORT_FILTERS + ("compare",),
-    "/api/reports/intervals": _REPORT_FILTERS,
+    "/api/reports/intervals": _REPORT_FILTERS + ("format",),
     "/api/reports/heatmap": _REPORT_FILTERS + ("metric",),
 }
 ROUTES.update({
     ("/api/reports/summary", "GET"): ("Response, resolution, SLA attainment and volumes of a period (<= 400 days) "
                                       "in an IANA time zone", 200, _ref("ReportSummary"), (400, 401, 403)),
     ("/api/reports/intervals", "GET"): ("Arrivals per 15-minute interval (<= 92 days): customer waits, cycles, "
-                                        "breaches, new conversations", 200, _ref("ReportIntervals"), (400, 401, 403)),
+                                        "breaches, new conversations; format=csv for a spreadsheet", 200, _ref("ReportIntervals"), (400, 401, 403)),
     ("/api/reports/heatmap", "GET"): ("A metric of the intervals per local weekday (0 = Monday) and hour", 200,
                                       _ref("ReportHeatmap"), (400, 401, 403)),
 })

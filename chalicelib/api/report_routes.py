@@ -80,11 +80,34 @@ def report_intervals(identity: Any) -> Any:
 
     query = _query()
     try:
+        form = query.get("format", "json")
+        if form not in ("json", "csv"):
+            raise summary.BadQuery("format must be json or csv")
         period = _period(query, summary.MAX_QUARTER_DAYS)
         scope = allowed_scope(identity, query)
-        return {"items": summary.intervals(period, scope), "period": period.to_json("activity")}
+        items = summary.intervals(period, scope)
     except summary.BadQuery as error:
         raise BadRequestError(str(error))
+    if form == "csv":
+        return _csv(items, "intervals")
+    return {"items": items, "period": period.to_json("activity")}
+
+
+def _csv(items: Any, name: str) -> Any:
+    """A spreadsheet's download of rows of local times and counts (no cell starts with a formula
+    character: times and integers only)."""
+    import csv
+    import io
+
+    from chalice import Response
+
+    out = io.StringIO()
+    fields = list(items[0]) if items else ["start"]
+    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows(items)
+    return Response(out.getvalue(), status_code=200, headers={
+        "Content-Type": "text/csv; charset=utf-8", "Content-Disposition": f'attachment; filename="{name}.csv"'})
 
 
 @reports_api.route("/api/reports/heatmap", methods=["GET"])
