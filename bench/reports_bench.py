@@ -27,21 +27,13 @@ import random
 import sys
 import time
 
-PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-os.environ.update({"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                   "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                   "SOCIALINBOX_STAGE": "local", "RESOURCE_PREFIX": "socialinbox-bench", "AWS_XRAY_SDK_ENABLED": "false",
-                   "LOG_LEVEL": "ERROR"})
-for name in ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_DYNAMODB", "AWS_PROFILE"):
-    os.environ.pop(name, None)
-sys.path[:0] = [PROJECT, os.path.join(PROJECT, "bench")]
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import inprocess  # noqa: E402  (first: AWS settings before boto3, pynamodb or the app)
 import moto  # noqa: E402
 
 import wru  # noqa: E402
 
-METER = wru.WruMeter(wru.Images("us-east-1"))
-METER.install()
+METER = inprocess.METER
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00Z
 MIN = 60_000

@@ -199,3 +199,13 @@ def browser() -> Iterator[Chromium]:
         yield chromium
     finally:
         chromium.close()
+
+
+def open_screen(served: str, chromium: Any, token: str, path: str) -> Any:
+    """A team lead's screen (`reports`, `staffing`) with the inbox's session in sessionStorage:
+    set on the same origin from a page without script first, then the screen itself."""
+    page = chromium.page
+    page.goto(served + "static/icon.svg")
+    page.evaluate("token => { sessionStorage.clear(); sessionStorage.setItem('socialinbox.token', token); }", token)
+    page.goto(served + path)
+    return page

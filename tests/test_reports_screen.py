@@ -2,7 +2,7 @@
 chosen period and time zone, nothing as markup, and agents get only their own numbers."""
 from __future__ import annotations
 
-from tests.browser import needs_chromium
+from tests.browser import needs_chromium, open_screen
 from tests.test_admin_screens import _clean, _token
 from tests.test_reports import history, stream_records  # noqa: F401  (fixture)
 from tests.test_web_inbox import browser, served  # noqa: F401  (fixtures)
@@ -11,11 +11,7 @@ pytestmark = needs_chromium
 
 
 def _open(served, chromium, token):
-    page = chromium.page
-    page.goto(served + "static/icon.svg")  # same origin, no script: the inbox's session first
-    page.evaluate("token => { sessionStorage.clear(); sessionStorage.setItem('socialinbox.token', token); }", token)
-    page.goto(served + "reports")
-    return page
+    return open_screen(served, chromium, token, "reports")
 
 
 def test_the_screen_shows_the_apis_numbers_for_the_chosen_period(history, served, browser):

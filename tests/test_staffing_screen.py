@@ -6,7 +6,7 @@ import base64
 import os
 import time
 
-from tests.browser import needs_chromium
+from tests.browser import needs_chromium, open_screen
 from tests.helpers import PAGE, messenger, page_delivery
 from tests.test_admin_api import _token
 from tests.test_admin_screens import SCREENSHOTS_DIR, _clean
@@ -16,11 +16,7 @@ pytestmark = needs_chromium
 
 
 def _open(served, chromium, token):
-    page = chromium.page
-    page.goto(served + "static/icon.svg")  # same origin, no script: the inbox's session first
-    page.evaluate("token => { sessionStorage.clear(); sessionStorage.setItem('socialinbox.token', token); }", token)
-    page.goto(served + "staffing")
-    return page
+    return open_screen(served, chromium, token, "staffing")
 
 
 def test_the_screen_shows_the_plan_and_answers_what_ifs(inbox, served, browser):
