@@ -172,8 +172,12 @@ def _shared_browser() -> Any:
     browser = _shared.get("browser")
     if browser is not None and browser.is_connected():
         return browser
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # Assertions wait as long as page actions do: on a loaded two-core CI machine a screen whose
+    # API reads a month of counters from the in-process DynamoDB emulation (seconds there, not on
+    # AWS) can take longer than Playwright's default 5 s to fill in.
+    expect.set_options(timeout=15_000)
     if "playwright" not in _shared:
         _shared["playwright"] = sync_playwright().start()
         atexit.register(_stop_shared)
