@@ -592,7 +592,8 @@ ALL_MODELS = ALL_MODELS + (ReportAggregate,)
 class PostPreview(Model):
     """The post behind comment threads (chalicelib.inbox.post_previews): its first lines, address
     and picture as the platform answered them, one item per post ("<channel>#<post id>"), looked
-    up when a thread is viewed and again once `fetched_at` is older than a day."""
+    up when a thread is viewed and again once `fetched_at` is older than a day, or kept from a
+    delivery that carries the post."""
 
     Meta = _meta("post-previews")
     post_key = UnicodeAttribute(hash_key=True)
@@ -600,7 +601,8 @@ class PostPreview(Model):
     url = UnicodeAttribute(null=True)
     picture = UnicodeAttribute(null=True)
     found = BooleanAttribute(default=True)  # False: the look-up failed (retried sooner)
-    fetched_at = NumberAttribute()  # ms
+    fetched_at = NumberAttribute()  # ms; 0: look it up on the next view (edited, or carried without its picture)
+    ref = UnicodeAttribute(null=True)  # the id the platform's look-up takes (a LinkedIn activity's share URN)
 
 
 ALL_MODELS = ALL_MODELS + (PostPreview,)

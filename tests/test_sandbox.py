@@ -279,3 +279,27 @@ def test_the_post_behind_a_comment_thread_is_served_offline_with_the_accounts_to
     assert instagram.url.startswith("https://www.instagram.com/p/") and instagram.picture
     with pytest.raises(PostUnavailable):
         fetch_post("facebook", "104000000000099_555000111", {"META_PAGE_TOKEN": "wrong"}.get, requests.Session())
+
+
+def test_x_and_linkedin_posts_behind_threads_are_served_offline_with_the_accounts_token_only(loop):
+    """The same look-ups our code makes against X and LinkedIn (chalicelib.channels.posts), answered
+    like the platforms, with pictures our media fetch reaches offline."""
+    from chalicelib.api import media_routes
+    from chalicelib.channels.posts import PostUnavailable, fetch_post
+
+    x = fetch_post("x", "1850000000000000042", TOKENS.get, requests.Session())
+    assert x.text.startswith("Our winter blend") and x.url == "https://x.com/acmecoffee/status/1850000000000000042"
+    assert media_routes.fetch_public(x.picture)[1] == "image/png"
+    share = "urn:li:share:7100000000000000001"
+    linkedin = fetch_post("linkedin", "urn:li:activity:7100000000000000002", TOKENS.get, requests.Session(), share)
+    assert linkedin.text.startswith("Our autumn roast")
+    assert linkedin.url == "https://www.linkedin.com/feed/update/urn:li:activity:7100000000000000002/"
+    assert media_routes.fetch_public(linkedin.picture)[1] == "image/png"
+    server, _ = loop
+    lookups = [r for r in server.requests if r["platform"] == "linkedin"]
+    assert [r["path"].split("/")[3] for r in lookups] == ["posts", "images"] and all(r["auth"] == "Bearer" for r in lookups)
+    for channel, wrong in (("x", {**TOKENS, "X_ACCESS_TOKEN": "1520000000000000001-wrong"}),
+                           ("linkedin", {"LINKEDIN_ACCESS_TOKEN": "wrong"})):
+        with pytest.raises(PostUnavailable):
+            fetch_post(channel, share if channel == "linkedin" else "1850000000000000042", wrong.get,
+                       requests.Session())

@@ -70,6 +70,23 @@ class MessageEvent:
     subject: Optional[str] = None  # e.g. the post a comment thread hangs under
     reply_to: Optional[str] = None  # platform id of the message this one answers
     raw: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    #: the post behind the thread (`subject`) as the delivery itself carries it (X `includes`,
+    #: LinkedIn `decoratedSourcePost`): chalicelib.channels.posts.carried() builds it, the pipeline
+    #: caches it, so the thread header needs no look-up
+    post: Optional[Dict[str, Any]] = field(default=None, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class PostEditEvent:
+    """The post comment threads hang under was edited on the platform (a Facebook Page post's
+    `feed` change with verb `edited`): its cached preview takes the new text and is looked up
+    again when next viewed (chalicelib.inbox.post_previews.note_edit)."""
+
+    channel: str
+    account_id: str
+    post_id: str
+    text: Optional[str]
+    edited_at_ms: int
 
 
 @dataclass(frozen=True)
@@ -157,7 +174,7 @@ class TemplateStatusEvent:
 
 
 Event = Union[MessageEvent, StatusEvent, EditEvent, RemoveEvent, IgnoredEvent, ParseProblem, LookupEvent,
-              TemplateStatusEvent]
+              TemplateStatusEvent, PostEditEvent]
 
 
 # --- the send side ---------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
-from chalicelib.channels import signing
+from chalicelib.channels import posts, signing
 from chalicelib.channels.base import (
     ChannelAdapter,
     ContactRef,
@@ -219,6 +219,7 @@ def _comment(account_id: str, action: str, item: Dict[str, Any]) -> MessageEvent
         subject=post,
         reply_to=normalize_comment_urn(parent) if parent else None,
         raw=item,
+        post=posts.carried_linkedin(post, item.get("decoratedSourcePost")),
     )
 
 
@@ -264,6 +265,7 @@ def _mention(account_id: str, item: Dict[str, Any]) -> MessageEvent:
         thread_kind="mention",
         subject=post,
         raw=item,
+        post=posts.carried_linkedin(post, share),
     )
 
 

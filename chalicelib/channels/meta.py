@@ -45,6 +45,7 @@ from chalicelib.channels.base import (
     MessageEvent,
     OutboundMessage,
     ParseProblem,
+    PostEditEvent,
     ProfileUnavailable,
     RemoveEvent,
     SendError,
@@ -73,6 +74,7 @@ INSTAGRAM_COMMENT_FIELDS = ("comments", "live_comments")
 FEED_ADD_VERBS = ("add",)
 FEED_EDIT_VERBS = ("edited", "edit", "update")
 FEED_REMOVE_VERBS = ("remove", "delete")
+POST_ITEMS = ("status", "post", "photo", "video", "share")  # feed items that are the Page's posts
 
 # Timestamps below this are seconds, above it milliseconds (1e11 s is the year 5138; 1e11 ms is 1973).
 _SECONDS_BELOW = 100_000_000_000
@@ -467,11 +469,17 @@ def _instagram_comment(account_id: str, field: str, value: Any, entry_time: Opti
 
 def _facebook_feed(page_id: str, value: Any, entry_time: Optional[int]) -> Iterator[Event]:
     """Page feed changes: comments become messages (add), edits (edited) and removals (remove);
-    posts, reactions, shares and the rest are not inbox material."""
+    an edit of the Page's own post refreshes the post behind its comment threads (PostEditEvent);
+    new posts, reactions, shares and the rest are not inbox material."""
     if not isinstance(value, dict):
         raise ValueError("feed change has no value object")
     item = value.get("item")
     verb = value.get("verb")
+    if item in POST_ITEMS and verb in FEED_EDIT_VERBS and _feed_author(value)[0] in (page_id, None) \
+            and (_post_id(value) or "").startswith(f"{page_id}_"):
+        yield PostEditEvent("facebook", page_id, _post_id(value) or "", optional_str(value, "message"),
+                            _first_time(entry_time, value.get("created_time")))
+        return
     if item != "comment":
         yield IgnoredEvent("facebook", f"feed item {item!r} ({verb!r}) is not inbox material")
         return

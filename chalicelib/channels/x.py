@@ -44,7 +44,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
-from chalicelib.channels import signing
+from chalicelib.channels import posts, signing
 from chalicelib.channels.base import (
     ChannelAdapter,
     ContactRef,
@@ -318,13 +318,17 @@ def _tweet(account_id: str, tweet: Any) -> Event:
     extended = tweet.get("extended_tweet") if isinstance(tweet.get("extended_tweet"), dict) else {}
     text = optional_str(extended, "full_text") or optional_str(tweet, "full_text") or optional_str(tweet, "text")
     attachments = _tweet_media(tweet, extended)
-    return _post_message(account_id, tweet_id, parent, contact, outbound, _tweet_time(tweet), text, attachments, tweet)
+    subject = parent or optional_str(tweet, "quoted_status_id_str") or tweet_id
+    post = posts.carried_x_v1(subject, tweet.get("quoted_status")) or posts.carried_x_v1(subject, tweet)
+    return _post_message(account_id, tweet_id, parent, contact, outbound, _tweet_time(tweet), text, attachments, tweet,
+                         subject, post)
 
 
 def _post_message(account_id: str, post_id: str, parent: Optional[str], contact: ContactRef, outbound: bool,
                   sent_at_ms: int, text: Optional[str], attachments: List[Dict[str, Any]],
-                  raw: Dict[str, Any]) -> MessageEvent:
-    """A post (v1.1 tweet or v2 Post) in its thread: `tweet:<post answered, else the post>`."""
+                  raw: Dict[str, Any], subject: str, post: Optional[Dict[str, Any]]) -> MessageEvent:
+    """A post (v1.1 tweet or v2 Post) in its thread: `tweet:<post answered, else the post>`; its
+    subject is the post behind it (answered, else quoted, else itself), as the delivery carries it."""
     return MessageEvent(
         channel=CHANNEL,
         account_id=account_id,
@@ -337,8 +341,10 @@ def _post_message(account_id: str, post_id: str, parent: Optional[str], contact:
         msg_type="text" if text else (str(attachments[0]["type"]) if attachments else "text"),
         attachments=tuple(attachments),
         thread_kind="mention",
+        subject=subject,
         reply_to=parent,
         raw=raw,
+        post=post,
     )
 
 
@@ -496,8 +502,10 @@ def _activity_post(account_id: str, event_type: str, post: Any, includes: Dict[s
     note = post.get("note_tweet") if isinstance(post.get("note_tweet"), dict) else {}
     text = optional_str(note, "text") or optional_str(post, "text")
     attachments = _v2_media(post, includes)
+    subject = parent or _referenced(post, "quoted") or post_id
+    tweets = includes.get("tweets") if isinstance(includes.get("tweets"), list) else []
     return _post_message(account_id, post_id, parent, contact, outbound, parse_iso(require_str(post, "created_at")),
-                         text, attachments, raw)
+                         text, attachments, raw, subject, posts.carried_x_v2(subject, tweets + [post], includes))
 
 
 def _v2_media(post: Dict[str, Any], includes: Dict[str, Any]) -> List[Dict[str, Any]]:

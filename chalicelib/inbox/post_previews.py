@@ -1,8 +1,15 @@
 """The post behind a comment or mention thread, as the thread header shows it: looked up with the
 account's token when an agent views the thread (never on the webhook's path), kept in the
 `post-previews` table and looked up again once older than a day (a post's text can be edited);
-a failed look-up is kept too, so a broken token is not asked again on every view, but retried
-after RETRY_MS. Platforms not looked up (chalicelib.channels.posts) answer the link alone."""
+a failed look-up is kept too (with what was known before), so a broken token is not asked again
+on every view, but retried after RETRY_MS. Platforms not looked up (chalicelib.channels.posts)
+answer the link alone.
+
+Two ways in besides the look-up, both on the ingest processor's path, never the webhook's:
+`note_carried` keeps the post a delivery carries (X `includes`, LinkedIn `decoratedSourcePost`),
+so most X and LinkedIn threads need no look-up at all; `note_edit` takes a Facebook Page post's
+edit (`feed`, verb `edited`): the new text at once, and a fresh look-up on the next view (the
+picture may have changed). Instagram sends no edits: its posts are refreshed by the day's expiry."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
@@ -35,7 +42,47 @@ def cached(state: Dict[str, Any]) -> Any:
         return None
 
 
-def _look_up(state: Dict[str, Any], key: str) -> Any:
+def note_carried(channel: str, post: Dict[str, Any]) -> None:
+    """Keep the post a delivery carried ({"id", "text", "url", "picture", "ref"?, "complete"?}).
+    Complete: nothing to look up for a day. Otherwise (a LinkedIn post with media) the text shows
+    at once and the next view looks the picture up; a picture already found is kept."""
+    from chalicelib.models import PostPreview
+    from chalicelib.runtime import runtime
+
+    key = post_key({"channel": channel, "subject": post.get("id"), "thread_kind": "comment"})
+    if key is None:
+        return
+    complete = post.get("complete", True)
+    try:
+        item = PostPreview.get(key)
+    except PostPreview.DoesNotExist:
+        item = PostPreview(key, fetched_at=0)
+    item.text, item.url = post.get("text"), post.get("url") or item.url
+    item.picture = post.get("picture") or (None if complete else item.picture)
+    item.ref = post.get("ref") or item.ref
+    if complete:
+        item.found, item.fetched_at = True, runtime.now_ms()
+    item.save()
+
+
+def note_edit(channel: str, post_id: str, text: Optional[str]) -> None:
+    """The post was edited on the platform: its new first lines now, the rest looked up again on
+    the next view (a post nobody has viewed yet is simply looked up then)."""
+    from chalicelib.channels.posts import first_lines
+    from chalicelib.models import PostPreview
+
+    key = post_key({"channel": channel, "subject": post_id, "thread_kind": "comment"})
+    if key is None:
+        return
+    try:
+        item = PostPreview.get(key)
+    except PostPreview.DoesNotExist:
+        return
+    item.text, item.fetched_at = first_lines(text) or item.text, 0
+    item.save()
+
+
+def _look_up(state: Dict[str, Any], key: str, before: Any) -> Any:
     from chalicelib.accounts import find_account
     from chalicelib.channels.base import account_secrets
     from chalicelib.channels.posts import LOOKED_UP, PostUnavailable, fetch_post
@@ -49,11 +96,14 @@ def _look_up(state: Dict[str, Any], key: str) -> Any:
     refs = getattr(account, "credential_refs", None)
     refs = refs.as_dict() if hasattr(refs, "as_dict") else dict(refs or {})
     secrets = account_secrets({str(k): str(v) for k, v in refs.items() if isinstance(v, str)})
-    item = PostPreview(key, fetched_at=runtime.now_ms())
+    ref = getattr(before, "ref", None)
+    item = PostPreview(key, fetched_at=runtime.now_ms(), ref=ref)
     try:
-        found = fetch_post(channel, state["subject"], secrets, runtime.http())
+        found = fetch_post(channel, state["subject"], secrets, runtime.http(), ref)
         item.text, item.url, item.picture = found.text, found.url, found.picture
     except PostUnavailable as why:
+        if before is not None:  # what was known stays shown until a look-up succeeds
+            item.text, item.url, item.picture = before.text, before.url, before.picture
         item.found = False
         logger.info("post not looked up", extra={"conversation_id": state.get("conversation_id"),
                                                   "reason": str(why)[:200]})
@@ -73,7 +123,7 @@ def preview(state: Dict[str, Any], picture_path: str) -> Optional[Dict[str, Any]
     item = cached(state)
     age = runtime.now_ms() - int(item.fetched_at) if item is not None else None
     if age is None or age > (REFRESH_MS if item.found else RETRY_MS):
-        item = _look_up(state, key) or item
+        item = _look_up(state, key, item) or item
     link = post_url(state.get("channel") or "", state.get("subject"))
     if item is None:
         return {"text": None, "url": link, "picture_url": None}

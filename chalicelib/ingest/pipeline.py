@@ -13,6 +13,7 @@ from chalicelib.channels.base import (
     LookupEvent,
     MessageEvent,
     ParseProblem,
+    PostEditEvent,
     RemoveEvent,
     StatusEvent,
     TemplateStatusEvent,
@@ -56,6 +57,10 @@ def handle(event: Event, correlation_id: str = "") -> str:
             return "duplicate"
         if annotations is not None and annotations.priority:
             _raise_priority(conversation_id, annotations.priority)
+        if event.post:  # the post behind the thread, as the delivery carried it
+            from chalicelib.inbox import post_previews
+
+            post_previews.note_carried(event.channel, event.post)
         if event.direction == "in" and not event.contact.display_name:
             from chalicelib.inbox.contacts import enrich  # after the message is stored; never raises
 
@@ -63,6 +68,11 @@ def handle(event: Event, correlation_id: str = "") -> str:
         return "created"
     if isinstance(event, StatusEvent):
         return _receipt(event, correlation_id)
+    if isinstance(event, PostEditEvent):
+        from chalicelib.inbox import post_previews
+
+        post_previews.note_edit(event.channel, event.post_id, event.text)
+        return "post edited"
     if isinstance(event, EditEvent):
         return store.apply_edit(event, team, annotations=annotations_of(event.message))
     if isinstance(event, RemoveEvent):

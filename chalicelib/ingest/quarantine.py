@@ -18,7 +18,7 @@ QUARANTINE_DAYS = 30
 RAW_MAX_BYTES = 300_000  # DynamoDB items stop at 400 KB: the cap is in bytes, not characters
 PREVIEW_CHARS = 300
 _EVENT_TYPES = {cls.__name__: cls for cls in (base.MessageEvent, base.StatusEvent, base.EditEvent, base.RemoveEvent,
-                                               base.LookupEvent)}
+                                               base.LookupEvent, base.PostEditEvent)}
 
 
 def _digest(*parts: str) -> str:

@@ -136,6 +136,12 @@ def found_post_refusal(platform: str, post_id: str) -> Optional[str]:
     return str(data.get("not_replyable_reason") or "this post was found by search and cannot be answered here")
 
 
+def _mention_post(event: Any) -> str:
+    """The post that mentions us: an X mention is itself a post (its subject is the post it
+    answers); elsewhere the subject is the post the mentioning comment is under."""
+    return event.platform_message_id if event.channel == "x" else event.subject or event.platform_message_id
+
+
 def record_mention(event: Any, analysis: Dict[str, Any]) -> Optional[str]:
     """The item of an inbound mention of our account (its conversation: the one the store files
     it under). None for what is not a mention."""
@@ -150,7 +156,7 @@ def record_mention(event: Any, analysis: Dict[str, Any]) -> Optional[str]:
                   posted_ms=event.sent_at_ms, account_id=event.account_id,
                   author={"name": contact.display_name, "handle": contact.handle or contact.platform_user_id,
                           "followers": _followers(event.raw)},
-                  text=event.text, url=post_url(event.channel, event.subject or event.platform_message_id, event.raw),
+                  text=event.text, url=post_url(event.channel, _mention_post(event), event.raw),
                   analysis=analysis, replyable=True,
                   conversation_id=conversation_id_for(event.channel, event.account_id, event.thread_key),
                   now_ms=runtime.now_ms())

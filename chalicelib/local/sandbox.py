@@ -21,7 +21,10 @@ correctly signed delivery a little later:
   Activity setup needs (`POST/GET /2/webhooks` with X's CRC check of a loopback webhook URL,
   `POST/GET /2/activity/subscriptions`) and the post lookup our send makes before a reply
   (`GET /2/tweets/<id>`: a post that mentions the token's user, unless the id contains
-  "not-summoned").
+  "not-summoned"); asked with the media expansion (the post behind a thread), the post has a photo.
+- The post behind a comment thread, offline: Facebook Page posts and Instagram media on the Graph
+  bases, X posts (above), LinkedIn `GET /rest/posts/<URN>` and `/rest/images/<URN>`; their
+  pictures are a PNG under the Graph base.
 - Telegram and LinkedIn send nothing back for a bot's / organization's own message: neither here.
 - WhatsApp media: `POST /<version>/<phone number id>/media` (multipart) keeps the file in memory
   and answers its id; `GET /<version>/<media id>` and the URL it names serve it back (our media
@@ -300,6 +303,11 @@ class _Handler(BaseHTTPRequestHandler):
             except Exception as exc:  # noqa: BLE001 - a sandbox bug answers 500 with its reason
                 answer = (500, {"error": f"sandbox error: {type(exc).__name__}: {exc}"}, {})
             self._answer(answer or (404, {"error": f"no such endpoint: {parts.path}"}, {}))
+            return
+        if segments[:3] in (["linkedin", "rest", "posts"], ["linkedin", "rest", "images"]) and len(segments) == 4:
+            self.server.requests.append({"platform": "linkedin", "path": parts.path, "query": {}, "body": {},
+                                         "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(linkedin_post_lookup(self, segments[1:]))
             return
         if segments[:1] == ["graph"] and (len(segments) == 3 or segments[2:3] == ["media"] and len(segments) == 4) \
                 and segments[-1] in self.server.media:
@@ -696,6 +704,35 @@ def post_lookup(handler: _Handler, instagram: bool, post_id: str) -> Answer:
                  "permalink": f"https://www.instagram.com/p/{post_id[-8:]}/", "media_url": picture}, {}
 
 
+def x_post_lookup(base_url: str, post: Dict[str, Any]) -> Dict[str, Any]:
+    """GET /2/tweets/<id> with the media and author expansions: the post with a photo whose URL our
+    media endpoint can fetch offline (under the Graph base, a trusted sandbox base)."""
+    key = f"3_{post['id']}"
+    post = dict(post, text="Our winter blend is back \u2615 Which roast should we bring next?",
+                attachments={"media_keys": [key]})
+    return {"data": post, "includes": {
+        "media": [{"media_key": key, "type": "photo",
+                   "url": f"{base_url}/graph/{GRAPH_VERSION}/post-pictures/x{post['id']}.png"}],
+        "users": [{"id": post["author_id"], "username": "acmecoffee", "name": "Acme Coffee"}]}}
+
+
+def linkedin_post_lookup(handler: _Handler, path: List[str]) -> Answer:
+    """GET /linkedin/rest/posts/<share or ugcPost URN> (commentary and an image URN) and
+    /linkedin/rest/images/<image URN> (its `downloadUrl`), with LINKEDIN_ACCESS_TOKEN."""
+    if not handler.server.token_ok(handler.bearer(), "LINKEDIN_ACCESS_TOKEN"):
+        return 401, {"status": 401, "serviceErrorCode": 65600, "code": "INVALID_ACCESS_TOKEN",
+                     "message": "Invalid access token"}, {}
+    urn = path[2]
+    if path[1] == "images" and re.fullmatch(r"urn:li:image:[A-Za-z0-9_-]{1,200}", urn):
+        return 200, {"id": urn, "status": "AVAILABLE", "downloadUrl":
+                     f"{handler.server.base_url}/graph/{GRAPH_VERSION}/post-pictures/{urn.rsplit(':', 1)[-1]}.png"}, {}
+    if path[1] == "posts" and re.fullmatch(r"urn:li:(share|ugcPost):[0-9]{1,32}", urn):
+        return 200, {"id": urn, "author": "urn:li:organization:10000001", "lifecycleState": "PUBLISHED",
+                     "commentary": "Our autumn roast is here \U0001f342 Tell us what you taste!",
+                     "content": {"media": {"id": f"urn:li:image:C4D{urn.rsplit(':', 1)[-1]}", "altText": "Roast"}}}, {}
+    return 404, {"status": 404, "message": f"Not Found: {urn[:60]}"}, {}
+
+
 def _graph_facebook(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:
     return _graph(handler, path, query, body, instagram=False)
 
@@ -842,6 +879,8 @@ def _x_get(handler: _Handler, path: List[str], query: Dict[str, str]) -> Optiona
                                 "entities": {"mentions": [{"start": 0, "end": 11, "username": "acmecoffee", "id": me}]}}
         if "not-summoned" in post_id:
             post.update(text="talking about coffee", entities={})
+        if "attachments.media_keys" in query.get("expansions", ""):  # the post behind a thread
+            return 200, x_post_lookup(server.base_url, post), {}
         return 200, {"data": post}, {}
     return None
 
