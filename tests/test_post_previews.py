@@ -7,9 +7,10 @@ import json
 
 import pytest
 import responses
+from hypothesis import given, settings
 
 from chalicelib.runtime import runtime
-from tests.helpers import PAGE, fixture_json, messenger, page_delivery
+from tests.helpers import PAGE, fixture_json, json_values, messenger, page_delivery
 
 GRAPH = "https://graph.facebook.com/v21.0"
 INSTAGRAM_GRAPH = "https://graph.instagram.com/v21.0"
@@ -312,3 +313,17 @@ def test_instagram_media_is_refreshed_by_the_days_expiry(world):
     assert inbox.get(f"/api/conversations/{conversation}/post")["text"] == "Before"
     clock["now"] += 2 * 3600
     assert inbox.get(f"/api/conversations/{conversation}/post")["text"] == "After"
+
+
+@settings(max_examples=200, deadline=None)
+@given(includes=json_values(), post=json_values())
+def test_a_post_carried_in_any_shape_of_delivery_never_sinks_the_message(includes, post):
+    """Property: whatever `includes`, quoted status or decorated post a delivery holds, reading the
+    post behind the thread answers a preview or None, never an exception (which would turn the
+    customer's message into a parse problem)."""
+    from chalicelib.channels.posts import carried_linkedin, carried_x_v1, carried_x_v2
+
+    tweets = [dict(post, id="19") if isinstance(post, dict) else post]
+    for found in (carried_x_v2("19", tweets, includes), carried_x_v1("19", post), carried_linkedin(ACTIVITY, post),
+                  carried_x_v2("19", includes.get("tweets") if isinstance(includes, dict) else None, includes)):
+        assert found is None or set(found) >= {"id", "text", "url", "picture"}

@@ -199,10 +199,8 @@ def carried_x_v2(post_id: Optional[str], tweets: Any, includes: Any) -> Optional
     includes = includes if isinstance(includes, dict) else {}
     note = post.get("note_tweet") if isinstance(post.get("note_tweet"), dict) else {}
     text = note.get("text") if isinstance(note.get("text"), str) else post.get("text")
-    users = {u.get("id"): u for u in includes.get("users") or [] if isinstance(u, dict)} \
-        if isinstance(includes.get("users"), list) else {}
-    media = {m.get("media_key"): m for m in includes.get("media") or [] if isinstance(m, dict)} \
-        if isinstance(includes.get("media"), list) else {}
+    users = _by(includes.get("users"), "id")
+    media = _by(includes.get("media"), "media_key")
     attachments = post.get("attachments") if isinstance(post.get("attachments"), dict) else {}
     keys = attachments.get("media_keys") if isinstance(attachments.get("media_keys"), list) else []
     picture = None
@@ -212,9 +210,18 @@ def carried_x_v2(post_id: Optional[str], tweets: Any, includes: Any) -> Optional
             picture = _picture(item.get("url") if item.get("type") == "photo" else item.get("preview_image_url"))
             if picture:
                 break
-    author = users.get(post.get("author_id")) or {}
+    author = users.get(str(post.get("author_id"))) or {}
     return {"id": post_id, "text": first_lines(html.unescape(text) if isinstance(text, str) else None),
             "url": _x_url(post_id, author.get("username")), "picture": picture}
+
+
+def _by(items: Any, key: str) -> Dict[str, Dict[str, Any]]:
+    """The objects of a list by their string `key` (whatever else a delivery holds is skipped)."""
+    found: Dict[str, Dict[str, Any]] = {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and isinstance(item.get(key), str):
+            found[item[key]] = item
+    return found
 
 
 def carried_x_v1(post_id: Optional[str], status: Any) -> Optional[Dict[str, Any]]:
