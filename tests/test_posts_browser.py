@@ -138,3 +138,30 @@ def test_the_bulk_bar_picker_by_keyboard_offers_an_agent_only_their_teams_agents
     assert [store.get(i)["assignee"] for i in ids] == [lee["id"], lee["id"]]
     assert _post_ids_or_agent_ids(_shown(page)) == []
     assert page.js("window.__violations") == []
+
+
+def test_an_agent_choosing_another_teams_agent_is_refused_with_the_reason_by_mouse(inbox, served, browser):
+    """Kim works in two teams; Bob only in billing. Bob is offered (a teammate in billing), but this
+    conversation is the default team's: the API refuses and the picker says why, in place."""
+    from chalicelib.channels.base import ContactRef, MessageEvent
+    from chalicelib.inbox import store
+
+    kim = signed_in_agent("kim@example.com", "Kim Care", "agent", ["default", "billing"])
+    bob = signed_in_agent("bob@example.com", "Bob Billing", "agent", ["billing"])
+    event = MessageEvent(channel="messenger", account_id="acct", platform_message_id="m-refused", thread_key="5560",
+                         contact=ContactRef("5560", "Ana Souza"), direction="in",
+                         sent_at_ms=int(time.time() * 1000) - 60_000, text="Hello?")
+    cid = store.record_message(event)[1][0]
+    page = browser
+    _sign_in(served, page, kim["token"])
+    page.wait_for(f"[...{ROWS}].some(r => r.textContent.includes('Ana Souza'))")
+    page.page.locator("#conversations .row", has_text="Ana Souza").click()
+    page.wait_for("!document.getElementById('composer').hidden")
+    page.page.locator("#act-assign").click()
+    page.wait_for("[...document.querySelectorAll('.assign-option')].some(o => o.textContent.includes('Bob Billing'))")
+    page.page.locator(".assign-option", has_text="Bob Billing").click()
+    page.wait_for("document.getElementById('assign-note').textContent.startsWith("
+                  "'Could not assign to Bob Billing: this agent is not in team default')")
+    assert page.js("document.getElementById('assign-picker').hidden") is False
+    assert store.get(cid).get("assignee") != bob["id"]  # (routing may have given it to Kim, online)
+    assert _post_ids_or_agent_ids(_shown(page)) == []
