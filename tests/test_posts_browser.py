@@ -1,8 +1,8 @@
 """The post behind comment threads of every platform that has them (Facebook, Instagram, LinkedIn,
 X), in a real headless Chromium, from real webhook deliveries: each thread's header shows the
 post's first lines as text, its picture through our own endpoint and a link to it, while no agent
-id, post URN or numeric post id is visible in the list, the thread or its event log, with every
-thread held by another agent. The bulk bar's assign picker by keyboard, as an agent: another
+id, post URN or numeric post id is visible in the list, the thread, its event log or the alerts,
+with every thread held by another agent. The bulk bar's assign picker by keyboard, as an agent: another
 team's agent is never offered. `make screenshots` keeps a comment thread with its post header."""
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import base64
 import json
 import os
 import re
+import struct
 import time
+import zlib
 from typing import Any, List
 
 import responses
@@ -25,9 +27,21 @@ pytestmark = needs_chromium
 SCREENSHOTS_DIR = os.environ.get("SCREENSHOTS_DIR")
 POST_URN = re.compile(r"urn:li:(?:activity|share|ugcPost):\d+")
 PICTURE = "https://scontent.xx.fbcdn.net/v/t39/pastries.jpg?sig=abc"
-# a real (tiny) PNG, so the page's <img> decodes it
-PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de0000000c4944415408d763f8"
-                    "cfc0f0000003000101f0e5c8820000000049454e44ae426082")
+SIDE = 112
+
+
+def _png() -> bytes:
+    """A real PNG (a warm gradient, SIDE pixels square), so the page's <img> decodes it."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\0" + bytes(v for x in range(SIDE) for v in (200 + x // 3, 120 + y // 2, 60 + (x + y) // 4))
+                    for y in range(SIDE))
+    header = struct.pack(">IIBBBBB", SIDE, SIDE, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+PNG = _png()
 HEADERS = {
     "facebook": ("Fresh pastries every morning!\nGluten-free on Fridays.", "Open the post on Facebook ↗"),
     "instagram": ("<b>Autumn</b> menu \U0001F342 #coffee", "Open the post on Instagram ↗"),
@@ -65,6 +79,7 @@ def _deliver_comment_threads(inbox: Any, platform: Any, monkeypatch: Any) -> Non
 
 def test_comment_threads_of_every_platform_show_the_post_behind_them_and_no_ids(inbox, served, browser, monkeypatch):
     from chalicelib.inbox import store
+    from chalicelib.sla import escalation
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as platform:
         _deliver_comment_threads(inbox, platform, monkeypatch)
@@ -73,6 +88,8 @@ def test_comment_threads_of_every_platform_show_the_post_behind_them_and_no_ids(
         kim = signed_in_agent("kim@example.com", "Kim Care", "agent", ["default"])
         for n, conversation in enumerate(threads.values()):
             store.assign(conversation["id"], kim["id"], "flow" if n % 2 else f"agent:{kim['id']}")
+        for channel in ("facebook", "x"):  # the admin (a supervisor role) is alerted
+            escalation.escalate("breach", store.get(threads[channel]["id"]))
         page = browser
         _sign_in(served, page, inbox.login_admin())
         page.js("document.querySelector('[data-view=all]').click()")
@@ -91,7 +108,7 @@ def test_comment_threads_of_every_platform_show_the_post_behind_them_and_no_ids(
             assert href.startswith("https://www.") or href.startswith("https://x.com/"), href
             if channel in ("facebook", "x"):
                 page.wait_for("document.querySelector('#thread-head .post-picture') && "
-                              "document.querySelector('#thread-head .post-picture').naturalWidth === 1")
+                              f"document.querySelector('#thread-head .post-picture').naturalWidth === {SIDE}")
                 assert page.js("document.querySelector('#thread-head .post-picture').src").startswith("blob:")
             page.wait_for("[...document.querySelectorAll('#messages .event')].some(e => "
                           "e.textContent.startsWith('Assigned to Kim Care by '))")
@@ -101,6 +118,12 @@ def test_comment_threads_of_every_platform_show_the_post_behind_them_and_no_ids(
                 time.sleep(0.4)  # let the last render settle
                 with open(os.path.join(SCREENSHOTS_DIR, "post-header.png"), "wb") as handle:
                     handle.write(base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"]))
+        page.js("document.getElementById('notif').click()")
+        page.wait_for("document.querySelectorAll('#notif-list button').length === 2")
+        alerts = page.js("[...document.querySelectorAll('#notif-list button')].map(b => b.textContent)")
+        assert sorted(a.split(" · ")[0] for a in alerts) == ["Deadline breached: OtherUser (X)",
+                                                              "Deadline breached: Rui Almeida (Facebook)"]
+        seen.append(_shown(page))
         assert [found for text in seen for found in _post_ids_or_agent_ids(text)] == []
         assert page.js("window.__violations") == []
 
