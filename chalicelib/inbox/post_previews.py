@@ -52,16 +52,16 @@ def note_carried(channel: str, post: Dict[str, Any]) -> None:
     key = post_key({"channel": channel, "subject": post.get("id"), "thread_kind": "comment"})
     if key is None:
         return
-    complete = post.get("complete", True)
+    if post.get("complete", True):  # one write, no read
+        PostPreview(key, text=post.get("text"), url=post.get("url"), picture=post.get("picture"), ref=post.get("ref"),
+                    found=True, fetched_at=runtime.now_ms()).save()
+        return
     try:
         item = PostPreview.get(key)
     except PostPreview.DoesNotExist:
         item = PostPreview(key, fetched_at=0)
     item.text, item.url = post.get("text"), post.get("url") or item.url
-    item.picture = post.get("picture") or (None if complete else item.picture)
     item.ref = post.get("ref") or item.ref
-    if complete:
-        item.found, item.fetched_at = True, runtime.now_ms()
     item.save()
 
 

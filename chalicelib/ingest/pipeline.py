@@ -57,10 +57,8 @@ def handle(event: Event, correlation_id: str = "") -> str:
             return "duplicate"
         if annotations is not None and annotations.priority:
             _raise_priority(conversation_id, annotations.priority)
-        if event.post:  # the post behind the thread, as the delivery carried it
-            from chalicelib.inbox import post_previews
-
-            post_previews.note_carried(event.channel, event.post)
+        if event.post:
+            _keep_post(event)
         if event.direction == "in" and not event.contact.display_name:
             from chalicelib.inbox.contacts import enrich  # after the message is stored; never raises
 
@@ -120,6 +118,18 @@ def annotations_of(event: MessageEvent) -> Optional[store.Annotations]:
     except Exception as error:  # noqa: BLE001 - see docstring
         logger.warning("annotator failed", extra={"channel": event.channel, "error": f"{type(error).__name__}"})
         return None
+
+
+def _keep_post(event: MessageEvent) -> None:
+    """The post behind the thread as the delivery carried it. A failure costs the thread header
+    its preview until a view looks the post up, never the stored message (nor a retry of it)."""
+    from chalicelib.inbox import post_previews
+
+    try:
+        post_previews.note_carried(event.channel, event.post or {})
+    except Exception as error:  # noqa: BLE001 - see docstring
+        logger.warning("post behind the thread not kept", extra={"channel": event.channel,
+                                                                 "error": type(error).__name__})
 
 
 def _raise_priority(conversation_id: str, priority: str) -> None:
