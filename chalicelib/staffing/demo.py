@@ -28,7 +28,7 @@ def _client() -> Any:
     return runtime.client("dynamodb")
 
 
-def _rate(moment: datetime) -> float:
+def arrival_rate(moment: datetime) -> float:
     """Expected new conversation cycles per 15 minutes at a UTC moment (both kinds together)."""
     hour = moment.hour + moment.minute / 60
     weekday = moment.weekday() < 5
@@ -55,9 +55,9 @@ def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scal
     written = 0
     for at in range(start, now_ms - now_ms % QUARTER_MS, QUARTER_MS):
         moment = datetime.fromtimestamp(at / 1000, timezone.utc)
-        expected = _rate(moment) * scale
-        dm = _poisson(rng, expected * 0.7)
-        comment = _poisson(rng, expected * 0.3)
+        expected = arrival_rate(moment) * scale
+        dm = poisson(rng, expected * 0.7)
+        comment = poisson(rng, expected * 0.3)
         if dm + comment:
             counters = {"cycles": dm + comment, "cycles_dm": dm, "cycles_comment": comment, "waits": dm + comment}
             for scope in ("all", f"team#{team}"):
@@ -83,7 +83,7 @@ def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scal
     return {"quarters": written, "items": len(items)}
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
+def poisson(rng: random.Random, mean: float) -> int:
     threshold, count, product = math.exp(-mean), 0, rng.random()
     while product > threshold:
         count += 1
