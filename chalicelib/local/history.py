@@ -195,14 +195,20 @@ def _pick(rng: random.Random) -> Tuple[str, str]:
     return MIX[-1][0], MIX[-1][1]
 
 
+def filled() -> bool:
+    """Whether this stack has its history already (the marker `fill` leaves)."""
+    from chalicelib.reports import export
+
+    return bool(runtime.client("dynamodb").get_item(TableName=export.table(), Key=MARKER_KEY).get("Item"))
+
+
 def fill(now_ms: int, days: int = DAYS, scale: float = SCALE) -> Dict[str, int]:
     """Play `days` of history ending at `now_ms` (once per stack: a marker item; the calls are
     idempotent anyway). Returns how many conversations were played and store steps taken."""
     from chalicelib.reports import export
     from chalicelib.staffing.demo import arrival_rate, poisson
 
-    client = runtime.client("dynamodb")
-    if client.get_item(TableName=export.table(), Key=MARKER_KEY).get("Item"):
+    if filled():
         return {"conversations": 0, "steps": 0}
     rng = random.Random(20261205)
     accounts, agents = _accounts(), _agents()
@@ -222,7 +228,7 @@ def fill(now_ms: int, days: int = DAYS, scale: float = SCALE) -> Dict[str, int]:
     finally:
         runtime.use_clock(None)
         runtime.use_change_listeners(None)
-    client.put_item(TableName=export.table(), Item={**MARKER_KEY, "seq": {"N": "0"}, "at": {"N": str(now_ms)}})
+    runtime.client("dynamodb").put_item(TableName=export.table(), Item={**MARKER_KEY, "seq": {"N": "0"}, "at": {"N": str(now_ms)}})
     return {"conversations": played, "steps": player.steps}
 
 
@@ -232,8 +238,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--days", type=int, default=DAYS)
     parser.add_argument("--scale", type=float, default=SCALE)
     args = parser.parse_args(argv)
+    import os
     import time
 
+    from chalicelib.ingest.dlq import use_local_stack
+
+    if not use_local_stack():  # demo traffic never goes into a deployed stage
+        print(f"history: only for the local stack (SOCIALINBOX_STAGE={os.environ.get('SOCIALINBOX_STAGE')})")
+        return 2
     result = fill(int(time.time() * 1000), days=max(1, min(args.days, 400)), scale=max(0.01, min(args.scale, 2.0)))
     print(f"history: {result['conversations']} conversations played in {result['steps']} steps"
           + (" (already filled: nothing to do)" if not result["conversations"] else
