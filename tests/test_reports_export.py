@@ -140,6 +140,21 @@ def test_a_drill_down_lists_exactly_what_the_summary_counted(people_history):
     assert len(_rows(inbox, admin, f"{DAY}&agent={ana.agent_id}&filter=first_response")) == agent_count == 1
 
 
+def test_an_agents_drill_down_lists_only_what_was_credited_to_them():
+    from tests.test_reports import CREATED, entry
+
+    log = [entry(1, T0, "created", **CREATED),
+           entry(2, T0 + MIN, "replied", "agent", response_ms=MIN, within_target=True, agent="a1"),
+           entry(3, T0 + 9 * MIN, "status_changed", "agent:a2", **{"from": "open", "to": "resolved"})]
+    [row] = export.rows_of("c1", log)
+    assert row["agents"] == ["a1", "a2"]
+    assert export.test_of("agent#a1", "first_response")(row) and not export.test_of("agent#a2", "first_response")(row)
+    assert export.test_of("agent#a2", "resolution")(row) and not export.test_of("agent#a1", "resolution")(row)
+    assert export.test_of("agent#a2")(row) and not export.test_of("agent#a3")(row)
+    assert not export.test_of("agent#a1", "sla_first_pending")(row)  # nobody's own number
+    assert export.test_of("team#sales", "sla_first_met")(row) and export.test_of("tc#sales#instagram")(row)
+
+
 def test_who_sees_which_conversations(people_history):
     inbox, cid, other, ana = people_history
     from chalicelib.api import auth

@@ -69,7 +69,7 @@ def new_row(conversation_id: str, start: int, tracker: Mapping[str, Any], meta: 
             "first_response_business_ms": None, "first_response_in": None, "next_responses": 0,
             "next_response_ms": 0, "next_response_max_ms": None, "resolution_ms": None, "sla_first": None,
             "sla_next": {o: 0 for o in SLA_OUTCOMES}, "breaches": 0, "replies": 0, "private_replies": 0,
-            "wait_starts": []}
+            "wait_starts": [], "credits": {}}
 
 
 def _meta(meta: Dict[str, Any], entry: Mapping[str, Any]) -> None:
@@ -90,8 +90,12 @@ def _add(row: Dict[str, Any], contribution: cycles.Contribution, at: int) -> Non
     """A contribution's counters, as facts of the row it belongs to."""
     counters = contribution.counters
     for scope in contribution.scopes:
-        if scope.startswith("agent#") and scope[6:] not in row["agents"]:
-            row["agents"].append(scope[6:])
+        if scope.startswith("agent#"):
+            agent = scope[6:]
+            if agent not in row["agents"]:
+                row["agents"].append(agent)
+            credited = row.setdefault("credits", {}).setdefault(agent, [])
+            credited.extend(sorted(name for name in counters if name in _CREDITED and name not in credited))
     if counters.get("new_conversations"):
         row["new"] = True
     if counters.get("waits"):
@@ -295,6 +299,13 @@ def test_of(scope: str, filter_name: Optional[str] = None, kind: Optional[str] =
             return parts[1] in (row.get("agents") or [])
         return True
 
+    def counted(row: Mapping[str, Any]) -> bool:
+        """An agent's number counts only what the counters credited to that agent."""
+        if parts[0] != "agent" or filter_name is None:
+            return matches(row, filter_name) if filter_name else True
+        counter = _FILTER_COUNTERS.get(filter_name)
+        return counter is not None and counter in ((row.get("credits") or {}).get(parts[1]) or [])
+
     def keep(row: Mapping[str, Any]) -> bool:
         if not in_scope(row) or (kind and row.get("kind") != kind) or (tag and tag not in (row.get("tags") or [])):
             return False
@@ -302,7 +313,7 @@ def test_of(scope: str, filter_name: Optional[str] = None, kind: Optional[str] =
             return False
         if weekday_hour is not None and not _starts_in(row, *weekday_hour):
             return False
-        return filter_name is None or matches(row, filter_name)
+        return counted(row)
 
     return keep
 
@@ -314,6 +325,15 @@ def _starts_in(row: Mapping[str, Any], weekday: int, hour: int, tz: Any) -> bool
         if local.weekday() == weekday and local.hour == hour:
             return True
     return False
+
+
+#: The counter behind each filter, as credited to an agent (an agent's own numbers have no
+#: pending or unanswered: those belong to nobody yet).
+_FILTER_COUNTERS = {"first_response": "frt_n", "first_response_in": "frt_in", "next_response": "nrt_n",
+                    "resolution": "res_n", "new": "new_conversations", "breached": "breaches",
+                    "private_reply": "private_replies", "answered": "answered",
+                    **{f"sla_{t}_{o}": f"sla_{t}_{o}" for t in ("first", "next") for o in ("met", "missed", "closed")}}
+_CREDITED = frozenset(_FILTER_COUNTERS.values())
 
 
 def matches(row: Mapping[str, Any], name: str) -> bool:
