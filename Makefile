@@ -12,7 +12,7 @@ AWS       := $(VENV)/bin/aws
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: deploy-rehearsal run reset soak test browser screenshots demo bench bench-listening x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
+.PHONY: deploy-rehearsal run reset soak test browser screenshots demo history bench bench-listening x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,9 +21,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 DATA_DIR  ?= .localdata
 MESSAGES  ?= 20000
+# `make run` plays a month of demo history into a fresh stack (HISTORY=0: an empty inbox).
+HISTORY   ?= 1
 
 run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT) (moto on MOTO_PORT; exits at once if either port is taken); data kept in DATA_DIR
-	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) SOCIALINBOX_DATA_DIR=$(DATA_DIR) $(PY) -m chalicelib.local.server
+	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) SOCIALINBOX_DATA_DIR=$(DATA_DIR) SOCIALINBOX_DEMO_HISTORY=$(HISTORY) $(PY) -m chalicelib.local.server
 
 reset:  ## wipe what `make run` keeps (DATA_DIR, default .localdata/); stop `make run` first
 	rm -rf -- "$(DATA_DIR)"
@@ -42,10 +44,13 @@ browser:  ## Debian's chromium for the headless browser tests (they skip without
 	  else echo "install Debian's chromium (sudo apt-get install chromium) to run the browser tests"; fi; }
 
 screenshots: $(STAMP)  ## PNGs of the workspace's and the admin screens into docs/screenshots/ (Debian's headless chromium, loopback server, seeded data)
-	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_staffing_screen.py tests/test_templates_browser.py tests/test_posts_browser.py -k "test_screenshots or shows_the_plan or offers_templates or show_the_post_behind"
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_staffing_screen.py tests/test_templates_browser.py tests/test_posts_browser.py tests/test_reports_drill_screen.py -k "test_screenshots or shows_the_plan or offers_templates or show_the_post_behind or open_the_conversations"
 
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)
+
+history: $(STAMP)  ## a month of inbox life played through the real pipeline into a running `make run` (Reports and Staffing get real charts; once per stack; DAYS=30 SCALE=0.06)
+	SOCIALINBOX_STAGE=local MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.local.history --days $(or $(DAYS),30) --scale $(or $(SCALE),0.06)
 
 bench: $(STAMP)  ## ingest (ack path, processor, requests, WRU, imports), reply-deadline flow and agent API measurements (bench/README.md)
 	$(PY) bench/ingest_bench.py

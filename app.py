@@ -27,6 +27,7 @@ if config.serves_routes():
     from chalicelib.api.people_routes import people_api
     from chalicelib.api.post_routes import post_api
     from chalicelib.api.replies import replies
+    from chalicelib.api.report_drill_routes import report_drill_api
     from chalicelib.api.report_routes import reports_api
     from chalicelib.api.routes import api
     from chalicelib.api.search_routes import search_api
@@ -56,6 +57,7 @@ if config.serves_routes():
     app.register_blueprint(staffing_api)
     app.register_blueprint(listening_api)
     app.register_blueprint(reports_api)
+    app.register_blueprint(report_drill_api)
     app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 

@@ -606,3 +606,35 @@ class PostPreview(Model):
 
 
 ALL_MODELS = ALL_MODELS + (PostPreview,)
+
+
+class ReportCyclesByDay(GlobalSecondaryIndex):
+    """Every conversation cycle that started on one UTC day ("YYYY-MM-DD"), in start order
+    (`start_key` = "<13-digit start ms>#<conversation id>"): the export and the drill-down page
+    through a period one day partition at a time, never a Scan. The conversation's fold state
+    (start 0) has no `day`, so it is not in the index."""
+
+    Meta = _index_meta("by-day", IncludeProjection(["row"]))
+    day = UnicodeAttribute(hash_key=True)
+    start_key = UnicodeAttribute(range_key=True)
+
+
+class ReportCycle(Model):
+    """One reopen cycle of one conversation as reports saw it (chalicelib.reports.export), written
+    only by the event log's stream consumer: `row` holds its times, SLA outcomes, team, tags and
+    agents as they were when each event happened; `seq` is the last log entry folded into it.
+    Start 0 is the conversation's fold state (`state`), the exactly-once gate of these puts."""
+
+    Meta = _meta("report-cycles")
+    conversation_id = UnicodeAttribute(hash_key=True)
+    start = NumberAttribute(range_key=True)
+    seq = NumberAttribute()
+    day = UnicodeAttribute(null=True)
+    start_key = UnicodeAttribute(null=True)
+    row = JSONAttribute(null=True)
+    state = JSONAttribute(null=True)
+
+    by_day = ReportCyclesByDay()
+
+
+ALL_MODELS = ALL_MODELS + (ReportCycle,)

@@ -27,6 +27,7 @@ ROUTES = [
     ("PUT", "/api/listening/topics/{junk}"),
     ("GET", "/api/listening/x-budget"),
     ("PUT", "/api/listening/x-budget"),
+    ("GET", "/api/reports/conversations"),
     ("GET", "/api/reports/heatmap"),
     ("GET", "/api/reports/intervals"),
     ("GET", "/api/reports/summary"),
@@ -42,7 +43,8 @@ BODIES = [b"", b"[]", b'"text"', b"null", b"{", b'{"name": "\\ud800"}', b'{"name
           b'{"include": ["\\u001b[31m"]}', b"[" * 3000, b'{"x": "' + b"y" * 200_000 + b'"}']
 QUERIES = ["", "?from=9999-12-31T23:59:59-14:00&to=0001-01-01T00:00:00%2B14:00&tz=UTC",
            "?from=2026-01-01&to=2026-01-02&tz=%ED%A0%80", "?cursor=%00&limit=-1&source=%C0%AF",
-           "?group=%00&days=99999999999999999999&team=a%0Ab", "?sentiment=%F0%9F%98%80&topic=" + "x" * 3000]
+           "?group=%00&days=99999999999999999999&team=a%0Ab",
+           "?from=2026-01-01&to=2026-01-02&cursor=eyJkIjpbXX0&filter=%00&weekday=-1&hour=99&tag=%ED%A0%80&limit=1e9", "?sentiment=%F0%9F%98%80&topic=" + "x" * 3000]
 JUNK = ["x" * 500, "%00", "%ED%A0%80", "c_nobody", ".."]
 
 

@@ -513,7 +513,7 @@ def _exercise(inbox) -> None:
     assert api("GET", f"/api/reports/summary?from=2020-01-01&to=2030-01-01")[0] == 400
     api("GET", "/reports")  # the Reports screen itself (static: no AWS call)
     api("GET", "/staffing")  # the Staffing screen itself (static: no AWS call)
-    for path in ("summary", "intervals", "heatmap"):
+    for path in ("summary", "intervals", "heatmap", "conversations"):
         api("GET", f"/api/reports/{path}?{period if path == 'summary' else 'from=2026-01-01&to=2026-02-01'}")
     api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
     api("POST", "/api/auth/logout", {"refresh_token": login.get("refresh_token", "")})

@@ -308,6 +308,14 @@ SCHEMAS.update({
         "items": {"type": "array", "items": {"type": "object", "properties": {
             "start": TIME, "waits": INT, "cycles": INT, "breaches": INT, "new_conversations": INT}}},
         "period": _ref("ReportPeriod")}},
+    "ReportConversations": {"type": "object", "required": ["items", "next_cursor", "period"], "properties": {
+        "items": {"type": "array", "items": {"type": "object", "required": ["conversation_id", "cycle_started"],
+                                             "properties": {"conversation_id": STR, "cycle_started": TIME,
+                                                            "agents": {"type": "array", "items": STR},
+                                                            "tags": {"type": "array", "items": STR},
+                                                            "first_response_s": _NINT, "resolution_s": _NINT,
+                                                            "sla_first": _nullable(STR)}}},
+        "next_cursor": _nullable(STR), "period": _ref("ReportPeriod")}},
     "ReportHeatmap": {"type": "object", "required": ["metric", "cells", "period"], "properties": {
         "metric": STR, "cells": {"type": "array", "items": {"type": "array", "items": INT}},
         "period": _ref("ReportPeriod")}},
@@ -333,6 +341,8 @@ QUERY_PARAMETERS: Dict[str, Tuple[str, ...]] = {
     "/api/reports/summary": _REPORT_FILTERS + ("compare",),
     "/api/reports/intervals": _REPORT_FILTERS + ("format",),
     "/api/reports/heatmap": _REPORT_FILTERS + ("metric",),
+    "/api/reports/conversations": _REPORT_FILTERS + ("format", "cursor", "limit", "filter", "kind", "tag", "priority",
+                                                     "weekday", "hour"),
 }
 ROUTES.update({
     ("/api/reports/summary", "GET"): ("Response, resolution, SLA attainment and volumes of a period (<= 400 days) "
@@ -341,6 +351,15 @@ ROUTES.update({
                                         "breaches, new conversations; format=csv for a spreadsheet", 200, _ref("ReportIntervals"), (400, 401, 403)),
     ("/api/reports/heatmap", "GET"): ("A metric of the intervals per local weekday (0 = Monday) and hour", 200,
                                       _ref("ReportHeatmap"), (400, 401, 403)),
+    ("/api/reports/conversations", "GET"): (
+        "One row per conversation cycle that started in the period (<= 400 days), in start order: times, SLA "
+        "outcomes, team, tags and priority as they were, agents by name. Paged: pass next_cursor back as cursor "
+        "(format=csv: the X-Next-Cursor header; later pages carry no header row); limit 1-1000 rows read per page "
+        "(a filtered page may hold fewer and still have a next page). Drill-down: filter= one of the summary's "
+        "numbers (first_response, first_response_in, next_response, resolution, new, breached, private_reply, "
+        "answered, unanswered, sla_first|sla_next_met|missed|pending|closed), kind=dm|comment|mention, tag, "
+        "priority, weekday (0 = Monday) + hour: a customer wait of the cycle started in that local hour (a "
+        "heatmap cell)", 200, _ref("ReportConversations"), (400, 401, 403)),
 })
 
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",

@@ -50,11 +50,13 @@ def seed() -> Dict[str, List[str]]:
 
 
 def _seed_staffing_history() -> None:
-    """A month of demand, presence and handle time (chalicelib.staffing.demo), once per stack:
-    the Staffing screen has a forecast to show on the first run."""
+    """A month of presence and handle time (chalicelib.staffing.demo), once per stack. The demand
+    (the reports' arrival counters) is not written here: it comes from the demo history played
+    through the real pipeline (chalicelib.local.history, `make history`; `make run` starts it on a
+    fresh stack), so Reports and Staffing count the same conversations."""
     from chalicelib.staffing import demo
 
-    demo.seed_history(runtime.now_ms())
+    demo.seed_history(runtime.now_ms(), demand=False)
 
 
 #: The demo's listening: topics (one polled on the sandbox's X recent search) and a small budget.

@@ -110,6 +110,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                         help="where the local data lives (default: SOCIALINBOX_DATA_DIR or .localdata/)")
     parser.add_argument("--demo", action="store_true", default=os.environ.get("DEMO") == "1",
                         help="send demo traffic for every channel once the server is up")
+    parser.add_argument("--history", action="store_true", default=os.environ.get("SOCIALINBOX_DEMO_HISTORY") == "1",
+                        help="on a fresh stack, play a month of demo history through the pipeline (make history)")
     args = parser.parse_args(argv)
     # Both ports before anything starts: a taken port used to print "Address already in use"
     # and then hang (moto's start() waits forever for a server that could not bind).
@@ -271,6 +273,8 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     signal.signal(signal.SIGINT, stop)
     if args.demo:
         threading.Thread(target=_demo, args=(base,), daemon=True).start()
+    if args.history:
+        _history()
     try:
         server.serve_forever()
     finally:
@@ -325,6 +329,21 @@ def _adapters() -> List[str]:
     from chalicelib.channels import adapter_names
 
     return adapter_names()
+
+
+def _history() -> Optional[Any]:
+    """`make history` in a process of its own (its simulated clock must not be this server's),
+    once per stack: the Reports and Staffing screens fill in while the newcomer looks around."""
+    import subprocess
+
+    from chalicelib.local.history import filled
+
+    if filled():
+        return None
+    print("  history:   playing a month of demo conversations through the pipeline (a few minutes; "
+          "charts fill in as it goes)", flush=True)
+    return subprocess.Popen([sys.executable, "-m", "chalicelib.local.history"], env=dict(os.environ),
+                            stdout=subprocess.DEVNULL)
 
 
 def _demo(base: str) -> None:

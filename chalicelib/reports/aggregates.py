@@ -19,13 +19,12 @@ import json
 from typing import Any, Dict, Iterable, List, Mapping, Tuple
 
 from chalicelib import config
-from chalicelib.reports import cycles
+from chalicelib.reports import cycles, ledger
 
 QUARTER_MS = 15 * 60_000
 DAY_MS = 86_400_000
 #: DynamoDB's limit is 100 items per transaction; the tracker takes one.
 MAX_TRANSACTION_ITEMS = 99
-ATTEMPTS = 6
 TRACKER_SK = "tracker"
 
 
@@ -75,32 +74,11 @@ def _tracker(conversation_id: str) -> Tuple[int, Dict[str, Any]]:
     return int(found["seq"]["N"]), json.loads(found.get("state", {}).get("S") or "{}")
 
 
-def _log_after(conversation_id: str, seq: int, upto: int) -> List[Dict[str, Any]]:
-    """The log's own entries seq+1..upto (filling a gap the stream left)."""
-    from chalicelib.inbox import store
-
-    return store.events(conversation_id, limit=max(1, upto - seq), after_seq=seq)
-
-
 def apply_entries(conversation_id: str, entries: Iterable[Mapping[str, Any]]) -> int:
     """Fold one conversation's log entries (any order, repeats allowed) into the counters exactly
     once. Returns how many entries were new."""
-    given = {int(e["seq"]): dict(e) for e in entries}
-    if not given:
-        return 0
-    for _ in range(ATTEMPTS):
-        done, state = _tracker(conversation_id)
-        upto = max(given)
-        if upto <= done:
-            return 0
-        fresh = {seq: e for seq, e in given.items() if seq > done}
-        if set(fresh) != set(range(done + 1, upto + 1)):
-            fresh = {int(e["seq"]): e for e in _log_after(conversation_id, done, upto)}
-            fresh.update({seq: e for seq, e in given.items() if seq > done})
-        ordered = [fresh[seq] for seq in sorted(fresh)]
-        if _commit(conversation_id, done, state, ordered):
-            return len(ordered)
-    raise Busy(f"reports tracker of {conversation_id} kept changing")
+    return ledger.apply_once(conversation_id, entries, _tracker, _commit,
+                             lambda cid: Busy(f"reports tracker of {cid} kept changing"))
 
 
 def _commit(conversation_id: str, done: int, state: Dict[str, Any], ordered: List[Dict[str, Any]]) -> bool:
@@ -120,8 +98,6 @@ def _commit(conversation_id: str, done: int, state: Dict[str, Any], ordered: Lis
 
 def _transact(conversation_id: str, done: int, state: Dict[str, Any], seq: int,
               contributions: List[cycles.Contribution]) -> bool:
-    from botocore.exceptions import ClientError
-
     items: List[Dict[str, Any]] = [{"Put": {
         "TableName": table(),
         "Item": {"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}, "seq": {"N": str(seq)},
@@ -138,13 +114,7 @@ def _transact(conversation_id: str, done: int, state: Dict[str, Any], seq: int,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": {f":v{i}": {"N": str(counters[name])} for i, name in enumerate(names.values())},
         }})
-    try:
-        _client().transact_write_items(TransactItems=items)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("TransactionCanceledException", "ConditionalCheckFailedException"):
-            return False
-        raise
-    return True
+    return ledger.transact(items)
 
 
 # --- reading ---------------------------------------------------------------------------------------

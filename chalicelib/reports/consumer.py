@@ -1,5 +1,6 @@
 """The conversation event log's stream consumer (app.reports_consumer): stream records in,
-counters out, exactly once per log entry (chalicelib.reports.aggregates).
+counters out, exactly once per log entry (chalicelib.reports.aggregates), and the rows of the
+conversation cycles beside them (chalicelib.reports.export), exactly once too.
 
 A record is the log entry's new image (DynamoDB JSON). Entries are grouped per conversation and
 applied in seq order; a record that is not a readable log entry (a removal, a malformed image)
@@ -13,7 +14,7 @@ import json
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from chalicelib.logs import logger
-from chalicelib.reports import aggregates
+from chalicelib.reports import aggregates, export
 
 
 def entry_of(record: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -48,6 +49,7 @@ def handle_records(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
     applied = 0
     for conversation_id, entries in by_conversation.items():
         applied += aggregates.apply_entries(conversation_id, entries)
+        export.apply_entries(conversation_id, entries)  # the cycle rows (export, drill-down)
     result = {"records": total, "applied": applied, "dropped": dropped}
     if dropped:
         logger.warning("unreadable event log records dropped", extra={"dropped": dropped})

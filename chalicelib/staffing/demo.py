@@ -28,7 +28,7 @@ def _client() -> Any:
     return runtime.client("dynamodb")
 
 
-def _rate(moment: datetime) -> float:
+def arrival_rate(moment: datetime) -> float:
     """Expected new conversation cycles per 15 minutes at a UTC moment (both kinds together)."""
     hour = moment.hour + moment.minute / 60
     weekday = moment.weekday() < 5
@@ -36,10 +36,13 @@ def _rate(moment: datetime) -> float:
     return (6.0 if weekday else 2.5) * daytime + 0.3
 
 
-def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scale: float = 1.0) -> Dict[str, int]:
+def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scale: float = 1.0,
+                 demand: bool = True) -> Dict[str, int]:
     """Write the demo history ending at `now_ms` (once: later calls find the marker); `scale`
     multiplies the arrival rate (1.0: about 8,000 conversations a month; the bench varies it).
-    The live group gets a 2-minute reply target (the built-in SLA default is an hour)."""
+    The live group gets a 2-minute reply target (the built-in SLA default is an hour).
+    `demand=False` leaves the reports' arrival counters alone: `make run` gets its demand from
+    conversations played through the real pipeline (chalicelib.local.history) instead."""
     staffing, reports = config.table_name("staffing"), config.table_name("reports")
     if _client().get_item(TableName=staffing, Key=MARKER).get("Item"):
         return {"quarters": 0, "items": 0}
@@ -55,10 +58,10 @@ def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scal
     written = 0
     for at in range(start, now_ms - now_ms % QUARTER_MS, QUARTER_MS):
         moment = datetime.fromtimestamp(at / 1000, timezone.utc)
-        expected = _rate(moment) * scale
-        dm = _poisson(rng, expected * 0.7)
-        comment = _poisson(rng, expected * 0.3)
-        if dm + comment:
+        expected = arrival_rate(moment) * scale
+        dm = poisson(rng, expected * 0.7)
+        comment = poisson(rng, expected * 0.3)
+        if demand and dm + comment:
             counters = {"cycles": dm + comment, "cycles_dm": dm, "cycles_comment": comment, "waits": dm + comment}
             for scope in ("all", f"team#{team}"):
                 add(reports, scope, f"q#{at:013d}", counters)
@@ -83,7 +86,7 @@ def seed_history(now_ms: int, team: str = "default", days: int = DEMO_DAYS, scal
     return {"quarters": written, "items": len(items)}
 
 
-def _poisson(rng: random.Random, mean: float) -> int:
+def poisson(rng: random.Random, mean: float) -> int:
     threshold, count, product = math.exp(-mean), 0, rng.random()
     while product > threshold:
         count += 1

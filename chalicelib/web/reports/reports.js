@@ -8,10 +8,12 @@
   var BASE = new URL('..', document.currentScript.src);
   var TOKEN_KEY = 'socialinbox.token';
   var TIMES = [['first_response', 'First response'], ['next_response', 'Next response'], ['resolution', 'Resolution']];
+  var IN_TARGET = {first_response: 'first_response_in'};
   var TARGETS = [['first', 'First response'], ['next', 'Next response'], ['resolution', 'Resolution']];
-  var VOLUME = [['new_conversations', 'New conversations'], ['cycles', 'Cycles (new + reopened)'],
-    ['customer_waits', 'Customer waits'], ['replies', 'Replies ending a wait'], ['private_replies', 'Private replies'],
-    ['resolved', 'Resolved cycles'], ['breaches', 'Breaches']];
+  var VOLUME = [['new_conversations', 'New conversations', 'new'], ['cycles', 'Cycles (new + reopened)', ''],
+    ['customer_waits', 'Customer waits'], ['replies', 'Replies ending a wait'],
+    ['private_replies', 'Private replies', 'private_reply'], ['resolved', 'Resolved cycles', 'resolution'],
+    ['breaches', 'Breaches', 'breached']];
   var DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 
   function $(id) { return document.getElementById(id); }
@@ -22,9 +24,25 @@
     return node;
   }
 
-  function row(body, cells) {
+  // A cell whose number has conversations behind it holds a button that opens them (reports.drill.js):
+  // `drills[i]` are the query parameters that narrow the conversations to what cell i counts.
+  function cell(value, drill) {
+    var td = el('td');
+    if (drill && value !== '—' && value !== 0 && value !== '') {
+      var button = el('button', value);
+      button.type = 'button';
+      button.className = 'drill';
+      button.dataset.drill = JSON.stringify(drill);
+      td.append(button);
+    } else {
+      td.textContent = String(value);
+    }
+    return td;
+  }
+
+  function row(body, cells, drills) {
     var tr = el('tr');
-    cells.forEach(function (value) { tr.append(el('td', value)); });
+    cells.forEach(function (value, i) { tr.append(cell(value, drills && drills[i])); });
     body.append(tr);
   }
 
@@ -67,21 +85,26 @@
       var m = data[pair[0]], business = m.business_hours || {};
       var before = data.previous ? data.previous[pair[0]].median_s : null;
       row(times, [pair[1], m.count, duration(m.median_s), duration(m.p90_s), pct(m.within_target_pct),
-        duration(business.median_s), duration(business.p90_s), data.previous ? duration(before) : '—']);
+        duration(business.median_s), duration(business.p90_s), data.previous ? duration(before) : '—'],
+      [null, {filter: pair[0]}, null, null, IN_TARGET[pair[0]] ? {filter: IN_TARGET[pair[0]]} : null]);
     });
     TARGETS.forEach(function (pair) {
       var s = data.sla[pair[0]];
+      var drill = function (outcome) { return pair[0] === 'resolution' ? null : {filter: 'sla_' + pair[0] + '_' + outcome}; };
       row(sla, [pair[1], s.met === null ? '—' : s.met, s.missed === null ? '—' : s.missed,
-        s.pending === null ? '—' : s.pending, pct(s.attainment_pct)]);
+        s.pending === null ? '—' : s.pending, pct(s.attainment_pct)], [null, drill('met'), drill('missed'), drill('pending')]);
     });
-    VOLUME.forEach(function (pair) { row(volume, [pair[1], data.volume[pair[0]]]); });
+    VOLUME.forEach(function (pair) {
+      row(volume, [pair[1], data.volume[pair[0]]], [null, pair[2] === undefined ? null : (pair[2] ? {filter: pair[2]} : {})]);
+    });
     if (data.response_rate) {
       row(volume, ['Response rate', pct(data.response_rate.pct)]);
       Object.keys(data.response_rate.by_type).forEach(function (kind) {
         var t = data.response_rate.by_type[kind];
-        row(volume, ['Response rate: ' + kind, pct(t.pct) + ' (' + t.answered + ' of ' + t.total + ')']);
+        row(volume, ['Response rate: ' + kind, pct(t.pct) + ' (' + t.answered + ' of ' + t.total + ')'],
+          [null, t.total ? {kind: kind} : null]);
       });
-      row(volume, ['Unanswered cycles', data.unanswered.count]);
+      row(volume, ['Unanswered cycles', data.unanswered.count], [null, {filter: 'unanswered'}]);
     }
   }
 
@@ -97,8 +120,8 @@
     data.cells.forEach(function (cells, day) {
       var line = el('tr');
       line.append(el('th', DAYS[day]));
-      cells.forEach(function (count) {
-        var td = el('td', count || '');
+      cells.forEach(function (count, hour) {
+        var td = cell(count || '', {weekday: day, hour: hour});
         td.className = 'heat' + Math.min(4, Math.ceil(4 * count / top));
         line.append(td);
       });
@@ -142,15 +165,22 @@
       $('note').textContent = data.Message || 'HTTP ' + response.status;
       return;
     }
-    var url = URL.createObjectURL(await response.blob());
+    save(await response.blob(), 'intervals-' + params.get('from') + '.csv');
+  }
+
+  function save(blob, name) {
+    var url = URL.createObjectURL(blob);
     var link = el('a');
     link.href = url;
-    link.download = 'intervals-' + params.get('from') + '.csv';
+    link.download = name;
     document.body.append(link);
     link.click();
     link.remove();
     setTimeout(function () { URL.revokeObjectURL(url); }, 10000);
   }
+
+  // What reports.drill.js reuses: the filters' query, the API call, the duration format, a download.
+  window.SocialInboxReports = {query: query, api: api, duration: duration, save: save, el: el};
 
   async function start() {
     var me;
