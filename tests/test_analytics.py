@@ -177,8 +177,10 @@ def test_the_snapshot_stores_each_account_day_once_and_skips_what_has_no_analyti
     register_account("instagram", IG_USER, "IG")
     register_account("telegram", "1000000001", "Bot")
     register_account("x", X_USER, "X")
+    register_account("whatsapp", "200000000000001", "WA")
     stats = snapshot.run(now_ms=NOW_DEC8)
-    assert stats["accounts"] == 3 and stats["no_analytics"] == 1 and stats["failed"] == 0
+    assert stats["accounts"] == 4 and stats["no_analytics"] == 1 and stats["failed"] == 0
+    assert stored("whatsapp")["d#2026-12-07#200000000000001"]["values"]["sent"] > 0
     facebook = stored("facebook")
     assert len(facebook) == 90 and f"d#2026-12-07#{PAGE}" in facebook and f"d#2026-12-08#{PAGE}" not in facebook
     assert len(stored("instagram")) == 30 and len(stored("x")) == 30
