@@ -293,7 +293,9 @@ def test_attention_joins_reach_and_followers_with_the_inbox_per_day_and_channel(
     query = "from=2026-12-01&to=2026-12-04&tz=UTC"
     status, answer = _get(inbox, f"/api/reports/attention?{query}&channel=messenger", admin)
     assert status == 200, answer.body
-    body = json.loads(answer.body)
+    from tests.test_openapi import Checker, _document
+
+    body = Checker(_document(inbox)).check("/api/reports/attention", "get", answer)  # the documented schema
     assert [r["day"] for r in body["rows"]] == ["2026-12-01", "2026-12-02", "2026-12-03"]
     dec2 = body["rows"][1]
     expected = platforms.facebook_page(catalogue.load(str(path))["messenger"], PAGE,

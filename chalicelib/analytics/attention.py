@@ -2,8 +2,9 @@
 new followers, every configured metric) next to what reached the inbox (new conversations,
 customer waits, replies, response rate, first response median and p90).
 
-Inbox side: chalicelib.reports' own counters through its public functions (15-minute items of the
-channel's scope in one paged Query, summed per local day of the period's IANA zone, turned into
+Inbox side: chalicelib.reports' own counters through its public functions (the UTC day items when
+local days are UTC days, else the 15-minute items, of the channel's scope in one paged Query,
+summed per local day of the period's IANA zone, turned into
 numbers by `summary.numbers`: the same definitions as the summary, cohort of cycles started that
 day). Platform side: the snapshot's items of the channel in one Query. Platform days are the
 platform's own calendar dates (Meta: Pacific time; the others UTC) and are matched with the local
@@ -45,7 +46,11 @@ def _inbox_by_day(scope: str, period: Any, days: List[Any]) -> Dict[str, Dict[st
     from chalicelib.reports import aggregates, summary
 
     sums: Dict[str, Dict[str, int]] = {day.isoformat(): {} for day, _s, _e in days}
-    items = aggregates.quarters(scope, period.from_ms, period.to_ms)
+    if all(start % aggregates.DAY_MS == 0 and end % aggregates.DAY_MS == 0 for _d, start, end in days):
+        # local days are UTC days (UTC, or a whole-day period in a zone at +00:00): one item a day
+        items = aggregates.items(scope, aggregates.day_key(period.from_ms), aggregates.day_key(period.to_ms - 1))
+    else:
+        items = aggregates.quarters(scope, period.from_ms, period.to_ms)
     index = 0
     for day, start, end in days:
         counters = sums[day.isoformat()]
