@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.browser import needs_chromium, open_screen
-from tests.test_admin_screens import _clean, _token
+from tests.test_admin_screens import SCREENSHOTS_DIR, _clean, _token
 from tests.test_analytics import local_platform  # noqa: F401  (fixture)
 from tests.test_reports import history, stream_records  # noqa: F401  (fixture)
 from tests.test_web_inbox import browser, served  # noqa: F401  (fixtures)
@@ -46,6 +46,12 @@ def test_the_attention_section_shows_the_apis_rows_and_its_csv(history, served, 
     with open(download.value.path(), encoding="utf-8") as handle:
         lines = handle.read().splitlines()
     assert len(lines) == 1 + len(api["rows"]) and lines[1].startswith(f"{first['day']},messenger,{first['reach']},")
+    if SCREENSHOTS_DIR:  # make screenshots
+        import os
+
+        os.makedirs(SCREENSHOTS_DIR, exist_ok=True)
+        page.locator("section[aria-labelledby=attention-title]").screenshot(
+            path=os.path.join(SCREENSHOTS_DIR, "attention.png"))
     page.select_option("#channel", "telegram")
     page.click("#filters button[type=submit]")
     expect(page.locator("#attention-sources")).to_contain_text("telegram: no platform analytics")
