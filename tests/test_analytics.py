@@ -74,7 +74,7 @@ def test_the_catalogue_names_current_meta_metrics_and_says_telegram_has_none():
 def test_facebook_page_insights_daily_values_by_metas_end_time(platform):
     found = platforms.facebook_page(spec("facebook"), PAGE, TOKENS.get, DEC1, DEC7)
     assert sorted(found.days) == [f"2026-12-0{d}" for d in range(1, 8)]
-    assert set(found.days["2026-12-01"]) == {m.name for m in spec("facebook").metrics}
+    assert set(found.days["2026-12-01"]) == set(spec("facebook").names())
     assert found.unavailable == set() and found.requests == 1
     [asked] = analytics_requests(platform)
     assert asked["path"] == f"/graph/v21.0/{PAGE}/insights" and asked["query"]["period"] == "day"
@@ -110,7 +110,7 @@ def test_instagram_total_values_one_day_a_request_and_follower_count_as_a_series
 
 def test_linkedin_share_and_follower_statistics_per_day(platform):
     found = platforms.linkedin_organization(spec("linkedin"), ORG, TOKENS.get, DEC1, dt.date(2026, 12, 2))
-    assert set(found.days["2026-12-02"]) == {m.name for m in spec("linkedin").metrics}
+    assert set(found.days["2026-12-02"]) == set(spec("linkedin").names())
     paths = [r["path"] for r in analytics_requests(platform)]
     assert paths == ["/linkedin/rest/organizationalEntityShareStatistics",
                      "/linkedin/rest/organizationalEntityFollowerStatistics"]
@@ -140,6 +140,19 @@ def test_x_public_metrics_of_our_posts_summed_per_day(platform):
     assert "public_metrics" in query["tweet.fields"] and query["start_time"] == "2026-12-01T00:00:00Z"
 
 
+def test_followers_as_of_now_and_a_renamed_profile_field(platform):
+    ig = platforms.instagram_current(spec("instagram"), IG_USER, TOKENS.get, "2026-12-07")
+    assert ig.days["2026-12-07"]["followers_count"] > 0 and ig.unavailable == set()
+    li = platforms.linkedin_current(spec("linkedin"), ORG, TOKENS.get, "2026-12-07")
+    x = platforms.x_current(spec("x"), X_USER, TOKENS.get, "2026-12-07")
+    assert li.days["2026-12-07"]["firstDegreeSize"] > 0 and x.days["2026-12-07"]["followers_count"] > 0
+    paths = [r["path"] for r in analytics_requests(platform)]
+    assert paths == [f"/instagram/v21.0/{IG_USER}", "/linkedin/rest/networkSizes/urn%3Ali%3Aorganization%3A10000001", f"/x/2/users/{X_USER}"]
+    renamed = platforms.instagram_current(spec("instagram", fans_count={"label": "Fans", "type": "current"}),
+                                          IG_USER, TOKENS.get, "2026-12-07")
+    assert renamed.unavailable == {"fans_count"} and renamed.days == {}
+
+
 def test_a_refused_token_or_a_server_error_is_a_fetch_error_never_a_partial_day(platform):
     with pytest.raises(platforms.FetchError, match="HTTP 401"):
         platforms.facebook_page(spec("facebook"), PAGE, {"META_PAGE_TOKEN": "wrong"}.get, DEC1, DEC1)
@@ -164,10 +177,12 @@ def local_platform(monkeypatch, aws_backend):
     server.close()
 
 
-def stored(channel):
+def stored(channel, totals=False):
+    """The channel's day items (`totals`: the "#now" items of totals read as of the run)."""
     from chalicelib.models import PlatformAnalytics
 
-    return {item.sk: item.data for item in PlatformAnalytics.query(f"ch#{channel}")}
+    return {item.sk: item.data for item in PlatformAnalytics.query(f"ch#{channel}")
+            if item.sk.endswith("#now") == totals}
 
 
 def test_the_snapshot_stores_each_account_day_once_and_skips_what_has_no_analytics(local_platform):
@@ -181,6 +196,9 @@ def test_the_snapshot_stores_each_account_day_once_and_skips_what_has_no_analyti
     stats = snapshot.run(now_ms=NOW_DEC8)
     assert stats["accounts"] == 4 and stats["no_analytics"] == 1 and stats["failed"] == 0
     assert stored("whatsapp")["d#2026-12-07#200000000000001"]["values"]["sent"] > 0
+    # followers as of now (Instagram profile, X user): once, dated yesterday, in items of their own
+    ig_total = stored("instagram", totals=True)[f"d#2026-12-07#{IG_USER}#now"]["values"]["followers_count"]
+    assert ig_total > 0 and list(stored("x", totals=True)) == [f"d#2026-12-07#{X_USER}#now"]
     facebook = stored("facebook")
     assert len(facebook) == 90 and f"d#2026-12-07#{PAGE}" in facebook and f"d#2026-12-08#{PAGE}" not in facebook
     assert len(stored("instagram")) == 30 and len(stored("x")) == 30
@@ -193,6 +211,7 @@ def test_the_snapshot_stores_each_account_day_once_and_skips_what_has_no_analyti
     snapshot.run(now_ms=NOW_DEC8 + 86_400_000)
     facebook = stored("facebook")
     assert len(facebook) == 91 and f"d#2026-12-08#{PAGE}" in facebook
+    assert sorted(stored("instagram", totals=True)) == [f"d#2026-12-07#{IG_USER}#now", f"d#2026-12-08#{IG_USER}#now"]
     asked = analytics_requests(local_platform)[before]
     assert asked["query"]["since"] == str(int(dt.datetime(2026, 12, 6, tzinfo=dt.timezone.utc).timestamp()))
 
@@ -228,7 +247,7 @@ def test_a_failed_window_is_resumed_by_the_next_run_from_the_last_stored_window(
     stats = snapshot.run(now_ms=NOW_DEC8)
     assert stats["failed"] == 0 and len(stored("x")) == 30
     assert PlatformAnalytics.get("cursor", f"x#{X_USER}").data == {"done": "2026-12-07"}
-    starts = [r["query"]["start_time"] for r in analytics_requests(local_platform)]
+    starts = [r["query"]["start_time"] for r in analytics_requests(local_platform) if "start_time" in r["query"]]
     assert starts[-4] == "2026-11-15T00:00:00Z"  # resumed where it stopped
 
 
@@ -303,6 +322,7 @@ def test_attention_joins_reach_and_followers_with_the_inbox_per_day_and_channel(
                                        dt.date(2026, 12, 2), dt.date(2026, 12, 2)).days["2026-12-02"]
     assert dec2["reach"] == expected["page_total_media_view_unique"]
     assert dec2["new_followers"] == expected["page_daily_follows_unique"]
+    assert dec2["followers"] == expected["page_follows"]
     assert dec2["new_conversations"] == 1 and dec2["response_rate_pct"] == 100.0
     assert abs(dec2["first_response_median_s"] - 240) <= 5 and dec2["unanswered"] == 0
     assert dec2["platform"]["page_fans"] == {"label": "Fans (old)", "value": None, "status": "no_longer_available"}

@@ -39,7 +39,8 @@ def test_the_attention_section_shows_the_apis_rows_and_its_csv(history, served, 
     first = api["rows"][0]
     expect(rows.first.locator("td").nth(0)).to_have_text(first["day"])
     expect(rows.first.locator("td").nth(2)).to_have_text(f"{first['reach']:,}")
-    expect(rows.first.locator("td").nth(4)).to_have_text(str(first["new_conversations"]))
+    expect(rows.first.locator("td").nth(3)).to_have_text(f"{first['followers']:,}")
+    expect(rows.first.locator("td").nth(5)).to_have_text(str(first["new_conversations"]))
     expect(page.locator("#attention-sources")).to_contain_text("messenger: Facebook Page insights")
     with page.expect_download() as download:
         page.click("#attention-csv")

@@ -576,6 +576,7 @@ def _exercise(inbox) -> None:
         graph.add("GET", re.compile(re.escape(GRAPH) + r"/[0-9]+/insights"), json={"data": [{
             "name": "page_media_view", "period": "day", "values": [{"value": 7, "end_time": "2026-12-02T08:00:00+0000"}]}]})
         graph.add("GET", f"{GRAPH}/300000000000001", json={"analytics": {"data_points": []}, "id": "300000000000001"})
+        graph.add("GET", f"{GRAPH}/17841400000000077", json={"followers_count": 1200, "id": "17841400000000077"})
         with inbox.recorder.during("analytics_snapshot"):
             stats = inbox.app.analytics_snapshot(_scheduled_event("analytics_snapshot"), None)
             assert stats["accounts"] >= 3 and stats["days"] > 0 and stats["failed"] == 0, stats

@@ -1,5 +1,5 @@
 """GET /api/reports/attention: per day and channel, what the platform says about attention (reach,
-new followers, every configured metric) next to what reached the inbox (new conversations,
+followers, new followers, every configured metric) next to what reached the inbox (new conversations,
 customer waits, replies, response rate, first response median and p90).
 
 Inbox side: chalicelib.reports' own counters through its public functions (the UTC day items when
@@ -22,7 +22,7 @@ from chalicelib.analytics.catalogue import ChannelAnalytics
 MAX_DAYS = 92
 INBOX_COLUMNS = ("new_conversations", "customer_waits", "replies", "response_rate_pct", "first_response_median_s",
                  "first_response_p90_s", "unanswered")
-COLUMNS = ("day", "channel", "reach", "new_followers") + INBOX_COLUMNS
+COLUMNS = ("day", "channel", "reach", "followers", "new_followers") + INBOX_COLUMNS
 
 
 def local_days(period: Any) -> List[Any]:
@@ -128,16 +128,16 @@ def report(period: Any, scopes: Mapping[str, str],
             if not seen and not inbox[key]["active"]:
                 continue
             values = seen["values"] if seen else {}
-            row: Dict[str, Any] = {"day": key, "channel": channel, "reach": _role(spec, "reach", values),
-                                   "new_followers": _role(spec, "new_followers", values)}
+            row: Dict[str, Any] = {"day": key, "channel": channel,
+                                   **{role: _role(spec, role, values) for role in catalogue_module.ROLES}}
             row.update({k: v for k, v in inbox[key].items() if k != "active"})
             row["platform"] = _metrics(spec, seen)
             rows.append(row)
     rows.sort(key=lambda r: (r["day"], r["channel"]))
     return {"rows": rows, "channels": {c: (channels[c].to_json() if c in channels else
                                            {"available": False, "source": None, "note": "no platform analytics "
-                                            "are configured", "metrics": [], "reach": [], "new_followers": [],
-                                            "lookback_days": None}) for c in sorted(scopes)},
+                                            "are configured", "metrics": [], "lookback_days": None,
+                                            **{role: [] for role in catalogue_module.ROLES}}) for c in sorted(scopes)},
             "period": period.to_json("cohort")}
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 DEFAULT_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics.json")
-ROLES = ("reach", "new_followers")
+ROLES = ("reach", "followers", "new_followers")
 
 
 class CatalogueError(ValueError):
@@ -23,7 +23,8 @@ class CatalogueError(ValueError):
 class Metric:
     name: str
     label: str
-    kind: str = "time_series"  # Instagram: "total_value" metrics are read one day per request
+    kind: str = "time_series"  # Instagram: "total_value" metrics are read one day per request;
+    # "current": a total the platform answers only as of now (followers), read once a day
 
 
 @dataclass(frozen=True)
@@ -43,13 +44,14 @@ class ChannelAnalytics:
     def available(self) -> bool:
         return bool(self.fetcher and self.metrics)
 
-    def label(self, name: str) -> str:
-        return next((m.label for m in self.metrics if m.name == name), name)
+    def names(self, current: bool = False) -> list:
+        """The metrics read per day (or, `current`, the totals read as of now)."""
+        return [m.name for m in self.metrics if (m.kind == "current") == current]
 
     def to_json(self) -> Dict[str, Any]:
         return {"available": self.available, "source": self.source, "note": self.note,
                 "metrics": [{"name": m.name, "label": m.label} for m in self.metrics],
-                "reach": list(self.roles.get("reach", ())), "new_followers": list(self.roles.get("new_followers", ())),
+                **{role: list(self.roles.get(role, ())) for role in ROLES},
                 "lookback_days": self.lookback_days or None}
 
 

@@ -168,7 +168,7 @@ def facebook_page(spec: ChannelAnalytics, account_id: str, secrets: Secrets, fir
     """GET /{page-id}/insights?metric=...&period=day&since&until (at most 90 days a request)."""
     base, token = _graph_base_and_token("facebook", secrets)
     fetched = Fetched()
-    names = [m.name for m in spec.metrics]
+    names = spec.names()
     params = {"period": "day", "since": str(_unix(first)), "until": str(_unix(last + DAY))}
     _series_into(fetched, _graph_insights(base, account_id, token, names, params, fetched, "Page insights"),
                  set(names), first, last)
@@ -183,7 +183,7 @@ def instagram_account(spec: ChannelAnalytics, account_id: str, secrets: Secrets,
     base, token = _graph_base_and_token("instagram", secrets)
     fetched = Fetched()
     totals = [m.name for m in spec.metrics if m.kind == "total_value"]
-    series = [m.name for m in spec.metrics if m.kind != "total_value"]
+    series = [m.name for m in spec.metrics if m.kind not in ("total_value", "current")]
     if series:
         params = {"period": "day", "since": str(_unix(first)), "until": str(_unix(last + DAY))}
         _series_into(fetched, _graph_insights(base, account_id, token, series, params, fetched, "Instagram insights"),
@@ -244,7 +244,7 @@ def linkedin_organization(spec: ChannelAnalytics, account_id: str, secrets: Secr
                 "timeGranularityType:DAY)")
     base = api_base("LINKEDIN_API_BASE_URL", API_DEFAULT)
     fetched = Fetched()
-    names = [m.name for m in spec.metrics]
+    names = spec.names()
     for path, key, wanted in (
             ("organizationalEntityShareStatistics", "totalShareStatistics", [n for n in names if n not in FOLLOWER_METRICS]),
             ("organizationalEntityFollowerStatistics", "followerGains", [n for n in names if n in FOLLOWER_METRICS])):
@@ -279,7 +279,7 @@ def whatsapp_business(spec: ChannelAnalytics, account_id: str, secrets: Secrets,
         raise FetchError("WHATSAPP_BUSINESS_ACCOUNT_ID is not configured for this account")
     base = api_base("META_GRAPH_BASE_URL", GRAPH_DEFAULT)
     start, end = _unix(first), _unix(last + DAY)
-    names = {m.name for m in spec.metrics}
+    names = set(spec.names())
     fetched = Fetched()
     every_day = [d.isoformat() for d in days_between(first, last)]
     for field_name, granularity, mine in (("analytics", "DAY", names & {"sent", "delivered"}),
@@ -337,7 +337,7 @@ def x_posts(spec: ChannelAnalytics, account_id: str, secrets: Secrets, first: _d
     if not account_id.isdigit():
         raise FetchError("the X account id is the user id (digits)")
     token = _token(secrets, "X_BEARER_TOKEN")
-    names = [m.name for m in spec.metrics]
+    names = spec.names()
     counted = [n for n in names if n != "posts"]
     fetched = Fetched()
     for day in days_between(first, last):
@@ -371,6 +371,75 @@ def x_posts(spec: ChannelAnalytics, account_id: str, secrets: Secrets, first: _d
         fetched.unavailable.update(set(counted) - seen)
     return fetched
 
+
+# --- totals the platforms answer only as of now (followers) ----------------------------------------
+
+
+def _current_values(answer: Any, wanted: List[str], fetched: Fetched, day: str) -> None:
+    seen: Set[str] = set()
+    _fields_into(fetched, day, answer, wanted, seen)
+    fetched.unavailable.update(set(wanted) - seen)
+
+
+def instagram_current(spec: ChannelAnalytics, account_id: str, secrets: Secrets, day: str) -> Fetched:
+    """GET /{ig-user-id}?fields=followers_count,... (the profile as of now)."""
+    base, token = _graph_base_and_token("instagram", secrets)
+    wanted, fetched = spec.names(current=True), Fetched(requests=1)
+    status, body = _get(f"{base}/{quote(account_id, safe='')}", {"fields": ",".join(wanted)},
+                        {"Authorization": f"Bearer {token}"}, "Instagram profile")
+    if status != 200:
+        problem = _graph_problem(status, body, "Instagram profile")
+        if not isinstance(problem, InvalidMetric) and not (isinstance(body, dict) and (body.get("error") or {}).get("code") == 100):
+            raise problem
+        body = {}
+    _current_values(body, wanted, fetched, day)
+    return fetched
+
+
+def linkedin_current(spec: ChannelAnalytics, account_id: str, secrets: Secrets, day: str) -> Fetched:
+    """GET /rest/networkSizes/{organization urn}?edgeType=COMPANY_FOLLOWED_BY_MEMBER (firstDegreeSize:
+    the organization's followers now)."""
+    import os
+
+    from chalicelib.channels.linkedin import API_DEFAULT, API_VERSION_DEFAULT
+    from chalicelib.config import api_base
+
+    token = _token(secrets, "LINKEDIN_ACCESS_TOKEN")
+    organization = account_id if account_id.startswith("urn:li:organization:") else f"urn:li:organization:{account_id}"
+    fetched = Fetched(requests=1)
+    url = (f"{api_base('LINKEDIN_API_BASE_URL', API_DEFAULT)}/rest/networkSizes/{quote(organization, safe='')}"
+           "?edgeType=COMPANY_FOLLOWED_BY_MEMBER")
+    status, body = _get(url, None, {"Authorization": f"Bearer {token}", "X-Restli-Protocol-Version": "2.0.0",
+                                    "LinkedIn-Version": os.environ.get("LINKEDIN_API_VERSION") or API_VERSION_DEFAULT},
+                        "networkSizes")
+    if status != 200:
+        raise FetchError(f"networkSizes answered HTTP {status}")
+    _current_values(body, spec.names(current=True), fetched, day)
+    return fetched
+
+
+def x_current(spec: ChannelAnalytics, account_id: str, secrets: Secrets, day: str) -> Fetched:
+    """GET /2/users/{id}?user.fields=public_metrics (followers_count ... as of now)."""
+    from chalicelib.channels.x import API_DEFAULT
+    from chalicelib.config import api_base
+
+    if not account_id.isdigit():
+        raise FetchError("the X account id is the user id (digits)")
+    token = _token(secrets, "X_BEARER_TOKEN")
+    fetched = Fetched(requests=1)
+    status, body = _get(f"{api_base('X_API_BASE_URL', API_DEFAULT)}/2/users/{account_id}",
+                        {"user.fields": "public_metrics"}, {"Authorization": f"Bearer {token}"}, "X user")
+    if status != 200:
+        raise FetchError(f"X user answered HTTP {status}")
+    data = body.get("data") if isinstance(body, dict) else None
+    _current_values((data or {}).get("public_metrics") if isinstance(data, dict) else None,
+                    spec.names(current=True), fetched, day)
+    return fetched
+
+
+CURRENT: Dict[str, Callable[[ChannelAnalytics, str, Secrets, str], Fetched]] = {
+    "instagram_account": instagram_current, "linkedin_organization": linkedin_current, "x_posts": x_current,
+}
 
 FETCHERS: Dict[str, Callable[[ChannelAnalytics, str, Secrets, _dt.date, _dt.date], Fetched]] = {
     "facebook_page": facebook_page, "instagram_account": instagram_account,

@@ -6,6 +6,8 @@ Per account (cursor "cursor"/"<channel>#<account>", `done` = the last day stored
 - later runs: the days after `done`, plus the last `refresh_days` again (Meta revises insights
   for 48 h; X counts keep growing), so a day is overwritten with fresher numbers, never added twice;
 - `done` already yesterday: nothing (a second run on the same day costs no platform request);
+- totals the platform answers only as of now (`current` metrics: followers) once the account
+  reaches yesterday, dated yesterday in an item of their own;
 - windows of at most `window_days` per request (Facebook 90, Instagram 30, ...), oldest first,
   the cursor moved after each stored window: a failure (token, 429, 5xx) stops that account only,
   its reason kept on the cursor, and the next run resumes from the last stored window.
@@ -21,7 +23,7 @@ from typing import Any, Dict, Mapping, Optional
 
 from chalicelib.analytics import catalogue as catalogue_module
 from chalicelib.analytics.catalogue import ChannelAnalytics
-from chalicelib.analytics.platforms import DAY, FETCHERS, FetchError
+from chalicelib.analytics.platforms import CURRENT, DAY, FETCHERS, FetchError
 
 MAX_REQUESTS = 400
 CURSOR = "cursor"
@@ -95,9 +97,36 @@ def run(now_ms: Optional[int] = None, channels: Optional[Mapping[str, ChannelAna
             stats["unavailable"] += len(fetched.unavailable)
             stats["days"] += _store(account.channel, account.platform_account_id, fetched, start, end, now_ms)
             done = end.isoformat()
+            if end == yesterday and spec.names(current=True) and spec.fetcher in CURRENT:
+                if not _store_current(spec, account, secrets, done, now_ms, stats):
+                    break
             _save_cursor(key, done, None, now_ms)
             start = end + DAY
     return stats
+
+
+def _store_current(spec: ChannelAnalytics, account: Any, secrets: Any, day: str, now_ms: int,
+                   stats: Dict[str, Any]) -> bool:
+    """The totals a platform answers only as of now (followers), dated `day` (yesterday) in an
+    item of their own ("...#now": a later re-read of that day's series never overwrites them).
+    False when the platform did not answer (the day is read again next run)."""
+    from chalicelib.logs import logger
+    from chalicelib.models import PlatformAnalytics
+
+    try:
+        fetched = CURRENT[spec.fetcher](spec, account.platform_account_id, secrets, day)
+    except FetchError as error:
+        stats["failed"] += 1
+        logger.warning("platform totals not read; the next run reads them again",
+                       extra={"channel": account.channel, "account_id": account.platform_account_id,
+                              "reason": str(error)[:300]})
+        return False
+    stats["requests"] += fetched.requests
+    stats["unavailable"] += len(fetched.unavailable)
+    values = {k: v for k, v in fetched.days.get(day, {}).items() if k not in fetched.unavailable}
+    PlatformAnalytics(day_key(account.channel), day_sort_key(day, account.platform_account_id) + "#now",
+                      data={"values": values, "unavailable": sorted(fetched.unavailable)}, at=now_ms).save()
+    return True
 
 
 def _store(channel: str, account_id: str, fetched: Any, start: _dt.date, end: _dt.date, now_ms: int) -> int:

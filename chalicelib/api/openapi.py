@@ -349,9 +349,10 @@ _METRIC_CELL: S = {"type": "object", "required": ["label", "value", "status"], "
 _NNUMBER = _nullable({"type": "number"})
 SCHEMAS.update({
     "AttentionReport": {"type": "object", "required": ["rows", "channels", "period"], "properties": {
-        "rows": {"type": "array", "items": {"type": "object", "required": ["day", "channel", "reach", "new_followers",
-                                                                           "platform"], "properties": {
-            "day": {"type": "string", "format": "date"}, "channel": STR, "reach": _NNUMBER, "new_followers": _NNUMBER,
+        "rows": {"type": "array", "items": {"type": "object", "required": ["day", "channel", "reach", "followers",
+                                                                           "new_followers", "platform"], "properties": {
+            "day": {"type": "string", "format": "date"}, "channel": STR, "reach": _NNUMBER, "followers": _NNUMBER,
+            "new_followers": _NNUMBER,
             "new_conversations": _nullable(INT), "customer_waits": _nullable(INT), "replies": _nullable(INT),
             "inbound": _nullable(INT), "response_rate_pct": _NNUMBER, "first_response_median_s": _nullable(INT),
             "first_response_p90_s": _nullable(INT), "unanswered": _nullable(INT),
@@ -367,7 +368,8 @@ ATTENTION_DEFINITIONS = (
     "(Facebook Page insights, Instagram account insights, LinkedIn organization share and follower statistics, "
     "WhatsApp message and pricing analytics, X public metrics of our own posts summed per day of publication; "
     "Telegram offers bots no analytics: channels.telegram.available is false), next to the inbox's numbers with the "
-    "summary's definitions for the cycles that started that day (cohort). reach and new_followers sum the metrics "
+    "summary's definitions for the cycles that started that day (cohort). reach, followers (the total: a daily "
+    "series where the platform keeps one, else the count read by the daily snapshot) and new_followers sum the metrics "
     "the catalogue (chalicelib/analytics/metrics.json) names for them, summed over the channel's accounts; platform "
     "days are the platform's calendar dates (Meta: Pacific time, others UTC). platform.<metric>.status: ok, "
     "no_longer_available (the platform stopped serving the metric, e.g. Graph's invalid metric answer), no_data "

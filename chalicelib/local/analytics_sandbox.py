@@ -15,7 +15,10 @@ the same; Facebook's follower total grows day by day):
 - LinkedIn `GET /linkedin/rest/organizationalEntityShareStatistics` and
   `.../organizationalEntityFollowerStatistics` with DAY `timeIntervals`: one element per day;
 - X `GET /x/2/users/<id>/tweets?start_time&end_time&tweet.fields=public_metrics`: our posts of
-  the range (0-3 a day) with public_metrics, 100 a page with `next_token`.
+  the range (0-3 a day) with public_metrics, 100 a page with `next_token`;
+- totals as of now: the Instagram profile's `followers_count` (`GET /<ig-user-id>?fields=`),
+  LinkedIn `GET /rest/networkSizes/<organization>?edgeType=COMPANY_FOLLOWED_BY_MEMBER`
+  (`firstDegreeSize`), X `GET /2/users/<id>?user.fields=public_metrics` (`followers_count`).
 Tokens as the send endpoints check them (META_PAGE_TOKEN or INSTAGRAM_ACCESS_TOKEN, WHATSAPP_TOKEN,
 LINKEDIN_ACCESS_TOKEN, X_BEARER_TOKEN); a node id containing "fail-token" answers an expired
 token, "fail-5xx" a 502.
@@ -243,6 +246,26 @@ def x_user_posts(user_id: str, query: Dict[str, str]) -> Answer:
     return 200, ({"data": page, "meta": meta} if page else {"meta": meta}), {}
 
 
+def follower_total(node: str, now: Optional[_dt.date] = None) -> int:
+    """A follower count that grows a little every day (the profile's value as of `now`)."""
+    today = now or _dt.datetime.now(_dt.timezone.utc).date()
+    return 4_000 + number(node, "base", high=3_000) + (today.toordinal() - 739_000) * 7
+
+
+def instagram_profile(node: str, query: Dict[str, str]) -> Answer:
+    """GET /<ig-user-id>?fields=followers_count,media_count,username (as of now)."""
+    failure = _failure(node)
+    if failure:
+        return failure
+    known = {"followers_count": follower_total(node), "follows_count": 180 + number(node, "follows", high=60),
+             "media_count": 240 + number(node, "media", high=100), "username": "acmecoffee", "id": node}
+    fields = [f for f in (query.get("fields") or "").split(",") if f]
+    unknown = next((f for f in fields if f not in known), None)
+    if unknown:
+        return _graph_error(400, 100, f"(#100) Tried accessing nonexisting field ({unknown}) on node type (IGUser)")
+    return 200, {name: known[name] for name in fields + ["id"]}, {}
+
+
 def serve(handler: Any, parts: Any) -> bool:
     """Answer an analytics request on `handler` (the sandbox's); False when `parts` is none of them."""
     segments = [unquote(s) for s in parts.path.split("/") if s]
@@ -256,6 +279,29 @@ def serve(handler: Any, parts: Any) -> bool:
             answer = _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
         else:
             answer = (instagram_insights if instagram else page_insights)(segments[2], query)
+    elif (segments[:1] in (["graph"], ["instagram"]) and len(segments) == 3 and segments[2].startswith("1784")
+          and "followers_count" in (query.get("fields") or "")):
+        names = ("INSTAGRAM_ACCESS_TOKEN",) if segments[0] == "instagram" else ("META_PAGE_TOKEN",)
+        if not server.token_ok(handler.bearer() or query.get("access_token"), *names):
+            answer = _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        else:
+            answer = instagram_profile(segments[2], query)
+    elif segments[:3] == ["linkedin", "rest", "networkSizes"] and len(segments) == 4:
+        if not server.token_ok(handler.bearer(), "LINKEDIN_ACCESS_TOKEN"):
+            answer = 401, {"status": 401, "serviceErrorCode": 65600, "code": "INVALID_ACCESS_TOKEN",
+                           "message": "Invalid access token"}, {}
+        elif query.get("edgeType") != "COMPANY_FOLLOWED_BY_MEMBER":
+            answer = 400, {"status": 400, "message": "edgeType COMPANY_FOLLOWED_BY_MEMBER is required"}, {}
+        else:
+            answer = 200, {"firstDegreeSize": follower_total(segments[3])}, {}
+    elif segments[:3] == ["x", "2", "users"] and len(segments) == 4 and segments[3].isdigit():
+        if not server.token_ok(handler.bearer(), "X_BEARER_TOKEN"):
+            answer = 401, {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}, {}
+        else:
+            answer = 200, {"data": {"id": segments[3], "name": "Acme Coffee", "username": "acmecoffee",
+                                    "public_metrics": {"followers_count": follower_total(segments[3]),
+                                                      "following_count": 311, "tweet_count": 4_210,
+                                                      "listed_count": 37, "like_count": 1_930}}}, {}
     elif segments[:1] == ["graph"] and len(segments) == 3 and _FIELD.match(query.get("fields") or ""):
         if not server.token_ok(handler.bearer() or query.get("access_token"), "WHATSAPP_TOKEN"):
             answer = _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")

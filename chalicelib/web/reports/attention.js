@@ -8,7 +8,8 @@
 
   var BASE = new URL('..', document.currentScript.src);
   var TOKEN_KEY = 'socialinbox.token';
-  var COLUMNS = [['day', 'Day'], ['channel', 'Channel'], ['reach', 'Reach'], ['new_followers', 'New followers'],
+  var COLUMNS = [['day', 'Day'], ['channel', 'Channel'], ['reach', 'Reach'], ['followers', 'Followers'],
+    ['new_followers', 'New followers'],
     ['new_conversations', 'New conversations'], ['customer_waits', 'Customer waits'],
     ['response_rate_pct', 'Response rate'], ['first_response_median_s', 'First response (median)'],
     ['first_response_p90_s', 'First response (p90)'], ['unanswered', 'Unanswered']];
