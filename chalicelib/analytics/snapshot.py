@@ -11,7 +11,8 @@ Per account (cursor "cursor"/"<channel>#<account>", `done` = the last day stored
 - windows of at most `window_days` per request (Facebook 90, Instagram 30, ...), oldest first,
   the cursor moved after each stored window: a failure (token, 429, 5xx) stops that account only,
   its reason kept on the cursor, and the next run resumes from the last stored window.
-Bounded per run: at most MAX_REQUESTS platform requests; the rest waits for the next run.
+Bounded per run: at most MAX_REQUESTS platform requests and MAX_SECONDS; the rest waits for the
+next run.
 
 DynamoDB per run: one Scan of the accounts, one Query of the cursors, a BatchWrite per window, a
 PutItem per cursor move.
@@ -26,6 +27,8 @@ from chalicelib.analytics.catalogue import ChannelAnalytics
 from chalicelib.analytics.platforms import CURRENT, DAY, FETCHERS, FetchError
 
 MAX_REQUESTS = 400
+#: Wall-clock budget of one run (the function's timeout is 900 s): later windows wait for the next run.
+MAX_SECONDS = 600.0
 CURSOR = "cursor"
 
 
@@ -57,6 +60,9 @@ def run(now_ms: Optional[int] = None, channels: Optional[Mapping[str, ChannelAna
     from chalicelib.models import ChannelAccount, PlatformAnalytics
     from chalicelib.runtime import runtime
 
+    import time
+
+    started = time.monotonic()
     now_ms = runtime.now_ms() if now_ms is None else now_ms
     channels = channels if channels is not None else catalogue_module.load()
     today = _dt.datetime.fromtimestamp(now_ms / 1000, tz=_dt.timezone.utc).date()
@@ -82,7 +88,7 @@ def run(now_ms: Optional[int] = None, channels: Optional[Mapping[str, ChannelAna
         stats["accounts"] += 1
         secrets = account_secrets(credential_refs(account))
         start = first_day(spec, done, today)
-        while start <= yesterday and stats["requests"] < max_requests:
+        while start <= yesterday and stats["requests"] < max_requests and time.monotonic() - started < MAX_SECONDS:
             end = min(yesterday, start + DAY * (spec.window_days - 1))
             try:
                 fetched = FETCHERS[spec.fetcher](spec, account.platform_account_id, secrets, start, end)
