@@ -16,6 +16,7 @@ app = Chalice(app_name="socialinbox", configure_logs=False)
 # The webhooks' own function answers function URL events only: it registers (imports) no route.
 if config.serves_routes():
     from chalicelib.api.admin_routes import admin_api
+    from chalicelib.api.analytics_routes import analytics_api
     from chalicelib.api.bulk_routes import bulk_api
     from chalicelib.api.canned_routes import canned_api
     from chalicelib.api.collision_routes import collision_api
@@ -58,6 +59,7 @@ if config.serves_routes():
     app.register_blueprint(listening_api)
     app.register_blueprint(reports_api)
     app.register_blueprint(report_drill_api)
+    app.register_blueprint(analytics_api)
     app.api.binary_types.extend(t for t in BINARY_TYPES if t not in app.api.binary_types)
 
 
@@ -166,6 +168,17 @@ def listening_poller(event: Any) -> Dict[str, Any]:
     stats["instagram"] = ig_hashtags.poll()
     stats["alerts"] = spikes.run()
     return stats
+
+
+@app.schedule(Rate(1, unit=Rate.DAYS), name="analytics_snapshot")
+def analytics_snapshot(event: Any) -> Dict[str, Any]:
+    """Each channel account's own platform analytics (Page and Instagram insights, LinkedIn share
+    and follower statistics, WhatsApp message and pricing analytics, X public metrics of our
+    posts) stored per day before the platform forgets them; resumes where a failed run stopped."""
+    tracing.activate(http=True)
+    from chalicelib.analytics import snapshot
+
+    return snapshot.run()
 
 
 @app.on_sqs_message(queue=config.queue_name("outbox"), batch_size=1, name="outbox_worker")

@@ -638,3 +638,23 @@ class ReportCycle(Model):
 
 
 ALL_MODELS = ALL_MODELS + (ReportCycle,)
+
+
+class PlatformAnalytics(Model):
+    """Each platform's own analytics, snapshotted daily (chalicelib.analytics) because the
+    platforms forget (90 days a request, 1-2 years kept):
+    - `pk` "ch#<channel>", `sk` "d#<YYYY-MM-DD>#<account id>": one channel account's numbers of
+      one day as the platform answered them (`data`: {"values": {metric: number}, "unavailable":
+      [metrics the platform no longer serves]}), overwritten when the day is read again; a report
+      reads a channel's days in one Query;
+    - `pk` "cursor", `sk` "<channel>#<account id>": the last day stored (`data`: {"done", "error"}),
+      where the next run resumes."""
+
+    Meta = _meta("platform-analytics")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    data = JSONAttribute(null=True)
+    at = NumberAttribute(null=True)
+
+
+ALL_MODELS = ALL_MODELS + (PlatformAnalytics,)

@@ -1,4 +1,4 @@
-"""This wave's routes (listening, reports, staffing, templates, attachments, post previews, teams)
+"""This wave's routes (listening, reports and the attention report, staffing, templates, attachments, post previews, teams)
 under hostile input, as an admin (who passes every role check, so the input itself is what is
 tested): malformed and wrong-typed bodies, lone surrogates, NUL, oversized, deep nesting,
 extreme dates, junk path ids and query values. Each answers 4xx or a success, never 5xx."""
@@ -28,6 +28,8 @@ ROUTES = [
     ("GET", "/api/listening/x-budget"),
     ("PUT", "/api/listening/x-budget"),
     ("GET", "/api/reports/conversations"),
+    ("GET", "/api/reports/attention"),
+    ("GET", "/api/reports/attention?format=csv&channel=telegram"),
     ("GET", "/api/reports/heatmap"),
     ("GET", "/api/reports/intervals"),
     ("GET", "/api/reports/summary"),

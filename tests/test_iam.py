@@ -515,6 +515,7 @@ def _exercise(inbox) -> None:
     api("GET", "/staffing")  # the Staffing screen itself (static: no AWS call)
     for path in ("summary", "intervals", "heatmap", "conversations"):
         api("GET", f"/api/reports/{path}?{period if path == 'summary' else 'from=2026-01-01&to=2026-02-01'}")
+    assert api("GET", "/api/reports/attention?from=2026-01-01&to=2026-02-01&tz=Europe/Berlin")[0] == 200
     api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
     api("POST", "/api/auth/logout", {"refresh_token": login.get("refresh_token", "")})
     api("POST", "/api/me/password", {"current_password": PASSWORD, "new_password": PASSWORD + "!"})
@@ -567,6 +568,18 @@ def _exercise(inbox) -> None:
             stats = inbox.app.listening_poller(_scheduled_event("listening_poller"), None)
             assert stats["posts"] == 1 and stats["alerts"]["alerts"] == 1  # a spike: supervisors, SNS
             assert stats["instagram"]["media"] == 1
+    # Platform analytics: the daily snapshot of every account (Graph faked; tokens from SSM), then
+    # the attention report joining them with the inbox's counters.
+    import re
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as graph:
+        graph.add("GET", re.compile(re.escape(GRAPH) + r"/[0-9]+/insights"), json={"data": [{
+            "name": "page_media_view", "period": "day", "values": [{"value": 7, "end_time": "2026-12-02T08:00:00+0000"}]}]})
+        graph.add("GET", f"{GRAPH}/300000000000001", json={"analytics": {"data_points": []}, "id": "300000000000001"})
+        graph.add("GET", f"{GRAPH}/17841400000000077", json={"followers_count": 1200, "id": "17841400000000077"})
+        with inbox.recorder.during("analytics_snapshot"):
+            stats = inbox.app.analytics_snapshot(_scheduled_event("analytics_snapshot"), None)
+            assert stats["accounts"] >= 3 and stats["days"] > 0 and stats["failed"] == 0, stats
 
 
 

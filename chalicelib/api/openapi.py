@@ -362,6 +362,46 @@ ROUTES.update({
         "heatmap cell)", 200, _ref("ReportConversations"), (400, 401, 403)),
 })
 
+# --- the attention report (chalicelib.analytics): platform analytics next to the inbox ---------------
+_METRIC_CELL: S = {"type": "object", "required": ["label", "value", "status"], "properties": {
+    "label": STR, "value": _nullable({"type": "number"}), "status": {"enum": ["ok", "no_longer_available", "no_data"]}}}
+_NNUMBER = _nullable({"type": "number"})
+SCHEMAS.update({
+    "AttentionReport": {"type": "object", "required": ["rows", "channels", "period"], "properties": {
+        "rows": {"type": "array", "items": {"type": "object", "required": ["day", "channel", "reach", "followers",
+                                                                           "new_followers", "platform"], "properties": {
+            "day": {"type": "string", "format": "date"}, "channel": STR, "reach": _NNUMBER, "followers": _NNUMBER,
+            "new_followers": _NNUMBER,
+            "new_conversations": _nullable(INT), "customer_waits": _nullable(INT), "replies": _nullable(INT),
+            "inbound": _nullable(INT), "response_rate_pct": _NNUMBER, "first_response_median_s": _nullable(INT),
+            "first_response_p90_s": _nullable(INT), "unanswered": _nullable(INT),
+            "platform": {"type": "object", "additionalProperties": {"$ref": "#/components/schemas/AttentionMetric"}}}}},
+        "channels": {"type": "object", "additionalProperties": {"type": "object", "required": ["available", "note"],
+                                                                  "properties": {"available": BOOL, "source": NSTR,
+                                                                                 "note": STR, "metrics": {"type": "array"}}}},
+        "period": {"$ref": "#/components/schemas/ReportPeriod"}}},
+    "AttentionMetric": _METRIC_CELL,
+})
+ATTENTION_DEFINITIONS = (
+    "Per local day (tz) and channel: the platform's own analytics, snapshotted daily by analytics_snapshot "
+    "(Facebook Page insights, Instagram account insights, LinkedIn organization share and follower statistics, "
+    "WhatsApp message and pricing analytics, X public metrics of our own posts summed per day of publication; "
+    "Telegram offers bots no analytics: channels.telegram.available is false), next to the inbox's numbers with the "
+    "summary's definitions for the cycles that started that day (cohort). reach, followers (the total: a daily "
+    "series where the platform keeps one, else the count read by the daily snapshot) and new_followers sum the metrics "
+    "the catalogue (chalicelib/analytics/metrics.json) names for them, summed over the channel's accounts; platform "
+    "days are the platform's calendar dates (Meta: Pacific time, others UTC). platform.<metric>.status: ok, "
+    "no_longer_available (the platform stopped serving the metric, e.g. Graph's invalid metric answer), no_data "
+    "(no snapshot of that day). Rows: days with platform data or inbox activity. At most 92 days. Admins: every "
+    "channel; supervisors: their team's conversations (team, default their first) next to the channel's platform "
+    "numbers; agents: 403. format=csv: the same rows, one column per platform metric.")
+QUERY_PARAMETERS_ATTENTION = ("from", "to", "tz", "channel", "team", "format")
+ROUTES.update({
+    ("/api/reports/attention", "GET"): ("Attention: platform reach, followers and metrics next to inbound volume, "
+                                        "response rate and response times per day and channel", 200,
+                                        _ref("AttentionReport"), (400, 401, 403)),
+})
+
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",
               404: "Not found (or not visible to this agent)", 409: "Conflict", 413: "Too large",
               422: "Refused by a rule", 429: "Too many requests (Retry-After says when to try again)"}
@@ -389,11 +429,12 @@ def document() -> S:
         parameters = [{"name": part[1:-1], "in": "path", "required": True, "schema": STR}
                       for part in path.split("/") if part.startswith("{")]
         parameters += [{"name": name, "in": "query", "required": name in ("from", "to"), "schema": STR}
-                       for name in QUERY_PARAMETERS.get(path, ())]
+                       for name in QUERY_PARAMETERS.get(path, QUERY_PARAMETERS_ATTENTION
+                                                        if path == "/api/reports/attention" else ())]
         if parameters:
             operation["parameters"] = parameters
         if path.startswith("/api/reports/"):
-            operation["description"] = REPORT_DEFINITIONS
+            operation["description"] = ATTENTION_DEFINITIONS if path == "/api/reports/attention" else REPORT_DEFINITIONS
         if bearer:
             operation["security"] = [{"bearer": []}]
         paths.setdefault(path, {})[method.lower()] = operation

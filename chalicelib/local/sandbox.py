@@ -31,6 +31,9 @@ correctly signed delivery a little later:
   endpoint shows a sent attachment in the thread like a received one); image and document
   messages are sent like text. Messenger's `POST /<version>/me/message_attachments` answers an
   `attachment_id`, and a message carrying one is sent and echoed like text.
+- Platform analytics (chalicelib.local.analytics_sandbox): Page and Instagram insights (with
+  Graph's "invalid metric" answer for removed metrics), WhatsApp analytics and pricing_analytics,
+  LinkedIn share and follower statistics, X public metrics of the account's own posts.
 - WhatsApp templates: `GET /<version>/<waba id>/message_templates` lists a few realistic ones
   (positional and named placeholders, a document header, a paused one), paged like Graph, with
   WHATSAPP_TOKEN only.
@@ -293,6 +296,10 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         segments = [unquote(s) for s in parts.path.split("/") if s]
         if parts.path.startswith(("/x/2/tweets/", f"/graph/{GRAPH_VERSION}/")) and self._listening(parts):  # listening_seed
+            return
+        from chalicelib.local import analytics_sandbox
+
+        if analytics_sandbox.serve(self, parts):  # platform analytics (insights, statistics, metrics)
             return
         if segments[:1] == ["x"]:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}

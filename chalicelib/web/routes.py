@@ -32,7 +32,7 @@ ADMIN_ASSETS = ("admin.js", "admin.css")
 # The Reports screen (team leads and admins) lives in web/reports/, outside the agents' page and
 # its size budget like the admin screens; it reuses admin.css.
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
-REPORTS_ASSETS = ("reports.js", "reports.drill.js")
+REPORTS_ASSETS = ("reports.js", "reports.drill.js", "attention.js")
 # The Staffing screen (team leads and admins), likewise in web/staffing/ with admin.css.
 STAFFING_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "staffing")
 STAFFING_ASSETS = ("staffing.js",)
@@ -68,7 +68,8 @@ COMPACTED = ("app.js", "picker.js", "listening.js", "templates.js", "attach.js",
 
 def _read(name: str) -> Tuple[str, str]:
     if name not in _loaded:
-        folder = next((d for prefix, d in SCREEN_DIRS.items() if name.startswith(prefix)), STATIC_DIR)
+        folder = REPORTS_DIR if name in REPORTS_ASSETS else next(
+            (d for prefix, d in SCREEN_DIRS.items() if name.startswith(prefix)), STATIC_DIR)
         with open(os.path.join(folder, name), encoding="utf-8") as handle:
             text = handle.read()
         if name.endswith(".html"):
