@@ -453,20 +453,26 @@
     settle('sla-note', !data.items.length, 'No policies yet: every conversation gets the built-in default.');
   }
 
-  function deleteButton(p) {
+  function confirmedDelete(action) {
     var armed = false;
-    return button('Delete', async function (event) {
+    return button('Delete', function (event) {
       if (!armed) {  // a second click confirms (no blocking dialog)
         armed = true;
         event.target.textContent = 'Click again to delete';
         return;
       }
+      action();
+    }, 'danger');
+  }
+
+  function deleteButton(p) {
+    return confirmedDelete(async function () {
       try {
         await api('api/sla-policies/' + encodeURIComponent(p.id), 'DELETE');
         note('sla-note', 'Deleted ' + p.name + '.', 'ok');
         loadPolicies();
       } catch (problem) { failed('sla-note')(problem); }
-    }, 'danger');
+    });
   }
 
   function buildWeek() {
@@ -628,7 +634,7 @@
 
   // --- other modules' tabs (listening-admin.js): a loader per tab and the helpers they share ----
 
-  window.SocialInboxAdmin = {api: api, el: el, cell: cell, button: button, input: input, note: note, settle: settle,
+  window.SocialInboxAdmin = {api: api, el: el, cell: cell, button: button, confirmedDelete: confirmedDelete, input: input, note: note, settle: settle,
     failed: failed, list: list, when: when, CHANNELS: CHANNELS,
     addTab: function (name, loader) { LOADERS[name] = loader; }};
 

@@ -56,20 +56,14 @@
   }
 
   function deleteButton(t) {
-    var armed = false;
-    return A.button('Delete', async function (event) {
-      if (!armed) {  // a second click confirms (no blocking dialog)
-        armed = true;
-        event.target.textContent = 'Click again to delete';
-        return;
-      }
+    return A.confirmedDelete(async function () {
       try {
         await A.api('api/listening/topics/' + encodeURIComponent(t.id), 'DELETE');
         A.note('topics-note', 'Deleted ' + t.name + '.', 'ok');
         if (state.editing && state.editing.id === t.id) editTopic(null);
         loadTopics();
       } catch (problem) { A.failed('topics-note')(problem); }
-    }, 'danger');
+    });
   }
 
   function ticks() { return Array.prototype.slice.call(document.querySelectorAll('#topic-sources input')); }
