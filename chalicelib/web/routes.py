@@ -32,7 +32,7 @@ ADMIN_ASSETS = ("admin.js", "listening-admin.js", "admin.css")
 # The Reports screen (team leads and admins) lives in web/reports/, outside the agents' page and
 # its size budget like the admin screens; it reuses admin.css.
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
-REPORTS_ASSETS = ("reports.js",)
+REPORTS_ASSETS = ("reports.js", "topics.js")
 # The Staffing screen (team leads and admins), likewise in web/staffing/ with admin.css.
 STAFFING_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "staffing")
 STAFFING_ASSETS = ("staffing.js",)
