@@ -1,6 +1,7 @@
 """The Listening tab of the admin screens (web/admin/listening-admin.js) in headless Chromium: an
 admin edits topics by keyboard and by mouse, sees the X search budget spent and "stopped: budget
-reached", raises it, and edits the priority rules; hostile topic text stays text."""
+reached", raises it, and edits the priority rules; an SLA policy targets a topic and sentiments;
+hostile topic text stays text."""
 from __future__ import annotations
 
 import base64
@@ -69,6 +70,19 @@ def test_an_admin_edits_topics_by_keyboard_and_mouse(inbox, served, browser):
     hostile.get_by_role("button", name="Click again to delete").click()
     expect(page.locator("#topics tr")).to_have_count(1)
     assert [t["name"] for t in inbox.call("get", "/api/listening/topics")[1]["items"]] == ["Refunds"]
+
+    # An SLA policy for negative messages about the topic, from the SLA tab.
+    page.locator("#tab-sla").click()
+    page.locator("#sla-name").fill("Angry refunds")
+    page.locator("#sla-topics").fill("Refunds")
+    page.locator("#sla-sentiments").fill("Negative, unscored")
+    page.locator("#sla-first").fill("10")
+    page.locator("#sla-save").click()
+    expect(page.locator("#sla-form-note")).to_contain_text("Created Angry refunds")
+    expect(page.locator("#policies tr", has_text="Angry refunds")).to_contain_text(
+        "topic Refunds; negative, unscored messages")
+    [policy] = inbox.call("get", "/api/sla-policies")[1]["items"]
+    assert policy["topics"] == ["Refunds"] and policy["sentiments"] == ["negative", "unscored"]
     _clean(browser)
 
 
