@@ -44,7 +44,7 @@ browser:  ## Debian's chromium for the headless browser tests (they skip without
 	  else echo "install Debian's chromium (sudo apt-get install chromium) to run the browser tests"; fi; }
 
 screenshots: $(STAMP)  ## PNGs of the workspace's and the admin screens into docs/screenshots/ (Debian's headless chromium, loopback server, seeded data)
-	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_staffing_screen.py tests/test_templates_browser.py tests/test_posts_browser.py tests/test_reports_drill_screen.py tests/test_attention_screen.py -k "test_screenshots or shows_the_plan or offers_templates or show_the_post_behind or open_the_conversations or attention_section_shows"
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_listening_admin_browser.py tests/test_topics_report_screen.py tests/test_staffing_screen.py tests/test_templates_browser.py tests/test_posts_browser.py tests/test_reports_drill_screen.py tests/test_attention_screen.py -k "test_screenshots or shows_the_plan or offers_templates or show_the_post_behind or open_the_conversations or attention_section_shows"
 
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)

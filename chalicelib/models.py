@@ -434,6 +434,8 @@ class SlaPolicy(Model):
     channels = ListAttribute(null=True, of=UnicodeAttribute)  # absent: every channel
     priorities = ListAttribute(null=True, of=UnicodeAttribute)
     tags = ListAttribute(null=True, of=UnicodeAttribute)
+    topics = ListAttribute(null=True, of=UnicodeAttribute)  # listening topic names (absent: any)
+    sentiments = ListAttribute(null=True, of=UnicodeAttribute)  # message sentiment labels (absent: any)
     first_response_seconds = NumberAttribute(null=True)
     next_response_seconds = NumberAttribute(null=True)
     resolution_seconds = NumberAttribute(null=True)

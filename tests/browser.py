@@ -213,3 +213,11 @@ def open_screen(served: str, chromium: Any, token: str, path: str) -> Any:
     page.evaluate("token => { sessionStorage.clear(); sessionStorage.setItem('socialinbox.token', token); }", token)
     page.goto(served + path)
     return page
+
+
+def downloaded(page: Any, selector: str) -> Tuple[List[str], str]:
+    """Click what downloads a text file: (its lines, the name the browser suggests)."""
+    with page.expect_download() as download:
+        page.click(selector)
+    with open(download.value.path(), encoding="utf-8") as handle:
+        return handle.read().splitlines(), download.value.suggested_filename

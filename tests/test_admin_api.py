@@ -230,9 +230,9 @@ def test_the_admin_page_is_served_like_the_inbox_with_its_own_versioned_assets(i
         assert not [name for name in attrs if name.startswith("on") or name == "style"], (tag, attrs)
         url = attrs.get("src") or (attrs.get("href") if tag == "link" else None)
         if url:
-            assert re.fullmatch(r"static/(admin\.(js|css)|icon\.svg)\?v=[0-9a-f]{12}", url), url
+            assert re.fullmatch(r"static/(admin\.(js|css)|listening-admin\.js|icon\.svg)\?v=[0-9a-f]{12}", url), url
             urls.append(url)
-    assert len(urls) == 3
+    assert len(urls) == 4
     for url in urls:
         asset = inbox.client.http.get("/" + url)
         assert asset.status_code == 200 and asset.headers["Cache-Control"] == "public, max-age=31536000, immutable"
@@ -243,8 +243,10 @@ def test_the_admin_page_is_served_like_the_inbox_with_its_own_versioned_assets(i
 def test_the_admin_script_never_turns_strings_into_markup_and_stays_small():
     import gzip
 
-    with open(os.path.join(ADMIN_DIR, "admin.js"), encoding="utf-8") as handle:
-        script = handle.read()
+    script = ""
+    for name in ("admin.js", "listening-admin.js"):
+        with open(os.path.join(ADMIN_DIR, name), encoding="utf-8") as handle:
+            script += handle.read()
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "Function(",
                  "srcdoc", "createContextualFragment", "DOMParser", "javascript:", "localStorage",
                  "confirm(", "alert(", "prompt("):
@@ -254,4 +256,6 @@ def test_the_admin_script_never_turns_strings_into_markup_and_stays_small():
     for name in os.listdir(ADMIN_DIR):
         with open(os.path.join(ADMIN_DIR, name), "rb") as handle:
             wire += len(gzip.compress(handle.read()))
-    assert wire < 14 * 1024, wire
+    # 14 KB (one first round trip) until the Listening tab's own module (listening-admin.js, ~3 KB
+    # gzipped, issue 19): the screens are for a few admins, not the agents' hot path.
+    assert wire < 18 * 1024, wire

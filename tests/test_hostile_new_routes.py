@@ -33,6 +33,8 @@ ROUTES = [
     ("GET", "/api/reports/heatmap"),
     ("GET", "/api/reports/intervals"),
     ("GET", "/api/reports/summary"),
+    ("GET", "/api/reports/topics"),
+    ("POST", "/api/sla-policies"),
     ("POST", "/api/staffing/calculate"),
     ("GET", "/api/staffing/handle-time"),
     ("GET", "/api/staffing/plan"),
@@ -42,11 +44,15 @@ ROUTES = [
 ]
 BODIES = [b"", b"[]", b'"text"', b"null", b"{", b'{"name": "\\ud800"}', b'{"name": "a\\u0000b"}',
           b'{"sentiment": 5}', b'{"rules": [{"min_followers": -1e308}]}', b'{"monthly_posts": true}',
-          b'{"include": ["\\u001b[31m"]}', b"[" * 3000, b'{"x": "' + b"y" * 200_000 + b'"}']
+          b'{"include": ["\\u001b[31m"]}',
+          b'{"name": "p", "first_response_seconds": 60, "next_response_seconds": 60, "topics": ["\\ud800"]}',
+          b'{"name": "p", "first_response_seconds": 60, "next_response_seconds": 60, "sentiments": [{}], "topics": [[]]}',
+          b"[" * 3000, b'{"x": "' + b"y" * 200_000 + b'"}']
 QUERIES = ["", "?from=9999-12-31T23:59:59-14:00&to=0001-01-01T00:00:00%2B14:00&tz=UTC",
            "?from=2026-01-01&to=2026-01-02&tz=%ED%A0%80", "?cursor=%00&limit=-1&source=%C0%AF",
-           "?group=%00&days=99999999999999999999&team=a%0Ab",
-           "?from=2026-01-01&to=2026-01-02&cursor=eyJkIjpbXX0&filter=%00&weekday=-1&hour=99&tag=%ED%A0%80&limit=1e9", "?sentiment=%F0%9F%98%80&topic=" + "x" * 3000]
+           "?group=%00&days=99999999999999999999&team=a%0Ab", "?sentiment=%F0%9F%98%80&topic=" + "x" * 3000,
+           "?from=2026-01-01&to=2026-01-02&cursor=eyJkIjpbXX0&filter=%00&weekday=-1&hour=99&tag=%ED%A0%80&limit=1e9",
+           "?from=2026-01-01&to=2026-01-02&compare=%00,%ED%A0%80&format=csv", "?compare=" + ",".join(["a"] * 5000)]
 JUNK = ["x" * 500, "%00", "%ED%A0%80", "c_nobody", ".."]
 
 

@@ -417,6 +417,7 @@ def _exercise(inbox) -> None:
     customer = next(m["id"] for m in thread["items"] if m["direction"] == "in")
     api("PATCH", f"/api/conversations/{conversation}/messages/{customer}", {"sentiment": "negative"})
     api("GET", "/api/listening/corrections")
+    assert api("GET", "/api/reports/topics?from=2026-01-01&to=2026-02-01&compare=Orders,Refunds")[0] == 200
     _, found = api("GET", "/api/listening/items?source=facebook_mention")
     for item in found["items"][:1]:
         api("POST", f"/api/listening/items/{item['id']}/convert", {})

@@ -234,3 +234,33 @@ def ig_hashtags(identity: Any) -> Any:
     for tag in found["tags"]:
         tag["last_polled"] = views.iso(tag["last_polled"]) if tag["last_polled"] else None
     return found
+
+
+@listening_api.route("/api/reports/topics", methods=["GET"])
+@authenticated
+def topics_report(identity: Any) -> Any:
+    """Topics and sentiment per local day, share of voice (`compare=Ours,Competitor`, else every
+    topic) and top authors over the found posts and mentions of `from`..`to` (`tz`);
+    `format=csv` gives the days as a spreadsheet. Supervisors and admins."""
+    from chalicelib.listening import trends
+    from chalicelib.reports import summary
+
+    if identity.role not in ("supervisor", "admin"):
+        raise ForbiddenError("supervisors and admins only")
+    query = dict(listening_api.current_request.query_params or {})
+    try:
+        form = query.get("format", "json")
+        if form not in ("json", "csv"):
+            raise ValueError("format must be json or csv")
+        period = summary.parse_period(query.get("from"), query.get("to"), query.get("tz"), summary.MAX_DAYS)
+        result = trends.report(period.from_ms, period.to_ms, summary.zone(period.tz),
+                               trends.parse_compare(query.get("compare")))
+    except (summary.BadQuery, ValueError) as error:
+        raise BadRequestError(str(error))
+    if form == "csv":
+        return Response(trends.to_csv(trends.csv_rows(result)), status_code=200, headers={
+            "Content-Type": "text/csv; charset=utf-8", "Content-Disposition": 'attachment; filename="topics.csv"'})
+    result["period"] = period.to_json("posts")
+    counted = result.pop("counted_until_ms")
+    result["counted_until"] = summary.local_iso(counted, period.tz) if counted is not None else None
+    return result

@@ -402,6 +402,23 @@ ROUTES.update({
                                         _ref("AttentionReport"), (400, 401, 403)),
 })
 
+# Listening's report (chalicelib.listening.trends): found posts and mentions of a period.
+SCHEMAS["TopicsReport"] = {
+    "type": "object", "required": ["days", "topics", "share_of_voice", "top_authors", "items_read", "truncated", "period"],
+    "description": "days: per local day, `all` and per topic {total, positive, neutral, negative, unscored}; "
+                   "share_of_voice: each compared topic's posts as a percent of the compared topics' posts and "
+                   "its negative share; top_authors: most posts first. At most 20,000 items are read (one "
+                   "Query of the period's key range, never a Scan): past that `truncated` and `counted_until`.",
+    "properties": {"days": {"type": "array", "items": {"type": "object"}},
+                   "topics": {"type": "array", "items": {"type": "object"}},
+                   "share_of_voice": {"type": "array", "items": {"type": "object"}},
+                   "top_authors": {"type": "array", "items": {"type": "object"}},
+                   "items_read": INT, "truncated": {"type": "boolean"}, "period": {"type": "object"}}}
+QUERY_PARAMETERS["/api/reports/topics"] = ("from", "to", "tz", "compare", "format")
+ROUTES[("/api/reports/topics", "GET")] = (
+    "Listening topics and sentiment per local day, share of voice (compare=Ours,Competitor), top authors "
+    "(supervisors and admins); format=csv for a spreadsheet", 200, _ref("TopicsReport"), (400, 401, 403))
+
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",
               404: "Not found (or not visible to this agent)", 409: "Conflict", 413: "Too large",
               422: "Refused by a rule", 429: "Too many requests (Retry-After says when to try again)"}

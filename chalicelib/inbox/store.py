@@ -61,12 +61,15 @@ class Busy(RuntimeError):
     """The conversation kept changing under us: try again later."""
 
 
-def policy(state: Optional[State] = None) -> Any:
-    """The SLA policy that governs a conversation (channel, priority, tags): the most specific
-    one an admin defined, else the default (DEFAULT_REPLY_SLA_SECONDS / _MINUTES, 24/7).
+def policy(state: Optional[State] = None, facts: Optional[rules.MessageFacts] = None) -> Any:
+    """The SLA policy that governs a conversation (channel, priority, tags, and the labels of its
+    latest customer message: `facts`' when one is arriving): the most specific one an admin
+    defined, else the default (DEFAULT_REPLY_SLA_SECONDS / _MINUTES, 24/7).
     Duck-typed like rules.SlaPolicy; cached per container by chalicelib.sla.policies."""
     from chalicelib.sla.policies import policy_for
 
+    if facts is not None and facts.direction == "in" and facts.labels:
+        state = dict(state or {}, inbound_labels=dict(facts.labels))
     return policy_for(state or {})
 
 
@@ -269,13 +272,13 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
             ids = {"conversation_id": conversation_id, "channel": event.channel, "account_id": event.account_id,
                    "thread_key": event.thread_key, "thread_kind": event.thread_kind, "subject": event.subject,
                    "contact_id": contact_id, "contact_platform_id": event.contact.platform_user_id}
-            created = rules.new_conversation(ids, facts, team or rules.DEFAULT_TEAM, policy(ids), now)
+            created = rules.new_conversation(ids, facts, team or rules.DEFAULT_TEAM, policy(ids, facts), now)
             if _create_conversation(created, rules.created_entry(created, facts), now):
                 _upsert_contact(event, contact_id, now)
                 _search_hook().on_message(conversation_id, event, names=True)
                 return
             continue
-        change = rules.message_arrived(state, facts, policy(state), now)
+        change = rules.message_arrived(state, facts, policy(state, facts), now)
         if recount and not change.empty:
             _recount(conversation_id, state, change)
         if change.empty:

@@ -14,5 +14,6 @@ sentiment.py (VADER for English, "unscored" otherwise), topics.py (admin-edited 
 validation, storage, matching), annotate.py (the ingest hook, message fields, corrections),
 items.py (mentions and found posts), priority.py (admins' priority rules), x_search.py and
 ig_hashtags.py (the search pollers), spikes.py (hourly spike and sentiment-dip alerts), http.py
-(the pollers' one authenticated GET).
+(the pollers' one authenticated GET), trends.py (the topics report: sentiment per day, share of
+voice, top authors, read in one bounded Query).
 """

@@ -74,8 +74,17 @@ def annotations_from(data: Dict[str, Any]) -> Any:
     from chalicelib.inbox.store import Annotations
 
     mood = data.get("sentiment") or sentiment.unscored(None)
-    return Annotations({"sentiment": mood, "topics": list(data.get("topics") or [])}, {"sentiment": mood["label"]},
-                       data.get("priority"))
+    names = list(data.get("topics") or [])
+    return Annotations({"sentiment": mood, "topics": names}, labels_of(mood["label"], names), data.get("priority"))
+
+
+def labels_of(label: str, names: List[str]) -> Dict[str, str]:
+    """The conversation's short labels of its latest customer message: `sentiment`, and `topics`
+    (names joined by a newline, which no topic name holds) for SLA policies that target them."""
+    labels = {"sentiment": label}
+    if names:
+        labels["topics"] = "\n".join(names)
+    return labels
 
 
 def message_fields(direction: Optional[str], annotations: Optional[Dict[str, Any]]) -> Dict[str, Any]:
@@ -106,7 +115,8 @@ def correct(conversation_id: str, message_id: str, label: Any, actor: str, now_m
     before = message_fields("in", data)["sentiment"]
     data["sentiment"] = dict(before, label=label, corrected=True)
     data.setdefault("topics", [])
-    store.annotate_message(conversation_id, message, store.Annotations(data, {"sentiment": label}))
+    names = [t for t in (data.get("topics") or []) if isinstance(t, str)]
+    store.annotate_message(conversation_id, message, store.Annotations(data, labels_of(label, names)))
     _keep_correction(message, before, label, actor, now_ms)
     return message_fields("in", data)
 

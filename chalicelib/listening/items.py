@@ -262,7 +262,8 @@ def convert(key: str, actor: str, now_ms: int) -> Dict[str, Any]:
                              thread_kind="mention", subject=str(data["platform_post_id"]))
         from chalicelib.listening.annotate import annotations_from
 
-        _, (conversation_id, _) = store.record_message(event, account.team, annotations=annotations_from(data))
+        _, (conversation_id, _) = store.record_message(event, account.team, annotations=annotations_from(
+            dict(data, topics=list(item.topics or []))))
         if data.get("priority"):  # the admin's rule: a negative post with reach jumps the queue
             store.raise_priority(conversation_id, data["priority"], "flow")
     _set(key, [ListeningRecord.status.set("converted"), ListeningRecord.conversation_id.set(conversation_id),

@@ -3,9 +3,13 @@
 The flow asks `policy_for(conversation_state)` for every turn; the answer is a `Policy`, which is
 duck-type compatible with `chalicelib.inbox.rules.SlaPolicy` (`first_response_ms`,
 `next_response_ms`, `warn_ratio`, `deadline(since, first)`) and adds business hours, pause and
-resume. Matching, most specific first: a policy names channels, priorities and tags (each "one
-of"; absent means any); one that names more of them wins (channel+priority+tags > channel >
-a stored catch-all), ties go to tags, then priorities, then channels, then the oldest policy.
+resume. Matching, most specific first: a policy names channels, priorities, tags, listening topics
+and sentiments (each "one of"; absent means any); one that names more of them wins
+(channel+priority+tags > channel > a stored catch-all), ties go to topics, then sentiments, then
+tags, then priorities, then channels, then the oldest policy. Topics and sentiment are those of the
+conversation's latest customer message (its `inbound_labels`, which the listening annotator
+writes: `sentiment`, and `topics` as names joined by a newline), so a negative "Refunds" message
+can be held to a shorter target than a neutral one.
 Nothing matching: the built-in default (DEFAULT_REPLY_SLA_SECONDS, else
 DEFAULT_REPLY_SLA_MINUTES, for first and next response; warning at 80 %; 24/7; no pause).
 
@@ -33,12 +37,16 @@ MAX_TARGET_SECONDS = 365 * 86_400  # a Step Functions execution lasts at most a 
 #: With business hours, a target may need at most this many weeks of opening time.
 MAX_TARGET_WEEKS = 40
 MAX_TAGS = 20
+MAX_TOPIC_NAMES = 20
 PAUSABLE = ("pending", "snoozed")
 DEFAULT_WARN_PERCENT = 80
 DEFAULT_POLICY_ID = "default"
+#: The message sentiments a policy may target (chalicelib.listening.sentiment.LABELS).
+SENTIMENTS = ("positive", "neutral", "negative", "unscored")
 
 _READ_ONLY = {"id", "policy_id", "created_at", "updated_at", "builtin"}
-_FIELDS = {"name", "channels", "priorities", "tags", "first_response_seconds", "next_response_seconds",
+_FIELDS = {"name", "channels", "priorities", "tags", "topics", "sentiments", "first_response_seconds",
+           "next_response_seconds",
            "resolution_seconds", "warn_at_percent", "business_hours", "pause_on"}
 
 
@@ -68,6 +76,8 @@ class Policy:
     channels: Optional[FrozenSet[str]] = None
     priorities: Optional[FrozenSet[str]] = None
     tags: Optional[FrozenSet[str]] = None
+    topics: Optional[FrozenSet[str]] = None  # case-folded topic names
+    sentiments: Optional[FrozenSet[str]] = None
     created_at: int = 0
     builtin: bool = False
 
@@ -124,11 +134,18 @@ class Policy:
             return False
         if self.tags is not None and not self.tags.intersection(state.get("tags") or ()):
             return False
+        if self.topics is not None or self.sentiments is not None:
+            sentiment, topics = message_labels(state)
+            if self.sentiments is not None and sentiment not in self.sentiments:
+                return False
+            if self.topics is not None and not self.topics.intersection(topics):
+                return False
         return True
 
     def specificity(self) -> Tuple[int, ...]:
         """Sort key, most specific first when sorted ascending."""
-        named = [self.tags is not None, self.priorities is not None, self.channels is not None]
+        named = [self.topics is not None, self.sentiments is not None, self.tags is not None,
+                 self.priorities is not None, self.channels is not None]
         return (-sum(named), *(-int(n) for n in named), self.created_at)
 
     def to_json(self) -> Dict[str, Any]:
@@ -138,6 +155,8 @@ class Policy:
             "channels": sorted(self.channels) if self.channels is not None else None,
             "priorities": sorted(self.priorities) if self.priorities is not None else None,
             "tags": sorted(self.tags) if self.tags is not None else None,
+            "topics": sorted(self.topics) if self.topics is not None else None,
+            "sentiments": sorted(self.sentiments) if self.sentiments is not None else None,
             "first_response_seconds": self.first_response_ms // 1000,
             "next_response_seconds": self.next_response_ms // 1000,
             "resolution_seconds": None if self.resolution_ms is None else self.resolution_ms // 1000,
@@ -145,6 +164,19 @@ class Policy:
             "business_hours": hours.to_json() if hours is not None else None,
             "pause_on": sorted(self.pause_on),
         }
+
+
+def message_labels(state: Mapping[str, Any]) -> Tuple[Optional[str], FrozenSet[str]]:
+    """(sentiment label, case-folded topic names) of a conversation's latest customer message."""
+    labels = state.get("inbound_labels")
+    if hasattr(labels, "as_dict"):
+        labels = labels.as_dict()
+    if not isinstance(labels, Mapping):
+        return None, frozenset()
+    topics = labels.get("topics")
+    names = frozenset(n.casefold() for n in topics.split("\n") if n) if isinstance(topics, str) else frozenset()
+    sentiment = labels.get("sentiment")
+    return (sentiment if isinstance(sentiment, str) else None), names
 
 
 def default_policy() -> Policy:
@@ -194,7 +226,11 @@ def _names(body: Mapping[str, Any], name: str, allowed: Optional[Sequence[str]],
                 raise ValueError(f"{name}[{index}] must be a tag of 1 to 32 characters without '#' or "
                                  "control characters")
             item = tag
-        elif allowed is not None and item not in allowed:
+        elif allowed is None:
+            item = " ".join(item.split())
+            if not 1 <= len(item) <= 80 or any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in item):
+                raise ValueError(f"{name}[{index}] must be a topic name of 1 to 80 printable characters")
+        elif item not in allowed:
             raise ValueError(f"{name}[{index}] must be one of {', '.join(allowed)}")
         if item not in found:
             found.append(item)
@@ -213,6 +249,8 @@ def validate(body: Any) -> Dict[str, Any]:
         "channels": _names(body, "channels", CHANNELS, len(CHANNELS)),
         "priorities": _names(body, "priorities", PRIORITIES, len(PRIORITIES)),
         "tags": _names(body, "tags", None, MAX_TAGS, fold=True),
+        "topics": _names(body, "topics", None, MAX_TOPIC_NAMES),
+        "sentiments": _names(body, "sentiments", SENTIMENTS, len(SENTIMENTS)),
         "first_response_seconds": _seconds(body, "first_response_seconds", True),
         "next_response_seconds": _seconds(body, "next_response_seconds", True),
         "resolution_seconds": _seconds(body, "resolution_seconds", False),
@@ -261,7 +299,8 @@ def policy_from(doc: Mapping[str, Any], policy_id: str, created_at: int = 0,
         resolution_ms=int(resolution) * 1000 if resolution is not None else None,
         calendar=Calendar(hours), pause_on=frozenset(doc.get("pause_on") or ()),
         channels=optional("channels"), priorities=optional("priorities"), tags=optional("tags"),
-        created_at=int(created_at or 0))
+        topics=frozenset(t.casefold() for t in doc["topics"]) if doc.get("topics") is not None else None,
+        sentiments=optional("sentiments"), created_at=int(created_at or 0))
 
 
 # --- storage --------------------------------------------------------------------------------------
@@ -277,7 +316,8 @@ def _doc_of(item: Any) -> Dict[str, Any]:
 
     return {
         "name": item.name, "channels": listed(item.channels), "priorities": listed(item.priorities),
-        "tags": listed(item.tags), "first_response_seconds": int(item.first_response_seconds),
+        "tags": listed(item.tags), "topics": listed(item.topics), "sentiments": listed(item.sentiments),
+        "first_response_seconds": int(item.first_response_seconds),
         "next_response_seconds": int(item.next_response_seconds),
         "resolution_seconds": int(item.resolution_seconds) if item.resolution_seconds is not None else None,
         "warn_at_percent": int(item.warn_at_percent if item.warn_at_percent is not None else DEFAULT_WARN_PERCENT),

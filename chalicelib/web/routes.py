@@ -28,11 +28,11 @@ CONTENT_TYPES = {
 ASSETS = ("app.js", "picker.js", "listening.js", "templates.js", "attach.js", "app.css", "icon.svg")  # the only files /static/ serves
 # The admin screens' own files live in web/admin/ (outside the agents' page and its size budget).
 ADMIN_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "admin")
-ADMIN_ASSETS = ("admin.js", "admin.css")
+ADMIN_ASSETS = ("admin.js", "listening-admin.js", "admin.css")
 # The Reports screen (team leads and admins) lives in web/reports/, outside the agents' page and
 # its size budget like the admin screens; it reuses admin.css.
 REPORTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "reports")
-REPORTS_ASSETS = ("reports.js", "reports.drill.js", "attention.js")
+REPORTS_ASSETS = ("reports.js", "reports.drill.js", "attention.js", "topics.js")
 # The Staffing screen (team leads and admins), likewise in web/staffing/ with admin.css.
 STAFFING_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "staffing")
 STAFFING_ASSETS = ("staffing.js",)
@@ -68,8 +68,7 @@ COMPACTED = ("app.js", "picker.js", "listening.js", "templates.js", "attach.js",
 
 def _read(name: str) -> Tuple[str, str]:
     if name not in _loaded:
-        folder = REPORTS_DIR if name in REPORTS_ASSETS else next(
-            (d for prefix, d in SCREEN_DIRS.items() if name.startswith(prefix)), STATIC_DIR)
+        folder = _folder(name)
         with open(os.path.join(folder, name), encoding="utf-8") as handle:
             text = handle.read()
         if name.endswith(".html"):
@@ -78,6 +77,14 @@ def _read(name: str) -> Tuple[str, str]:
         text = compact(name, text)
         _loaded[name] = (text, '"' + hashlib.sha256(text.encode("utf-8")).hexdigest()[:20] + '"')
     return _loaded[name]
+
+
+def _folder(name: str) -> str:
+    """Where a screen's file lives: its asset list says, else its page's name prefix."""
+    for assets, folder in ((ADMIN_ASSETS, ADMIN_DIR), (REPORTS_ASSETS, REPORTS_DIR), (STAFFING_ASSETS, STAFFING_DIR)):
+        if name in assets:
+            return folder
+    return next((d for prefix, d in SCREEN_DIRS.items() if name.startswith(prefix)), STATIC_DIR)
 
 
 def compact(name: str, text: str) -> str:

@@ -418,6 +418,8 @@
     if (p.channels) parts.push(p.channels.map(function (c) { return CHANNELS[c] || c; }).join(', '));
     if (p.priorities) parts.push('priority ' + p.priorities.join(', '));
     if (p.tags) parts.push('#' + p.tags.join(', #'));
+    if (p.topics) parts.push('topic ' + p.topics.join(', '));
+    if (p.sentiments) parts.push(p.sentiments.join(', ') + ' messages');
     return parts.join('; ') || 'everything';
   }
 
@@ -451,20 +453,26 @@
     settle('sla-note', !data.items.length, 'No policies yet: every conversation gets the built-in default.');
   }
 
-  function deleteButton(p) {
+  function confirmedDelete(action) {
     var armed = false;
-    return button('Delete', async function (event) {
+    return button('Delete', function (event) {
       if (!armed) {  // a second click confirms (no blocking dialog)
         armed = true;
         event.target.textContent = 'Click again to delete';
         return;
       }
+      action();
+    }, 'danger');
+  }
+
+  function deleteButton(p) {
+    return confirmedDelete(async function () {
       try {
         await api('api/sla-policies/' + encodeURIComponent(p.id), 'DELETE');
         note('sla-note', 'Deleted ' + p.name + '.', 'ok');
         loadPolicies();
       } catch (problem) { failed('sla-note')(problem); }
-    }, 'danger');
+    });
   }
 
   function buildWeek() {
@@ -508,6 +516,8 @@
     $('sla-channels').value = p && p.channels ? p.channels.join(', ') : '';
     $('sla-priorities').value = p && p.priorities ? p.priorities.join(', ') : '';
     $('sla-tags').value = p && p.tags ? p.tags.join(', ') : '';
+    $('sla-topics').value = p && p.topics ? p.topics.join(', ') : '';
+    $('sla-sentiments').value = p && p.sentiments ? p.sentiments.join(', ') : '';
     $('sla-first').value = p ? Math.round(p.first_response_seconds / 60) : 60;
     $('sla-next').value = p ? Math.round(p.next_response_seconds / 60) : 60;
     $('sla-warn').value = p ? p.warn_at_percent : 80;
@@ -525,6 +535,9 @@
       var names = list($(f[1]).value).map(function (n) { return n.toLowerCase(); });
       body[f[0]] = names.length ? names : null;
     });
+    var topics = list($('sla-topics').value), moods = list($('sla-sentiments').value.toLowerCase());
+    body.topics = topics.length ? topics : null;  // topic names as the admin wrote them
+    body.sentiments = moods.length ? moods : null;
     if ($('sla-hours-on').checked) {
       var week = {};
       DAYS.forEach(function (d) {
@@ -618,6 +631,12 @@
       loadDeadLetters();
     } catch (p) { failed('dlq-note')(p); }
   }
+
+  // --- other modules' tabs (listening-admin.js): a loader per tab and the helpers they share ----
+
+  window.SocialInboxAdmin = {api: api, el: el, cell: cell, button: button, confirmedDelete: confirmedDelete, input: input, note: note, settle: settle,
+    failed: failed, list: list, when: when, CHANNELS: CHANNELS,
+    addTab: function (name, loader) { LOADERS[name] = loader; }};
 
   // --- wiring -------------------------------------------------------------------------------
 
