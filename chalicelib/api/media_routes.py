@@ -6,6 +6,7 @@ the web page shows it from its own origin (its CSP allows img-src 'self' only).
   never logged, never in an error).
 - WhatsApp: GET {graph}/{media_id} with WHATSAPP_TOKEN gives a short-lived URL, fetched with the
   same Bearer token.
+- A file an agent sent: our own copy (chalicelib.outbound.storage), whatever the platform keeps.
 - Meta (Messenger/Instagram) and other platforms: the attachment's CDN URL (expires; a 404/410
   from the CDN answers 404).
 Only https URLs on the platforms' media hosts (or the configured base URLs of the local sandbox)
@@ -161,6 +162,7 @@ def file_name(attachment: Dict[str, Any], content_type: str, index: int) -> str:
 def media(conversation_id: str, message_id: str, index: str, identity: Any) -> Any:
     from chalicelib.accounts import find_account
     from chalicelib.inbox import store
+    from chalicelib.outbound import storage
 
     if not index.isdigit() or int(index) > 50:
         raise BadRequestError("index is the attachment's position (0..50)")
@@ -174,9 +176,22 @@ def media(conversation_id: str, message_id: str, index: str, identity: Any) -> A
     if int(index) >= len(attachments) or not isinstance(attachments[int(index)], dict):
         raise NotFoundError("no such attachment")
     attachment = attachments[int(index)]
+    key = attachment.get("storage_key")  # our copy of a file an agent sent (only replies carry one)
+    if found is not None and found.direction == "out" and storage.belongs_to(key, conversation_id):
+        return serve_fetched(lambda: _stored(str(key)), attachment, int(index), conversation_id)
     account = find_account(state.get("channel") or "", state.get("account_id") or "")
     return serve_fetched(lambda: fetch_attachment(state.get("channel") or "", account, attachment), attachment,
                          int(index), conversation_id)
+
+
+def _stored(key: str) -> Tuple[bytes, str]:
+    """A file an agent sent, from our own storage (chalicelib.outbound.storage)."""
+    from chalicelib.outbound import storage
+
+    try:
+        return storage.read(key)
+    except storage.Missing:
+        raise Unavailable("our copy expired")
 
 
 def serve_fetched(fetch: Callable[[], Tuple[bytes, str]], attachment: Dict[str, Any], index: int,

@@ -762,7 +762,8 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
 #   (only META_PAGE_TOKEN) POST {META_GRAPH_BASE_URL}/me/messages. Same body and answer.
 # - Messenger files: POST {META_GRAPH_BASE_URL}/me/message_attachments (multipart message + filedata)
 #   -> {"attachment_id"}, then {"message": {"attachment": {"type": "image"|"file", "payload":
-#   {"attachment_id"}}}} (a file message has no text).
+#   {"attachment_id"}}}} (a file message has no text). Instagram files: the same message with
+#   {"payload": {"url"}}, the pre-signed URL of our stored copy (images up to 8 MB, PDF up to 25 MB).
 # - Private reply to a comment: the same /messages call with {"recipient": {"comment_id"}}.
 # - Facebook comment reply: POST {META_GRAPH_BASE_URL}/{comment id}/comments, message=... -> {"id"}.
 # - Instagram comment reply: POST {base}/{ig comment id}/replies?message=... -> {"id"}.
@@ -834,12 +835,17 @@ def _send_dm(message: OutboundMessage, secrets: SecretLookup, http: Any) -> Send
         body.update(messaging_type="MESSAGE_TAG", tag=message.tag)
     else:
         body["messaging_type"] = "RESPONSE"
-    if message.attachments:  # Messenger: a file by its upload id; a file message carries no text
+    if message.attachments:  # a file message carries no text
         media = message.attachments[0]
-        if not isinstance(media, dict) or not media.get("media_id") or media.get("type") not in ("image", "document"):
-            raise SendError("permanent", "a Messenger attachment needs its uploaded attachment id", code="attachment")
-        body["message"] = {"attachment": {"type": "image" if media["type"] == "image" else "file",
-                                          "payload": {"attachment_id": str(media["media_id"])}},
+        kind = media.get("type") if isinstance(media, dict) else None
+        # Messenger: by its upload id; Instagram: by the URL of our stored copy (Meta fetches it)
+        payload = ({"url": media.get("url")} if message.channel == "instagram" else
+                   {"attachment_id": str(media.get("media_id") or "")}) if isinstance(media, dict) else {}
+        if kind not in ("image", "document") or not all(payload.values()):
+            raise SendError("permanent", f"a {message.channel} attachment needs its "
+                                         f"{'URL' if message.channel == 'instagram' else 'uploaded attachment id'}",
+                            code="attachment")
+        body["message"] = {"attachment": {"type": "image" if kind == "image" else "file", "payload": payload},
                            "metadata": message.outbound_id[:METADATA_LIMIT]}
     else:
         body["message"] = {"text": _dm_text(message), "metadata": message.outbound_id[:METADATA_LIMIT]}

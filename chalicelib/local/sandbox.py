@@ -23,6 +23,11 @@ correctly signed delivery a little later:
   (`GET /2/tweets/<id>`: a post that mentions the token's user, unless the id contains
   "not-summoned").
 - Telegram and LinkedIn send nothing back for a bot's / organization's own message: neither here.
+  Telegram's `sendPhoto` / `sendDocument` take the file's URL (what our outbox passes: a
+  pre-signed URL of our stored copy) and answer the message with its photo sizes / document.
+- X media: `POST /2/media/upload` (multipart media, media_category) answers a media id; a DM's
+  `attachments` or a post's `media.media_ids` may then stand without text. Instagram DMs take an
+  attachment by URL like text.
 - WhatsApp media: `POST /<version>/<phone number id>/media` (multipart) keeps the file in memory
   and answers its id; `GET /<version>/<media id>` and the URL it names serve it back (our media
   endpoint shows a sent attachment in the thread like a received one); image and document
@@ -362,7 +367,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(refusal)
             return
         length = int(self.headers.get("Content-Length") or 0)
-        media_upload = urlsplit(self.path).path.endswith(("/media", "/message_attachments"))
+        media_upload = urlsplit(self.path).path.endswith(("/media", "/message_attachments", "/media/upload"))
         if length < 0 or length > (MAX_MEDIA_BYTES if media_upload else MAX_BODY_BYTES):
             self._answer((413, {"error": "body too large"}, {}))
             return
@@ -372,6 +377,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.requests.append({"platform": "graph", "path": parts.path, "query": {}, "body": {},
                                          "auth": _auth_kind(self.headers.get("Authorization"))})
             self._answer(_media_upload(self, raw, messenger=parts.path.endswith("/message_attachments")))
+            return
+        if media_upload and parts.path == "/x/2/media/upload":
+            self.server.requests.append({"platform": "x", "path": parts.path, "query": {}, "body": {},
+                                         "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_x_media_upload(self, raw))
             return
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         body: Dict[str, Any] = {}
@@ -638,23 +648,31 @@ def _whatsapp_templates(handler: _Handler, waba: str, query: Dict[str, str]) -> 
     return 200, answer, {}
 
 
+def _multipart(handler: _Handler, raw: bytes) -> Optional[Dict[str, Any]]:
+    """The parts of a multipart/form-data body by field name; None when it is not one."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    content_type = handler.headers.get("Content-Type") or ""
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    parsed = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    fields: Dict[str, Any] = {}
+    for part in parsed.iter_parts() if parsed.is_multipart() else []:
+        fields[part.get_param("name", header="content-disposition")] = part
+    return fields
+
+
 def _media_upload(handler: _Handler, raw: bytes, messenger: bool) -> Answer:
     """WhatsApp's POST /<v>/<phone number id>/media, multipart (file, type, messaging_product=
     whatsapp), WHATSAPP_TOKEN, answered {"id"}; Messenger's POST /<v>/me/message_attachments
     (message, filedata), META_PAGE_TOKEN, answered {"attachment_id"}. WhatsApp files are kept in
     memory (the last MAX_MEDIA) for the media URL lookups."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
     if not handler.server.token_ok(handler.bearer(), "META_PAGE_TOKEN" if messenger else "WHATSAPP_TOKEN"):
         return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
-    content_type = handler.headers.get("Content-Type") or ""
-    if not content_type.startswith("multipart/form-data"):
+    fields = _multipart(handler, raw)
+    if fields is None:
         return _graph_error(400, 100, "(#100) The parameter file is required")
-    parsed = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
-    fields: Dict[str, Any] = {}
-    for part in parsed.iter_parts() if parsed.is_multipart() else []:
-        fields[part.get_param("name", header="content-disposition")] = part
     if messenger:
         if fields.get("filedata") is None or fields.get("message") is None:
             return _graph_error(400, 100, "(#100) The parameter message and filedata are required")
@@ -758,8 +776,11 @@ def _x(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str
     if not (is_dm or is_post):
         return None
     text = body.get("text")
-    if not isinstance(text, str) or not text:
+    media = body.get("attachments") if is_dm else (body.get("media") or {}).get("media_ids") \
+        if isinstance(body.get("media"), dict) else None
+    if not (isinstance(text, str) and text) and not (isinstance(media, list) and media):
         return _x_problem(400, "Invalid Request", "One or more parameters to your request was invalid.")
+    text = text if isinstance(text, str) else ""
     reply = body.get("reply") if isinstance(body.get("reply"), dict) else {}
     target = path[3] if is_dm else reply.get("in_reply_to_tweet_id")
     failure = handler.server.failure("x", target)
@@ -801,6 +822,21 @@ def _x(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str
     if failure == "5xx":
         return 503, None, {}
     return 201, answer, {}
+
+
+def _x_media_upload(handler: _Handler, raw: bytes) -> Answer:
+    """POST /2/media/upload (multipart `media`, `media_category`, `media_type`; the account's user
+    context): answers the media id (valid 24 hours) a DM's `attachments` or a post's `media` names."""
+    if not _x_authorized(handler):
+        return _x_problem(401, "Unauthorized", "Unauthorized")
+    fields = _multipart(handler, raw) or {}
+    category = fields.get("media_category")
+    if fields.get("media") is None or category is None or category.get_content().strip() not in (
+            "tweet_image", "dm_image", "tweet_gif", "dm_gif", "tweet_video", "dm_video"):
+        return _x_problem(400, "Invalid Request", "One or more parameters to your request was invalid.")
+    media_id = "18" + _digits(17)
+    return 200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(fields["media"].get_payload(decode=True) or b""),
+                          "expires_after_secs": 86400}}, {}
 
 
 def _iso(ms: int) -> str:
@@ -917,11 +953,17 @@ def _telegram(handler: _Handler, path: List[str], query: Dict[str, str], body: D
         return _telegram_error(404, "Not Found")
     if not handler.server.token_ok(path[0][3:], "TELEGRAM_BOT_TOKEN"):
         return _telegram_error(401, "Unauthorized")
-    if path[1] != "sendMessage":
+    files = {"sendPhoto": "photo", "sendDocument": "document"}
+    if path[1] != "sendMessage" and path[1] not in files:
         return _telegram_error(404, "Not Found")
     chat = body.get("chat_id")
-    text = body.get("text")
-    if chat is None or not isinstance(text, str) or not text:
+    field = files.get(path[1])
+    text = body.get("caption") if field else body.get("text")
+    if chat is None:
+        return _telegram_error(400, "Bad Request: chat_id is empty")
+    if field and not (isinstance(body.get(field), str) and body[field].startswith(("http://", "https://"))):
+        return _telegram_error(400, f"Bad Request: there is no {field} in the request")
+    if not field and (not isinstance(text, str) or not text):
         return _telegram_error(400, "Bad Request: message text is empty")
     failure = handler.server.failure("telegram", chat)
     if failure == "429-once":
@@ -936,7 +978,15 @@ def _telegram(handler: _Handler, path: List[str], query: Dict[str, str], body: D
         "message_id": handler.server.next_telegram_id(),
         "from": {"id": int(bot_id), "is_bot": True, "first_name": "Sandbox Bot", "username": "SandboxBot"},
         "chat": {"id": chat_id, "type": "private" if private else "supergroup"},
-        "date": int(time.time()), "text": text}
+        "date": int(time.time())}
+    if field == "photo":  # a photo by URL comes back as its sizes, a document as its file
+        result["photo"] = [{"file_id": f"AgAC{_digits(20)}", "file_unique_id": f"AQAD{_digits(8)}", "width": 1,
+                            "height": 1}]
+    elif field == "document":
+        result["document"] = {"file_id": f"BQAC{_digits(20)}", "file_unique_id": f"AgAD{_digits(8)}",
+                              "file_name": "document.pdf", "mime_type": "application/pdf"}
+    if isinstance(text, str) and text:
+        result["caption" if field else "text"] = text
     reply = body.get("reply_parameters")
     if isinstance(reply, dict) and isinstance(reply.get("message_id"), int):
         result["reply_to_message"] = {"message_id": reply["message_id"], "chat": result["chat"], "date": result["date"]}

@@ -889,7 +889,7 @@
     renderHead(conversation);
     renderWindow(conversation.reply_window);
     document.dispatchEvent(new CustomEvent('inbox:window', {detail: {id: conversation.id, channel: conversation.channel,
-      window: state.window}}));  // static/templates.js: WhatsApp templates
+      kind: conversation.kind, window: state.window}}));  // static/templates.js, static/attach.js
     renderThread(fresh);
     var who = conversation.contact && conversation.contact.id;
     if (who && (fresh || who !== state.contactFor)) loadContact(who);
