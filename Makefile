@@ -42,7 +42,7 @@ browser:  ## Debian's chromium for the headless browser tests (they skip without
 	  else echo "install Debian's chromium (sudo apt-get install chromium) to run the browser tests"; fi; }
 
 screenshots: $(STAMP)  ## PNGs of the workspace's and the admin screens into docs/screenshots/ (Debian's headless chromium, loopback server, seeded data)
-	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_staffing_screen.py tests/test_templates_browser.py -k "test_screenshots or shows_the_plan or offers_templates"
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_staffing_screen.py tests/test_templates_browser.py tests/test_channels_browser.py -k "test_screenshots or shows_the_plan or offers_templates or not_summoned or sent_on_telegram"
 
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)

@@ -20,7 +20,7 @@
   // why this conversation cannot carry a file (null when it can): the server's refusal, said first
   function refusal() {
     var rule = RULES[state.channel];
-    if (!rule) return 'Files cannot be sent on ' + brand(state.channel) + ' from the inbox.';
+    if (!rule) return brand(state.channel) + ' replies cannot carry files (files go out on: ' + Object.keys(RULES).map(brand).join(', ') + ').';
     if (rule.kinds.indexOf(state.kind) < 0) return brand(state.channel) + ' ' + state.kind + ' replies cannot carry a file (only ' + rule.kinds.join(' and ') + ' replies can).';
     return null;
   }
