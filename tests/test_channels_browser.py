@@ -24,6 +24,18 @@ def _screenshot(page, name):
             handle.write(base64.b64decode(page.send("Page.captureScreenshot", format="png")["data"]))
 
 
+def attach_and_send(page, name, mime, data, caption):
+    """Through the composer as an agent does: pick the file, see its (cleaned) name, send it
+    with the draft as its caption; the chip and the draft are cleared once it is stored."""
+    page.wait_for("document.getElementById('attach-open').getAttribute('aria-disabled') === 'false'")
+    page.page.set_input_files("#attach-input", files=[{"name": name, "mimeType": mime, "buffer": data}])
+    page.wait_for("!document.getElementById('attach-chip').hidden")
+    assert page.js("document.getElementById('attach-name').textContent").startswith("_img")  # cleaned name
+    page.js(f"document.getElementById('draft').value = {json.dumps(caption)}")
+    page.js("document.getElementById('attach-send').click()")
+    page.wait_for("document.getElementById('attach-chip').hidden && document.getElementById('draft').value === ''")
+
+
 def _note(page):
     return page.js("document.getElementById('attach-note').textContent")
 
@@ -65,15 +77,8 @@ def test_a_file_is_attached_and_sent_on_telegram_and_refused_before_upload_on_a_
         page = browser
         _open(inbox, served, page)
         _click_row(page, "the menu?")
-        page.wait_for("document.getElementById('attach-open').getAttribute('aria-disabled') === 'false'")
+        attach_and_send(page, XSS + ".pdf", "application/pdf", PDF, "Our menu")
         assert "JPEG, PNG or PDF" in page.js("document.getElementById('attach-open').title")
-        page.page.set_input_files("#attach-input", files=[{"name": XSS + ".pdf", "mimeType": "application/pdf",
-                                                           "buffer": PDF}])
-        page.wait_for("!document.getElementById('attach-chip').hidden")
-        assert page.js("document.getElementById('attach-name').textContent").startswith("_img")  # cleaned name
-        page.js("document.getElementById('draft').value = 'Our menu'")
-        page.js("document.getElementById('attach-send').click()")
-        page.wait_for("document.getElementById('attach-chip').hidden && document.getElementById('draft').value === ''")
         assert send_queued() == "sent"
         [sent_file] = [r for r in platform.requests if r["path"].endswith("/sendDocument")]
         assert sent_file["body"]["caption"] == "Our menu" and sent_file["body"]["document"].startswith("https://")

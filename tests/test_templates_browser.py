@@ -64,6 +64,7 @@ def test_a_closed_whatsapp_window_offers_templates_filled_previewed_and_sent(inb
 
 def test_a_file_is_attached_uploaded_and_sent_with_the_draft_as_caption(inbox, served, browser, monkeypatch):
     from chalicelib.local import sandbox
+    from tests.test_channels_browser import attach_and_send
     from tests.test_attachments_out import PNG
 
     platform, env = sandbox.start(None, secrets={"WHATSAPP_TOKEN": "wa-browser-token"}.get)
@@ -77,15 +78,7 @@ def test_a_file_is_attached_uploaded_and_sent_with_the_draft_as_caption(inbox, s
         page = browser
         _open(inbox, served, page)
         _click_row(page, "Ana")
-        page.wait_for("document.getElementById('attach-open').getAttribute('aria-disabled') === 'false'")
-        page.page.set_input_files("#attach-input", files=[{"name": XSS + ".png", "mimeType": "image/png",
-                                                           "buffer": PNG}])
-        page.wait_for("!document.getElementById('attach-chip').hidden")
-        assert page.js("document.getElementById('attach-name').textContent").startswith("_img")  # cleaned name
-        page.js("document.getElementById('draft').value = 'Here you go'")
-        page.js("document.getElementById('attach-send').click()")
-        page.wait_for("document.getElementById('attach-chip').hidden"
-                      " && document.getElementById('draft').value === ''")
+        attach_and_send(page, XSS + ".png", "image/png", PNG, "Here you go")
         [conversation] = inbox.conversations(channel="whatsapp")
         sent = inbox.messages(conversation["id"])[-1]
         assert sent["direction"] == "out" and sent["text"] == "Here you go" and sent["type"] == "image"
