@@ -102,3 +102,27 @@ def test_a_file_is_attached_and_sent_on_telegram_and_refused_before_upload_on_a_
         _clean(page)
     finally:
         platform.close()
+
+
+def test_the_list_thread_and_contact_panel_show_the_customers_picture_and_followers(inbox, served, browser):
+    import responses
+
+    from tests.test_contact_profiles import X_PICTURE, _x_dm
+
+    conversation_id = _x_dm(inbox)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as platform:
+        platform.get(X_PICTURE, body=bytes.fromhex(
+            "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d49444154"
+            "789c6360f8cfc0f01f0005000201a5f3c3a60000000049454e44ae426082"), content_type="image/png")
+        page = browser
+        _open(inbox, served, page)
+        _click_row(page, "OtherUser")
+        page.wait_for("document.querySelectorAll('.av img').length >= 2")  # the list row and the thread head
+        sources = page.js("[...document.querySelectorAll('.av img')].map(i => i.src)")
+        assert all(src.startswith("blob:") for src in sources)  # from our origin, never twimg.com
+        page.wait_for("document.querySelector('#thread-head .followers').textContent === '97 followers'")
+        assert "@OtherUser" in page.js("document.getElementById('thread-head').textContent")
+        page.wait_for("document.getElementById('identities').textContent.includes('97 followers')")
+        assert [c.request.url for c in platform.calls] == [X_PICTURE]  # asked once for both places
+        assert conversation_id in " ".join(path for _, path in served.requests if "picture" in path)
+        _clean(page)

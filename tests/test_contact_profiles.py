@@ -154,3 +154,74 @@ def test_no_lookup_leaves_the_machine_by_default_in_local_runs(inbox, monkeypatc
         inbox.process()
         assert len(platform.calls) == 0
     assert only_conversation(inbox)["contact"]["display_name"].startswith("Messenger user")
+
+
+# --- the picture through our own endpoint (the page's CSP allows no third-party image) ------------
+
+X_PICTURE = "https://pbs.twimg.com/profile_images/0000000000000000001/example_normal.jpg"
+
+
+def _x_dm(inbox, picture=X_PICTURE):
+    import json as _json
+
+    from tests.helpers import fixture_json
+
+    inbox.add_account("x", "1111111111111111111")
+    delivery = fixture_json("x", "activity_dm_received.json")
+    for user in delivery["data"]["payload"]["users"].values():
+        user["data"]["profile_image_url"] = picture
+    assert inbox.post_x(_json.dumps(delivery).encode()).status_code == 200
+    inbox.process()
+    [row] = inbox.conversations()
+    return row["id"]
+
+
+def _picture(inbox, conversation_id):
+    return inbox.client.http.get(f"/api/conversations/{conversation_id}/contact/picture", headers={
+        "Authorization": "Bearer " + inbox.login_admin(), "Accept": "image/avif,image/webp,image/*,*/*;q=0.8"})
+
+
+@responses.activate
+def test_the_customers_picture_is_served_from_our_origin_with_the_followers_beside_it(inbox):
+    conversation_id = _x_dm(inbox)
+    responses.get(X_PICTURE, body=b"\xff\xd8\xff jpeg", content_type="image/jpeg")
+    response = _picture(inbox, conversation_id)
+    assert response.status_code == 200 and response.body == b"\xff\xd8\xff jpeg"
+    assert response.headers["Content-Type"] == "image/jpeg" and response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    contact = inbox.get("/api/conversations/" + conversation_id)["contact"]
+    [identity] = inbox.get(f"/api/contacts/{contact['id']}")["identities"]
+    assert (identity["display_name"], identity["handle"], identity["followers"]) == ("OtherUser", "@OtherUser", 97)
+
+
+@responses.activate
+@pytest.mark.parametrize("picture", ["https://169.254.169.254/latest/meta-data/", "http://pbs.twimg.com/a.jpg",
+                                     "javascript:alert(1)", "https://pbs.twimg.com.evil.example/a.jpg",
+                                     "https://user:pw@pbs.twimg.com/a.jpg", "https://pbs.twimg.com:8443/a.jpg"])
+def test_a_hostile_picture_address_is_never_fetched(inbox, picture):
+    conversation_id = _x_dm(inbox, picture)
+    assert _picture(inbox, conversation_id).status_code == 404
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_picture_the_cdn_no_longer_has_or_types_as_html_is_404_or_inert(inbox):
+    conversation_id = _x_dm(inbox)
+    responses.get(X_PICTURE, status=404)
+    assert _picture(inbox, conversation_id).status_code == 404
+    responses.replace(responses.GET, X_PICTURE, body=b"<script>alert(1)</script>", content_type="text/html")
+    served = _picture(inbox, conversation_id)
+    assert served.status_code == 200 and served.headers["Content-Type"] == "application/octet-stream"
+    assert served.headers["Content-Disposition"].startswith("attachment;")
+
+
+def test_a_contact_without_a_picture_is_404(inbox):
+    inbox.add_account("telegram", "1000000001", "Bot")
+    inbox.post_telegram({"update_id": 1, "message": {"message_id": 5, "date": 1_800_000_000, "text": "hi",
+                                                     "chat": {"id": 42, "type": "private"},
+                                                     "from": {"id": 42, "is_bot": False, "first_name": "Tom"}}},
+                        bot="1000000001")
+    inbox.process()
+    [row] = inbox.conversations()
+    assert _picture(inbox, row["id"]).status_code == 404
+    assert _picture(inbox, "c_nobody").status_code == 404

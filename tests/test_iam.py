@@ -455,6 +455,7 @@ def _exercise(inbox) -> None:
     api("POST", f"/api/contacts/{contact}/links", {"contact_id": other})
     api("DELETE", f"/api/contacts/{contact}/links")
     api("GET", f"/api/media/{conversation}/m_unknown/0")
+    api("GET", f"/api/conversations/{conversation}/contact/picture")  # the contact's picture (none here: 404)
     # The post behind a comment thread: looked up once (Graph, Page token from SSM), cached.
     _webhook(inbox, {"object": "page", "entry": [{"id": PAGE, "time": now // 1000, "changes": [{
         "field": "feed", "value": {"item": "comment", "verb": "add", "post_id": f"{PAGE}_7", "comment_id": "7_1",

@@ -184,6 +184,26 @@ def media(conversation_id: str, message_id: str, index: str, identity: Any) -> A
                          int(index), conversation_id)
 
 
+@media_api.route("/api/conversations/{conversation_id}/contact/picture", methods=["GET"])
+@authenticated
+def contact_picture(conversation_id: str, identity: Any) -> Any:
+    """The customer's profile picture (Messenger/Instagram profile, X `profile_image_url`, ...),
+    fetched server-side from the platform's CDN and streamed back, so the page shows it from its own
+    origin (no third-party image URL in the page); 404 when the contact has none."""
+    from chalicelib.inbox import contacts, store
+
+    if len(conversation_id) > 100:
+        raise NotFoundError("no such conversation")
+    state = store.get(conversation_id)
+    if not common.can_see(identity, state):
+        raise NotFoundError("no such conversation")
+    contact = contacts.get(str(state.get("contact_id") or "")) if state.get("contact_id") else None
+    picture = contact.avatar_url if contact is not None else None
+    if not picture:
+        raise NotFoundError("this contact has no picture")
+    return serve_fetched(lambda: fetch_public(picture), {"file_name": "picture"}, 0, conversation_id)
+
+
 def _stored(key: str) -> Tuple[bytes, str]:
     """A file an agent sent, from our own storage (chalicelib.outbound.storage)."""
     from chalicelib.outbound import storage

@@ -227,6 +227,9 @@ ROUTES: Dict[Tuple[str, str], Route] = {
         "account's token; streamed back", 200, {"type": "string",
                                                                                   "format": "binary"},
         (400, 401, 404, 413)),
+    ("/api/conversations/{conversation_id}/contact/picture", "GET"): (
+        "The customer's profile picture, fetched from the platform's CDN and streamed back (404: none)", 200,
+        {"type": "string", "format": "binary"}, (401, 404, 413)),
     ("/api/conversations/{conversation_id}/post", "GET"): (
         "The post behind a comment or mention thread: its first lines, its address, our URL for its picture "
         "(looked up once with the account's token, refreshed daily)", 200, _ref("PostPreview"), (401, 404)),
