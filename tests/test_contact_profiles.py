@@ -225,3 +225,72 @@ def test_a_contact_without_a_picture_is_404(inbox):
     [row] = inbox.conversations()
     assert _picture(inbox, row["id"]).status_code == 404
     assert _picture(inbox, "c_nobody").status_code == 404
+
+
+# --- LinkedIn member names, where the organization's permissions allow ---------------------------
+
+LI_ORG = "urn:li:organization:96072893"
+LI_PEOPLE = "https://api.linkedin.com/rest/people/(id:M4rt1naR0ss)"
+
+
+@pytest.fixture
+def linkedin(inbox, monkeypatch):
+    monkeypatch.setenv("PROFILE_LOOKUPS", "on")
+    monkeypatch.setenv("LINKEDIN_ACCESS_TOKEN", "li-token-secret")
+    monkeypatch.delenv("LINKEDIN_API_BASE_URL", raising=False)
+    clock = {"now": T0}
+    runtime.use_clock(lambda: clock["now"])
+    inbox.add_account("linkedin", LI_ORG)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as platform:
+        yield inbox, platform, clock
+    runtime.use_clock(None)
+
+
+def _li_mention(inbox, clock, number=1):
+    from tests.helpers import fixture_json
+
+    before = {row["id"] for row in inbox.conversations()}
+    delivery = fixture_json("linkedin", "share_mention.json")  # a new post each time: a new thread
+    text = json.dumps(delivery).replace("7095000000000000001", f"70950000000000000{number:02d}")
+    assert inbox.post_linkedin(text.encode()).status_code == 200
+    inbox.process()
+    [new] = [row["id"] for row in inbox.conversations() if row["id"] not in before]
+    return inbox.get("/api/conversations/" + new)["contact"]
+
+
+def test_a_linkedin_member_is_named_where_the_organization_may_see_it_after_the_message_is_stored(linkedin):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, json={"localizedFirstName": "Martina", "localizedLastName": "Rossi\u202e\x00",
+                                  "vanityName": "martina-rossi", "id": "M4rt1naR0ss"})
+    contact = _li_mention(inbox, clock)
+    assert contact["display_name"] == "Martina Rossi" and contact["handle"] == "martina-rossi"
+    [call] = platform.calls
+    assert call.request.headers["Authorization"] == "Bearer li-token-secret"
+    assert call.request.headers["LinkedIn-Version"] and "li-token-secret" not in call.request.url
+
+
+def test_where_linkedin_refuses_the_member_stays_linkedin_member_and_is_asked_again_a_week_later(linkedin):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, status=403, json={"status": 403, "message": "Not enough permissions"})
+    assert _li_mention(inbox, clock)["display_name"] == "LinkedIn member"
+    clock["now"] += 2 * 24 * 3600
+    runtime.remember("profile-memory", None)
+    _li_mention(inbox, clock, 2)
+    assert len(platform.calls) == 1  # a refusal is an answer: not asked again within the week
+    clock["now"] += 6 * 24 * 3600
+    runtime.remember("profile-memory", None)
+    platform.replace(responses.GET, LI_PEOPLE, json={"localizedFirstName": "Martina", "localizedLastName": "Rossi"})
+    assert _li_mention(inbox, clock, 3)["display_name"] == "Martina Rossi"
+
+
+@pytest.mark.parametrize("failure", [{"status": 429, "json": {"status": 429}}, {"status": 503, "body": "<html>"},
+                                     {"body": requests.ConnectionError("li-token-secret in the url")}])
+def test_a_failed_linkedin_lookup_is_retried_later_and_never_blocks_the_message(linkedin, failure):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, **failure)
+    assert _li_mention(inbox, clock)["display_name"] == "LinkedIn member"  # the message is stored all the same
+    clock["now"] += 3600 + 1
+    runtime.remember("profile-memory", None)
+    platform.replace(responses.GET, LI_PEOPLE, json={"localizedFirstName": "Martina"})
+    assert _li_mention(inbox, clock, 2)["display_name"] == "Martina"
+    assert len(platform.calls) == 2

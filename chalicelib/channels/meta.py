@@ -57,6 +57,7 @@ from chalicelib.channels.base import (
     as_int,
     as_list,
     optional_str,
+    profile_text,
     require_str,
     split_list,
     require_secret,
@@ -1095,11 +1096,11 @@ def _fetch_profile(channel: str, account_id: str, user_id: str, secrets: SecretL
         raise ProfileUnavailable(f"Meta answered HTTP {response.status_code}"
                                  + (f" (code {error.get('code')})" if error.get("code") is not None else ""))
     if channel == "messenger":
-        name = " ".join(p for p in (_profile_text(answer, "first_name"), _profile_text(answer, "last_name")) if p)
+        name = " ".join(p for p in (profile_text(answer, "first_name"), profile_text(answer, "last_name")) if p)
         handle = None
     else:
-        name = _profile_text(answer, "name") or ""
-        username = _profile_text(answer, "username")
+        name = profile_text(answer, "name") or ""
+        username = profile_text(answer, "username")
         handle = f"@{username}" if username else None
     picture = optional_str(answer, "profile_pic")
     followers = answer.get("follower_count")
@@ -1109,9 +1110,3 @@ def _fetch_profile(channel: str, account_id: str, user_id: str, secrets: SecretL
                       and 0 <= followers < 10**12 else None)
 
 
-def _profile_text(answer: Dict[str, Any], key: str) -> Optional[str]:
-    value = optional_str(answer, key)
-    if value is None:
-        return None
-    kept = "".join(c for c in value if c.isprintable()).strip()[:100]
-    return kept or None
