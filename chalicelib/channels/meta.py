@@ -1074,6 +1074,16 @@ PROFILE_FIELDS = {"messenger": "first_name,last_name,profile_pic",
                   "instagram": "name,username,profile_pic,follower_count"}
 
 
+def _picture_address(url: str) -> bool:
+    """A profile picture address worth keeping: https (our media endpoint checks it again before
+    any fetch), or under the local sandbox's configured base (`make run`)."""
+    from chalicelib import safe_url
+
+    if len(url) > 2000:
+        return False
+    return url.startswith("https://") or any(url.startswith(base + "/") for base in safe_url.configured_bases())
+
+
 def _fetch_profile(channel: str, account_id: str, user_id: str, secrets: SecretLookup, http: Any) -> Optional[ContactRef]:
     if channel not in PROFILE_FIELDS:
         return None
@@ -1105,7 +1115,7 @@ def _fetch_profile(channel: str, account_id: str, user_id: str, secrets: SecretL
     picture = optional_str(answer, "profile_pic")
     followers = answer.get("follower_count")
     return ContactRef(user_id, display_name=name[:100] or None, handle=handle,
-                      avatar_url=picture if picture and picture.startswith("https://") and len(picture) <= 2000 else None,
+                      avatar_url=picture if picture and _picture_address(picture) else None,
                       followers=followers if isinstance(followers, int) and not isinstance(followers, bool)
                       and 0 <= followers < 10**12 else None)
 

@@ -36,6 +36,11 @@ correctly signed delivery a little later:
 - WhatsApp templates: `GET /<version>/<waba id>/message_templates` lists a few realistic ones
   (positional and named placeholders, a document header, a paused one), paged like Graph, with
   WHATSAPP_TOKEN only.
+- Customers' profiles (looked up after a message is stored): Messenger's User Profile
+  (`GET /<v>/<PSID>?fields=first_name,...`), Instagram's (`...?fields=name,username,profile_pic,
+  follower_count`) with a picture under `/graph/<v>/profile-pictures/`, and LinkedIn's People API
+  (`GET /rest/people/(id:<person>)`, 403 for an id containing "private"). X, WhatsApp and
+  Telegram deliveries carry names themselves.
 Comment replies and private replies get no webhook here (the sandbox does not know the post or
 the commenter's PSID a real delivery would carry).
 
@@ -310,14 +315,22 @@ class _Handler(BaseHTTPRequestHandler):
                 and segments[-1] in self.server.media:
             self._answer_media(segments)
             return
-        if segments[:1] == ["graph"] and segments[2:3] == ["post-pictures"] and len(segments) == 4:
+        if segments[:1] == ["graph"] and segments[2:3] in (["post-pictures"], ["profile-pictures"]) and len(segments) == 4:
             self._answer_bytes("image/png", POST_PICTURE)  # a CDN picture: public, no token
             return
         if segments[:1] in (["graph"], ["instagram"]) and len(segments) == 3 and "fields" in parts.query:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             self.server.requests.append({"platform": segments[0], "path": parts.path, "query": query, "body": {},
                                          "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
-            self._answer(post_lookup(self, segments[0] == "instagram", segments[2]))
+            if set(query["fields"].split(",")) & {"first_name", "follower_count"}:  # a customer's profile
+                self._answer(profile_lookup(self, segments[0] == "instagram", segments[2], query["fields"]))
+            else:
+                self._answer(post_lookup(self, segments[0] == "instagram", segments[2]))
+            return
+        if segments[:3] == ["linkedin", "rest", "people"] and len(segments) == 4:
+            self.server.requests.append({"platform": "linkedin", "path": parts.path, "query": {}, "body": {},
+                                         "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_linkedin_member(self, segments[3]))
             return
         if segments[:1] == ["graph"] and segments[3:] == ["message_templates"] and len(segments) == 4:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -325,8 +338,8 @@ class _Handler(BaseHTTPRequestHandler):
                                          "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
             self._answer(_whatsapp_templates(self, segments[2], query))
             return
-        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups, X recent search and "
-                                     "WhatsApp templates only"}, {}))
+        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups, X recent search, "
+                                     "WhatsApp templates and customers' profiles only"}, {}))
 
     def _answer_media(self, segments: List[str]) -> None:
         """GET /graph/<v>/<media id> (WhatsApp's media URL lookup, WHATSAPP_TOKEN) and the URL it
@@ -712,6 +725,50 @@ def post_lookup(handler: _Handler, instagram: bool, post_id: str) -> Answer:
                      "full_picture": picture}, {}
     return 200, {"id": post_id, "caption": "Our autumn menu is here \U0001F342 #coffee #lisbon", "media_type": "IMAGE",
                  "permalink": f"https://www.instagram.com/p/{post_id[-8:]}/", "media_url": picture}, {}
+
+
+# --- customers' profiles (chalicelib.inbox.contacts.enrich, after a message is stored) ------------
+
+PEOPLE = (("Ana", "Sousa"), ("Tomás", "Ribeiro"), ("Zoë", "Martin"), ("Kenji", "Sato"), ("Amara", "Okafor"),
+          ("Lena", "Vogel"), ("Diego", "Alvarez"), ("Priya", "Nair"))
+
+
+def _person(user_id: str) -> Tuple[str, str]:
+    """The same made-up person for the same id, every time."""
+    return PEOPLE[sum(user_id.encode()) % len(PEOPLE)]
+
+
+def profile_lookup(handler: _Handler, instagram: bool, user_id: str, fields: str) -> Answer:
+    """GET /graph/<v>/<PSID>?fields=first_name,last_name,profile_pic (Messenger User Profile,
+    META_PAGE_TOKEN) and /instagram/<v>/<IGSID>?fields=name,username,profile_pic,follower_count
+    (INSTAGRAM_ACCESS_TOKEN, or the Page token on the Graph base): a person with a picture our media
+    endpoint can fetch; an id containing "fail-profile" answers Meta's "cannot be found" error."""
+    names = ("INSTAGRAM_ACCESS_TOKEN",) if instagram else ("META_PAGE_TOKEN", "INSTAGRAM_ACCESS_TOKEN")
+    if not handler.server.token_ok(handler.bearer(), *names):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    if "fail-profile" in user_id or not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", user_id):
+        return _graph_error(400, 100, f"(#100) Object with ID '{user_id[:40]}' does not exist, cannot be loaded")
+    first, last = _person(user_id)
+    picture = f"{handler.server.base_url}/graph/{GRAPH_VERSION}/profile-pictures/{user_id}.png"
+    if "first_name" in fields:
+        return 200, {"first_name": first, "last_name": last, "profile_pic": picture, "id": user_id}, {}
+    return 200, {"name": f"{first} {last}", "username": f"{first.lower()}.{last.lower()}"[:30],
+                 "profile_pic": picture, "follower_count": 100 + sum(user_id.encode()) % 5000, "id": user_id}, {}
+
+
+def _linkedin_member(handler: _Handler, person: str) -> Answer:
+    """GET /rest/people/(id:<person id>) (LINKEDIN_ACCESS_TOKEN): the member's localized name and
+    vanity name, or 403 for an id containing "private" (the organization may not see that member)."""
+    if not handler.server.token_ok(handler.bearer(), "LINKEDIN_ACCESS_TOKEN"):
+        return 401, {"status": 401, "serviceErrorCode": 65600, "message": "Invalid access token"}, {}
+    found = re.fullmatch(r"\(id:([A-Za-z0-9_-]{1,100})\)", person)
+    if not found:
+        return 400, {"status": 400, "message": "Syntax exception in path variables"}, {}
+    if "private" in found.group(1):
+        return 403, {"status": 403, "serviceErrorCode": 100, "message": "Not enough permissions to access: people"}, {}
+    first, last = _person(found.group(1))
+    return 200, {"id": found.group(1), "localizedFirstName": first, "localizedLastName": last,
+                 "vanityName": f"{first}-{last}".lower()}, {}
 
 
 def _graph_facebook(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:

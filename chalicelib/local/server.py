@@ -294,6 +294,8 @@ def _start_sandbox(webhook_base_url: str) -> Any:
         return None
     server, base_urls_env = sandbox.start(webhook_base_url)
     os.environ.update(base_urls_env)
+    # the sandbox serves the customers' profile endpoints too: names and pictures offline
+    os.environ.setdefault("PROFILE_LOOKUPS", "on")
     return server
 
 
