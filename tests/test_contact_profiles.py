@@ -294,3 +294,19 @@ def test_a_failed_linkedin_lookup_is_retried_later_and_never_blocks_the_message(
     platform.replace(responses.GET, LI_PEOPLE, json={"localizedFirstName": "Martina"})
     assert _li_mention(inbox, clock, 2)["display_name"] == "Martina"
     assert len(platform.calls) == 2
+
+
+@pytest.mark.parametrize("answer", [
+    {"localizedFirstName": {"en_US": "Martina"}, "localizedLastName": ["Rossi"], "vanityName": 7},
+    {"localizedFirstName": "\u202e\x00\x1b[31m", "localizedLastName": "", "vanityName": "javascript:alert(1)"},
+    {"localizedFirstName": "M" * 10_000, "vanityName": "a" * 500},
+    [1, 2, 3],
+])
+def test_hostile_linkedin_profile_answers_never_name_anyone_wrongly(linkedin, answer):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, json=answer)
+    contact = _li_mention(inbox, clock)
+    name = contact["display_name"]
+    assert name in ("LinkedIn member", "M" * 100, "[31m")  # what is left of a name once made printable
+    assert all(c.isprintable() for c in name) and "\u202e" not in name
+    assert not contact.get("handle")  # a vanity name must be one: a number or a script is none, nor 500 letters

@@ -416,6 +416,6 @@ def _fetch_member(user_id: str, secrets: SecretLookup, http: Any) -> Optional[Co
     if response.status_code != 200 or not isinstance(answer, dict):
         raise ProfileUnavailable(f"LinkedIn answered HTTP {response.status_code}")
     name = " ".join(part for part in (profile_text(answer, "localizedFirstName"), profile_text(answer, "localizedLastName")) if part)
-    vanity = profile_text(answer, "vanityName")
+    vanity = answer.get("vanityName") if isinstance(answer.get("vanityName"), str) else None
     return ContactRef(user_id, display_name=name[:100] or None,
                       handle=vanity if vanity and re.fullmatch(r"[A-Za-z0-9_-]{1,100}", vanity) else None)
