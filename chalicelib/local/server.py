@@ -293,9 +293,7 @@ def _start_sandbox(webhook_base_url: str) -> Any:
     except ImportError:
         return None
     server, base_urls_env = sandbox.start(webhook_base_url)
-    os.environ.update(base_urls_env)
-    # the sandbox serves the customers' profile endpoints too: names and pictures offline
-    os.environ.setdefault("PROFILE_LOOKUPS", "on")
+    os.environ.update(base_urls_env)  # `make run` sets PROFILE_LOOKUPS=on: the sandbox serves the profiles too
     return server
 
 

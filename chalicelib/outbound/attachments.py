@@ -39,7 +39,6 @@ MAX_BYTES = 4 * 1024 * 1024
 MB = 1024 * 1024
 #: mime type -> the platform's message type
 TYPES = {"image/jpeg": "image", "image/png": "image", "application/pdf": "document"}
-IMAGES = ("image/jpeg", "image/png")
 #: channel -> mime type -> the largest file the platform takes (its documentation's limits; every
 #: file is also at most MAX_BYTES). A type missing here is one the platform does not take.
 PLATFORM_LIMITS: Dict[str, Dict[str, int]] = {
