@@ -25,7 +25,7 @@ MESSAGES  ?= 20000
 HISTORY   ?= 1
 
 run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT) (moto on MOTO_PORT; exits at once if either port is taken); data kept in DATA_DIR
-	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) SOCIALINBOX_DATA_DIR=$(DATA_DIR) SOCIALINBOX_DEMO_HISTORY=$(HISTORY) $(PY) -m chalicelib.local.server
+	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) SOCIALINBOX_DATA_DIR=$(DATA_DIR) SOCIALINBOX_DEMO_HISTORY=$(HISTORY) PROFILE_LOOKUPS=$${PROFILE_LOOKUPS:-on} $(PY) -m chalicelib.local.server
 
 reset:  ## wipe what `make run` keeps (DATA_DIR, default .localdata/); stop `make run` first
 	rm -rf -- "$(DATA_DIR)"
@@ -44,7 +44,7 @@ browser:  ## Debian's chromium for the headless browser tests (they skip without
 	  else echo "install Debian's chromium (sudo apt-get install chromium) to run the browser tests"; fi; }
 
 screenshots: $(STAMP)  ## PNGs of the workspace's and the admin screens into docs/screenshots/ (Debian's headless chromium, loopback server, seeded data)
-	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_listening_admin_browser.py tests/test_topics_report_screen.py tests/test_staffing_screen.py tests/test_templates_browser.py tests/test_posts_browser.py tests/test_reports_drill_screen.py tests/test_attention_screen.py -k "test_screenshots or shows_the_plan or offers_templates or show_the_post_behind or open_the_conversations or attention_section_shows"
+	SCREENSHOTS_DIR=docs/screenshots $(PY) -m pytest -q tests/test_workspace_more.py tests/test_admin_screens.py tests/test_listening_admin_browser.py tests/test_topics_report_screen.py tests/test_staffing_screen.py tests/test_templates_browser.py tests/test_channels_browser.py tests/test_posts_browser.py tests/test_reports_drill_screen.py tests/test_attention_screen.py -k "test_screenshots or shows_the_plan or offers_templates or show_the_post_behind or open_the_conversations or attention_section_shows or not_summoned or sent_on_telegram"
 
 demo: $(STAMP)  ## send signed demo deliveries for every channel to a running `make run`
 	$(PY) -m chalicelib.local.demo --url http://127.0.0.1:$(PORT)

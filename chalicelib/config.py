@@ -150,6 +150,16 @@ def queue_name(short: str) -> str:
     return f"{resource_prefix()}-{short}"
 
 
+#: The account moto (tests, `make run`) answers for: the template's ${AWS::AccountId} locally.
+LOCAL_ACCOUNT_ID = "123456789012"
+
+
+def attachments_bucket() -> str:
+    """The bucket agents' files wait in before they go out (infra: AttachmentsBucket); deployed
+    stages get its name from the stack output, the local stack names it like the template."""
+    return os.environ.get("ATTACHMENTS_BUCKET") or f"{resource_prefix()}-attachments-{LOCAL_ACCOUNT_ID}"
+
+
 #: The conversation event log's stream: what reports (chalicelib.reports) read.
 EVENT_LOG_TABLE = "conversation-events"
 #: Stream ARN environment variables the deploy writes from the data stack's outputs, per table.

@@ -59,7 +59,9 @@ OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_A
                                       # = chalicelib.config.STREAM_ARN_ENVIRONMENT (reports' stream)
                                       "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN",
                                       # chalicelib.listening.spikes publishes its alerts there
-                                      "EscalationTopicArn": "ESCALATION_TOPIC_ARN"}
+                                      "EscalationTopicArn": "ESCALATION_TOPIC_ARN",
+                                      # chalicelib.outbound.storage keeps agents' files there
+                                      "AttachmentsBucketName": "ATTACHMENTS_BUCKET"}
 #: What the platform does for a function, not its code (excluded from the call check, listed here).
 PLATFORM_SIDS = ("Logs", "Tracing", "EventSource")
 #: The actions Lambda's SQS poller needs on the queue a consumer reads.
@@ -137,7 +139,8 @@ def functions() -> List[str]:
 
 def expand_resource(resource: str, stage: str, region: str = "*", account: str = "*") -> str:
     """An ARN from the source's shorthand: `table/<short>[/index/*]`, `queue/<short>`,
-    `stateMachine/<short>`, `execution/<short>`, `parameter/<name or *>`, `topic/<short>`, `*`."""
+    `stateMachine/<short>`, `execution/<short>`, `parameter/<name or *>`, `topic/<short>`,
+    `objects/<short>` (every object of the bucket `<prefix>-<short>-<account>`), `*`."""
     if resource == "*":
         return "*"
     kind, _, rest = resource.partition("/")
@@ -154,6 +157,7 @@ _ARN_FORMS: Dict[str, str] = {
     "execution": "arn:aws:states:{region}:{account}:execution:{prefix}-{rest}:*",
     "parameter": "arn:aws:ssm:{region}:{account}:parameter/{prefix}/{rest}",
     "topic": "arn:aws:sns:{region}:{account}:{prefix}-{rest}",
+    "objects": "arn:aws:s3:::{prefix}-{rest}-{account}/*",
 }
 
 

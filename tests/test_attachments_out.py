@@ -102,15 +102,14 @@ def test_files_that_are_not_a_sendable_type_by_content_or_too_large_are_refused_
 
 @responses.activate
 def test_a_channel_that_cannot_take_files_says_so_before_upload(inbox):
-    inbox.add_account("telegram", "1000000001", "Bot")
-    inbox.post_telegram({"update_id": 1, "message": {"message_id": 5, "date": int(time.time()), "text": "hi",
-                                                     "chat": {"id": 42, "type": "private"},
-                                                     "from": {"id": 42, "is_bot": False, "first_name": "Tom"}}},
-                        bot="1000000001")
+    from tests.helpers import fixture_bytes
+
+    inbox.add_account("facebook", "104000000000099", "Page")
+    assert inbox.post_meta(fixture_bytes("meta", "facebook_comment_add.json")).status_code == 200
     inbox.process()
     [conversation] = inbox.conversations()
     status, answer = _upload(inbox, conversation["id"], PNG)
-    assert status == 422 and answer["reason"] == "attachments_not_supported" and "whatsapp" in answer["Message"]
+    assert status == 422 and answer["reason"] == "attachments_not_supported" and "WhatsApp" in answer["Message"]
     assert len(responses.calls) == 0
     assert _upload(inbox, "c_nope", PNG)[0] == 404
 

@@ -154,3 +154,159 @@ def test_no_lookup_leaves_the_machine_by_default_in_local_runs(inbox, monkeypatc
         inbox.process()
         assert len(platform.calls) == 0
     assert only_conversation(inbox)["contact"]["display_name"].startswith("Messenger user")
+
+
+# --- the picture through our own endpoint (the page's CSP allows no third-party image) ------------
+
+X_PICTURE = "https://pbs.twimg.com/profile_images/0000000000000000001/example_normal.jpg"
+
+
+def _x_dm(inbox, picture=X_PICTURE):
+    import json as _json
+
+    from tests.helpers import fixture_json
+
+    inbox.add_account("x", "1111111111111111111")
+    delivery = fixture_json("x", "activity_dm_received.json")
+    for user in delivery["data"]["payload"]["users"].values():
+        user["data"]["profile_image_url"] = picture
+    assert inbox.post_x(_json.dumps(delivery).encode()).status_code == 200
+    inbox.process()
+    [row] = inbox.conversations()
+    return row["id"]
+
+
+def _picture(inbox, conversation_id):
+    return inbox.client.http.get(f"/api/conversations/{conversation_id}/contact/picture", headers={
+        "Authorization": "Bearer " + inbox.login_admin(), "Accept": "image/avif,image/webp,image/*,*/*;q=0.8"})
+
+
+@responses.activate
+def test_the_customers_picture_is_served_from_our_origin_with_the_followers_beside_it(inbox):
+    conversation_id = _x_dm(inbox)
+    responses.get(X_PICTURE, body=b"\xff\xd8\xff jpeg", content_type="image/jpeg")
+    response = _picture(inbox, conversation_id)
+    assert response.status_code == 200 and response.body == b"\xff\xd8\xff jpeg"
+    assert response.headers["Content-Type"] == "image/jpeg" and response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
+    contact = inbox.get("/api/conversations/" + conversation_id)["contact"]
+    [identity] = inbox.get(f"/api/contacts/{contact['id']}")["identities"]
+    assert (identity["display_name"], identity["handle"], identity["followers"]) == ("OtherUser", "@OtherUser", 97)
+
+
+@responses.activate
+@pytest.mark.parametrize("picture", ["https://169.254.169.254/latest/meta-data/", "http://pbs.twimg.com/a.jpg",
+                                     "javascript:alert(1)", "https://pbs.twimg.com.evil.example/a.jpg",
+                                     "https://user:pw@pbs.twimg.com/a.jpg", "https://pbs.twimg.com:8443/a.jpg"])
+def test_a_hostile_picture_address_is_never_fetched(inbox, picture):
+    conversation_id = _x_dm(inbox, picture)
+    assert _picture(inbox, conversation_id).status_code == 404
+    assert len(responses.calls) == 0
+
+
+@responses.activate
+def test_a_picture_the_cdn_no_longer_has_or_types_as_html_is_404_or_inert(inbox):
+    conversation_id = _x_dm(inbox)
+    responses.get(X_PICTURE, status=404)
+    assert _picture(inbox, conversation_id).status_code == 404
+    responses.replace(responses.GET, X_PICTURE, body=b"<script>alert(1)</script>", content_type="text/html")
+    served = _picture(inbox, conversation_id)
+    assert served.status_code == 200 and served.headers["Content-Type"] == "application/octet-stream"
+    assert served.headers["Content-Disposition"].startswith("attachment;")
+
+
+def test_a_contact_without_a_picture_is_404(inbox):
+    inbox.add_account("telegram", "1000000001", "Bot")
+    inbox.post_telegram({"update_id": 1, "message": {"message_id": 5, "date": 1_800_000_000, "text": "hi",
+                                                     "chat": {"id": 42, "type": "private"},
+                                                     "from": {"id": 42, "is_bot": False, "first_name": "Tom"}}},
+                        bot="1000000001")
+    inbox.process()
+    [row] = inbox.conversations()
+    assert _picture(inbox, row["id"]).status_code == 404
+    assert _picture(inbox, "c_nobody").status_code == 404
+
+
+# --- LinkedIn member names, where the organization's permissions allow ---------------------------
+
+LI_ORG = "urn:li:organization:96072893"
+LI_PEOPLE = "https://api.linkedin.com/rest/people/(id:M4rt1naR0ss)"
+
+
+@pytest.fixture
+def linkedin(inbox, monkeypatch):
+    monkeypatch.setenv("PROFILE_LOOKUPS", "on")
+    monkeypatch.setenv("LINKEDIN_ACCESS_TOKEN", "li-token-secret")
+    monkeypatch.delenv("LINKEDIN_API_BASE_URL", raising=False)
+    clock = {"now": T0}
+    runtime.use_clock(lambda: clock["now"])
+    inbox.add_account("linkedin", LI_ORG)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as platform:
+        yield inbox, platform, clock
+    runtime.use_clock(None)
+
+
+def _li_mention(inbox, clock, number=1):
+    from tests.helpers import fixture_json
+
+    before = {row["id"] for row in inbox.conversations()}
+    delivery = fixture_json("linkedin", "share_mention.json")  # a new post each time: a new thread
+    text = json.dumps(delivery).replace("7095000000000000001", f"70950000000000000{number:02d}")
+    assert inbox.post_linkedin(text.encode()).status_code == 200
+    inbox.process()
+    [new] = [row["id"] for row in inbox.conversations() if row["id"] not in before]
+    return inbox.get("/api/conversations/" + new)["contact"]
+
+
+def test_a_linkedin_member_is_named_where_the_organization_may_see_it_after_the_message_is_stored(linkedin):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, json={"localizedFirstName": "Martina", "localizedLastName": "Rossi\u202e\x00",
+                                  "vanityName": "martina-rossi", "id": "M4rt1naR0ss"})
+    contact = _li_mention(inbox, clock)
+    assert contact["display_name"] == "Martina Rossi" and contact["handle"] == "martina-rossi"
+    [call] = platform.calls
+    assert call.request.headers["Authorization"] == "Bearer li-token-secret"
+    assert call.request.headers["LinkedIn-Version"] and "li-token-secret" not in call.request.url
+
+
+def test_where_linkedin_refuses_the_member_stays_linkedin_member_and_is_asked_again_a_week_later(linkedin):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, status=403, json={"status": 403, "message": "Not enough permissions"})
+    assert _li_mention(inbox, clock)["display_name"] == "LinkedIn member"
+    clock["now"] += 2 * 24 * 3600
+    runtime.remember("profile-memory", None)
+    _li_mention(inbox, clock, 2)
+    assert len(platform.calls) == 1  # a refusal is an answer: not asked again within the week
+    clock["now"] += 6 * 24 * 3600
+    runtime.remember("profile-memory", None)
+    platform.replace(responses.GET, LI_PEOPLE, json={"localizedFirstName": "Martina", "localizedLastName": "Rossi"})
+    assert _li_mention(inbox, clock, 3)["display_name"] == "Martina Rossi"
+
+
+@pytest.mark.parametrize("failure", [{"status": 429, "json": {"status": 429}}, {"status": 503, "body": "<html>"},
+                                     {"body": requests.ConnectionError("li-token-secret in the url")}])
+def test_a_failed_linkedin_lookup_is_retried_later_and_never_blocks_the_message(linkedin, failure):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, **failure)
+    assert _li_mention(inbox, clock)["display_name"] == "LinkedIn member"  # the message is stored all the same
+    clock["now"] += 3600 + 1
+    runtime.remember("profile-memory", None)
+    platform.replace(responses.GET, LI_PEOPLE, json={"localizedFirstName": "Martina"})
+    assert _li_mention(inbox, clock, 2)["display_name"] == "Martina"
+    assert len(platform.calls) == 2
+
+
+@pytest.mark.parametrize("answer", [
+    {"localizedFirstName": {"en_US": "Martina"}, "localizedLastName": ["Rossi"], "vanityName": 7},
+    {"localizedFirstName": "\u202e\x00\x1b[31m", "localizedLastName": "", "vanityName": "javascript:alert(1)"},
+    {"localizedFirstName": "M" * 10_000, "vanityName": "a" * 500},
+    [1, 2, 3],
+])
+def test_hostile_linkedin_profile_answers_never_name_anyone_wrongly(linkedin, answer):
+    inbox, platform, clock = linkedin
+    platform.get(LI_PEOPLE, json=answer)
+    contact = _li_mention(inbox, clock)
+    name = contact["display_name"]
+    assert name in ("LinkedIn member", "M" * 100, "[31m")  # what is left of a name once made printable
+    assert all(c.isprintable() for c in name) and "\u202e" not in name
+    assert not contact.get("handle")  # a vanity name must be one: a number or a script is none, nor 500 letters

@@ -10,6 +10,7 @@ from tests.helpers import PAGE, messenger, page_delivery
 
 ROUTES = [
     ("POST", "/api/conversations/{cid}/attachments?filename=a.png"),
+    ("GET", "/api/conversations/{cid}/contact/picture"),
     ("PATCH", "/api/conversations/{cid}/messages/{mid}"),
     ("GET", "/api/conversations/{cid}/post"),
     ("GET", "/api/conversations/{cid}/post/picture"),

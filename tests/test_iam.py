@@ -74,6 +74,9 @@ def iam_calls(service: str, operation: str, params: Dict[str, Any]) -> List[Call
         if "executionArn" in params:
             return [(f"states:{operation}", params["executionArn"])]
         return [(f"states:{operation}", "*")]
+    if service == "s3":  # object calls: HeadObject is authorised as s3:GetObject
+        action = "GetObject" if operation == "HeadObject" else operation
+        return [(f"s3:{action}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
     if service == "sns":
         return [(f"sns:{operation}", params["TopicArn"])]
     if service == "ssm":
@@ -191,6 +194,8 @@ def deployed(inbox, monkeypatch):
             [arn] = [m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]
                      if m["name"] == f"socialinbox-{STAGE}-sla"]
             outputs[key] = arn
+        elif resource.get("Type") == "AWS::S3::Bucket":
+            outputs[key] = config.attachments_bucket()  # the local stack made it as the template names it
         elif resource.get("Type") == "AWS::SNS::Topic":
             name = resource["Properties"]["TopicName"]["Fn::Sub"].replace("${Stage}", STAGE)
             outputs[key] = aws.client("sns").create_topic(Name=name)["TopicArn"]
@@ -291,6 +296,7 @@ class Api:
 
 
 GRAPH = "https://graph.facebook.com/v21.0"
+IG = "17841400000000077"
 PASSWORD = "a long enough password"
 
 
@@ -334,7 +340,7 @@ def _exercise(inbox) -> None:
     api("POST", "/api/listening/topics", {"name": "Orders", "include": ["order"]})
     api("POST", "/api/listening/topics", {"name": "Refunds", "include": ["refund"], "sources": ["x_search"]})
     api("PUT", "/api/listening/x-budget", {"monthly_posts": 1000})
-    api("POST", "/api/accounts", {"channel": "instagram", "platform_account_id": "17841400000000077", "name": "IG"})
+    api("POST", "/api/accounts", {"channel": "instagram", "platform_account_id": IG, "name": "IG"})
     api("POST", "/api/listening/topics", {"name": "Fails", "include": ["#acmefail"], "sources": ["instagram_hashtag"]})
     api("GET", "/api/listening/ig-hashtags")
     api("GET", "/api/listening/x-budget")
@@ -357,6 +363,9 @@ def _exercise(inbox) -> None:
     _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")), rest=True)
     _webhook(inbox, whatsapp_delivery("wamid.1", "4915550001", int(time.time()) - 30, "Hallo"))
     _webhook(inbox, page_delivery(messenger("m-2", "psid-2", now - 30_000, "hello"), page="999000999"))
+    _webhook(inbox, {"object": "instagram", "entry": [{"id": IG, "time": now, "messaging": [{
+        "sender": {"id": "7700000000000003"}, "recipient": {"id": IG}, "timestamp": now - 20_000,
+        "message": {"mid": "aWdfZAGiam1", "text": "the price list?"}}]}]})
     api("POST", "/api/accounts", {"channel": "facebook", "platform_account_id": PAGE, "name": "Page mentions"})
     for _ in range(2):  # a Page mention, delivered twice (a platform retry): one message, one listening item
         _webhook(inbox, {"object": "page", "entry": [{"id": PAGE, "time": now // 1000, "changes": [{
@@ -394,6 +403,14 @@ def _exercise(inbox) -> None:
                 "Authorization": "Bearer " + api.token, "Content-Type": "application/octet-stream"})
         inbox.recorder.served(inbox.app, "POST", f"/api/conversations/{whatsapp}/attachments")
         assert uploaded.status_code == 201, uploaded.body
+    # a file out on Instagram: kept in our bucket, sent later by a pre-signed URL of our copy
+    instagram = next(c["id"] for c in api("GET", "/api/conversations?limit=50")[1]["items"] if c["channel"] == "instagram")
+    with inbox.recorder.during(deploy.API_HANDLER):
+        uploaded = inbox.client.http.post(f"/api/conversations/{instagram}/attachments", body=b"%PDF-1.7\n", headers={
+            "Authorization": "Bearer " + api.token, "Content-Type": "application/octet-stream"})
+    assert uploaded.status_code == 201, uploaded.body
+    assert api("POST", f"/api/conversations/{instagram}/messages",
+               {"client_id": "file-1", "attachment": json.loads(uploaded.body)["token"]})[0] == 202
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": True})
     time.sleep(0.01)  # the second heartbeat adds focus time (staffing's measured handle time)
     api("PUT", f"/api/conversations/{conversation}/viewing", {"typing": False, "focus_ms": 5000})
@@ -439,6 +456,7 @@ def _exercise(inbox) -> None:
     api("POST", f"/api/contacts/{contact}/links", {"contact_id": other})
     api("DELETE", f"/api/contacts/{contact}/links")
     api("GET", f"/api/media/{conversation}/m_unknown/0")
+    api("GET", f"/api/conversations/{conversation}/contact/picture")  # the contact's picture (none here: 404)
     # The post behind a comment thread: looked up once (Graph, Page token from SSM), cached.
     _webhook(inbox, {"object": "page", "entry": [{"id": PAGE, "time": now // 1000, "changes": [{
         "field": "feed", "value": {"item": "comment", "verb": "add", "post_id": f"{PAGE}_7", "comment_id": "7_1",
@@ -468,7 +486,15 @@ def _exercise(inbox) -> None:
                     {"json": {"error": {"message": "expired", "type": "OAuthException", "code": 190}}, "status": 400}])
     with responses.RequestsMock(assert_all_requests_are_fired=False) as platform:
         platform.add_callback("POST", f"{GRAPH}/{PAGE}/messages", callback=lambda request: _answer(next(answers)))
-        assert _consume(inbox, "outbox_worker", "outbox") >= 3
+        platform.post(f"{GRAPH}/me/messages", json={"recipient_id": "7700000000000003", "message_id": "aWdfZAGout"})
+        assert _consume(inbox, "outbox_worker", "outbox") >= 4
+    # the sent file shows in the thread from our copy
+    sent_file = next(m["id"] for m in api("GET", f"/api/conversations/{instagram}/messages")[1]["items"]
+                     if m["direction"] == "out")
+    with inbox.recorder.during(deploy.API_HANDLER):
+        shown = inbox.client.http.get(f"/api/media/{instagram}/{sent_file}/0", headers={
+            "Authorization": "Bearer " + api.token, "Accept": "application/pdf"})
+    assert shown.status_code == 200 and shown.body == b"%PDF-1.7\n"
     far = int(time.time() * 1000) + 3_600_000
     _invoke(inbox, "outbox_worker", [_record(json.dumps({"conversation_id": conversation, "sort_key": "0",
                                                           "not_before": far})),

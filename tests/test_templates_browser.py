@@ -1,8 +1,8 @@
 """The composer's WhatsApp template picker (static/templates.js) in headless Chromium, against the
 local sandbox's templates: offered first on a closed window, placeholders filled with hostile text
 that stays text, the preview, and the send landing in the thread as the customer reads it; and a
-file attached (static/attach.js), uploaded and sent with the draft as caption, or refused before
-upload on a channel that cannot take it."""
+file attached (static/attach.js), uploaded and sent with the draft as caption (refusals before
+upload: tests/test_channels_browser.py)."""
 from __future__ import annotations
 
 import base64
@@ -64,6 +64,7 @@ def test_a_closed_whatsapp_window_offers_templates_filled_previewed_and_sent(inb
 
 def test_a_file_is_attached_uploaded_and_sent_with_the_draft_as_caption(inbox, served, browser, monkeypatch):
     from chalicelib.local import sandbox
+    from tests.test_channels_browser import attach_and_send
     from tests.test_attachments_out import PNG
 
     platform, env = sandbox.start(None, secrets={"WHATSAPP_TOKEN": "wa-browser-token"}.get)
@@ -77,30 +78,12 @@ def test_a_file_is_attached_uploaded_and_sent_with_the_draft_as_caption(inbox, s
         page = browser
         _open(inbox, served, page)
         _click_row(page, "Ana")
-        page.wait_for("!document.getElementById('attach-open').disabled")
-        page.page.set_input_files("#attach-input", files=[{"name": XSS + ".png", "mimeType": "image/png",
-                                                           "buffer": PNG}])
-        page.wait_for("!document.getElementById('attach-chip').hidden")
-        assert page.js("document.getElementById('attach-name').textContent").startswith("_img")  # cleaned name
-        page.js("document.getElementById('draft').value = 'Here you go'")
-        page.js("document.getElementById('attach-send').click()")
-        page.wait_for("document.getElementById('attach-chip').hidden"
-                      " && document.getElementById('draft').value === ''")
+        attach_and_send(page, XSS + ".png", "image/png", PNG, "Here you go")
         [conversation] = inbox.conversations(channel="whatsapp")
         sent = inbox.messages(conversation["id"])[-1]
         assert sent["direction"] == "out" and sent["text"] == "Here you go" and sent["type"] == "image"
         assert sent["attachments"][0]["media_id"] in platform.media
         page.wait_for("document.querySelectorAll('#messages .attachments li').length === 1")
-        # a channel that cannot take a file says so before any upload
-        inbox.add_account("telegram", "1000000001", "Bot")
-        inbox.post_telegram({"update_id": 7, "message": {"message_id": 7, "date": int(time.time()), "text": "files please",
-                                                         "chat": {"id": 43, "type": "private"},
-                                                         "from": {"id": 43, "is_bot": False, "first_name": "Tom"}}},
-                            bot="1000000001")
-        inbox.process()
-        _click_row(page, "files please")
-        page.wait_for("document.getElementById('attach-open').disabled")
-        assert "cannot be sent on telegram" in page.js("document.getElementById('attach-open').title")
         _clean(page)
     finally:
         platform.close()

@@ -6,6 +6,7 @@ the web page shows it from its own origin (its CSP allows img-src 'self' only).
   never logged, never in an error).
 - WhatsApp: GET {graph}/{media_id} with WHATSAPP_TOKEN gives a short-lived URL, fetched with the
   same Bearer token.
+- A file an agent sent: our own copy (chalicelib.outbound.storage), whatever the platform keeps.
 - Meta (Messenger/Instagram) and other platforms: the attachment's CDN URL (expires; a 404/410
   from the CDN answers 404).
 Only https URLs on the platforms' media hosts (or the configured base URLs of the local sandbox)
@@ -161,6 +162,7 @@ def file_name(attachment: Dict[str, Any], content_type: str, index: int) -> str:
 def media(conversation_id: str, message_id: str, index: str, identity: Any) -> Any:
     from chalicelib.accounts import find_account
     from chalicelib.inbox import store
+    from chalicelib.outbound import storage
 
     if not index.isdigit() or int(index) > 50:
         raise BadRequestError("index is the attachment's position (0..50)")
@@ -174,9 +176,42 @@ def media(conversation_id: str, message_id: str, index: str, identity: Any) -> A
     if int(index) >= len(attachments) or not isinstance(attachments[int(index)], dict):
         raise NotFoundError("no such attachment")
     attachment = attachments[int(index)]
+    key = attachment.get("storage_key")  # our copy of a file an agent sent (only replies carry one)
+    if found is not None and found.direction == "out" and storage.belongs_to(key, conversation_id):
+        return serve_fetched(lambda: _stored(str(key)), attachment, int(index), conversation_id)
     account = find_account(state.get("channel") or "", state.get("account_id") or "")
     return serve_fetched(lambda: fetch_attachment(state.get("channel") or "", account, attachment), attachment,
                          int(index), conversation_id)
+
+
+@media_api.route("/api/conversations/{conversation_id}/contact/picture", methods=["GET"])
+@authenticated
+def contact_picture(conversation_id: str, identity: Any) -> Any:
+    """The customer's profile picture (Messenger/Instagram profile, X `profile_image_url`, ...),
+    fetched server-side from the platform's CDN and streamed back, so the page shows it from its own
+    origin (no third-party image URL in the page); 404 when the contact has none."""
+    from chalicelib.inbox import contacts, store
+
+    if len(conversation_id) > 100:
+        raise NotFoundError("no such conversation")
+    state = store.get(conversation_id)
+    if not common.can_see(identity, state):
+        raise NotFoundError("no such conversation")
+    contact = contacts.get(str(state.get("contact_id") or "")) if state.get("contact_id") else None
+    picture = contact.avatar_url if contact is not None else None
+    if not picture:
+        raise NotFoundError("this contact has no picture")
+    return serve_fetched(lambda: fetch_public(picture), {"file_name": "picture"}, 0, conversation_id)
+
+
+def _stored(key: str) -> Tuple[bytes, str]:
+    """A file an agent sent, from our own storage (chalicelib.outbound.storage)."""
+    from chalicelib.outbound import storage
+
+    try:
+        return storage.read(key)
+    except storage.Missing:
+        raise Unavailable("our copy expired")
 
 
 def serve_fetched(fetch: Callable[[], Tuple[bytes, str]], attachment: Dict[str, Any], index: int,

@@ -171,9 +171,13 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/conversations/{conversation_id}/messages", "POST"): ("A reply (queued) or a note", 202, _ref("Message"),
                                                                 (400, 401, 404, 409, 422)),
     ("/api/conversations/{conversation_id}/attachments", "POST"): (
-        "A file for a reply (JPEG, PNG or PDF by content, <= 4 MB, raw bytes, ?filename=): handed to the platform, "
-        "answered with the token a reply sends it by ('attachment'); 502 when the platform refuses it", 201,
-        _ref("Object"), (400, 401, 404, 413, 422)),
+        "A file for a reply (raw bytes, ?filename=): checked by content (JPEG, PNG, PDF) against what the "
+        "platform takes (X: images only) and its size limit (<= 4 MB), 422 attachments_not_supported on a thread "
+        "that cannot carry a file (comments; Facebook, LinkedIn), kept in our attachments bucket, handed to the "
+        "platform where it takes files before the message (WhatsApp, Messenger, X media upload; Telegram and "
+        "Instagram fetch our copy by a pre-signed URL when the reply is sent), answered with the token a reply "
+        "sends it by ('attachment'); 502 when the platform or our storage refuses it", 201,
+        _ref("Object"), (400, 401, 404, 413, 422, 502)),
     ("/api/conversations/{conversation_id}/templates", "GET"): (
         "The approved WhatsApp templates of the conversation's account (cached a few minutes; 503 when Meta "
         "cannot be asked)", 200, _ref("Templates"), (401, 404, 422)),
@@ -219,9 +223,13 @@ ROUTES: Dict[Tuple[str, str], Route] = {
     ("/api/canned-replies/{reply_id}/render", "GET"): ("The text with placeholders filled", 200, _ref("Rendered"),
                                                        (400, 401, 404)),
     ("/api/media/{conversation_id}/{message_id}/{index}", "GET"): (
-        "An attachment, fetched with the account's token and streamed back", 200, {"type": "string",
+        "An attachment: a file an agent sent from our own stored copy, a received one fetched with the "
+        "account's token; streamed back", 200, {"type": "string",
                                                                                   "format": "binary"},
         (400, 401, 404, 413)),
+    ("/api/conversations/{conversation_id}/contact/picture", "GET"): (
+        "The customer's profile picture, fetched from the platform's CDN and streamed back (404: none)", 200,
+        {"type": "string", "format": "binary"}, (401, 404, 413)),
     ("/api/conversations/{conversation_id}/post", "GET"): (
         "The post behind a comment or mention thread: its first lines, its address, our URL for its picture "
         "(looked up once with the account's token, refreshed daily)", 200, _ref("PostPreview"), (401, 404)),
@@ -421,7 +429,8 @@ ROUTES[("/api/reports/topics", "GET")] = (
 
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",
               404: "Not found (or not visible to this agent)", 409: "Conflict", 413: "Too large",
-              422: "Refused by a rule", 429: "Too many requests (Retry-After says when to try again)"}
+              422: "Refused by a rule", 429: "Too many requests (Retry-After says when to try again)",
+              502: "A platform (or our file storage) refused or did not answer; the reason says which"}
 
 
 def document() -> S:

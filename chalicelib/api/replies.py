@@ -117,7 +117,7 @@ def post_message(conversation_id: str, identity: Any) -> Any:
             from chalicelib.outbound import attachments as files
 
             attachments = [files.verify(attachment_raw, conversation_id)]
-            files.check_caption(state.get("channel") or "", text)
+            files.check_caption(state.get("channel") or "", text, state.get("thread_kind") or "dm")
         if kind == "reply":
             template = filled or (policy.check_template(template_raw) if template_raw is not None else None)
             from chalicelib.outbound import summons

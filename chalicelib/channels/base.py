@@ -356,6 +356,13 @@ def optional_str(mapping: Any, key: str) -> Optional[str]:
     return None
 
 
+def profile_text(answer: Any, key: str) -> Optional[str]:
+    """A name or handle from a profile answer: printable characters only, trimmed, at most 100."""
+    value = optional_str(answer, key)
+    kept = "".join(c for c in value if c.isprintable()).strip()[:100] if value else ""
+    return kept or None
+
+
 def as_list(value: Any) -> List[Any]:
     return value if isinstance(value, list) else []
 

@@ -110,6 +110,12 @@ class LinkedInAdapter(ChannelAdapter):
         ("linkedin", "urn:li:organization:10000001", "Acme Coffee (LinkedIn Page)"),
     )
 
+    def fetch_profile(self, channel: str, account_id: str, user_id: str, secrets: SecretLookup,
+                      http: Any) -> Optional[ContactRef]:
+        """A member's name where the organization's permissions allow (People API); an empty
+        profile (shown as "LinkedIn member", looked up again in a week) where LinkedIn refuses."""
+        return _fetch_member(user_id, secrets, http)
+
     def demo_deliveries(self, now_ms: int) -> List[Any]:
         return _demo_deliveries(now_ms)
 
@@ -373,3 +379,45 @@ def classify_error(status: int, answer: Any, now: Optional[float] = None) -> Sen
     if status >= 500:
         return SendError("unknown", reason + "; the comment may have been created", code=f"http_{status}")
     return SendError("permanent", reason, code=f"http_{status}")
+
+
+# --- member names ----------------------------------------------------------------------------------
+#
+# GET {LINKEDIN_API_BASE_URL}/rest/people/(id:{person id}) (LinkedIn-Version, Bearer
+# LINKEDIN_ACCESS_TOKEN) -> {"localizedFirstName", "localizedLastName", "vanityName"}: what the
+# Community Management / Pages Data Portability permissions allow for members who engaged with the
+# organization's content, subject to the member's privacy settings. 403 / 404 mean "not allowed for
+# this member": an empty profile (the page says "LinkedIn member"), checked again in a week; a 429,
+# a 5xx or no answer is retried later (ProfileUnavailable). Commenting organizations keep their URN.
+
+PERSON_URN = re.compile(r"^urn:li:person:([A-Za-z0-9_-]{1,100})$")
+PROFILE_TIMEOUT = (3.0, 5.0)
+
+
+def _fetch_member(user_id: str, secrets: SecretLookup, http: Any) -> Optional[ContactRef]:
+    import os
+
+    from chalicelib.channels.base import ProfileUnavailable, profile_text
+
+    found = PERSON_URN.match(user_id or "")
+    if not found:
+        return None  # an organization, or not a member URN: nothing to look up
+    token = secrets("LINKEDIN_ACCESS_TOKEN")
+    if not token:
+        raise ProfileUnavailable("no LinkedIn token to look members up")
+    headers = {"Authorization": f"Bearer {token}", "X-Restli-Protocol-Version": "2.0.0",
+               "LinkedIn-Version": os.environ.get("LINKEDIN_API_VERSION") or API_VERSION_DEFAULT}
+    url = f"{api_base('LINKEDIN_API_BASE_URL', API_DEFAULT)}/rest/people/(id:{found.group(1)})"
+    try:
+        response = http.request("GET", url, headers=headers, timeout=PROFILE_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - the exception text may carry the URL: keep the type only
+        raise ProfileUnavailable(f"no answer from LinkedIn ({type(exc).__name__})") from None
+    if response.status_code in (403, 404):
+        return ContactRef(user_id)  # the organization may not see this member's name
+    answer = json_body(response)
+    if response.status_code != 200 or not isinstance(answer, dict):
+        raise ProfileUnavailable(f"LinkedIn answered HTTP {response.status_code}")
+    name = " ".join(part for part in (profile_text(answer, "localizedFirstName"), profile_text(answer, "localizedLastName")) if part)
+    vanity = answer.get("vanityName") if isinstance(answer.get("vanityName"), str) else None
+    return ContactRef(user_id, display_name=name[:100] or None,
+                      handle=vanity if vanity and re.fullmatch(r"[A-Za-z0-9_-]{1,100}", vanity) else None)

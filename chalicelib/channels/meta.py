@@ -58,6 +58,7 @@ from chalicelib.channels.base import (
     as_int,
     as_list,
     optional_str,
+    profile_text,
     require_str,
     split_list,
     require_secret,
@@ -770,7 +771,8 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
 #   (only META_PAGE_TOKEN) POST {META_GRAPH_BASE_URL}/me/messages. Same body and answer.
 # - Messenger files: POST {META_GRAPH_BASE_URL}/me/message_attachments (multipart message + filedata)
 #   -> {"attachment_id"}, then {"message": {"attachment": {"type": "image"|"file", "payload":
-#   {"attachment_id"}}}} (a file message has no text).
+#   {"attachment_id"}}}} (a file message has no text). Instagram files: the same message with
+#   {"payload": {"url"}}, the pre-signed URL of our stored copy (images up to 8 MB, PDF up to 25 MB).
 # - Private reply to a comment: the same /messages call with {"recipient": {"comment_id"}}.
 # - Facebook comment reply: POST {META_GRAPH_BASE_URL}/{comment id}/comments, message=... -> {"id"}.
 # - Instagram comment reply: POST {base}/{ig comment id}/replies?message=... -> {"id"}.
@@ -842,12 +844,17 @@ def _send_dm(message: OutboundMessage, secrets: SecretLookup, http: Any) -> Send
         body.update(messaging_type="MESSAGE_TAG", tag=message.tag)
     else:
         body["messaging_type"] = "RESPONSE"
-    if message.attachments:  # Messenger: a file by its upload id; a file message carries no text
+    if message.attachments:  # a file message carries no text
         media = message.attachments[0]
-        if not isinstance(media, dict) or not media.get("media_id") or media.get("type") not in ("image", "document"):
-            raise SendError("permanent", "a Messenger attachment needs its uploaded attachment id", code="attachment")
-        body["message"] = {"attachment": {"type": "image" if media["type"] == "image" else "file",
-                                          "payload": {"attachment_id": str(media["media_id"])}},
+        kind = media.get("type") if isinstance(media, dict) else None
+        # Messenger: by its upload id; Instagram: by the URL of our stored copy (Meta fetches it)
+        payload = ({"url": media.get("url")} if message.channel == "instagram" else
+                   {"attachment_id": str(media.get("media_id") or "")}) if isinstance(media, dict) else {}
+        if kind not in ("image", "document") or not all(payload.values()):
+            raise SendError("permanent", f"a {message.channel} attachment needs its "
+                                         f"{'URL' if message.channel == 'instagram' else 'uploaded attachment id'}",
+                            code="attachment")
+        body["message"] = {"attachment": {"type": "image" if kind == "image" else "file", "payload": payload},
                            "metadata": message.outbound_id[:METADATA_LIMIT]}
     else:
         body["message"] = {"text": _dm_text(message), "metadata": message.outbound_id[:METADATA_LIMIT]}
@@ -1075,6 +1082,16 @@ PROFILE_FIELDS = {"messenger": "first_name,last_name,profile_pic",
                   "instagram": "name,username,profile_pic,follower_count"}
 
 
+def _picture_address(url: str) -> bool:
+    """A profile picture address worth keeping: https (our media endpoint checks it again before
+    any fetch), or under the local sandbox's configured base (`make run`)."""
+    from chalicelib import safe_url
+
+    if len(url) > 2000:
+        return False
+    return url.startswith("https://") or any(url.startswith(base + "/") for base in safe_url.configured_bases())
+
+
 def _fetch_profile(channel: str, account_id: str, user_id: str, secrets: SecretLookup, http: Any) -> Optional[ContactRef]:
     if channel not in PROFILE_FIELDS:
         return None
@@ -1097,23 +1114,17 @@ def _fetch_profile(channel: str, account_id: str, user_id: str, secrets: SecretL
         raise ProfileUnavailable(f"Meta answered HTTP {response.status_code}"
                                  + (f" (code {error.get('code')})" if error.get("code") is not None else ""))
     if channel == "messenger":
-        name = " ".join(p for p in (_profile_text(answer, "first_name"), _profile_text(answer, "last_name")) if p)
+        name = " ".join(p for p in (profile_text(answer, "first_name"), profile_text(answer, "last_name")) if p)
         handle = None
     else:
-        name = _profile_text(answer, "name") or ""
-        username = _profile_text(answer, "username")
+        name = profile_text(answer, "name") or ""
+        username = profile_text(answer, "username")
         handle = f"@{username}" if username else None
     picture = optional_str(answer, "profile_pic")
     followers = answer.get("follower_count")
     return ContactRef(user_id, display_name=name[:100] or None, handle=handle,
-                      avatar_url=picture if picture and picture.startswith("https://") and len(picture) <= 2000 else None,
+                      avatar_url=picture if picture and _picture_address(picture) else None,
                       followers=followers if isinstance(followers, int) and not isinstance(followers, bool)
                       and 0 <= followers < 10**12 else None)
 
 
-def _profile_text(answer: Dict[str, Any], key: str) -> Optional[str]:
-    value = optional_str(answer, key)
-    if value is None:
-        return None
-    kept = "".join(c for c in value if c.isprintable()).strip()[:100]
-    return kept or None

@@ -321,24 +321,33 @@ def _demo_deliveries(now_ms: int) -> List[Any]:
 # POST {TELEGRAM_API_BASE_URL}/bot<TELEGRAM_BOT_TOKEN>/sendMessage
 #   {"chat_id", "text", "reply_parameters": {"message_id", "allow_sending_without_reply": true}}
 #   -> {"ok": true, "result": {"message_id", "chat": {"id"}}}; the id kept is "<chat id>:<message id>",
-#   the same form `parse` gives messages. Telegram sends no echo of a bot's own messages and has no
-#   window. The token is part of the URL, so no URL and no exception text is ever put in an error.
+#   the same form `parse` gives messages. A file goes by sendPhoto {"chat_id", "photo": url, "caption"}
+#   or sendDocument {"chat_id", "document": url, "caption"} (the URL of our stored copy), same answer.
+#   Telegram sends no echo of a bot's own messages and has no window. The token is part of the URL, so no URL and no exception text is ever put in an error.
 
 API_DEFAULT = "https://api.telegram.org"
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
 
 
 def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
-    text = check_text(message.text, TEXT_LIMIT, "Telegram")
     chat = message.thread_key or message.recipient_id
     if not chat:
         raise SendError("permanent", "a Telegram reply needs the chat id", code="no_chat")
+    body: Dict[str, Any] = {"chat_id": _chat_id(chat)}
+    method = "sendMessage"
+    if message.attachments:
+        method, field = _file_method(message.attachments[0])
+        body[field] = message.attachments[0]["url"]
+        if message.text and message.text.strip():
+            body["caption"] = check_text(message.text, CAPTION_LIMIT, "a Telegram caption")
+    else:
+        body["text"] = check_text(message.text, TEXT_LIMIT, "Telegram")
     token = send_token(secrets, "TELEGRAM_BOT_TOKEN")
-    body: Dict[str, Any] = {"chat_id": _chat_id(chat), "text": text}
     reply_id = _reply_message_id(message.reply_to)
     if reply_id is not None:
         body["reply_parameters"] = {"message_id": reply_id, "allow_sending_without_reply": True}
-    url = f"{api_base('TELEGRAM_API_BASE_URL', API_DEFAULT)}/bot{token}/sendMessage"
+    url = f"{api_base('TELEGRAM_API_BASE_URL', API_DEFAULT)}/bot{token}/{method}"
     try:
         result = _call(http, url, body)
     except _Migrated as moved:  # a group became a supergroup: send once more to its new id
@@ -349,6 +358,15 @@ def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendRes
     if not message_id:
         raise SendError("unknown", "Telegram accepted the message without a message_id", code="no_id")
     return SendResult(f"{chat_id}:{message_id}")
+
+
+def _file_method(media: Any) -> Tuple[str, str]:
+    """sendPhoto for an image, sendDocument for a document, each by the URL the outbox made of our
+    stored copy (Telegram fetches it: photos up to 5 MB, PDF documents up to 20 MB)."""
+    kind = media.get("type") if isinstance(media, dict) else None
+    if kind not in ("image", "document") or not isinstance(media.get("url"), str) or not media["url"]:
+        raise SendError("permanent", "a Telegram attachment needs the URL of our stored copy", code="attachment")
+    return ("sendPhoto", "photo") if kind == "image" else ("sendDocument", "document")
 
 
 def _chat_id(chat: str) -> Any:

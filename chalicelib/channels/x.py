@@ -648,16 +648,27 @@ def post_weight(text: str) -> int:
 def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendResult:
     base = api_base("X_API_BASE_URL", API_DEFAULT)
     if message.thread_kind == "dm":
-        text = check_text(message.text, DM_TEXT_LIMIT, "an X direct message")
+        media_ids = _media_ids(message)
         participant = message.recipient_id
         if not participant:
             raise SendError("permanent", "an X direct message needs the participant id", code="no_recipient")
+        body: Dict[str, Any] = {}
+        if not media_ids or (message.text or "").strip():
+            body["text"] = check_text(message.text, DM_TEXT_LIMIT, "an X direct message")
+        if media_ids:
+            body["attachments"] = [{"media_id": media_id} for media_id in media_ids]
         auth = _auth(secrets)
-        answer = _post(http, f"{base}/2/dm_conversations/with/{participant}/messages", auth, {"text": text})
+        answer = _post(http, f"{base}/2/dm_conversations/with/{participant}/messages", auth, body)
         found = optional_str(answer, "dm_event_id")
     else:
+        media_ids = _media_ids(message)
         limit = int_setting("X_POST_MAX_LENGTH", POST_WEIGHT_LIMIT)
-        text = check_text(message.text, limit, "an X post", "weighted characters", size=post_weight(message.text or ""))
+        post: Dict[str, Any] = {}
+        if not media_ids or (message.text or "").strip():
+            post["text"] = check_text(message.text, limit, "an X post", "weighted characters",
+                                      size=post_weight(message.text or ""))
+        if media_ids:
+            post["media"] = {"media_ids": media_ids}
         target = message.reply_to
         if not target and message.thread_key.startswith("tweet:"):
             target = message.thread_key[len("tweet:"):]
@@ -666,11 +677,40 @@ def _send(message: OutboundMessage, secrets: SecretLookup, http: Any) -> SendRes
         auth = _auth(secrets)
         if summons_check_on():
             _check_summoned(http, base, auth, target, message.account_id)
-        answer = _post(http, f"{base}/2/tweets", auth, {"text": text, "reply": {"in_reply_to_tweet_id": target}})
+        answer = _post(http, f"{base}/2/tweets", auth, dict(post, reply={"in_reply_to_tweet_id": target}))
         found = optional_str(answer, "id")
     if not found:
         raise SendError("unknown", "X accepted the message without an id", code="no_id")
     return SendResult(found)
+
+
+def _media_ids(message: OutboundMessage) -> List[str]:
+    """The X media ids of the reply's files (uploaded with upload_media when the agent attached them)."""
+    found = []
+    for media in message.attachments or []:
+        if not isinstance(media, dict) or media.get("type") != "image" or not media.get("media_id"):
+            raise SendError("permanent", "an X attachment needs its uploaded media id (X takes images only)",
+                            code="attachment")
+        found.append(str(media["media_id"]))
+    return found
+
+
+def upload_media(data: bytes, mime: str, filename: str, category: str, secrets: SecretLookup, http: Any) -> str:
+    """POST {X_API_BASE_URL}/2/media/upload (multipart `media`, `media_category` dm_image or
+    tweet_image, `media_type`; the account's user context): the media id a DM's `attachments` or a
+    post's `media.media_ids` then names (valid 24 hours, as long as our attachment token)."""
+    auth = _auth(secrets)
+    response = call_platform(http, "POST", f"{api_base('X_API_BASE_URL', API_DEFAULT)}/2/media/upload", "X",
+                             data={"media_category": category, "media_type": mime},
+                             files={"media": (filename, data, mime)}, auth=auth)
+    answer = json_body(response)
+    if 200 <= response.status_code < 300:
+        data_part = answer.get("data") if isinstance(answer, dict) else None
+        media_id = optional_str(data_part, "id")
+        if media_id:
+            return media_id
+        raise SendError("unknown", f"X answered HTTP {response.status_code} without a media id", code="no_id")
+    raise classify_error(response.status_code, answer, response.headers)
 
 
 NOT_SUMMONED = ("X accepts a reply only to a post that mentions or quotes this account, and this post "

@@ -305,8 +305,8 @@ def _name_conversation(conversation_id: str, name: Optional[str], handle: Option
 
 
 def lookups_enabled() -> bool:
-    """PROFILE_LOOKUPS=on|off; by default on in AWS and off locally (tests, `make run`: the
-    sandbox serves no profile endpoints), so offline runs never go out."""
+    """PROFILE_LOOKUPS=on|off; by default on in AWS and off locally (tests), so offline runs never
+    go out; `make run` switches it on, its sandbox serving the profile endpoints."""
     import os
 
     from chalicelib import config

@@ -26,6 +26,11 @@ correctly signed delivery a little later:
   bases, X posts (above), LinkedIn `GET /rest/posts/<URN>` and `/rest/images/<URN>`; their
   pictures are a PNG under the Graph base.
 - Telegram and LinkedIn send nothing back for a bot's / organization's own message: neither here.
+  Telegram's `sendPhoto` / `sendDocument` take the file's URL (what our outbox passes: a
+  pre-signed URL of our stored copy) and answer the message with its photo sizes / document.
+- X media: `POST /2/media/upload` (multipart media, media_category) answers a media id; a DM's
+  `attachments` or a post's `media.media_ids` may then stand without text. Instagram DMs take an
+  attachment by URL like text.
 - WhatsApp media: `POST /<version>/<phone number id>/media` (multipart) keeps the file in memory
   and answers its id; `GET /<version>/<media id>` and the URL it names serve it back (our media
   endpoint shows a sent attachment in the thread like a received one); image and document
@@ -37,6 +42,11 @@ correctly signed delivery a little later:
 - WhatsApp templates: `GET /<version>/<waba id>/message_templates` lists a few realistic ones
   (positional and named placeholders, a document header, a paused one), paged like Graph, with
   WHATSAPP_TOKEN only.
+- Customers' profiles (looked up after a message is stored): Messenger's User Profile
+  (`GET /<v>/<PSID>?fields=first_name,...`), Instagram's (`...?fields=name,username,profile_pic,
+  follower_count`) with a picture under `/graph/<v>/profile-pictures/`, and LinkedIn's People API
+  (`GET /rest/people/(id:<person>)`, 403 for an id containing "private"). X, WhatsApp and
+  Telegram deliveries carry names themselves.
 Comment replies and private replies get no webhook here (the sandbox does not know the post or
 the commenter's PSID a real delivery would carry).
 
@@ -320,14 +330,22 @@ class _Handler(BaseHTTPRequestHandler):
                 and segments[-1] in self.server.media:
             self._answer_media(segments)
             return
-        if segments[:1] == ["graph"] and segments[2:3] == ["post-pictures"] and len(segments) == 4:
+        if segments[:1] == ["graph"] and segments[2:3] in (["post-pictures"], ["profile-pictures"]) and len(segments) == 4:
             self._answer_bytes("image/png", POST_PICTURE)  # a CDN picture: public, no token
             return
         if segments[:1] in (["graph"], ["instagram"]) and len(segments) == 3 and "fields" in parts.query:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             self.server.requests.append({"platform": segments[0], "path": parts.path, "query": query, "body": {},
                                          "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
-            self._answer(post_lookup(self, segments[0] == "instagram", segments[2]))
+            if set(query["fields"].split(",")) & {"first_name", "follower_count"}:  # a customer's profile
+                self._answer(profile_lookup(self, segments[0] == "instagram", segments[2], query["fields"]))
+            else:
+                self._answer(post_lookup(self, segments[0] == "instagram", segments[2]))
+            return
+        if segments[:3] == ["linkedin", "rest", "people"] and len(segments) == 4:
+            self.server.requests.append({"platform": "linkedin", "path": parts.path, "query": {}, "body": {},
+                                         "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_linkedin_member(self, segments[3]))
             return
         if segments[:1] == ["graph"] and segments[3:] == ["message_templates"] and len(segments) == 4:
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
@@ -335,8 +353,8 @@ class _Handler(BaseHTTPRequestHandler):
                                          "method": "GET", "auth": _auth_kind(self.headers.get("Authorization"))})
             self._answer(_whatsapp_templates(self, segments[2], query))
             return
-        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups, X recent search and "
-                                     "WhatsApp templates only"}, {}))
+        self._answer((404, {"error": "the sandbox serves send endpoints, X look-ups, X recent search, "
+                                     "WhatsApp templates and customers' profiles only"}, {}))
 
     def _answer_media(self, segments: List[str]) -> None:
         """GET /graph/<v>/<media id> (WhatsApp's media URL lookup, WHATSAPP_TOKEN) and the URL it
@@ -377,7 +395,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(refusal)
             return
         length = int(self.headers.get("Content-Length") or 0)
-        media_upload = urlsplit(self.path).path.endswith(("/media", "/message_attachments"))
+        media_upload = urlsplit(self.path).path.endswith(("/media", "/message_attachments", "/media/upload"))
         if length < 0 or length > (MAX_MEDIA_BYTES if media_upload else MAX_BODY_BYTES):
             self._answer((413, {"error": "body too large"}, {}))
             return
@@ -387,6 +405,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.requests.append({"platform": "graph", "path": parts.path, "query": {}, "body": {},
                                          "auth": _auth_kind(self.headers.get("Authorization"))})
             self._answer(_media_upload(self, raw, messenger=parts.path.endswith("/message_attachments")))
+            return
+        if media_upload and parts.path == "/x/2/media/upload":
+            self.server.requests.append({"platform": "x", "path": parts.path, "query": {}, "body": {},
+                                         "auth": _auth_kind(self.headers.get("Authorization"))})
+            self._answer(_x_media_upload(self, raw))
             return
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         body: Dict[str, Any] = {}
@@ -653,23 +676,31 @@ def _whatsapp_templates(handler: _Handler, waba: str, query: Dict[str, str]) -> 
     return 200, answer, {}
 
 
+def _multipart(handler: _Handler, raw: bytes) -> Optional[Dict[str, Any]]:
+    """The parts of a multipart/form-data body by field name; None when it is not one."""
+    from email.parser import BytesParser
+    from email.policy import HTTP
+
+    content_type = handler.headers.get("Content-Type") or ""
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    parsed = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+    fields: Dict[str, Any] = {}
+    for part in parsed.iter_parts() if parsed.is_multipart() else []:
+        fields[part.get_param("name", header="content-disposition")] = part
+    return fields
+
+
 def _media_upload(handler: _Handler, raw: bytes, messenger: bool) -> Answer:
     """WhatsApp's POST /<v>/<phone number id>/media, multipart (file, type, messaging_product=
     whatsapp), WHATSAPP_TOKEN, answered {"id"}; Messenger's POST /<v>/me/message_attachments
     (message, filedata), META_PAGE_TOKEN, answered {"attachment_id"}. WhatsApp files are kept in
     memory (the last MAX_MEDIA) for the media URL lookups."""
-    from email.parser import BytesParser
-    from email.policy import HTTP
-
     if not handler.server.token_ok(handler.bearer(), "META_PAGE_TOKEN" if messenger else "WHATSAPP_TOKEN"):
         return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
-    content_type = handler.headers.get("Content-Type") or ""
-    if not content_type.startswith("multipart/form-data"):
+    fields = _multipart(handler, raw)
+    if fields is None:
         return _graph_error(400, 100, "(#100) The parameter file is required")
-    parsed = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
-    fields: Dict[str, Any] = {}
-    for part in parsed.iter_parts() if parsed.is_multipart() else []:
-        fields[part.get_param("name", header="content-disposition")] = part
     if messenger:
         if fields.get("filedata") is None or fields.get("message") is None:
             return _graph_error(400, 100, "(#100) The parameter message and filedata are required")
@@ -738,6 +769,48 @@ def linkedin_post_lookup(handler: _Handler, path: List[str]) -> Answer:
                      "commentary": "Our autumn roast is here \U0001f342 Tell us what you taste!",
                      "content": {"media": {"id": f"urn:li:image:C4D{urn.rsplit(':', 1)[-1]}", "altText": "Roast"}}}, {}
     return 404, {"status": 404, "message": f"Not Found: {urn[:60]}"}, {}
+# --- customers' profiles (chalicelib.inbox.contacts.enrich, after a message is stored) ------------
+
+PEOPLE = (("Ana", "Sousa"), ("Tomás", "Ribeiro"), ("Zoë", "Martin"), ("Kenji", "Sato"), ("Amara", "Okafor"),
+          ("Lena", "Vogel"), ("Diego", "Alvarez"), ("Priya", "Nair"))
+
+
+def _person(user_id: str) -> Tuple[str, str]:
+    """The same made-up person for the same id, every time."""
+    return PEOPLE[sum(user_id.encode()) % len(PEOPLE)]
+
+
+def profile_lookup(handler: _Handler, instagram: bool, user_id: str, fields: str) -> Answer:
+    """GET /graph/<v>/<PSID>?fields=first_name,last_name,profile_pic (Messenger User Profile,
+    META_PAGE_TOKEN) and /instagram/<v>/<IGSID>?fields=name,username,profile_pic,follower_count
+    (INSTAGRAM_ACCESS_TOKEN, or the Page token on the Graph base): a person with a picture our media
+    endpoint can fetch; an id containing "fail-profile" answers Meta's "cannot be found" error."""
+    names = ("INSTAGRAM_ACCESS_TOKEN",) if instagram else ("META_PAGE_TOKEN", "INSTAGRAM_ACCESS_TOKEN")
+    if not handler.server.token_ok(handler.bearer(), *names):
+        return _graph_error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+    if "fail-profile" in user_id or not re.fullmatch(r"[0-9A-Za-z_-]{1,64}", user_id):
+        return _graph_error(400, 100, f"(#100) Object with ID '{user_id[:40]}' does not exist, cannot be loaded")
+    first, last = _person(user_id)
+    picture = f"{handler.server.base_url}/graph/{GRAPH_VERSION}/profile-pictures/{user_id}.png"
+    if "first_name" in fields:
+        return 200, {"first_name": first, "last_name": last, "profile_pic": picture, "id": user_id}, {}
+    return 200, {"name": f"{first} {last}", "username": f"{first.lower()}.{last.lower()}"[:30],
+                 "profile_pic": picture, "follower_count": 100 + sum(user_id.encode()) % 5000, "id": user_id}, {}
+
+
+def _linkedin_member(handler: _Handler, person: str) -> Answer:
+    """GET /rest/people/(id:<person id>) (LINKEDIN_ACCESS_TOKEN): the member's localized name and
+    vanity name, or 403 for an id containing "private" (the organization may not see that member)."""
+    if not handler.server.token_ok(handler.bearer(), "LINKEDIN_ACCESS_TOKEN"):
+        return 401, {"status": 401, "serviceErrorCode": 65600, "message": "Invalid access token"}, {}
+    found = re.fullmatch(r"\(id:([A-Za-z0-9_-]{1,100})\)", person)
+    if not found:
+        return 400, {"status": 400, "message": "Syntax exception in path variables"}, {}
+    if "private" in found.group(1):
+        return 403, {"status": 403, "serviceErrorCode": 100, "message": "Not enough permissions to access: people"}, {}
+    first, last = _person(found.group(1))
+    return 200, {"id": found.group(1), "localizedFirstName": first, "localizedLastName": last,
+                 "vanityName": f"{first}-{last}".lower()}, {}
 
 
 def _graph_facebook(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str, Any]) -> Optional[Answer]:
@@ -802,8 +875,11 @@ def _x(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str
     if not (is_dm or is_post):
         return None
     text = body.get("text")
-    if not isinstance(text, str) or not text:
+    media = body.get("attachments") if is_dm else (body.get("media") or {}).get("media_ids") \
+        if isinstance(body.get("media"), dict) else None
+    if not (isinstance(text, str) and text) and not (isinstance(media, list) and media):
         return _x_problem(400, "Invalid Request", "One or more parameters to your request was invalid.")
+    text = text if isinstance(text, str) else ""
     reply = body.get("reply") if isinstance(body.get("reply"), dict) else {}
     target = path[3] if is_dm else reply.get("in_reply_to_tweet_id")
     failure = handler.server.failure("x", target)
@@ -845,6 +921,21 @@ def _x(handler: _Handler, path: List[str], query: Dict[str, str], body: Dict[str
     if failure == "5xx":
         return 503, None, {}
     return 201, answer, {}
+
+
+def _x_media_upload(handler: _Handler, raw: bytes) -> Answer:
+    """POST /2/media/upload (multipart `media`, `media_category`, `media_type`; the account's user
+    context): answers the media id (valid 24 hours) a DM's `attachments` or a post's `media` names."""
+    if not _x_authorized(handler):
+        return _x_problem(401, "Unauthorized", "Unauthorized")
+    fields = _multipart(handler, raw) or {}
+    category = fields.get("media_category")
+    if fields.get("media") is None or category is None or category.get_content().strip() not in (
+            "tweet_image", "dm_image", "tweet_gif", "dm_gif", "tweet_video", "dm_video"):
+        return _x_problem(400, "Invalid Request", "One or more parameters to your request was invalid.")
+    media_id = "18" + _digits(17)
+    return 200, {"data": {"id": media_id, "media_key": f"3_{media_id}", "size": len(fields["media"].get_payload(decode=True) or b""),
+                          "expires_after_secs": 86400}}, {}
 
 
 def _iso(ms: int) -> str:
@@ -963,11 +1054,17 @@ def _telegram(handler: _Handler, path: List[str], query: Dict[str, str], body: D
         return _telegram_error(404, "Not Found")
     if not handler.server.token_ok(path[0][3:], "TELEGRAM_BOT_TOKEN"):
         return _telegram_error(401, "Unauthorized")
-    if path[1] != "sendMessage":
+    files = {"sendPhoto": "photo", "sendDocument": "document"}
+    if path[1] != "sendMessage" and path[1] not in files:
         return _telegram_error(404, "Not Found")
     chat = body.get("chat_id")
-    text = body.get("text")
-    if chat is None or not isinstance(text, str) or not text:
+    field = files.get(path[1])
+    text = body.get("caption") if field else body.get("text")
+    if chat is None:
+        return _telegram_error(400, "Bad Request: chat_id is empty")
+    if field and not (isinstance(body.get(field), str) and body[field].startswith(("http://", "https://"))):
+        return _telegram_error(400, f"Bad Request: there is no {field} in the request")
+    if not field and (not isinstance(text, str) or not text):
         return _telegram_error(400, "Bad Request: message text is empty")
     failure = handler.server.failure("telegram", chat)
     if failure == "429-once":
@@ -982,7 +1079,15 @@ def _telegram(handler: _Handler, path: List[str], query: Dict[str, str], body: D
         "message_id": handler.server.next_telegram_id(),
         "from": {"id": int(bot_id), "is_bot": True, "first_name": "Sandbox Bot", "username": "SandboxBot"},
         "chat": {"id": chat_id, "type": "private" if private else "supergroup"},
-        "date": int(time.time()), "text": text}
+        "date": int(time.time())}
+    if field == "photo":  # a photo by URL comes back as its sizes, a document as its file
+        result["photo"] = [{"file_id": f"AgAC{_digits(20)}", "file_unique_id": f"AQAD{_digits(8)}", "width": 1,
+                            "height": 1}]
+    elif field == "document":
+        result["document"] = {"file_id": f"BQAC{_digits(20)}", "file_unique_id": f"AgAD{_digits(8)}",
+                              "file_name": "document.pdf", "mime_type": "application/pdf"}
+    if isinstance(text, str) and text:
+        result["caption" if field else "text"] = text
     reply = body.get("reply_parameters")
     if isinstance(reply, dict) and isinstance(reply.get("message_id"), int):
         result["reply_to_message"] = {"message_id": reply["message_id"], "chat": result["chat"], "date": result["date"]}

@@ -297,7 +297,7 @@ def _start_sandbox(webhook_base_url: str) -> Any:
     except ImportError:
         return None
     server, base_urls_env = sandbox.start(webhook_base_url)
-    os.environ.update(base_urls_env)
+    os.environ.update(base_urls_env)  # `make run` sets PROFILE_LOOKUPS=on: the sandbox serves the profiles too
     return server
 
 

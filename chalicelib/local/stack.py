@@ -29,7 +29,7 @@ def _resolve(value: Any, stage: str, arns: Dict[str, str]) -> Any:
     """The few intrinsic functions the template uses: Fn::Sub ${Stage}, Fn::GetAtt [X, Arn], Ref."""
     if isinstance(value, dict):
         if "Fn::Sub" in value:
-            return value["Fn::Sub"].replace("${Stage}", stage)
+            return value["Fn::Sub"].replace("${Stage}", stage).replace("${AWS::AccountId}", config.LOCAL_ACCOUNT_ID)
         if "Fn::GetAtt" in value:
             return arns[value["Fn::GetAtt"][0]]
         return {k: _resolve(v, stage, arns) for k, v in value.items()}
@@ -71,7 +71,24 @@ def create_all(stage: Optional[str] = None) -> List[str]:
             if ttl:
                 dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         created.append(name)
+    created += create_buckets(stage)
     created += create_state_machines(stage)
+    return created
+
+
+def create_buckets(stage: Optional[str] = None) -> List[str]:
+    """The template's S3 buckets (agents' files before they go out), created if missing."""
+    stage = stage or config.resource_prefix().removeprefix("socialinbox-")
+    s3 = aws.client("s3")
+    existing = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    created: List[str] = []
+    for resource in template()["Resources"].values():
+        if resource["Type"] != "AWS::S3::Bucket":
+            continue
+        name = _resolve(resource["Properties"]["BucketName"], stage, {})
+        if name not in existing:
+            s3.create_bucket(Bucket=name)
+        created.append(name)
     return created
 
 

@@ -147,12 +147,22 @@ def send_one(conversation_id: str, sort_key: str) -> str:
     if token is None:
         return "claimed elsewhere"
     assert state is not None and account is not None
+    from chalicelib.outbound import attachments as files
+
+    try:
+        attachments = files.for_sending(message.channel, list(message.attachments) if message.attachments else None)
+    except files.Gone as gone:
+        outbound.mark_failed(message, token, str(gone))
+        return "failed"
+    except Exception:  # S3 did not answer: nothing was sent, the record comes back
+        outbound.release(message, token, "retrying: our file storage did not answer")
+        raise
     outgoing = OutboundMessage(
         channel=message.channel, account_id=message.account_id, thread_key=state.get("thread_key") or "",
         thread_kind=state.get("thread_kind") or "dm", recipient_id=state.get("contact_platform_id") or "",
         text=message.text or "", outbound_id=outbound.outbound_id(message), reply_to=message.reply_to,
         tag=message.send_tag, template=message.template, private_reply=bool(message.private_reply),
-        attachments=list(message.attachments) if message.attachments else None)
+        attachments=attachments)
     try:
         adapter = runtime.injected_adapter(message.channel) or adapter_for_channel(message.channel)
         result = adapter.send(outgoing, account_secrets(_refs(account)), runtime.http())

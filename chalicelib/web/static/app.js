@@ -705,8 +705,20 @@
     var letters = contactName(c).replace(/[^\p{L}\p{N}]/gu, '').slice(0, 1).toUpperCase() || '?';
     var node = el('span', 'av av' + (hash % 8), letters);
     node.setAttribute('aria-hidden', 'true');
+    if (c.id && PICTURED.indexOf(c.channel) >= 0) {  // the profile picture, through our own endpoint
+      fetchMedia('api/conversations/' + encodeURIComponent(c.id) + '/contact/picture', true).then(function (b) {
+        if (!/^image\//.test(b.type)) return;
+        var img = el('img');
+        img.alt = '';
+        img.src = b.url;
+        node.replaceChildren(img);
+      }, function () {});  // none (404) or unavailable: the initial stays, asked once per page
+    }
     return node;
   }
+
+  // channels whose profiles carry a picture (Telegram and WhatsApp deliveries carry none)
+  var PICTURED = ['messenger', 'instagram', 'x', 'facebook', 'linkedin'];
 
   function channelBadge(channel) {
     var known = Object.prototype.hasOwnProperty.call(CHANNELS, channel);
@@ -889,7 +901,7 @@
     renderHead(conversation);
     renderWindow(conversation.reply_window);
     document.dispatchEvent(new CustomEvent('inbox:window', {detail: {id: conversation.id, channel: conversation.channel,
-      window: state.window}}));  // static/templates.js: WhatsApp templates
+      kind: conversation.kind, window: state.window}}));  // static/templates.js, static/attach.js
     renderThread(fresh);
     var who = conversation.contact && conversation.contact.id;
     if (who && (fresh || who !== state.contactFor)) loadContact(who);
@@ -942,7 +954,9 @@
 
   function identityLine(i) {
     var label = [i.display_name, i.handle ? '@' + String(i.handle).replace(/^@/, '') : '',
-      i.platform_id ? 'ID ' + i.platform_id : ''].filter(Boolean).join(' · ');
+      i.platform_id ? 'ID ' + i.platform_id : '',
+      typeof i.followers === 'number' ? i.followers.toLocaleString() + (i.followers === 1 ? ' follower' : ' followers') : ''
+    ].filter(Boolean).join(' · ');
     var item = el('li');
     item.append(channelBadge(i.channel), ' ', el('span', 'ident', label));
     return item;
@@ -951,6 +965,9 @@
   function renderContact() {
     var c = state.contact, many = c.identities.length > 1;
     $('contact').hidden = false;
+    var here = state.conv && state.conv.contact, counted = document.querySelector('#thread-head .followers');
+    var mine = c.identities.find(function (i) { return here && i.platform_id === here.platform_id && typeof i.followers === 'number'; });
+    if (counted) counted.textContent = mine ? mine.followers.toLocaleString() + (mine.followers === 1 ? ' follower' : ' followers') : '';
     $('contact-name').textContent = c.display_name || contactName(state.conv || {});
     $('identities').replaceChildren(...c.identities.map(function (i) {
       var item = identityLine(i);
@@ -1124,6 +1141,7 @@
     title.append(avatar(c), el('h2', null, contactName(c)));
     var sub = contactSub(c);
     if (sub) title.append(el('span', 'cid', sub));
+    title.append(el('span', 'cid followers'));  // filled from the contact's identity (renderContact)
     var info = el('div', 'head-info');
     info.append(channelBadge(c.channel));
     if (c.kind && c.kind !== 'dm') info.append(el('span', 'badge kind', c.kind));
@@ -1378,9 +1396,13 @@
     blobs = {};
   }
 
-  function fetchMedia(path) {
-    if (!blobs[path]) {
-      blobs[path] = (async function () {
+  // contact pictures are small and shown on every list render: kept for the page's life
+  var kept = {};
+
+  function fetchMedia(path, keep) {
+    var cache = keep ? kept : blobs;
+    if (!cache[path]) {
+      cache[path] = (async function () {
         var get = function () {
           return fetch(new URL(path, BASE), {headers: {Authorization: 'Bearer ' + state.token, Accept: 'image/*,video/*,*/*'}, cache: 'no-store',
             credentials: 'omit'});
@@ -1392,7 +1414,7 @@
         return {url: URL.createObjectURL(blob), type: blob.type};
       })();
     }
-    return blobs[path];
+    return cache[path];
   }
 
   var INLINE = /^(image|photo|sticker|gif|animated|video)/;

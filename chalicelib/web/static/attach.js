@@ -1,15 +1,38 @@
 /* Files out from the composer (its own module; app.js only announces the open thread with
    'inbox:window' and reloads it on 'inbox:reload'). "Attach file" uploads a JPEG, PNG or PDF to
-   POST .../attachments (the server checks the type by content and hands it to the platform), then
-   "Send file" sends it with the draft as its caption (WhatsApp; a Messenger file goes alone). On channels that cannot take a file the
-   button says so before any upload. Names go in with textContent only. */
+   POST .../attachments (the server checks the type by content, keeps our copy and hands it to the
+   platform), then "Send file" sends it with the draft as its caption where the platform takes one
+   (a Messenger or Instagram file goes alone). RULES are the server's
+   (chalicelib/outbound/attachments.py composer_rules, compared by a test): a conversation that
+   cannot carry a file (a comment thread, a channel without file sends) or a file of a type the
+   platform does not take (a PDF on X, by its first bytes) is refused here, before any upload,
+   with the reason. Names go in with textContent only. */
 (function () {
   'use strict';
   var TOKEN_KEY = 'socialinbox.token';
-  var CHANNELS = ['whatsapp', 'messenger'];  // chalicelib/outbound/attachments.py SUPPORTED
-  var CAPTIONED = ['whatsapp'];  // a Messenger file goes without text (the draft stays)
-  var MAX_BYTES = 4 * 1024 * 1024;
-  var state = {conv: null, channel: '', file: null, busy: false, attempt: null};
+  var RULES = {"whatsapp": {"kinds": ["dm"], "types": ["application/pdf", "image/jpeg", "image/png"], "max_bytes": 4194304, "caption": true}, "messenger": {"kinds": ["dm"], "types": ["application/pdf", "image/jpeg", "image/png"], "max_bytes": 4194304, "caption": false}, "instagram": {"kinds": ["dm"], "types": ["application/pdf", "image/jpeg", "image/png"], "max_bytes": 4194304, "caption": false}, "telegram": {"kinds": ["dm", "group"], "types": ["application/pdf", "image/jpeg", "image/png"], "max_bytes": 4194304, "caption": true}, "x": {"kinds": ["dm", "mention"], "types": ["image/jpeg", "image/png"], "max_bytes": 4194304, "caption": true}};  // RULES
+  var NAMES = {whatsapp: 'WhatsApp', messenger: 'Messenger', instagram: 'Instagram', telegram: 'Telegram', x: 'X',
+               facebook: 'Facebook', linkedin: 'LinkedIn'};
+  var state = {conv: null, channel: '', kind: 'dm', file: null, busy: false, attempt: null};
+
+  function brand(channel) { return NAMES[channel] || channel || 'this channel'; }
+
+  // why this conversation cannot carry a file (null when it can): the server's refusal, said first
+  function refusal() {
+    var rule = RULES[state.channel];
+    if (!rule) return brand(state.channel) + ' replies cannot carry files (files go out on: ' + Object.keys(RULES).map(brand).join(', ') + ').';
+    if (rule.kinds.indexOf(state.kind) < 0) return brand(state.channel) + ' ' + state.kind + ' replies cannot carry a file (only ' + rule.kinds.join(' and ') + ' replies can).';
+    return null;
+  }
+
+  // the type by the first bytes, as the server checks it
+  function sniff(bytes) {
+    var b = new Uint8Array(bytes.slice(0, 8));
+    if (b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'image/jpeg';
+    if (b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47) return 'image/png';
+    if (b[0] === 0x25 && b[1] === 0x50 && b[2] === 0x44 && b[3] === 0x46 && b[4] === 0x2d) return 'application/pdf';
+    return null;
+  }
 
   function $(id) { return document.getElementById(id); }
 
@@ -38,11 +61,16 @@
     var file = $('attach-input').files[0];
     $('attach-input').value = '';
     if (!file || state.busy) return;
-    if (file.size > MAX_BYTES) { show('Not attached: ' + file.name + ' is larger than 4 MB.'); return; }
+    var rule = RULES[state.channel], why = refusal();
+    if (why) { show('Not attached: ' + why); return; }
+    if (file.size > rule.max_bytes) { show('Not attached: ' + file.name + ' is larger than ' + Math.floor(rule.max_bytes / 1048576) + ' MB.'); return; }
     state.busy = true;
-    show('Uploading ' + file.name + '…');
     var conv = state.conv;
     file.arrayBuffer().then(function (bytes) {
+      var type = sniff(bytes);
+      if (!type) throw new Error('only JPEG and PNG images and PDF documents can be sent');
+      if (rule.types.indexOf(type) < 0) throw new Error(brand(state.channel) + ' takes only ' + (rule.types.indexOf('application/pdf') < 0 ? 'images' : 'images and PDF documents') + '; ' + file.name + ' is ' + type);
+      show('Uploading ' + file.name + '…');
       return call(base() + '/attachments?filename=' + encodeURIComponent(file.name), bytes, 'application/octet-stream');
     }).then(function (found) {
       if (conv === state.conv) { state.file = found; show(''); }
@@ -52,7 +80,8 @@
 
   function send() {
     if (!state.file || state.busy) return;
-    var draft = $('draft'), caption = CAPTIONED.indexOf(state.channel) >= 0 ? draft.value.trim() : '';
+    var rule = RULES[state.channel] || {};
+    var draft = $('draft'), caption = rule.caption ? draft.value.trim() : '';
     state.busy = true;
     // one client_id per file and caption: pressing Send again after an error sends it once
     var key = state.file.token + '|' + caption;
@@ -72,14 +101,19 @@
     var d = event.detail || {};
     if (d.id !== state.conv) { state.conv = d.id; state.file = null; show(''); }
     state.channel = d.channel || '';
-    var can = CHANNELS.indexOf(state.channel) >= 0;
-    $('attach-open').disabled = !can;
-    $('attach-open').title = can ? 'Attach a JPEG, PNG or PDF (up to 4 MB)'
-      : 'Files cannot be sent on ' + (state.channel || 'this channel') + ' from the inbox';
+    state.kind = d.kind || 'dm';
+    var why = refusal(), rule = RULES[state.channel];
+    // not disabled: pressing it where files cannot go says why instead of opening the file picker
+    $('attach-open').setAttribute('aria-disabled', why ? 'true' : 'false');
+    $('attach-open').title = why || ('Attach ' + (rule.types.indexOf('application/pdf') < 0 ? 'a JPEG or PNG image' : 'a JPEG, PNG or PDF')
+      + ' (up to ' + Math.floor(rule.max_bytes / 1048576) + ' MB)');
   });
 
   document.addEventListener('DOMContentLoaded', function () {
-    $('attach-open').addEventListener('click', function () { $('attach-input').click(); });
+    $('attach-open').addEventListener('click', function () {
+      var why = refusal();
+      if (why) show('Not attached: ' + why); else $('attach-input').click();
+    });
     $('attach-input').addEventListener('change', pick);
     $('attach-send').addEventListener('click', send);
     $('attach-drop').addEventListener('click', function () { state.file = null; show(''); });
