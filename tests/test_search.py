@@ -243,3 +243,16 @@ def test_our_reply_that_ends_no_turn_is_found(thread):
     assert _token_items() == before
     assert _found(thread, "warehouse") == [thread.conversation_id]
     assert _found(thread, "courier invoice") == [thread.conversation_id]
+
+
+def test_a_word_is_written_once_per_turn_and_the_telling_words_first():
+    """Issue 21: realistic messages hold more words than a batch writes (MAX_WORDS, one WRU each):
+    numbers and long words are kept; at the turn's end the words its first message already wrote
+    are not written again."""
+    from chalicelib.inbox import search
+
+    long_text = ("hi there my order 4471 arrived this morning but the box was damaged and two of the "
+                 "glasses are broken could you please check the parcel tracking and refund")
+    tokens = search.text_tokens([long_text])
+    assert len(tokens) == search.MAX_WORDS and tokens[0] == "4471" and "tracking" in tokens and "two" not in tokens
+    assert search.text_tokens(["the parcel arrived broken"], already=["parcel", "broken"]) == ["arrived"]
