@@ -9,11 +9,14 @@ Index (models.SearchToken, table `search-tokens`): partition "t#<token>", sort k
   telling first (words with digits: order numbers; then the longest): every word is one write
   unit, and realistic 25-40-word messages hold 15-25 distinct words (issue 21).
   To keep a customer's follow-up at its one conditional UpdateItem, a customer's text is NOT
-  written on the follow-up path: the message that creates a conversation or starts a customer
-  turn is indexed as it is stored, and the follow-ups of a turn (and the message of ours that
-  answers it) are indexed together, de-duplicated, when the turn ends (our reply, or the
-  conversation resolved without one), leaving out the words the turn's first message already
-  wrote: a word is written once per turn. Our messages that end no turn (a second reply, or a message
+  written on the follow-up path: the message that creates a conversation is indexed as it is
+  stored (a new conversation is found by its words at once), and every turn's messages (the
+  customer's, including the one that started a later turn, and the message of ours that answers
+  it) are indexed together, de-duplicated, in one batch of at most MAX_WORDS when the turn ends
+  (our reply, or the conversation resolved without one), leaving out the words the creating
+  message already wrote: a word is written once per turn (issue 21: a returning customer's new
+  words are found once the turn is answered or resolved; the conversation is found by name and
+  earlier turns meanwhile). Our messages that end no turn (a second reply, or a message
   sent from the platform's own app while nothing is due: we only see its echo) are indexed as
   they are stored (`on_ours`), since no turn end would ever cover them.
 - Each text is indexed once. The echo of a reply socialinbox stored never reaches these hooks: it
@@ -101,13 +104,16 @@ def write(conversation_id: str, tokens: Sequence[str], at: int) -> int:
     return len(tokens)
 
 
-def on_message(conversation_id: str, event: Any, names: bool, ends_turn: bool = False) -> None:
+def on_message(conversation_id: str, event: Any, names: bool, ends_turn: bool = False,
+               starts_turn: bool = False) -> None:
     """Hook (store): a platform's message stored on the logged path (a new conversation, one that
     starts a turn, ...); with `names`, the contact's name and handle are (re)indexed too."""
     try:
-        # Customers' words at once; ours (sent outside the inbox: its echo) too, unless it ends a
-        # turn: then on_logged indexes it with the rest of the turn.
-        tokens = text_tokens([event.text]) if getattr(event, "direction", "in") == "in" or not ends_turn else []
+        # A new conversation's words at once; a customer message that starts a later turn waits for
+        # the turn's end (on_logged), like ours that ends one; ours outside any turn at once.
+        inbound = getattr(event, "direction", "in") == "in"
+        tokens = text_tokens([event.text]) if (inbound and not starts_turn) or (not inbound and not ends_turn) \
+            else []
         if names:
             tokens = name_tokens(event.contact.display_name, event.contact.handle) + \
                 [t for t in tokens if t not in name_tokens(event.contact.display_name, event.contact.handle)]
@@ -139,7 +145,9 @@ def on_logged(conversation_id: str, before: Dict[str, Any], after: Dict[str, Any
 
         messages = list(Message.query(conversation_id, Message.sort_key >= f"{int(since):013d}#",
                                       limit=TURN_MESSAGES + 1, page_size=TURN_MESSAGES + 1))
-        first = [m for m in messages[:1] if m.direction == "in" and int(m.sent_at) == int(since)]
+        # The creating message of the conversation's first turn was indexed as it was stored.
+        first = [m for m in messages[:1] if m.direction == "in" and int(m.sent_at) == int(since)
+                 and int(before.get("turn") or 0) == 1]
         written = text_tokens([first[0].text]) if first and not first[0].removed else []
         texts = [m.text for m in messages[len(first):] if not m.removed]
         write(conversation_id, text_tokens(texts, already=written), int(after.get("last_message_at") or since))
