@@ -144,7 +144,7 @@ def test_the_webhooks_own_function_imports_no_route_module_at_all():
     assert not heavy, f"the webhooks function's cold delivery imported {sorted({m.split('.')[0] for m in heavy})}"
 
 
-def test_secrets_are_read_with_a_client_of_ssms_getparameter_alone_and_it_is_botocores_own_definition():
+def test_secrets_are_read_with_a_client_of_ssms_getparameter_alone_and_it_is_botocores_own_definition(inbox):
     """SSM's whole botocore model (~800 KB, ~150 operations) cost the webhooks' cold first request
     ~19 ms for one GetParameter (issue 21): the runtime reads secrets through a trimmed copy
     (infra/aws_models.py). It must stay botocore's definition: after a botocore upgrade that
@@ -162,3 +162,4 @@ def test_secrets_are_read_with_a_client_of_ssms_getparameter_alone_and_it_is_bot
     assert client.meta.service_model.operation_names == ["GetParameter"]
     assert client.meta.service_model.service_id == "SSM" and client.meta.service_model.signing_name == "ssm"
     assert runtime.client("ssm").meta.service_model.operation_names != ["GetParameter"]  # nobody else's
+    runtime.reset()  # the clients were made here: the next test makes its own
