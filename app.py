@@ -10,7 +10,7 @@ config.refuse_local_stage_in_aws()  # first: a deployed function never starts wi
 from chalicelib.http_headers import SECURITY_HEADERS  # noqa: F401 (make run's gateway reads it here)
 
 # configure_logs=False: Chalice would add a plain-text handler to the "socialinbox" logger, which
-# is also powertools' JSON logger (chalicelib.logs), and every line would be written twice.
+# is also our JSON logger (chalicelib.logs), and every line would be written twice.
 app = Chalice(app_name="socialinbox", configure_logs=False)
 
 # The webhooks' own function answers function URL events only: it registers (imports) no route.

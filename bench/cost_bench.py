@@ -358,12 +358,23 @@ def load_counts(paths: List[str]) -> Dict[str, Any]:
                   _median(api["reply (POST + outbox worker until sent)"]["rru"])),
         "patch": (_median(api["PATCH status pending"]["wru"]), _median(api["PATCH status pending"]["rru"])),
         "page_rru": _median(api["page sort=recent"]["rru"]),
+        # the workspace's idle poll (304) and the same with viewers (every 4th poll)
+        "poll_rru": _median(api["poll /api/changes (nothing changed: 304)"]["rru"])
+        if "poll /api/changes (nothing changed: 304)" in api else 2.5,
+        "poll_viewers_rru": _median(api["poll with viewers (every 4th poll)"]["rru"])
+        if "poll with viewers (every 4th poll)" in api else 2.5,
+        "counts_rru": _median(api["GET /api/counts (5 view counts)"]["rru"]) if "GET /api/counts (5 view counts)" in api
+        else 2.5,
+        "inbound_mix_wru": merged["wru"].get("inbound_mix_wru"),
+        "message_words": merged["wru"].get("message_words"),
     }
 
 
 def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] = None,
-          trace_rate: float = 0.01) -> Dict[str, Any]:
-    """One month of `messages` inbound customer messages: quantities per billed dimension."""
+          trace_rate: float = 0.01, webhooks_on_rest: bool = False) -> Dict[str, Any]:
+    """One month of `messages` inbound customer messages: quantities per billed dimension.
+    Webhook deliveries reach their own function through its function URL (no API Gateway
+    charge, issue 21) unless `webhooks_on_rest` (the REST route, as before)."""
     MIX = mix or globals()["MIX"]  # noqa: N806 - the module's mix unless a variant is priced
     per_conversation = sum(MIX["inbound"].values())
     conversations = messages / per_conversation
@@ -412,9 +423,47 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
     # processor segment joins its webhook's trace (one trace, billed once) or is not recorded.
     traces = (deliveries + api_requests) * trace_rate
     return {"messages": messages, "conversations": conversations, "deliveries": deliveries,
-            "api_requests": deliveries + api_requests, "lambda_requests": sum(invocations.values()),
+            "api_requests": api_requests + (deliveries if webhooks_on_rest else 0),
+            "lambda_requests": sum(invocations.values()),
             "gb_s": gb_s, "sqs": sqs, "wru": wru, "rru": rru, "transitions": transitions, "turns": turns,
             "log_gb": log_bytes / 1e9, "traces": traces, "batch": batch, "timer_messages": timer_messages}
+
+
+#: Agents: 20 working 8 hours on 22 days a month (the issue's team), each with the inbox open.
+AGENTS = {"agents": 20, "hours_per_month": 8 * 22}
+APP_JS = os.path.join(PROJECT, "chalicelib", "web", "static", "app.js")
+
+
+def page_timers() -> Dict[str, int]:
+    """The workspace's own timers (ms), read from app.js: what an idle open inbox requests."""
+    import re
+
+    text = open(APP_JS, encoding="utf-8").read()
+    return {name: int(value) for name, value in re.findall(r"var (\w+_MS) = (\d+);", text)}
+
+
+def agent_requests_per_minute(timers: Dict[str, int]) -> Dict[str, float]:
+    """An idle agent with the inbox and a thread open, by request (app.js's setInterval calls)."""
+    polls = 60_000 / timers["POLL_MS"]
+    with_viewers = 60_000 / timers["VIEWERS_MS"]
+    return {"poll /api/changes (304)": polls - with_viewers, "poll with viewers": with_viewers,
+            "viewing heartbeat": 60_000 / timers["VIEW_MS"], "online heartbeat": 60_000 / timers["PRESENCE_MS"],
+            "alerts": 60_000 / timers["ALERTS_MS"], "full refresh (list + counts)": 2 * 60_000 / timers["FULL_MS"]}
+
+
+def agent_cost(counts: Dict[str, Any], per_minute: Dict[str, float]) -> Dict[str, float]:
+    """$ per agent-hour of an idle open inbox polling through the REST API: each request pays API
+    Gateway, a Lambda request and 30 ms at 512 MB, its log line and its DynamoDB units (measured for
+    the polls, the counts and the list; heartbeats assumed one small write, alerts one read)."""
+    rru = {"poll /api/changes (304)": counts["poll_rru"], "poll with viewers": counts["poll_viewers_rru"],
+           "alerts": 1.0, "full refresh (list + counts)": (counts["page_rru"] + counts["counts_rru"]) / 2}
+    wru = {"viewing heartbeat": 1.0, "online heartbeat": 1.0}
+    per_request = (PRICES["rest_api_per_m"] + PRICES["lambda_request_per_m"]) / 1e6 \
+        + MEMORY_GB * DURATION_MS["api_read"] / 1000 * PRICES["lambda_gb_s"] \
+        + 2 * LOG_BYTES["per_app_line"] / 1e9 * PRICES["logs_ingest_per_gb"]
+    hour = {name: n * 60 * (per_request + rru.get(name, 0) * PRICES["rru_per_m"] / 1e6
+                            + wru.get(name, 0) * PRICES["wru_per_m"] / 1e6) for name, n in per_minute.items()}
+    return hour
 
 
 def fixed_month() -> Dict[str, float]:
@@ -435,7 +484,7 @@ def fixed_month() -> Dict[str, float]:
 
 def priced(q: Dict[str, Any]) -> Dict[str, float]:
     return {
-        "API Gateway (REST)": q["api_requests"] * PRICES["rest_api_per_m"] / 1e6,
+        "API Gateway (REST; webhooks: function URL)": q["api_requests"] * PRICES["rest_api_per_m"] / 1e6,
         "Lambda requests": q["lambda_requests"] * PRICES["lambda_request_per_m"] / 1e6,
         "Lambda GB-seconds": q["gb_s"] * PRICES["lambda_gb_s"],
         "SQS": q["sqs"] * PRICES["sqs_per_m"] / 1e6,
@@ -482,7 +531,8 @@ def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
     _print_table(header, rows)
     million = table["1000000"]
     top = sorted(million.items(), key=lambda item: -item[1])[:3]
-    http_saving = million["API Gateway (REST)"] * (1 - PRICES["http_api_per_m"] / PRICES["rest_api_per_m"])
+    http_saving = million["API Gateway (REST; webhooks: function URL)"] * (
+        1 - PRICES["http_api_per_m"] / PRICES["rest_api_per_m"])
     q = quantities["1000000"]
     timers_sqs = q["timer_messages"] * 3 * PRICES["sqs_per_m"] / 1e6  # send, receive, delete
     timers_lambda = q["timer_messages"] * (PRICES["lambda_request_per_m"] / 1e6 + MEMORY_GB
@@ -506,7 +556,28 @@ def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
           f"requests, {q['lambda_requests'] / 1e6:.2f} M Lambda invocations (processor batch {q['batch']:.1f}), "
           f"{q['wru'] / 1e6:.1f} M WRU, {q['rru'] / 1e6:.1f} M RRU, {q['transitions'] / 1e6:.2f} M transitions, "
           f"{q['traces'] / 1e6:.2f} M traces, {q['log_gb']:.2f} GB logs")
+    rest_before = priced(month(counts, 1_000_000, trace_rate=trace_rate, webhooks_on_rest=True))
+    rest_inbound = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
+                                trace_rate=trace_rate, webhooks_on_rest=True))
+    print(f"  webhooks through the REST route instead of their function URL (before issue 21): whole conversation "
+          f"${sum(rest_before.values()):.2f}, inbound path ${sum(rest_inbound.values()):.2f} per million")
+    if counts.get("inbound_mix_wru") is not None:
+        print(f"  DynamoDB: {counts['inbound_mix_wru']:.2f} WRU per inbound message in the mix (texts: "
+              f"{counts.get('message_words')} words; issue 21 goal <= 8)")
+    timers = page_timers()
+    per_minute = agent_requests_per_minute(timers)
+    hour = agent_cost(counts, per_minute)
+    agent_month = sum(hour.values()) * AGENTS["hours_per_month"]
+    print(f"\n  Per agent (apart from messages): an idle open inbox polling (app.js: " + ", ".join(
+        f"{k} {v:.2f}/min" for k, v in per_minute.items()) + f") = {sum(per_minute.values()):.1f} requests a minute,"
+          f" ${sum(hour.values()):.4f} per agent-hour, ${agent_month:.2f} per agent-month "
+          f"({AGENTS['hours_per_month']} h), ${agent_month * AGENTS['agents']:.2f} a month for {AGENTS['agents']} "
+          f"agents (issue 21 goal: <= $0.10 per idle agent-month with pushed updates)")
     results["cost"] = {"inbound_path_per_million": sum(inbound_only.values()), "trace_rate": trace_rate,
+                       "webhooks_on_rest_per_million": sum(rest_before.values()),
+                       "webhooks_on_rest_inbound_per_million": sum(rest_inbound.values()),
+                       "agent_requests_per_minute": per_minute, "agent_hour_usd": hour,
+                       "agent_month_usd": agent_month,
                        "prices": PRICES, "prices_date": PRICES_DATE, "mix": MIX, "durations_ms": DURATION_MS,
                        "counts": counts, "per_volume": table, "quantities": quantities, "fixed": fixed,
                        "per_million_inbound": variable["1000000"]}

@@ -79,6 +79,10 @@ def _parse_args(argv):
     parser.add_argument("--log-file", default="",
                         help="where the app's log lines go (default: /dev/null); they are formatted and written "
                              "as deployed either way")
+    parser.add_argument("--words", default="25-40",
+                        help="wru: length of the customer and agent texts in words, 'LOW-HIGH' drawn uniformly per "
+                             "message (seeded), or 'short' for the old fixed 4-10-word texts (issue 21: message length "
+                             "is an assumption of the cost model, stated here)")
     parser.add_argument("--time-limit", type=float, default=900.0,
                         help="hard stop (seconds): dump stacks and exit if the bench hangs")
     return parser.parse_args(argv)
@@ -1237,11 +1241,54 @@ MESSAGE_KINDS = (
 REPLY_ECHO_KIND = ("echo of our reply (after the send's answer)", 0, 0)
 
 
+SHORT_TEXTS = ("Hi! My order #4471 arrived cold \u2615 can you help?", "It was the oat latte, order placed at 9:05.",
+               "Sorry about that! A fresh one is on its way, no charge.", "Thank you, that's great \U0001F64F")
+#: Sentences the realistic texts are drawn from (a contact centre's DMs: orders, deliveries, refunds).
+SENTENCES = (
+    "Hi, my order #{n} arrived this morning but the box was damaged and two of the glasses are broken.",
+    "I paid with my credit card on Tuesday and the refund still has not shown up on my statement.",
+    "Could you check where the parcel is? The tracking page has said out for delivery since yesterday.",
+    "The courier left it at the neighbour's door without ringing, which is not what I asked for.",
+    "It was the large oat latte with vanilla syrup, ordered at the station kiosk at 9:05.",
+    "I would like to change the delivery address to my office on Baker Street if that is still possible.",
+    "My loyalty points disappeared after the last update of the app, I had almost four hundred.",
+    "Can I return the jacket in a shop instead of sending it back by post? The sleeves are too long.",
+    "Sorry to bother you again, but nobody answered my email from last week about the invoice.",
+    "Thank you, that is great, I really appreciate how quickly you sorted this out for me.",
+    "Sorry about that! A replacement is on its way today, no charge, and you keep the first one.",
+    "We have refunded the full amount; your bank usually shows it within three to five working days.",
+)
+
+
+def message_words(args_words: str) -> Optional[Tuple[int, int]]:
+    """The stated length distribution of the bench's texts: (low, high) words, or None (short texts)."""
+    if args_words == "short":
+        return None
+    low, high = (int(x) for x in args_words.split("-"))
+    return low, high
+
+
+def realistic_text(rng: "random.Random", words: Tuple[int, int], n: int) -> str:
+    """A DM of uniform(low, high) words made of whole sentences from SENTENCES, cut at the length."""
+    target = rng.randint(*words)
+    out: List[str] = []
+    while len(out) < target:
+        out += rng.choice(SENTENCES).format(n=4400 + n).split()
+    return " ".join(out[:target])
+
+
+def _texts(now: int, n: int) -> Tuple[str, ...]:
+    words = message_words(ARGS.words)
+    if words is None:
+        return SHORT_TEXTS
+    rng = random.Random(f"{ARGS.seed}:{n}")
+    return tuple(realistic_text(rng, words, n) for _ in SHORT_TEXTS)
+
+
 def _messenger_steps(now: int, n: int) -> List[Tuple[str, Dict[str, Any]]]:
     customer = f"6199{n:011d}"
     tag = f"{now}_{n}"
-    texts = ("Hi! My order #4471 arrived cold \u2615 can you help?", "It was the oat latte, order placed at 9:05.",
-             "Sorry about that! A fresh one is on its way, no charge.", "Thank you, that's great \U0001F64F")
+    texts = _texts(now, n)
     follow = _messenger(now + 60_000, customer, "in", f"m_{tag}_2", texts[1])
     return [
         (MESSAGE_KINDS[0][0], _messenger(now, customer, "in", f"m_{tag}_1", texts[0])),
@@ -1349,6 +1396,13 @@ def bench_wru(application: Any, results: Dict[str, Any]) -> int:
                          f"{typical['log_lines_ack']}+{typical['log_lines'] - typical['log_lines_ack']}"
                          + (f" ({typical['log_lines_not_json']} not JSON)" if typical["log_lines_not_json"] else "")])
     section["messenger_dm"] = kinds
+    words = message_words(ARGS.words)
+    section["message_words"] = list(words) if words else "short (4-10 words)"
+    mix = {MESSAGE_KINDS[0][0]: 1, MESSAGE_KINDS[1][0]: 1, MESSAGE_KINDS[5][0]: 2}  # bench/cost_bench.py MIX
+    section["inbound_mix_wru"] = sum(kinds[k]["wru_median"] * n for k, n in mix.items()) / sum(mix.values())
+    print(f"\n  texts: {'uniform %d-%d words per message (seeded)' % words if words else 'short (4-10 words)'}; "
+          f"average WRU per inbound message in the cost model's mix (1 new, 1 follow-up, 2 after our reply): "
+          f"{section['inbound_mix_wru']:.2f} (issue 21 goal <= 8)")
     print(f"\n  Messenger DM, webhook + processor, warm container; {WRU_CONVERSATIONS} conversations per kind "
           f"(median, range); cost per million messages at ${PRICE_PER_MILLION_WRU}/M WRU, "
           f"${PRICE_PER_MILLION_RRU}/M RRU (on-demand, us-east-1):")

@@ -1,24 +1,99 @@
 """Structured JSON logs (one line per record) with a correlation id per event.
 
-Uses aws-lambda-powertools' Logger. Rule: never pass a secret, token, signature or a full
-webhook body to the logger; log ids, counts and reasons.
+One JSON object per record on stdout, with aws-lambda-powertools' Logger's fields (level,
+location, message, timestamp, service, the bound keys, the record's `extra`, exception,
+exception_name, stack_trace, xray_trace_id), written by the standard library alone: importing
+powertools' Logger cost the webhooks' cold start ~16 ms (issue 21), for four features we use. Rule:
+never pass a secret, token, signature or a full webhook body to the logger; log ids, counts and
+reasons.
 
-The powertools logger is the standard-library logger named "socialinbox", the same name as the
-Chalice app: app.py creates Chalice with `configure_logs=False`, and `_keep_only_json_output`
-removes any other handler found on that logger, so every record is written once, as JSON.
+The logger is the standard-library logger named "socialinbox", the same name as the Chalice app:
+app.py creates Chalice with `configure_logs=False`, and `_keep_only_json_output` removes any other
+handler found on that logger, so every record is written once, as JSON.
 """
 from __future__ import annotations
 
+import contextvars
+import json
 import logging
 import os
 import re
+import sys
+import time
+import traceback
 import uuid
-from typing import List, Optional
-
-from aws_lambda_powertools import Logger
+from typing import Any, Dict, List, Optional
 
 SERVICE = "socialinbox"
-logger = Logger(service=SERVICE, level=os.environ.get("LOG_LEVEL", "INFO"))
+#: LogRecord's own attributes: everything else on a record came in through `extra`.
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+_BOUND: contextvars.ContextVar[Dict[str, Any]] = contextvars.ContextVar("socialinbox_log_keys", default={})
+
+
+class JsonFormatter(logging.Formatter):
+    """A record as one compact JSON line, in powertools' Logger's field order and formats."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def format(self, record: logging.LogRecord) -> str:  # noqa: A003 - logging's name
+        message: Any = record.msg if isinstance(record.msg, dict) else record.getMessage()
+        line: Dict[str, Any] = {"level": record.levelname, "location": f"{record.funcName}:{record.lineno}",
+                                "message": message, "timestamp": self.formatTime(record), "service": self.service}
+        line.update(_BOUND.get())
+        line.update({k: v for k, v in vars(record).items() if k not in _RECORD_FIELDS and not k.startswith("_")})
+        if isinstance(record.exc_info, tuple) and record.exc_info[0] is not None:
+            line.setdefault("exception", self.formatException(record.exc_info))
+            line.setdefault("exception_name", record.exc_info[0].__name__)
+            line.setdefault("stack_trace", _stack_trace(record.exc_info))
+        trace = os.environ.get("_X_AMZN_TRACE_ID")
+        if trace:
+            line["xray_trace_id"] = trace.split(";")[0].replace("Root=", "")
+        return json.dumps({k: v for k, v in line.items() if v is not None}, separators=(",", ":"), default=str)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: Optional[str] = None) -> str:  # noqa: N802
+        local = time.localtime(record.created)
+        return time.strftime("%Y-%m-%d %H:%M:%S", local) + f",{int(record.msecs):03d}" + time.strftime("%z", local)
+
+
+def _stack_trace(exc_info: Any) -> Dict[str, Any]:
+    kind, value, tb = exc_info
+    return {"type": kind.__name__, "value": str(value), "module": kind.__module__,
+            "frames": [{"file": f.filename, "line": f.lineno, "function": f.name, "statement": f.line}
+                       for f in traceback.extract_tb(tb)]}
+
+
+class StructuredLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """The app's logger: the standard logger "socialinbox" with one JSON handler on stdout, and
+    keys bound per thread of work (a context variable) stamped on every line."""
+
+    def __init__(self, service: str, level: str) -> None:
+        base = logging.getLogger(service)
+        base.setLevel(level.upper())
+        self.registered_formatter = JsonFormatter(service)
+        self.registered_handler = logging.StreamHandler(sys.stdout)
+        self.registered_handler.setFormatter(self.registered_formatter)
+        base.addHandler(self.registered_handler)
+        super().__init__(base, {})
+
+    def process(self, msg: Any, kwargs: Any) -> Any:
+        return msg, kwargs  # bound keys are added by the formatter (they are per thread of work)
+
+    def addHandler(self, handler: logging.Handler) -> None:  # noqa: N802 - logging's name
+        self.logger.addHandler(handler)
+
+    def removeHandler(self, handler: logging.Handler) -> None:  # noqa: N802
+        self.logger.removeHandler(handler)
+
+    def thread_safe_append_keys(self, **keys: Any) -> None:
+        _BOUND.set(dict(_BOUND.get(), **keys))
+
+    def thread_safe_get_current_keys(self) -> Dict[str, Any]:
+        return dict(_BOUND.get())
+
+
+logger = StructuredLogger(SERVICE, os.environ.get("LOG_LEVEL", "INFO"))
 
 
 def _keep_only_json_output() -> None:

@@ -208,6 +208,11 @@ class Conversation(Model):
     # The latest customer message's annotation labels ({"of": <message id>, "sentiment": ...}),
     # opaque to the store: given by the ingest annotator (chalicelib.listening), filtered by the list.
     inbound_labels = MapAttribute(null=True)
+    # The log entry of the latest logged change, written with that change (compact: 60-100 bytes,
+    # so the item stays within one write unit): the event-log put that follows it is idempotent, and
+    # the next change (or the retry of this one) puts it again if a crash came between the two
+    # (chalicelib.inbox.store, chalicelib.inbox.pending).
+    log_pending = BinaryAttribute(null=True, legacy_encoding=False)
 
     by_team_recent = ConversationsByTeamRecent()
     by_team_due = ConversationsByTeamDue()

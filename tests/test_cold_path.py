@@ -142,3 +142,24 @@ def test_the_webhooks_own_function_imports_no_route_module_at_all():
     assert "chalicelib.ingest.routes" not in cold["loaded"]  # not even the REST route's thin module
     heavy = [m for m in cold["everywhere"] if m.split(".")[0] in NOT_ON_THE_WEBHOOK_PATH]
     assert not heavy, f"the webhooks function's cold delivery imported {sorted({m.split('.')[0] for m in heavy})}"
+
+
+def test_secrets_are_read_with_a_client_of_ssms_getparameter_alone_and_it_is_botocores_own_definition(inbox):
+    """SSM's whole botocore model (~800 KB, ~150 operations) cost the webhooks' cold first request
+    ~19 ms for one GetParameter (issue 21): the runtime reads secrets through a trimmed copy
+    (infra/aws_models.py). It must stay botocore's definition: after a botocore upgrade that
+    changes it, rerun `python -m infra.aws_models`."""
+    import json as _json
+
+    from infra import aws_models
+
+    from chalicelib.runtime import SECRETS_SERVICE, runtime
+
+    for name, content in aws_models.trimmed().items():
+        with open(os.path.join(aws_models.folder(), name), encoding="utf-8") as handle:
+            assert _json.load(handle) == _json.loads(_json.dumps(content)), name
+    client = runtime.client(SECRETS_SERVICE)
+    assert client.meta.service_model.operation_names == ["GetParameter"]
+    assert client.meta.service_model.service_id == "SSM" and client.meta.service_model.signing_name == "ssm"
+    assert runtime.client("ssm").meta.service_model.operation_names != ["GetParameter"]  # nobody else's
+    runtime.reset()  # the clients were made here: the next test makes its own

@@ -256,6 +256,7 @@ def test_the_correlation_id_follows_a_delivery_into_its_sla_timers_and_a_reply_i
     from tests.helpers import PAGE, messenger, page_delivery
 
     monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "1")  # the warning timer is due in under a second
+    monkeypatch.setenv("SLA_SQS_BREACH_MAX_SECONDS", "0")  # a long wait's path: the flow carries the id
     inbox.add_account("messenger", PAGE)
     stream, stop = _capture_logs()
     try:

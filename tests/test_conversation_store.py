@@ -192,7 +192,28 @@ def test_a_follow_up_is_one_conditional_conversation_update_and_no_transaction(p
         store.record_message(dm("m2", T0 + 1000))
     assert requests.writes() == {("PutItem", "messages"): 1, ("PutItem", "raw-payloads"): 1,
                                  ("UpdateItem", "conversations"): 1, ("PutItem", "message-refs"): 1}
-    assert requests.calls[("GetItem", "conversations")] == 0
+    assert requests.calls[("GetItem", "conversations")] == 1  # read first: 1 RRU, never a failed write
+
+
+def test_a_turn_start_or_a_new_conversation_writes_no_transaction_and_tries_no_write_that_fails(page, monkeypatch):
+    """Issue 21: a logged change is one conditional update carrying its entry plus one put of the
+    entry (a transaction bills every item twice); the conversation is read before deciding, so a
+    message that starts a turn never pays for a failed follow-up write."""
+    from chalicelib.inbox import store
+
+    with Requests(monkeypatch) as requests:
+        _, (cid, _) = store.record_message(dm("m1", T0))
+    assert {k: v for k, v in requests.writes().items() if k[0] != "BatchWriteItem"} == {
+        ("PutItem", "messages"): 1, ("PutItem", "raw-payloads"): 1, ("PutItem", "conversations"): 1,
+        ("PutItem", "conversation-events"): 1, ("UpdateItem", "contacts"): 1, ("PutItem", "message-refs"): 1}
+    store.record_message(dm("r1", T0 + 60_000, direction="out"))
+    with Requests(monkeypatch) as requests:
+        store.record_message(dm("m2", T0 + 120_000))  # after our reply: a new turn, logged
+    writes = requests.writes()
+    assert ("TransactWriteItems", "conversation-events") not in writes and \
+        not any(op == "TransactWriteItems" for op, _ in writes)
+    assert writes[("UpdateItem", "conversations")] == 1 and writes[("PutItem", "conversation-events")] == 1
+    assert [e["seq"] for e in _events(cid)] == [1, 2, 3]
 
 
 def test_a_retry_after_a_crash_before_the_ref_recounts_instead_of_counting_twice(page):
@@ -432,3 +453,133 @@ def test_unknown_ids_are_404(page, path):
     token = page.login_admin()
     response = page.client.http.get(path, headers={"Authorization": "Bearer " + token})
     assert response.status_code == 404, response.body
+
+
+# --- the event log without transactions: crash between the update and the put (issue 21) ------
+
+
+class _Crash(RuntimeError):
+    """The Lambda dies right after the conversation update, before the log entry is put."""
+
+
+def _crash_next_log_puts(monkeypatch):
+    """Arm with `crashes[0] = n`: the next n puts into the event log raise (nothing written)."""
+    from pynamodb.connection.base import Connection
+
+    real_call = Connection._make_api_call
+    crashes = [0]
+
+    def call(connection, operation_name, operation_kwargs):
+        if operation_name == "PutItem" and operation_kwargs.get("TableName", "").endswith("-conversation-events") \
+                and crashes[0] > 0:
+            crashes[0] -= 1
+            raise _Crash("process died")
+        return real_call(connection, operation_name, operation_kwargs)
+
+    monkeypatch.setattr(Connection, "_make_api_call", call)
+    return crashes
+
+
+def test_a_crash_between_the_update_and_the_log_put_is_repaired_by_the_retry(page, monkeypatch):
+    from chalicelib.inbox import store
+
+    crashes = _crash_next_log_puts(monkeypatch)
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    store.record_message(dm("r1", T0 + 60_000, direction="out"))
+    crashes[0] = 1
+    with pytest.raises(_Crash):
+        store.record_message(dm("m2", T0 + 120_000))  # the turn start: updated, entry not yet put
+    assert [e["seq"] for e in _events(cid)] == [1, 2] and store.get(cid)["version"] == 3
+    store.record_message(dm("m2", T0 + 120_000))  # SQS delivers it again
+    log = _events(cid)
+    assert [e["seq"] for e in log] == [1, 2, 3] and log[2]["actor"] == "customer"
+    assert store.get(cid)["message_count"] == 3
+
+
+def test_a_crash_before_the_log_put_is_repaired_by_the_next_change_before_its_own_entry(page, monkeypatch):
+    from chalicelib.inbox import store
+
+    crashes = _crash_next_log_puts(monkeypatch)
+    _, (cid, _) = store.record_message(dm("m1", T0))
+    crashes[0] = 1
+    with pytest.raises(_Crash):
+        store.assign(cid, "a1", "agent:a1")  # nobody retries this one
+    store.set_status(cid, "resolved", "agent:a1")
+    log = _events(cid)
+    assert [(e["seq"], e["type"]) for e in log] == [(1, "created"), (2, "assigned"), (3, "status_changed")]
+    assert log[1]["data"] == {"from": None, "to": "a1"}
+
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+_STEPS = st.lists(st.tuples(st.sampled_from(["in", "out", "assign", "resolve", "reopen", "read"]), st.booleans(),
+                            st.booleans()), min_size=1, max_size=12)
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(steps=_STEPS)
+def test_property_the_log_holds_every_version_once_and_in_order_whatever_crashes(page, monkeypatch, steps):
+    """Any mix of changes, each possibly dying between its update and its log put, each possibly
+    retried: entries are 1..version (the newest may wait on the item until the next change), no
+    gap, none twice; after one more change the log is complete."""
+    from chalicelib.inbox import rules, store
+    from chalicelib.inbox.pending import unpack
+    from chalicelib.models import ConversationEvent
+
+    crashes = _crash_next_log_puts(monkeypatch)
+    user = f"u{abs(hash(tuple(steps))) % 10**9}"
+    at = [T0]
+    _, (cid, _) = store.record_message(dm(f"{user}-0", at[0], user=user))
+
+    def run(kind, n):
+        at[0] += 1000
+        if kind in ("in", "out"):
+            event = dm(f"{user}-{n}", at[0], user=user, direction=kind)
+            return lambda: store.record_message(event)
+        action = {"assign": lambda: store.assign(cid, f"a{n % 2}", "agent:a"),
+                  "resolve": lambda: store.set_status(cid, "resolved", "agent:a"),
+                  "reopen": lambda: store.set_status(cid, "open", "agent:a"),
+                  "read": lambda: store.mark_read(cid, "agent:a")}[kind]
+        return action
+
+    for n, (kind, crash, retry) in enumerate(steps, start=1):
+        step = run(kind, n)
+        crashes[0] = 1 if crash else 0
+        try:
+            step()
+        except _Crash:
+            if retry:
+                step()
+        except rules.Conflict:
+            pass
+        crashes[0] = 0
+        state = store.get(cid)
+        seqs = [int(e.seq) for e in ConversationEvent.query(cid)]
+        pending = [unpack(state["log_pending"])["seq"]] if state.get("log_pending") else []
+        complete = sorted(set(seqs) | set(pending))
+        assert len(seqs) == len(set(seqs)) and complete == list(range(1, int(state["version"]) + 1))
+    store.assign(cid, "closer", "agent:closer")
+    state = store.get(cid)
+    assert [e["seq"] for e in store.events(cid, limit=200)] == list(range(1, int(state["version"]) + 1))
+
+
+@settings(max_examples=50)
+@given(entry=st.tuples(st.integers(1, 10**6), st.integers(0, 10**13), st.text(max_size=30), st.text(max_size=30),
+                       st.dictionaries(st.text(max_size=10), st.integers() | st.text(max_size=40) | st.none(),
+                                       max_size=6)))
+def test_property_a_packed_log_entry_unpacks_to_itself(entry):
+    from chalicelib.inbox.pending import pack, unpack
+
+    seq, at, entry_type, actor, data = entry
+    assert unpack(pack(seq, at, entry_type, actor, data)) == {"seq": seq, "at": at, "type": entry_type,
+                                                               "actor": actor, "data": data or None}
+
+
+def test_a_packed_entry_keeps_the_conversation_within_one_write_unit():
+    from chalicelib.inbox.pending import pack
+
+    created = pack(1, 1733100000000, "created", "customer", {
+        "channel": "messenger", "team": "support", "message_id": "m_f5b25d30bd2b8a52036cbcf4",
+        "account_id": "1234567890", "thread_kind": "dm", "awaiting_since": 1733100000000,
+        "due_at": 1733100900000, "warn_at": 1733100720000, "first": True})
+    assert len(created) <= 100  # the item is ~810 bytes with a 120-character preview

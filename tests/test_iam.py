@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import os
 from datetime import datetime, timezone
 import time
 from typing import Any, Dict, Iterator, List, Set, Tuple
@@ -513,7 +514,9 @@ def _exercise(inbox) -> None:
     _webhook(inbox, page_delivery(messenger("m-3", "psid-3", int(time.time() * 1000), "anyone?")))
     _consume(inbox, "ingest_processor", "ingest")
     # psid-3's turn: its warning timer arrives while the warning point is still further away than
-    # SQS can delay (sent on: a hop), then again at the warning point (recorded: the flow starts).
+    # SQS can delay (sent on: a hop), then again at the warning point (recorded: the flow starts,
+    # as for a wait longer than SQS can delay after the warning; shorter ones get a breach message).
+    os.environ["SLA_SQS_BREACH_MAX_SECONDS"] = "0"
     waiting_3 = _waiting_conversation("psid-3")
     _timer(inbox, "warning", waiting_3)
     _timer(inbox, "warning", waiting_3, at=int(waiting_3.warn_at) + 1000)
@@ -527,6 +530,7 @@ def _exercise(inbox) -> None:
     api("PATCH", f"/api/conversations/{waiting_wa.conversation_id}", {"status": "resolved"})
     api("PATCH", f"/api/conversations/{waiting_wa.conversation_id}", {"status": "open"})
     assert _waiting_conversation("4915550001").turn == waiting_wa.turn + 1
+    del os.environ["SLA_SQS_BREACH_MAX_SECONDS"]
     api("PATCH", f"/api/conversations/{conversation}", {"status": "resolved"})
     # Reports: the event log's stream reaches the consumer late and out of order (a gap it fills
     # from the log), then a supervisor's screen reads the numbers.
@@ -553,8 +557,13 @@ def _exercise(inbox) -> None:
     # The sweeper finds a warning no timer recorded (a lost message) and starts that turn's flow.
     late = sorted((c for c in Conversation.scan() if getattr(c, "warn_at", None) and getattr(c, "turn", None)
                    and getattr(c, "status", "open") == "open"), key=lambda c: int(c.warn_at))
-    assert late, "a conversation waiting for a reply"
+    assert len({int(c.warn_at) for c in late}) >= 2, "conversations waiting for a reply, warned at different times"
     _at(inbox, int(late[0].warn_at) + 1000)
+    os.environ["SLA_SQS_BREACH_MAX_SECONDS"] = "0"  # a long wait: the flow
+    with inbox.recorder.during("sla_sweeper"):
+        assert inbox.app.sla_sweeper(_scheduled_event("sla_sweeper"), None)["warnings"] >= 1
+    del os.environ["SLA_SQS_BREACH_MAX_SECONDS"]
+    _at(inbox, int(late[-1].warn_at) + 1000)  # a short wait: a delayed breach message
     with inbox.recorder.during("sla_sweeper"):
         assert inbox.app.sla_sweeper(_scheduled_event("sla_sweeper"), None)["warnings"] >= 1
     _at(inbox, None)

@@ -119,38 +119,36 @@ def test_processor_never_sees_what_the_ack_path_refused(inbox, monkeypatch, stat
     assert _count(config.INGEST_QUEUE) == 0
 
 
-def _conflicting_transactions(monkeypatch, failures: int):
-    """Make the next `failures` TransactWriteItems calls fail as DynamoDB does when a concurrent
-    transaction touches the same conversation (TransactionConflict)."""
-    from pynamodb.exceptions import CancellationReason, VerboseClientError
+def _conflicting_writes(monkeypatch, failures: int):
+    """Make the next `failures` conditional writes of a conversation fail as DynamoDB does when
+    another writer changed it between our read and our write (ConditionalCheckFailed)."""
+    from pynamodb.connection.base import Connection
+    from pynamodb.exceptions import VerboseClientError
 
-    from chalicelib.runtime import runtime
+    real_call = Connection._make_api_call  # every model's connection
+    calls = {"conflicts": 0}
 
-    connection = runtime.connection()  # the connection the store's transactions go through
-    real_call = connection._make_api_call
-    calls = {"transactions": 0}
+    def flaky_call(connection, operation_name, operation_kwargs):
+        if operation_name in ("PutItem", "UpdateItem") and operation_kwargs.get("TableName", "").endswith(
+                "-conversations") and "ConditionExpression" in operation_kwargs:
+            calls["conflicts"] += 1
+            if calls["conflicts"] <= failures:
+                raise VerboseClientError({"Error": {"Code": "ConditionalCheckFailedException", "Message": "changed"}},
+                                         operation_name)
+        return real_call(connection, operation_name, operation_kwargs)
 
-    def flaky_call(operation_name, operation_kwargs):
-        if operation_name == "TransactWriteItems":
-            calls["transactions"] += 1
-            if calls["transactions"] <= failures:
-                raise VerboseClientError(
-                    {"Error": {"Code": "TransactionCanceledException", "Message": "conflict"}}, operation_name,
-                    cancellation_reasons=[CancellationReason("TransactionConflict"), None])
-        return real_call(operation_name, operation_kwargs)
-
-    monkeypatch.setattr(connection, "_make_api_call", flaky_call)
+    monkeypatch.setattr(Connection, "_make_api_call", flaky_call)
     return calls
 
 
-def test_a_transaction_conflict_on_a_busy_conversation_is_retried_in_place(inbox, monkeypatch):
+def test_a_write_conflict_on_a_busy_conversation_is_retried_in_place(inbox, monkeypatch):
     from chalicelib.inbox import store
 
     inbox.add_account("messenger", PAGE)
-    calls = _conflicting_transactions(monkeypatch, failures=store.CHANGE_ATTEMPTS - 1)
+    calls = _conflicting_writes(monkeypatch, failures=store.CHANGE_ATTEMPTS - 1)
     inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000, "hello")))
     inbox.process()
-    assert calls["transactions"] == store.CHANGE_ATTEMPTS
+    assert calls["conflicts"] == store.CHANGE_ATTEMPTS
     [conversation] = inbox.conversations()
     assert conversation["message_count"] == 1
     assert [m["text"] for m in inbox.messages(conversation["id"])] == ["hello"]
@@ -159,7 +157,7 @@ def test_a_transaction_conflict_on_a_busy_conversation_is_retried_in_place(inbox
 
 def test_endless_conflicts_go_back_to_the_queue_and_end_parked_not_lost(inbox, monkeypatch):
     inbox.add_account("messenger", PAGE)
-    _conflicting_transactions(monkeypatch, failures=10_000)
+    _conflicting_writes(monkeypatch, failures=10_000)
     inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000, "hello")))
     inbox.process()
     assert inbox.conversations() == []

@@ -243,3 +243,42 @@ def test_our_reply_that_ends_no_turn_is_found(thread):
     assert _token_items() == before
     assert _found(thread, "warehouse") == [thread.conversation_id]
     assert _found(thread, "courier invoice") == [thread.conversation_id]
+
+
+def test_a_word_is_written_once_per_turn_and_the_telling_words_first():
+    """Issue 21: realistic messages hold more words than a batch writes (MAX_WORDS, one WRU each):
+    numbers and long words are kept; at the turn's end the words its first message already wrote
+    are not written again."""
+    from chalicelib.inbox import search
+
+    long_text = ("hi there my order 4471 arrived this morning but the box was damaged and two of the "
+                 "glasses are broken could you please check the parcel tracking and refund")
+    tokens = search.text_tokens([long_text])
+    assert len(tokens) == search.MAX_WORDS and tokens[0] == "4471" and "tracking" in tokens and "two" not in tokens
+    assert search.text_tokens(["the parcel arrived broken"], already=["parcel", "broken"]) == ["arrived"]
+
+
+def test_a_returning_customers_words_are_written_once_with_their_turn_when_it_ends(inbox):
+    """Issue 21: a customer message that starts a later turn is indexed with the rest of that turn
+    (one batch when the turn ends), not once on arrival and again at the end; a new conversation's
+    words are found at once."""
+    from chalicelib.channels.base import ContactRef, MessageEvent
+    from chalicelib.inbox import search, store
+    from chalicelib.models import SearchToken
+
+    inbox.add_account("messenger", "1234567890")
+
+    def message(mid, at, text, direction="in"):
+        return MessageEvent(channel="messenger", account_id="1234567890", platform_message_id=mid, thread_key="u9",
+                            contact=ContactRef("u9"), direction=direction, sent_at_ms=at, text=text)
+
+    t0 = 1_700_000_000_000
+    _, (cid, _) = store.record_message(message("m1", t0, "Where is my parcel 4471?"))
+    assert [c.conversation_id for c in search.search("4471", 10)] == [cid]
+    store.record_message(message("r1", t0 + 60_000, "It left the depot today.", "out"))
+    entries = SearchToken.count()
+    store.record_message(message("m2", t0 + 120_000, "The zipper of the jacket broke again"))
+    assert SearchToken.count() == entries and search.search("zipper", 10) == []
+    store.record_message(message("r2", t0 + 180_000, "Sorry! A new jacket is on its way.", "out"))
+    assert [c.conversation_id for c in search.search("zipper jacket", 10)] == [cid]
+    assert SearchToken.count("t#jacket") == 1  # in both messages of the turn, written once

@@ -28,6 +28,9 @@ def flow(inbox, monkeypatch):
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "3")
+    # Seconds-long deadlines stand for long waits here: the flow's own path. The short-wait path
+    # (a breach message, no execution) unsets it (tests below "deadline within SQS's delay").
+    monkeypatch.setenv("SLA_SQS_BREACH_MAX_SECONDS", "0")
     monkeypatch.setitem(default_user_config["stepfunctions"], "execute_state_machine", True)
     runtime.reset()
     stack.create_state_machines()
@@ -445,3 +448,88 @@ def test_a_hostile_timer_message_is_dropped_never_raised_and_records_nothing(flo
     assert timers.handle_body(body) in ("unreadable", "warning stale", "breach stale")
     assert store.get(cid) == before
     assert _executions() == []
+
+
+# --- a deadline within SQS's delay of its warning: a second delayed message, no execution -------
+
+
+def test_a_deadline_within_sqs_delay_of_its_warning_is_breached_by_a_second_message_without_an_execution(
+        flow, monkeypatch):
+    from chalicelib.inbox import store
+
+    monkeypatch.delenv("SLA_SQS_BREACH_MAX_SECONDS")  # the built-in: the flow only past 15 minutes
+    requests = _SfnRequests()
+    _, (cid, _) = store.record_message(_message("m1"))
+    state = store.get(cid)
+    assert _pump_timers(flow, 30, expect=["warning", "breach"]) == ["warning", "breach"]
+    after = store.get(cid)
+    assert after["sla_state"] == "breached" and after["breached_at"] >= after["reply_due_at"]
+    assert _event(cid, "sla_warning")["at"] >= state["warn_at"]
+    assert _types(cid) == ["created", "sla_warning", "sla_breached", "priority_changed"]
+    assert requests.calls == [] and _executions() == []  # no transition, no Step Functions request
+
+
+def test_a_short_wait_answered_after_its_warning_needs_no_stop_and_its_breach_arrives_stale(flow, monkeypatch):
+    from chalicelib.inbox import store
+
+    monkeypatch.delenv("SLA_SQS_BREACH_MAX_SECONDS")
+    _early_warning_policy(first_response_seconds=8, warn_at_percent=25)  # warning after 2 s, deadline 8 s
+    requests = _SfnRequests()
+    _, (cid, _) = store.record_message(_message("m1"))
+    _pump_timers(flow, 20, until=lambda: store.get(cid).get("sla_state") == "warning")
+    store.record_message(_message("r1", at=int(time.time() * 1000), direction="out"))
+    assert _pump_timers(flow, 20, expect=["breach"]) == ["breach"]  # dropped: the turn was answered
+    assert _types(cid) == ["created", "sla_warning", "replied"]
+    assert requests.calls == [] and _executions() == []
+
+
+def _sent_timers():
+    """(kind, DelaySeconds) of every SLA timer message the app sends (botocore's event hook)."""
+    from chalicelib.runtime import runtime
+
+    sent = []
+
+    def seen(params, **_kwargs):
+        sent.append((json.loads(params["MessageBody"])["kind"], params.get("DelaySeconds", 0)))
+
+    runtime.client("sqs").meta.events.register("provide-client-params.sqs.SendMessage", seen)
+    return sent
+
+
+@pytest.mark.parametrize("recorded_late_ms", [0, 999, 1000, 60_000, 179_999])
+def test_on_virtual_time_the_breach_message_is_never_early_and_at_most_a_second_late(inbox, monkeypatch,
+                                                                                     recorded_late_ms):
+    """The warning recorded `recorded_late_ms` after its point (by its own message or the sweeper):
+    the breach message's delay lands it in [deadline, deadline + 1 s); the warning's own delay lands
+    it in [warning point, warning point + 1 s) (the consumer adds at most EARLY_WAIT_MS of sleep,
+    well inside the 5 s a warning may be late)."""
+    from chalicelib.runtime import runtime
+
+    inbox.add_account("messenger", PAGE)
+    start = 1_800_000_000_123
+    clock = [start / 1000]
+    runtime.use_clock(lambda: clock[0])
+    try:
+        _check_breach_delay(cid_clock=clock, start=start, recorded_late_ms=recorded_late_ms)
+    finally:
+        runtime.use_clock(None)
+
+
+def _check_breach_delay(cid_clock, start, recorded_late_ms):
+    from chalicelib.inbox import store
+    from chalicelib.sla import timers
+
+    clock = cid_clock
+    sent = _sent_timers()
+    _, (cid, _) = store.record_message(_message("m1", at=start))
+    state = store.get(cid)
+    warn_at, due_at = int(state["warn_at"]), int(state["reply_due_at"])
+    assert due_at - warn_at <= 900_000  # the built-in policy: 15 min target, warning at 80 %
+    [(kind, delay)] = sent
+    assert kind == "warning" and warn_at <= start + delay * 1000 < warn_at + 1000
+    clock[0] = (warn_at + recorded_late_ms) / 1000
+    assert timers.handle_body(json.dumps({"kind": "warning", "conversation_id": cid, "turn": state["turn"]})) \
+        == "warning recorded"
+    kind, delay = sent[-1]
+    sent_at = warn_at + recorded_late_ms
+    assert kind == "breach" and due_at <= sent_at + delay * 1000 < due_at + 1000

@@ -5,12 +5,18 @@ Index (models.SearchToken, table `search-tokens`): partition "t#<token>", sort k
 - Contact names and handles: every word, plus its prefixes of 2..6 characters (type-ahead on
   names: "ana", "sou" find "Ana Souza"), written when the conversation is created and when the
   platform tells us a new name.
-- Message text: whole words (at most MAX_WORDS per batch; very common words skipped).
+- Message text: whole words, very common words skipped, at most MAX_WORDS per batch, the most
+  telling first (words with digits: order numbers; then the longest): every word is one write
+  unit, and realistic 25-40-word messages hold 15-25 distinct words (issue 21).
   To keep a customer's follow-up at its one conditional UpdateItem, a customer's text is NOT
-  written on the follow-up path: the message that creates a conversation or starts a customer
-  turn is indexed as it is stored, and the follow-ups of a turn (and the message of ours that
-  answers it) are indexed together, de-duplicated, when the turn ends (our reply, or the
-  conversation resolved without one). Our messages that end no turn (a second reply, or a message
+  written on the follow-up path: the message that creates a conversation is indexed as it is
+  stored (a new conversation is found by its words at once), and every turn's messages (the
+  customer's, including the one that started a later turn, and the message of ours that answers
+  it) are indexed together, de-duplicated, in one batch of at most MAX_WORDS when the turn ends
+  (our reply, or the conversation resolved without one), leaving out the words the creating
+  message already wrote: a word is written once per turn (issue 21: a returning customer's new
+  words are found once the turn is answered or resolved; the conversation is found by name and
+  earlier turns meanwhile). Our messages that end no turn (a second reply, or a message
   sent from the platform's own app while nothing is due: we only see its echo) are indexed as
   they are stored (`on_ours`), since no turn end would ever cover them.
 - Each text is indexed once. The echo of a reply socialinbox stored never reaches these hooks: it
@@ -32,7 +38,7 @@ from chalicelib.logs import describe_error, logger
 
 MAX_TERMS = 3
 PER_TOKEN = 200  # index entries read per query term (newest first)
-MAX_WORDS = 16  # distinct words written per message (or per ended turn)
+MAX_WORDS = 8  # distinct words written per message (or per ended turn): one WRU each
 MAX_NAME_TOKENS = 24
 PREFIX_MIN, PREFIX_MAX = 2, 6
 WORD_MIN, WORD_MAX = 2, 32
@@ -58,15 +64,18 @@ def words(text: Optional[str]) -> List[str]:
     return found
 
 
-def text_tokens(texts: Iterable[Optional[str]]) -> List[str]:
+def text_tokens(texts: Iterable[Optional[str]], already: Iterable[str] = ()) -> List[str]:
+    """The words of `texts` worth a write, at most MAX_WORDS, not in `already` (written for this
+    turn): words with a digit first, then the longest (rarer, so what people search for), ties in
+    the order they appear."""
+    skip = set(already) | STOP_WORDS
     found: List[str] = []
     for text in texts:
         for word in words(text):
-            if word not in STOP_WORDS and word not in found:
+            if word not in skip and word not in found:
                 found.append(word)
-                if len(found) >= MAX_WORDS:
-                    return found
-    return found
+    ranked = sorted(range(len(found)), key=lambda i: (not any(c.isdigit() for c in found[i]), -len(found[i]), i))
+    return [found[i] for i in ranked[:MAX_WORDS]]
 
 
 def name_tokens(*names: Optional[str]) -> List[str]:
@@ -95,13 +104,16 @@ def write(conversation_id: str, tokens: Sequence[str], at: int) -> int:
     return len(tokens)
 
 
-def on_message(conversation_id: str, event: Any, names: bool, ends_turn: bool = False) -> None:
+def on_message(conversation_id: str, event: Any, names: bool, ends_turn: bool = False,
+               starts_turn: bool = False) -> None:
     """Hook (store): a platform's message stored on the logged path (a new conversation, one that
     starts a turn, ...); with `names`, the contact's name and handle are (re)indexed too."""
     try:
-        # Customers' words at once; ours (sent outside the inbox: its echo) too, unless it ends a
-        # turn: then on_logged indexes it with the rest of the turn.
-        tokens = text_tokens([event.text]) if getattr(event, "direction", "in") == "in" or not ends_turn else []
+        # A new conversation's words at once; a customer message that starts a later turn waits for
+        # the turn's end (on_logged), like ours that ends one; ours outside any turn at once.
+        inbound = getattr(event, "direction", "in") == "in"
+        tokens = text_tokens([event.text]) if (inbound and not starts_turn) or (not inbound and not ends_turn) \
+            else []
         if names:
             tokens = name_tokens(event.contact.display_name, event.contact.handle) + \
                 [t for t in tokens if t not in name_tokens(event.contact.display_name, event.contact.handle)]
@@ -131,10 +143,14 @@ def on_logged(conversation_id: str, before: Dict[str, Any], after: Dict[str, Any
     try:
         from chalicelib.models import Message
 
-        messages = Message.query(conversation_id, Message.sort_key > f"{int(since):013d}#\uffff",
-                                 limit=TURN_MESSAGES, page_size=TURN_MESSAGES)
-        texts = [m.text for m in messages if not m.removed]
-        write(conversation_id, text_tokens(texts), int(after.get("last_message_at") or since))
+        messages = list(Message.query(conversation_id, Message.sort_key >= f"{int(since):013d}#",
+                                      limit=TURN_MESSAGES + 1, page_size=TURN_MESSAGES + 1))
+        # The creating message of the conversation's first turn was indexed as it was stored.
+        first = [m for m in messages[:1] if m.direction == "in" and int(m.sent_at) == int(since)
+                 and int(before.get("turn") or 0) == 1]
+        written = text_tokens([first[0].text]) if first and not first[0].removed else []
+        texts = [m.text for m in messages[len(first):] if not m.removed]
+        write(conversation_id, text_tokens(texts, already=written), int(after.get("last_message_at") or since))
     except Exception as error:  # noqa: BLE001
         logger.warning("search index of a turn not written", extra={"conversation_id": conversation_id,
                                                                     "error": describe_error(error)})

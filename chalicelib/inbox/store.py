@@ -6,11 +6,18 @@ Write plan (README "Data model"):
 - A delivery is a duplicate if its MessageRef exists: one strongly consistent read, no write.
 - Otherwise the message is created (conditional put: a repeat cannot overwrite an edit), its raw
   JSON kept apart with a TTL, and the conversation changed:
+  * the conversation is read once (strongly consistent: 1 RRU, a fifth of a WRU's price), so a
+    message that starts a turn or a conversation never pays for a failed conditional write;
   * a follow-up that changes no state (a customer writing again while a reply is due, or our
-    second message while nothing is due) is ONE conditional UpdateItem prepared without reading
-    (`rules.follow_up` gives the guards); it moves only the recency index entry;
-  * anything else is read -> rule -> write with the rule's conditions plus the version read,
-    and when the rule logs an entry, the update and the event-log put are one transaction.
+    second message while nothing is due) is ONE conditional UpdateItem under `rules.follow_up`'s
+    guards; it moves only the recency index entry;
+  * anything else is rule -> write with the rule's conditions plus the version read. A logged
+    change is no transaction (which bills every item twice): the conditional update carries its
+    log entry (`log_pending`), then the entry is put in the event log, conditionally (idempotent).
+    Whoever next reads the conversation to change it (the next change, or the retry of this one
+    after a crash between the two writes) first makes sure that entry is in the log (one
+    eventually consistent GetItem, a put only when it is missing), so the log keeps every
+    version, in order, exactly once: entry v+1 is never written before entry v.
 - The MessageRef is written last: it marks the message as fully applied. A retry after a crash
   finds the message but no ref and recounts the conversation's counters from its messages
   instead of adding again, so counts stay exact.
@@ -23,8 +30,7 @@ import time
 import zlib
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
+from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from chalicelib import config
 from chalicelib.channels.base import EditEvent, MessageEvent, RemoveEvent, StatusEvent
@@ -157,11 +163,12 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
                                rules.preview_of(event.text, event.msg_type, removed_at_ms is not None),
                                event.contact.display_name, event.contact.handle,
                                labels=tuple(sorted(annotations.labels.items())) if annotations is not None else ())
-    if first_attempt and _follow_up(conversation_id, facts):
+    state = get(conversation_id)
+    if first_attempt and _follow_up(conversation_id, facts, state):
         if event.direction == "out":  # ours while nothing is due: no turn end will index it
             _search_hook().on_ours(conversation_id, event.text, event.sent_at_ms)
     else:
-        _apply_message(conversation_id, event, facts, contact_id, team, recount=not first_attempt)
+        _apply_message(conversation_id, event, facts, contact_id, team, recount=not first_attempt, state=state)
     _create(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now),
             MessageRef.ref.does_not_exist())
     logger.info("message recorded" if first_attempt else "message completed",
@@ -177,7 +184,10 @@ def apply_message(conversation_id: str, facts: rules.MessageFacts, recount: bool
     state, else read + rule + logged write. NotFound if the conversation does not exist. A reply
     that ends no turn has its `text` indexed for search here (one that ends a turn is indexed with
     the turn)."""
-    if not recount and _follow_up(conversation_id, facts):
+    read = get(conversation_id)
+    if read is None:
+        raise NotFound(conversation_id)
+    if not recount and _follow_up(conversation_id, facts, read):
         if facts.direction == "out":
             _search_hook().on_ours(conversation_id, text, facts.at)
         return get(conversation_id) or {}
@@ -190,7 +200,7 @@ def apply_message(conversation_id: str, facts: rules.MessageFacts, recount: bool
         last[:] = [change]
         return change
 
-    state = _change(conversation_id, rule)
+    state = _change(conversation_id, rule, read)
     if facts.direction == "out" and last and not last[0].empty and not _ends_turn(last[0]):
         _search_hook().on_ours(conversation_id, text, facts.at)
     return state
@@ -248,9 +258,14 @@ def raw_payload(ref: str) -> Optional[str]:
         return zlib.decompressobj().decompress(item.data).decode("utf-8", "ignore")
 
 
-def _follow_up(conversation_id: str, facts: rules.MessageFacts) -> bool:
-    """The one-write path for a message that changes no conversation state."""
+def _follow_up(conversation_id: str, facts: rules.MessageFacts, state: Optional[State]) -> bool:
+    """The one-write path for a message that changes no conversation state. `state` is the
+    conversation as just read: when the guards do not hold on it, no write is tried (a failed
+    conditional write is billed like a successful one); when they do, the condition still guards
+    against a change made since the read."""
     change, guards = rules.follow_up(facts)
+    if state is None or not rules.guards_hold(state, guards):
+        return False
     condition = Conversation.conversation_id.exists()
     for guard in guards:
         condition = condition & _guard_condition(guard)
@@ -264,9 +279,11 @@ def _follow_up(conversation_id: str, facts: rules.MessageFacts) -> bool:
 
 
 def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.MessageFacts, contact_id: str,
-                   team: Optional[str], recount: bool) -> None:
+                   team: Optional[str], recount: bool, state: Optional[State] = None) -> None:
     for attempt in range(1, CHANGE_ATTEMPTS + 1):
-        state = get(conversation_id)
+        state = state if attempt == 1 and state is not None else get(conversation_id)
+        if state is not None:
+            _settle_log(conversation_id, state)
         now = runtime.now_ms()
         if state is None:
             ids = {"conversation_id": conversation_id, "channel": event.channel, "account_id": event.account_id,
@@ -287,7 +304,8 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
             if "contact_name" in change.updates or "contact_handle" in change.updates:
                 _upsert_contact(event, contact_id, now)
             _search_hook().on_message(conversation_id, event, names="contact_name" in change.updates
-                                      or "contact_handle" in change.updates, ends_turn=_ends_turn(change))
+                                      or "contact_handle" in change.updates, ends_turn=_ends_turn(change),
+                                      starts_turn="turn" in change.updates)
             return
         _pause(attempt)
     raise Busy(f"conversation {conversation_id} kept changing")
@@ -308,15 +326,10 @@ def _recount(conversation_id: str, state: State, change: rules.Change) -> None:
 
 def _create_conversation(item: State, entry: rules.LogEntry, now: int) -> bool:
     """Create a conversation and its first log entry together; False if it already exists."""
-    try:
-        with TransactWrite(connection=runtime.connection()) as transaction:
-            transaction.save(Conversation(**item), condition=Conversation.conversation_id.does_not_exist())
-            transaction.save(_entry(item["conversation_id"], 1, entry, now),
-                             condition=ConversationEvent.seq.does_not_exist())
-    except TransactWriteError as error:
-        if _transaction_lost(error):
-            return False
-        raise
+    pending = _pending(1, entry, now)
+    if not _create(Conversation(**item, log_pending=pending), Conversation.conversation_id.does_not_exist()):
+        return False
+    _put_entry(item["conversation_id"], pending)
     _after_logged(item["conversation_id"], {}, item, entry)
     return True
 
@@ -543,13 +556,15 @@ def mark_read(conversation_id: str, actor: str) -> State:
     return _change(conversation_id, lambda state: rules.mark_read(state, actor, runtime.now_ms()))
 
 
-def _change(conversation_id: str, rule: Callable[[State], rules.Change]) -> State:
+def _change(conversation_id: str, rule: Callable[[State], rules.Change], read: Optional[State] = None) -> State:
     """Read, decide, write under the conditions of what was read; again if someone else wrote
-    first (the rule then sees their change and may answer Conflict)."""
+    first (the rule then sees their change and may answer Conflict). `read`: the state the
+    caller just read, used for the first attempt."""
     for attempt in range(1, CHANGE_ATTEMPTS + 1):
-        state = get(conversation_id)
+        state = read if attempt == 1 and read is not None else get(conversation_id)
         if state is None:
             raise NotFound(conversation_id)
+        _settle_log(conversation_id, state)
         change = rule(state)
         if change.empty:
             return state
@@ -560,8 +575,9 @@ def _change(conversation_id: str, rule: Callable[[State], rules.Change]) -> Stat
 
 
 def _write(conversation_id: str, state: State, change: rules.Change, now: int) -> bool:
-    """One conditional update, or update + log entry in one transaction. False when the
-    conditions no longer hold (someone else changed the conversation)."""
+    """One conditional update; a logged change's update carries its entry, which is then put in
+    the event log (module docstring). False when the conditions no longer hold (someone else
+    changed the conversation)."""
     condition = Conversation.conversation_id.exists()
     expect = dict(change.expect)
     expect.setdefault("version", state.get("version"))
@@ -571,27 +587,54 @@ def _write(conversation_id: str, state: State, change: rules.Change, now: int) -
     actions = _actions(change)
     if change.log is None:
         return _conditional(Conversation(conversation_id), actions, condition)
-    try:
-        with TransactWrite(connection=runtime.connection()) as transaction:
-            transaction.update(Conversation(conversation_id), actions=actions, condition=condition)
-            transaction.save(_entry(conversation_id, int(change.updates["version"]), change.log, now),
-                             condition=ConversationEvent.seq.does_not_exist())
-    except TransactWriteError as error:
-        if _transaction_lost(error):
-            return False
-        raise
+    pending = _pending(int(change.updates["version"]), change.log, now)
+    if not _conditional(Conversation(conversation_id), actions + [Conversation.log_pending.set(pending)], condition):
+        return False
+    _put_entry(conversation_id, pending)
     _after_logged(conversation_id, state, rules.apply(state, change), change.log)
     return True
+
+
+def _pending(seq: int, entry: rules.LogEntry, now: int) -> bytes:
+    """A log entry as the conversation item carries it until it is in the event log (packed)."""
+    from chalicelib.inbox import pending
+
+    return pending.pack(seq, now, entry.type, entry.actor, entry.data)
+
+
+def _put_entry(conversation_id: str, packed: bytes) -> None:
+    """Put a log entry, once: a second put of the same entry (a retry, or a reader settling it)
+    finds it there and changes nothing."""
+    from chalicelib.inbox import pending
+
+    entry = pending.unpack(packed)
+    item = ConversationEvent(conversation_id, entry["seq"], at=entry["at"], type=entry["type"], actor=entry["actor"],
+                             data=entry["data"] or None)
+    _create(item, ConversationEvent.seq.does_not_exist())
+
+
+def _settle_log(conversation_id: str, state: State) -> None:
+    """Before changing a conversation (or giving up on a retry that finds nothing to do): make
+    sure the entry of its latest logged change is in the log. A writer that crashed between its
+    update and its put left the entry only on the item; the log never gets entry v+1 before v."""
+    from chalicelib.inbox import pending
+
+    packed = state.get("log_pending")
+    if not packed:
+        return
+    seq = pending.unpack(packed)["seq"]
+    if seq != int(state.get("version") or 0):
+        return
+    try:  # eventually consistent (half a read unit): a stale "missing" only costs a redundant put
+        ConversationEvent.get(conversation_id, seq)
+    except DoesNotExist:
+        _put_entry(conversation_id, packed)
 
 
 def _after_logged(conversation_id: str, before: State, after: State, entry: rules.LogEntry) -> None:
     """A committed, logged change goes to the runtime's listeners (the SLA flow arms and stops
     turn timers, routing assigns and refills): wired in chalicelib.runtime, never imported here."""
     runtime.publish_change(conversation_id, before, after, entry)
-
-
-def _entry(conversation_id: str, seq: int, entry: rules.LogEntry, now: int) -> ConversationEvent:
-    return ConversationEvent(conversation_id, seq, at=now, type=entry.type, actor=entry.actor, data=entry.data or None)
 
 
 def _actions(change: rules.Change) -> List[Any]:
@@ -626,14 +669,6 @@ def _conditional(model: Any, actions: List[Any], condition: Any) -> bool:
 
 def _condition_failed(error: Exception) -> bool:
     return getattr(error, "cause_response_code", None) == "ConditionalCheckFailedException"
-
-
-def _transaction_lost(error: TransactWriteError) -> bool:
-    """The transaction was cancelled because a condition failed or another transaction touched
-    the same items: read again and decide again. Anything else is a real error."""
-    reasons = getattr(error, "cancellation_reasons", None) or []
-    codes = {r.code for r in reasons if r is not None}
-    return bool(codes) and codes <= {"ConditionalCheckFailed", "TransactionConflict", "None"}
 
 
 def _pause(attempt: int) -> None:

@@ -4,10 +4,14 @@ A turn that starts costs one delayed SQS message (`{"kind": "warning", ...}` to 
 queue, due at the turn's warning point; SQS delays at most 15 minutes, so the consumer re-sends
 it with the rest of the wait: a hop). Most turns are answered before their warning: the message
 then arrives stale and is dropped, and the turn never touched Step Functions. Only a turn whose
-warning is recorded (at risk) starts the Step Functions flow (infra/sla-flow.asl.json: wait for
-the deadline, send the breach message), one Standard execution named after conversation and
-turn, so a second start is a no-op. A turn that ends is stopped only if its warning was recorded
-(the conversation's `sla_state` says so). Every step is best effort: the consumer drops stale
+warning is recorded (at risk) needs its breach timer: when the deadline falls within SQS's
+15 minutes of the warning point (the built-in policy: 3 minutes), that is a second delayed
+message (`{"kind": "breach", ...}`), no execution at all; a longer wait (hours, business-hours
+policies) starts the Step Functions flow (infra/sla-flow.asl.json: wait for the deadline, send the
+breach message), one Standard execution named after conversation and turn, so a second start is
+a no-op. A turn that ends is stopped only if its warning was recorded and its wait needed the
+flow (the conversation's `sla_state`, `warn_at` and `reply_due_at` say so); a breach message of an
+answered turn arrives stale and is dropped. Every step is best effort: the consumer drops stale
 timers by turn number, and the per-minute sweeper records what a lost timer missed."""
 from __future__ import annotations
 
@@ -63,13 +67,24 @@ def state_machine_arn() -> Optional[str]:
     return None
 
 
-def send_warning(conversation_id: str, turn: int, warn_at: int, correlation_id: Optional[str] = None) -> int:
-    """Queue a turn's warning timer, delayed until `warn_at` (or MAX_DELAY_SECONDS, whichever is
-    sooner); returns the delay. Raises when SQS refuses (callers decide whether that is fatal)."""
+def needs_flow(warn_at: Optional[int], due_at: int) -> bool:
+    """Whether a warned turn's breach needs the Step Functions flow: only when the deadline is
+    further from the warning point than SQS can delay a message (SLA_SQS_BREACH_MAX_SECONDS, at
+    most and by default 900). A warning is recorded at or after its point, so a wait that does not
+    need the flow is always within one delayed message of the moment it is recorded."""
+    limit = min(MAX_DELAY_SECONDS, max(0, config.int_setting("SLA_SQS_BREACH_MAX_SECONDS", MAX_DELAY_SECONDS)))
+    return int(due_at) - int(warn_at if warn_at is not None else due_at) > limit * 1000
+
+
+def send_warning(conversation_id: str, turn: int, warn_at: int, correlation_id: Optional[str] = None,
+                 kind: str = "warning") -> int:
+    """Queue a turn's warning timer (or, `kind` "breach", its breach timer), delayed until
+    `warn_at` (or MAX_DELAY_SECONDS, whichever is sooner); returns the delay. Raises when SQS
+    refuses (callers decide whether that is fatal)."""
     delay = delay_seconds(warn_at, runtime.now_ms())
-    body = {"kind": "warning", "conversation_id": conversation_id, "turn": int(turn),
+    body = {"kind": kind, "conversation_id": conversation_id, "turn": int(turn),
             "correlation_id": (correlation_id if correlation_id is not None else current_correlation_id()) or ""}
-    with subsegment("sla_warning_timer", conversation_id=conversation_id):
+    with subsegment(f"sla_{kind}_timer", conversation_id=conversation_id):
         runtime.client("sqs").send_message(QueueUrl=runtime.queue_url(config.SLA_TIMER_QUEUE),
                                            MessageBody=json.dumps(body), DelaySeconds=delay)
     return delay
@@ -87,10 +102,20 @@ def arm_turn(conversation_id: str, turn: int, warn_at: int) -> bool:
         return False
 
 
-def start_deadline(conversation_id: str, turn: int, due_at: int, correlation_id: Optional[str] = None) -> bool:
-    """A turn's warning was recorded: start its flow (wait for the deadline, send the breach).
-    Safe to repeat (same execution name); False (logged) when it could not be started (the
-    sweeper records the breach instead)."""
+def start_deadline(conversation_id: str, turn: int, due_at: int, correlation_id: Optional[str] = None,
+                   warn_at: Optional[int] = None) -> bool:
+    """A turn's warning was recorded: queue its breach message when the deadline is within SQS's
+    delay of the warning point, else start its flow (wait for the deadline, send the breach).
+    Safe to repeat (a repeated breach message is dropped as stale once recorded; same execution
+    name); False (logged) when neither could be done (the sweeper records the breach instead)."""
+    if not needs_flow(warn_at, due_at):
+        try:
+            send_warning(conversation_id, turn, due_at, correlation_id, kind="breach")
+            return True
+        except Exception as error:  # noqa: BLE001 - the sweeper is the safety net
+            logger.warning("sla timer: breach not queued", extra={"conversation_id": conversation_id, "turn": turn,
+                                                                   "error": f"{type(error).__name__}: {error}"[:300]})
+            return False
     try:
         arn = state_machine_arn()
         if arn is None:
@@ -132,10 +157,11 @@ def _waiting_turn(state: Mapping[str, Any]) -> Optional[int]:
 
 def on_logged_change(conversation_id: str, before: Mapping[str, Any], after: Mapping[str, Any], entry: Any) -> None:
     """A conversation changed (runtime listener): a turn that ended after its warning was
-    recorded has a running flow to stop (one that ended before has none: its warning timer
-    arrives stale); a turn that started gets its warning timer (both safe to repeat)."""
+    recorded has a running flow to stop when its wait needed one (one that ended before has none:
+    its warning timer arrives stale; a short wait's breach message arrives stale too); a turn that started gets its warning timer (both safe to repeat)."""
     was, now_waiting = _waiting_turn(before), _waiting_turn(after)
-    if was is not None and was != now_waiting and before.get("sla_state") == "warning":
+    if was is not None and was != now_waiting and before.get("sla_state") == "warning" \
+            and needs_flow(before.get("warn_at"), int(before["reply_due_at"])):
         stop_deadline(conversation_id, was)
     if now_waiting is not None and now_waiting != was:
         arm_turn(conversation_id, now_waiting, int(after.get("warn_at") or after["reply_due_at"]))

@@ -4,7 +4,8 @@
 "turn"}`) are recorded on the conversation through the store, which drops stale ones (an
 answered or older turn). A warning comes from the turn's start, delayed by SQS (at most 15
 minutes): one that is still early is sent on with the rest of the wait (a hop); one that is
-recorded starts the turn's Step Functions flow, which sends the breach at the deadline.
+recorded queues the turn's breach message (deadline within 15 minutes of the warning) or starts
+its Step Functions flow (longer waits), which sends the breach at the deadline.
 `sweep`: every minute, one Query per team on the deadline index finds waits past their warning
 point or deadline that were never recorded (a lost or throttled timer) and records them the same
 way (a warning it records starts the flow too)."""
@@ -111,7 +112,8 @@ def _hop(state: Dict[str, Any], turn: int, correlation_id: str) -> bool:
 def _start_flow(state: Dict[str, Any], correlation_id: Optional[str] = None) -> None:
     from chalicelib.sla import flow
 
-    flow.start_deadline(state["conversation_id"], int(state["turn"]), int(state["reply_due_at"]), correlation_id)
+    flow.start_deadline(state["conversation_id"], int(state["turn"]), int(state["reply_due_at"]), correlation_id,
+                        warn_at=state.get("warn_at"))
 
 
 def _escalate(kind: str, state: Dict[str, Any]) -> None:
@@ -187,6 +189,6 @@ def _record(row: Conversation, kind: str) -> bool:
     recorded = after is not None and after.get("version") != before_version
     if recorded:
         if kind == "warning":
-            _start_flow(after)  # the turn is at risk now: its breach comes from the flow
+            _start_flow(after)  # the turn is at risk now: its breach timer (message or flow)
         _escalate(kind, after)
     return recorded
