@@ -164,10 +164,11 @@ def test_the_assets_stay_small(inbox):
     # size below is what an agent's phone downloads and is the budget that bites. Raised from
     # 88 / 24 KiB for: the assign picker (picker.js and its styles: ~10 KiB raw, ~3 KiB gzipped), the
     # Listening view (listening.js: ~5 / 2 KiB), the WhatsApp template picker (templates.js: ~6 / 2
-    # KiB) and files out (attach.js: ~4 / 1.5 KiB), each a module of its own
+    # KiB) and files out (attach.js: ~4 / 1.5 KiB), each a module of its own; 34 -> 35 KiB gzipped
+    # for live updates (the socket, its fallback to polling and reconnects: ~0.8 KiB gzipped)
     assert sent < 114 * 1024, sent
     wire = sum(len(gzip.compress(body)) for body in bodies)
-    assert wire < 34 * 1024, wire
+    assert wire < 35 * 1024, wire
 
 
 @pytest.mark.parametrize("name", ["app.js", "listening.js", "picker.js", "templates.js", "attach.js"])
