@@ -242,3 +242,56 @@ def start(app: Any, host: str = "127.0.0.1", port: int = 0) -> WebSocketServer:
 
 
 
+
+
+class Client:
+    """A minimal WebSocket client of this server (the bench and tests; the page uses the browser's):
+    text frames only, masked as RFC 6455 requires. ConnectionRefusedError when the upgrade is refused."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port or 80), timeout=timeout)
+        key = base64.b64encode(secrets.token_bytes(16)).decode()
+        path = parts.path + ("?" + parts.query if parts.query else "")
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+                          .encode())
+        self.stream = self.sock.makefile("rb")
+        status = self.stream.readline().decode("latin-1")
+        while self.stream.readline() not in (b"\r\n", b""):
+            pass
+        if " 101 " not in status:
+            self.sock.close()
+            raise ConnectionRefusedError(status.strip())
+
+    def send(self, text: str) -> None:
+        payload, mask = text.encode(), secrets.token_bytes(4)
+        size = len(payload)
+        header = bytes([0x81]) + (bytes([0x80 | size]) if size < 126 else bytes([0x80 | 126]) + struct.pack("!H", size))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+    def receive(self, timeout: float = 10.0) -> Optional[str]:
+        """The next text message; None when the server closed the socket."""
+        self.sock.settimeout(timeout)
+        while True:
+            try:
+                first, second = _read_exact(self.stream, 2)
+            except (EOFError, OSError):
+                return None
+            size = second & 0x7F
+            if size == 126:
+                size = struct.unpack("!H", _read_exact(self.stream, 2))[0]
+            elif size == 127:
+                size = struct.unpack("!Q", _read_exact(self.stream, 8))[0]
+            payload = _read_exact(self.stream, size)
+            if first & 0x0F == 0x8:
+                return None
+            if first & 0x0F == 0x1:
+                return payload.decode()
+
+    def close(self) -> None:
+        try:
+            self.sock.sendall(bytes([0x88, 0x82]) + b"\0\0\0\0" + struct.pack("!H", 1000))
+        except OSError:
+            pass
+        self.sock.close()
