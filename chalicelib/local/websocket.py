@@ -98,6 +98,9 @@ class WebSocketServer(ThreadingHTTPServer):
         self.sockets: Dict[str, _Socket] = {}
         self.lock = threading.Lock()
         self.sent = 0  # frames posted through the management API (benches count them)
+        self.received = 0  # messages from the pages
+        #: While set, upgrades are answered 503 (an outage: the browser tests' fallback to polling).
+        self.refusing = False
 
     @property
     def endpoint(self) -> str:
@@ -185,6 +188,8 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         if parts.path.rstrip("/") != f"/{STAGE}" or not key:
             return self._answer(404)
+        if self.server.refusing:
+            return self._answer(503)
         connection_id = base64.b64encode(secrets.token_bytes(12)).decode().replace("/", "_").replace("+", "-")
         query = dict(parse_qsl(parts.query))
         answer = self.server.invoke("$connect", connection_id, queryStringParameters=query or None,
@@ -223,6 +228,7 @@ class _Handler(BaseHTTPRequestHandler):
                 sock.send(0xA, payload)
             elif opcode == 0x1:
                 body = payload.decode("utf-8", "replace")
+                self.server.received += 1
                 try:
                     self.server.invoke("$default", connection_id, body=body)
                 except Exception as error:  # noqa: BLE001 - a failing handler never ends the server

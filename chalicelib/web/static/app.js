@@ -291,6 +291,7 @@
     loadAgents();
     state.timers.forEach(clearInterval);
     live.url = typeof state.me.push_url === 'string' ? state.me.push_url : '';
+    live.at = {poll: Date.now(), alerts: Date.now(), full: Date.now()};
     connectLive();
     state.timers = [setInterval(function () { if (visible() && due('poll', POLL_MS)) poll(false); }, POLL_MS),
       setInterval(function () { if (visible()) presence('online'); }, PRESENCE_MS),
@@ -392,6 +393,7 @@
   async function poll(prime) {
     if (polling || !state.token) return;
     polling = true;
+    live.at.poll = Date.now();
     var id = state.selected, q = {};
     if (id) q.conversation = id;
     if (id && (prime || Date.now() - state.viewersAt >= VIEWERS_MS - 500)) {
