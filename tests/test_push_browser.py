@@ -11,6 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from tests.test_web_inbox import PAGE_ID, _deliver, _messaging, browser, needs_chromium, served  # noqa: F401
+from tests.test_workspace_browser import _open
 
 pytestmark = needs_chromium
 CHANGES = ("GET", "/api/changes")
@@ -39,15 +40,6 @@ def live(inbox: Any, monkeypatch: Any) -> Iterator[Any]:
         server.shutdown()
         server.server_close()
         runtime.use_push_client(None)
-
-
-def _open(inbox: Any, served: Any, page: Any) -> None:
-    token = inbox.login_admin()
-    page.send("Page.navigate", url=served)
-    page.wait_for("document.readyState === 'complete'")
-    page.js(f"sessionStorage.setItem('socialinbox.token', {json.dumps(token)})")
-    page.send("Page.reload")
-    page.wait_for("!document.getElementById('app').hidden")
 
 
 def _wait(condition: Any, timeout: float = 15.0, what: str = "") -> None:
