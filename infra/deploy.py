@@ -155,6 +155,9 @@ _ARN_FORMS: Dict[str, str] = {
     "execution": "arn:aws:states:{region}:{account}:execution:{prefix}-{rest}:*",
     "parameter": "arn:aws:ssm:{region}:{account}:parameter/{prefix}/{rest}",
     "topic": "arn:aws:sns:{region}:{account}:{prefix}-{rest}",
+    # The live updates' WebSocket API (chalicelib.push): Chalice creates it, so its id is unknown
+    # here; its stage is Chalice's `api_gateway_stage` ("api"), its connections' ids ours.
+    "connections": "arn:aws:execute-api:{region}:{account}:*/api/*/@connections/{rest}",
 }
 
 

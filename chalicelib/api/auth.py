@@ -510,11 +510,11 @@ def revoke_all(agent: Agent, now: Optional[float] = None) -> int:
     moment = now if now is not None else time.time()
     agent.update(actions=[Agent.token_epoch.add(1), Agent.updated_at.set(int(moment * 1000))])
     forget_agent(agent.email)
-    _close_sockets(agent.agent_id)
+    close_sockets(agent.agent_id)
     return _epoch(agent)
 
 
-def _close_sockets(agent_id: str) -> None:
+def close_sockets(agent_id: str) -> None:
     """The agent's live-updates sockets close with their tokens (chalicelib.push); a failure here
     leaves them to their tokens' expiry (the fan-out sends nothing past it)."""
     from chalicelib.logs import describe_error, logger

@@ -7,13 +7,19 @@ It lives while its token does: `renew` moves the expiry with a newer token of th
 past `token_exp` the fan-out sends nothing and closes it."""
 from __future__ import annotations
 
-import time
 from typing import Any, Dict, List, Optional, Tuple
 
 #: API Gateway ends every WebSocket connection after 2 hours; items of a socket that vanished
 #: without a disconnect are forgotten by DynamoDB's TTL a while after.
 CONNECTION_MAX_SECONDS = 2 * 3600
 EVERYONE = "*"
+
+
+def now_seconds() -> float:
+    """Epoch seconds on the runtime's clock (tests and the IAM scenario move it)."""
+    from chalicelib.runtime import runtime
+
+    return runtime.now_ms() / 1000
 
 
 class Refused(Exception):
@@ -52,7 +58,7 @@ def connect(connection_id: str, token: Any, now: Optional[float] = None) -> Dict
     from chalicelib.models import PushConnection
 
     identity, token_exp = _verified(token)
-    moment = int(now if now is not None else time.time())
+    moment = int(now if now is not None else now_seconds())
     feeds = feeds_for(identity)
     forget_at = moment + CONNECTION_MAX_SECONDS + 3600
     with PushConnection.batch_write() as batch:
@@ -94,7 +100,7 @@ def renew(connection_id: str, token: Any) -> int:
 def agent_of(connection_id: str, now: Optional[float] = None) -> Optional[str]:
     """The agent of a live (known, unexpired) connection, else None."""
     found = _connection(connection_id)
-    moment = now if now is not None else time.time()
+    moment = now if now is not None else now_seconds()
     return found.agent_id if found is not None and int(found.token_exp) > moment else None
 
 

@@ -14,7 +14,6 @@ connection whose token expired gets nothing and is closed; one that is gone is f
 from __future__ import annotations
 
 import json
-import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Set
 
 from chalicelib.push.connections import EVERYONE
@@ -56,7 +55,9 @@ def hint(conversations: Iterable[str]) -> bytes:
 
 def plan(records: Iterable[Mapping[str, Any]], now: Optional[float] = None) -> Dict[str, Any]:
     """{"send": {connection id: [conversation ids]}, "expired": [connection ids]} for a batch."""
-    moment = now if now is not None else time.time()
+    from chalicelib.push.connections import now_seconds
+
+    moment = now if now is not None else now_seconds()
     by_feed: Dict[str, Set[str]] = {}
     for conversation, feeds in feeds_by_conversation(records).items():
         for feed in feeds:
