@@ -189,24 +189,24 @@ def reports_consumer(event: Any) -> Dict[str, int]:
     return handle_records(record_dicts(event))
 
 
-@app.on_ws_connect(name="push_connect")
-def push_connect(event: Any) -> Any:
+@app.on_ws_connect(name="websocket_connect")
+def websocket_connect(event: Any) -> Any:
     """A page opens its live-updates socket with its access token (refused unless valid)."""
     from chalicelib.push import handlers
 
     return handlers.connect(event)
 
 
-@app.on_ws_message(name="push_message")
-def push_message(event: Any) -> Any:
+@app.on_ws_message(name="websocket_message")
+def websocket_message(event: Any) -> Any:
     """The page's beats: keep-alive, presence, a renewed token."""
     from chalicelib.push import handlers
 
     return handlers.message(event)
 
 
-@app.on_ws_disconnect(name="push_disconnect")
-def push_disconnect(event: Any) -> Any:
+@app.on_ws_disconnect(name="websocket_disconnect")
+def websocket_disconnect(event: Any) -> Any:
     from chalicelib.push import handlers
 
     return handlers.disconnect(event)

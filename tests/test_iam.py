@@ -606,15 +606,15 @@ def _live_updates(inbox, token: str) -> None:
     short = auth.issue_token(admin, now=time.time() - auth.TOKEN_TTL_SECONDS + 600)  # 10 min left
     kim = auth.issue_token(Agent.get("kim@example.com"))
     for connection, with_token in (("page-1", token), ("page-2", token), ("page-kim", kim), ("page-old", short)):
-        assert call("push_connect", _socket_event("$connect", connection,
+        assert call("websocket_connect", _socket_event("$connect", connection,
                                                   queryStringParameters={"token": with_token}))["statusCode"] == 200
     # A beat with a renewed token and presence; one with another agent's token closes its socket.
     renewed = json.dumps({"action": "beat", "token": auth.issue_token(admin),
                           "presence": "online"})
-    assert call("push_message", _socket_event("$default", "page-1", body=renewed))["statusCode"] == 200
+    assert call("websocket_message", _socket_event("$default", "page-1", body=renewed))["statusCode"] == 200
     stolen = json.dumps({"action": "beat", "token": kim})
-    assert call("push_message", _socket_event("$default", "page-2", body=stolen))["statusCode"] == 403
-    assert call("push_disconnect", _socket_event("$disconnect", "page-kim"))["statusCode"] == 200
+    assert call("websocket_message", _socket_event("$default", "page-2", body=stolen))["statusCode"] == 403
+    assert call("websocket_disconnect", _socket_event("$disconnect", "page-kim"))["statusCode"] == 200
     records = [{"eventName": "MODIFY", "dynamodb": {"NewImage": c.serialize(), "OldImage": c.serialize()}}
                for c in Conversation.scan()]
     _at(inbox, int((time.time() + 720) * 1000))  # page-old's token has expired, page-1's not yet

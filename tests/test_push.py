@@ -62,13 +62,13 @@ def _invoke(inbox: Any, function: str, event: Dict[str, Any]) -> Any:
 
 def connect(inbox: Any, connection_id: str, token: Optional[str]) -> int:
     query = {"token": token} if token is not None else None
-    return int(_invoke(inbox, "push_connect", _event("$connect", connection_id, queryStringParameters=query))
+    return int(_invoke(inbox, "websocket_connect", _event("$connect", connection_id, queryStringParameters=query))
                ["statusCode"])
 
 
 def beat(inbox: Any, connection_id: str, **body: Any) -> int:
     message = json.dumps({"action": "beat", **body})
-    return int(_invoke(inbox, "push_message", _event("$default", connection_id, body=message))["statusCode"])
+    return int(_invoke(inbox, "websocket_message", _event("$default", connection_id, body=message))["statusCode"])
 
 
 def stored(connection_id: str) -> List[Any]:
@@ -139,9 +139,9 @@ def test_disconnect_forgets_every_item_of_the_connection(world, gateway):
     assert connect(inbox, "ana-1", world["ana"]["token"]) == 200
     assert connect(inbox, "kim-1", world["kim"]["token"]) == 200
     assert len(stored("ana-1")) == 3  # the connection and its two feeds
-    _invoke(inbox, "push_disconnect", _event("$disconnect", "ana-1"))
+    _invoke(inbox, "websocket_disconnect", _event("$disconnect", "ana-1"))
     assert stored("ana-1") == [] and len(stored("kim-1")) == 3
-    _invoke(inbox, "push_disconnect", _event("$disconnect", "ana-1"))  # again: nothing to do
+    _invoke(inbox, "websocket_disconnect", _event("$disconnect", "ana-1"))  # again: nothing to do
 
 
 # --- fan-out -----------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_a_beat_renews_the_token_and_carries_presence(world, gateway):
     assert beat(inbox, "ana-1", token=world["kim"]["token"]) == 403
     assert gateway.closed == ["ana-1"] and stored("ana-1") == []
     assert beat(inbox, "ana-1") == 403  # unknown now
-    assert int(_invoke(inbox, "push_message", _event("$default", "x", body="not json"))["statusCode"]) == 400
+    assert int(_invoke(inbox, "websocket_message", _event("$default", "x", body="not json"))["statusCode"]) == 400
 
 
 def test_deactivation_and_revoked_tokens_close_the_sockets(world, gateway):
