@@ -243,3 +243,27 @@ def test_deactivation_and_revoked_tokens_close_the_sockets(world, gateway):
     assert sorted(gateway.closed) == ["ana-1", "ana-2"]
     assert stored("ana-1") == stored("ana-2") == [] and len(stored("kim-1")) == 3
     assert connect(inbox, "ana-3", world["ana"]["token"]) == 403
+
+
+# --- what the page learns --------------------------------------------------------------------------
+
+def test_the_page_learns_the_socket_url_and_may_connect_to_it(world, monkeypatch):
+    inbox = world["inbox"]
+    assert _call(inbox, "GET", "/api/me", world["ana"]["token"]).json_body["push_url"] == ""
+    assert "connect-src 'self';" in inbox.client.http.get("/").headers["Content-Security-Policy"]
+    monkeypatch.setenv("PUSH_ENDPOINT", "https://abc123.execute-api.eu-west-1.amazonaws.com/api")
+    me = _call(inbox, "GET", "/api/me", world["ana"]["token"]).json_body
+    assert me["push_url"] == "wss://abc123.execute-api.eu-west-1.amazonaws.com/api"
+    policy = inbox.client.http.get("/").headers["Content-Security-Policy"]
+    assert "connect-src 'self' wss://abc123.execute-api.eu-west-1.amazonaws.com;" in policy
+
+
+def test_on_live_updates_the_viewing_heartbeat_brings_who_else_is_there(world):
+    inbox, first = world["inbox"], world["first"]
+    path = f"/api/conversations/{first}/viewing"
+    assert _call(inbox, "PUT", path, world["kim"]["token"], {"typing": True}).status_code == 200
+    plain = _call(inbox, "PUT", path, world["ana"]["token"], {"typing": False}).json_body
+    assert "viewers" not in plain
+    seen = _call(inbox, "PUT", path, world["ana"]["token"], {"typing": False, "viewers": True}).json_body["viewers"]
+    assert sorted((v["name"], v["typing"], v["me"]) for v in seen) == [("Ana", False, True), ("Kim", True, False)]
+    assert _call(inbox, "PUT", path, world["ana"]["token"], {"viewers": "yes"}).status_code == 400
