@@ -4,6 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PORT      ?= 8000
+PUSH_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
 MOTO_PORT ?= 5000
 STAGE     ?= dev
 # The AWS CLI the deploy targets call: the one requirements-dev.txt pins (no system install needed).
@@ -25,7 +26,7 @@ MESSAGES  ?= 20000
 HISTORY   ?= 1
 
 run: $(STAMP)  ## start moto + API + webhooks + event pump on 127.0.0.1:$(PORT) (moto on MOTO_PORT; exits at once if either port is taken); data kept in DATA_DIR
-	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) SOCIALINBOX_DATA_DIR=$(DATA_DIR) SOCIALINBOX_DEMO_HISTORY=$(HISTORY) PROFILE_LOOKUPS=$${PROFILE_LOOKUPS:-on} $(PY) -m chalicelib.local.server
+	PORT=$(PORT) MOTO_PORT=$(MOTO_PORT) PUSH_PORT=$(PUSH_PORT) SOCIALINBOX_DATA_DIR=$(DATA_DIR) SOCIALINBOX_DEMO_HISTORY=$(HISTORY) PROFILE_LOOKUPS=$${PROFILE_LOOKUPS:-on} $(PY) -m chalicelib.local.server
 
 reset:  ## wipe what `make run` keeps (DATA_DIR, default .localdata/); stop `make run` first
 	rm -rf -- "$(DATA_DIR)"

@@ -12,6 +12,8 @@ from chalicelib.http_headers import SECURITY_HEADERS  # noqa: F401 (make run's g
 # configure_logs=False: Chalice would add a plain-text handler to the "socialinbox" logger, which
 # is also our JSON logger (chalicelib.logs), and every line would be written twice.
 app = Chalice(app_name="socialinbox", configure_logs=False)
+# Live updates (chalicelib.push): Chalice deploys the WebSocket API and its three handlers itself.
+app.experimental_feature_flags.update(["WEBSOCKETS"])
 
 # The webhooks' own function answers function URL events only: it registers (imports) no route.
 if config.serves_routes():
@@ -198,6 +200,41 @@ def reports_consumer(event: Any) -> Dict[str, int]:
     """Reports read the conversation event log's stream: counters per 15 minutes, exactly once."""
     tracing.activate()
     from chalicelib.reports.consumer import handle_records, record_dicts
+
+    return handle_records(record_dicts(event))
+
+
+@app.on_ws_connect(name="websocket_connect")
+def websocket_connect(event: Any) -> Any:
+    """A page opens its live-updates socket with its access token (refused unless valid)."""
+    from chalicelib.push import handlers
+
+    return handlers.connect(event)
+
+
+@app.on_ws_message(name="websocket_message")
+def websocket_message(event: Any) -> Any:
+    """The page's beats: keep-alive, presence, a renewed token."""
+    from chalicelib.push import handlers
+
+    return handlers.message(event)
+
+
+@app.on_ws_disconnect(name="websocket_disconnect")
+def websocket_disconnect(event: Any) -> Any:
+    from chalicelib.push import handlers
+
+    return handlers.disconnect(event)
+
+
+@app.on_dynamodb_record(stream_arn=config.stream_arn(config.CONVERSATIONS_TABLE), batch_size=100,
+                        name="push_fanout")
+def push_fanout(event: Any) -> Dict[str, int]:
+    """Every conversation change, follow-ups included: one "changed" hint per listening socket,
+    scoped to what its agent may see (chalicelib.push.fanout)."""
+    tracing.activate()
+    from chalicelib.push.fanout import handle_records
+    from chalicelib.reports.consumer import record_dicts
 
     return handle_records(record_dicts(event))
 

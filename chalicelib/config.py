@@ -163,7 +163,11 @@ def attachments_bucket() -> str:
 #: The conversation event log's stream: what reports (chalicelib.reports) read.
 EVENT_LOG_TABLE = "conversation-events"
 #: Stream ARN environment variables the deploy writes from the data stack's outputs, per table.
-STREAM_ARN_ENVIRONMENT = {EVENT_LOG_TABLE: "CONVERSATION_EVENTS_STREAM_ARN"}
+#: The conversations table's stream: every change of a conversation item, follow-ups included (the
+#: store's one-write path logs nothing), which the live updates' fan-out reads (chalicelib.push).
+CONVERSATIONS_TABLE = "conversations"
+STREAM_ARN_ENVIRONMENT = {EVENT_LOG_TABLE: "CONVERSATION_EVENTS_STREAM_ARN",
+                          CONVERSATIONS_TABLE: "CONVERSATIONS_STREAM_ARN"}
 LOCAL_ACCOUNT_ID = "123456789012"
 
 
@@ -179,6 +183,26 @@ def stream_arn(short: str) -> str:
     if found:
         return found
     return f"arn:aws:dynamodb:{aws_region()}:{LOCAL_ACCOUNT_ID}:table/{table_name(short)}/stream/local"
+
+
+#: The live updates' WebSocket API (chalicelib.push): its management endpoint, where the fan-out
+#: posts hints (`https://<api id>.execute-api.<region>.amazonaws.com/<stage>`; `make run`:
+#: `http://127.0.0.1:<PUSH_PORT>/local`). The page's socket URL is the same with ws(s)://.
+PUSH_ENDPOINT_ENV = "PUSH_ENDPOINT"
+
+
+def push_endpoint() -> str:
+    return os.environ.get(PUSH_ENDPOINT_ENV, "").strip().rstrip("/")
+
+
+def push_url() -> str:
+    """The URL the page opens its socket on ("" when live updates are not configured)."""
+    endpoint = push_endpoint()
+    if endpoint.startswith("https://"):
+        return "wss://" + endpoint[len("https://"):]
+    if endpoint.startswith("http://"):
+        return "ws://" + endpoint[len("http://"):]
+    return ""
 
 
 INGEST_QUEUE = "ingest"

@@ -665,3 +665,25 @@ class PlatformAnalytics(Model):
 
 
 ALL_MODELS = ALL_MODELS + (PlatformAnalytics,)
+
+
+class PushConnection(Model):
+    """The live updates' WebSocket connections (chalicelib.push), two kinds of item:
+    - ("c#<connection id>", "c"): the connection itself: its agent, the feeds it listens to;
+    - ("<feed>", "<connection id>"): one per feed it listens to ("t#<team>", "a#<agent id>",
+      "*" for those who see every team), what the fan-out queries per changed feed.
+    `token_exp` (epoch seconds) is the access token's expiry: past it the fan-out sends nothing
+    and closes the socket. `expires_at` lets DynamoDB forget items of sockets that vanished
+    without a disconnect (API Gateway ends every connection after 2 hours)."""
+
+    Meta = _meta("push-connections")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    agent_id = UnicodeAttribute()
+    email = UnicodeAttribute(null=True)
+    feeds = ListAttribute(null=True, of=UnicodeAttribute)
+    token_exp = NumberAttribute()
+    expires_at = NumberAttribute()
+
+
+ALL_MODELS = ALL_MODELS + (PushConnection,)

@@ -61,6 +61,8 @@ class Runtime:
         self._fetch_http: Any = None
         self._resolver: Optional[Callable[[str, int], List[Tuple[int, str]]]] = None
         self._annotator: Any = None
+        #: The WebSocket API's management API (chalicelib.push): a botocore client, or a test's fake.
+        self._push_client: Any = None
 
     # --- time -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -215,6 +217,28 @@ class Runtime:
         else:
             self._adapters[channel] = adapter
 
+    # --- live updates (chalicelib.push) -----------------------------------------------------------
+    def push_client(self) -> Any:
+        """The API Gateway management API of the live updates' WebSocket API (post_to_connection,
+        delete_connection) at `config.push_endpoint()`: AWS's, or `make run`'s local server."""
+        if self._push_client is None:
+            endpoint = config.push_endpoint() or self.cached("push_endpoint")
+            if not endpoint:
+                raise RuntimeError("PUSH_ENDPOINT is not set: the WebSocket API's management endpoint")
+            with self._lock:
+                if self._push_client is None:
+                    import botocore.session
+
+                    if self._session is None:
+                        self._session = botocore.session.get_session()
+                    self._push_client = self._session.create_client(
+                        "apigatewaymanagementapi", region_name=config.aws_region(), endpoint_url=endpoint)
+        return self._push_client
+
+    def use_push_client(self, client: Any) -> None:
+        """Send through `client` (tests); None builds the real one again on next use."""
+        self._push_client = client
+
     # --- lifecycle ------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget clients, queue URLs, cached accounts and agents, and secrets (tests switch backends)."""
@@ -235,6 +259,7 @@ class Runtime:
             self._fetch_http = None
             self._resolver = None
             self._annotator = None
+            self._push_client = None
         self._clock = time.time
         self.forget_secrets()
 

@@ -58,6 +58,7 @@ PLACEHOLDER = "@ref:"
 OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_ARN",
                                       # = chalicelib.config.STREAM_ARN_ENVIRONMENT (reports' stream)
                                       "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN",
+                                      "ConversationsStreamArn": "CONVERSATIONS_STREAM_ARN",
                                       # chalicelib.listening.spikes publishes its alerts there
                                       "EscalationTopicArn": "ESCALATION_TOPIC_ARN",
                                       # chalicelib.outbound.storage keeps agents' files there
@@ -158,6 +159,9 @@ _ARN_FORMS: Dict[str, str] = {
     "parameter": "arn:aws:ssm:{region}:{account}:parameter/{prefix}/{rest}",
     "topic": "arn:aws:sns:{region}:{account}:{prefix}-{rest}",
     "objects": "arn:aws:s3:::{prefix}-{rest}-{account}/*",
+    # The live updates' WebSocket API (chalicelib.push): Chalice creates it, so its id is unknown
+    # here; its stage is Chalice's `api_gateway_stage` ("api"), its connections' ids ours.
+    "connections": "arn:aws:execute-api:{region}:{account}:*/api/*/@connections/{rest}",
 }
 
 
@@ -324,7 +328,9 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
       URL_PERMISSIONS statements and an output `<Function>Url` with the address;
     - the SQS event sources of PARTIAL_BATCH_FUNCTIONS get FunctionResponseTypes
       [ReportBatchItemFailures] (Chalice cannot set it) and those functions PARTIAL_BATCH_ENV, both
-      together (checked by `partial_batch_problems`, a ValueError otherwise)."""
+      together (checked by `partial_batch_problems`, a ValueError otherwise);
+    - every function gets PUSH_ENDPOINT, the live updates' WebSocket API (Chalice declares the API
+      and its three handlers itself; the endpoint only exists once it does)."""
     fixed = copy.deepcopy(package)
     resources = fixed["Resources"]
     arns, tables = {}, {}
@@ -373,12 +379,32 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
             props.setdefault("Environment", {}).setdefault("Variables", {})[PARTIAL_BATCH_ENV] = "true"
     for function in URL_FUNCTIONS:
         _add_function_url(fixed, _logical_name(function))
+    _add_push_endpoint(fixed)
     if "Stage" in fixed.get("Parameters", {}):
         fixed["Parameters"]["Stage"]["Default"] = stage
     problems = partial_batch_problems(fixed)
     if problems:
         raise ValueError("partial batch responses: " + "; ".join(problems))
     return fixed
+
+
+#: The live updates' WebSocket API in `chalice package` output, and the management endpoint the
+#: functions reach it at (chalicelib.config.PUSH_ENDPOINT_ENV; the page's socket URL follows).
+WEBSOCKET_API = "WebsocketAPI"
+PUSH_ENDPOINT_ENV = "PUSH_ENDPOINT"
+PUSH_ENDPOINT = {"Fn::Sub": "https://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/api"}
+
+
+def _add_push_endpoint(template: Dict[str, Any]) -> None:
+    """Every function learns where the WebSocket API's management endpoint is (the fan-out posts
+    there, the API answers the page's socket URL); nothing when the app has no WebSocket API."""
+    resources = template["Resources"]
+    if resources.get(WEBSOCKET_API, {}).get("Type") != "AWS::ApiGatewayV2::Api":
+        return
+    for resource in resources.values():
+        if resource.get("Type") == "AWS::Serverless::Function":
+            variables = resource["Properties"].setdefault("Environment", {}).setdefault("Variables", {})
+            variables[PUSH_ENDPOINT_ENV] = copy.deepcopy(PUSH_ENDPOINT)
 
 
 def _add_function_url(template: Dict[str, Any], logical: str) -> None:

@@ -185,6 +185,38 @@ def _probe_lambda_runs_no_python_without_docker() -> bool:
     return answer != {"ran": True}
 
 
+def _websocket_deployments() -> None:
+    """Answer apigatewayv2 CreateDeployment (Chalice deploys the live updates' WebSocket API with
+    it, then names the deployment in CreateStage): moto has no such route. A deployment id is all
+    the rehearsal needs; moto's stages keep whatever id they are given."""
+    import uuid
+
+    from moto.apigatewayv2 import responses, urls
+
+    if getattr(responses.ApiGatewayV2Response, "create_deployment", None) is not None:
+        return
+    pattern = "{0}/v2/apis/(?P<api_id>[^/]+)/deployments$"
+    urls.url_paths.setdefault(pattern, responses.ApiGatewayV2Response.dispatch)
+
+    def create_deployment(self: Any) -> Any:
+        return 201, {}, json.dumps({"deploymentId": uuid.uuid4().hex[:10], "deploymentStatus": "DEPLOYED"})
+
+    create_deployment.rehearsal_workaround = True  # type: ignore[attr-defined]
+    responses.ApiGatewayV2Response.create_deployment = create_deployment
+
+
+def _probe_websocket_deployments() -> bool:
+    import boto3
+
+    client = boto3.client("apigatewayv2", region_name=REGION)
+    api = client.create_api(Name="probe", ProtocolType="WEBSOCKET", RouteSelectionExpression="$request.body.action")
+    try:
+        client.create_deployment(ApiId=api["ApiId"])
+    except Exception:  # noqa: BLE001 - any failure: the gap is still there
+        return True
+    return False
+
+
 GAPS = (
     Gap("template-url-host",
         "moto finds the bucket of a path-style TemplateURL only when the endpoint's host is `localhost` "
@@ -208,6 +240,10 @@ GAPS = (
         "moto runs no Lambda code without Docker, so the new API's URL answers nothing: `make deploy`'s "
         "health check (HEALTH_CHECK) calls the app in-process with the deployed API function's configuration",
         None, _probe_lambda_runs_no_python_without_docker),
+    Gap("websocket-deployments",
+        "moto's apigatewayv2 has no CreateDeployment, which `chalice deploy` calls for the live updates' "
+        "WebSocket API (issue 21)",
+        _websocket_deployments, _probe_websocket_deployments),
 )
 
 

@@ -160,6 +160,9 @@ def expectations(app: Any, stage: str, template: Mapping[str, Any], region: str 
                               else expression.to_string()})
     for name in getattr(app, "pure_lambda_functions", []) or []:
         functions[getattr(name, "name", name)] = {}
+    # The live updates' WebSocket handlers (Chalice deploys them and their API under these names).
+    for handler in (getattr(app, "websocket_handlers", None) or {}).values():
+        functions[handler.name] = {}
     for function in functions:
         functions[function] = {
             "name": deploy.lambda_function_name(stage, function),

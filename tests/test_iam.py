@@ -86,6 +86,18 @@ def iam_calls(service: str, operation: str, params: Dict[str, Any]) -> List[Call
     return [(f"{service}:{operation}", "*")]
 
 
+_CONNECTION_METHODS = {"PostToConnection": "POST", "DeleteConnection": "DELETE", "GetConnection": "GET"}
+
+
+def connection_calls(endpoint: str, operation: str, params: Dict[str, Any]) -> List[Call]:
+    """The WebSocket API's management calls: execute-api:ManageConnections on the connection's ARN
+    (api id and stage from the client's endpoint, https://<api id>.execute-api.<region>.../<stage>)."""
+    parts = urlparse(endpoint)
+    api_id, stage = parts.hostname.split(".", 1)[0], parts.path.strip("/")
+    return [("execute-api:ManageConnections", f"arn:aws:execute-api:{REGION}:{ACCOUNT}:{api_id}/{stage}/"
+                                              f"{_CONNECTION_METHODS[operation]}/@connections/{params['ConnectionId']}")]
+
+
 class Recorder:
     """Collects the IAM-relevant calls per function while `during(function)` is active. Switching
     to another function starts a fresh runtime (clients, caches, secrets), as a separate Lambda
@@ -128,8 +140,9 @@ class Recorder:
         def _make_api_call(client: Any, operation: str, params: Dict[str, Any]) -> Any:
             if recorder.current:
                 service = client.meta.service_model.endpoint_prefix
-                recorder.calls[recorder.current[-1]].update(iam_calls(
-                    "sfn" if service == "states" else service, operation, params))
+                recorder.calls[recorder.current[-1]].update(
+                    connection_calls(client.meta.endpoint_url, operation, params) if service == "execute-api"
+                    else iam_calls("sfn" if service == "states" else service, operation, params))
             return original(client, operation, params)
 
         return _make_api_call
@@ -205,6 +218,8 @@ def deployed(inbox, monkeypatch):
             outputs[key] = f"{_table(table.replace('${Stage}', STAGE))}/stream/2026-12-01T00:00:00.000"
     for name, value in deploy.environment(template, outputs).items():
         monkeypatch.setenv(name, value)
+    # The live updates' WebSocket API as deployed (moto answers its management API).
+    monkeypatch.setenv("PUSH_ENDPOINT", f"https://abc123.execute-api.{REGION}.amazonaws.com/api")
     monkeypatch.setenv("SOCIALINBOX_STAGE", STAGE)
     for name in list(config.LOCAL_SECRET_DEFAULTS):
         monkeypatch.delenv(name, raising=False)
@@ -547,8 +562,10 @@ def _exercise(inbox) -> None:
     for path in ("summary", "intervals", "heatmap", "conversations"):
         api("GET", f"/api/reports/{path}?{period if path == 'summary' else 'from=2026-01-01&to=2026-02-01'}")
     assert api("GET", "/api/reports/attention?from=2026-01-01&to=2026-02-01&tz=Europe/Berlin")[0] == 200
+    _live_updates(inbox, api.token)
     api("POST", "/api/auth/refresh", {"refresh_token": login.get("refresh_token", "")})
     api("POST", "/api/auth/logout", {"refresh_token": login.get("refresh_token", "")})
+    # A password change revokes every token: the admin's open socket is closed too.
     api("POST", "/api/me/password", {"current_password": PASSWORD, "new_password": PASSWORD + "!"})
     # A day later: the flow's timers fire for one waiting conversation, the sweeper finds the
     # rest, and the routing sweeper hands on the conversations of agents who went away.
@@ -617,6 +634,41 @@ def _exercise(inbox) -> None:
             stats = inbox.app.analytics_snapshot(_scheduled_event("analytics_snapshot"), None)
             assert stats["accounts"] >= 3 and stats["days"] > 0 and stats["failed"] == 0, stats
 
+
+
+def _socket_event(route: str, connection_id: str, **extra: Any) -> Dict[str, Any]:
+    return {"requestContext": {"routeKey": route, "connectionId": connection_id, "stage": "api", "apiId": "abc123",
+                               "domainName": f"abc123.execute-api.{REGION}.amazonaws.com"}, **extra}
+
+
+def _live_updates(inbox, token: str) -> None:
+    """The admin's page opens sockets and beats on them; the fan-out tells them of every
+    conversation change (the conversations table's stream) and closes one whose token expired."""
+    from chalicelib.api import auth
+    from chalicelib.models import Agent, Conversation
+
+    def call(function: str, event: Dict[str, Any]) -> Dict[str, Any]:
+        with inbox.recorder.during(function):
+            return getattr(inbox.app, function)(event, None)
+
+    admin = Agent.get(ADMIN_EMAIL)
+    short = auth.issue_token(admin, now=time.time() - auth.TOKEN_TTL_SECONDS + 600)  # 10 min left
+    kim = auth.issue_token(Agent.get("kim@example.com"))
+    for connection, with_token in (("page-1", token), ("page-2", token), ("page-kim", kim), ("page-old", short)):
+        assert call("websocket_connect", _socket_event("$connect", connection,
+                                                  queryStringParameters={"token": with_token}))["statusCode"] == 200
+    # A beat with a renewed token and presence; one with another agent's token closes its socket.
+    renewed = json.dumps({"action": "beat", "token": auth.issue_token(admin),
+                          "presence": "online"})
+    assert call("websocket_message", _socket_event("$default", "page-1", body=renewed))["statusCode"] == 200
+    stolen = json.dumps({"action": "beat", "token": kim})
+    assert call("websocket_message", _socket_event("$default", "page-2", body=stolen))["statusCode"] == 403
+    assert call("websocket_disconnect", _socket_event("$disconnect", "page-kim"))["statusCode"] == 200
+    records = [{"eventName": "MODIFY", "dynamodb": {"NewImage": c.serialize(), "OldImage": c.serialize()}}
+               for c in Conversation.scan()]
+    _at(inbox, int((time.time() + 720) * 1000))  # page-old's token has expired, page-1's not yet
+    assert _invoke(inbox, "push_fanout", records) == {"records": len(records), "sent": 1, "gone": 0, "expired": 1}
+    _at(inbox, None)
 
 
 def _spiking_counts(request: Any) -> Tuple[int, Dict[str, str], str]:
@@ -705,7 +757,8 @@ def test_consumers_may_poll_only_the_queue_they_consume():
         assert statement["Resource"] == [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table}/stream/*"]
     schedules = {h.name for h in app.app.event_sources if not hasattr(h, "queue")}
     functions = {f.name for f in app.app.pure_lambda_functions}
-    assert set(source) == set(consumers) | schedules | functions | {deploy.API_HANDLER}
+    sockets = {h.name for h in app.app.websocket_handlers.values()}
+    assert set(source) == set(consumers) | schedules | functions | sockets | {deploy.API_HANDLER}
 
 
 def test_no_function_may_touch_another_stage_or_everything():
@@ -715,6 +768,10 @@ def test_no_function_may_touch_another_stage_or_everything():
             for resource in resources:
                 if statement["Sid"] == "Tracing":
                     continue  # X-Ray has no resource-level permissions
+                if statement["Action"] == ["execute-api:ManageConnections"]:
+                    # the WebSocket API's id is Chalice's (unknown to the policy); its stage is `api`
+                    assert resource == "arn:aws:execute-api:*:*:*/api/*/@connections/*", resource
+                    continue
                 assert resource != "*" or all(a == "states:ListStateMachines" for a in statement["Action"]), statement
                 assert resource == "*" or "socialinbox-prod" in resource, (function, resource)
             assert all("*" not in action for action in statement["Action"]), statement

@@ -28,8 +28,7 @@ def _names(found):
 def test_every_event_source_registered_on_the_app_has_a_local_runner():
     import app
 
-    registered = sorted([source.name for source in app.app.event_sources]
-                        + [source.name for source in app.app.websocket_handlers.values()])
+    registered = sorted(source.name for source in app.app.event_sources)
     assert "routing_sweeper" in registered and "sla_sweeper" in registered
     assert _names(runners.discover(app.app)) == registered
 
@@ -45,15 +44,9 @@ def test_an_event_source_without_a_local_runner_is_named_not_skipped():
     def thumbnails(event):
         return None
 
-    synthetic.experimental_feature_flags.add("WEBSOCKETS")
-
-    @synthetic.on_ws_message()
-    def chat(event):
-        return None
-
     with pytest.raises(runners.NoLocalRunner) as refused:
         runners.discover(synthetic)
-    assert "thumbnails (S3EventConfig)" in str(refused.value) and "chat (WebSocket $default)" in str(refused.value)
+    assert "thumbnails (S3EventConfig)" in str(refused.value)
 
 
 def test_a_new_schedule_or_consumer_needs_no_change_to_the_local_server():

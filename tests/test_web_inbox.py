@@ -167,10 +167,11 @@ def test_the_assets_stay_small(inbox):
     # KiB) and files out (attach.js: ~4 / 1.5 KiB), each a module of its own; then 34 -> 35 KiB
     # gzipped for files out on five channels with the server's per-channel rules and a check of the
     # file's first bytes before upload (attach.js: ~+0.8 KiB) and customer pictures and follower
-    # counts (app.js: ~+0.3 KiB)
+    # counts (app.js: ~+0.3 KiB);
+    # 35 -> 36 KiB for live updates (the socket, its fallback to polling and reconnects: ~0.8 KiB gzipped)
     assert sent < 114 * 1024, sent
     wire = sum(len(gzip.compress(body)) for body in bodies)
-    assert wire < 35 * 1024, wire
+    assert wire < 36 * 1024, wire
 
 
 @pytest.mark.parametrize("name", ["app.js", "listening.js", "picker.js", "templates.js", "attach.js"])

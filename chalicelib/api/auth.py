@@ -510,7 +510,21 @@ def revoke_all(agent: Agent, now: Optional[float] = None) -> int:
     moment = now if now is not None else time.time()
     agent.update(actions=[Agent.token_epoch.add(1), Agent.updated_at.set(int(moment * 1000))])
     forget_agent(agent.email)
+    close_sockets(agent.agent_id)
     return _epoch(agent)
+
+
+def close_sockets(agent_id: str) -> None:
+    """The agent's live-updates sockets close with their tokens (chalicelib.push); a failure here
+    leaves them to their tokens' expiry (the fan-out sends nothing past it)."""
+    from chalicelib.logs import describe_error, logger
+    from chalicelib.push import connections
+
+    try:
+        connections.close_agent(agent_id)
+    except Exception as error:  # noqa: BLE001 - the tokens are revoked either way
+        logger.warning("push: sockets of a revoked agent not closed", extra={"agent_id": agent_id,
+                                                                            "error": describe_error(error)[:300]})
 
 
 def _dummy_hash() -> str:

@@ -1,8 +1,9 @@
 """Collision detection: who else is viewing or typing in a conversation.
 
-PUT /api/conversations/{id}/viewing {"typing": bool, "focus_ms"?: int}: the page's heartbeat
-(every ~15 s while a conversation is open in a visible page, and when typing starts or stops);
-one PutItem, expiring by TTL. `focus_ms` (how long the thread was open in a visible page since
+PUT /api/conversations/{id}/viewing {"typing": bool, "focus_ms"?: int, "viewers"?: bool}: the
+page's heartbeat (every ~15 s while a conversation is open in a visible page, and when typing
+starts or stops); one PutItem, expiring by TTL. With "viewers": true it also answers who else is
+there (one Query): a page on live updates polls nothing, so its heartbeat brings them. `focus_ms` (how long the thread was open in a visible page since
 the previous heartbeat) is the staffing package's measured handle time: bounded by what the
 server saw (chalicelib.staffing.focus), and written only when there is some.
 GET /api/conversations/{id}/viewers: the agents seen in the last VIEWER_WINDOW_SECONDS (one
@@ -42,8 +43,10 @@ def viewing(conversation_id: str, identity: Any) -> Any:
     from chalicelib.staffing import focus
 
     body = common.json_body(collision_api.current_request, limit=1024)
-    if set(body) - {"typing", "focus_ms"}:
-        raise BadRequestError("send {\"typing\": true|false, \"focus_ms\": <ms>}")
+    if set(body) - {"typing", "focus_ms", "viewers"}:
+        raise BadRequestError("send {\"typing\": true|false, \"focus_ms\": <ms>, \"viewers\": true|false}")
+    if not isinstance(body.get("viewers", False), bool):
+        raise BadRequestError("viewers must be true or false")
     typing = body.get("typing", False)
     if not isinstance(typing, bool):
         raise BadRequestError("typing must be true or false")
@@ -59,7 +62,13 @@ def viewing(conversation_id: str, identity: Any) -> Any:
                                               ReturnValues="ALL_OLD").get("Attributes", {})
     previous = int(old["seen_at"]["N"]) if "seen_at" in old else None
     focus.record(state, focus.bounded(claimed, previous, now), now, previous)
-    return {"conversation_id": conversation_id, "typing": typing, "expires_in": VIEWER_WINDOW_SECONDS}
+    answer: Dict[str, Any] = {"conversation_id": conversation_id, "typing": typing,
+                              "expires_in": VIEWER_WINDOW_SECONDS}
+    if body.get("viewers"):
+        from chalicelib.api.views import current_viewers
+
+        answer["viewers"] = current_viewers(conversation_id, identity.agent_id)
+    return answer
 
 
 @collision_api.route("/api/conversations/{conversation_id}/viewers", methods=["GET"])

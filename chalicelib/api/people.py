@@ -266,6 +266,7 @@ def change_password(identity: Any, current: str, new: str, source: Optional[str]
     agent.update(actions=[Agent.password_hash.set(auth.hash_password(new)), Agent.must_change_password.remove(),
                           Agent.token_epoch.add(1), Agent.updated_at.set(int(time.time() * 1000))])
     auth.forget_agent(agent.email)
+    auth.close_sockets(agent.agent_id)  # opened with the tokens just revoked; the page reconnects
     return auth.start_session(agent)
 
 

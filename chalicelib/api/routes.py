@@ -111,7 +111,15 @@ def me(identity: Any) -> Any:
 
     teams = [] if identity.must_change_password else sorted(access.teams_of(identity.agent_id))
     return {"id": identity.agent_id, "email": identity.email, "name": identity.name, "role": identity.role,
-            "must_change_password": identity.must_change_password, "teams": teams}
+            "must_change_password": identity.must_change_password, "teams": teams,
+            # the live updates' socket (chalicelib.push); "" where there is none: the page polls
+            "push_url": _push_url()}
+
+
+def _push_url() -> str:
+    from chalicelib import config
+
+    return config.push_url()
 
 
 @api.route("/api/me/notifications", methods=["GET"])

@@ -12,8 +12,9 @@ needs no change here.
   LOCAL_SCHEDULE_SPEEDUP=N runs every rate N times as often (a demo, a test; cron is unchanged).
 - `@app.on_dynamodb_record`: the table's stream, in order per shard (chalicelib.local.streams).
 
-Anything else (S3, SNS, Kinesis, CloudWatch event patterns, WebSocket handlers) has no local
-runner: `discover` raises `NoLocalRunner` naming it, so it can never silently not run locally.
+WebSocket handlers are served by `make run`'s WebSocket API (chalicelib.local.websocket), not
+a runner. Anything else (S3, SNS, Kinesis, CloudWatch event patterns) has no local runner:
+`discover` raises `NoLocalRunner` naming it, so it can never silently not run locally.
 """
 from __future__ import annotations
 
@@ -172,8 +173,6 @@ def discover(app: Any) -> List[Runner]:
             missing.append(f"{source.name} ({type(source).__name__})")
             continue
         runners.append(build(app, source))
-    for route_key, source in sorted(getattr(app, "websocket_handlers", {}).items()):
-        missing.append(f"{source.name} (WebSocket {route_key})")
     if missing:
         raise NoLocalRunner("no local runner for: " + ", ".join(missing))
     return runners

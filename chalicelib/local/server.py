@@ -2,8 +2,9 @@
 
 Starts moto in server mode (127.0.0.1:MOTO_PORT), creates the tables and queues from
 infra/resources.json, seeds demo agents and accounts, serves the Chalice app (API, webhooks,
-inbox) on 127.0.0.1:PORT and runs every event source the app registers (queues, schedules,
-streams: chalicelib/local/runners.py) as AWS would. Ctrl-C stops it.
+inbox) on 127.0.0.1:PORT, the live updates' WebSocket API on 127.0.0.1:PUSH_PORT (default
+PORT+1; chalicelib/local/websocket.py) and runs every event source the app registers (queues,
+schedules, streams: chalicelib/local/runners.py) as AWS would. Ctrl-C stops it.
 """
 from __future__ import annotations
 
@@ -106,6 +107,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", "5000")))
+    parser.add_argument("--push-port", type=int, default=int(os.environ.get("PUSH_PORT", "0")),
+                        help="the live updates' WebSocket API (default: PORT+1)")
     parser.add_argument("--data-dir", default=None,
                         help="where the local data lives (default: SOCIALINBOX_DATA_DIR or .localdata/)")
     parser.add_argument("--demo", action="store_true", default=os.environ.get("DEMO") == "1",
@@ -115,10 +118,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parser.parse_args(argv)
     # Both ports before anything starts: a taken port used to print "Address already in use"
     # and then hang (moto's start() waits forever for a server that could not bind).
-    if args.port == args.moto_port:
-        return _fail(f"make run: PORT and MOTO_PORT are both {args.port}; they must differ")
+    args.push_port = args.push_port or args.port + 1
+    if len({args.port, args.moto_port, args.push_port}) < 3:
+        return _fail(f"make run: PORT ({args.port}), MOTO_PORT ({args.moto_port}) and PUSH_PORT ({args.push_port}) "
+                     "must all differ")
     for port, what, variable in ((args.port, "HTTP server", "PORT"), (args.moto_port, "AWS emulator (moto)",
-                                                                       "MOTO_PORT")):
+                                                                       "MOTO_PORT"),
+                                 (args.push_port, "live updates' WebSocket API", "PUSH_PORT")):
         problem = port_problem(args.host, port, what, variable)
         if problem:
             return _fail(problem)
@@ -232,6 +238,13 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
         return _fail(f"make run: cannot serve on {args.host}:{args.port} ({error.strerror or error}); "
                      f"try make run PORT=<port>")
     _widen_backlog(server)
+    from chalicelib.local import websocket
+
+    try:
+        sockets = websocket.start(application.app, args.host, args.push_port)  # sets PUSH_ENDPOINT
+    except OSError as error:
+        return _fail(f"make run: cannot serve the WebSocket API on {args.host}:{args.push_port} "
+                     f"({error.strerror or error}); try make run PUSH_PORT=<port>")
     sandbox = _start_sandbox(f"http://{args.host}:{args.port}")
     try:
         runners.start_all(found)
@@ -247,6 +260,7 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     print(f"  admin:     {base}/admin  (accounts, agents, teams, SLA policies, quarantine, dead letters)", flush=True)
     print(f"  API:       {base}/api/conversations", flush=True)
     print(f"  webhooks:  {base}/webhooks/<platform>  ({', '.join(_adapters())})", flush=True)
+    print(f"  live:      ws://{args.host}:{args.push_port}/{websocket.STAGE}  (the pages' live updates)", flush=True)
     if "LOCAL_ADMIN_PASSWORD" in os.environ:
         password_hint = "the LOCAL_ADMIN_PASSWORD you set"  # a chosen password is never echoed
     else:
@@ -279,6 +293,7 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
         server.serve_forever()
     finally:
         trimmer.stop()
+        sockets.shutdown()
         if sandbox is not None and hasattr(sandbox, "shutdown"):
             sandbox.shutdown()
         # A batch cut short comes back after the restart (idempotent handlers).

@@ -107,12 +107,25 @@ def _version(asset: str) -> str:
 
 def _serve(name: str, cache_control: str) -> Response:
     text, etag = _read(name)
-    headers = dict(SECURITY_HEADERS, **{"Cache-Control": cache_control, "ETag": etag})
+    headers = dict(SECURITY_HEADERS, **{"Cache-Control": cache_control, "ETag": etag,
+                                        "Content-Security-Policy": content_security_policy()})
     request = web.current_request
     if _etag_matches((request.headers or {}).get("if-none-match"), etag):
         return Response(body="", headers=headers, status_code=304)
     headers["Content-Type"] = CONTENT_TYPES[os.path.splitext(name)[1]]
     return Response(body="" if request.method == "HEAD" else text, headers=headers, status_code=200)
+
+
+def content_security_policy() -> str:
+    """The pages' policy, whose connect-src also names the live updates' socket (chalicelib.push),
+    an origin of its own (API Gateway's WebSocket API; `make run`'s PUSH_PORT)."""
+    from chalicelib import config
+
+    url = config.push_url()
+    if not url:
+        return CONTENT_SECURITY_POLICY
+    origin = "/".join(url.split("/", 3)[:3])
+    return CONTENT_SECURITY_POLICY.replace("connect-src 'self'", f"connect-src 'self' {origin}")
 
 
 def _etag_matches(header: Optional[str], etag: str) -> bool:

@@ -11,8 +11,9 @@
   // rotates on every refresh; a reused one ends the sign-in
   var REFRESH_KEY = 'socialinbox.refresh';
   var SEEN_KEY = 'socialinbox.alerts-seen';
-  // An idle open inbox costs one small GET /api/changes per POLL_MS (list, counts, the open thread
-  // and, every VIEWERS_MS, who else is in it), plus the heartbeats: about 30 requests a minute.
+  // Without live updates an idle open inbox costs one small GET /api/changes per POLL_MS (list,
+  // counts, the open thread and, every VIEWERS_MS, who else is in it), plus the heartbeats: about
+  // 30 requests a minute. With them (the socket below) it polls nothing but a safety read.
   var POLL_MS = 2500;
   // who else is viewing/typing: asked in the poll this often
   var VIEWERS_MS = 10000;
@@ -21,6 +22,11 @@
   // online heartbeat (routing's grace period is 90 s)
   var PRESENCE_MS = 45000;
   var ALERTS_MS = 60000;
+  // Live updates (push): while the socket is up nothing is polled but this slow safety read; its
+  // beat carries the presence heartbeat and keeps the socket open (API Gateway closes idle ones).
+  var SAFETY_MS = 300000;
+  var RETRY_MS = 1000;
+  var RETRY_MAX_MS = 60000;
   var COUNTS_MS = 10000;
   // safety net: list and counts read again even if no change was stamped
   var FULL_MS = 120000;
@@ -121,10 +127,10 @@
     });
   }
 
-  function expiresSoon(token) {
+  function expiresSoon(token, within) {
     try {
       var claims = JSON.parse(atob(token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/')));
-      return claims.exp * 1000 - Date.now() < 60000;
+      return claims.exp * 1000 - Date.now() < (within || 60000);
     } catch (e) { return true; }
   }
 
@@ -189,6 +195,7 @@
 
   function signOut(message, quiet) {
     if (message === '' && peers && !quiet) peers.postMessage({type: 'signout'});
+    closeLive();
     state.timers.forEach(clearInterval);
     state.timers = [];
     if (state.token && message === '') api('api/me/presence', 'PUT', {status: 'offline'}).catch(function () {});
@@ -283,15 +290,101 @@
     loadAlerts();
     loadAgents();
     state.timers.forEach(clearInterval);
-    state.timers = [setInterval(function () { if (visible()) poll(false); }, POLL_MS),
+    live.url = typeof state.me.push_url === 'string' ? state.me.push_url : '';
+    live.at = {poll: Date.now(), alerts: Date.now(), full: Date.now()};
+    connectLive();
+    state.timers = [setInterval(function () { if (visible() && due('poll', POLL_MS)) poll(false); }, POLL_MS),
       setInterval(function () { if (visible()) presence('online'); }, PRESENCE_MS),
-      setInterval(function () { if (visible()) loadAlerts(); }, ALERTS_MS),
-      setInterval(function () { if (visible()) { loadList('refresh'); loadCounts(); } }, FULL_MS),
+      setInterval(function () { if (visible() && due('alerts', ALERTS_MS)) loadAlerts(); }, ALERTS_MS),
+      setInterval(function () { if (visible() && due('full', FULL_MS)) { loadList('refresh'); loadCounts(); } }, FULL_MS),
       setInterval(function () { beat(false); }, VIEW_MS),
       setInterval(tick, 1000)];
   }
 
   function visible() { return Boolean(state.token) && !document.hidden; }
+
+  // --- live updates: a socket tells which conversations changed; polling only without it --------
+
+  var live = {url: '', socket: null, up: false, retry: RETRY_MS, timer: null, sentToken: '', at: {}};
+
+  // a periodic read runs at its own pace without the socket, at SAFETY_MS with it
+  function due(what, ms) {
+    var now = Date.now(), every = live.up ? Math.max(ms, SAFETY_MS) : ms;
+    if (now - (live.at[what] || 0) < every - 500) return false;
+    live.at[what] = now;
+    return true;
+  }
+
+  async function connectLive() {
+    if (!live.url || !state.token || live.socket || !window.WebSocket) return;
+    if (expiresSoon(state.token) && !await renew()) return retryLive();
+    var socket;
+    try {
+      socket = new WebSocket(live.url + '?' + new URLSearchParams({token: state.token}));
+    } catch (e) {
+      return retryLive();
+    }
+    live.socket = socket;
+    live.sentToken = state.token;
+    socket.onopen = function () {
+      live.up = true;
+      live.retry = RETRY_MS;
+      // what changed while the socket was down
+      if (visible()) poll(false);
+    };
+    socket.onmessage = function (e) {
+      var data = null;
+      try { data = JSON.parse(e.data); } catch (x) { return; }
+      if (data && data.type === 'changed' && Array.isArray(data.conversations)) changedLive(data);
+    };
+    socket.onclose = function () {
+      if (live.socket !== socket) return;
+      live.socket = null;
+      live.up = false;
+      // polling again at once, and a new socket after a growing pause
+      live.at = {};
+      if (state.token) retryLive();
+    };
+  }
+
+  function retryLive() {
+    clearTimeout(live.timer);
+    live.timer = setTimeout(connectLive, live.retry);
+    live.retry = Math.min(live.retry * 2, RETRY_MAX_MS);
+  }
+
+  function closeLive() {
+    clearTimeout(live.timer);
+    var socket = live.socket;
+    live.socket = null;
+    live.up = false;
+    if (socket) socket.close();
+  }
+
+  // the beat: presence, keep-alive, and the token once it was renewed (the socket lives with it)
+  async function beatLive(status) {
+    if (!live.up) return false;
+    if (expiresSoon(state.token, 120000)) await renew();
+    var message = {action: 'beat'};
+    if (status) message.presence = status;
+    if (state.token !== live.sentToken) message.token = live.sentToken = state.token;
+    try { live.socket.send(JSON.stringify(message)); } catch (e) { return false; }
+    return true;
+  }
+
+  function changedLive(data) {
+    if (document.hidden) return;
+    var ids = data.conversations;
+    loadList('refresh');
+    state.countsDue = true;
+    // a busy team changes all the time: its counts are read at most every COUNTS_MS
+    var wait = COUNTS_MS - (Date.now() - state.countsAt);
+    if (wait <= 0) loadCounts();
+    else if (!live.countsTimer) live.countsTimer = setTimeout(function () { live.countsTimer = null; if (state.countsDue) loadCounts(); }, wait);
+    if (state.selected && (data.more || ids.indexOf(state.selected) >= 0)) loadThread(false);
+    // SLA warnings and breaches change conversations too: the alerts follow, at most every 10 s
+    if (due('alertsLive', COUNTS_MS)) loadAlerts();
+  }
 
   // --- what changed: one small request instead of re-reading list, counts and thread ------------
 
@@ -300,6 +393,7 @@
   async function poll(prime) {
     if (polling || !state.token) return;
     polling = true;
+    live.at.poll = Date.now();
     var id = state.selected, q = {};
     if (id) q.conversation = id;
     if (id && (prime || Date.now() - state.viewersAt >= VIEWERS_MS - 500)) {
@@ -334,8 +428,9 @@
     }
   }
 
-  function presence(status) {
-    if (state.token) api('api/me/presence', 'PUT', {status: status}).catch(function () {});
+  async function presence(status) {
+    if (!state.token || await beatLive(status)) return;
+    api('api/me/presence', 'PUT', {status: status}).catch(function () {});
   }
 
   // the Assignee filter's suggestions: the names of the agents the picker offers
@@ -1552,7 +1647,11 @@
     if (!force && beaten.id === id && beaten.typing === typing && Date.now() - beaten.at < VIEW_MS - 1000) return;
     beaten = {id: id, typing: typing, at: Date.now()};
     try {
-      await api(convPath(id) + '/viewing', 'PUT', {typing: typing, focus_ms: focusSince(id)});
+      var body = {typing: typing, focus_ms: focusSince(id)};
+      // on live updates nothing polls: the heartbeat brings who else is here
+      if (live.up) body.viewers = true;
+      var seen = await api(convPath(id) + '/viewing', 'PUT', body);
+      if (Array.isArray(seen.viewers) && id === state.selected) renderViewers(seen.viewers);
       // the next poll brings who else is here
       state.viewersAt = 0;
     } catch (e) { /* a hint only */ }
