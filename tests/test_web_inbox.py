@@ -168,8 +168,9 @@ def test_the_assets_stay_small(inbox):
     # gzipped for files out on five channels with the server's per-channel rules and a check of the
     # file's first bytes before upload (attach.js: ~+0.8 KiB) and customer pictures and follower
     # counts (app.js: ~+0.3 KiB);
-    # 35 -> 36 KiB for live updates (the socket, its fallback to polling and reconnects: ~0.8 KiB gzipped)
-    assert sent < 114 * 1024, sent
+    # 35 -> 36 KiB (114 -> 118 KiB raw) for live updates (the socket, its fallback to polling and
+    # reconnects: ~0.8 KiB gzipped)
+    assert sent < 118 * 1024, sent
     wire = sum(len(gzip.compress(body)) for body in bodies)
     assert wire < 36 * 1024, wire
 
