@@ -187,6 +187,17 @@ def reports_consumer(event: Any) -> Dict[str, int]:
     return handle_records(record_dicts(event))
 
 
+@app.on_dynamodb_record(stream_arn=config.stream_arn(config.MESSAGES_TABLE), batch_size=100,
+                        name="reports_messages")
+def reports_messages(event: Any) -> Dict[str, int]:
+    """Reports read the messages table's stream: volume in and out and unique authors, exactly once."""
+    tracing.activate()
+    from chalicelib.reports.consumer import record_dicts
+    from chalicelib.reports.messages import handle_records
+
+    return handle_records(record_dicts(event))
+
+
 # Everything imported so far lives as long as the container: move it out of the cyclic garbage
 # collector's sight, so the full collections that the first request's allocations trigger
 # (botocore parses its service models into ~10^5 objects) do not walk the whole app each time.

@@ -152,8 +152,10 @@ def queue_name(short: str) -> str:
 
 #: The conversation event log's stream: what reports (chalicelib.reports) read.
 EVENT_LOG_TABLE = "conversation-events"
+#: The messages table's stream: reports count every message in and out from it.
+MESSAGES_TABLE = "messages"
 #: Stream ARN environment variables the deploy writes from the data stack's outputs, per table.
-STREAM_ARN_ENVIRONMENT = {EVENT_LOG_TABLE: "CONVERSATION_EVENTS_STREAM_ARN"}
+STREAM_ARN_ENVIRONMENT = {EVENT_LOG_TABLE: "CONVERSATION_EVENTS_STREAM_ARN", MESSAGES_TABLE: "MESSAGES_STREAM_ARN"}
 LOCAL_ACCOUNT_ID = "123456789012"
 
 

@@ -58,6 +58,7 @@ PLACEHOLDER = "@ref:"
 OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_ARN",
                                       # = chalicelib.config.STREAM_ARN_ENVIRONMENT (reports' stream)
                                       "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN",
+                                      "MessagesStreamArn": "MESSAGES_STREAM_ARN",
                                       # chalicelib.listening.spikes publishes its alerts there
                                       "EscalationTopicArn": "ESCALATION_TOPIC_ARN"}
 #: What the platform does for a function, not its code (excluded from the call check, listed here).
