@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Dict, Iterable, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from chalicelib import config
 from chalicelib.reports import cycles, distinct
@@ -216,6 +216,21 @@ def add_up(total: Dict[str, Any], found: Iterable[Mapping[str, Any]]) -> Dict[st
             else:
                 total[name] = total.get(name, 0) + value
     return total
+
+
+def earliest_positive(scope: str, from_ms: int, to_ms: int, name: str) -> Optional[int]:
+    """The start of the earliest 15-minute bucket of [from, to) whose `name` is positive (a gauge
+    like `waiting`), or None. Reads the period's day and edge items, then one day's quarters."""
+    found = []
+    for low, high in spans(from_ms, to_ms):
+        found += [(int(item["_at"]), low[:2]) for item in items(scope, low, high) if int(item.get(name, 0)) > 0]
+    for at, kind in sorted(found):
+        if kind == "q#":
+            return at
+        for item in quarters(scope, max(at, from_ms), min(at + DAY_MS, to_ms)):
+            if int(item.get(name, 0)) > 0:
+                return int(item["_at"])
+    return None
 
 
 def quarters(scope: str, from_ms: int, to_ms: int) -> List[Dict[str, int]]:
