@@ -12,7 +12,7 @@ AWS       := $(VENV)/bin/aws
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: deploy-rehearsal run reset soak test browser screenshots demo bench bench-listening x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
+.PHONY: deploy-rehearsal reports-rebuild run reset soak test browser screenshots demo bench bench-listening x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,10 @@ create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=
 	@test -n "$(EMAIL)" && test -n "$(NAME)" || { echo "usage: make create-admin STAGE=dev EMAIL=ops@example.com NAME='Ops Admin'"; exit 2; }
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.api.people create-admin \
 	  --email "$(EMAIL)" --name "$(NAME)"
+
+reports-rebuild: $(STAMP)  ## recompute the report counters of FROM..TO (ISO dates, TZ=UTC) from the event log (STAGE=local: the `make run` stack)
+	@test -n "$(FROM)" && test -n "$(TO)" || { echo "usage: make reports-rebuild FROM=2026-11-01 TO=2026-12-01 [TZ=Europe/Berlin] [STAGE=local]"; exit 2; }
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.reports.rebuild --from "$(FROM)" --to "$(TO)" --tz "$(or $(TZ),UTC)"
 
 list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why (STAGE=local: the `make run` stack on MOTO_PORT)
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq list

@@ -45,7 +45,7 @@ def day_key(at_ms: int) -> str:
     return f"d#{at_ms - at_ms % DAY_MS:013d}"
 
 
-def _client() -> Any:
+def client() -> Any:
     from chalicelib.runtime import runtime
 
     return runtime.client("dynamodb")
@@ -84,7 +84,7 @@ def update_of(scope: str, key: str, counters: Mapping[str, Any]) -> Dict[str, An
 
 
 def _tracker(conversation_id: str) -> Tuple[int, Dict[str, Any]]:
-    found = _client().get_item(TableName=table(), Key={"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}},
+    found = client().get_item(TableName=table(), Key={"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}},
                                ConsistentRead=True).get("Item")
     if not found:
         return 0, {}
@@ -149,7 +149,7 @@ def _transact(conversation_id: str, done: int, state: Dict[str, Any], seq: int,
     for (scope, key), counters in sorted(writes_of(contributions).items()):
         items.append({"Update": update_of(scope, key, counters)})
     try:
-        _client().transact_write_items(TransactItems=items)
+        client().transact_write_items(TransactItems=items)
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in ("TransactionCanceledException", "ConditionalCheckFailedException"):
             return False
@@ -185,7 +185,7 @@ def items(scope: str, low: str, high: str) -> List[Dict[str, Any]]:
         "TableName": table(), "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
         "ExpressionAttributeValues": {":pk": {"S": scope}, ":low": {"S": low}, ":high": {"S": high}}}
     while True:
-        page = _client().query(**kwargs)
+        page = client().query(**kwargs)
         for item in page.get("Items", []):
             counters: Dict[str, Any] = {name: int(value["N"]) for name, value in item.items() if "N" in value}
             if distinct.ATTRIBUTE in item:
