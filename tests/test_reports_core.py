@@ -261,3 +261,21 @@ def test_unique_authors_estimate_is_mergeable_and_within_its_error():
     assert abs(distinct.estimate(halves) - 20_000) <= 3 * distinct.STANDARD_ERROR * 20_000
     assert distinct.estimate({distinct.register_value(a) for a in ("a", "b", "c", "a")}) == 3
     assert distinct.estimate(()) == 0
+
+
+def test_a_message_counts_under_the_conversation_its_first_entry_made_though_logged_a_moment_later():
+    from chalicelib.reports import messages
+
+    log = [{"seq": 1, "at": T + 7, "type": "created", "actor": "customer",
+            "data": {"channel": "instagram", "team": "care", "account_id": IG, "thread_kind": "comment",
+                     "message_id": "m-1", "awaiting_since": T, "due_at": T + 15 * MIN}},
+           {"seq": 2, "at": T + 5 * MIN, "type": "tags_changed", "actor": "agent:ana",
+            "data": {"added": ["later"], "removed": []}}]
+    first = {"conversation_id": "c1", "message_id": "m-1", "direction": "in", "sent_at": T - 1000,
+             "received_at": T, "author_id": "u1", "channel": "instagram", "account_id": IG}
+    [counted] = messages.contributions_of([first], {"c1": log})
+    assert counted.counters == {"inbound": 1, "inbound_comment": 1}
+    assert {"team#care", f"acct#instagram#{IG}", f"t#care#acct#instagram#{IG}"} <= set(counted.scopes)
+    assert "tag#later" not in counted.scopes  # tagged after it arrived
+    [orphan] = messages.contributions_of([dict(first, conversation_id="c2")], {})  # no log yet: its own channel
+    assert "ch#instagram" in orphan.scopes and "team#default" in orphan.scopes

@@ -16,8 +16,8 @@ Per message (a stream INSERT; edits and removals are MODIFYs and count nothing):
   message's `received_at` (chalicelib.reports.cycles), so a rebuild from the log and the messages
   table finds the same labels, and a later relabel never moves a counted message.
 - Exactly once: the counters' ADDs go in one transaction with a marker item
-  (`m#<message id>`, put only if absent); a redelivered record fails the condition and adds
-  nothing.
+  (`m#<message id>`, put only if absent); a redelivered record finds the marker (one consistent
+  read) or, racing, fails the condition, and adds nothing.
 """
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def message_of(record: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
                  "direction": image["direction"]["S"], "sent_at": int(image["sent_at"]["N"]),
                  "received_at": int(image["received_at"]["N"]),
                  "author_id": (image.get("author_id") or {}).get("S"),
+                 "channel": (image.get("channel") or {}).get("S"), "account_id": (image.get("account_id") or {}).get("S"),
                  "private_reply": bool((image.get("private_reply") or {}).get("BOOL"))}
     except (KeyError, TypeError, ValueError):
         return None
@@ -46,10 +47,16 @@ def message_of(record: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     return found
 
 
-def labels_at(log: List[Mapping[str, Any]], at: int) -> cycles.Tracker:
-    """The conversation's tracker (channel, account, team, kind, tags, priority) after the log
-    entries logged by `at`."""
-    tracker, _ = cycles.fold_all([entry for entry in log if int(entry["at"]) <= at])
+def labels_at(log: List[Mapping[str, Any]], message: Mapping[str, Any]) -> cycles.Tracker:
+    """The conversation's tracker (channel, account, team, kind, tags, priority) when the message
+    arrived: the log entries logged by its `received_at`, plus the conversation's first entry and
+    the entry the message itself caused (both are written a moment after the message item). The
+    message's own channel and account fill in what the log does not hold yet."""
+    at, message_id = int(message["received_at"]), message.get("message_id")
+    tracker, _ = cycles.fold_all([entry for entry in log if int(entry["at"]) <= at or int(entry["seq"]) == 1
+                                  or (entry.get("data") or {}).get("message_id") == message_id])
+    if not tracker.get("channel") and message.get("channel"):
+        tracker.update(channel=message["channel"], account=message.get("account_id"))
     return tracker
 
 
@@ -90,7 +97,7 @@ def handle_records(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
         cid = message["conversation_id"]
         if cid not in logs:
             logs[cid] = _log(cid)
-        contribution = contribution_of(message, labels_at(logs[cid], int(message["received_at"])))
+        contribution = contribution_of(message, labels_at(logs[cid], message))
         applied += _count_once(message["message_id"], contribution)
     return {"records": total, "applied": applied, "ignored": dropped}
 
@@ -100,13 +107,16 @@ def _count_once(message_id: str, contribution: cycles.Contribution) -> int:
 
     from chalicelib.runtime import runtime
 
+    marker = {"pk": {"S": f"m#{message_id}"}, "sk": {"S": MARKER_SK}}
+    client = runtime.client("dynamodb")
+    if client.get_item(TableName=aggregates.table(), Key=marker, ConsistentRead=True).get("Item"):
+        return 0  # counted before (a cancelled transaction would still cost its writes)
     items: List[Dict[str, Any]] = [{"Put": {
-        "TableName": aggregates.table(), "Item": {"pk": {"S": f"m#{message_id}"}, "sk": {"S": MARKER_SK}},
-        "ConditionExpression": "attribute_not_exists(pk)"}}]
+        "TableName": aggregates.table(), "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}]
     items += [{"Update": aggregates.update_of(scope, key, counters)}
               for (scope, key), counters in sorted(aggregates.writes_of([contribution]).items())]
     try:
-        runtime.client("dynamodb").transact_write_items(TransactItems=items)
+        client.transact_write_items(TransactItems=items)
     except ClientError as error:
         reasons = error.response.get("CancellationReasons") or []
         if any((reason or {}).get("Code") == "ConditionalCheckFailed" for reason in reasons):
@@ -118,5 +128,4 @@ def _count_once(message_id: str, contribution: cycles.Contribution) -> int:
 def contributions_of(messages: Iterable[Mapping[str, Any]], logs: Mapping[str, List[Mapping[str, Any]]]
                      ) -> List[cycles.Contribution]:
     """A rebuild's view: every message's contribution from the log (no markers, no I/O)."""
-    return [contribution_of(m, labels_at(list(logs.get(m["conversation_id"], [])), int(m["received_at"])))
-            for m in messages]
+    return [contribution_of(m, labels_at(list(logs.get(m["conversation_id"], [])), m)) for m in messages]

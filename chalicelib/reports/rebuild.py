@@ -48,6 +48,7 @@ def _messages(from_ms: int, to_ms: int) -> List[Dict[str, Any]]:
         if m.direction in ("in", "out"):
             found.append({"conversation_id": m.conversation_id, "message_id": m.message_id, "direction": m.direction,
                           "sent_at": int(m.sent_at), "received_at": int(m.received_at), "author_id": m.author_id,
+                          "channel": m.channel, "account_id": m.account_id,
                           "private_reply": bool(m.private_reply)})
     return found
 
