@@ -63,9 +63,9 @@ create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.api.people create-admin \
 	  --email "$(EMAIL)" --name "$(NAME)"
 
-reports-rebuild: $(STAMP)  ## recompute the report counters of FROM..TO (ISO dates, TZ=UTC) from the event log (STAGE=local: the `make run` stack)
-	@test -n "$(FROM)" && test -n "$(TO)" || { echo "usage: make reports-rebuild FROM=2026-11-01 TO=2026-12-01 [TZ=Europe/Berlin] [STAGE=local]"; exit 2; }
-	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.reports.rebuild --from "$(FROM)" --to "$(TO)" --tz "$(or $(TZ),UTC)"
+reports-rebuild: $(STAMP)  ## recompute the report counters of FROM..TO (ISO dates in ZONE, default UTC) from the event log (STAGE=local: the `make run` stack)
+	@test -n "$(FROM)" && test -n "$(TO)" || { echo "usage: make reports-rebuild FROM=2026-11-01 TO=2026-12-01 [ZONE=Europe/Berlin] [STAGE=local]"; exit 2; }
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.reports.rebuild --from "$(FROM)" --to "$(TO)" --tz "$(or $(ZONE),UTC)"
 
 list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why (STAGE=local: the `make run` stack on MOTO_PORT)
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq list

@@ -279,3 +279,18 @@ def test_a_message_counts_under_the_conversation_its_first_entry_made_though_log
     assert "tag#later" not in counted.scopes  # tagged after it arrived
     [orphan] = messages.contributions_of([dict(first, conversation_id="c2")], {})  # no log yet: its own channel
     assert "ch#instagram" in orphan.scopes and "team#default" in orphan.scopes
+
+
+def test_the_documented_timeseries_metrics_are_the_served_ones_and_filters_combine_as_documented():
+    from chalicelib.api import openapi
+
+    listed = openapi.REPORT_DEFINITIONS.split("Timeseries metrics: ", 1)[1].split(";", 1)[0].split(", ")
+    assert listed == list(summary.SERIES)
+    assert summary.scope_for(channel="instagram", account=IG) == f"acct#instagram#{IG}"
+    assert summary.scope_for(team="care", channel="instagram", account=IG) == f"t#care#acct#instagram#{IG}"
+    assert summary.scope_for(team="care", priority="high") == "t#care#prio#high"
+    assert summary.scope_for(tag="late delivery") == "tag#late delivery"
+    for bad in ({"tag": "x", "team": "care"}, {"priority": "high", "channel": "x"}, {"account": IG},
+                {"agent": "a", "priority": "low"}, {"tag": "Upper"}):
+        with pytest.raises(summary.BadQuery):
+            summary.scope_for(**bad)
