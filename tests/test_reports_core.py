@@ -294,3 +294,29 @@ def test_the_documented_timeseries_metrics_are_the_served_ones_and_filters_combi
                 {"agent": "a", "priority": "low"}, {"tag": "Upper"}):
         with pytest.raises(summary.BadQuery):
             summary.scope_for(**bad)
+
+
+def test_a_relabel_midway_leaves_no_phantom_open_wait_or_unpaired_outcome_in_any_scope():
+    from chalicelib.reports import cycles
+
+    def entry(seq, at, kind, actor="customer", **data):
+        return {"seq": seq, "at": at, "type": kind, "actor": actor, "data": data}
+
+    log = [entry(1, T, "created", channel="instagram", team="care", thread_kind="comment", awaiting_since=T,
+                 due_at=T + 15 * MIN, resolution_due_at=T + 60 * MIN),
+           entry(2, T + MIN, "tags_changed", "agent:ana", added=["vip"], removed=[]),
+           entry(3, T + 2 * MIN, "replied", "agent", response_ms=2 * MIN, within_target=True, agent="ana"),
+           entry(4, T + 3 * MIN, "status_changed", "agent:ana", **{"from": "open", "to": "resolved"})]
+    _, found = cycles.fold_all(log)
+    for scope in ("all", "tag#vip", "team#care", "agent#ana"):
+        counted = {}
+        for c in found:
+            if scope in c.scopes:
+                for name, value in c.counters.items():
+                    counted[name] = counted.get(name, 0) + value
+        assert counted.get("waiting", 0) == 0 and counted.get(f"rd{(T + 60 * MIN) // (15 * MIN)}", 0) in (0, -1), scope
+        if scope != "agent#ana":  # agents have no pending (they are credited with outcomes only)
+            assert counted.get("sla_first_started", 0) == counted.get("sla_first_met", 0), scope
+            assert counted.get("sla_resolution_started", 0) == counted.get("sla_resolution_met", 0), scope
+    vip = [c for c in found if "tag#vip" in c.scopes]
+    assert sum(c.counters.get("frt_n", 0) for c in vip) == 1  # the reply counts under the tag it had then

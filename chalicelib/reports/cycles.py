@@ -31,7 +31,9 @@ Definitions (README "Reports"; the API documents them too):
   waiting since then (the oldest wait of a period is read from it).
 - **Dimensions** (`scopes_of`): channel, channel account, team, priority, tags (the first
   MAX_TAG_SCOPES alphabetically) and the credited agent, as the tracker held them when the entry
-  was logged: a later relabel changes later entries only, never what was already counted.
+  was logged: a later relabel changes later entries only, never what was already counted. What
+  must pair with its start (the `waiting` and `rd` gauges, an SLA outcome and its `started`) counts
+  under the scopes the wait or cycle started with (`frozen`), so no scope keeps a phantom open item.
 - Attribution ("cohort"): everything about a cycle counts in the bucket of the cycle's start, so a
   period's numbers describe the cycles that started in it. Activity counters count at their own
   instant: `waits` (customer waits started: the staffing arrivals), `breaches`, and the messages'
@@ -144,22 +146,31 @@ def _wait_started(t: Tracker, data: Dict[str, Any], at: int, out: List[Contribut
     wait = t.get("wait")
     if wait:  # the same wait goes on: resumed after a pause, or moved earlier by a late message
         if wait.get("paused"):
-            out.append(Contribution(int(wait["gauge"]), scopes_of(t), {"waiting": 1}))
+            out.append(Contribution(int(wait["gauge"]), frozen(wait, t), {"waiting": 1}))
         wait.update(since=min(int(wait["since"]), since), due=due, paused=False)
         return
     cycle = t.get("cycle")
+    scopes = scopes_of(t)
     if not cycle:
         cycle = t["cycle"] = {"start": since, "answered": False}
         kind = t.get("kind") or "dm"
-        counters = {"cycles": 1, f"cycles_{kind}": 1}
+        out.append(Contribution(since, scopes, {"cycles": 1, f"cycles_{kind}": 1}))
         if t.get("res_due") is not None:
-            cycle["res_due"] = int(t["res_due"])
-            counters.update({"sla_resolution_started": 1, _due_key(cycle["res_due"]): 1})
-        out.append(Contribution(since, scopes_of(t), counters))
+            cycle.update(res_due=int(t["res_due"]), scopes=list(scopes))
+            out.append(Contribution(since, scopes, {"sla_resolution_started": 1, _due_key(cycle["res_due"]): 1}))
     first = not cycle["answered"]
-    t["wait"] = {"since": since, "due": due, "first": first, "missed": False, "paused": False, "gauge": since}
-    out.append(Contribution(int(cycle["start"]), scopes_of(t), {f"sla_{_target(first)}_started": 1}))
-    out.append(Contribution(since, scopes_of(t), {"waits": 1, "waiting": 1}))
+    t["wait"] = {"since": since, "due": due, "first": first, "missed": False, "paused": False, "gauge": since,
+                 "scopes": list(scopes)}
+    out.append(Contribution(int(cycle["start"]), scopes, {f"sla_{_target(first)}_started": 1}))
+    out.append(Contribution(since, scopes, {"waits": 1, "waiting": 1}))
+
+
+def frozen(holder: Mapping[str, Any], t: Mapping[str, Any], agent: Optional[str] = None) -> Tuple[str, ...]:
+    """The scopes a wait or cycle started under (kept in the tracker), plus the agent credited
+    now: a gauge or an SLA outcome must land where its start was counted, or a relabel in
+    between would leave a wait open (or an outcome without a start) in the old scope."""
+    found = tuple(holder.get("scopes") or scopes_of(t))
+    return found + ((f"agent#{agent}",) if agent and f"agent#{agent}" not in found else ())
 
 
 def _due_key(due_ms: int) -> str:
@@ -171,7 +182,7 @@ def _wait_ended(t: Tracker, out: List[Contribution]) -> None:
     the bucket where it went up."""
     wait = t.get("wait")
     if wait and not wait.get("paused"):
-        out.append(Contribution(int(wait.get("gauge", wait["since"])), scopes_of(t), {"waiting": -1}))
+        out.append(Contribution(int(wait.get("gauge", wait["since"])), frozen(wait, t), {"waiting": -1}))
 
 
 def _replied(t: Tracker, data: Dict[str, Any], at: int, actor: str, out: List[Contribution]) -> None:
@@ -186,8 +197,6 @@ def _replied(t: Tracker, data: Dict[str, Any], at: int, actor: str, out: List[Co
         counters[f"{metric}_in"] = 1
     if data.get("business_ms") is not None:
         counters.update(duration(f"{metric}b", int(data["business_ms"])))
-    if not wait["missed"]:
-        counters[f"sla_{_target(first)}_{'met' if within else 'missed'}"] = 1
     counters["replies"] = 1
     if data.get("private_reply"):
         counters["private_replies"] = 1
@@ -200,16 +209,19 @@ def _replied(t: Tracker, data: Dict[str, Any], at: int, actor: str, out: List[Co
     agent = data.get("agent") or t.get("assignee")
     _wait_ended(t, out)
     out.append(Contribution(int(cycle["start"]), scopes_of(t, agent), counters))
+    if not wait["missed"]:
+        out.append(Contribution(int(cycle["start"]), frozen(wait, t, agent),
+                                {f"sla_{_target(first)}_{'met' if within else 'missed'}": 1}))
     t["wait"] = None
 
 
 def _breached(t: Tracker, data: Dict[str, Any], at: int, actor: str, out: List[Contribution]) -> None:
     wait, cycle = t.get("wait"), t.get("cycle")
-    scopes = scopes_of(t, t.get("assignee"))
-    out.append(Contribution(at, scopes, {"breaches": 1}))
+    out.append(Contribution(at, scopes_of(t, t.get("assignee")), {"breaches": 1}))
     if wait and cycle and not wait["missed"]:
         wait["missed"] = True
-        out.append(Contribution(int(cycle["start"]), scopes, {f"sla_{_target(wait['first'])}_missed": 1}))
+        out.append(Contribution(int(cycle["start"]), frozen(wait, t, t.get("assignee")),
+                                {f"sla_{_target(wait['first'])}_missed": 1}))
 
 
 def _status_changed(t: Tracker, data: Dict[str, Any], at: int, actor: str, out: List[Contribution]) -> None:
@@ -221,13 +233,14 @@ def _status_changed(t: Tracker, data: Dict[str, Any], at: int, actor: str, out: 
         if cycle:
             counters = duration("res", at - int(cycle["start"]))
             counters["resolved"] = 1
-            if cycle.get("res_due") is not None:
-                met = at <= int(cycle["res_due"])
-                counters.update({f"sla_resolution_{'met' if met else 'missed'}": 1, _due_key(cycle["res_due"]): -1})
             if not cycle.get("answered"):
                 kind = t.get("kind") or "dm"
                 counters.update({"moderated": 1, f"moderated_{kind}": 1})
             out.append(Contribution(int(cycle["start"]), scopes_of(t, agent), counters))
+            if cycle.get("res_due") is not None:
+                met = at <= int(cycle["res_due"])
+                out.append(Contribution(int(cycle["start"]), frozen(cycle, t, agent), {
+                    f"sla_resolution_{'met' if met else 'missed'}": 1, _due_key(cycle["res_due"]): -1}))
         t["cycle"] = None
     elif to in ("pending", "snoozed"):
         if data.get("sla_paused_ms") is not None and t.get("wait"):
@@ -253,7 +266,7 @@ def _close_wait(t: Tracker, at: int, agent: Optional[str], out: List[Contributio
         return
     late = wait.get("due") is not None and at > int(wait["due"]) and not wait.get("paused")
     outcome = "missed" if late else "closed"
-    out.append(Contribution(int(cycle["start"]), scopes_of(t, agent), {f"sla_{_target(wait['first'])}_{outcome}": 1}))
+    out.append(Contribution(int(cycle["start"]), frozen(wait, t, agent), {f"sla_{_target(wait['first'])}_{outcome}": 1}))
 
 
 def _assigned(t: Tracker, data: Dict[str, Any], at: int, actor: str, out: List[Contribution]) -> None:
