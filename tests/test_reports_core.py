@@ -320,3 +320,23 @@ def test_a_relabel_midway_leaves_no_phantom_open_wait_or_unpaired_outcome_in_any
             assert counted.get("sla_resolution_started", 0) == counted.get("sla_resolution_met", 0), scope
     vip = [c for c in found if "tag#vip" in c.scopes]
     assert sum(c.counters.get("frt_n", 0) for c in vip) == 1  # the reply counts under the tag it had then
+
+
+def test_one_entry_fits_one_transaction_whatever_the_tags():
+    from chalicelib.reports import aggregates, cycles
+
+    many = [f"t{i:02d}" for i in range(20)]
+    log = [{"seq": 1, "at": T, "type": "created", "actor": "customer",
+            "data": {"channel": "instagram", "team": "care", "account_id": IG, "awaiting_since": T,
+                     "due_at": T + 15 * MIN, "resolution_due_at": T + 60 * MIN}},
+           {"seq": 2, "at": T + MIN, "type": "tags_changed", "actor": "agent:a", "data": {"added": many[:10], "removed": []}},
+           {"seq": 3, "at": T + 20 * MIN, "type": "awaiting_reply", "actor": "customer",
+            "data": {"awaiting_since": T + 20 * MIN, "due_at": T + 35 * MIN}},
+           {"seq": 4, "at": T + 21 * MIN, "type": "tags_changed", "actor": "agent:a",
+            "data": {"added": many[10:], "removed": many[:10]}},
+           {"seq": 5, "at": T + 50 * MIN, "type": "status_changed", "actor": "agent:a",
+            "data": {"from": "open", "to": "resolved"}}]
+    tracker = {}
+    for entry in log:
+        tracker, found = cycles.fold(tracker, entry)
+        assert len(aggregates.writes_of(found)) <= aggregates.MAX_TRANSACTION_ITEMS, entry["type"]

@@ -50,9 +50,10 @@ from chalicelib.reports import sketch
 Tracker = Dict[str, Any]
 #: Thread kinds reports count apart (anything else counts as "dm").
 KINDS = ("dm", "comment", "mention")
-#: Tags a contribution counts under (alphabetical; keeps one log entry's writes within one
-#: DynamoDB transaction of 100 items).
-MAX_TAG_SCOPES = 10
+#: Tags a contribution counts under (alphabetical). Why 5: one log entry's writes must fit one
+#: DynamoDB transaction of 100 items: up to 2 instants x 2 buckets x (7 fixed scopes + agent +
+#: current tags + the tags its wait and cycle started with) = 4 x 23 = 92 at most.
+MAX_TAG_SCOPES = 5
 QUARTER_MS = 15 * 60_000
 
 
