@@ -13,7 +13,7 @@ AWS       := $(VENV)/bin/aws
 # four workers help even on two cores (each has its own in-process moto backend).
 TEST_WORKERS ?= 4
 
-.PHONY: deploy-rehearsal run reset soak test browser screenshots demo history bench bench-listening x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
+.PHONY: deploy-rehearsal reports-rebuild run reset soak test browser screenshots demo history bench bench-listening x-subscribe create-admin replay-dlq list-dlq replay-quarantine lambda-build render package deploy-package deploy secrets teardown lint-infra clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,10 @@ create-admin: $(STAMP)  ## the first admin of a stage: STAGE=dev EMAIL=... NAME=
 	@test -n "$(EMAIL)" && test -n "$(NAME)" || { echo "usage: make create-admin STAGE=dev EMAIL=ops@example.com NAME='Ops Admin'"; exit 2; }
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.api.people create-admin \
 	  --email "$(EMAIL)" --name "$(NAME)"
+
+reports-rebuild: $(STAMP)  ## recompute the report counters of FROM..TO (ISO dates in ZONE, default UTC) from the event log (STAGE=local: the `make run` stack)
+	@test -n "$(FROM)" && test -n "$(TO)" || { echo "usage: make reports-rebuild FROM=2026-11-01 TO=2026-12-01 [ZONE=Europe/Berlin] [STAGE=local]"; exit 2; }
+	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.reports.rebuild --from "$(FROM)" --to "$(TO)" --tz "$(or $(ZONE),UTC)"
 
 list-dlq: $(STAMP)  ## what is parked in the dead-letter queue, and why (STAGE=local: the `make run` stack on MOTO_PORT)
 	SOCIALINBOX_STAGE=$(STAGE) MOTO_PORT=$(MOTO_PORT) $(PY) -m chalicelib.ingest.dlq list

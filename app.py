@@ -235,6 +235,13 @@ def push_fanout(event: Any) -> Dict[str, int]:
     tracing.activate()
     from chalicelib.push.fanout import handle_records
     from chalicelib.reports.consumer import record_dicts
+@app.on_dynamodb_record(stream_arn=config.stream_arn(config.MESSAGES_TABLE), batch_size=100,
+                        name="reports_messages")
+def reports_messages(event: Any) -> Dict[str, int]:
+    """Reports read the messages table's stream: volume in and out and unique authors, exactly once."""
+    tracing.activate()
+    from chalicelib.reports.consumer import record_dicts
+    from chalicelib.reports.messages import handle_records
 
     return handle_records(record_dicts(event))
 

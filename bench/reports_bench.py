@@ -10,12 +10,18 @@
     first delivery and redelivery. The inbound write path itself is unchanged by reports except
     for the few bytes the log entries grew by (also printed: log entry size before/after is not
     measured here; see README "Reports").
+    The messages table's stream (chalicelib.reports.messages) gets every message of the same
+    conversations: WRU per message, first delivery and redelivery. The inbound write path pays
+    nothing for it (a stream is read, not written): only the `created`/`reopened` log entries grew
+    by the frozen resolution deadline when a policy has one (sizes printed).
 (2) Reads per report: the aggregates of N conversations (one cycle each, arrivals spread over 30
     days, 3 channels, 2 teams) are folded with the consumer's own fold (chalicelib.reports.cycles)
     and written as merged counter items (one put per item, so 100,000 conversations take seconds;
     the per-conversation transactions are what (1) measures). Then a 30-day and a 13-month summary
     in Europe/Berlin: Query calls and RRU, at N = 1,000 and N = 100,000. They are the same because
-    a report reads one item per UTC day and 15-minute edges, whatever the traffic.
+    a report reads one item per UTC day and 15-minute edges, whatever the traffic. Also a
+    13-month timeseries by month (GET /api/reports/timeseries).
+(3) Rebuild: `chalicelib.reports.rebuild` of the month holding (1)'s conversations, timed.
 
 A measurement, not a test: nothing asserts a time.
 """
@@ -102,6 +108,27 @@ def consumer_cost(conversations: int) -> None:
         print("                  " + ", ".join(f"{k} {v}" for k, v in sorted(scope.by_table().items())))
     print(f"  log entry size: median {sorted(sizes)[len(sizes) // 2]} B, max {max(sizes)} B "
           f"(1 WRU up to 1024 B)")
+    from chalicelib.models import Message
+    from chalicelib.reports import messages
+
+    message_records = [{"eventName": "INSERT", "dynamodb": {"NewImage": m.serialize()}}
+                       for cid in ids for m in Message.query(cid)]
+    for label in ("messages stream", "redelivery"):
+        with METER.scope() as scope:
+            applied = messages.handle_records(message_records)["applied"]
+        print(f"  {label:15} {len(message_records)} messages ({applied} new): WRU {scope.wru} "
+              f"({scope.wru / len(message_records):.2f}/message), RRU {scope.rru:.1f} "
+              f"({scope.rru / len(message_records):.2f}/message)")
+
+
+def rebuild_time() -> None:
+    from chalicelib.reports import rebuild
+
+    started = time.perf_counter()
+    with METER.scope() as scope:
+        result = rebuild.rebuild(T0, T0 + 31 * 86_400_000)
+    print(f"  rebuild of January 2026: {result['written']} items, {time.perf_counter() - started:.1f} s "
+          f"(moto), requests {sum(scope.requests.values())}")
 
 
 def seed_aggregates(conversations: int) -> None:
@@ -140,6 +167,11 @@ def report_reads() -> None:
             found = summary.summary(period, "all")
         print(f"    summary {label:9} Europe/Berlin: Query calls {sum(scope.requests.values())}, RRU {scope.rru:.1f}, "
               f"cycles {found['volume']['cycles']}, FRT median {found['first_response']['median_s']} s")
+    period = summary.parse_period("2025-12-01", "2027-01-01", "Europe/Berlin")
+    with METER.scope() as scope:
+        series = summary.timeseries(period, "all", "first_response_median", "month")
+    print(f"    timeseries 13 months by month: Query calls {sum(scope.requests.values())}, RRU {scope.rru:.1f}, "
+          f"{len(series['points'])} points")
 
 
 def main() -> None:
@@ -150,6 +182,8 @@ def main() -> None:
         _setup()
         print("(1) consumer cost per log entry (bench/wru.py pricing)")
         consumer_cost(10 if args.quick else 40)  # moto copies tables per transaction: keep it small
+        print("(3) rebuild from the event log")
+        rebuild_time()
     for n in ((1_000, 10_000) if args.quick else (1_000, 100_000)):
         with moto.mock_aws():
             _setup()

@@ -162,12 +162,15 @@ def attachments_bucket() -> str:
 
 #: The conversation event log's stream: what reports (chalicelib.reports) read.
 EVENT_LOG_TABLE = "conversation-events"
+#: The messages table's stream: reports count every message in and out from it.
+MESSAGES_TABLE = "messages"
 #: Stream ARN environment variables the deploy writes from the data stack's outputs, per table.
 #: The conversations table's stream: every change of a conversation item, follow-ups included (the
 #: store's one-write path logs nothing), which the live updates' fan-out reads (chalicelib.push).
 CONVERSATIONS_TABLE = "conversations"
 STREAM_ARN_ENVIRONMENT = {EVENT_LOG_TABLE: "CONVERSATION_EVENTS_STREAM_ARN",
-                          CONVERSATIONS_TABLE: "CONVERSATIONS_STREAM_ARN"}
+                          CONVERSATIONS_TABLE: "CONVERSATIONS_STREAM_ARN",
+                          MESSAGES_TABLE: "MESSAGES_STREAM_ARN"}
 LOCAL_ACCOUNT_ID = "123456789012"
 
 

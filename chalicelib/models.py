@@ -579,12 +579,16 @@ ALL_MODELS = ALL_MODELS + (ListeningRecord,)
 
 
 class ReportAggregate(Model):
-    """Reports' own items (chalicelib.reports), written only by its stream consumer:
-    - counters and log-bucket histograms of one scope ("all", "ch#<channel>", "team#<team>",
-      "agent#<id>") in one 15-minute UTC bucket ("q#<13-digit ms>") or UTC day ("d#<13-digit ms>"):
-      numeric attributes only, created by ADD, merged by adding;
+    """Reports' own items (chalicelib.reports), written only by its stream consumers (and the
+    rebuild command):
+    - counters and log-bucket histograms of one scope ("all", "ch#<channel>", "acct#<channel>#<id>",
+      "prio#<p>", "tag#<t>", "team#<team>", "tc#<team>#<channel>", "t#<team>#acct#...",
+      "t#<team>#prio#...", "agent#<id>") in one 15-minute UTC bucket ("q#<13-digit ms>") or UTC day
+      ("d#<13-digit ms>"): numeric attributes created by ADD and merged by adding, plus `ua`, the
+      unique authors' HyperLogLog registers as a number set (merged by union);
     - per conversation ("conv#<id>", "tracker"): how far its log was folded (`seq`) and the
-      open cycle's facts, the exactly-once gate of the consumer."""
+      open cycle's facts, the exactly-once gate of the log consumer;
+    - per message ("m#<message id>", "counted"): the exactly-once marker of the messages consumer."""
 
     Meta = _meta("reports")
     pk = UnicodeAttribute(hash_key=True)

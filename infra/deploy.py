@@ -59,6 +59,7 @@ OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_A
                                       # = chalicelib.config.STREAM_ARN_ENVIRONMENT (reports' stream)
                                       "ConversationEventsStreamArn": "CONVERSATION_EVENTS_STREAM_ARN",
                                       "ConversationsStreamArn": "CONVERSATIONS_STREAM_ARN",
+                                      "MessagesStreamArn": "MESSAGES_STREAM_ARN",
                                       # chalicelib.listening.spikes publishes its alerts there
                                       "EscalationTopicArn": "ESCALATION_TOPIC_ARN",
                                       # chalicelib.outbound.storage keeps agents' files there

@@ -31,6 +31,8 @@ def describe_stacks(stage: str = "prod"):
                                               "-conversation-events/stream/2026-12-01T00:00:00.000")
     outputs["ConversationsStreamArn"] = (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/socialinbox-{stage}"
                                          "-conversations/stream/2026-12-01T00:00:00.000")
+    outputs["MessagesStreamArn"] = (f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/socialinbox-{stage}"
+                                    "-messages/stream/2026-12-01T00:00:00.000")
     return {"Stacks": [{"StackName": f"socialinbox-{stage}-data", "StackStatus": "UPDATE_COMPLETE",
                         "Outputs": [{"OutputKey": k, "OutputValue": v} for k, v in outputs.items()]}]}
 
@@ -148,7 +150,8 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
                 assert resources[event["Properties"]["Queue"]["Fn::GetAtt"][0]]["Type"] == "AWS::SQS::Queue"
             if event["Type"] == "DynamoDB":  # the stream of the stack's own table, not the local form
                 assert event["Properties"]["Stream"] in ({"Fn::GetAtt": ["ConversationEventsTable", "StreamArn"]},
-                                                         {"Fn::GetAtt": ["ConversationsTable", "StreamArn"]})
+                                                         {"Fn::GetAtt": ["ConversationsTable", "StreamArn"]},
+                                                         {"Fn::GetAtt": ["MessagesTable", "StreamArn"]})
     # Partial batch responses: the response type on the event source and the variable, together.
     reporting = {name: [e["Properties"].get("FunctionResponseTypes") for e in f["Properties"]["Events"].values()
                         if e["Type"] == "SQS"]
@@ -159,7 +162,7 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
                          "socialinbox-dev-sla_sweeper": [], "socialinbox-dev-routing_sweeper": [],
                          "socialinbox-dev-staffing_sampler": [], "socialinbox-dev-listening_poller": [],
                          "socialinbox-dev-reports_consumer": [], "socialinbox-dev-analytics_snapshot": [],
-                         "socialinbox-dev-push_fanout": []}
+                         "socialinbox-dev-push_fanout": [], "socialinbox-dev-reports_messages": []}
     enabled = {name for name, f in functions.items()
                if f["Properties"]["Environment"]["Variables"].get(deploy.PARTIAL_BATCH_ENV) == "true"}
     assert enabled == {"socialinbox-dev-ingest_processor", "socialinbox-dev-sla_timers"}

@@ -36,6 +36,8 @@ ROUTES = [
     ("GET", "/api/reports/summary"),
     ("GET", "/api/reports/topics"),
     ("POST", "/api/sla-policies"),
+    ("GET", "/api/reports/timeseries?metric=inbound&group_by=week&tag=%00&priority=%ED%A0%80&account=" + "9" * 300),
+    ("GET", "/api/reports/timeseries?metric=%00&group_by=%00&channel=x&account=%0A"),
     ("POST", "/api/staffing/calculate"),
     ("GET", "/api/staffing/handle-time"),
     ("GET", "/api/staffing/plan"),

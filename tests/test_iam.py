@@ -555,10 +555,17 @@ def _exercise(inbox) -> None:
     records = [{"eventName": "INSERT", "dynamodb": {"NewImage": e.serialize()}} for e in entries]
     assert _invoke(inbox, "reports_consumer", records[2:])["applied"] == len(records)  # the first two from the log
     assert _invoke(inbox, "reports_consumer", records)["applied"] == 0
+    # ... and the messages table's stream: each message counted once (volume, unique authors)
+    from chalicelib.models import Message
+
+    messages = [{"eventName": "INSERT", "dynamodb": {"NewImage": m.serialize()}} for m in Message.query(conversation)]
+    counted = _invoke(inbox, "reports_messages", messages)["applied"]
+    assert counted >= 1 and _invoke(inbox, "reports_messages", messages)["applied"] == 0
     period = "from=2020-01-01&to=2021-01-01&tz=Europe/Berlin"
     assert api("GET", f"/api/reports/summary?from=2020-01-01&to=2030-01-01")[0] == 400
     api("GET", "/reports")  # the Reports screen itself (static: no AWS call)
     api("GET", "/staffing")  # the Staffing screen itself (static: no AWS call)
+    api("GET", f"/api/reports/timeseries?{period}&metric=inbound&group_by=month&format=csv")
     for path in ("summary", "intervals", "heatmap", "conversations"):
         api("GET", f"/api/reports/{path}?{period if path == 'summary' else 'from=2026-01-01&to=2026-02-01'}")
     assert api("GET", "/api/reports/attention?from=2026-01-01&to=2026-02-01&tz=Europe/Berlin")[0] == 200

@@ -120,7 +120,11 @@ def test_closed_unanswered_before_the_deadline_is_neither_and_after_it_is_missed
     assert summary.numbers(totals(cycles.fold_all(early)[1]))["sla"]["first"] == {
         "met": 0, "missed": 0, "pending": 0, "attainment_pct": None}
     assert summary.numbers(totals(cycles.fold_all(late)[1]))["sla"]["first"]["missed"] == 1
-    assert summary.numbers(totals(cycles.fold_all(late)[1]))["unanswered"]["count"] == 1
+    # closed without a reply: moderation-only, counted apart, neither answered nor unanswered
+    closed = summary.numbers(totals(cycles.fold_all(late)[1]))
+    assert closed["unanswered"]["count"] == 0 and closed["response_rate"]["moderated"] == 1
+    assert closed["response_rate"]["by_type"]["comment"] == {"pct": None, "answered": 0, "total": 0, "public": 0,
+                                                             "private": 0, "moderated": 1}
 
 
 def test_a_paused_wait_runs_on_as_the_same_wait():
@@ -296,7 +300,8 @@ def test_consumer_counts_a_real_log_once_whatever_the_stream_does(history):
     assert found["sla"]["first"] == {"met": 1, "missed": 1, "pending": 0, "attainment_pct": 50.0}
     assert found["resolution"]["count"] == 1 and abs(found["resolution"]["median_s"] - 300) <= 6
     assert found["volume"]["new_conversations"] == 1 and found["volume"]["cycles"] == 2
-    assert found["response_rate"]["by_type"]["dm"] == {"pct": 100.0, "answered": 2, "total": 2}
+    assert found["response_rate"]["by_type"]["dm"] == {"pct": 100.0, "answered": 2, "total": 2, "public": 2,
+                                                       "private": 0, "moderated": 0}
     assert summary.summary(day_period(), "agent#bob")["first_response"]["count"] == 1
 
     # a rebuild from the log (the same fold, from scratch) gives exactly the incremental numbers

@@ -55,3 +55,39 @@ def test_an_agent_reads_only_their_own_numbers(history, served, browser):
     expect(page.locator("#team")).to_be_disabled()
     expect(page.locator("#times tr")).to_have_count(3)
     _clean(browser)
+
+
+def test_the_screen_shows_volume_response_rates_and_a_chart_equal_to_the_api(history, served, browser):
+    import json
+
+    from playwright.sync_api import expect
+
+    from chalicelib.models import Message
+    from chalicelib.reports import consumer, messages
+
+    inbox, cid = history
+    consumer.handle_records(stream_records(cid))
+    messages.handle_records([{"eventName": "INSERT", "dynamodb": {"NewImage": m.serialize()}}
+                             for m in Message.query(cid)])
+    admin = inbox.login_admin()
+    page = _open(served, browser, admin)
+    expect(page.locator("#reports")).to_be_visible()
+    page.fill("#from", "2023-11-13")
+    page.fill("#to", "2023-11-16")
+    page.fill("#tz", "UTC")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#note")).to_contain_text("Cycles that started 2023-11-13")
+    # three customer messages (one a follow-up that is not logged), one author, replies applied without a message
+    expect(page.locator("#volume tr").nth(0).locator("td")).to_have_text(["Inbound messages", "3", "—", "activity"])
+    expect(page.locator("#volume tr").nth(2).locator("td")).to_have_text(["Unique authors", "1", "—", "activity"])
+    expect(page.locator("#rates tr").nth(1).locator("td")).to_have_text(
+        ["Direct messages", "100 %", "2", "2", "2", "0", "0"])
+    expect(page.locator("#unanswered")).to_have_text("Unanswered: 0 · oldest wait: —")
+    bars = page.locator("#series rect.bar")
+    expect(bars).to_have_count(3)
+    response = inbox.client.http.get("/api/reports/timeseries?from=2023-11-13&to=2023-11-16&tz=UTC&metric=inbound"
+                                     "&group_by=day", headers={"Authorization": "Bearer " + admin})
+    expected = [str(p["value"]) for p in json.loads(response.body)["points"]]
+    assert expected == ["0", "3", "0"]
+    assert [bars.nth(i).get_attribute("data-value") for i in range(3)] == expected
+    _clean(browser)

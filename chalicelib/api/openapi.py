@@ -298,7 +298,9 @@ _DURATIONS: S = {"type": "object", "required": ["count", "median_s", "p90_s", "w
 _ATTAINMENT: S = {"type": "object", "required": ["met", "missed", "pending", "attainment_pct"],
                   "properties": {"met": _NINT, "missed": _NINT, "pending": _NINT, "attainment_pct": _NNUM}}
 _PERIOD: S = {"type": "object", "required": ["from", "to", "tz", "counts"],
-              "properties": {"from": TIME, "to": TIME, "tz": STR, "counts": {"enum": ["cohort", "activity"]}}}
+              "properties": {"from": TIME, "to": TIME, "tz": STR, "counts": {"enum": ["cohort", "activity"]},
+                             "activity": {"type": "array", "items": STR}}}
+_RATE_PROPS: S = {"pct": _NNUM, "answered": INT, "total": INT, "public": INT, "private": INT, "moderated": INT}
 SCHEMAS.update({
     "ReportDurations": _DURATIONS, "ReportAttainment": _ATTAINMENT, "ReportPeriod": _PERIOD,
     "ReportSummary": {"type": "object", "required": ["first_response", "next_response", "resolution", "sla", "volume",
@@ -309,7 +311,10 @@ SCHEMAS.update({
         "volume": {"type": "object", "properties": {k: _NINT for k in (
             "inbound", "outbound", "new_conversations", "unique_authors", "cycles", "customer_waits", "replies",
             "private_replies", "resolved", "breaches")}},
-        "response_rate": _nullable({"type": "object", "properties": {"pct": _NNUM, "by_type": OBJ}}),
+        "response_rate": _nullable({"type": "object", "required": ["pct", "by_type"], "properties": dict(
+            _RATE_PROPS, by_type={"type": "object", "properties": {k: {
+                "type": "object", "required": ["pct", "answered", "total"], "properties": _RATE_PROPS}
+                for k in ("dm", "comment", "mention")}})}),
         "unanswered": _nullable({"type": "object", "properties": {"count": INT, "oldest_wait_s": _NINT}}),
         "period": _ref("ReportPeriod"), "previous": OBJ}},
     "ReportIntervals": {"type": "object", "required": ["items", "period"], "properties": {
@@ -324,6 +329,10 @@ SCHEMAS.update({
                                                             "first_response_s": _NINT, "resolution_s": _NINT,
                                                             "sla_first": _nullable(STR)}}},
         "next_cursor": _nullable(STR), "period": _ref("ReportPeriod")}},
+    "ReportTimeseries": {"type": "object", "required": ["metric", "group_by", "points", "period"], "properties": {
+        "metric": STR, "group_by": {"enum": ["day", "week", "month"]},
+        "points": {"type": "array", "items": {"type": "object", "properties": {"start": TIME, "value": _NNUM}}},
+        "period": _ref("ReportPeriod")}},
     "ReportHeatmap": {"type": "object", "required": ["metric", "cells", "period"], "properties": {
         "metric": STR, "cells": {"type": "array", "items": {"type": "array", "items": INT}},
         "period": _ref("ReportPeriod")}},
@@ -331,22 +340,38 @@ SCHEMAS.update({
 REPORT_DEFINITIONS = (
     "Definitions. A cycle runs from the customer message that opens a conversation (or comes after it was "
     "resolved) to its resolution; times never span cycles. First response: the cycle's first customer wait "
-    "(first unanswered customer message) to the reply that ends it; next response: each later wait to its reply; "
-    "notes, platform events and bot/automatic messages never stop the clock. Resolution: cycle start to resolve. "
-    "median_s/p90_s: nearest-rank percentiles from log-bucket histograms (relative error <= 2 %); business_hours: "
-    "the same waits in the SLA policy's calendar (holidays, several ranges a day) frozen in the log at reply time. "
-    "within_target_pct: share of replies by the SLA deadline. SLA per target: met = replied by the deadline; "
-    "missed = replied late, deadline passed unanswered (open and late counts as missed), or closed after it; "
-    "pending = open and within target (never a hit); attainment_pct = met / (met + missed). Resolution "
-    "targets are not logged yet (null). counts=cohort: everything is counted for the cycles that started "
-    "in the period. volume.customer_waits and breaches count at their own time (activity). inbound/outbound "
-    "message counts and unique_authors are not in the event log yet (null). response_rate: answered cycles "
-    "/ cycles, per thread kind; unanswered.count: cycles without a reply. Filters: one of channel, team, "
-    "team+channel, agent. Admins read everything; supervisors their teams (default: their first team) and "
-    "agents of their teams; agents only themselves. pct values 0-100, times in seconds, null = no data.")
-_REPORT_FILTERS = ("from", "to", "tz", "channel", "team", "agent")
+    "(first unanswered customer message) to the reply that ends it (public, or a private reply to a comment); "
+    "next response: each later wait to its reply; notes, platform events and bot/automatic messages never stop "
+    "the clock. Resolution: cycle start to resolve. median_s/p90_s: nearest-rank percentiles from log-bucket "
+    "histograms (relative error <= 2 %); business_hours: the same waits in the SLA policy's calendar (holidays, "
+    "several ranges a day) frozen in the log at reply time. within_target_pct: share of replies by the SLA "
+    "deadline (resolution: resolved by the policy's resolution target). SLA per target: met = by the deadline; "
+    "missed = late, deadline passed unanswered or unresolved (open and late counts as missed; a resolution "
+    "deadline to the 15 minutes), or closed after it; pending = open and within target (never a hit); "
+    "attainment_pct = met / (met + missed). The resolution target is the policy's, frozen in the log when the "
+    "cycle starts. period.counts=cohort: numbers are counted for the cycles that started in the period, except "
+    "those listed in period.activity, which count events at their own time (messages by platform time, customer "
+    "waits, breaches). volume.inbound/outbound: customer messages and our messages (notes excluded); "
+    "unique_authors: distinct customers who wrote, a HyperLogLog estimate mergeable over any period (standard "
+    "error 3.25 %, near exact below 2,560). response_rate: answered cycles / cycles needing a response, per "
+    "thread kind (dm, comment, mention); public/private: how the first reply went; moderated: cycles resolved "
+    "without any reply (hidden, archived, closed as needing none), counted apart and excluded from total. "
+    "unanswered.count: cycles neither answered nor moderated; oldest_wait_s: age now of the oldest customer wait "
+    "still open that started in the period (from its 15-minute bucket's start). Dimensions are the labels at "
+    "the event (a later relabel never moves counted numbers). Filters: one of channel, channel+account, "
+    "priority, tag (admins), agent; or a team alone or with one of channel, channel+account, priority. Admins "
+    "read everything; supervisors their teams (default: their first team) and agents of their teams; agents "
+    "only themselves. pct values 0-100, times in seconds, null = no data. Timeseries metrics: "
+    + ", ".join(("inbound", "outbound", "unique_authors", "customer_waits", "breaches", "new_conversations",
+                 "cycles", "replies", "resolved", "response_rate", "unanswered", "first_response_median",
+                 "first_response_p90", "first_response_within_target", "next_response_median", "next_response_p90",
+                 "resolution_median", "resolution_p90", "sla_first_attainment", "sla_next_attainment",
+                 "sla_resolution_attainment"))
+    + "; groups are local days (<= 92), Monday weeks or months in tz, DST-correct.")
+_REPORT_FILTERS = ("from", "to", "tz", "channel", "team", "agent", "account", "priority", "tag")
 QUERY_PARAMETERS: Dict[str, Tuple[str, ...]] = {
     "/api/reports/summary": _REPORT_FILTERS + ("compare",),
+    "/api/reports/timeseries": _REPORT_FILTERS + ("metric", "group_by", "format"),
     "/api/reports/intervals": _REPORT_FILTERS + ("format",),
     "/api/reports/heatmap": _REPORT_FILTERS + ("metric",),
     "/api/reports/conversations": _REPORT_FILTERS + ("format", "cursor", "limit", "filter", "kind", "tag", "priority",
@@ -357,6 +382,9 @@ ROUTES.update({
                                       "in an IANA time zone", 200, _ref("ReportSummary"), (400, 401, 403)),
     ("/api/reports/intervals", "GET"): ("Arrivals per 15-minute interval (<= 92 days): customer waits, cycles, "
                                         "breaches, new conversations; format=csv for a spreadsheet", 200, _ref("ReportIntervals"), (400, 401, 403)),
+    ("/api/reports/timeseries", "GET"): ("One metric per local day, week or month of a period (<= 400 days; "
+                                         "days <= 92); format=csv for a spreadsheet", 200, _ref("ReportTimeseries"),
+                                         (400, 401, 403)),
     ("/api/reports/heatmap", "GET"): ("A metric of the intervals per local weekday (0 = Monday) and hour", 200,
                                       _ref("ReportHeatmap"), (400, 401, 403)),
     ("/api/reports/conversations", "GET"): (

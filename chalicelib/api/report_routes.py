@@ -2,9 +2,10 @@
 scope the caller may read, call chalicelib.reports.summary.
 
 Who sees what: admins everything; supervisors their teams (no `team`: their first team; a
-channel is read within that team; an agent only if the agent shares one of their teams); agents
-only their own numbers (`agent` omitted or themselves, no team or channel). Bad input is 400,
-someone else's numbers 403.
+channel, account or priority is read within that team; an agent only if the agent shares one of
+their teams; tags are counted across teams, so tag reports are the admins'); agents only their
+own numbers (`agent` omitted or themselves, no other filter). Bad input is 400, someone else's
+numbers 403.
 """
 from __future__ import annotations
 
@@ -27,26 +28,31 @@ def allowed_scope(identity: Any, query: Dict[str, str]) -> str:
     from chalicelib.reports import summary
 
     channel, team, agent = query.get("channel"), query.get("team"), query.get("agent")
+    tag, priority, account = query.get("tag"), query.get("priority"), query.get("account")
     role = getattr(identity, "role", "agent")
     if role == "admin":
-        return summary.scope_for(channel, team, agent)
+        return summary.scope_for(channel, team, agent, tag, priority, account)
+    others = (channel, team, tag, priority, account)
     if role != "supervisor":
-        if channel is not None or team is not None or agent not in (None, identity.agent_id):
+        if any(value is not None for value in others) or agent not in (None, identity.agent_id):
             raise ForbiddenError("agents see their own numbers only")
         return summary.scope_for(agent=identity.agent_id)
+    if tag is not None:
+        summary.scope_for(tag=tag)  # validates it first
+        raise ForbiddenError("tag reports count across teams: admins only")
     mine = access.teams_of(identity.agent_id)
     if agent is not None:
         summary.scope_for(agent=agent)  # validates the name first
         if agent != identity.agent_id and not (mine & access.teams_of(agent)):
             raise ForbiddenError("that agent is not in your teams")
-        return summary.scope_for(channel, team, agent)
+        return summary.scope_for(channel, team, agent, priority=priority, account=account)
     if team is None:
         if not mine:
             raise ForbiddenError("you are in no team")
         team = sorted(mine)[0]
     elif team not in mine:
         raise ForbiddenError("not your team")
-    return summary.scope_for(channel, team)
+    return summary.scope_for(channel, team, priority=priority, account=account)
 
 
 def _period(query: Dict[str, str], max_days: Optional[int] = None) -> Any:
@@ -80,9 +86,7 @@ def report_intervals(identity: Any) -> Any:
 
     query = _query()
     try:
-        form = query.get("format", "json")
-        if form not in ("json", "csv"):
-            raise summary.BadQuery("format must be json or csv")
+        form = _format(query)
         period = _period(query, summary.MAX_QUARTER_DAYS)
         scope = allowed_scope(identity, query)
         items = summary.intervals(period, scope)
@@ -91,6 +95,35 @@ def report_intervals(identity: Any) -> Any:
     if form == "csv":
         return _csv(items, "intervals")
     return {"items": items, "period": period.to_json("activity")}
+
+
+@reports_api.route("/api/reports/timeseries", methods=["GET"])
+@authenticated
+def report_timeseries(identity: Any) -> Any:
+    """One metric per local day, week or month (`format=csv`: the same points as a spreadsheet)."""
+    from chalicelib.reports import summary
+
+    query = _query()
+    try:
+        form = _format(query)
+        period = _period(query)
+        scope = allowed_scope(identity, query)
+        found = summary.timeseries(period, scope, query.get("metric") or "", query.get("group_by") or "day")
+    except summary.BadQuery as error:
+        raise BadRequestError(str(error))
+    if form == "csv":
+        return _csv([{"start": p["start"], found["metric"]: "" if p["value"] is None else p["value"]}
+                     for p in found["points"]], f"{found['metric']}-by-{found['group_by']}")
+    return found
+
+
+def _format(query: Dict[str, str]) -> str:
+    from chalicelib.reports import summary
+
+    form = query.get("format", "json")
+    if form not in ("json", "csv"):
+        raise summary.BadQuery("format must be json or csv")
+    return form
 
 
 def _csv(items: Any, name: str) -> Any:

@@ -190,9 +190,10 @@ def new_conversation(ids: Mapping[str, Any], facts: MessageFacts, team: str, pol
     return created
 
 
-def created_entry(state: State, facts: MessageFacts) -> LogEntry:
+def created_entry(state: State, facts: MessageFacts, policy: Optional[SlaPolicy] = None) -> LogEntry:
     data = {"channel": state.get("channel"), "team": state.get("team"), "message_id": facts.message_id,
             "account_id": state.get("account_id"), "thread_kind": state.get("thread_kind") or "dm"}
+    data.update(resolution_target(policy, int(state.get("cycle_started_at") or state.get("created_at") or 0)))
     if state.get("reply_due_at") is not None:
         data.update({"awaiting_since": state.get("awaiting_reply_since"), "due_at": state.get("reply_due_at"),
                      "warn_at": state.get("warn_at"), "first": True})
@@ -243,8 +244,10 @@ def _customer_message(state: State, facts: MessageFacts, policy: SlaPolicy, now:
             change.updates["cycle_started_at"] = now
         change.removals.add("snoozed_until")
         _start_wait(state, at, policy, change)
-        change.log = LogEntry("reopened", "customer", dict(_wait_data(change), previous=status,
-                                                            message_id=facts.message_id))
+        data = dict(_wait_data(change), previous=status, message_id=facts.message_id)
+        if status == "resolved":
+            data.update(resolution_target(policy, now))
+        change.log = LogEntry("reopened", "customer", data)
         return
     since = state.get("awaiting_reply_since")
     answered_after = state.get("last_outbound_at") is not None and state["last_outbound_at"] >= at
@@ -252,6 +255,14 @@ def _customer_message(state: State, facts: MessageFacts, policy: SlaPolicy, now:
         return  # already answered after it, or already waiting since earlier: nothing to log
     _start_wait(state, at, policy, change)
     change.log = LogEntry("awaiting_reply", "customer", dict(_wait_data(change), message_id=facts.message_id))
+
+
+def resolution_target(policy: Any, cycle_start: int) -> Dict[str, Any]:
+    """The cycle's resolution deadline, frozen in the log entry that starts the cycle (reports
+    count it met or missed), when the policy has a resolution target."""
+    deadline = getattr(policy, "resolution_deadline", None)
+    found = deadline(int(cycle_start)) if deadline is not None else None
+    return {} if found is None else {"resolution_due_at": int(found[1])}
 
 
 def _start_wait(state: State, since: int, policy: SlaPolicy, change: Change) -> None:
@@ -446,6 +457,8 @@ def change_status(state: State, status: str, actor: str, now: int, until: Option
             state.get("last_message_direction") == "in" and state.get("last_inbound_at"))):
         _start_wait(state, now, policy, change)
         data.update(_wait_data(change))
+    if previous == "resolved" and status == "open":
+        data.update(resolution_target(policy, now))
     change.log = LogEntry("status_changed", actor, data)
     return _finish(state, change)
 

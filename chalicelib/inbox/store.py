@@ -290,7 +290,7 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
                    "thread_key": event.thread_key, "thread_kind": event.thread_kind, "subject": event.subject,
                    "contact_id": contact_id, "contact_platform_id": event.contact.platform_user_id}
             created = rules.new_conversation(ids, facts, team or rules.DEFAULT_TEAM, policy(ids, facts), now)
-            if _create_conversation(created, rules.created_entry(created, facts), now):
+            if _create_conversation(created, rules.created_entry(created, facts, policy(created, facts)), now):
                 _upsert_contact(event, contact_id, now)
                 _search_hook().on_message(conversation_id, event, names=True)
                 return

@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Dict, Iterable, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from chalicelib import config
-from chalicelib.reports import cycles, ledger
+from chalicelib.reports import cycles, distinct, ledger
 
 QUARTER_MS = 15 * 60_000
 DAY_MS = 86_400_000
@@ -44,7 +44,7 @@ def day_key(at_ms: int) -> str:
     return f"d#{at_ms - at_ms % DAY_MS:013d}"
 
 
-def _client() -> Any:
+def client() -> Any:
     from chalicelib.runtime import runtime
 
     return runtime.client("dynamodb")
@@ -53,21 +53,37 @@ def _client() -> Any:
 # --- writing ---------------------------------------------------------------------------------------
 
 
-def writes_of(contributions: Iterable[cycles.Contribution]) -> Dict[Tuple[str, str], Dict[str, int]]:
+def writes_of(contributions: Iterable[cycles.Contribution]) -> Dict[Tuple[str, str], Dict[str, Any]]:
     """{(scope, bucket key): counters} with contributions to the same item added together: each
-    counts in its 15-minute bucket and in its UTC day."""
-    merged: Dict[Tuple[str, str], Dict[str, int]] = {}
+    counts in its 15-minute bucket and in its UTC day. Distinct-count registers are a set under
+    `distinct.ATTRIBUTE` (added by union)."""
+    merged: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for contribution in contributions:
         for scope in contribution.scopes:
             for key in (quarter_key(contribution.at), day_key(contribution.at)):
                 counters = merged.setdefault((scope, key), {})
                 for name, amount in contribution.counters.items():
                     counters[name] = counters.get(name, 0) + int(amount)
+                if contribution.registers:
+                    counters.setdefault(distinct.ATTRIBUTE, set()).update(contribution.registers)
     return merged
 
 
+def update_of(scope: str, key: str, counters: Mapping[str, Any]) -> Dict[str, Any]:
+    """The `Update` of one counter item: ADD every counter (and the register set)."""
+    names = {f"#a{i}": name for i, name in enumerate(sorted(counters))}
+    values: Dict[str, Any] = {}
+    for i, name in enumerate(names.values()):
+        value = counters[name]
+        values[f":v{i}"] = ({"NS": sorted(str(v) for v in value)} if isinstance(value, (set, frozenset))
+                            else {"N": str(value)})
+    return {"TableName": table(), "Key": {"pk": {"S": scope}, "sk": {"S": key}},
+            "UpdateExpression": "ADD " + ", ".join(f"#a{i} :v{i}" for i in range(len(names))),
+            "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
+
+
 def _tracker(conversation_id: str) -> Tuple[int, Dict[str, Any]]:
-    found = _client().get_item(TableName=table(), Key={"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}},
+    found = client().get_item(TableName=table(), Key={"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}},
                                ConsistentRead=True).get("Item")
     if not found:
         return 0, {}
@@ -107,13 +123,7 @@ def _transact(conversation_id: str, done: int, state: Dict[str, Any], seq: int,
         "ExpressionAttributeValues": {":done": {"N": str(done)}},
     }}]
     for (scope, key), counters in sorted(writes_of(contributions).items()):
-        names = {f"#a{i}": name for i, name in enumerate(sorted(counters))}
-        items.append({"Update": {
-            "TableName": table(), "Key": {"pk": {"S": scope}, "sk": {"S": key}},
-            "UpdateExpression": "ADD " + ", ".join(f"#a{i} :v{i}" for i in range(len(names))),
-            "ExpressionAttributeNames": names,
-            "ExpressionAttributeValues": {f":v{i}": {"N": str(counters[name])} for i, name in enumerate(names.values())},
-        }})
+        items.append({"Update": update_of(scope, key, counters)})
     return ledger.transact(items)
 
 
@@ -136,17 +146,20 @@ def spans(from_ms: int, to_ms: int) -> List[Tuple[str, str]]:
     return found
 
 
-def items(scope: str, low: str, high: str) -> List[Dict[str, int]]:
+def items(scope: str, low: str, high: str) -> List[Dict[str, Any]]:
     """The counter items of one scope with sort keys in [low, high], as {name: number}
-    (plus "_at": the bucket's start ms). Queries, paged, never a Scan."""
-    found: List[Dict[str, int]] = []
+    (plus "_at": the bucket's start ms, and the register set under distinct.ATTRIBUTE). Queries,
+    paged, never a Scan."""
+    found: List[Dict[str, Any]] = []
     kwargs: Dict[str, Any] = {
         "TableName": table(), "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
         "ExpressionAttributeValues": {":pk": {"S": scope}, ":low": {"S": low}, ":high": {"S": high}}}
     while True:
-        page = _client().query(**kwargs)
+        page = client().query(**kwargs)
         for item in page.get("Items", []):
-            counters = {name: int(value["N"]) for name, value in item.items() if "N" in value}
+            counters: Dict[str, Any] = {name: int(value["N"]) for name, value in item.items() if "N" in value}
+            if distinct.ATTRIBUTE in item:
+                counters[distinct.ATTRIBUTE] = distinct.parse(item[distinct.ATTRIBUTE])
             counters["_at"] = int(item["sk"]["S"][2:])
             found.append(counters)
         if not page.get("LastEvaluatedKey"):
@@ -154,15 +167,40 @@ def items(scope: str, low: str, high: str) -> List[Dict[str, int]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def merged(scope: str, from_ms: int, to_ms: int) -> Dict[str, int]:
-    """Every counter of `scope` over [from, to), added up."""
-    total: Dict[str, int] = {}
+def merged(scope: str, from_ms: int, to_ms: int) -> Dict[str, Any]:
+    """Every counter of `scope` over [from, to), added up (register sets united)."""
+    total: Dict[str, Any] = {}
     for low, high in spans(from_ms, to_ms):
-        for item in items(scope, low, high):
-            for name, value in item.items():
-                if name != "_at":
-                    total[name] = total.get(name, 0) + value
+        add_up(total, items(scope, low, high))
     return total
+
+
+def add_up(total: Dict[str, Any], found: Iterable[Mapping[str, Any]]) -> Dict[str, Any]:
+    """Merge counter items into `total`: numbers added, register sets united."""
+    for item in found:
+        for name, value in item.items():
+            if name == "_at":
+                continue
+            if isinstance(value, (set, frozenset)):
+                total.setdefault(name, set()).update(value)
+            else:
+                total[name] = total.get(name, 0) + value
+    return total
+
+
+def earliest_positive(scope: str, from_ms: int, to_ms: int, name: str) -> Optional[int]:
+    """The start of the earliest 15-minute bucket of [from, to) whose `name` is positive (a gauge
+    like `waiting`), or None. Reads the period's day and edge items, then one day's quarters."""
+    found = []
+    for low, high in spans(from_ms, to_ms):
+        found += [(int(item["_at"]), low[:2]) for item in items(scope, low, high) if int(item.get(name, 0)) > 0]
+    for at, kind in sorted(found):
+        if kind == "q#":
+            return at
+        for item in quarters(scope, max(at, from_ms), min(at + DAY_MS, to_ms)):
+            if int(item.get(name, 0)) > 0:
+                return int(item["_at"])
+    return None
 
 
 def quarters(scope: str, from_ms: int, to_ms: int) -> List[Dict[str, int]]:

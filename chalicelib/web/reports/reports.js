@@ -10,10 +10,13 @@
   var TIMES = [['first_response', 'First response'], ['next_response', 'Next response'], ['resolution', 'Resolution']];
   var IN_TARGET = {first_response: 'first_response_in'};
   var TARGETS = [['first', 'First response'], ['next', 'Next response'], ['resolution', 'Resolution']];
-  var VOLUME = [['new_conversations', 'New conversations', 'new'], ['cycles', 'Cycles (new + reopened)', ''],
-    ['customer_waits', 'Customer waits'], ['replies', 'Replies ending a wait'],
+  var VOLUME = [['inbound', 'Inbound messages'], ['outbound', 'Outbound messages'],
+    ['unique_authors', 'Unique authors'], ['new_conversations', 'New conversations', 'new'],
+    ['cycles', 'Cycles (new + reopened)', ''], ['customer_waits', 'Customer waits'], ['replies', 'Replies ending a wait'],
     ['private_replies', 'Private replies', 'private_reply'], ['resolved', 'Resolved cycles', 'resolution'],
     ['breaches', 'Breaches', 'breached']];
+  var KINDS = [['dm', 'Direct messages'], ['comment', 'Comments'], ['mention', 'Mentions']];
+  var SVG = 'http://www.w3.org/2000/svg';
   var DAYS = ['Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat', 'Sun'];
 
   function $(id) { return document.getElementById(id); }
@@ -69,9 +72,11 @@
     return data;
   }
 
+  var FILTERS = ['channel', 'account', 'team', 'priority', 'tag', 'agent'];
+
   function query() {
     var params = new URLSearchParams({from: $('from').value, to: $('to').value, tz: $('tz').value.trim()});
-    ['channel', 'team', 'agent'].forEach(function (name) {
+    FILTERS.forEach(function (name) {
       var value = $(name).value.trim();
       if (value) params.set(name, value);
     });
@@ -94,17 +99,78 @@
       row(sla, [pair[1], s.met === null ? '—' : s.met, s.missed === null ? '—' : s.missed,
         s.pending === null ? '—' : s.pending, pct(s.attainment_pct)], [null, drill('met'), drill('missed'), drill('pending')]);
     });
+    var activity = (data.period && data.period.activity) || [];
     VOLUME.forEach(function (pair) {
-      row(volume, [pair[1], data.volume[pair[0]]], [null, pair[2] === undefined ? null : (pair[2] ? {filter: pair[2]} : {})]);
+      row(volume, [pair[1], data.volume[pair[0]], data.previous ? data.previous.volume[pair[0]] : '—',
+        activity.indexOf('volume.' + pair[0]) >= 0 ? 'activity' : 'cohort'],
+      [null, pair[2] === undefined ? null : (pair[2] ? {filter: pair[2]} : {})]);
     });
-    if (data.response_rate) {
-      row(volume, ['Response rate', pct(data.response_rate.pct)]);
-      Object.keys(data.response_rate.by_type).forEach(function (kind) {
-        var t = data.response_rate.by_type[kind];
-        row(volume, ['Response rate: ' + kind, pct(t.pct) + ' (' + t.answered + ' of ' + t.total + ')'],
-          [null, t.total ? {kind: kind} : null]);
-      });
-      row(volume, ['Unanswered cycles', data.unanswered.count], [null, {filter: 'unanswered'}]);
+    showRates(data);
+  }
+
+  function showRates(data) {
+    var rates = $('rates');
+    rates.replaceChildren();
+    $('unanswered').textContent = '';
+    var rate = data.response_rate;
+    if (!rate) return;
+    // the answered, total and private cells open the cycles they count (reports.drill.js)
+    var line = function (label, r, kind) {
+      var narrow = function (extra) { return Object.assign(kind ? {kind: kind} : {}, extra); };
+      row(rates, [label, pct(r.pct), r.answered, r.total, r.public, r.private, r.moderated],
+        [null, null, narrow({filter: 'answered'}), narrow({}), null, narrow({filter: 'private_reply'}), null]);
+    };
+    line('All', rate);
+    KINDS.forEach(function (pair) { line(pair[1], rate.by_type[pair[0]], pair[0]); });
+    $('unanswered').textContent = 'Unanswered: ' + data.unanswered.count + ' · oldest wait: ' +
+      duration(data.unanswered.oldest_wait_s);
+  }
+
+  // One metric over time as SVG bars: every bar's value is the API's (title and data-value).
+  function showSeries(data) {
+    var chart = $('series');
+    chart.replaceChildren();
+    var points = data.points, width = 720, height = 200, base = 170;
+    var top = Math.max.apply(null, [1].concat(points.map(function (p) { return p.value || 0; })));
+    var step = width / Math.max(1, points.length);
+    points.forEach(function (point, index) {
+      var value = point.value === null ? 0 : point.value;
+      var bar = document.createElementNS(SVG, 'rect');
+      var tall = Math.round((base - 10) * value / top);
+      bar.setAttribute('x', String(Math.round(index * step + step * 0.1)));
+      bar.setAttribute('y', String(base - tall));
+      bar.setAttribute('width', String(Math.max(1, Math.round(step * 0.8))));
+      bar.setAttribute('height', String(tall));
+      bar.setAttribute('class', 'bar');
+      bar.setAttribute('data-start', point.start);
+      bar.setAttribute('data-value', point.value === null ? '' : String(point.value));
+      var title = document.createElementNS(SVG, 'title');
+      title.textContent = point.start.slice(0, 10) + ': ' + (point.value === null ? 'no data' : point.value);
+      bar.append(title);
+      chart.append(bar);
+      if (points.length <= 31 || index % Math.ceil(points.length / 31) === 0) {
+        var label = document.createElementNS(SVG, 'text');
+        label.setAttribute('x', String(Math.round(index * step + step / 2)));
+        label.setAttribute('y', String(base + 18));
+        label.setAttribute('text-anchor', 'middle');
+        label.setAttribute('font-size', '10');
+        label.textContent = point.start.slice(5, 10);
+        chart.append(label);
+      }
+    });
+    $('series-note').textContent = data.metric + ' by ' + data.group_by + ' (' + data.period.counts +
+      '), highest ' + top + '.';
+  }
+
+  async function loadSeries(params) {
+    var series = new URLSearchParams(params);
+    series.set('metric', $('series-metric').value);
+    series.set('group_by', $('series-group').value);
+    try {
+      showSeries(await api('api/reports/timeseries?' + series.toString()));
+    } catch (e) {
+      $('series').replaceChildren();
+      $('series-note').textContent = e.message;
     }
   }
 
@@ -136,6 +202,7 @@
       var summary = new URLSearchParams(params);
       if ($('compare').checked) summary.set('compare', 'previous');
       showSummary(await api('api/reports/summary?' + summary.toString()));
+      await loadSeries(params);
       var heat = new URLSearchParams(params);
       heat.set('metric', 'waits');
       try {
@@ -199,10 +266,11 @@
     $('to').value = iso(new Date(today.getFullYear(), today.getMonth(), today.getDate() + 1));
     $('tz').value = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
     if (me.role === 'agent') {
-      ['channel', 'team', 'agent'].forEach(function (id) { $(id).disabled = true; });
+      FILTERS.forEach(function (id) { $(id).disabled = true; });
     }
     $('filters').addEventListener('submit', function (event) { event.preventDefault(); load(); });
     $('csv').addEventListener('click', downloadCsv);
+    $('series-form').addEventListener('submit', function (event) { event.preventDefault(); loadSeries(query()); });
     load();
   }
 
