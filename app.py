@@ -235,6 +235,10 @@ def push_fanout(event: Any) -> Dict[str, int]:
     tracing.activate()
     from chalicelib.push.fanout import handle_records
     from chalicelib.reports.consumer import record_dicts
+
+    return handle_records(record_dicts(event))
+
+
 @app.on_dynamodb_record(stream_arn=config.stream_arn(config.MESSAGES_TABLE), batch_size=100,
                         name="reports_messages")
 def reports_messages(event: Any) -> Dict[str, int]:
