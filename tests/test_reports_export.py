@@ -153,6 +153,9 @@ def test_an_agents_drill_down_lists_only_what_was_credited_to_them():
     assert export.test_of("agent#a2")(row) and not export.test_of("agent#a3")(row)
     assert not export.test_of("agent#a1", "sla_first_pending")(row)  # nobody's own number
     assert export.test_of("team#sales", "sla_first_met")(row) and export.test_of("tc#sales#instagram")(row)
+    assert export.test_of("t#sales#prio#none")(row) and not export.test_of("t#billing#prio#none")(row)
+    assert not export.test_of("prio#high")(row) and not export.test_of("tag#refund")(row)
+    assert not export.test_of("no-such-scope")(row) and export.test_of("all")(row)
 
 
 def test_who_sees_which_conversations(people_history):
@@ -163,6 +166,10 @@ def test_who_sees_which_conversations(people_history):
     stranger, _ = _token("otto@example.com", "supervisor", ["billing"])
     assert len(_rows(inbox, supervisor)) == 3
     assert _rows(inbox, stranger) == []
+    # the summary's narrower scopes (a team's priority or account, a tag) never widen to everything
+    assert _rows(inbox, stranger, f"{DAY}&priority=high") == []
+    assert _rows(inbox, stranger, f"{DAY}&channel=messenger&account=PAGE_1") == []
+    assert [r["conversation_id"] for r in _rows(inbox, supervisor, f"{DAY}&priority=high")] == [other]
     assert _get(inbox, f"/api/reports/conversations?{DAY}&team=default", stranger)[0] == 403
     own = _rows(inbox, auth.issue_token(ana))
     assert [r["conversation_id"] for r in own] == [other]  # an agent: the cycles they answered

@@ -374,7 +374,7 @@ QUERY_PARAMETERS: Dict[str, Tuple[str, ...]] = {
     "/api/reports/timeseries": _REPORT_FILTERS + ("metric", "group_by", "format"),
     "/api/reports/intervals": _REPORT_FILTERS + ("format",),
     "/api/reports/heatmap": _REPORT_FILTERS + ("metric",),
-    "/api/reports/conversations": _REPORT_FILTERS + ("format", "cursor", "limit", "filter", "kind", "tag", "priority",
+    "/api/reports/conversations": _REPORT_FILTERS + ("format", "cursor", "limit", "filter", "kind",
                                                      "weekday", "hour"),
 }
 ROUTES.update({

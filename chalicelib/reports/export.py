@@ -288,16 +288,27 @@ def test_of(scope: str, filter_name: Optional[str] = None, kind: Optional[str] =
     a team, a team's channel, an agent who answered or resolved), and the drill-down's filters."""
     parts = scope.split("#")
 
+    def in_dimension(row: Mapping[str, Any], dim: List[str]) -> bool:
+        if dim[0] == "ch":
+            return row.get("channel") == dim[1]
+        if dim[0] == "acct":
+            return row.get("channel") == dim[1] and str(row.get("account_id")) == dim[2]
+        if dim[0] == "prio":
+            return (row.get("priority") or "none") == dim[1]
+        if dim[0] == "tag":
+            return dim[1] in (row.get("tags") or [])
+        if dim[0] == "agent":
+            return dim[1] in (row.get("agents") or [])
+        return dim == ["all"]  # a scope this reader does not know shows nothing, never everything
+
     def in_scope(row: Mapping[str, Any]) -> bool:
-        if parts[0] == "ch":
-            return row.get("channel") == parts[1]
         if parts[0] == "team":
             return row.get("team") == parts[1]
         if parts[0] == "tc":
             return row.get("team") == parts[1] and row.get("channel") == parts[2]
-        if parts[0] == "agent":
-            return parts[1] in (row.get("agents") or [])
-        return True
+        if parts[0] == "t":
+            return row.get("team") == parts[1] and in_dimension(row, parts[2:])
+        return in_dimension(row, parts)
 
     def counted(row: Mapping[str, Any]) -> bool:
         """An agent's number counts only what the counters credited to that agent."""
