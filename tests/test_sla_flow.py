@@ -5,6 +5,7 @@ timer message goes to the real `sla_timers` handler, and the conversation record
 and the breach."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -483,17 +484,25 @@ def test_a_short_wait_answered_after_its_warning_needs_no_stop_and_its_breach_ar
     assert requests.calls == [] and _executions() == []
 
 
+@contextlib.contextmanager
 def _sent_timers():
-    """(kind, DelaySeconds) of every SLA timer message the app sends (botocore's event hook)."""
+    """(kind, DelaySeconds) of every SLA timer message the app sends (botocore's event hook),
+    unregistered afterwards: the process's SQS client outlives the test."""
     from chalicelib.runtime import runtime
 
     sent = []
 
     def seen(params, **_kwargs):
-        sent.append((json.loads(params["MessageBody"])["kind"], params.get("DelaySeconds", 0)))
+        body = json.loads(params["MessageBody"])
+        if "kind" in body:
+            sent.append((body["kind"], params.get("DelaySeconds", 0)))
 
-    runtime.client("sqs").meta.events.register("provide-client-params.sqs.SendMessage", seen)
-    return sent
+    events = runtime.client("sqs").meta.events
+    events.register("provide-client-params.sqs.SendMessage", seen)
+    try:
+        yield sent
+    finally:
+        events.unregister("provide-client-params.sqs.SendMessage", seen)
 
 
 @pytest.mark.parametrize("recorded_late_ms", [0, 999, 1000, 60_000, 179_999])
@@ -510,17 +519,17 @@ def test_on_virtual_time_the_breach_message_is_never_early_and_at_most_a_second_
     clock = [start / 1000]
     runtime.use_clock(lambda: clock[0])
     try:
-        _check_breach_delay(cid_clock=clock, start=start, recorded_late_ms=recorded_late_ms)
+        with _sent_timers() as sent:
+            _check_breach_delay(sent, cid_clock=clock, start=start, recorded_late_ms=recorded_late_ms)
     finally:
         runtime.use_clock(None)
 
 
-def _check_breach_delay(cid_clock, start, recorded_late_ms):
+def _check_breach_delay(sent, cid_clock, start, recorded_late_ms):
     from chalicelib.inbox import store
     from chalicelib.sla import timers
 
     clock = cid_clock
-    sent = _sent_timers()
     _, (cid, _) = store.record_message(_message("m1", at=start))
     state = store.get(cid)
     warn_at, due_at = int(state["warn_at"]), int(state["reply_due_at"])
