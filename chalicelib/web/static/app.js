@@ -298,6 +298,9 @@
       setInterval(function () { if (visible() && due('alerts', ALERTS_MS)) loadAlerts(); }, ALERTS_MS),
       setInterval(function () { if (visible() && due('full', FULL_MS)) { loadList('refresh'); loadCounts(); } }, FULL_MS),
       setInterval(function () { beat(false); }, VIEW_MS),
+      // receipts (sent, delivered, read) change only the message, which the socket never hears
+      // of: while a reply of the open thread is unsettled, its thread is re-read as polling did
+      setInterval(function () { if (visible() && live.up && state.selected && unsettled()) loadThread(false); }, POLL_MS),
       setInterval(tick, 1000)];
   }
 
