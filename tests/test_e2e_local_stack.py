@@ -36,9 +36,10 @@ def _call(method, url, body=None, headers=None):
 
 @pytest.fixture(scope="module")
 def local_stack(tmp_path_factory):
-    port, moto_port = _free_port(), _free_port()
+    port, moto_port, push_port = _free_port(), _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "META_", "RESOURCE_PREFIX"))}
-    env.update({"PORT": str(port), "MOTO_PORT": str(moto_port), "LOCAL_ADMIN_PASSWORD": PASSWORD,
+    env.update({"PORT": str(port), "MOTO_PORT": str(moto_port), "PUSH_PORT": str(push_port),
+                "LOCAL_ADMIN_PASSWORD": PASSWORD,
                 "SOCIALINBOX_STAGE": "local", "PYTHONUNBUFFERED": "1",
                 # the hand-off story in seconds: presence lasts 2 s, the minute sweepers run every second
                 "PRESENCE_GRACE_SECONDS": "2", "LOCAL_SCHEDULE_SPEEDUP": "60",

@@ -34,14 +34,14 @@ class LocalServer:
         self.base = ""
 
     def start(self) -> None:
-        port, moto_port = _free_port(), _free_port()
+        port, moto_port, push_port = _free_port(), _free_port(), _free_port()
         self.base = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "META_", "X_", "TELEGRAM_",
                                                                        "LINKEDIN_", "AUTH_", "RESOURCE_"))}
         env.update(PORT=str(port), MOTO_PORT=str(moto_port), SOCIALINBOX_DATA_DIR=self.data_dir, PYTHONUNBUFFERED="1")
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "chalicelib.local.server", "--port", str(port),
-                                          "--moto-port", str(moto_port)], cwd=ROOT, env=env, stdout=log,
+                                          "--moto-port", str(moto_port), "--push-port", str(push_port)], cwd=ROOT, env=env, stdout=log,
                                          stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
