@@ -383,3 +383,19 @@ def test_summary_route_numbers_validation_and_access(history):
     status, body = _get(inbox, f"/api/reports/heatmap?{day}&metric=waits", admin)
     assert status == 200 and body["cells"][1][22] == 1 and sum(map(sum, body["cells"])) == 2  # Tuesday 22:xx UTC
     assert _get(inbox, f"/api/reports/heatmap?{day}&metric=nope", admin)[0] == 400
+    # the heatmap and the summary as CSV: the same numbers as their JSON
+    heat = inbox.client.http.get(f"/api/reports/heatmap?{day}&metric=waits&format=csv",
+                                 headers={"Authorization": "Bearer " + admin}).body.decode().split("\r\n")
+    assert heat[0] == "weekday," + ",".join(f"{h:02d}" for h in range(24))
+    assert [[int(v) for v in r.split(",")[1:]] for r in heat[1:8]] == body["cells"] and heat[2].startswith("Tue,")
+    found = _get(inbox, f"/api/reports/summary?{day}&compare=previous", admin)[1]
+    listed = inbox.client.http.get(f"/api/reports/summary?{day}&compare=previous&format=csv",
+                                   headers={"Authorization": "Bearer " + admin})
+    assert listed.status_code == 200 and listed.headers["Content-Type"] == "text/csv; charset=utf-8"
+    values = dict(row.split(",", 1) for row in listed.body.decode().split("\r\n")[1:] if row)
+    assert values["first_response.median_s"] == str(found["first_response"]["median_s"])
+    assert values["volume.new_conversations"] == str(found["volume"]["new_conversations"])
+    assert values["response_rate.by_type.dm.total"] == str(found["response_rate"]["by_type"]["dm"]["total"])
+    assert values["previous.volume.inbound"] == str(found["previous"]["volume"]["inbound"])
+    assert values["period.tz"] == found["period"]["tz"]
+    assert _get(inbox, f"/api/reports/summary?{day}&format=xml", admin)[0] == 400

@@ -370,22 +370,24 @@ REPORT_DEFINITIONS = (
     + "; groups are local days (<= 92), Monday weeks or months in tz, DST-correct.")
 _REPORT_FILTERS = ("from", "to", "tz", "channel", "team", "agent", "account", "priority", "tag")
 QUERY_PARAMETERS: Dict[str, Tuple[str, ...]] = {
-    "/api/reports/summary": _REPORT_FILTERS + ("compare",),
+    "/api/reports/summary": _REPORT_FILTERS + ("compare", "format"),
     "/api/reports/timeseries": _REPORT_FILTERS + ("metric", "group_by", "format"),
     "/api/reports/intervals": _REPORT_FILTERS + ("format",),
-    "/api/reports/heatmap": _REPORT_FILTERS + ("metric",),
+    "/api/reports/heatmap": _REPORT_FILTERS + ("metric", "format"),
     "/api/reports/conversations": _REPORT_FILTERS + ("format", "cursor", "limit", "filter", "kind",
                                                      "weekday", "hour"),
 }
 ROUTES.update({
     ("/api/reports/summary", "GET"): ("Response, resolution, SLA attainment and volumes of a period (<= 400 days) "
-                                      "in an IANA time zone", 200, _ref("ReportSummary"), (400, 401, 403)),
+                                      "in an IANA time zone; format=csv: one (metric, value) row per number of the answer",
+                                      200, _ref("ReportSummary"), (400, 401, 403)),
     ("/api/reports/intervals", "GET"): ("Arrivals per 15-minute interval (<= 92 days): customer waits, cycles, "
                                         "breaches, new conversations; format=csv for a spreadsheet", 200, _ref("ReportIntervals"), (400, 401, 403)),
     ("/api/reports/timeseries", "GET"): ("One metric per local day, week or month of a period (<= 400 days; "
                                          "days <= 92); format=csv for a spreadsheet", 200, _ref("ReportTimeseries"),
                                          (400, 401, 403)),
-    ("/api/reports/heatmap", "GET"): ("A metric of the intervals per local weekday (0 = Monday) and hour", 200,
+    ("/api/reports/heatmap", "GET"): ("A metric of the intervals per local weekday (0 = Monday) and hour; format=csv: a "
+                                      "row per weekday, a column per hour", 200,
                                       _ref("ReportHeatmap"), (400, 401, 403)),
     ("/api/reports/conversations", "GET"): (
         "One row per conversation cycle that started in the period (<= 400 days), in start order: times, SLA "

@@ -9,7 +9,7 @@ numbers 403.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from chalice import BadRequestError, Blueprint, ForbiddenError
 
@@ -72,11 +72,30 @@ def report_summary(identity: Any) -> Any:
         compare = query.get("compare")
         if compare not in (None, "previous"):
             raise summary.BadQuery("compare must be 'previous'")
+        form = _format(query)
         period = _period(query)
         scope = allowed_scope(identity, query)
-        return summary.summary(period, scope, compare=compare == "previous")
+        found = summary.summary(period, scope, compare=compare == "previous")
     except summary.BadQuery as error:
         raise BadRequestError(str(error))
+    if form == "csv":
+        return _csv(_flattened(found), "summary")
+    return found
+
+
+def _flattened(found: Any, prefix: str = "") -> List[Dict[str, Any]]:
+    """The summary as (metric, value) rows, one per number the JSON holds ("first_response.median_s",
+    "response_rate.by_type.dm.pct", "previous.volume.inbound"...): what the screen shows, in the
+    order the API answers it. Names are ours, values numbers, times or enums: no formula cell."""
+    rows: List[Dict[str, Any]] = []
+    if isinstance(found, dict):
+        for key, value in found.items():
+            rows.extend(_flattened(value, f"{prefix}{key}."))
+    elif isinstance(found, list):
+        rows.append({"metric": prefix[:-1], "value": " ".join(str(v) for v in found)})
+    else:
+        rows.append({"metric": prefix[:-1], "value": "" if found is None else found})
+    return rows
 
 
 @reports_api.route("/api/reports/intervals", methods=["GET"])
@@ -150,8 +169,14 @@ def report_heatmap(identity: Any) -> Any:
 
     query = _query()
     try:
+        form = _format(query)
         period = _period(query, summary.MAX_QUARTER_DAYS)
         scope = allowed_scope(identity, query)
-        return summary.heatmap(period, scope, query.get("metric") or "waits")
+        found = summary.heatmap(period, scope, query.get("metric") or "waits")
     except summary.BadQuery as error:
         raise BadRequestError(str(error))
+    if form == "csv":  # a row per local weekday, a column per local hour: the screen's grid
+        days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+        return _csv([dict({"weekday": day}, **{f"{hour:02d}": row[hour] for hour in range(24)})
+                     for day, row in zip(days, found["cells"])], "heatmap")
+    return found
