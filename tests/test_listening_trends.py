@@ -78,11 +78,10 @@ def test_the_csv_has_a_row_per_day_and_topic_and_never_starts_a_formula(inbox):
         ("2026-11-02", "(all)", "1", "1"), ("2026-11-02", "'=HYPERLINK(\"http://x\")", "1", "1")]
 
 
-def test_a_report_reads_one_query_in_bounded_pages_and_says_when_it_stopped(inbox, monkeypatch):
+def _count_listening_calls(monkeypatch: Any) -> List[str]:
+    """The DynamoDB operations on the listening table from now on."""
     from botocore.client import BaseClient
 
-    _seed()
-    token = inbox.login_admin()
     calls: List[str] = []
     original = BaseClient._make_api_call
 
@@ -92,6 +91,13 @@ def test_a_report_reads_one_query_in_bounded_pages_and_says_when_it_stopped(inbo
         return original(self, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    return calls
+
+
+def test_a_report_reads_one_query_in_bounded_pages_and_says_when_it_stopped(inbox, monkeypatch):
+    _seed()
+    token = inbox.login_admin()
+    calls = _count_listening_calls(monkeypatch)
     monkeypatch.setattr(trends, "PAGE_SIZE", 2)
     monkeypatch.setattr(trends, "MAX_ITEMS", 4)
     status, report = inbox.call("get", "/api/reports/topics?from=2026-11-01&to=2026-11-06", token=token)
@@ -127,7 +133,7 @@ def test_bad_queries_are_400(inbox, query, words):
     assert status == 400 and words in answer["Message"], answer
 
 
-def test_an_agents_correction_moves_the_counts(inbox):
+def test_an_agents_correction_moves_the_counts(inbox, monkeypatch):
     """A converted found post's message and a Page mention's message, corrected by an agent: the
     report counts each under the corrected label (share of voice, the day's sentiment)."""
     import time
@@ -146,9 +152,12 @@ def test_an_agents_correction_moves_the_counts(inbox):
     found = next(i for i in inbox.call("get", "/api/listening/items")[1]["items"] if i["platform_post_id"] == "3")
     conversation = inbox.call("post", f"/api/listening/items/{found['id']}/convert")[1]["conversation_id"]
     [message] = inbox.messages(conversation)
+    calls = _count_listening_calls(monkeypatch)
     status, _ = inbox.call("patch", f"/api/conversations/{conversation}/messages/{message['id']}",
                            {"sentiment": "negative"})
     assert status == 200
+    # Bounded: the labelled example, then the post's pointer and its item by key, one write.
+    assert sorted(calls) == ["GetItem", "GetItem", "PutItem", "UpdateItem"]
     after = inbox.call("get", period)[1]
     assert after["days"][0]["all"] == {"total": 3, "positive": 0, "neutral": 0, "negative": 3, "unscored": 0}
     assert after["share_of_voice"] == [{"name": "Acme", "posts": 3, "share": 50.0, "negative_share": 100.0},
