@@ -78,11 +78,10 @@ def test_the_csv_has_a_row_per_day_and_topic_and_never_starts_a_formula(inbox):
         ("2026-11-02", "(all)", "1", "1"), ("2026-11-02", "'=HYPERLINK(\"http://x\")", "1", "1")]
 
 
-def test_a_report_reads_one_query_in_bounded_pages_and_says_when_it_stopped(inbox, monkeypatch):
+def _count_listening_calls(monkeypatch: Any) -> List[str]:
+    """The DynamoDB operations on the listening table from now on."""
     from botocore.client import BaseClient
 
-    _seed()
-    token = inbox.login_admin()
     calls: List[str] = []
     original = BaseClient._make_api_call
 
@@ -92,6 +91,13 @@ def test_a_report_reads_one_query_in_bounded_pages_and_says_when_it_stopped(inbo
         return original(self, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", counting)
+    return calls
+
+
+def test_a_report_reads_one_query_in_bounded_pages_and_says_when_it_stopped(inbox, monkeypatch):
+    _seed()
+    token = inbox.login_admin()
+    calls = _count_listening_calls(monkeypatch)
     monkeypatch.setattr(trends, "PAGE_SIZE", 2)
     monkeypatch.setattr(trends, "MAX_ITEMS", 4)
     status, report = inbox.call("get", "/api/reports/topics?from=2026-11-01&to=2026-11-06", token=token)
@@ -125,3 +131,51 @@ def test_bad_queries_are_400(inbox, query, words):
     inbox.login_admin()
     status, answer = inbox.call("get", "/api/reports/topics?" + query)
     assert status == 400 and words in answer["Message"], answer
+
+
+def test_an_agents_correction_moves_the_counts(inbox, monkeypatch):
+    """A converted found post's message and a Page mention's message, corrected by an agent: the
+    report counts each under the corrected label (share of voice, the day's sentiment)."""
+    import time
+
+    from tests.helpers import PAGE
+    from tests.test_listening_mentions import page_mention
+
+    _seed()
+    inbox.add_account("x", OURS)
+    inbox.add_account("facebook", PAGE)
+    inbox.call("post", "/api/listening/topics", {"name": "Delivery", "include": ["delivery"]})
+    period = "/api/reports/topics?from=2026-11-02&to=2026-11-04&tz=Europe/Berlin&compare=Acme,Globex"
+    before = inbox.call("get", period)[1]
+    assert before["days"][0]["all"]["negative"] == 2 and before["share_of_voice"][1]["negative_share"] == 33.3
+
+    found = next(i for i in inbox.call("get", "/api/listening/items")[1]["items"] if i["platform_post_id"] == "3")
+    conversation = inbox.call("post", f"/api/listening/items/{found['id']}/convert")[1]["conversation_id"]
+    [message] = inbox.messages(conversation)
+    calls = _count_listening_calls(monkeypatch)
+    status, _ = inbox.call("patch", f"/api/conversations/{conversation}/messages/{message['id']}",
+                           {"sentiment": "negative"})
+    assert status == 200
+    # Bounded: the labelled example, then the post's pointer and its item by key, one write.
+    assert sorted(calls) == ["GetItem", "GetItem", "PutItem", "UpdateItem"]
+    after = inbox.call("get", period)[1]
+    assert after["days"][0]["all"] == {"total": 3, "positive": 0, "neutral": 0, "negative": 3, "unscored": 0}
+    assert after["share_of_voice"] == [{"name": "Acme", "posts": 3, "share": 50.0, "negative_share": 100.0},
+                                       {"name": "Globex", "posts": 3, "share": 50.0, "negative_share": 66.7}]
+    assert after["items_read"] == before["items_read"]  # the item moved, nothing was added
+    corrected = next(i for i in inbox.call("get", "/api/listening/items?sentiment=negative")[1]["items"]
+                     if i["id"] == found["id"])
+    assert corrected["sentiment"]["corrected"] is True
+
+    # A mention is a conversation message itself: its correction moves today's counts.
+    inbox.post_meta(page_mention(f"{PAGE}_777", "Worst delivery ever, thanks a lot @Acme. Never again.",
+                                 at=int(time.time()) - 30))
+    inbox.process()
+    mention = next(c for c in inbox.conversations() if c["kind"] == "mention" and c["channel"] == "facebook")
+    [said] = inbox.messages(mention["id"])
+    today = datetime.now(timezone.utc).date()
+    window = f"/api/reports/topics?from={today.isoformat()}&to={today.fromordinal(today.toordinal() + 1).isoformat()}"
+    assert [d["all"]["negative"] for d in inbox.call("get", window)[1]["days"]] == [1]
+    inbox.call("patch", f"/api/conversations/{mention['id']}/messages/{said['id']}", {"sentiment": "positive"})
+    [day] = inbox.call("get", window)[1]["days"]
+    assert (day["all"]["negative"], day["all"]["positive"], day["topics"]["Delivery"]["positive"]) == (0, 1, 1)

@@ -240,7 +240,8 @@ def ig_hashtags(identity: Any) -> Any:
 @authenticated
 def topics_report(identity: Any) -> Any:
     """Topics and sentiment per local day, share of voice (`compare=Ours,Competitor`, else every
-    topic) and top authors over the found posts and mentions of `from`..`to` (`tz`);
+    topic) and top authors over the found posts and mentions of `from`..`to` (`tz`), each
+    under its agent-corrected sentiment when an agent corrected its message;
     `format=csv` gives the days as a spreadsheet. Supervisors and admins."""
     from chalicelib.listening import trends
     from chalicelib.reports import summary

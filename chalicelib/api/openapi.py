@@ -455,7 +455,8 @@ SCHEMAS["TopicsReport"] = {
 QUERY_PARAMETERS["/api/reports/topics"] = ("from", "to", "tz", "compare", "format")
 ROUTES[("/api/reports/topics", "GET")] = (
     "Listening topics and sentiment per local day, share of voice (compare=Ours,Competitor), top authors "
-    "(supervisors and admins); format=csv for a spreadsheet", 200, _ref("TopicsReport"), (400, 401, 403))
+    "(supervisors and admins); an item an agent corrected counts under the corrected sentiment; format=csv for a "
+    "spreadsheet", 200, _ref("TopicsReport"), (400, 401, 403))
 
 ERROR_TEXT = {400: "Malformed request", 401: "No valid Bearer token", 403: "Not allowed for this role",
               404: "Not found (or not visible to this agent)", 409: "Conflict", 413: "Too large",

@@ -9,7 +9,8 @@ conversation's latest customer message labels (`?sentiment=` filters the list on
 `message_fields` gives every message of the API its `sentiment` and `topics` (our own replies and
 notes are "unscored": nothing is scored on our side). `correct` records an agent's correction:
 on the message (`corrected: true`, the machine's score kept), on the conversation when it is the
-latest customer message, and as a labelled example in the corrections set.
+latest customer message, as a labelled example in the corrections set, and on the listening item
+when the message is one (a mention, a converted found post), which the topics report counts.
 """
 from __future__ import annotations
 
@@ -118,6 +119,9 @@ def correct(conversation_id: str, message_id: str, label: Any, actor: str, now_m
     names = [t for t in (data.get("topics") or []) if isinstance(t, str)]
     store.annotate_message(conversation_id, message, store.Annotations(data, labels_of(label, names)))
     _keep_correction(message, before, label, actor, now_ms)
+    from chalicelib.listening import items
+
+    items.follow_correction(message.channel, message.platform_message_id, conversation_id, data["sentiment"])
     return message_fields("in", data)
 
 

@@ -162,6 +162,32 @@ def record_mention(event: Any, analysis: Dict[str, Any]) -> Optional[str]:
                   now_ms=runtime.now_ms())
 
 
+def follow_correction(platform: str, post_id: Optional[str], conversation_id: str,
+                      mood: Dict[str, Any]) -> bool:
+    """An agent corrected the sentiment of a message that is an item's post (a mention, or a
+    converted found post): the item takes the corrected label, so the items list's filter and
+    the topics report (chalicelib.listening.trends) count it under it. Bounded: the post's
+    pointer and its item, two key reads, then one conditional write; nothing for a message that
+    is no item's (or another conversation's: a post id alone does not make it the same post).
+    True when an item followed."""
+    from pynamodb.exceptions import DoesNotExist
+
+    from chalicelib.models import ListeningRecord
+
+    if not post_id:
+        return False
+    try:
+        ref = ListeningRecord.get(f"post#{platform}#{post_id}"[:1000], "ref", consistent_read=True)
+        item = ListeningRecord.get(PK, str((ref.data or {}).get("item") or ""), consistent_read=True)
+    except DoesNotExist:
+        return False
+    if item.conversation_id != conversation_id:
+        return False
+    data = dict(item.data or {}, sentiment=dict(mood))
+    return _set(item.sk, [ListeningRecord.label.set(mood["label"]), ListeningRecord.data.set(data)],
+                ListeningRecord.conversation_id == conversation_id)
+
+
 def _set(key: str, actions: List[Any], condition: Any) -> bool:
     from pynamodb.exceptions import UpdateError
 
