@@ -170,8 +170,11 @@ def test_a_refused_token_or_a_server_error_is_a_fetch_error_never_a_partial_day(
 @pytest.fixture
 def local_platform(monkeypatch, aws_backend):
     """The sandbox with the local stage's tokens (what accounts' secrets resolve to in tests)."""
+    from chalicelib import config
+
     server, env = sandbox.start(None)
-    for name, value in env.items():
+    # the local stage's tokens, stated: what the sandbox checks, whatever ran before in this process
+    for name, value in dict(config.LOCAL_SECRET_DEFAULTS, **env).items():
         monkeypatch.setenv(name, value)
     yield server
     server.close()

@@ -17,6 +17,7 @@
   var LOADERS = {accounts: loadAccounts, agents: loadAgents, teams: loadTeams, sla: loadPolicies,
     quarantine: function () { loadQuarantine(false); }, dlq: loadDeadLetters};
   var state = {me: null, admin: false, tab: null, agents: null, policies: [], editing: null, quarantineNext: null};
+  var pendingTab = null;  // the address's tab when its module had not registered yet
 
   function $(id) { return document.getElementById(id); }
 
@@ -155,6 +156,7 @@
     setUpForms();
     var wanted = location.hash.slice(1);
     var tab = document.querySelector('[data-tab="' + (LOADERS[wanted] ? wanted : '') + '"]');
+    pendingTab = LOADERS[wanted] ? null : wanted;
     select(tab && !tab.hidden ? wanted : state.admin ? 'accounts' : 'agents');
     if (state.admin) {
       if (state.tab !== 'accounts') loadAccounts();  // the re-authorisation banner shows on every tab
@@ -181,7 +183,7 @@
 
   $('tabs').addEventListener('click', function (event) {
     var tab = event.target.closest('[role=tab]');
-    if (tab) select(tab.dataset.tab);
+    if (tab) { pendingTab = null; select(tab.dataset.tab); }
   });
   $('tabs').addEventListener('keydown', function (event) {
     var all = tabs(), at = all.indexOf(document.activeElement);
@@ -636,7 +638,13 @@
 
   window.SocialInboxAdmin = {api: api, el: el, cell: cell, button: button, confirmedDelete: confirmedDelete, input: input, note: note, settle: settle,
     failed: failed, list: list, when: when, CHANNELS: CHANNELS,
-    addTab: function (name, loader) { LOADERS[name] = loader; }};
+    // a module's tab may register after the page chose one (its script can arrive after /api/me):
+    // the tab the address asked for is then opened as soon as it exists
+    addTab: function (name, loader) {
+      LOADERS[name] = loader;
+      var tab = document.querySelector('[data-tab="' + name + '"]');
+      if (pendingTab === name && tab && !tab.hidden) { pendingTab = null; select(name); }
+    }};
 
   // --- wiring -------------------------------------------------------------------------------
 
