@@ -55,7 +55,9 @@ QUERIES = ["", "?from=9999-12-31T23:59:59-14:00&to=0001-01-01T00:00:00%2B14:00&t
            "?from=2026-01-01&to=2026-01-02&tz=%ED%A0%80", "?cursor=%00&limit=-1&source=%C0%AF",
            "?group=%00&days=99999999999999999999&team=a%0Ab", "?sentiment=%F0%9F%98%80&topic=" + "x" * 3000,
            "?from=2026-01-01&to=2026-01-02&cursor=eyJkIjpbXX0&filter=%00&weekday=-1&hour=99&tag=%ED%A0%80&limit=1e9",
-           "?from=2026-01-01&to=2026-01-02&compare=%00,%ED%A0%80&format=csv", "?compare=" + ",".join(["a"] * 5000)]
+           "?from=2026-01-01&to=2026-01-02&compare=%00,%ED%A0%80&format=csv", "?compare=" + ",".join(["a"] * 5000),
+           "?from=2026-01-01&to=2026-01-02&tz=UTC&format=%00&metric=%ED%A0%80",
+           "?from=1999-12-31T10:00:00%2B14:00&to=2026-01-02&tz=Pacific/Kiritimati&format=csv&compare=previous"]
 JUNK = ["x" * 500, "%00", "%ED%A0%80", "c_nobody", ".."]
 
 

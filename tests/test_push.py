@@ -267,3 +267,38 @@ def test_on_live_updates_the_viewing_heartbeat_brings_who_else_is_there(world):
     seen = _call(inbox, "PUT", path, world["ana"]["token"], {"typing": False, "viewers": True}).json_body["viewers"]
     assert sorted((v["name"], v["typing"], v["me"]) for v in seen) == [("Ana", False, True), ("Kim", True, False)]
     assert _call(inbox, "PUT", path, world["ana"]["token"], {"viewers": "yes"}).status_code == 400
+
+
+# --- hostile input on the socket's handshake and messages ------------------------------------------
+
+@pytest.mark.parametrize("token", ["", "\x00", "\ud800", "x" * 20_000, "a.b.c", "Bearer x", " " * 5])
+def test_a_hostile_connect_token_is_refused_and_nothing_is_stored(world, gateway, token):
+    assert connect(world["inbox"], "hostile-c", token) == 403
+    assert stored("hostile-c") == []
+
+
+@pytest.mark.parametrize("body", [
+    "", "null", "[]", "\"beat\"", "{", json.dumps({"action": "beat"} | {"x": "y" * 70_000}),
+    json.dumps({"action": "other"}), json.dumps({"action": "beat", "token": 12}),
+    json.dumps({"action": "beat", "token": ["a"]}), json.dumps({"action": "beat", "token": "\ud800"}),
+    json.dumps({"action": "beat", "token": "\x00"}), json.dumps({"action": "beat", "presence": ["online"]}),
+    json.dumps({"action": "beat", "presence": "\ud800"}), json.dumps({"action": "beat", "presence": "on" * 5000}),
+    "{\"action\": \"beat\", \"presence\": \"\\ud800\"}",
+])
+def test_hostile_beats_answer_4xx_or_change_nothing(world, gateway, body):
+    """Malformed, oversized, wrong-typed or unicode-broken beats never raise: 400 for what is not
+    a beat, 403 (and the socket closed) for a token that is not this agent's, 200 and no presence
+    change for a presence the directory does not know."""
+    from chalicelib.routing import directory
+
+    inbox = world["inbox"]
+    assert connect(inbox, "hostile-b", world["ana"]["token"]) == 200
+    before = directory.profile(world["ana"]["id"]).presence
+    status = int(_invoke(inbox, "websocket_message", _event("$default", "hostile-b", body=body))["statusCode"])
+    assert status in (200, 400, 403)
+    assert directory.profile(world["ana"]["id"]).presence == before
+    if status == 403:
+        assert stored("hostile-b") == [] and "hostile-b" in gateway.closed
+    # a beat for a connection nobody opened
+    nobody = _invoke(inbox, "websocket_message", _event("$default", "nobody", body=json.dumps({"action": "beat"})))
+    assert int(nobody["statusCode"]) == 403 and stored("nobody") == []
