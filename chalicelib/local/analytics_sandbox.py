@@ -83,15 +83,23 @@ def _failure(node: str) -> Optional[Answer]:
     return None
 
 
-def page_insights(node: str, query: Dict[str, str]) -> Answer:
-    """Facebook Page insights (period=day)."""
+def _insights_request(node: str, query: Dict[str, str]) -> Tuple[Optional[Answer], List[str], Optional[List[_dt.date]]]:
+    """What both Graph insights endpoints check first: the node's failure modes, then `metric`
+    (required) and the since/until days (None when unreadable)."""
     failure = _failure(node)
     if failure:
-        return failure
+        return failure, [], None
     names = [n for n in (query.get("metric") or "").split(",") if n]
-    days = _days(query.get("since"), query.get("until"))
     if not names:
-        return _graph_error(400, 100, "(#100) The parameter metric is required")
+        return _graph_error(400, 100, "(#100) The parameter metric is required"), [], None
+    return None, names, _days(query.get("since"), query.get("until"))
+
+
+def page_insights(node: str, query: Dict[str, str]) -> Answer:
+    """Facebook Page insights (period=day)."""
+    refused, names, days = _insights_request(node, query)
+    if refused:
+        return refused
     if days is None or len(days) > 90:
         return _graph_error(400, 100, "(#100) There cannot be more than 90 days (7776000 s) between since and until")
     if any(n in PAGE_REMOVED or (n not in PAGE_METRICS and n != "page_follows") for n in names):
@@ -113,13 +121,9 @@ def page_insights(node: str, query: Dict[str, str]) -> Answer:
 
 def instagram_insights(node: str, query: Dict[str, str]) -> Answer:
     """Instagram account insights: total_value or daily time series."""
-    failure = _failure(node)
-    if failure:
-        return failure
-    names = [n for n in (query.get("metric") or "").split(",") if n]
-    days = _days(query.get("since"), query.get("until"))
-    if not names:
-        return _graph_error(400, 100, "(#100) The parameter metric is required")
+    refused, names, days = _insights_request(node, query)
+    if refused:
+        return refused
     if days is None or len(days) > 30:
         return _graph_error(400, 100, "(#100) The since and until dates must be at most 30 days apart")
     removed = next((n for n in names if n in IG_REMOVED), None)
