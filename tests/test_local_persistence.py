@@ -118,8 +118,14 @@ def _total(inbox: Dict[str, List[str]]) -> int:
     return sum(len(ids) for ids in inbox.values())
 
 
-def _settled(server: LocalServer, token: str, at_least: int, seconds: float = 90) -> Dict[str, List[str]]:
-    """The inbox once it holds `at_least` messages and has not changed for 3 s (bounded)."""
+#: How long the inbox must stay the same to count as settled: the local stack's start also runs
+#: the daily schedules (analytics snapshot, staffing sampler) and four stream consumers, so on a
+#: loaded 2-core machine the pump can pause for seconds between two messages of one batch.
+QUIET_SECONDS = 8
+
+
+def _settled(server: LocalServer, token: str, at_least: int, seconds: float = 120) -> Dict[str, List[str]]:
+    """The inbox once it holds `at_least` messages and has not changed for QUIET_SECONDS (bounded)."""
     deadline = time.monotonic() + seconds
     inbox, since = _inbox(server, token), time.monotonic()
     while time.monotonic() < deadline:
@@ -127,7 +133,7 @@ def _settled(server: LocalServer, token: str, at_least: int, seconds: float = 90
         again = _inbox(server, token)
         if again != inbox:
             inbox, since = again, time.monotonic()
-        elif _total(inbox) >= at_least and time.monotonic() - since >= 3:
+        elif _total(inbox) >= at_least and time.monotonic() - since >= QUIET_SECONDS:
             break
     return inbox
 
