@@ -16,15 +16,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple
 
 from chalicelib import config
 from chalicelib.reports import cycles, distinct, ledger
 
 QUARTER_MS = 15 * 60_000
 DAY_MS = 86_400_000
-#: DynamoDB's limit is 100 items per transaction; the tracker takes one.
-MAX_TRANSACTION_ITEMS = 99
+#: DynamoDB's limit of items per transaction.
+TRANSACTION_ITEMS = 100
+#: Counter items one guarded source may touch (its guard takes the 100th place).
+MAX_TRANSACTION_ITEMS = TRANSACTION_ITEMS - 1
 TRACKER_SK = "tracker"
 
 
@@ -69,6 +72,11 @@ def writes_of(contributions: Iterable[cycles.Contribution]) -> Dict[Tuple[str, s
     return merged
 
 
+def keys_of(contributions: Iterable[cycles.Contribution]) -> Set[Tuple[str, str]]:
+    """The counter items `contributions` touch (what `writes_of` would write, without adding up)."""
+    return {(scope, key) for c in contributions for scope in c.scopes for key in (quarter_key(c.at), day_key(c.at))}
+
+
 def update_of(scope: str, key: str, counters: Mapping[str, Any]) -> Dict[str, Any]:
     """The `Update` of one counter item: ADD every counter (and the register set)."""
     names = {f"#a{i}": name for i, name in enumerate(sorted(counters))}
@@ -82,17 +90,110 @@ def update_of(scope: str, key: str, counters: Mapping[str, Any]) -> Dict[str, An
             "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}
 
 
+@dataclass
+class Unit:
+    """What one source adds (a conversation's new log entries, or one message), and the guard
+    that makes it count once: a conditioned `Put` (the conversation's tracker at its new `seq`,
+    the message's marker) that fails when the source was counted already or moved under us."""
+
+    source: str
+    guard: Dict[str, Any]
+    contributions: List[cycles.Contribution]
+    entries: int = 1
+
+
+def commit_units(units: List[Unit]) -> List[Unit]:
+    """Write `units` in as few transactions as fit, each holding the guards of its units and the
+    counter items they touch, *added up across units*: a batch of many records whose
+    contributions share their 15-minute and day items writes each item once per transaction,
+    not once per record. A transaction is all or nothing, so every unit in it counts exactly
+    once (a crash between two transactions leaves the later units' guards unwritten: a retry
+    counts them, and only them). Returns the units not written: their guard failed (counted or
+    moved by someone else) or their transaction lost a conflict; the caller reads again."""
+    failed: List[Unit] = []
+    chunk: List[Unit] = []
+    touched: Set[Tuple[str, str]] = set()
+    for unit in units:
+        mine = keys_of(unit.contributions)
+        if chunk and len(chunk) + 1 + len(touched | mine) > TRANSACTION_ITEMS:
+            failed += _transact_units(chunk)
+            chunk, touched = [], set()
+        chunk.append(unit)
+        touched |= mine
+    if chunk:
+        failed += _transact_units(chunk)
+    return failed
+
+
+def _transact_units(chunk: List[Unit]) -> List[Unit]:
+    items: List[Dict[str, Any]] = [{"Put": unit.guard} for unit in chunk]
+    merged = writes_of(c for unit in chunk for c in unit.contributions)
+    items += [{"Update": update_of(scope, key, counters)} for (scope, key), counters in sorted(merged.items())]
+    reasons = ledger.transact_failures(items)
+    return [] if reasons is None else list(chunk)
+
+
+def _tracker_key(conversation_id: str) -> Dict[str, Any]:
+    return {"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}}
+
+
+def _trackers(conversation_ids: Iterable[str]) -> Dict[str, Tuple[int, Dict[str, Any]]]:
+    """Each conversation's folded `seq` and state (consistent reads, 100 keys a request)."""
+    found = ledger.get_many(table(), [_tracker_key(cid) for cid in conversation_ids])
+    result: Dict[str, Tuple[int, Dict[str, Any]]] = {}
+    for cid in conversation_ids:
+        item = found.get((f"conv#{cid}", TRACKER_SK))
+        result[cid] = (int(item["seq"]["N"]), json.loads(item.get("state", {}).get("S") or "{}")) if item else (0, {})
+    return result
+
+
 def _tracker(conversation_id: str) -> Tuple[int, Dict[str, Any]]:
-    found = client().get_item(TableName=table(), Key={"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}},
-                               ConsistentRead=True).get("Item")
-    if not found:
-        return 0, {}
-    return int(found["seq"]["N"]), json.loads(found.get("state", {}).get("S") or "{}")
+    return _trackers([conversation_id])[conversation_id]
+
+
+def _tracker_put(conversation_id: str, done: int, state: Dict[str, Any], seq: int) -> Dict[str, Any]:
+    return {"TableName": table(),
+            "Item": dict(_tracker_key(conversation_id), seq={"N": str(seq)},
+                         state={"S": json.dumps(state, separators=(",", ":"), sort_keys=True)}),
+            "ConditionExpression": "attribute_not_exists(pk) OR #seq = :done",
+            "ExpressionAttributeNames": {"#seq": "seq"},
+            "ExpressionAttributeValues": {":done": {"N": str(done)}}}
+
+
+def apply_batch(by_conversation: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
+    """Fold a stream batch's log entries (grouped by conversation; any order, repeats allowed)
+    into the counters exactly once, all conversations' counter writes added up per item
+    (`commit_units`). Returns how many entries were new."""
+    pending = {cid: {int(e["seq"]): dict(e) for e in entries} for cid, entries in by_conversation.items()}
+    pending = {cid: given for cid, given in pending.items() if given}
+    applied = 0
+    for attempt in range(ledger.ATTEMPTS):
+        if not pending:
+            return applied
+        units: List[Unit] = []
+        for cid, (done, state) in _trackers(sorted(pending)).items():
+            ordered = ledger.fresh(cid, pending[cid], done)
+            if not ordered:
+                del pending[cid]
+                continue
+            after, found = cycles.fold_all(ordered, state)
+            if len(keys_of(found)) > MAX_TRANSACTION_ITEMS:  # a long run of one conversation: in pieces
+                applied += apply_entries(cid, ordered)
+                del pending[cid]
+                continue
+            units.append(Unit(cid, _tracker_put(cid, done, after, int(ordered[-1]["seq"])), found, len(ordered)))
+        failed = {unit.source for unit in commit_units(units)}
+        applied += sum(unit.entries for unit in units if unit.source not in failed)
+        pending = {cid: given for cid, given in pending.items() if cid in failed}
+        ledger.back_off(attempt, bool(pending))
+    if pending:
+        raise Busy(f"reports trackers of {', '.join(sorted(pending)[:3])} kept changing")
+    return applied
 
 
 def apply_entries(conversation_id: str, entries: Iterable[Mapping[str, Any]]) -> int:
     """Fold one conversation's log entries (any order, repeats allowed) into the counters exactly
-    once. Returns how many entries were new."""
+    once, in as many transactions as its writes need. Returns how many entries were new."""
     return ledger.apply_once(conversation_id, entries, _tracker, _commit,
                              lambda cid: Busy(f"reports tracker of {cid} kept changing"))
 
@@ -103,28 +204,15 @@ def _commit(conversation_id: str, done: int, state: Dict[str, Any], ordered: Lis
     pending: List[cycles.Contribution] = []
     for index, entry in enumerate(ordered):
         after, found = cycles.fold(state, entry)
-        if pending and len(writes_of(pending + found)) > MAX_TRANSACTION_ITEMS:
-            if not _transact(conversation_id, done, state, int(ordered[index - 1]["seq"]), pending):
+        if pending and len(keys_of(pending + found)) > MAX_TRANSACTION_ITEMS:
+            seq = int(ordered[index - 1]["seq"])
+            if commit_units([Unit(conversation_id, _tracker_put(conversation_id, done, state, seq), pending)]):
                 return False
-            done, pending = int(ordered[index - 1]["seq"]), []
+            done, pending = seq, []
         state = after
         pending.extend(found)
-    return _transact(conversation_id, done, state, int(ordered[-1]["seq"]), pending)
-
-
-def _transact(conversation_id: str, done: int, state: Dict[str, Any], seq: int,
-              contributions: List[cycles.Contribution]) -> bool:
-    items: List[Dict[str, Any]] = [{"Put": {
-        "TableName": table(),
-        "Item": {"pk": {"S": f"conv#{conversation_id}"}, "sk": {"S": TRACKER_SK}, "seq": {"N": str(seq)},
-                 "state": {"S": json.dumps(state, separators=(",", ":"), sort_keys=True)}},
-        "ConditionExpression": "attribute_not_exists(pk) OR #seq = :done",
-        "ExpressionAttributeNames": {"#seq": "seq"},
-        "ExpressionAttributeValues": {":done": {"N": str(done)}},
-    }}]
-    for (scope, key), counters in sorted(writes_of(contributions).items()):
-        items.append({"Update": update_of(scope, key, counters)})
-    return ledger.transact(items)
+    seq = int(ordered[-1]["seq"])
+    return not commit_units([Unit(conversation_id, _tracker_put(conversation_id, done, state, seq), pending)])
 
 
 # --- reading ---------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The conversation event log's stream consumer (app.reports_consumer): stream records in,
-counters out, exactly once per log entry (chalicelib.reports.aggregates), and the rows of the
-conversation cycles beside them (chalicelib.reports.export), exactly once too.
+counters out, exactly once per log entry and added up per item across the batch
+(chalicelib.reports.aggregates), and the rows of the conversation cycles beside them
+(chalicelib.reports.export), exactly once too.
 
 A record is the log entry's new image (DynamoDB JSON). Entries are grouped per conversation and
 applied in seq order; a record that is not a readable log entry (a removal, a malformed image)
@@ -46,9 +47,8 @@ def handle_records(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
             dropped += 1
             continue
         by_conversation.setdefault(entry["conversation_id"], []).append(entry)
-    applied = 0
+    applied = aggregates.apply_batch(by_conversation)  # the counters, written once per item per batch
     for conversation_id, entries in by_conversation.items():
-        applied += aggregates.apply_entries(conversation_id, entries)
         export.apply_entries(conversation_id, entries)  # the cycle rows (export, drill-down)
     result = {"records": total, "applied": applied, "dropped": dropped}
     if dropped:

@@ -10,9 +10,11 @@ cycles a summary number counted (cohort: by the cycle's start).
 Items (models.ReportCycle, table `report-cycles`): `conversation_id` + `start` (the cycle's start
 ms) with `day` ("YYYY-MM-DD", UTC) and `start_key` ("<13-digit start>#<conversation id>") for the
 `by-day` index; start 0 is the conversation's fold state and the `seq` of the last entry folded.
-Exactly once: the state's new `seq` and the touched rows are one transaction conditioned on the
-state still holding the `seq` read; a redelivered entry changes nothing, a gap is filled from the
-log. Rows are deterministic for a log prefix, so a retried put writes the same row again.
+Exactly once, without a transaction: the touched rows are put first, then the state's new `seq`
+conditioned on the state still holding the `seq` read; a redelivered entry changes nothing, a gap
+is filled from the log. Rows are deterministic for a log prefix, so a retried put (after a crash
+between the rows and the state) writes the same row again, and a row is never replaced by one of
+an earlier prefix (`_write`).
 
 Reading: a period is its UTC days; each day partition is one Query (Limit = what is left of the
 page), so a page costs at most `limit` items and MAX_DAY_QUERIES Queries, whatever the range.
@@ -33,8 +35,8 @@ DAY_MS = 86_400_000
 MAX_DAY_QUERIES = 31
 DEFAULT_LIMIT = 200
 MAX_LIMIT = 1000
-#: A conversation's entries are committed in chunks: each touches at most this many cycles, the
-#: state item makes one more (DynamoDB allows 100 items per transaction).
+#: A conversation's entries are committed in chunks of this many: the state moves on after each,
+#: so a very long gap filled from the log is written in bounded steps.
 CHUNK = 90
 SLA_OUTCOMES = ("met", "missed", "pending", "closed")
 #: What a drill-down may ask for (`filter=`): each is a test on a row, named after the number on
@@ -191,28 +193,40 @@ def _commit(conversation_id: str, done: int, state: Dict[str, Any], ordered: Lis
             if row is not None:
                 touched[int(row["start"])] = row
         seq = int(chunk[-1]["seq"])
-        if not _transact(conversation_id, done, after, seq, list(touched.values())):
+        if not _write(conversation_id, done, after, seq, list(touched.values())):
             return False
         done, state = seq, after
     return True
 
 
-def _transact(conversation_id: str, done: int, state: Dict[str, Any], seq: int, rows: List[Dict[str, Any]]) -> bool:
-    items: List[Dict[str, Any]] = [{"Put": {
-        "TableName": table(),
-        "Item": {"conversation_id": {"S": conversation_id}, "start": {"N": str(STATE_START)}, "seq": {"N": str(seq)},
-                 "state": {"S": json.dumps(state, separators=(",", ":"), sort_keys=True)}},
-        "ConditionExpression": "attribute_not_exists(conversation_id) OR #seq = :done",
-        "ExpressionAttributeNames": {"#seq": "seq"},
-        "ExpressionAttributeValues": {":done": {"N": str(done)}},
-    }}]
+def _write(conversation_id: str, done: int, state: Dict[str, Any], seq: int, rows: List[Dict[str, Any]]) -> bool:
+    """The touched rows, then the state at its new `seq` (conditioned on `done`): no transaction.
+    Why that is exactly once: a row is a pure function of the log up to `seq`, so writing it again
+    (a retry after a crash between the rows and the state) writes the same row; each row put is
+    conditioned on the stored row being from the same or an earlier prefix, so a slower consumer
+    never puts an older row over a newer one. The state is the marker: until it moves, a retry
+    folds the same entries into the same rows."""
+    client = _client()
     for row in rows:
         start = int(row["start"])
-        items.append({"Put": {"TableName": table(), "Item": {
-            "conversation_id": {"S": conversation_id}, "start": {"N": str(start)}, "seq": {"N": str(seq)},
-            "day": {"S": day_of(start)}, "start_key": {"S": f"{start:013d}#{conversation_id}"},
-            "row": {"S": json.dumps(row, separators=(",", ":"), sort_keys=True)}}}})
-    return ledger.transact(items)
+        try:
+            client.put_item(TableName=table(), Item={
+                "conversation_id": {"S": conversation_id}, "start": {"N": str(start)}, "seq": {"N": str(seq)},
+                "day": {"S": day_of(start)}, "start_key": {"S": f"{start:013d}#{conversation_id}"},
+                "row": {"S": json.dumps(row, separators=(",", ":"), sort_keys=True)}},
+                ConditionExpression="attribute_not_exists(conversation_id) OR #seq <= :seq",
+                ExpressionAttributeNames={"#seq": "seq"}, ExpressionAttributeValues={":seq": {"N": str(seq)}})
+        except client.exceptions.ConditionalCheckFailedException:
+            pass  # a consumer that folded further wrote this row already: keep its newer version
+    try:
+        client.put_item(TableName=table(), Item={
+            "conversation_id": {"S": conversation_id}, "start": {"N": str(STATE_START)}, "seq": {"N": str(seq)},
+            "state": {"S": json.dumps(state, separators=(",", ":"), sort_keys=True)}},
+            ConditionExpression="attribute_not_exists(conversation_id) OR #seq = :done",
+            ExpressionAttributeNames={"#seq": "seq"}, ExpressionAttributeValues={":done": {"N": str(done)}})
+    except client.exceptions.ConditionalCheckFailedException:
+        return False
+    return True
 
 
 def day_of(ms: int) -> str:

@@ -15,9 +15,11 @@ Per message (a stream INSERT; edits and removals are MODIFYs and count nothing):
 - Dimensions as they were when the message arrived: the conversation's log folded up to the
   message's `received_at` (chalicelib.reports.cycles), so a rebuild from the log and the messages
   table finds the same labels, and a later relabel never moves a counted message.
-- Exactly once: the counters' ADDs go in one transaction with a marker item
-  (`m#<message id>`, put only if absent); a redelivered record finds the marker (one consistent
-  read) or, racing, fails the condition, and adds nothing.
+- Exactly once: each message's marker item (`m#<message id>`, put only if absent) goes in one
+  transaction with the counters it adds; a batch's messages share transactions, their counters
+  added up per item (one update per 15-minute or day item per transaction, not per message). A
+  redelivered record finds its marker (consistent batch reads) or, racing, fails the condition:
+  its transaction is cancelled whole and the rest are counted again without it.
 """
 from __future__ import annotations
 
@@ -86,43 +88,50 @@ def _log(conversation_id: str) -> List[Dict[str, Any]]:
 
 def handle_records(records: Iterable[Mapping[str, Any]]) -> Dict[str, int]:
     """Count a batch of message stream records; returns counts for the log line and tests."""
-    total = dropped = applied = 0
-    logs: Dict[str, List[Dict[str, Any]]] = {}
+    total = dropped = 0
+    found: Dict[str, Dict[str, Any]] = {}
     for record in records:
         total += 1
         message = message_of(record)
         if message is None:
             dropped += 1
             continue
-        cid = message["conversation_id"]
-        if cid not in logs:
-            logs[cid] = _log(cid)
-        contribution = contribution_of(message, labels_at(logs[cid], message))
-        applied += _count_once(message["message_id"], contribution)
-    return {"records": total, "applied": applied, "ignored": dropped}
+        found.setdefault(message["message_id"], message)  # a record twice in one batch counts once
+    return {"records": total, "applied": _count_once(list(found.values())), "ignored": dropped}
 
 
-def _count_once(message_id: str, contribution: cycles.Contribution) -> int:
-    from botocore.exceptions import ClientError
+def _marker(message_id: str) -> Dict[str, Any]:
+    return {"pk": {"S": f"m#{message_id}"}, "sk": {"S": MARKER_SK}}
 
-    from chalicelib.runtime import runtime
 
-    marker = {"pk": {"S": f"m#{message_id}"}, "sk": {"S": MARKER_SK}}
-    client = runtime.client("dynamodb")
-    if client.get_item(TableName=aggregates.table(), Key=marker, ConsistentRead=True).get("Item"):
-        return 0  # counted before (a cancelled transaction would still cost its writes)
-    items: List[Dict[str, Any]] = [{"Put": {
-        "TableName": aggregates.table(), "Item": marker, "ConditionExpression": "attribute_not_exists(pk)"}}]
-    items += [{"Update": aggregates.update_of(scope, key, counters)}
-              for (scope, key), counters in sorted(aggregates.writes_of([contribution]).items())]
-    try:
-        client.transact_write_items(TransactItems=items)
-    except ClientError as error:
-        reasons = error.response.get("CancellationReasons") or []
-        if any((reason or {}).get("Code") == "ConditionalCheckFailed" for reason in reasons):
-            return 0  # counted before: a redelivery
-        raise
-    return 1
+def _count_once(found: List[Dict[str, Any]]) -> int:
+    """Count the messages not counted yet: their markers and their counters, added up per item
+    across the batch, in shared transactions (aggregates.commit_units). Returns how many counted."""
+    from chalicelib.reports import ledger
+
+    pending = {message["message_id"]: message for message in found}
+    logs: Dict[str, List[Dict[str, Any]]] = {}
+    applied = 0
+    for attempt in range(ledger.ATTEMPTS):
+        counted = ledger.get_many(aggregates.table(), [_marker(mid) for mid in sorted(pending)])
+        pending = {mid: m for mid, m in pending.items() if (f"m#{mid}", MARKER_SK) not in counted}
+        if not pending:
+            return applied  # (a cancelled transaction would still cost its writes: read first)
+        units = []
+        for mid, message in pending.items():
+            cid = message["conversation_id"]
+            if cid not in logs:
+                logs[cid] = _log(cid)
+            units.append(aggregates.Unit(mid, {"TableName": aggregates.table(), "Item": _marker(mid),
+                                               "ConditionExpression": "attribute_not_exists(pk)"},
+                                         [contribution_of(message, labels_at(logs[cid], message))]))
+        failed = {unit.source for unit in aggregates.commit_units(units)}
+        applied += len(pending) - len(failed)
+        pending = {mid: m for mid, m in pending.items() if mid in failed}
+        ledger.back_off(attempt, bool(pending))
+    if pending:
+        raise aggregates.Busy(f"message counters kept conflicting ({len(pending)} messages left)")
+    return applied
 
 
 def contributions_of(messages: Iterable[Mapping[str, Any]], logs: Mapping[str, List[Mapping[str, Any]]]
