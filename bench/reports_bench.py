@@ -84,41 +84,65 @@ def _conversation(index: int, start: int) -> str:
     return cid
 
 
-def consumer_cost(conversations: int) -> None:
-    from chalicelib.models import ConversationEvent
-    from chalicelib.reports import consumer
+def _batches(records: list, window_ms: int, size: int = 100) -> list:
+    """Stream records (with the write time `_at`) cut as Lambda's mapping cuts them: in write
+    order, a batch closes when it holds `size` records or its first record is `window_ms` old
+    (window 0: every record alone, what a quiet stream without a batching window delivers)."""
+    ordered = sorted(records, key=lambda r: r["_at"])
+    batches, current = [], []
+    for record in ordered:
+        if current and (len(current) >= size or record["_at"] - current[0]["_at"] >= max(window_ms, 1)):
+            batches.append(current)
+            current = []
+        current.append(record)
+    if current:
+        batches.append(current)
+    return [[{k: v for k, v in r.items() if k != "_at"} for r in batch] for batch in batches]
 
-    ids = [_conversation(i, T0 + i * 7 * MIN) for i in range(conversations)]
-    records = []
-    sizes = []
-    for cid in ids:
-        for entry in ConversationEvent.query(cid):
-            image = entry.serialize()
-            sizes.append(wru.item_size(image))
-            records.append({"eventName": "INSERT", "dynamodb": {"NewImage": image}})
-    batches = [records[i:i + 25 * 7] for i in range(0, len(records), 25 * 7)]
-    for label in ("first delivery", "redelivery"):
-        with METER.scope() as scope:
-            started = time.perf_counter()
-            applied = sum(consumer.handle_records(batch)["applied"] for batch in batches)
-            took = time.perf_counter() - started
-        print(f"  {label:15} {len(records)} entries ({applied} new): WRU {scope.wru} ({scope.wru / len(records):.2f}"
-              f"/entry), RRU {scope.rru:.1f} ({scope.rru / len(records):.2f}/entry), "
-              f"requests {sum(scope.requests.values())}, {took * 1000 / len(records):.2f} ms/entry (moto)")
-        print("                  " + ", ".join(f"{k} {v}" for k, v in sorted(scope.by_table().items())))
-    print(f"  log entry size: median {sorted(sizes)[len(sizes) // 2]} B, max {max(sizes)} B "
-          f"(1 WRU up to 1024 B)")
-    from chalicelib.models import Message
-    from chalicelib.reports import messages
 
-    message_records = [{"eventName": "INSERT", "dynamodb": {"NewImage": m.serialize()}}
-                       for cid in ids for m in Message.query(cid)]
-    for label in ("messages stream", "redelivery"):
-        with METER.scope() as scope:
-            applied = messages.handle_records(message_records)["applied"]
-        print(f"  {label:15} {len(message_records)} messages ({applied} new): WRU {scope.wru} "
-              f"({scope.wru / len(message_records):.2f}/message), RRU {scope.rru:.1f} "
-              f"({scope.rru / len(message_records):.2f}/message)")
+def _deliver(label: str, unit: str, handle, batches: list, key: str) -> None:
+    """Hand the batches to a consumer and price what it wrote and read."""
+    count = sum(len(batch) for batch in batches)
+    with METER.scope() as scope:
+        started = time.perf_counter()
+        applied = sum(handle(batch)[key] for batch in batches)
+        took = time.perf_counter() - started
+    print(f"  {label:34} {count} {"entries" if unit == "entry" else unit + "s"} in {len(batches)} batches ({applied} new): WRU {scope.wru} "
+          f"({scope.wru / count:.2f}/{unit}), RRU {scope.rru:.1f} ({scope.rru / count:.2f}/{unit}), "
+          f"{took * 1000 / count:.1f} ms/{unit} (moto)")
+    print("      " + ", ".join(f"{k} {v}" for k, v in sorted(scope.by_table(lambda t: t.split("-bench-")[-1]).items())))
+
+
+def consumer_cost(conversations: int, spacing_ms: int, windows: tuple) -> None:
+    """Each delivery on a fresh stack (the same conversations, rebuilt), so every one is a first."""
+    from chalicelib.models import ConversationEvent, Message
+    from chalicelib.reports import consumer, messages
+
+    for window in windows:
+        with moto.mock_aws():
+            _setup()
+            with METER.paused():
+                ids = [_conversation(i, T0 + i * spacing_ms) for i in range(conversations)]
+            records, message_records, sizes = [], [], []
+            for cid in ids:
+                for entry in ConversationEvent.query(cid):
+                    image = entry.serialize()
+                    sizes.append(wru.item_size(image))
+                    records.append({"_at": int(entry.at), "eventName": "INSERT", "dynamodb": {"NewImage": image}})
+                message_records += [{"_at": int(m.received_at), "eventName": "INSERT",
+                                     "dynamodb": {"NewImage": m.serialize()}} for m in Message.query(cid)]
+            name = f"window {window} s" if window else "each record alone"
+            log_batches = _batches(records, window * 1000)
+            _deliver(f"event log, {name}", "entry", consumer.handle_records, log_batches, "applied")
+            msg_batches = _batches(message_records, window * 1000)
+            _deliver(f"messages, {name}", "message", messages.handle_records, msg_batches, "applied")
+            if window == windows[-1]:
+                _deliver("event log, redelivery", "entry", consumer.handle_records, log_batches, "applied")
+                _deliver("messages, redelivery", "message", messages.handle_records, msg_batches, "applied")
+                print(f"  log entry size: median {sorted(sizes)[len(sizes) // 2]} B, max {max(sizes)} B "
+                      f"(1 WRU up to 1024 B)")
+                print("(3) rebuild from the event log")
+                rebuild_time()
 
 
 def rebuild_time() -> None:
@@ -177,13 +201,19 @@ def report_reads() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--inbound-per-month", type=float, default=1_000_000,
+                        help="traffic the conversations are spaced for (3 inbound messages each)")
+    parser.add_argument("--windows", default="0,60", help="batching windows to price, seconds (0: each record alone)")
+    parser.add_argument("--skip-reads", action="store_true", help="only (1) and (3)")
     args = parser.parse_args()
-    with moto.mock_aws():
-        _setup()
-        print("(1) consumer cost per log entry (bench/wru.py pricing)")
-        consumer_cost(10 if args.quick else 40)  # moto copies tables per transaction: keep it small
-        print("(3) rebuild from the event log")
-        rebuild_time()
+    spacing = int(30 * 86_400_000 / (args.inbound_per_month / 3))
+    windows = tuple(int(w) for w in args.windows.split(","))
+    conversations = 10 if args.quick else 40  # moto copies tables per transaction: keep it small
+    print(f"(1) consumer cost (bench/wru.py pricing): {conversations} conversations, one every {spacing / 1000:.1f} s "
+          f"({args.inbound_per_month:,.0f} inbound messages a month), stream batches of up to 100 records")
+    consumer_cost(conversations, spacing, windows)
+    if args.skip_reads:
+        return
     for n in ((1_000, 10_000) if args.quick else (1_000, 100_000)):
         with moto.mock_aws():
             _setup()
