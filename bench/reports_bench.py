@@ -103,11 +103,12 @@ def _batches(records: list, window_ms: int, size: int = 100) -> list:
 def _deliver(label: str, unit: str, handle, batches: list, key: str) -> None:
     """Hand the batches to a consumer and price what it wrote and read."""
     count = sum(len(batch) for batch in batches)
+    plural = "entries" if unit == "entry" else unit + "s"
     with METER.scope() as scope:
         started = time.perf_counter()
         applied = sum(handle(batch)[key] for batch in batches)
         took = time.perf_counter() - started
-    print(f"  {label:34} {count} {"entries" if unit == "entry" else unit + "s"} in {len(batches)} batches ({applied} new): WRU {scope.wru} "
+    print(f"  {label:34} {count} {plural} in {len(batches)} batches ({applied} new): WRU {scope.wru} "
           f"({scope.wru / count:.2f}/{unit}), RRU {scope.rru:.1f} ({scope.rru / count:.2f}/{unit}), "
           f"{took * 1000 / count:.1f} ms/{unit} (moto)")
     print("      " + ", ".join(f"{k} {v}" for k, v in sorted(scope.by_table(lambda t: t.split("-bench-")[-1]).items())))
@@ -143,6 +144,36 @@ def consumer_cost(conversations: int, spacing_ms: int, windows: tuple) -> None:
                       f"(1 WRU up to 1024 B)")
                 print("(3) rebuild from the event log")
                 rebuild_time()
+
+
+def busy_day_cost(conversations: int, spacing_ms: int, windows: tuple, authors: int) -> None:
+    """The messages stream on days that already saw `authors` distinct customers (seeded into the
+    days' distinct-count registers of every scope the bench's messages count under, where the
+    code under test keeps them): what a register set of a real day costs each write."""
+    from chalicelib import aws
+    from chalicelib.models import Message
+    from chalicelib.reports import aggregates, cycles, distinct, messages
+
+    values = sorted({distinct.register_value(f"seed-{i}") for i in range(authors)})
+    key_of = getattr(aggregates, "registers_key", aggregates.day_key)
+    scopes = cycles.scopes_of({"channel": "messenger", "team": "default", "account": "page-1"})
+    for window in windows:
+        with moto.mock_aws():
+            _setup()
+            with METER.paused():
+                ids = [_conversation(i, T0 + i * spacing_ms) for i in range(conversations)]
+                for scope in scopes:
+                    for day in (T0, T0 + 86_400_000):
+                        aws.client("dynamodb").put_item(TableName=aggregates.table(), Item={
+                            "pk": {"S": scope}, "sk": {"S": key_of(day)},
+                            distinct.ATTRIBUTE: {"NS": [str(v) for v in values]}})
+            size = wru.item_size({distinct.ATTRIBUTE: {"NS": [str(v) for v in values]}})
+            records = [{"_at": int(m.received_at), "eventName": "INSERT", "dynamodb": {"NewImage": m.serialize()}}
+                       for cid in ids for m in Message.query(cid)]
+            name = f"window {window} s" if window else "each record alone"
+            _deliver(f"messages, {name}, {authors:,} authors/day", "message", messages.handle_records,
+                     _batches(records, window * 1000), "applied")
+    print(f"  (a day's register set of {authors:,} authors: {size:,} B, {len(values):,} values)")
 
 
 def rebuild_time() -> None:
@@ -204,6 +235,8 @@ def main() -> None:
     parser.add_argument("--inbound-per-month", type=float, default=1_000_000,
                         help="traffic the conversations are spaced for (3 inbound messages each)")
     parser.add_argument("--windows", default="0,60", help="batching windows to price, seconds (0: each record alone)")
+    parser.add_argument("--busy-authors", type=int, default=8000,
+                        help="(1b): distinct authors a day has seen before the bench's messages (0: skip)")
     parser.add_argument("--skip-reads", action="store_true", help="only (1) and (3)")
     args = parser.parse_args()
     spacing = int(30 * 86_400_000 / (args.inbound_per_month / 3))
@@ -212,6 +245,9 @@ def main() -> None:
     print(f"(1) consumer cost (bench/wru.py pricing): {conversations} conversations, one every {spacing / 1000:.1f} s "
           f"({args.inbound_per_month:,.0f} inbound messages a month), stream batches of up to 100 records")
     consumer_cost(conversations, spacing, windows)
+    if args.busy_authors:
+        print(f"(1b) the messages stream on busy days ({args.busy_authors:,} distinct authors a day so far)")
+        busy_day_cost(conversations, spacing, windows, args.busy_authors)
     if args.skip_reads:
         return
     for n in ((1_000, 10_000) if args.quick else (1_000, 100_000)):

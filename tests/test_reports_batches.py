@@ -206,3 +206,36 @@ def test_any_batching_of_the_streams_counts_every_record_once(spread):
             batch, order = order[:size], order[size:]
             handle(batch + batch[:1])
     assert_counted_once()
+
+
+def test_a_days_authors_are_written_apart_and_only_when_they_raise_a_register(spread):
+    """The day's distinct-count registers live beside the day's counters and are written outside
+    the transaction only when new: the same authors writing again the same day write no
+    registers, and the unique authors read the same."""
+    from chalicelib.channels.base import ContactRef, MessageEvent
+    from chalicelib.inbox import store
+    from chalicelib.reports import consumer, messages, summary
+
+    consumer.handle_records(log_records())
+    first = {r["dynamodb"]["NewImage"]["message_id"]["S"] for r in message_records()}
+    with calls_to("UpdateItem") as updates, calls_to("TransactWriteItems") as transactions:
+        messages.handle_records(message_records())
+    registers = [p["Key"]["sk"]["S"] for p in updates]
+    assert registers and all(sk.endswith("#u") for sk in registers)
+    assert not [key for key in counter_updates(transactions) if key[1].endswith("#u")]
+    day = summary.Period(*month(), "UTC")
+    assert summary.summary(day, "all")["volume"]["unique_authors"] == CONVERSATIONS
+    for i in range(CONVERSATIONS):  # the same customers write again, hours later the same day
+        at = T0 + 8 * 60 * MIN + i * MIN
+        store.record_message(MessageEvent(channel="messenger", account_id=PAGE, platform_message_id=f"again{i}",
+                                          thread_key=f"u{i}", contact=ContactRef(f"u{i}"), direction="in",
+                                          sent_at_ms=at, text="me again"))
+    again = [r for r in message_records() if r["dynamodb"]["NewImage"]["message_id"]["S"] not in first]
+    with calls_to("UpdateItem") as updates:
+        assert messages.handle_records(again)["applied"] == CONVERSATIONS
+    # only the tag scope is new to them (tagged after their first message counted)
+    assert {p["Key"]["pk"]["S"] for p in updates if p["Key"]["sk"]["S"] == aggregates.registers_key(T0)} <= {"tag#billing"}
+    found = summary.summary(day, "all")["volume"]
+    assert found["unique_authors"] == CONVERSATIONS and found["inbound"] == 2 * CONVERSATIONS
+    consumer.handle_records(log_records())  # what the new messages logged (waits, reopens)
+    assert_counted_once()

@@ -3,14 +3,21 @@
 Items (models.ReportAggregate, table `reports`):
 - `pk` = scope ("all", "ch#<channel>", "team#<team>", "agent#<id>"), `sk` = "q#<13-digit ms>"
   (15-minute UTC bucket) or "d#<13-digit ms>" (UTC day): top-level number attributes, created and
-  grown by `ADD`, so any set of them merges by adding;
+  grown by `ADD`, so any set of them merges by adding; "d#<13-digit ms>#u": that day's
+  distinct-count registers alone (`registers_key`);
 - `pk` = "conv#<id>", `sk` = "tracker": the conversation's folded state and the last log `seq`
   folded into the counters.
 
 Exactly once: the counters' `ADD`s and the tracker's new `seq` are one transaction, conditioned
 on the tracker still holding the `seq` read. A redelivered entry (seq <= the tracker's) adds
 nothing; a gap (an entry whose predecessors were not seen, e.g. after a shard split) is filled by
-reading the log itself, so every entry counts once and in order.
+reading the log itself, so every entry counts once and in order. A stream batch's conversations
+(and the messages consumer's messages) share transactions, their writes added up per item
+(`commit_units`): one update per counter item per transaction, however many records touch it.
+Why the transaction stays: the counters are shared by every conversation, so a counter item
+cannot remember which sources it has seen; only an all-or-nothing write of the guard with the
+counters makes a crash between them harmless. What needs no transaction is written without one:
+the day registers (a set union, idempotent) and the cycle rows (chalicelib.reports.export).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ TRANSACTION_ITEMS = 100
 #: Counter items one guarded source may touch (its guard takes the 100th place).
 MAX_TRANSACTION_ITEMS = TRANSACTION_ITEMS - 1
 TRACKER_SK = "tracker"
+REGISTERS_SUFFIX = "#u"
 
 
 class Busy(RuntimeError):
@@ -47,6 +55,21 @@ def day_key(at_ms: int) -> str:
     return f"d#{at_ms - at_ms % DAY_MS:013d}"
 
 
+def registers_key(at_ms: int) -> str:
+    """The item of a UTC day's distinct-count registers, sorted right after the day's counters
+    (so the Query of a range of days reads both). Why apart: at a few thousand authors a day the
+    register set grows to ~16 KB, and every counter ADD to an item that size would cost 16 write
+    units; apart, the counters stay small and the registers are written only when a new author
+    raises a register (rarely, once a day has many), outside any transaction (a set union is
+    idempotent: writing it twice adds nothing)."""
+    return day_key(at_ms) + REGISTERS_SUFFIX
+
+
+def at_of(sort_key: str) -> int:
+    """The bucket start (ms) of a counter item's sort key."""
+    return int(sort_key[2:15])
+
+
 def client() -> Any:
     from chalicelib.runtime import runtime
 
@@ -59,7 +82,8 @@ def client() -> Any:
 def writes_of(contributions: Iterable[cycles.Contribution]) -> Dict[Tuple[str, str], Dict[str, Any]]:
     """{(scope, bucket key): counters} with contributions to the same item added together: each
     counts in its 15-minute bucket and in its UTC day. Distinct-count registers are a set under
-    `distinct.ATTRIBUTE` (added by union)."""
+    `distinct.ATTRIBUTE` (added by union): in the 15-minute item itself, and for the day in the
+    day's registers item (`registers_key`)."""
     merged: Dict[Tuple[str, str], Dict[str, Any]] = {}
     for contribution in contributions:
         for scope in contribution.scopes:
@@ -67,8 +91,10 @@ def writes_of(contributions: Iterable[cycles.Contribution]) -> Dict[Tuple[str, s
                 counters = merged.setdefault((scope, key), {})
                 for name, amount in contribution.counters.items():
                     counters[name] = counters.get(name, 0) + int(amount)
-                if contribution.registers:
-                    counters.setdefault(distinct.ATTRIBUTE, set()).update(contribution.registers)
+            if contribution.registers:
+                for key in (quarter_key(contribution.at), registers_key(contribution.at)):
+                    merged.setdefault((scope, key), {}).setdefault(distinct.ATTRIBUTE, set()).update(
+                        contribution.registers)
     return merged
 
 
@@ -126,11 +152,32 @@ def commit_units(units: List[Unit]) -> List[Unit]:
 
 
 def _transact_units(chunk: List[Unit]) -> List[Unit]:
-    items: List[Dict[str, Any]] = [{"Put": unit.guard} for unit in chunk]
     merged = writes_of(c for unit in chunk for c in unit.contributions)
-    items += [{"Update": update_of(scope, key, counters)} for (scope, key), counters in sorted(merged.items())]
+    add_registers({key: value for key, value in merged.items() if key[1].endswith(REGISTERS_SUFFIX)})
+    items: List[Dict[str, Any]] = [{"Put": unit.guard} for unit in chunk]
+    items += [{"Update": update_of(scope, key, counters)} for (scope, key), counters in sorted(merged.items())
+              if not key.endswith(REGISTERS_SUFFIX)]
     reasons = ledger.transact_failures(items)
     return [] if reasons is None else list(chunk)
+
+
+def add_registers(found: Mapping[Tuple[str, str], Mapping[str, Any]]) -> int:
+    """Add day registers to their items, before the transaction that counts their sources: read
+    the items (eventually consistent: a set only grows, so a stale read can only make us write a
+    value that was not needed) and write only the values that raise a register. A crash after
+    this and before the transaction leaves values the retry finds already there: a union is
+    idempotent and the estimate is all a register set answers. Returns the items written."""
+    if not found:
+        return 0
+    stored = ledger.get_many(table(), [{"pk": {"S": scope}, "sk": {"S": key}} for scope, key in found], consistent=False)
+    written = 0
+    for (scope, key), counters in sorted(found.items()):
+        have = distinct.parse((stored.get((scope, key)) or {}).get(distinct.ATTRIBUTE))
+        new = distinct.raising(counters.get(distinct.ATTRIBUTE) or (), have)
+        if new:
+            client().update_item(**update_of(scope, key, {distinct.ATTRIBUTE: new}))
+            written += 1
+    return written
 
 
 def _tracker_key(conversation_id: str) -> Dict[str, Any]:
@@ -220,13 +267,13 @@ def _commit(conversation_id: str, done: int, state: Dict[str, Any], ordered: Lis
 
 def spans(from_ms: int, to_ms: int) -> List[Tuple[str, str]]:
     """Sort-key ranges (inclusive) covering [from, to) (both on 15-minute boundaries): whole UTC
-    days as day items, the edges as 15-minute items. At most 2 x 95 quarter items plus one item
+    days as day items (with their registers items), the edges as 15-minute items. At most 2 x 95 quarter items plus one item
     per day, whatever the traffic."""
     first_day = -(-from_ms // DAY_MS) * DAY_MS
     last_day = to_ms // DAY_MS * DAY_MS
     if first_day >= last_day:
         return [(quarter_key(from_ms), quarter_key(to_ms - 1))] if to_ms > from_ms else []
-    found = [(day_key(first_day), day_key(last_day - 1))]
+    found = [(day_key(first_day), registers_key(last_day - 1))]
     if from_ms < first_day:
         found.append((quarter_key(from_ms), quarter_key(first_day - 1)))
     if last_day < to_ms:
@@ -248,7 +295,7 @@ def items(scope: str, low: str, high: str) -> List[Dict[str, Any]]:
             counters: Dict[str, Any] = {name: int(value["N"]) for name, value in item.items() if "N" in value}
             if distinct.ATTRIBUTE in item:
                 counters[distinct.ATTRIBUTE] = distinct.parse(item[distinct.ATTRIBUTE])
-            counters["_at"] = int(item["sk"]["S"][2:])
+            counters["_at"] = at_of(item["sk"]["S"])
             found.append(counters)
         if not page.get("LastEvaluatedKey"):
             return found

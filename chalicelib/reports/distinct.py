@@ -36,11 +36,7 @@ def register_value(author: str) -> int:
 
 def estimate(values: Iterable[int]) -> int:
     """The number of distinct authors behind a union of register values."""
-    best: Dict[int, int] = {}
-    for value in values:
-        register, rank = divmod(int(value), 64)
-        if rank > best.get(register, 0):
-            best[register] = rank
+    best = maxima(values)
     if not best:
         return 0
     alpha = 0.7213 / (1 + 1.079 / REGISTERS)
@@ -49,6 +45,29 @@ def estimate(values: Iterable[int]) -> int:
     if raw <= 2.5 * REGISTERS and empty:
         return int(round(REGISTERS * math.log(REGISTERS / empty)))
     return int(round(raw))
+
+
+def maxima(values: Iterable[int]) -> Dict[int, int]:
+    """{register: highest rank} of register values: all an estimate depends on."""
+    best: Dict[int, int] = {}
+    for value in values:
+        register, rank = divmod(int(value), 64)
+        if rank > best.get(register, 0):
+            best[register] = rank
+    return best
+
+
+def canonical(values: Iterable[int]) -> set:
+    """The smallest set with the same estimate as `values` (and as any set it was merged from):
+    each register's highest rank. Two sets of registers answer alike exactly when these agree."""
+    return {register * 64 + rank for register, rank in maxima(values).items()}
+
+
+def raising(values: Iterable[int], stored: Iterable[int]) -> set:
+    """Of `values`, the highest rank per register that is above what `stored` holds: the only
+    values that change the estimate of `stored` (empty: adding `values` would change nothing)."""
+    have = maxima(stored)
+    return {register * 64 + rank for register, rank in maxima(values).items() if rank > have.get(register, 0)}
 
 
 def parse(item_value: Optional[dict]) -> set:

@@ -81,9 +81,9 @@ def transact(items: List[Dict[str, Any]]) -> bool:
     return transact_failures(items) is None
 
 
-def get_many(table: str, keys: List[Dict[str, Any]]) -> Dict[Tuple[str, ...], Dict[str, Any]]:
-    """Consistent reads of many items by key, 100 a request (BatchGetItem, unprocessed keys read
-    again): {(key values in the key's attribute order): item}."""
+def get_many(table: str, keys: List[Dict[str, Any]], consistent: bool = True) -> Dict[Tuple[str, ...], Dict[str, Any]]:
+    """Reads of many items by key, 100 a request (BatchGetItem, unprocessed keys read again):
+    {(key values in the key's attribute order): item}."""
     from chalicelib.runtime import runtime
 
     client = runtime.client("dynamodb")
@@ -91,7 +91,7 @@ def get_many(table: str, keys: List[Dict[str, Any]]) -> Dict[Tuple[str, ...], Di
     names = list(keys[0]) if keys else []
     unique = list({tuple(next(iter(k[n].values())) for n in names): k for k in keys}.values())
     for first in range(0, len(unique), 100):
-        request: Dict[str, Any] = {table: {"Keys": unique[first:first + 100], "ConsistentRead": True}}
+        request: Dict[str, Any] = {table: {"Keys": unique[first:first + 100], "ConsistentRead": consistent}}
         for attempt in range(ATTEMPTS * 2):
             page = client.batch_get_item(RequestItems=request)
             for item in page.get("Responses", {}).get(table, []):
