@@ -194,8 +194,11 @@ def outbox_worker(event: Any) -> Dict[str, int]:
     return handle_records(record_dicts(event))
 
 
+# The reports' consumers wait up to a minute for a batch: a batch writes each counter item once,
+# however many records touch it, so at 1M inbound messages a month a 60 s batch costs a quarter of
+# what each record alone does (bench/reports_bench.py; docs/COST.md). Reports lag by that minute.
 @app.on_dynamodb_record(stream_arn=config.stream_arn(config.EVENT_LOG_TABLE), batch_size=100,
-                        name="reports_consumer")
+                        name="reports_consumer", maximum_batching_window_in_seconds=60)
 def reports_consumer(event: Any) -> Dict[str, int]:
     """Reports read the conversation event log's stream: counters per 15 minutes, exactly once."""
     tracing.activate()
@@ -240,7 +243,7 @@ def push_fanout(event: Any) -> Dict[str, int]:
 
 
 @app.on_dynamodb_record(stream_arn=config.stream_arn(config.MESSAGES_TABLE), batch_size=100,
-                        name="reports_messages")
+                        name="reports_messages", maximum_batching_window_in_seconds=60)
 def reports_messages(event: Any) -> Dict[str, int]:
     """Reports read the messages table's stream: volume in and out and unique authors, exactly once."""
     tracing.activate()
