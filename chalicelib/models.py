@@ -166,6 +166,7 @@ class Conversation(Model):
     contact_name = UnicodeAttribute(null=True)
     contact_handle = UnicodeAttribute(null=True)
     contact_platform_id = UnicodeAttribute(null=True)
+    contact_followers = NumberAttribute(null=True)  # the looked-up profile's count (list rows show it)
     status = UnicodeAttribute(default="open")  # open | pending | snoozed | resolved
     status_changed_at = NumberAttribute(null=True)
     cycle_started_at = NumberAttribute(null=True)  # creation, or the reopen after a resolve

@@ -40,6 +40,15 @@ def deliver(inbox, clock, mid, psid=PSID):
     inbox.process()
 
 
+def deliver_instagram(inbox, clock, mid="ig_m_1"):
+    at = int(clock["now"] * 1000)
+    delivery = {"object": "instagram", "entry": [{"id": IG_ACCOUNT, "time": at, "messaging": [
+        {"sender": {"id": IGSID}, "recipient": {"id": IG_ACCOUNT}, "timestamp": at,
+         "message": {"mid": mid, "text": "oi"}}]}]}
+    assert inbox.post_meta(delivery).status_code == 200
+    inbox.process()
+
+
 def profile_calls(platform):
     return [c for c in platform.calls if c.request.method == "GET"]
 
@@ -108,12 +117,7 @@ def test_an_instagram_contact_gets_name_handle_and_followers(world):
     inbox, platform, clock = world
     platform.get(f"{INSTAGRAM_GRAPH}/{IGSID}", json={"name": "Marta Reis", "username": "marta.reis", "follower_count": 1204,
                                            "profile_pic": "https://scontent.cdninstagram.com/v/marta.jpg"})
-    at = int(clock["now"] * 1000)
-    delivery = {"object": "instagram", "entry": [{"id": IG_ACCOUNT, "time": at, "messaging": [
-        {"sender": {"id": IGSID}, "recipient": {"id": IG_ACCOUNT}, "timestamp": at,
-         "message": {"mid": "ig_m_1", "text": "oi"}}]}]}
-    assert inbox.post_meta(delivery).status_code == 200
-    inbox.process()
+    deliver_instagram(inbox, clock)
     conversation = only_conversation(inbox)
     assert (conversation["contact"]["display_name"], conversation["contact"]["handle"]) == ("Marta Reis", "@marta.reis")
     [identity] = inbox.get(f"/api/contacts/{conversation['contact']['id']}")["identities"]
@@ -121,6 +125,21 @@ def test_an_instagram_contact_gets_name_handle_and_followers(world):
     [call] = profile_calls(platform)
     assert "fields=name%2Cusername%2Cprofile_pic%2Cfollower_count" in call.request.url
     assert call.request.headers["Authorization"] == "Bearer ig-login-token"
+
+
+def test_the_conversation_list_shows_the_looked_up_follower_count(world):
+    inbox, platform, clock = world
+    platform.get(f"{INSTAGRAM_GRAPH}/{IGSID}", json={"name": "Marta Reis", "username": "marta.reis",
+                                                     "follower_count": 1204})
+    deliver_instagram(inbox, clock)
+    for sort in ("recent", "due"):
+        [row] = inbox.conversations(status="open", sort=sort)
+        assert (row["contact"]["display_name"], row["contact"]["followers"]) == ("Marta Reis", 1204), sort
+    assert only_conversation(inbox)["contact"]["followers"] == 1204
+    platform.get(f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa"})  # Messenger gives no count
+    deliver(inbox, clock, "m_1")
+    rows = {r["contact"]["display_name"]: r for r in inbox.conversations(status="open")}
+    assert rows["Ana Sousa"]["contact"]["followers"] is None and rows["Marta Reis"]["contact"]["followers"] == 1204
 
 
 def test_hostile_profiles_are_cleaned(world):

@@ -99,6 +99,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
             "display_name": c.get("contact_name") or c.get("contact_handle") or fallback,
             "handle": c.get("contact_handle"),
             "platform_id": c.get("contact_platform_id"),
+            "followers": int(c["contact_followers"]) if c.get("contact_followers") is not None else None,
         },
         "created_at": iso(c.get("created_at")),
         "last_message_at": iso(c.get("last_message_at")),
@@ -258,13 +259,15 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
         if start is not None and "ValidationException" in str(error):
             raise BadQuery("cursor does not belong to this view") from error
         raise
-    if sort == "due" or assignee is not None or sentiment:
-        rows = _full_rows([r.conversation_id for r in rows])
-        if tag:
-            rows = [r for r in rows if tag in (r.tags or [])]
-        if sentiment:
-            rows = [r for r in rows if r.inbound_labels is not None
-                    and r.inbound_labels.as_dict().get("sentiment") == sentiment]
+    # every view reads the page's full rows (one BatchGetItem per page, never per row): the
+    # recent index already projects DynamoDB's maximum of 20 attributes, so the contact's
+    # follower count (contact_followers) cannot ride in it
+    rows = _full_rows([r.conversation_id for r in rows])
+    if tag:
+        rows = [r for r in rows if tag in (r.tags or [])]
+    if sentiment:
+        rows = [r for r in rows if r.inbound_labels is not None
+                and r.inbound_labels.as_dict().get("sentiment") == sentiment]
     return [conversation_json(c) for c in rows], encode_cursor(results.last_evaluated_key, view)
 
 

@@ -250,12 +250,13 @@ def _enrich(event: Any, conversation_id: str) -> str:
     now = runtime.now_ms()
     memory = _memory().get(f"profile:{contact_id}")
     if memory is not None and now - memory[0] < PROFILE_MEMORY_MS:
-        _name_conversation(conversation_id, memory[1], memory[2])
+        _name_conversation(conversation_id, *memory[1:])
         return "remembered"
     contact = get(contact_id)
     if contact is not None and _fresh(contact, now):
-        _remember(f"profile:{contact_id}", (now, contact.display_name, contact.handle))
-        _name_conversation(conversation_id, contact.display_name, contact.handle)
+        known = (contact.display_name, contact.handle, _count(contact.followers))
+        _remember(f"profile:{contact_id}", (now, *known))
+        _name_conversation(conversation_id, *known)
         return "fresh"
     account = find_account(event.channel, event.account_id)
     refs = getattr(account, "credential_refs", None) if account is not None else None
@@ -266,7 +267,8 @@ def _enrich(event: Any, conversation_id: str) -> str:
     except Exception as error:  # noqa: BLE001 - remembered, retried after PROFILE_RETRY_MS
         Contact(contact_id).update(actions=[Contact.profile_failed_at.set(now)], condition=Contact.contact_id.exists())
         _remember(f"profile:{contact_id}", (now, contact.display_name if contact else None,
-                                            contact.handle if contact else None))
+                                            contact.handle if contact else None,
+                                            _count(contact.followers) if contact else None))
         logger.warning("profile lookup failed", extra={"channel": event.channel,
                                                        "error": f"{type(error).__name__}: {error}"[:300]})
         return "failed"
@@ -281,8 +283,9 @@ def _enrich(event: Any, conversation_id: str) -> str:
         if value is not None:
             actions.append(attribute.set(value))
     Contact(contact_id).update(actions=actions)
-    _remember(f"profile:{contact_id}", (now, profile.display_name, profile.handle))
-    store.name_contact(conversation_id, profile.display_name, profile.handle, only_if_unnamed=False)
+    _remember(f"profile:{contact_id}", (now, profile.display_name, profile.handle, profile.followers))
+    store.name_contact(conversation_id, profile.display_name, profile.handle, only_if_unnamed=False,
+                       followers=profile.followers)
     return "looked up"
 
 
@@ -293,14 +296,19 @@ def _fresh(contact: Contact, now: int) -> bool:
     return failed is not None and now - int(failed) < PROFILE_RETRY_MS
 
 
-def _name_conversation(conversation_id: str, name: Optional[str], handle: Optional[str]) -> None:
+def _count(value: Any) -> Optional[int]:
+    return int(value) if value is not None else None
+
+
+def _name_conversation(conversation_id: str, name: Optional[str], handle: Optional[str],
+                       followers: Optional[int] = None) -> None:
     """A known name on a conversation that shows none yet (a new thread of a known contact),
     once per conversation per container."""
     if not name or _memory().get(f"named:{conversation_id}"):
         return
     from chalicelib.inbox import store
 
-    store.name_contact(conversation_id, name, handle, only_if_unnamed=True)
+    store.name_contact(conversation_id, name, handle, only_if_unnamed=True, followers=followers)
     _remember(f"named:{conversation_id}", True)
 
 

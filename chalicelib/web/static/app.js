@@ -753,6 +753,12 @@
     top.append(avatar(c), el('span', 'name', contactName(c)));
     var sub = contactSub(c);
     if (sub) top.append(el('span', 'cid', sub));
+    var followers = c.contact && c.contact.followers;
+    if (typeof followers === 'number') {  // textContent: escaped like every other value here
+      var reach = el('span', 'cid followers', new Intl.NumberFormat(undefined, {notation: 'compact'}).format(followers));
+      reach.title = followers.toLocaleString() + (followers === 1 ? ' follower' : ' followers');
+      top.append(reach);
+    }
     var sla = slaBadge(c.sla);
     if (sla) top.append(sla);
     top.append(relativeTime(c.last_message_at));
