@@ -211,6 +211,8 @@ def test_the_customers_picture_is_served_from_our_origin_with_the_followers_besi
     contact = inbox.get("/api/conversations/" + conversation_id)["contact"]
     [identity] = inbox.get(f"/api/contacts/{contact['id']}")["identities"]
     assert (identity["display_name"], identity["handle"], identity["followers"]) == ("OtherUser", "@OtherUser", 97)
+    [row] = inbox.conversations(status="open")  # the delivery's count rides on the conversation too
+    assert (row["contact"]["display_name"], row["contact"]["followers"]) == ("OtherUser", 97)
 
 
 @responses.activate

@@ -77,6 +77,8 @@ class MessageFacts:
     preview: str
     contact_name: Optional[str] = None
     contact_handle: Optional[str] = None
+    #: the customer's follower count when the delivery carries it (X): list rows show it
+    contact_followers: Optional[int] = None
     #: Short labels an annotator gave a customer message (e.g. ("sentiment", "negative")): the
     #: conversation keeps those of its latest customer message as `inbound_labels` (list filters).
     labels: Tuple[Tuple[str, str], ...] = ()
@@ -235,6 +237,8 @@ def _customer_message(state: State, facts: MessageFacts, policy: SlaPolicy, now:
         change.updates["contact_name"] = facts.contact_name
     if facts.contact_handle and state.get("contact_handle") != facts.contact_handle:
         change.updates["contact_handle"] = facts.contact_handle
+    if facts.contact_followers is not None and state.get("contact_followers") != facts.contact_followers:
+        change.updates["contact_followers"] = facts.contact_followers
     status = state.get("status") or "open"
     if status != "open":
         if (state.get("status_changed_at") or 0) >= at:
@@ -335,6 +339,8 @@ def follow_up(facts: MessageFacts) -> Tuple[Change, List[Guard]]:
         for name, value in (("contact_name", facts.contact_name), ("contact_handle", facts.contact_handle)):
             if value:
                 guards.append(Guard(name, "=", value))
+        if facts.contact_followers is not None:
+            change.updates["contact_followers"] = facts.contact_followers
     else:
         change.updates["last_outbound_at"] = at
         guards += [Guard("awaiting_reply_since", "missing"), Guard("last_outbound_at", "<=", at, or_missing=True)]

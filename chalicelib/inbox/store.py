@@ -162,6 +162,7 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
     facts = rules.MessageFacts(message_id, event.direction, event.sent_at_ms,
                                rules.preview_of(event.text, event.msg_type, removed_at_ms is not None),
                                event.contact.display_name, event.contact.handle,
+                               contact_followers=event.contact.followers if event.direction == "in" else None,
                                labels=tuple(sorted(annotations.labels.items())) if annotations is not None else ())
     state = get(conversation_id)
     if first_attempt and _follow_up(conversation_id, facts, state):
