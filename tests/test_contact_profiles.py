@@ -142,6 +142,63 @@ def test_the_conversation_list_shows_the_looked_up_follower_count(world):
     assert rows["Ana Sousa"]["contact"]["followers"] is None and rows["Marta Reis"]["contact"]["followers"] == 1204
 
 
+def _search(inbox, q):
+    response = inbox.client.http.get("/api/search?q=" + q, headers={"Authorization": "Bearer " + inbox.login_admin()})
+    assert response.status_code == 200, response.body
+    return json.loads(response.body)["items"]
+
+
+def _shown(row):
+    """A list row less what the recency index does not project (bookkeeping the page never
+    shows in a list: the row's version and creation, the SLA policy's id, when a breach was
+    recorded): the views must agree on everything else."""
+    shown = {k: v for k, v in row.items() if k not in ("created_at", "version")}
+    if shown.get("sla"):
+        shown["sla"] = {k: v for k, v in shown["sla"].items() if k not in ("policy_id", "breached_at")}
+    return shown
+
+
+def test_every_list_view_shows_the_same_row_as_the_conversation_itself(world):
+    """The recent view reads its rows from the `team-recent` index (no row read), the deadline,
+    assignee and search views read the rows: contact (name, handle, follower count, id),
+    deadline, SLA and snooze wake-up are the same in each, and as in the conversation's own view."""
+    inbox, platform, clock = world
+    platform.get(f"{INSTAGRAM_GRAPH}/{IGSID}", json={"name": "Marta Reis", "username": "marta.reis",
+                                                     "follower_count": 1204})
+    platform.get(f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa"})
+    platform.get(f"{GRAPH}/6100000000000002", json={"first_name": "Rui", "last_name": "Costa"})
+    deliver_instagram(inbox, clock)
+    deliver(inbox, clock, "m_1")
+    deliver(inbox, clock, "m_2", psid="6100000000000002")
+    rows = {r["contact"]["display_name"]: r for r in inbox.conversations()}
+    until = "2027-01-20T09:00:00.000Z"
+    assert inbox.call("PATCH", f"/api/conversations/{rows['Ana Sousa']['id']}",
+                      {"status": "snoozed", "snoozed_until": until})[0] == 200
+    inbox.set_status(rows["Rui Costa"]["id"], "pending")
+    assert inbox.call("PATCH", f"/api/conversations/{rows['Marta Reis']['id']}", {"assignee": "me"})[0] == 200
+    views = {"open": ("sort=due", "assignee=me"), "snoozed": ("sort=due",), "pending": ("sort=due",)}
+    seen = 0
+    for status, others in views.items():
+        recent = [_shown(r) for r in inbox.conversations(status=status, sort="recent")]
+        assert recent and all(r["status"] == status for r in recent)
+        for query in others:
+            other = inbox.get(f"/api/conversations?status={status}&{query}")["items"]
+            assert [_shown(r) for r in other] == recent, (status, query)
+        for row in recent:
+            whole = _shown(inbox.get("/api/conversations/" + row["id"]))
+            assert {k: whole[k] for k in row} == row, status
+            [found] = [r for r in _search(inbox, row["contact"]["display_name"].split()[0]) if r["id"] == row["id"]]
+            assert _shown(found) == row, status
+            seen += 1
+    assert seen == 3
+    [marta] = inbox.conversations(status="open", sort="recent")
+    assert (marta["contact"]["handle"], marta["contact"]["followers"]) == ("@marta.reis", 1204)
+    assert marta["contact"]["id"].startswith("k_")
+    assert marta["reply_due_at"] is not None and marta["sla"]["due_at"] == marta["reply_due_at"]
+    [ana] = inbox.conversations(status="snoozed", sort="recent")
+    assert ana["snoozed_until"] == until and ana["reply_due_at"] is None and ana["sla"] is None
+
+
 def test_hostile_profiles_are_cleaned(world):
     inbox, platform, clock = world
     platform.get(f"{GRAPH}/{PSID}", json={"first_name": "<script>alert(1)</script>\u202e\x07", "last_name": "x" * 500,

@@ -77,8 +77,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
     c = conversation if isinstance(conversation, dict) else {
         k: v for k, v in conversation.attribute_values.items() if v is not None}
     if "queue" in c and ("team" not in c or "status" not in c):  # a projected index row
-        c = dict(c)
-        c["team"], _, c["status"] = c["queue"].rpartition("#")
+        c = _unfold_index_row(c)
     platform_id = c.get("contact_platform_id") or ""
     channel = c.get("channel") or ""
     fallback = unnamed_contact(channel, platform_id)
@@ -116,6 +115,22 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
         "tags": list(c.get("tags") or []),
         "version": int(c.get("version") or 0),
     }
+
+
+def _unfold_index_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    """A `team-recent` entry shows what the full row shows: team and status from its `queue`
+    key, the reply deadline and the snooze wake-up from `due_sort` (projected instead of both,
+    models.LIST_FIELDS), the contact id from the ids it is made of (inbox.ids.contact_id_for)."""
+    from chalicelib.inbox.ids import contact_id_for
+    from chalicelib.inbox.rules import deadlines_of
+
+    c = dict(row)
+    c["team"], _, c["status"] = c["queue"].rpartition("#")
+    if "due_sort" in c:
+        c.update({k: v for k, v in deadlines_of(c["status"], c["due_sort"]).items() if v is not None})
+    if "contact_id" not in c and c.get("channel") and c.get("account_id") and c.get("contact_platform_id"):
+        c["contact_id"] = contact_id_for(c["channel"], c["account_id"], c["contact_platform_id"])
+    return c
 
 
 def sla_json(c: Dict[str, Any]) -> Optional[Dict[str, Any]]:
@@ -259,15 +274,13 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
         if start is not None and "ValidationException" in str(error):
             raise BadQuery("cursor does not belong to this view") from error
         raise
-    # every view reads the page's full rows (one BatchGetItem per page, never per row): the
-    # recent index already projects DynamoDB's maximum of 20 attributes, so the contact's
-    # follower count (contact_followers) cannot ride in it
-    rows = _full_rows([r.conversation_id for r in rows])
-    if tag:
-        rows = [r for r in rows if tag in (r.tags or [])]
-    if sentiment:
-        rows = [r for r in rows if r.inbound_labels is not None
-                and r.inbound_labels.as_dict().get("sentiment") == sentiment]
+    if sort == "due" or assignee is not None or sentiment:
+        rows = _full_rows([r.conversation_id for r in rows])
+        if tag:
+            rows = [r for r in rows if tag in (r.tags or [])]
+        if sentiment:
+            rows = [r for r in rows if r.inbound_labels is not None
+                    and r.inbound_labels.as_dict().get("sentiment") == sentiment]
     return [conversation_json(c) for c in rows], encode_cursor(results.last_evaluated_key, view)
 
 

@@ -149,6 +149,16 @@ def derived_keys(state: State) -> Dict[str, Any]:
             "due_sort": due_sort}
 
 
+def deadlines_of(status: str, due_sort: Any) -> Dict[str, Optional[int]]:
+    """What `derived_keys` folded into `due_sort`, unfolded: an open conversation's reply deadline
+    and a snoozed one's wake-up (no other status keeps either). The recency index projects
+    `due_sort` instead of both (models.LIST_FIELDS: DynamoDB projects at most 20 attributes per
+    index), so its rows show what the full rows show."""
+    due = int(due_sort) if due_sort is not None and int(due_sort) < NO_DEADLINE else None
+    return {"reply_due_at": due if status == "open" else None,
+            "snoozed_until": due if status == "snoozed" else None}
+
+
 def apply(state: State, change: Change) -> Dict[str, Any]:
     """The state after a change (what the store's write leaves in DynamoDB)."""
     after = dict(state)
