@@ -54,7 +54,7 @@ def profile_calls(platform):
 
 
 def only_conversation(inbox):
-    """The one conversation, in full (list rows project no contact id)."""
+    """The one conversation, in full."""
     [row] = inbox.conversations()
     return inbox.get("/api/conversations/" + row["id"])
 
