@@ -183,6 +183,17 @@ def analytics_snapshot(event: Any) -> Dict[str, Any]:
     return snapshot.run()
 
 
+@app.schedule(Rate(15, unit=Rate.MINUTES), name="profile_refresher")
+def profile_refresher(event: Any) -> Dict[str, int]:
+    """Customers' profiles (names, pictures, follower counts) looked up again a week after the
+    last lookup while they keep writing, and failed lookups retried with backoff: bounded per
+    run, read from a sparse index (chalicelib.inbox.contacts.refresh_due_profiles)."""
+    tracing.activate(http=True)
+    from chalicelib.inbox.contacts import refresh_due_profiles
+
+    return refresh_due_profiles()
+
+
 @app.on_sqs_message(queue=config.queue_name("outbox"), batch_size=1, name="outbox_worker")
 def outbox_worker(event: Any) -> Dict[str, int]:
     """Send queued replies through their channel's adapter (one per invocation: a send may take

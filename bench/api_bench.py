@@ -138,6 +138,10 @@ def _seed(bench: Any, start: int, count: int, now: int, rng: random.Random) -> f
             facts = rules.MessageFacts(message_id=f"m_seed_{i}", direction="in", at=at,
                                        preview=f"Hi! My order #{4400 + i % 1000} arrived cold, can you help?")
             item = rules.new_conversation(ids, facts, rules.DEFAULT_TEAM, policy, at)
+            # what the profile lookup leaves on a conversation (chalicelib.inbox.contacts): a page
+            # of rows is sized as in production, names, handles and follower counts included
+            item.update({"contact_name": f"Customer {i} Lastname", "contact_handle": f"customer.{i}",
+                         "contact_followers": rng.randint(0, 50_000)})
             draw = rng.random()
             label = next(lbl for edge, lbl in cumulative if draw < edge or edge == cumulative[-1][0])
             due = now + rng.randint(60_000, 3_600_000)

@@ -27,7 +27,7 @@ from pynamodb.attributes import (
     NumberAttribute,
     UnicodeAttribute,
 )
-from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection
+from pynamodb.indexes import GlobalSecondaryIndex, IncludeProjection, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib import config
@@ -75,6 +75,17 @@ class ChannelAccount(Model):
         return f"{channel}#{platform_account_id}"
 
 
+class ContactsByProfileDue(GlobalSecondaryIndex):
+    """Sparse: the contacts whose looked-up profile is kept fresh (chalicelib.inbox.contacts),
+    by when the next lookup is due (the weekly refresh, or a failed lookup's retry). Only
+    contacts of customers who wrote lately have the key, so the sweep's Query reads only what
+    is due. Keys only: the sweep reads the few contacts it acts on."""
+
+    Meta = _index_meta("profile-due", KeysOnlyProjection())
+    profile_due = UnicodeAttribute(hash_key=True)  # "due": the one key value
+    profile_due_at = NumberAttribute(range_key=True)
+
+
 class Contact(Model):
     """A person as one platform identity (Messenger PSIDs are per page, so per account).
 
@@ -100,14 +111,23 @@ class Contact(Model):
     followers = NumberAttribute(null=True)
     profile_checked_at = NumberAttribute(null=True)
     profile_failed_at = NumberAttribute(null=True)
+    profile_failures = NumberAttribute(null=True)  # failed lookups in a row (the retry backs off)
+    # The sparse `profile-due` index's key: set while the sweep keeps this profile fresh.
+    profile_due = UnicodeAttribute(null=True)
+    profile_due_at = NumberAttribute(null=True)
+
+    by_profile_due = ContactsByProfileDue()
 
 
 # What a list row shows: projected into the recency index so the team view is one Query.
+# DynamoDB projects at most 20 attributes per index: team and status are in the `queue` key, and
+# `due_sort` stands for both the reply deadline (open) and the snooze wake-up (snoozed), which is
+# what it is made of (rules.derived_keys; views unfold it with rules.deadlines_of).
 LIST_FIELDS = (
     "channel", "account_id", "thread_kind", "subject", "contact_name", "contact_handle", "contact_platform_id",
-    "assignee", "last_message_preview", "last_message_direction", "awaiting_reply_since", "reply_due_at",
-    "warn_at", "snoozed_until", "message_count", "unread_count", "priority", "tags", "first_response_at", "sla_state",
-)  # team and status are in the `queue` key; DynamoDB allows at most 20 projected attributes
+    "contact_followers", "assignee", "last_message_preview", "last_message_direction", "awaiting_reply_since",
+    "due_sort", "warn_at", "message_count", "unread_count", "priority", "tags", "first_response_at", "sla_state",
+)
 # What the deadline views need to pick and order work: none of it changes while a customer sends
 # follow-ups, so those messages never touch the deadline indexes (write cost, see README).
 DEADLINE_FIELDS = ("channel", "status", "assignee", "team", "awaiting_reply_since", "reply_due_at", "warn_at",
@@ -166,6 +186,7 @@ class Conversation(Model):
     contact_name = UnicodeAttribute(null=True)
     contact_handle = UnicodeAttribute(null=True)
     contact_platform_id = UnicodeAttribute(null=True)
+    contact_followers = NumberAttribute(null=True)  # the looked-up profile's count (list rows show it)
     status = UnicodeAttribute(default="open")  # open | pending | snoozed | resolved
     status_changed_at = NumberAttribute(null=True)
     cycle_started_at = NumberAttribute(null=True)  # creation, or the reopen after a resolve

@@ -13,7 +13,7 @@ import os
 from tests.helpers import fixture_bytes, fixture_json
 from tests.test_attachments_channels import BOT_TOKEN, PDF, X_ACCOUNT, send_queued, stored_objects, telegram_dm
 from tests.test_web_inbox import XSS, browser, needs_chromium, served  # noqa: F401
-from tests.test_workspace_browser import _clean, _click_row, _open
+from tests.test_workspace_browser import ROWS, _clean, _click_row, _open
 
 pytestmark = needs_chromium
 
@@ -120,9 +120,31 @@ def test_the_list_thread_and_contact_panel_show_the_customers_picture_and_follow
         page.wait_for("document.querySelectorAll('.av img').length >= 2")  # the list row and the thread head
         sources = page.js("[...document.querySelectorAll('.av img')].map(i => i.src)")
         assert all(src.startswith("blob:") for src in sources)  # from our origin, never twimg.com
+        row = page.js(f"[...{ROWS}].find(r => r.textContent.includes('OtherUser')).querySelector('.followers')")
+        assert row is not None
+        assert page.js(f"[...{ROWS}].find(r => r.textContent.includes('OtherUser'))"
+                       ".querySelector('.followers').title") == "97 followers"  # the list row, from the list's own read
         page.wait_for("document.querySelector('#thread-head .followers').textContent === '97 followers'")
         assert "@OtherUser" in page.js("document.getElementById('thread-head').textContent")
         page.wait_for("document.getElementById('identities').textContent.includes('97 followers')")
         assert [c.request.url for c in platform.calls] == [X_PICTURE]  # asked once for both places
         assert conversation_id in " ".join(path for _, path in served.requests if "picture" in path)
         _clean(page)
+
+
+def test_a_linkedin_member_without_a_permitted_name_is_linkedin_member_in_list_thread_and_panel(inbox, served, browser):
+    """LinkedIn gives a member's name only where the organization may see it: otherwise the page
+    says "LinkedIn member" everywhere and never shows the member's URN."""
+    from tests.test_names_browser import _record
+
+    _record("linkedin", "urn:li:person:zLqTygBP8S", "Great post!", "comment", "urn:li:activity:7100000000000000002")
+    page = browser
+    _open(inbox, served, page)
+    _click_row(page, "LinkedIn member")
+    page.wait_for("document.getElementById('identities').textContent.includes('LinkedIn member')")
+    shown = {part: page.js(f"document.querySelector({part!r}).innerText")
+             for part in ("#conversations", "#thread-head", "#contact")}
+    assert all("LinkedIn member" in text for text in shown.values()), shown
+    assert page.js("document.getElementById('contact-name').textContent") == "LinkedIn member"
+    assert "urn:" not in page.js("document.body.innerText")
+    _clean(page)

@@ -40,12 +40,21 @@ def deliver(inbox, clock, mid, psid=PSID):
     inbox.process()
 
 
+def deliver_instagram(inbox, clock, mid="ig_m_1"):
+    at = int(clock["now"] * 1000)
+    delivery = {"object": "instagram", "entry": [{"id": IG_ACCOUNT, "time": at, "messaging": [
+        {"sender": {"id": IGSID}, "recipient": {"id": IG_ACCOUNT}, "timestamp": at,
+         "message": {"mid": mid, "text": "oi"}}]}]}
+    assert inbox.post_meta(delivery).status_code == 200
+    inbox.process()
+
+
 def profile_calls(platform):
     return [c for c in platform.calls if c.request.method == "GET"]
 
 
 def only_conversation(inbox):
-    """The one conversation, in full (list rows project no contact id)."""
+    """The one conversation, in full."""
     [row] = inbox.conversations()
     return inbox.get("/api/conversations/" + row["id"])
 
@@ -108,12 +117,7 @@ def test_an_instagram_contact_gets_name_handle_and_followers(world):
     inbox, platform, clock = world
     platform.get(f"{INSTAGRAM_GRAPH}/{IGSID}", json={"name": "Marta Reis", "username": "marta.reis", "follower_count": 1204,
                                            "profile_pic": "https://scontent.cdninstagram.com/v/marta.jpg"})
-    at = int(clock["now"] * 1000)
-    delivery = {"object": "instagram", "entry": [{"id": IG_ACCOUNT, "time": at, "messaging": [
-        {"sender": {"id": IGSID}, "recipient": {"id": IG_ACCOUNT}, "timestamp": at,
-         "message": {"mid": "ig_m_1", "text": "oi"}}]}]}
-    assert inbox.post_meta(delivery).status_code == 200
-    inbox.process()
+    deliver_instagram(inbox, clock)
     conversation = only_conversation(inbox)
     assert (conversation["contact"]["display_name"], conversation["contact"]["handle"]) == ("Marta Reis", "@marta.reis")
     [identity] = inbox.get(f"/api/contacts/{conversation['contact']['id']}")["identities"]
@@ -121,6 +125,194 @@ def test_an_instagram_contact_gets_name_handle_and_followers(world):
     [call] = profile_calls(platform)
     assert "fields=name%2Cusername%2Cprofile_pic%2Cfollower_count" in call.request.url
     assert call.request.headers["Authorization"] == "Bearer ig-login-token"
+
+
+def test_the_conversation_list_shows_the_looked_up_follower_count(world):
+    inbox, platform, clock = world
+    platform.get(f"{INSTAGRAM_GRAPH}/{IGSID}", json={"name": "Marta Reis", "username": "marta.reis",
+                                                     "follower_count": 1204})
+    deliver_instagram(inbox, clock)
+    for sort in ("recent", "due"):
+        [row] = inbox.conversations(status="open", sort=sort)
+        assert (row["contact"]["display_name"], row["contact"]["followers"]) == ("Marta Reis", 1204), sort
+    assert only_conversation(inbox)["contact"]["followers"] == 1204
+    platform.get(f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa"})  # Messenger gives no count
+    deliver(inbox, clock, "m_1")
+    rows = {r["contact"]["display_name"]: r for r in inbox.conversations(status="open")}
+    assert rows["Ana Sousa"]["contact"]["followers"] is None and rows["Marta Reis"]["contact"]["followers"] == 1204
+
+
+def _search(inbox, q):
+    response = inbox.client.http.get("/api/search?q=" + q, headers={"Authorization": "Bearer " + inbox.login_admin()})
+    assert response.status_code == 200, response.body
+    return json.loads(response.body)["items"]
+
+
+def _shown(row):
+    """A list row less what the recency index does not project (bookkeeping the page never
+    shows in a list: the row's version and creation, the SLA policy's id, when a breach was
+    recorded): the views must agree on everything else."""
+    shown = {k: v for k, v in row.items() if k not in ("created_at", "version")}
+    if shown.get("sla"):
+        shown["sla"] = {k: v for k, v in shown["sla"].items() if k not in ("policy_id", "breached_at")}
+    return shown
+
+
+def test_every_list_view_shows_the_same_row_as_the_conversation_itself(world):
+    """The recent view reads its rows from the `team-recent` index (no row read), the deadline,
+    assignee and search views read the rows: contact (name, handle, follower count, id),
+    deadline, SLA and snooze wake-up are the same in each, and as in the conversation's own view."""
+    inbox, platform, clock = world
+    platform.get(f"{INSTAGRAM_GRAPH}/{IGSID}", json={"name": "Marta Reis", "username": "marta.reis",
+                                                     "follower_count": 1204})
+    platform.get(f"{GRAPH}/{PSID}", json={"first_name": "Ana", "last_name": "Sousa"})
+    platform.get(f"{GRAPH}/6100000000000002", json={"first_name": "Rui", "last_name": "Costa"})
+    deliver_instagram(inbox, clock)
+    deliver(inbox, clock, "m_1")
+    deliver(inbox, clock, "m_2", psid="6100000000000002")
+    rows = {r["contact"]["display_name"]: r for r in inbox.conversations()}
+    until = "2027-01-20T09:00:00.000Z"
+    assert inbox.call("PATCH", f"/api/conversations/{rows['Ana Sousa']['id']}",
+                      {"status": "snoozed", "snoozed_until": until})[0] == 200
+    inbox.set_status(rows["Rui Costa"]["id"], "pending")
+    assert inbox.call("PATCH", f"/api/conversations/{rows['Marta Reis']['id']}", {"assignee": "me"})[0] == 200
+    views = {"open": ("sort=due", "assignee=me"), "snoozed": ("sort=due",), "pending": ("sort=due",)}
+    seen = 0
+    for status, others in views.items():
+        recent = [_shown(r) for r in inbox.conversations(status=status, sort="recent")]
+        assert recent and all(r["status"] == status for r in recent)
+        for query in others:
+            other = inbox.get(f"/api/conversations?status={status}&{query}")["items"]
+            assert [_shown(r) for r in other] == recent, (status, query)
+        for row in recent:
+            whole = _shown(inbox.get("/api/conversations/" + row["id"]))
+            assert {k: whole[k] for k in row} == row, status
+            [found] = [r for r in _search(inbox, row["contact"]["display_name"].split()[0]) if r["id"] == row["id"]]
+            assert _shown(found) == row, status
+            seen += 1
+    assert seen == 3
+    [marta] = inbox.conversations(status="open", sort="recent")
+    assert (marta["contact"]["handle"], marta["contact"]["followers"]) == ("@marta.reis", 1204)
+    assert marta["contact"]["id"].startswith("k_")
+    assert marta["reply_due_at"] is not None and marta["sla"]["due_at"] == marta["reply_due_at"]
+    [ana] = inbox.conversations(status="snoozed", sort="recent")
+    assert ana["snoozed_until"] == until and ana["reply_due_at"] is None and ana["sla"] is None
+
+
+# --- the sweep: weekly refresh and retries, bounded per run (app.profile_refresher) ----------------
+
+DAY = 24 * 3600
+PSIDS = [f"61000000000001{i:02d}" for i in range(5)]
+
+
+def sweep(inbox, clock):
+    """One run of the schedule, as EventBridge invokes it."""
+    import datetime as dt
+
+    from chalicelib.local.runners import scheduled_event
+
+    at = dt.datetime.fromtimestamp(clock["now"], tz=dt.timezone.utc)
+    return inbox.app.profile_refresher(scheduled_event("profile_refresher", at), None)
+
+
+def customers_write(inbox, clock, platform, psids, tag="a"):
+    """Each customer writes once (one delivery), their profiles answered as 'Name <psid's last digits>'."""
+    for psid in psids:
+        if not any(getattr(m, "url", "").startswith(f"{GRAPH}/{psid}") for m in platform.registered()):
+            platform.get(f"{GRAPH}/{psid}", json={"first_name": "Name", "last_name": psid[-2:]})
+    at = int(clock["now"] * 1000)
+    items = [messenger(f"m_{tag}_{psid}", psid, at, "hello") for psid in psids]
+    assert inbox.post_meta(page_delivery(*items, time_ms=at)).status_code == 200
+    inbox.process()
+
+
+def lookups_of(platform, psid):
+    return [c for c in profile_calls(platform) if c.request.url.split("?")[0] == f"{GRAPH}/{psid}"]
+
+
+def shown_names(inbox):
+    return {r["contact"]["platform_id"]: r["contact"]["display_name"] for r in inbox.conversations(limit="100")}
+
+
+def test_the_sweep_refreshes_week_old_profiles_of_active_customers_and_leaves_fresh_ones(world):
+    inbox, platform, clock = world
+    customers_write(inbox, clock, platform, PSIDS[:1])
+    clock["now"] += 3 * DAY
+    customers_write(inbox, clock, platform, PSIDS[1:2])
+    platform.replace(responses.GET, f"{GRAPH}/{PSIDS[0]}", json={"first_name": "Name", "last_name": "Renamed",
+                                                                 "profile_pic": "https://platform-lookaside.fbsbx.com/p/new.jpg"})
+    assert sweep(inbox, clock)["due"] == 0  # nobody's week is over
+    clock["now"] += 4 * DAY + 60
+    stats = sweep(inbox, clock)
+    assert (stats["due"], stats["looked up"]) == (1, 1), stats
+    assert (len(lookups_of(platform, PSIDS[0])), len(lookups_of(platform, PSIDS[1]))) == (2, 1)
+    assert shown_names(inbox) == {PSIDS[0]: "Name Renamed", PSIDS[1]: "Name 01"}  # the list row too
+    [row] = [r for r in inbox.conversations() if r["contact"]["platform_id"] == PSIDS[0]]
+    contact_id = row["contact"]["id"]
+    [identity] = inbox.get(f"/api/contacts/{contact_id}")["identities"]
+    assert identity["avatar_url"] == "https://platform-lookaside.fbsbx.com/p/new.jpg"
+    assert [r["contact"]["platform_id"] for r in _search(inbox, "renamed")] == [PSIDS[0]]
+    assert sweep(inbox, clock)["due"] == 0  # done until next week
+    clock["now"] += 3 * DAY
+    assert sweep(inbox, clock)["looked up"] == 1 and len(lookups_of(platform, PSIDS[1])) == 2
+
+
+def test_customers_who_went_quiet_leave_the_sweep_until_they_write_again(world):
+    inbox, platform, clock = world
+    customers_write(inbox, clock, platform, PSIDS[:1])
+    clock["now"] += 31 * DAY
+    stats = sweep(inbox, clock)
+    assert (stats["due"], stats["inactive"], stats["looked up"]) == (1, 1, 0), stats
+    assert sweep(inbox, clock)["due"] == 0 and len(lookups_of(platform, PSIDS[0])) == 1
+    customers_write(inbox, clock, platform, PSIDS[:1], tag="b")  # back: looked up on the message
+    assert len(lookups_of(platform, PSIDS[0])) == 2
+    clock["now"] += 7 * DAY + 60
+    assert sweep(inbox, clock)["looked up"] == 1 and len(lookups_of(platform, PSIDS[0])) == 3
+
+
+def test_a_failed_refresh_is_retried_with_backoff_and_never_blocks_the_conversation(world):
+    inbox, platform, clock = world
+    customers_write(inbox, clock, platform, PSIDS[:1])
+    platform.replace(responses.GET, f"{GRAPH}/{PSIDS[0]}", status=500, body="")
+    clock["now"] += 7 * DAY + 60
+    assert sweep(inbox, clock)["failed"] == 1
+    tries = [len(lookups_of(platform, PSIDS[0]))]
+    customers_write(inbox, clock, platform, PSIDS[:1], tag="b")  # stored; the lookup waits for its retry
+    [row] = inbox.conversations()
+    assert (row["contact"]["display_name"], row["message_count"]) == ("Name 00", 2)
+    for minutes in (30, 31, 90, 31):  # retries 1 h after the first failure, then 2 h after the second
+        clock["now"] += minutes * 60
+        sweep(inbox, clock)
+        tries.append(len(lookups_of(platform, PSIDS[0])))
+    assert tries == [2, 2, 3, 3, 4]
+    platform.replace(responses.GET, f"{GRAPH}/{PSIDS[0]}", json={"first_name": "Name", "last_name": "Back"})
+    clock["now"] += 4 * 3600
+    assert sweep(inbox, clock)["looked up"] == 1
+    assert shown_names(inbox) == {PSIDS[0]: "Name Back"}
+    clock["now"] += 6 * DAY  # and weekly again once it worked
+    assert sweep(inbox, clock)["due"] == 0
+
+
+def test_a_sweep_run_is_bounded_in_time_and_count_the_rest_left_for_the_next(world, monkeypatch):
+    from chalicelib.inbox import contacts
+
+    inbox, platform, clock = world
+    customers_write(inbox, clock, platform, PSIDS)
+    clock["now"] += 7 * DAY + 60
+
+    def slow(request):  # each lookup takes 8 s of the run's 20
+        clock["now"] += 8
+        return 200, {}, json.dumps({"first_name": "Slow", "last_name": request.url.split("?")[0][-2:]})
+
+    for psid in PSIDS:
+        platform.remove(responses.GET, f"{GRAPH}/{psid}")
+        platform.add_callback(responses.GET, f"{GRAPH}/{psid}", callback=slow)
+    stats = sweep(inbox, clock)
+    assert (stats["due"], stats["looked up"], stats["left for later"]) == (5, 3, 2), stats
+    monkeypatch.setattr(contacts, "SWEEP_MAX", 1)
+    assert (sweep(inbox, clock)["looked up"], sweep(inbox, clock)["looked up"], sweep(inbox, clock)["due"]) == (1, 1, 0)
+    assert len(profile_calls(platform)) == 10  # each customer once on the message, once by the sweep
+    assert set(shown_names(inbox).values()) == {f"Slow {p[-2:]}" for p in PSIDS}
 
 
 def test_hostile_profiles_are_cleaned(world):
@@ -192,6 +384,8 @@ def test_the_customers_picture_is_served_from_our_origin_with_the_followers_besi
     contact = inbox.get("/api/conversations/" + conversation_id)["contact"]
     [identity] = inbox.get(f"/api/contacts/{contact['id']}")["identities"]
     assert (identity["display_name"], identity["handle"], identity["followers"]) == ("OtherUser", "@OtherUser", 97)
+    [row] = inbox.conversations(status="open")  # the delivery's count rides on the conversation too
+    assert (row["contact"]["display_name"], row["contact"]["followers"]) == ("OtherUser", 97)
 
 
 @responses.activate

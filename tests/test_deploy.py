@@ -162,6 +162,7 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
                          "socialinbox-dev-sla_sweeper": [], "socialinbox-dev-routing_sweeper": [],
                          "socialinbox-dev-staffing_sampler": [], "socialinbox-dev-listening_poller": [],
                          "socialinbox-dev-reports_consumer": [], "socialinbox-dev-analytics_snapshot": [],
+                         "socialinbox-dev-profile_refresher": [],
                          "socialinbox-dev-push_fanout": [], "socialinbox-dev-reports_messages": []}
     enabled = {name for name, f in functions.items()
                if f["Properties"]["Environment"]["Variables"].get(deploy.PARTIAL_BATCH_ENV) == "true"}

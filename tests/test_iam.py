@@ -640,6 +640,22 @@ def _exercise(inbox) -> None:
         with inbox.recorder.during("analytics_snapshot"):
             stats = inbox.app.analytics_snapshot(_scheduled_event("analytics_snapshot"), None)
             assert stats["accounts"] >= 3 and stats["days"] > 0 and stats["failed"] == 0, stats
+    # Customers' profiles: a Messenger customer's weekly refresh is due (the contact as its last
+    # lookup left it); the sweep looks it up again (Graph faked; the Page token from SSM).
+    from chalicelib.models import Contact
+
+    customer = next(c for c in Contact.scan() if c.channel == "messenger")
+    Contact(customer.contact_id).update(actions=[Contact.profile_checked_at.set(1), Contact.profile_due.set("due"),
+                                                 Contact.profile_due_at.set(1)])
+    os.environ["PROFILE_LOOKUPS"] = "on"
+    try:
+        with responses.RequestsMock() as graph:
+            graph.add("GET", f"{GRAPH}/{customer.platform_user_id}", json={"first_name": "Ana", "last_name": "Refreshed"})
+            with inbox.recorder.during("profile_refresher"):
+                stats = inbox.app.profile_refresher(_scheduled_event("profile_refresher"), None)
+                assert stats["looked up"] == 1, stats
+    finally:
+        del os.environ["PROFILE_LOOKUPS"]
 
 
 

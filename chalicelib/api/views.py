@@ -77,8 +77,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
     c = conversation if isinstance(conversation, dict) else {
         k: v for k, v in conversation.attribute_values.items() if v is not None}
     if "queue" in c and ("team" not in c or "status" not in c):  # a projected index row
-        c = dict(c)
-        c["team"], _, c["status"] = c["queue"].rpartition("#")
+        c = _unfold_index_row(c)
     platform_id = c.get("contact_platform_id") or ""
     channel = c.get("channel") or ""
     fallback = unnamed_contact(channel, platform_id)
@@ -99,6 +98,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
             "display_name": c.get("contact_name") or c.get("contact_handle") or fallback,
             "handle": c.get("contact_handle"),
             "platform_id": c.get("contact_platform_id"),
+            "followers": int(c["contact_followers"]) if c.get("contact_followers") is not None else None,
         },
         "created_at": iso(c.get("created_at")),
         "last_message_at": iso(c.get("last_message_at")),
@@ -115,6 +115,22 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
         "tags": list(c.get("tags") or []),
         "version": int(c.get("version") or 0),
     }
+
+
+def _unfold_index_row(row: Dict[str, Any]) -> Dict[str, Any]:
+    """A `team-recent` entry shows what the full row shows: team and status from its `queue`
+    key, the reply deadline and the snooze wake-up from `due_sort` (projected instead of both,
+    models.LIST_FIELDS), the contact id from the ids it is made of (inbox.ids.contact_id_for)."""
+    from chalicelib.inbox.ids import contact_id_for
+    from chalicelib.inbox.rules import deadlines_of
+
+    c = dict(row)
+    c["team"], _, c["status"] = c["queue"].rpartition("#")
+    if "due_sort" in c:
+        c.update({k: v for k, v in deadlines_of(c["status"], c["due_sort"]).items() if v is not None})
+    if "contact_id" not in c and c.get("channel") and c.get("account_id") and c.get("contact_platform_id"):
+        c["contact_id"] = contact_id_for(c["channel"], c["account_id"], c["contact_platform_id"])
+    return c
 
 
 def sla_json(c: Dict[str, Any]) -> Optional[Dict[str, Any]]:

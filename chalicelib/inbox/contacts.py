@@ -214,16 +214,23 @@ class _links_transaction:
 # --- profiles: real names and pictures for platforms whose messages carry none ---------------------
 
 PROFILE_REFRESH_MS = 7 * 24 * 3600_000  # a profile is looked up again weekly
-PROFILE_RETRY_MS = 3600_000  # a failed lookup is tried again after an hour
+PROFILE_RETRY_MS = 3600_000  # a failed lookup is tried again after an hour, then 2, 4, ... hours
+PROFILE_RETRY_MAX_MS = 24 * 3600_000  # at most a day apart however often it failed
+PROFILE_ACTIVE_MS = 30 * 24 * 3600_000  # the sweep keeps refreshing customers who wrote within this
 PROFILE_MEMORY_MS = 3600_000  # per container: a contact just handled is not read again for an hour
+PROFILE_SHOWN_ON = 3  # a refreshed profile is shown on the contact's newest conversations
+PROFILE_DUE = "due"  # the one key value of the sparse `profile-due` index
+SWEEP_MAX = 50  # profiles a sweep run looks up at most
+SWEEP_BUDGET_MS = 20_000  # and for at most this long (the function's timeout is 30 s)
 
 
 def enrich(event: Any, conversation_id: str) -> str:
     """After a customer's message is stored (never on the webhook's path): look the contact's
     profile up with the account's token when the platform's messages carry no name (Messenger,
-    Instagram DMs), at most weekly, and show the name on the conversation. Never raises: a failed
-    lookup is logged, remembered on the contact and retried later; the message is already stored.
-    Returns what happened (for logs and tests)."""
+    Instagram DMs, LinkedIn), at most weekly, and show the name on the conversation. Never raises:
+    a failed lookup is logged, remembered on the contact and retried later (by the next message
+    or the sweep, `refresh_due_profiles`); the message is already stored. Returns what happened
+    (for logs and tests)."""
     from chalicelib.logs import logger
 
     try:
@@ -235,12 +242,7 @@ def enrich(event: Any, conversation_id: str) -> str:
 
 
 def _enrich(event: Any, conversation_id: str) -> str:
-    from chalicelib.accounts import find_account
-    from chalicelib.channels import adapter_for_channel
-    from chalicelib.channels.base import account_secrets
-    from chalicelib.inbox import store
     from chalicelib.inbox.ids import contact_id_for
-    from chalicelib.logs import logger
 
     if event.direction != "in" or event.contact.display_name:
         return "named by the platform"
@@ -250,58 +252,167 @@ def _enrich(event: Any, conversation_id: str) -> str:
     now = runtime.now_ms()
     memory = _memory().get(f"profile:{contact_id}")
     if memory is not None and now - memory[0] < PROFILE_MEMORY_MS:
-        _name_conversation(conversation_id, memory[1], memory[2])
+        _show_on_new(conversation_id, memory[1])
         return "remembered"
     contact = get(contact_id)
-    if contact is not None and _fresh(contact, now):
-        _remember(f"profile:{contact_id}", (now, contact.display_name, contact.handle))
-        _name_conversation(conversation_id, contact.display_name, contact.handle)
+    if contact is not None and now < _next_lookup_at(contact):
+        _remember(f"profile:{contact_id}", (now, _shown(contact)))
+        _show_on_new(conversation_id, _shown(contact))
         return "fresh"
-    account = find_account(event.channel, event.account_id)
+    outcome, shown = _look_up(contact, contact_id, event.channel, event.account_id, event.contact.platform_user_id,
+                              now, active=True)
+    before = _shown(contact)
+    if outcome == "looked up" and not _show(conversation_id, shown, only_if_unnamed=True, renamed=True, now=now) \
+            and shown != before:  # named already, by an older profile
+        _show(conversation_id, shown, only_if_unnamed=False, renamed=shown[:2] != before[:2], now=now)
+    return outcome
+
+
+Shown = Tuple[Optional[str], Optional[str], Optional[int]]  # name, handle, followers
+
+
+def _shown(contact: Optional[Contact]) -> Shown:
+    if contact is None:
+        return (None, None, None)
+    return (contact.display_name, contact.handle, int(contact.followers) if contact.followers is not None else None)
+
+
+def _next_lookup_at(contact: Contact) -> int:
+    """A week after the last lookup; after a failure, an hour later, doubling with each failure
+    in a row up to a day."""
+    checked, failed = contact.profile_checked_at, contact.profile_failed_at
+    if failed is not None and (checked is None or int(failed) >= int(checked)):
+        return int(failed) + retry_delay(int(contact.profile_failures or 1))
+    return int(checked) + PROFILE_REFRESH_MS if checked is not None else 0
+
+
+def retry_delay(failures: int) -> int:
+    """How long after its `failures`-th failure in a row a lookup is tried again."""
+    return min(PROFILE_RETRY_MS * 2 ** max(0, min(failures, 32) - 1), PROFILE_RETRY_MAX_MS)
+
+
+def _look_up(contact: Optional[Contact], contact_id: str, channel: str, account_id: str, user_id: str, now: int,
+             active: bool) -> Tuple[str, Shown]:
+    """One profile lookup with the account's token, recorded on the contact with when the next
+    one is due (the sparse `profile-due` index the sweep reads). `active`: a message just
+    arrived (the customer's activity is noted; the sweep's own lookups note none)."""
+    from chalicelib.accounts import find_account
+    from chalicelib.channels import adapter_for_channel
+    from chalicelib.channels.base import account_secrets
+    from chalicelib.logs import logger
+
+    account = find_account(channel, account_id)
     refs = getattr(account, "credential_refs", None) if account is not None else None
     refs = refs.as_dict() if hasattr(refs, "as_dict") else (refs or {})
     try:
-        profile = adapter_for_channel(event.channel).fetch_profile(
-            event.channel, event.account_id, event.contact.platform_user_id, account_secrets(refs), runtime.http())
-    except Exception as error:  # noqa: BLE001 - remembered, retried after PROFILE_RETRY_MS
-        Contact(contact_id).update(actions=[Contact.profile_failed_at.set(now)], condition=Contact.contact_id.exists())
-        _remember(f"profile:{contact_id}", (now, contact.display_name if contact else None,
-                                            contact.handle if contact else None))
-        logger.warning("profile lookup failed", extra={"channel": event.channel,
+        profile = adapter_for_channel(channel).fetch_profile(channel, account_id, user_id, account_secrets(refs),
+                                                             runtime.http())
+    except Exception as error:  # noqa: BLE001 - remembered, retried with backoff
+        failures = int(contact.profile_failures or 0) + 1 if contact is not None else 1
+        Contact(contact_id).update(actions=[
+            Contact.profile_failed_at.set(now), Contact.profile_failures.set(failures),
+            Contact.profile_due.set(PROFILE_DUE), Contact.profile_due_at.set(now + retry_delay(failures))],
+            condition=Contact.contact_id.exists())
+        _remember(f"profile:{contact_id}", (now, _shown(contact)))
+        logger.warning("profile lookup failed", extra={"channel": channel, "failures": failures,
                                                        "error": f"{type(error).__name__}: {error}"[:300]})
-        return "failed"
+        return "failed", _shown(contact)
     if profile is None:
-        return "no profile on this platform"
-    actions = [Contact.channel.set(event.channel), Contact.account_id.set(event.account_id),
-               Contact.platform_user_id.set(event.contact.platform_user_id),
-               Contact.created_at.set(Contact.created_at | now), Contact.updated_at.set(now),
-               Contact.profile_checked_at.set(now), Contact.profile_failed_at.remove()]
+        if contact is not None and contact.profile_due is not None:
+            Contact(contact_id).update(actions=[Contact.profile_due.remove(), Contact.profile_due_at.remove()],
+                                       condition=Contact.contact_id.exists())
+        return "no profile on this platform", _shown(contact)
+    actions = [Contact.channel.set(channel), Contact.account_id.set(account_id),
+               Contact.platform_user_id.set(user_id), Contact.created_at.set(Contact.created_at | now),
+               Contact.updated_at.set(now if active else Contact.updated_at | now),
+               Contact.profile_checked_at.set(now), Contact.profile_failed_at.remove(),
+               Contact.profile_failures.remove(), Contact.profile_due.set(PROFILE_DUE),
+               Contact.profile_due_at.set(now + PROFILE_REFRESH_MS)]
     for attribute, value in ((Contact.display_name, profile.display_name), (Contact.handle, profile.handle),
                              (Contact.avatar_url, profile.avatar_url), (Contact.followers, profile.followers)):
         if value is not None:
             actions.append(attribute.set(value))
     Contact(contact_id).update(actions=actions)
-    _remember(f"profile:{contact_id}", (now, profile.display_name, profile.handle))
-    store.name_contact(conversation_id, profile.display_name, profile.handle, only_if_unnamed=False)
-    return "looked up"
+    before = _shown(contact)
+    shown = (profile.display_name or before[0], profile.handle or before[1],
+             profile.followers if profile.followers is not None else before[2])
+    _remember(f"profile:{contact_id}", (now, shown))
+    return "looked up", shown
 
 
-def _fresh(contact: Contact, now: int) -> bool:
-    checked, failed = contact.profile_checked_at, contact.profile_failed_at
-    if checked is not None and now - int(checked) < PROFILE_REFRESH_MS:
-        return True
-    return failed is not None and now - int(failed) < PROFILE_RETRY_MS
+def _show(conversation_id: str, shown: Shown, only_if_unnamed: bool, renamed: bool, now: int) -> bool:
+    """The profile's name, handle and follower count on a conversation (list rows read them
+    there), and its name's words in search when they are new to it."""
+    from chalicelib.inbox import search, store
+
+    name, handle, followers = shown
+    written = store.name_contact(conversation_id, name, handle, only_if_unnamed=only_if_unnamed, followers=followers)
+    if written and renamed and (name or handle):
+        search.write(conversation_id, search.name_tokens(name, handle), now)
+    return written
 
 
-def _name_conversation(conversation_id: str, name: Optional[str], handle: Optional[str]) -> None:
+def _show_on_new(conversation_id: str, shown: Shown) -> None:
     """A known name on a conversation that shows none yet (a new thread of a known contact),
     once per conversation per container."""
-    if not name or _memory().get(f"named:{conversation_id}"):
+    if not shown[0] or _memory().get(f"named:{conversation_id}"):
         return
-    from chalicelib.inbox import store
-
-    store.name_contact(conversation_id, name, handle, only_if_unnamed=True)
+    _show(conversation_id, shown, only_if_unnamed=True, renamed=True, now=runtime.now_ms())
     _remember(f"named:{conversation_id}", True)
+
+
+def refresh_due_profiles() -> Dict[str, int]:
+    """The sweep (a schedule): profiles whose weekly refresh or retry is due, of customers who
+    wrote within PROFILE_ACTIVE_MS, looked up again; at most SWEEP_MAX per run and for at most
+    SWEEP_BUDGET_MS, the longest due first (the rest are next run's). One Query of the sparse
+    `profile-due` index (only contacts whose profiles are looked up are in it; never a Scan) and
+    one BatchGetItem; a customer who went quiet leaves the index (their next message brings them
+    back). A refreshed profile that changed is shown on the contact's newest conversations.
+    Never raises for one contact: a failure is retried later with backoff."""
+    from chalicelib.logs import logger
+
+    stats: Dict[str, int] = {"due": 0, "looked up": 0, "failed": 0, "inactive": 0, "left for later": 0}
+    if not lookups_enabled():
+        return dict(stats, lookups_off=1)
+    started = runtime.now_ms()
+    due = [(int(c.profile_due_at), c.contact_id) for c in Contact.by_profile_due.query(
+        PROFILE_DUE, Contact.profile_due_at <= started, limit=SWEEP_MAX, page_size=SWEEP_MAX)]
+    stats["due"] = len(due)
+    found = {c.contact_id: c for c in Contact.batch_get([i for _, i in due])} if due else {}
+    for position, (_, contact_id) in enumerate(sorted(due)):
+        now = runtime.now_ms()
+        if now - started >= SWEEP_BUDGET_MS:
+            stats["left for later"] = len(due) - position
+            break
+        contact = found.get(contact_id)
+        if contact is None or contact.profile_due_at is None or int(contact.profile_due_at) > now:
+            continue  # deleted, or a message's lookup came first
+        try:
+            outcome = _refresh(contact, now)
+        except Exception as error:  # noqa: BLE001 - one contact never stops the sweep
+            logger.warning("profile refresh failed", extra={"error": f"{type(error).__name__}: {error}"[:300]})
+            outcome = "failed"
+        stats[outcome] = stats.get(outcome, 0) + 1
+    return stats
+
+
+def _refresh(contact: Contact, now: int) -> str:
+    if now - int(contact.updated_at or 0) > PROFILE_ACTIVE_MS:
+        try:
+            contact.update(actions=[Contact.profile_due.remove(), Contact.profile_due_at.remove()],
+                           condition=Contact.profile_due_at == contact.profile_due_at)
+        except UpdateError as error:
+            if getattr(error, "cause_response_code", None) != "ConditionalCheckFailedException":
+                raise  # else a message's lookup moved it meanwhile: the contact is active again
+        return "inactive"
+    before = _shown(contact)
+    outcome, shown = _look_up(contact, contact.contact_id, contact.channel, contact.account_id,
+                              contact.platform_user_id, now, active=False)
+    if outcome == "looked up" and shown != before:
+        for row in Conversation.by_contact.query(contact.contact_id, scan_index_forward=False,
+                                                 limit=PROFILE_SHOWN_ON, page_size=PROFILE_SHOWN_ON):
+            _show(row.conversation_id, shown, only_if_unnamed=False, renamed=shown[:2] != before[:2], now=now)
+    return outcome
 
 
 def lookups_enabled() -> bool:

@@ -77,6 +77,8 @@ class MessageFacts:
     preview: str
     contact_name: Optional[str] = None
     contact_handle: Optional[str] = None
+    #: the customer's follower count when the delivery carries it (X): list rows show it
+    contact_followers: Optional[int] = None
     #: Short labels an annotator gave a customer message (e.g. ("sentiment", "negative")): the
     #: conversation keeps those of its latest customer message as `inbound_labels` (list filters).
     labels: Tuple[Tuple[str, str], ...] = ()
@@ -145,6 +147,16 @@ def derived_keys(state: State) -> Dict[str, Any]:
         due_sort = NO_DEADLINE + int(state.get("created_at") or 0)
     return {"queue": f"{team}#{status}", "owner": f"a#{assignee}#{status}" if assignee else f"u#{team}#{status}",
             "due_sort": due_sort}
+
+
+def deadlines_of(status: str, due_sort: Any) -> Dict[str, Optional[int]]:
+    """What `derived_keys` folded into `due_sort`, unfolded: an open conversation's reply deadline
+    and a snoozed one's wake-up (no other status keeps either). The recency index projects
+    `due_sort` instead of both (models.LIST_FIELDS: DynamoDB projects at most 20 attributes per
+    index), so its rows show what the full rows show."""
+    due = int(due_sort) if due_sort is not None and int(due_sort) < NO_DEADLINE else None
+    return {"reply_due_at": due if status == "open" else None,
+            "snoozed_until": due if status == "snoozed" else None}
 
 
 def apply(state: State, change: Change) -> Dict[str, Any]:
@@ -235,6 +247,8 @@ def _customer_message(state: State, facts: MessageFacts, policy: SlaPolicy, now:
         change.updates["contact_name"] = facts.contact_name
     if facts.contact_handle and state.get("contact_handle") != facts.contact_handle:
         change.updates["contact_handle"] = facts.contact_handle
+    if facts.contact_followers is not None and state.get("contact_followers") != facts.contact_followers:
+        change.updates["contact_followers"] = facts.contact_followers
     status = state.get("status") or "open"
     if status != "open":
         if (state.get("status_changed_at") or 0) >= at:
@@ -335,6 +349,8 @@ def follow_up(facts: MessageFacts) -> Tuple[Change, List[Guard]]:
         for name, value in (("contact_name", facts.contact_name), ("contact_handle", facts.contact_handle)):
             if value:
                 guards.append(Guard(name, "=", value))
+        if facts.contact_followers is not None:
+            change.updates["contact_followers"] = facts.contact_followers
     else:
         change.updates["last_outbound_at"] = at
         guards += [Guard("awaiting_reply_since", "missing"), Guard("last_outbound_at", "<=", at, or_missing=True)]

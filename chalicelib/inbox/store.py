@@ -162,6 +162,7 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
     facts = rules.MessageFacts(message_id, event.direction, event.sent_at_ms,
                                rules.preview_of(event.text, event.msg_type, removed_at_ms is not None),
                                event.contact.display_name, event.contact.handle,
+                               contact_followers=event.contact.followers if event.direction == "in" else None,
                                labels=tuple(sorted(annotations.labels.items())) if annotations is not None else ())
     state = get(conversation_id)
     if first_attempt and _follow_up(conversation_id, facts, state):
@@ -357,13 +358,17 @@ def _upsert_contact(event: MessageEvent, contact_id: str, now: int) -> None:
     Contact(contact_id).update(actions=actions)
 
 
-def name_contact(conversation_id: str, name: Optional[str], handle: Optional[str], only_if_unnamed: bool) -> bool:
-    """Show a contact's profile name (and handle) on a conversation: one conditional UpdateItem
-    that changes no state (`only_if_unnamed`: only where no name is shown yet). False when the
-    conversation does not exist or (only_if_unnamed) already has a name."""
+def name_contact(conversation_id: str, name: Optional[str], handle: Optional[str], only_if_unnamed: bool,
+                 followers: Optional[int] = None) -> bool:
+    """Show a contact's profile name (and handle, follower count) on a conversation: one
+    conditional UpdateItem that changes no state (`only_if_unnamed`: only where no name is shown
+    yet). The count rides on the conversation so list rows show it without reading the contact.
+    False when the conversation does not exist or (only_if_unnamed) already has a name."""
     actions = [Conversation.contact_name.set(name)] if name else []
     if handle:
         actions.append(Conversation.contact_handle.set(handle))
+    if followers is not None and actions:
+        actions.append(Conversation.contact_followers.set(followers))
     if not actions:
         return False
     condition = Conversation.conversation_id.exists()

@@ -753,6 +753,12 @@
     top.append(avatar(c), el('span', 'name', contactName(c)));
     var sub = contactSub(c);
     if (sub) top.append(el('span', 'cid', sub));
+    var followers = c.contact && c.contact.followers;
+    if (typeof followers === 'number') {  // textContent: escaped like every other value here
+      var reach = el('span', 'cid followers', new Intl.NumberFormat(undefined, {notation: 'compact'}).format(followers));
+      reach.title = followersText(followers);
+      top.append(reach);
+    }
     var sla = slaBadge(c.sla);
     if (sla) top.append(sla);
     top.append(relativeTime(c.last_message_at));
@@ -791,9 +797,19 @@
     var contact = c.contact || {};
     var name = contactName(c);
     if (contact.handle && name !== contact.handle) return '@' + String(contact.handle).replace(/^@/, '');
-    var id = String(contact.platform_id || '');
+    var id = shownId(c.channel, contact.platform_id);
     if (!id) return '';
     return 'ID ' + (id.length > 10 ? '…' + id.slice(-10) : id);
+  }
+
+  function followersText(n) {
+    return typeof n === 'number' ? n.toLocaleString() + (n === 1 ? ' follower' : ' followers') : '';
+  }
+
+  // a platform id shown to agents; a LinkedIn member's is an opaque URN that tells nobody anything
+  function shownId(channel, id) {
+    id = String(id || '');
+    return channel === 'linkedin' || /^urn:/i.test(id) ? '' : id;
   }
 
   function avatar(c) {
@@ -1051,9 +1067,10 @@
   }
 
   function identityLine(i) {
-    var label = [i.display_name, i.handle ? '@' + String(i.handle).replace(/^@/, '') : '',
-      i.platform_id ? 'ID ' + i.platform_id : '',
-      typeof i.followers === 'number' ? i.followers.toLocaleString() + (i.followers === 1 ? ' follower' : ' followers') : ''
+    var id = shownId(i.channel, i.platform_id);
+    var label = [i.display_name || (i.handle || id ? '' : i.channel === 'linkedin' ? 'LinkedIn member' : 'Unknown contact'),
+      i.handle ? '@' + String(i.handle).replace(/^@/, '') : '', id ? 'ID ' + id : '',
+      followersText(i.followers)
     ].filter(Boolean).join(' · ');
     var item = el('li');
     item.append(channelBadge(i.channel), ' ', el('span', 'ident', label));
@@ -1065,7 +1082,7 @@
     $('contact').hidden = false;
     var here = state.conv && state.conv.contact, counted = document.querySelector('#thread-head .followers');
     var mine = c.identities.find(function (i) { return here && i.platform_id === here.platform_id && typeof i.followers === 'number'; });
-    if (counted) counted.textContent = mine ? mine.followers.toLocaleString() + (mine.followers === 1 ? ' follower' : ' followers') : '';
+    if (counted) counted.textContent = followersText(mine ? mine.followers : here && here.followers);
     $('contact-name').textContent = c.display_name || contactName(state.conv || {});
     $('identities').replaceChildren(...c.identities.map(function (i) {
       var item = identityLine(i);
@@ -1239,7 +1256,7 @@
     title.append(avatar(c), el('h2', null, contactName(c)));
     var sub = contactSub(c);
     if (sub) title.append(el('span', 'cid', sub));
-    title.append(el('span', 'cid followers'));  // filled from the contact's identity (renderContact)
+    title.append(el('span', 'cid followers', followersText(c.contact && c.contact.followers)));  // then the identity's
     var info = el('div', 'head-info');
     info.append(channelBadge(c.channel));
     if (c.kind && c.kind !== 'dm') info.append(el('span', 'badge kind', c.kind));
