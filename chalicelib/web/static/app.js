@@ -29,8 +29,10 @@
   var RETRY_MS = 1000;
   var RETRY_MAX_MS = 60000;
   var COUNTS_MS = 10000;
-  // safety net: list and counts read again even if no change was stamped
+  // safety net: list and counts read again even if no change was stamped; with the socket up
+  // (hints, and the SAFETY_MS read of what changed) a third net is needed less often
   var FULL_MS = 120000;
+  var FULL_LIVE_MS = 900000;
   var PAGE = 25;
   var MAX_MESSAGE_PAGES = 20;
   var STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
@@ -297,7 +299,7 @@
     state.timers = [setInterval(function () { if (visible() && due('poll', POLL_MS)) poll(false); }, POLL_MS),
       setInterval(function () { if (visible()) presence('online', true); }, PRESENCE_MS),
       setInterval(function () { if (visible() && due('alerts', ALERTS_MS)) loadAlerts(); }, ALERTS_MS),
-      setInterval(function () { if (visible() && due('full', FULL_MS)) { loadList('refresh'); loadCounts(); } }, FULL_MS),
+      setInterval(function () { if (visible() && due('full', FULL_MS, FULL_LIVE_MS)) { loadList('refresh'); loadCounts(); } }, FULL_MS),
       setInterval(function () { beat(false); }, VIEW_MS),
       // receipts (sent, delivered, read) change only the message, which the socket never hears
       // of: while a reply of the open thread is unsettled, its thread is re-read as polling did
@@ -314,9 +316,9 @@
   var live = {url: '', socket: null, up: false, retry: RETRY_MS, timer: null, sentToken: '', at: {}, presenceAt: 0,
     shown: null};
 
-  // a periodic read runs at its own pace without the socket, at SAFETY_MS with it
-  function due(what, ms) {
-    var now = Date.now(), every = live.up ? Math.max(ms, SAFETY_MS) : ms;
+  // a periodic read runs at its own pace without the socket, at SAFETY_MS (or `liveMs`) with it
+  function due(what, ms, liveMs) {
+    var now = Date.now(), every = live.up ? Math.max(ms, liveMs || SAFETY_MS) : ms;
     if (now - (live.at[what] || 0) < every - 500) return false;
     live.at[what] = now;
     return true;
@@ -412,7 +414,8 @@
     live.at.poll = Date.now();
     var id = state.selected, q = {};
     if (id) q.conversation = id;
-    if (id && (prime || Date.now() - state.viewersAt >= VIEWERS_MS - 500)) {
+    // on live updates the viewing heartbeat brings who else is here (and only when it changed)
+    if (id && !live.up && (prime || Date.now() - state.viewersAt >= VIEWERS_MS - 500)) {
       q.viewers = '1';
       state.viewersAt = Date.now();
     }
