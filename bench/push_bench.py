@@ -215,13 +215,13 @@ window.__shown = {thread: {}, row: {}};
   function mark(where, nodes) {
     var now = Date.now();
     nodes.forEach(function (n) {
-      var m = /latency probe (\\d+)/.exec(n.textContent || '');
+      var m = /latency probe (\\d+)$/.exec(n.textContent || '');
       if (m && !(m[1] in window.__shown[where])) window.__shown[where][m[1]] = now;
     });
   }
   new MutationObserver(function () {
-    mark('thread', document.querySelectorAll('#messages .msg'));
-    mark('row', document.querySelectorAll('#conversations .row'));
+    mark('thread', document.querySelectorAll('#messages .msg .text'));
+    mark('row', document.querySelectorAll('#conversations .row .preview'));
   }).observe(document.body, {childList: true, subtree: true, characterData: true});
 })();
 """
@@ -255,9 +255,12 @@ def _latency(count: int, spacing: float) -> Dict[str, Any]:
             for number in range(count):
                 time.sleep(spacing * random.uniform(0.75, 1.25))  # never in step with a page timer
                 deliver(opened, f"m-latency-{number}", f"{PROBE} {number}")
-            page.wait_for(f"Object.keys(window.__shown.thread).length === {count} && "
-                          f"Object.keys(window.__shown.row).length === {count}", timeout=30)
-            shown = page.js("window.__shown")
+            try:
+                page.wait_for(f"Object.keys(window.__shown.thread).length === {count} && "
+                              f"Object.keys(window.__shown.row).length === {count}", timeout=30)
+            finally:
+                shown = page.js("JSON.stringify(window.__shown)")
+            shown = json.loads(shown)
             polls = sum(1 for request in list(opened.handler.requests) if request == ("GET", "/api/changes")) - polls
             hints = sockets.sent - sent
         finally:
