@@ -247,6 +247,51 @@ def test_deactivation_and_revoked_tokens_close_the_sockets(world, gateway):
     assert connect(inbox, "ana-3", world["ana"]["token"]) == 403
 
 
+def test_through_the_local_socket_server_a_token_s_expiry_closes_the_socket_and_it_is_never_logged(
+        world, monkeypatch, caplog, capfd):
+    """`make run`'s WebSocket API (chalicelib.local.websocket), a real socket: the page's token in
+    the query string reaches no log or output, and once it expires the fan-out closes the socket."""
+    import logging
+
+    import app as application
+    from chalicelib import config
+    from chalicelib.api import auth
+    from chalicelib.local import websocket
+    from chalicelib.models import Agent
+    from chalicelib.push import fanout
+    from chalicelib.runtime import runtime
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.delenv(config.PUSH_ENDPOINT_ENV, raising=False)
+    server = websocket.start(application.app)
+    monkeypatch.setenv(config.PUSH_ENDPOINT_ENV, server.endpoint)
+    runtime.use_push_client(None)
+    token = auth.issue_token(Agent.get("ana@example.com"), now=time.time() - auth.TOKEN_TTL_SECONDS + 30)
+    url = server.endpoint.replace("http://", "ws://")
+    try:
+        page = websocket.Client(f"{url}?token={token}")
+        page.send(json.dumps({"action": "beat", "presence": "online",
+                              "viewing": {"conversation_id": world["first"], "viewers": True}}))
+        assert json.loads(page.receive())["type"] == "viewers"
+        _, seen = stream_records()
+        world["inbox"].post_meta(page_delivery(messenger("m-1c", "psid-1", _now(), "hello again")))
+        world["inbox"].process()
+        records, _ = stream_records(seen)
+        assert fanout.handle_records(records)["sent"] == 1
+        assert json.loads(page.receive())["conversations"] == [world["first"]]
+        assert fanout.handle_records(records, now=time.time() + 60)["expired"] == 1  # 30 s left: now past
+        assert page.receive() is None  # closed by the server
+        with pytest.raises(ConnectionRefusedError):
+            websocket.Client(f"{url}?token={token[:-2]}xx")
+    finally:
+        server.shutdown()
+        server.server_close()
+        runtime.use_push_client(None)
+    printed = capfd.readouterr()
+    for text in (caplog.text, printed.out, printed.err):
+        assert token not in text and token.split(".")[-1] not in text
+
+
 # --- the viewing heartbeat on the socket -----------------------------------------------------------
 
 def viewing_beat(inbox: Any, connection_id: str, conversation_id: str, **fields: Any) -> int:
