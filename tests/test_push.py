@@ -262,9 +262,8 @@ def test_through_the_local_socket_server_a_token_s_expiry_closes_the_socket_and_
     from chalicelib.runtime import runtime
 
     caplog.set_level(logging.DEBUG)
-    monkeypatch.delenv(config.PUSH_ENDPOINT_ENV, raising=False)
+    monkeypatch.setenv(config.PUSH_ENDPOINT_ENV, "")  # undone after the test: start() sets it
     server = websocket.start(application.app)
-    monkeypatch.setenv(config.PUSH_ENDPOINT_ENV, server.endpoint)
     runtime.use_push_client(None)
     token = auth.issue_token(Agent.get("ana@example.com"), now=time.time() - auth.TOKEN_TTL_SECONDS + 30)
     url = server.endpoint.replace("http://", "ws://")
