@@ -136,9 +136,12 @@ def test_the_viewing_heartbeat_rides_the_socket_and_falls_back_to_rest(inbox, se
     _wait(lambda: len(live.sockets) == 1, what="the page's socket")
     page.wait_for("document.querySelectorAll('#conversations .row').length === 1")
     page.js("document.querySelector('#conversations .row').click()")
+    page.wait_for("!document.getElementById('composer').hidden")
+    _shows(page, "Anyone?")
     page.wait_for("document.getElementById('viewers').textContent.includes('Kim is also viewing')")
     # The page starts typing: its heartbeat says so over the socket, Kim's page sees it.
     page.js("const d = document.getElementById('draft'); d.focus(); d.value = 'On it'; d.dispatchEvent(new Event('input'))")
+    assert page.js("document.activeElement.id") == "draft"
 
     def kim_sees_typing() -> bool:
         seen = _call(inbox, "PUT", path, kim["token"], {"typing": False, "viewers": True}).json_body["viewers"]
