@@ -228,7 +228,7 @@ def websocket_connect(event: Any) -> Any:
 
 @app.on_ws_message(name="websocket_message")
 def websocket_message(event: Any) -> Any:
-    """The page's beats: keep-alive, presence, a renewed token."""
+    """The page's beats: keep-alive, presence, the viewing heartbeat, a renewed token."""
     from chalicelib.push import handlers
 
     return handlers.message(event)

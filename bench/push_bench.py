@@ -3,6 +3,7 @@
 through an hour, against the app in-process (moto) and the local WebSocket API (`make run`'s).
 
     .venv/bin/python bench/push_bench.py [--minutes 60] [--thread]
+    .venv/bin/python bench/push_bench.py --latency 20 [--spacing 2]
 
 Counted per idle agent-hour: REST requests by route, socket messages from the page (beats),
 hints pushed to it, connection minutes. Priced with list prices (us-east-1): API Gateway REST
@@ -15,18 +16,32 @@ Tokens: the page renews its 15-minute access token before it expires; with a fas
 page clock and a real server clock that would loop, so the bench issues 2-hour tokens and adds
 the renewals the page makes in an hour (POST /api/auth/refresh and the beat that carries the new
 token, 3600 / (TOKEN_TTL - 120 s) each) from chalicelib.api.auth's constant.
+
+Counted "hints pushed" are every message to the page: the fan-out's hints and the viewers the
+viewing heartbeat brings back when they changed.
+
+`--latency N` (issue 21: a new message shows in an open workspace <= 1 s after it is stored): the
+page's real clock, its one conversation open, the push_fanout stream consumer running as in
+`make run` (its reader polls the stream every 0.25 s, as Lambda does). N inbound messages go
+through the signed webhook about --spacing seconds apart (jittered); for each, the delay from the
+message's stored timestamp (`received_at`, set as it is written, before the conversation write
+whose stream record the fan-out reads) to its text in the DOM, in the open thread and in its list
+row (a MutationObserver in the page; page and server share the machine's clock). Prints median,
+min and max, the messages the socket carried and the polls made meanwhile (none expected).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-import re
 import os
+import re
+import statistics
 import sys
 import threading
 import time
 from http.server import ThreadingHTTPServer
-from typing import Any, Dict
+from typing import Any, Dict, Iterator, List
 
 import inprocess  # noqa: F401  (first: settings before boto3, pynamodb or the app)
 
@@ -62,7 +77,32 @@ def measure(minutes: int, live: bool, thread: bool) -> Dict[str, Any]:
         auth.TOKEN_TTL_SECONDS = real_ttl
 
 
-def _measure(minutes: int, live: bool, thread: bool, real_ttl: int) -> Dict[str, Any]:
+class Opened:
+    """The app in-process (moto), the page in Chromium signed in as an agent of the default team,
+    its one conversation listed (and open with `thread`); with `live`, the local WebSocket API."""
+
+    application: Any
+    client: Any
+    page: Any
+    handler: Any
+    sockets: Any
+
+
+def deliver(opened: Opened, message_id: str, text: str, psid: str = "psid-1") -> None:
+    """One inbound Messenger message through the signed webhook, then the ingest queue drained
+    (what `make run`'s pump does), so it is stored when this returns."""
+    from chalicelib.local.pump import drain
+    from tests.helpers import META_SECRET, PAGE, compact, messenger, meta_signature, page_delivery
+
+    body = compact(page_delivery(messenger(message_id, psid, int(time.time() * 1000), text), page=PAGE))
+    with opened.handler.lock:  # the app object serves one request at a time (tests.browser._Forward)
+        opened.client.http.post("/webhooks/meta", body=body, headers={
+            "X-Hub-Signature-256": meta_signature(body, META_SECRET), "Content-Type": "application/json"})
+    drain(opened.application.ingest_processor)
+
+
+@contextlib.contextmanager
+def opened_inbox(live: bool, thread: bool, fake_clock: bool) -> Iterator[Opened]:
     from chalice.test import Client
 
     import app as application
@@ -71,9 +111,9 @@ def _measure(minutes: int, live: bool, thread: bool, real_ttl: int) -> Dict[str,
     from chalicelib.local import stack, websocket
     from chalicelib.runtime import runtime
     from tests.browser import Chromium, _Forward
-    from tests.helpers import PAGE, messenger, page_delivery, META_SECRET, meta_signature, compact
+    from tests.helpers import META_SECRET, PAGE
 
-    os.environ["META_APP_SECRET"] = META_SECRET  # the delivery below is signed with the tests' secret
+    os.environ["META_APP_SECRET"] = META_SECRET  # the deliveries are signed with the tests' secret
     runtime.reset()
     stack.create_all()
     from chalicelib.accounts import register_account
@@ -83,26 +123,25 @@ def _measure(minutes: int, live: bool, thread: bool, real_ttl: int) -> Dict[str,
     from chalicelib.routing import directory
 
     directory.set_routing(auth.Agent.get("bench@example.com").agent_id, ["default"], None)
-    sockets = websocket.start(application.app) if live else None
+    opened = Opened()
+    opened.application = application
+    opened.sockets = sockets = websocket.start(application.app) if live else None
     if not live:
         os.environ.pop(config.PUSH_ENDPOINT_ENV, None)
     with Client(application.app) as client:
-        body = compact(page_delivery(messenger("m-1", "psid-1", int(time.time() * 1000), "hello")))
-        client.http.post("/webhooks/meta", body=body, headers={"X-Hub-Signature-256": meta_signature(body, META_SECRET),
-                                                               "Content-Type": "application/json"})
-        from chalicelib.local.pump import drain
-
-        drain(application.ingest_processor)
+        opened.client = client
+        opened.handler = handler = type("Forward", (_Forward,), {"client": client, "requests": []})
+        deliver(opened, "m-1", "hello")
         answer = client.http.post("/api/auth/login", headers={"Content-Type": "application/json"}, body=json.dumps(
             {"email": "bench@example.com", "password": "a long enough password"}))
         login = json.loads(answer.body)
         assert "token" in login, (answer.status_code, login)
-        handler = type("Forward", (_Forward,), {"client": client, "requests": []})
         server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        page = Chromium()
+        opened.page = page = Chromium()
         try:
-            page.page.clock.install()
+            if fake_clock:
+                page.page.clock.install()
             url = f"http://127.0.0.1:{server.server_address[1]}/"
             page.goto(url)
             page.js(f"sessionStorage.setItem('socialinbox.token', {json.dumps(login['token'])});"
@@ -116,29 +155,36 @@ def _measure(minutes: int, live: bool, thread: bool, real_ttl: int) -> Dict[str,
             if live:
                 stop = time.monotonic() + 15
                 while not sockets.sockets and time.monotonic() < stop:
-                    page.page.clock.run_for(1000)
+                    if fake_clock:
+                        page.page.clock.run_for(1000)
                     time.sleep(0.1)
                 assert sockets.sockets, "the page opened no socket"
-            page.page.clock.run_for(5000)
-            time.sleep(1.0)
-            handler.requests.clear()
-            received0, sent0 = (sockets.received, sockets.sent) if live else (0, 0)
-            # in steps of the page's shortest period (POLL_MS), each step's requests completing in
-            # real time before the next: a poll still in flight would make the next one skip
-            for _ in range(minutes * 60_000 // STEP_MS):
-                page.page.clock.run_for(STEP_MS)
-                time.sleep(STEP_REAL_SECONDS)
-            time.sleep(1.0)
-            requests = list(handler.requests)
-            connected = len(sockets.sockets) if live else 0
-            received = (sockets.received - received0) if live else 0
-            pushed = (sockets.sent - sent0) if live else 0
+            yield opened
         finally:
             page.close()
             server.shutdown()
             if sockets is not None:
                 sockets.shutdown()
                 sockets.server_close()
+
+
+def _measure(minutes: int, live: bool, thread: bool, real_ttl: int) -> Dict[str, Any]:
+    with opened_inbox(live, thread, fake_clock=True) as opened:
+        page, handler, sockets = opened.page, opened.handler, opened.sockets
+        page.page.clock.run_for(5000)
+        time.sleep(1.0)
+        handler.requests.clear()
+        received0, sent0 = (sockets.received, sockets.sent) if live else (0, 0)
+        # in steps of the page's shortest period (POLL_MS), each step's requests completing in
+        # real time before the next: a poll still in flight would make the next one skip
+        for _ in range(minutes * 60_000 // STEP_MS):
+            page.page.clock.run_for(STEP_MS)
+            time.sleep(STEP_REAL_SECONDS)
+        time.sleep(1.0)
+        requests = list(handler.requests)
+        connected = len(sockets.sockets) if live else 0
+        received = (sockets.received - received0) if live else 0
+        pushed = (sockets.sent - sent0) if live else 0
     scale = 60.0 / minutes
     by_route: Dict[str, float] = {}
     for method, path in requests:
@@ -161,11 +207,89 @@ def _measure(minutes: int, live: bool, thread: bool, real_ttl: int) -> Dict[str,
             "usd_per_agent_month": round(cost * HOURS_PER_MONTH, 4)}
 
 
+PROBE = "latency probe"
+#: Records, in the page, when each probe's text first shows in the open thread and in its row.
+OBSERVER = """
+window.__shown = {thread: {}, row: {}};
+(function () {
+  function mark(where, nodes) {
+    var now = Date.now();
+    nodes.forEach(function (n) {
+      var m = /latency probe (\\d+)$/.exec(n.textContent || '');
+      if (m && !(m[1] in window.__shown[where])) window.__shown[where][m[1]] = now;
+    });
+  }
+  new MutationObserver(function () {
+    mark('thread', document.querySelectorAll('#messages .msg .text'));
+    mark('row', document.querySelectorAll('#conversations .row .preview'));
+  }).observe(document.body, {childList: true, subtree: true, characterData: true});
+})();
+"""
+
+
+def latency(count: int, spacing: float) -> Dict[str, Any]:
+    """`count` inbound messages, about `spacing` seconds apart, into the conversation open in the
+    page (live updates on, the push_fanout stream consumer running as in `make run`): from each
+    message's stored timestamp to its text in the page's DOM (the open thread; its list row)."""
+    from moto import mock_aws
+
+    with mock_aws():
+        return _latency(count, spacing)
+
+
+def _latency(count: int, spacing: float) -> Dict[str, Any]:
+    import random
+
+    from chalicelib.local import runners
+    from chalicelib.models import Message
+
+    with opened_inbox(live=True, thread=True, fake_clock=False) as opened:
+        page, sockets = opened.page, opened.sockets
+        [fanout] = [r for r in runners.discover(opened.application.app) if r.function_name == "push_fanout"]
+        fanout.start()
+        try:
+            page.js(OBSERVER)
+            time.sleep(1.0)
+            polls = sum(1 for request in list(opened.handler.requests) if request == ("GET", "/api/changes"))
+            sent = sockets.sent
+            for number in range(count):
+                time.sleep(spacing * random.uniform(0.75, 1.25))  # never in step with a page timer
+                deliver(opened, f"m-latency-{number}", f"{PROBE} {number}")
+            try:
+                page.wait_for(f"Object.keys(window.__shown.thread).length === {count} && "
+                              f"Object.keys(window.__shown.row).length === {count}", timeout=30)
+            finally:
+                shown = page.js("JSON.stringify(window.__shown)")
+            shown = json.loads(shown)
+            polls = sum(1 for request in list(opened.handler.requests) if request == ("GET", "/api/changes")) - polls
+            hints = sockets.sent - sent
+        finally:
+            fanout.stop()
+            fanout.join(timeout=5)
+        stored = {m.text.rsplit(" ", 1)[1]: int(m.received_at) for m in Message.scan()
+                  if (m.text or "").startswith(PROBE)}
+    assert len(stored) == count, stored
+
+    def figures(where: str) -> Dict[str, Any]:
+        delays = [shown[where][n] - stored[n] for n in sorted(stored, key=int)]
+        return {"median_ms": round(statistics.median(delays)), "max_ms": max(delays), "min_ms": min(delays)}
+
+    return {"mode": "latency: stored -> shown (live updates)", "messages": count, "spacing_seconds": spacing,
+            "open_thread": figures("thread"), "list_row": figures("row"),
+            "socket_messages_to_the_page": hints, "polls_meanwhile": polls}
+
+
 def main(argv: Any = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=int, default=60, help="page-clock minutes to run (scaled to an hour)")
     parser.add_argument("--thread", action="store_true", help="a conversation open (its viewing heartbeat)")
+    parser.add_argument("--latency", type=int, metavar="N", default=0,
+                        help="instead: N inbound messages, stored -> shown in the open workspace (median, max)")
+    parser.add_argument("--spacing", type=float, default=2.0, help="seconds between --latency's messages (about)")
     args = parser.parse_args(argv)
+    if args.latency:
+        print(json.dumps(latency(args.latency, args.spacing), indent=1), flush=True)
+        return 0
     for live in (False, True):
         print(json.dumps(measure(args.minutes, live, args.thread), indent=1), flush=True)
     return 0

@@ -6,6 +6,7 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy fix-package --stage dev out/package/sam.json
     python -m infra.deploy partial-batches --stage dev [--mappings-only]
     python -m infra.deploy function-url --stage dev
+    python -m infra.deploy push-endpoint --stage dev
     python -m infra.deploy put-secrets --stage dev [NAME ...]
     python -m infra.deploy artifacts-bucket --stage dev [--bucket NAME]
 
@@ -37,6 +38,14 @@ mapping: Lambda would take the answer for a success and delete the failed messag
 set the response type, so the Chalice config never holds the variable (`stage_config` refuses it);
 `fix_package` sets both in the one-artifact template (`partial_batch_problems` checks they come
 together), and `partial-batches` sets them on a deployed stage with boto3, mapping first.
+
+The live updates' endpoint (PUSH_ENDPOINT_ENV): every function needs the management endpoint of
+the stage's WebSocket API (the fan-out posts there; /api/me answers the page's socket URL from it,
+and without it the page polls). Chalice creates that API, so its id exists only after the first
+`chalice deploy`: `push-endpoint` then sets the variable on every function of the stage (boto3),
+and `configure` puts it into the stage config from `.chalice/deployed/<stage>.json` on every later
+deploy, so an upgrade never leaves a function without it. `fix_package` sets it in the
+one-artifact template (`Fn::Sub` on the API's logical id).
 """
 from __future__ import annotations
 
@@ -247,9 +256,10 @@ def region_and_account(outputs: Optional[Mapping[str, str]]) -> Tuple[str, str]:
 
 
 def stage_config(base: Mapping[str, Any], stage: str, template: Mapping[str, Any],
-                 outputs: Optional[Mapping[str, str]]) -> Dict[str, Any]:
-    """`.chalice/config.json` with the stage fed from the stack: environment, one policy per
-    function. Everything else the stage says (memory, timeouts, concurrency) is kept."""
+                 outputs: Optional[Mapping[str, str]], push_endpoint: Optional[str] = None) -> Dict[str, Any]:
+    """`.chalice/config.json` with the stage fed from the stack: environment (and the deployed
+    WebSocket API's endpoint once there is one), one policy per function. Everything else the
+    stage says (memory, timeouts, concurrency) is kept."""
     check_stage(stage)
     config = copy.deepcopy(dict(base))
     _refuse_partial_batch_variable(config)
@@ -265,6 +275,8 @@ def stage_config(base: Mapping[str, Any], stage: str, template: Mapping[str, Any
     # (chalicelib.config.stage); `chalice deploy` also sets it while importing the app, so the SQS
     # event sources name the stage's queues.
     variables[STAGE_ENV] = stage
+    if push_endpoint:
+        variables[PUSH_ENDPOINT_ENV] = push_endpoint
     per_function = stage_section.setdefault("lambda_functions", {})
     for function in functions():
         per_function.setdefault(function, {})["iam_policy_file"] = policy_file_name(stage, function)
@@ -286,8 +298,9 @@ def _refuse_partial_batch_variable(config: Mapping[str, Any]) -> None:
 
 
 def configure(build_dir: str, stage: str, template: Mapping[str, Any],
-              outputs: Optional[Mapping[str, str]]) -> List[str]:
-    """Write the build directory's stage config and policy files; returns the files written."""
+              outputs: Optional[Mapping[str, str]], deployed_dir: Optional[str] = None) -> List[str]:
+    """Write the build directory's stage config and policy files; returns the files written.
+    `deployed_dir`: where `chalice deploy` records the stage (default: the checkout's)."""
     check_stage(stage)
     chalice_dir = os.path.join(build_dir, ".chalice")
     os.makedirs(chalice_dir, exist_ok=True)
@@ -295,7 +308,9 @@ def configure(build_dir: str, stage: str, template: Mapping[str, Any],
     with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as handle:
         base = json.load(handle)
     written = [config_path]
-    _write_json(config_path, stage_config(base, stage, template, outputs))
+    # `make deploy` (outputs given) of a stage deployed before: its WebSocket API is known
+    endpoint = deployed_push_endpoint(stage, deployed_dir) if outputs is not None else None
+    _write_json(config_path, stage_config(base, stage, template, outputs, endpoint))
     region, account = region_and_account(outputs)
     for function in functions():
         path = os.path.join(chalice_dir, policy_file_name(stage, function))
@@ -516,7 +531,7 @@ def enable_partial_batches(client: Any, stage: str, environment: bool = True, ti
             _wait(lambda uuid=uuid: _reports(client.get_event_source_mapping(UUID=uuid)), timeout, sleep,
                   f"{name}: event source mapping {uuid} does not report {REPORT_BATCH_ITEM_FAILURES}")
         if environment:
-            _set_partial_batch_variable(client, name, timeout, sleep)
+            set_variable(client, name, PARTIAL_BATCH_ENV, "true", timeout, sleep)
         done.append(name)
     return done
 
@@ -536,19 +551,21 @@ def _reports(mapping: Mapping[str, Any]) -> bool:
             and REPORT_BATCH_ITEM_FAILURES in (mapping.get("FunctionResponseTypes") or []))
 
 
-def _set_partial_batch_variable(client: Any, name: str, timeout: float, sleep: Callable[[float], None]) -> None:
-    """Add the variable to what the function has (after any update in progress, e.g. the one
-    `chalice deploy` just started; RevisionId: a concurrent change fails this rather than being
-    overwritten)."""
+def set_variable(client: Any, name: str, variable: str, value: str, timeout: float = 300.0,
+                 sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Add one variable to what a deployed function has (after any update in progress, e.g. the
+    one `chalice deploy` just started; RevisionId: a concurrent change fails this rather than being
+    overwritten). Returns whether it changed anything."""
     _wait(lambda: client.get_function_configuration(FunctionName=name).get("LastUpdateStatus") != "InProgress",
           timeout, sleep, f"{name}: an update of the function is still in progress")
     current = client.get_function_configuration(FunctionName=name)
     variables = dict((current.get("Environment") or {}).get("Variables") or {})
-    if variables.get(PARTIAL_BATCH_ENV) == "true":
-        return
-    variables[PARTIAL_BATCH_ENV] = "true"
+    if variables.get(variable) == value:
+        return False
+    variables[variable] = value
     revision = {"RevisionId": current["RevisionId"]} if current.get("RevisionId") else {}
     client.update_function_configuration(FunctionName=name, Environment={"Variables": variables}, **revision)
+    return True
 
 
 def _wait(ready: Callable[[], bool], timeout: float, sleep: Callable[[float], None], failure: str) -> None:
@@ -558,6 +575,31 @@ def _wait(ready: Callable[[], bool], timeout: float, sleep: Callable[[float], No
             raise RuntimeError(failure)
         sleep(2.0)
         waited += 2.0
+
+
+# --- the live updates' endpoint on a deployed stage (`make deploy`) -------------------------------
+
+
+def deployed_push_endpoint(stage: str, deployed_dir: Optional[str] = None) -> Optional[str]:
+    """The management endpoint of the stage's WebSocket API as `chalice deploy` recorded it in
+    `.chalice/deployed/<stage>.json` (wss://<id>.execute-api.<region>.<suffix>/api/ becomes
+    https://.../api); None before the stage's first deploy."""
+    path = os.path.join(deployed_dir or os.path.join(ROOT, ".chalice", "deployed"), f"{check_stage(stage)}.json")
+    if not os.path.exists(path):
+        return None
+    resources = _load_json(path).get("resources") or []
+    url = next((r.get("websocket_api_url") for r in resources if r.get("resource_type") == "websocket_api"), None)
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    return "https://" + url.split("://", 1)[1].rstrip("/")
+
+
+def set_push_endpoint(client: Any, stage: str, endpoint: str, timeout: float = 300.0,
+                      sleep: Callable[[float], None] = time.sleep) -> List[str]:
+    """PUSH_ENDPOINT_ENV on every function of a deployed stage (`client`: boto3 Lambda); returns
+    the functions it changed (none once `configure` has put it into the stage config)."""
+    return [name for name in (lambda_function_name(stage, f) for f in functions())
+            if set_variable(client, name, PUSH_ENDPOINT_ENV, endpoint, timeout, sleep)]
 
 
 # --- function URLs on a deployed stage (`make deploy`) ----------------------------------------------
@@ -691,6 +733,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     url = sub.add_parser("function-url", help="the webhooks' function URL and its public permissions "
                                               "(boto3, after chalice deploy); prints the URL")
     url.add_argument("--stage", required=True)
+    push = sub.add_parser("push-endpoint", help="PUSH_ENDPOINT (the stage's WebSocket API, from "
+                                                ".chalice/deployed) on every function (boto3, after chalice deploy)")
+    push.add_argument("--stage", required=True)
     bucket = sub.add_parser("artifacts-bucket", help="create or reuse the stage's artefacts bucket; prints its name")
     bucket.add_argument("--stage", required=True)
     bucket.add_argument("--bucket", default="", help="your own bucket instead (used as it is)")
@@ -732,6 +777,14 @@ def _run(args: argparse.Namespace) -> int:
         client = boto3.client("lambda")
         for function in URL_FUNCTIONS:
             print(f"{function}: {ensure_function_url(client, check_stage(args.stage), function)}")
+    elif args.command == "push-endpoint":
+        import boto3
+
+        endpoint = deployed_push_endpoint(check_stage(args.stage))
+        if endpoint is None:
+            raise ValueError(f".chalice/deployed/{args.stage}.json names no WebSocket API: run chalice deploy first")
+        changed = set_push_endpoint(boto3.client("lambda"), args.stage, endpoint)
+        print(f"{PUSH_ENDPOINT_ENV}={endpoint} ({len(changed)} function(s) updated)")
     elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None

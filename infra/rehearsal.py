@@ -8,7 +8,7 @@ starts moto on a free loopback port, points the AWS CLI, Chalice and boto3 at it
 `make deploy` (artefacts bucket, data stack, outputs, configure, `chalice deploy`, partial
 batches, health), `make create-admin`, `make deploy` again (the upgrade) and `make teardown`. After
 each step it checks what exists against what the app declares (`expectations`: its functions,
-event sources, routes and the webhooks' function URL, the data stack's state machine and the policies of infra/deploy.py),
+event sources, routes, the webhooks' function URL, the WebSocket API every function's PUSH_ENDPOINT names, the data stack's state machine and the policies of infra/deploy.py),
 so a new route or event source is checked without editing this file; after the upgrade, that
 nothing changed but code (`changes`); after teardown, that the functions are gone and the
 tables kept.
@@ -174,6 +174,7 @@ def expectations(app: Any, stage: str, template: Mapping[str, Any], region: str 
         for resource in template["Resources"].values() if resource["Type"] == "AWS::StepFunctions::StateMachine")
     return {"stage": stage, "functions": functions, "sqs": sqs, "streams": streams, "schedules": schedules,
             "routes": routes, "state_machines": state_machines,
+            "websocket": bool(getattr(app, "websocket_handlers", None)),
             "function_urls": sorted(f for f in functions if f in deploy.URL_FUNCTIONS)}
 
 
@@ -232,7 +233,18 @@ def snapshot(session: Any, stage: str, rest_api_id: Optional[str]) -> Dict[str, 
     return {"functions": functions, "roles": roles,
             "mappings": sorted(mappings, key=lambda m: (m["function"], m["source"])),
             "schedules": sorted(schedules, key=lambda s: s["function"]), "state_machines": machines,
-            "queues": queues, "tables": tables, "api": _api(session, rest_api_id, functions)}
+            "queues": queues, "tables": tables, "api": _api(session, rest_api_id, functions),
+            "websocket": _websocket_endpoint(session, stage)}
+
+
+def _websocket_endpoint(session: Any, stage: str) -> Optional[str]:
+    """The management endpoint of the stage's WebSocket API (Chalice names it
+    `<app>-<stage>-websocket-api`, its stage "api"), None when there is none."""
+    gateway = session.client("apigatewayv2")
+    name = f"{deploy.prefix(stage)}-websocket-api"
+    found = [a["ApiId"] for a in gateway.get_apis().get("Items", [])
+             if a.get("Name") == name and a.get("ProtocolType") == "WEBSOCKET"]
+    return f"https://{found[0]}.execute-api.{session.region_name}.amazonaws.com/api" if len(found) == 1 else None
 
 
 def _url(lam: Any, name: str) -> Dict[str, Any]:
@@ -301,6 +313,10 @@ def problems(expected: Mapping[str, Any], found: Mapping[str, Any]) -> List[str]
         if roles.count(function["role"]) > 1:
             wrong.append(f"{name}: shares its role {function['role']}")
         wrong += _environment_problems(name, short, function["environment"], stage, found)
+        endpoint = function["environment"].get(deploy.PUSH_ENDPOINT_ENV)
+        if expected.get("websocket") and found.get("websocket") and endpoint != found["websocket"]:
+            wrong.append(f"{name}: {deploy.PUSH_ENDPOINT_ENV}={endpoint!r}, not the stage's WebSocket API "
+                         f"{found['websocket']} (its pages would poll)")
         wrong += _url_problems(name, short in expected["function_urls"], function)
     mappings = found["mappings"]
     for source in expected["sqs"] + expected["streams"]:
@@ -333,6 +349,8 @@ def problems(expected: Mapping[str, Any], found: Mapping[str, Any]) -> List[str]
     for machine in expected["state_machines"]:
         if machine not in found["state_machines"]:
             wrong.append(f"state machine {machine} is missing")
+    if expected.get("websocket") and not found.get("websocket"):
+        wrong.append("the WebSocket API is missing")
     api = found["api"]
     if expected["routes"]:
         if api is None:

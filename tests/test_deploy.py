@@ -408,6 +408,73 @@ def test_a_function_url_changed_to_iam_auth_is_made_public_again(aws_backend):
     assert client.get_function_url_config(FunctionName=name)["AuthType"] == "NONE"
 
 
+# --- the live updates' endpoint on a deployed stage ----------------------------------------------------
+
+WSS = "wss://ws123abc.execute-api.eu-west-1.amazonaws.com/api/"
+ENDPOINT = "https://ws123abc.execute-api.eu-west-1.amazonaws.com/api"
+
+
+def _deployed_record(directory, stage="qa", url=WSS):
+    """`.chalice/deployed/<stage>.json` as `chalice deploy` writes it (its WebSocket API among the rest)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    resources = [{"name": "api_handler", "resource_type": "lambda_function",
+                  "lambda_arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:socialinbox-{stage}"}]
+    if url:
+        resources.append({"name": "websocket_api", "resource_type": "websocket_api", "websocket_api_url": url,
+                          "websocket_api_id": "ws123abc"})
+    (directory / f"{stage}.json").write_text(json.dumps({"resources": resources, "schema_version": "2.0"}))
+    return str(directory)
+
+
+def test_the_push_endpoint_is_read_from_what_chalice_deploy_recorded(tmp_path):
+    assert deploy.deployed_push_endpoint("qa", str(tmp_path / "none")) is None  # never deployed
+    assert deploy.deployed_push_endpoint("qa", _deployed_record(tmp_path / "d")) == ENDPOINT
+    assert deploy.deployed_push_endpoint("qa", _deployed_record(tmp_path / "e", url=None)) is None
+
+
+def test_make_deploy_sets_the_push_endpoint_on_every_function_once(aws_backend, tmp_path, monkeypatch, capsys):
+    """The first `make deploy`: Chalice has just created the WebSocket API, `push-endpoint` gives
+    every function its endpoint (the rest of their variables kept); again: nothing to change."""
+    import zipfile
+
+    from chalicelib import aws
+
+    role = aws.client("iam").create_role(RoleName="fn", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("app.py", "def handler(event, context):\n    return None\n")
+    client = aws.client("lambda")
+    names = [deploy.lambda_function_name("qa", f) for f in deploy.functions()]
+    for name in names:
+        client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="app.handler",
+                               Code={"ZipFile": code.getvalue()}, Environment={"Variables": {"SOCIALINBOX_STAGE": "qa"}})
+    monkeypatch.setattr(deploy, "ROOT", str(tmp_path))
+    assert deploy.main(["push-endpoint", "--stage", "qa"]) == 2  # not deployed: says so
+    assert "run chalice deploy first" in capsys.readouterr().err
+    _deployed_record(tmp_path / ".chalice" / "deployed")
+    assert deploy.main(["push-endpoint", "--stage", "qa"]) == 0
+    assert capsys.readouterr().out.strip() == f"PUSH_ENDPOINT={ENDPOINT} ({len(names)} function(s) updated)"
+    for name in names:
+        variables = client.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        assert variables == {"SOCIALINBOX_STAGE": "qa", "PUSH_ENDPOINT": ENDPOINT}
+    assert deploy.set_push_endpoint(client, "qa", ENDPOINT, sleep=lambda s: None) == []
+
+
+def test_an_upgrade_deploys_the_push_endpoint_with_the_stage_config(tmp_path):
+    """Later deploys: `configure` puts the endpoint into the stage config, so `chalice deploy`
+    never leaves a function without it; the one-artifact path (no outputs) gets its `Fn::Sub`."""
+    outputs = deploy.outputs_by_key(describe_stacks())
+    deployed = _deployed_record(tmp_path / "deployed", stage="prod")
+    deploy.configure(str(tmp_path / "build"), "prod", stack.render(), outputs, deployed_dir=deployed)
+    config = json.loads((tmp_path / "build" / ".chalice" / "config.json").read_text())
+    assert config["stages"]["prod"]["environment_variables"]["PUSH_ENDPOINT"] == ENDPOINT
+    deploy.configure(str(tmp_path / "first"), "prod", stack.render(), outputs, deployed_dir=str(tmp_path / "none"))
+    deploy.configure(str(tmp_path / "package"), "prod", stack.render(), None, deployed_dir=deployed)
+    for build in ("first", "package"):
+        config = json.loads((tmp_path / build / ".chalice" / "config.json").read_text())
+        assert "PUSH_ENDPOINT" not in config["stages"]["prod"]["environment_variables"], build
+
+
 def test_the_webhooks_function_is_throttled_by_reserved_concurrency_in_every_deployed_stage():
     with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as handle:
         stages = json.load(handle)["stages"]
@@ -443,7 +510,7 @@ def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
              "describe-stacks --stack-name socialinbox-qa-data",
              "infra.deploy configure --stage qa --build build/lambda --outputs out/stack-outputs-qa.json",
              "chalice deploy --stage qa", "infra.deploy partial-batches --stage qa",
-             "infra.deploy function-url --stage qa", "curl -fsS"]
+             "infra.deploy function-url --stage qa", "infra.deploy push-endpoint --stage qa", "curl -fsS"]
     positions = [result.stdout.find(step) for step in steps]
     assert -1 not in positions, dict(zip(steps, positions))
     assert positions == sorted(positions)

@@ -684,6 +684,14 @@ def _live_updates(inbox, token: str) -> None:
     renewed = json.dumps({"action": "beat", "token": auth.issue_token(admin),
                           "presence": "online"})
     assert call("websocket_message", _socket_event("$default", "page-1", body=renewed))["statusCode"] == 200
+    # The viewing heartbeat on the socket: recorded, its focus counted, the viewers sent back.
+    viewed = Conversation.scan(limit=1).next().conversation_id
+    for step, at in enumerate((None, int((time.time() + 5) * 1000))):
+        _at(inbox, at)
+        viewing = json.dumps({"action": "beat", "viewing": {"conversation_id": viewed, "typing": False,
+                                                            "focus_ms": 4000, "viewers": step == 0}})
+        assert call("websocket_message", _socket_event("$default", "page-1", body=viewing))["statusCode"] == 200
+    _at(inbox, None)
     stolen = json.dumps({"action": "beat", "token": kim})
     assert call("websocket_message", _socket_event("$default", "page-2", body=stolen))["statusCode"] == 403
     assert call("websocket_disconnect", _socket_event("$disconnect", "page-kim"))["statusCode"] == 200

@@ -131,6 +131,8 @@ def test_the_token_is_never_logged(world, gateway, caplog):
     connect(world["inbox"], "ana-1", token)
     connect(world["inbox"], "bad-1", token[:-3] + "abc")
     beat(world["inbox"], "ana-1", token=token, presence="online")
+    viewing_beat(world["inbox"], "ana-1", world["first"], typing=False, viewers=True)
+    beat(world["inbox"], "bad-1", token=token, viewing={"conversation_id": world["first"]})
     assert token not in caplog.text and token[-20:] not in caplog.text
 
 
@@ -243,6 +245,166 @@ def test_deactivation_and_revoked_tokens_close_the_sockets(world, gateway):
     assert sorted(gateway.closed) == ["ana-1", "ana-2"]
     assert stored("ana-1") == stored("ana-2") == [] and len(stored("kim-1")) == 3
     assert connect(inbox, "ana-3", world["ana"]["token"]) == 403
+
+
+def test_through_the_local_socket_server_a_token_s_expiry_closes_the_socket_and_it_is_never_logged(
+        world, monkeypatch, caplog, capfd):
+    """`make run`'s WebSocket API (chalicelib.local.websocket), a real socket: the page's token in
+    the query string reaches no log or output, and once it expires the fan-out closes the socket."""
+    import logging
+
+    import app as application
+    from chalicelib import config
+    from chalicelib.api import auth
+    from chalicelib.local import websocket
+    from chalicelib.models import Agent
+    from chalicelib.push import fanout
+    from chalicelib.runtime import runtime
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(config.PUSH_ENDPOINT_ENV, "")  # undone after the test: start() sets it
+    server = websocket.start(application.app)
+    runtime.use_push_client(None)
+    token = auth.issue_token(Agent.get("ana@example.com"), now=time.time() - auth.TOKEN_TTL_SECONDS + 30)
+    url = server.endpoint.replace("http://", "ws://")
+    try:
+        page = websocket.Client(f"{url}?token={token}")
+        page.send(json.dumps({"action": "beat", "presence": "online",
+                              "viewing": {"conversation_id": world["first"], "viewers": True}}))
+        assert json.loads(page.receive())["type"] == "viewers"
+        _, seen = stream_records()
+        world["inbox"].post_meta(page_delivery(messenger("m-1c", "psid-1", _now(), "hello again")))
+        world["inbox"].process()
+        records, _ = stream_records(seen)
+        assert fanout.handle_records(records)["sent"] == 1
+        assert json.loads(page.receive())["conversations"] == [world["first"]]
+        assert fanout.handle_records(records, now=time.time() + 60)["expired"] == 1  # 30 s left: now past
+        assert page.receive() is None  # closed by the server
+        with pytest.raises(ConnectionRefusedError):
+            websocket.Client(f"{url}?token={token[:-2]}xx")
+    finally:
+        server.shutdown()
+        server.server_close()
+        runtime.use_push_client(None)
+    printed = capfd.readouterr()
+    for text in (caplog.text, printed.out, printed.err):
+        assert token not in text and token.split(".")[-1] not in text
+
+
+# --- the viewing heartbeat on the socket -----------------------------------------------------------
+
+def viewing_beat(inbox: Any, connection_id: str, conversation_id: str, **fields: Any) -> int:
+    return beat(inbox, connection_id, viewing={"conversation_id": conversation_id, **fields})
+
+
+def _others(viewers: List[Dict[str, Any]]) -> List[tuple]:
+    return sorted((v["name"], v["typing"], v["me"]) for v in viewers)
+
+
+def test_the_viewing_heartbeat_rides_the_socket_and_answers_only_when_the_viewers_changed(world, gateway):
+    inbox, first = world["inbox"], world["first"]
+    path = f"/api/conversations/{first}/viewing"
+    assert connect(inbox, "ana-1", world["ana"]["token"]) == 200
+    assert _call(inbox, "PUT", path, world["kim"]["token"], {"typing": True}).status_code == 200
+    assert viewing_beat(inbox, "ana-1", first, typing=False, focus_ms=0, viewers=True) == 200
+    [(connection, answer)] = gateway.posted
+    assert connection == "ana-1" and answer["type"] == "viewers" and answer["conversation_id"] == first
+    assert _others(answer["viewers"]) == [("Ana", False, True), ("Kim", True, False)]
+    # Kim's page (on REST) sees Ana as the socket's heartbeat recorded her.
+    seen = _call(inbox, "PUT", path, world["kim"]["token"], {"typing": True, "viewers": True}).json_body["viewers"]
+    assert _others(seen) == [("Ana", False, False), ("Kim", True, True)]
+    # Nothing changed since what the page shows: no answer (an agent alone in a thread gets none).
+    gateway.posted.clear()
+    assert viewing_beat(inbox, "ana-1", first, typing=False, viewers=True, shown=answer["digest"]) == 200
+    assert gateway.posted == []
+    # Kim stops typing: Ana's next heartbeat brings it.
+    assert _call(inbox, "PUT", path, world["kim"]["token"], {"typing": False}).status_code == 200
+    assert viewing_beat(inbox, "ana-1", first, typing=False, viewers=True, shown=answer["digest"]) == 200
+    [(_, again)] = gateway.posted
+    assert again["digest"] != answer["digest"] and _others(again["viewers"]) == [("Ana", False, True), ("Kim", False, False)]
+    # Not asked for viewers (the last heartbeat when leaving a thread): recorded, nothing sent.
+    gateway.posted.clear()
+    assert viewing_beat(inbox, "ana-1", first, typing=True) == 200 and gateway.posted == []
+    seen = _call(inbox, "PUT", path, world["kim"]["token"], {"typing": False, "viewers": True}).json_body["viewers"]
+    assert ("Ana", True, False) in _others(seen)
+
+
+def test_focus_on_the_socket_is_bounded_like_the_rest_heartbeat(world, gateway):
+    """The same heartbeats as tests/test_staffing_focus.py's, over the socket: the same handle time."""
+    from chalicelib.runtime import runtime
+
+    inbox, first = world["inbox"], world["first"]
+    admin = inbox.login_admin()
+    clock = [time.time()]
+    runtime.use_clock(lambda: clock[0])
+    try:
+        assert connect(inbox, "boss-1", admin) == 200
+        assert viewing_beat(inbox, "boss-1", first, typing=False, focus_ms=15000) == 200  # first: nothing
+        clock[0] += 12
+        assert viewing_beat(inbox, "boss-1", first, typing=False, focus_ms=12000) == 200
+        clock[0] += 5
+        assert viewing_beat(inbox, "boss-1", first, typing=True, focus_ms=60000) == 200  # 5 s seen
+        clock[0] += 50
+        assert viewing_beat(inbox, "boss-1", first, typing=False, focus_ms=50000) == 200  # capped at 20 s
+        measured = _call(inbox, "GET", "/api/staffing/handle-time?group=live", admin).json_body
+    finally:
+        runtime.use_clock(None)
+    assert (measured["cycles"], measured["mean_seconds"], measured["concurrency"]) == (1, 37.0, 1.81)
+
+
+def test_a_viewing_beat_on_an_expired_connection_closes_it_and_records_nothing(world, gateway):
+    from chalicelib.api import auth
+    from chalicelib.models import Agent, ConversationViewer
+    from chalicelib.runtime import runtime
+
+    inbox, first = world["inbox"], world["first"]
+    assert connect(inbox, "ana-old", auth.issue_token(Agent.get("ana@example.com"),
+                                                      now=time.time() - auth.TOKEN_TTL_SECONDS + 30)) == 200
+    runtime.use_clock(lambda: time.time() + 60)
+    try:
+        assert viewing_beat(inbox, "ana-old", first, typing=False, viewers=True) == 403
+    finally:
+        runtime.use_clock(None)
+    assert gateway.closed == ["ana-old"] and stored("ana-old") == [] and gateway.posted == []
+    assert list(ConversationViewer.query(first)) == []
+
+
+def test_viewing_beats_share_the_rest_heartbeats_rate_limit(world, gateway):
+    from chalicelib.api import ratelimit
+    from chalicelib.runtime import runtime
+
+    inbox, first = world["inbox"], world["first"]
+    assert connect(inbox, "ana-1", world["ana"]["token"]) == 200
+    runtime.rate_budgets = dict(ratelimit.BUDGETS, write=ratelimit.Budget(2, 0.001))
+    try:
+        assert viewing_beat(inbox, "ana-1", first, typing=False) == 200
+        path = f"/api/conversations/{first}/viewing"
+        assert _call(inbox, "PUT", path, world["ana"]["token"], {"typing": False}).status_code == 200
+        assert viewing_beat(inbox, "ana-1", first, typing=False) == 429
+        assert _call(inbox, "PUT", path, world["ana"]["token"], {"typing": False}).status_code == 429
+    finally:
+        runtime.rate_budgets = None
+    assert stored("ana-1") != []  # refused, not closed
+
+
+@pytest.mark.parametrize("viewing", [
+    "x", [], {}, {"conversation_id": 5}, {"conversation_id": ""}, {"conversation_id": "\ud800"},
+    {"conversation_id": "c" * 101}, {"conversation_id": "FIRST", "typing": "yes"},
+    {"conversation_id": "FIRST", "focus_ms": -1}, {"conversation_id": "FIRST", "focus_ms": True},
+    {"conversation_id": "FIRST", "viewers": "yes"}, {"conversation_id": "FIRST", "shown": 5},
+    {"conversation_id": "FIRST", "shown": "s" * 65}, {"conversation_id": "FIRST", "other": 1},
+    {"conversation_id": "no-such-conversation"}, {"conversation_id": "BILLING"},
+])
+def test_hostile_viewing_beats_answer_4xx_and_record_nothing(world, gateway, viewing):
+    from chalicelib.models import ConversationViewer
+
+    inbox = world["inbox"]
+    if isinstance(viewing, dict) and viewing.get("conversation_id") in ("FIRST", "BILLING"):
+        viewing = dict(viewing, conversation_id=world[viewing["conversation_id"].lower()])
+    assert connect(inbox, "ana-1", world["ana"]["token"]) == 200
+    assert beat(inbox, "ana-1", viewing=viewing) in (400, 404)  # Billing's is not Ana's to see: 404
+    assert [v for c in (world["first"], world["billing"]) for v in ConversationViewer.query(c)] == []
+    assert gateway.posted == [] and gateway.closed == [] and len(stored("ana-1")) == 3
 
 
 # --- what the page learns --------------------------------------------------------------------------

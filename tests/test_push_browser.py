@@ -113,3 +113,50 @@ def test_a_message_arrives_by_push_a_dropped_socket_falls_back_to_polling_and_th
     _shows(page, "Thanks!")
     assert live.sent > sent and _polls(served) == polled
     assert page.js("window.__violations") == []
+
+
+def _viewing_puts(served: Any) -> int:
+    return sum(1 for method, path in list(served.requests) if method == "PUT" and path.endswith("/viewing"))
+
+
+def test_the_viewing_heartbeat_rides_the_socket_and_falls_back_to_rest(inbox, served, browser, live):
+    """Who else is viewing comes back over the socket, the page's own heartbeat (typing included)
+    reaches the others without a REST request; with the socket down the page PUTs it again."""
+    from tests.test_workspace_contacts import _agent, _call
+
+    now = int(time.time() * 1000)
+    inbox.add_account("messenger", PAGE_ID)
+    _deliver(inbox, _messaging("4343", now - 60_000, "m_v1", "Anyone?"))
+    [conversation] = inbox.conversations()
+    kim = _agent("kim@example.com", "Kim", "agent", ["default"])
+    path = f"/api/conversations/{conversation['id']}/viewing"
+    assert _call(inbox, "PUT", path, kim["token"], {"typing": False}).status_code == 200
+    page = browser
+    _open(inbox, served, page)
+    _wait(lambda: len(live.sockets) == 1, what="the page's socket")
+    page.wait_for("document.querySelectorAll('#conversations .row').length === 1")
+    page.js("document.querySelector('#conversations .row').click()")
+    page.wait_for("!document.getElementById('composer').hidden")
+    _shows(page, "Anyone?")
+    page.wait_for("document.getElementById('viewers').textContent.includes('Kim is also viewing')")
+    # The page starts typing: its heartbeat says so over the socket, Kim's page sees it.
+    page.js("const d = document.getElementById('draft'); d.focus(); d.value = 'On it'; d.dispatchEvent(new Event('input'))")
+    assert page.js("document.activeElement.id") == "draft"
+
+    def kim_sees_typing() -> bool:
+        seen = _call(inbox, "PUT", path, kim["token"], {"typing": False, "viewers": True}).json_body["viewers"]
+        return any(v["typing"] and not v["me"] for v in seen)
+
+    _wait(kim_sees_typing, what="the typing heartbeat over the socket")
+    assert _viewing_puts(served) == 0, "no REST heartbeat while the socket is up"
+    # The socket drops for good: the next heartbeat (typing stopped) is a REST request again.
+    live.refusing = True
+    from chalicelib.runtime import runtime
+
+    for connection_id in list(live.sockets):
+        runtime.push_client().delete_connection(ConnectionId=connection_id)
+    _wait(lambda: not live.sockets, what="the socket closed")
+    page.js("const d = document.getElementById('draft'); d.value = ''; d.dispatchEvent(new Event('input'))")
+    _wait(lambda: _viewing_puts(served) > 0, what="the REST heartbeat")
+    assert not kim_sees_typing()
+    assert page.js("window.__violations") == []

@@ -232,6 +232,23 @@ def test_the_checks_find_what_a_broken_deploy_leaves(expected, how, problem):
     assert any(problem in line for line in wrong), wrong
 
 
+def test_every_function_must_name_the_stages_websocket_api(expected):
+    """An app with live updates: every function's PUSH_ENDPOINT is the stage's WebSocket API
+    (`make deploy` once left it unset, and the pages polled)."""
+    endpoint = f"https://ws1.execute-api.{REGION}.amazonaws.com/api"
+    live = dict(expected, websocket=True)
+    found = deployed_as_declared(expected)
+    assert rehearsal.problems(live, found) == ["the WebSocket API is missing"]
+    found["websocket"] = endpoint
+    for function in found["functions"].values():
+        function["environment"][deploy.PUSH_ENDPOINT_ENV] = endpoint
+    assert rehearsal.problems(live, found) == []
+    _env(found).pop(deploy.PUSH_ENDPOINT_ENV)
+    assert rehearsal.problems(live, found) == [
+        f"socialinbox-staging-ingest_processor: PUSH_ENDPOINT=None, not the stage's WebSocket API {endpoint} "
+        "(its pages would poll)"]
+
+
 def test_a_new_event_source_of_the_app_is_checked_without_editing_the_harness():
     """A DynamoDB stream consumer added to the app is expected, and missing until deployed."""
     app = small_app()

@@ -191,6 +191,13 @@ def identity_from_header(authorization: Optional[str]) -> Optional[Identity]:
     return current
 
 
+def active_identity(email: str, agent_id: str) -> Optional[Identity]:
+    """The active agent `agent_id` holding `email`, as the token guard sees it (its cache): for
+    a live-updates socket opened with a verified token; None once deactivated or re-created."""
+    current = _active_agent(email.strip().lower(), agent_id)
+    return current if current is not None and current.agent_id == agent_id else None
+
+
 def _active_agent(email: str, subject: str) -> Optional[Identity]:
     """The active agent holding `email`, from a short in-process cache (runtime.agents) so the
     token guard is not a DynamoDB read per request. A subject that does not match a cached entry

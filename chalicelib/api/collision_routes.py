@@ -3,8 +3,10 @@
 PUT /api/conversations/{id}/viewing {"typing": bool, "focus_ms"?: int, "viewers"?: bool}: the
 page's heartbeat (every ~15 s while a conversation is open in a visible page, and when typing
 starts or stops); one PutItem, expiring by TTL. With "viewers": true it also answers who else is
-there (one Query): a page on live updates polls nothing, so its heartbeat brings them. `focus_ms` (how long the thread was open in a visible page since
-the previous heartbeat) is the staffing package's measured handle time: bounded by what the
+there (one Query): a page on live updates polls nothing, so its heartbeat brings them. The page
+on live updates sends the same heartbeat over its socket instead (chalicelib.push.handlers calls
+`heartbeat`, the one implementation of both). `focus_ms` (how long the thread was open in a
+visible page since the previous heartbeat) is the staffing package's measured handle time: bounded by what the
 server saw (chalicelib.staffing.focus), and written only when there is some.
 GET /api/conversations/{id}/viewers: the agents seen in the last VIEWER_WINDOW_SECONDS (one
 Query; DynamoDB's TTL deletes late, so older heartbeats are filtered out), `me` marked.
@@ -36,14 +38,20 @@ def _visible(identity: Any, conversation_id: str) -> Dict[str, Any]:
 @collision_api.route("/api/conversations/{conversation_id}/viewing", methods=["PUT"])
 @authenticated
 def viewing(conversation_id: str, identity: Any) -> Any:
+    return heartbeat(identity, conversation_id, common.json_body(collision_api.current_request, limit=1024))
+
+
+def heartbeat(identity: Any, conversation_id: str, body: Any) -> Dict[str, Any]:
+    """One viewing heartbeat of `identity` (the REST route's body, or the same fields carried on
+    the live-updates socket: chalicelib.push.handlers), so both paths record and bound alike.
+    BadRequestError for a malformed body, NotFoundError for a conversation the agent may not see."""
     from chalicelib.api.views import VIEWER_WINDOW_SECONDS
     from chalicelib.models import ConversationViewer
     from chalicelib.runtime import runtime
 
     from chalicelib.staffing import focus
 
-    body = common.json_body(collision_api.current_request, limit=1024)
-    if set(body) - {"typing", "focus_ms", "viewers"}:
+    if not isinstance(body, dict) or set(body) - {"typing", "focus_ms", "viewers"}:
         raise BadRequestError("send {\"typing\": true|false, \"focus_ms\": <ms>, \"viewers\": true|false}")
     if not isinstance(body.get("viewers", False), bool):
         raise BadRequestError("viewers must be true or false")
@@ -53,6 +61,8 @@ def viewing(conversation_id: str, identity: Any) -> Any:
     claimed = body.get("focus_ms", 0)
     if isinstance(claimed, bool) or not isinstance(claimed, int) or not 0 <= claimed <= MAX_FOCUS_CLAIM_MS:
         raise BadRequestError(f"focus_ms must be a whole number of milliseconds, 0 to {MAX_FOCUS_CLAIM_MS}")
+    if not isinstance(conversation_id, str):
+        raise NotFoundError("no such conversation")
     state = _visible(identity, conversation_id)
     now = runtime.now_ms()
     viewer = ConversationViewer(conversation_id, identity.agent_id, name=identity.name, typing=typing, seen_at=now,

@@ -97,11 +97,16 @@ def renew(connection_id: str, token: Any) -> int:
     return token_exp
 
 
-def agent_of(connection_id: str, now: Optional[float] = None) -> Optional[str]:
-    """The agent of a live (known, unexpired) connection, else None."""
+def identity_of(connection_id: str, now: Optional[float] = None) -> Any:
+    """The agent (chalicelib.api.auth.Identity) of a live connection: known, unexpired, its
+    agent still active; else None."""
+    from chalicelib.api import auth
+
     found = _connection(connection_id)
     moment = now if now is not None else now_seconds()
-    return found.agent_id if found is not None and int(found.token_exp) > moment else None
+    if found is None or int(found.token_exp) <= moment:
+        return None
+    return auth.active_identity(found.email or "", found.agent_id)
 
 
 def forget(connection_id: str) -> None:

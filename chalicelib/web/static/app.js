@@ -23,13 +23,16 @@
   var PRESENCE_MS = 45000;
   var ALERTS_MS = 60000;
   // Live updates (push): while the socket is up nothing is polled but this slow safety read; its
-  // beat carries the presence heartbeat and keeps the socket open (API Gateway closes idle ones).
+  // beats carry the presence and viewing heartbeats and keep the socket open (API Gateway closes
+  // idle ones).
   var SAFETY_MS = 300000;
   var RETRY_MS = 1000;
   var RETRY_MAX_MS = 60000;
   var COUNTS_MS = 10000;
-  // safety net: list and counts read again even if no change was stamped
+  // safety net: list and counts read again even if no change was stamped; with the socket up
+  // (hints, and the SAFETY_MS read of what changed) a third net is needed less often
   var FULL_MS = 120000;
+  var FULL_LIVE_MS = 900000;
   var PAGE = 25;
   var MAX_MESSAGE_PAGES = 20;
   var STATUSES = ['open', 'pending', 'snoozed', 'resolved'];
@@ -294,9 +297,9 @@
     live.at = {poll: Date.now(), alerts: Date.now(), full: Date.now()};
     connectLive();
     state.timers = [setInterval(function () { if (visible() && due('poll', POLL_MS)) poll(false); }, POLL_MS),
-      setInterval(function () { if (visible()) presence('online'); }, PRESENCE_MS),
+      setInterval(function () { if (visible()) presence('online', true); }, PRESENCE_MS),
       setInterval(function () { if (visible() && due('alerts', ALERTS_MS)) loadAlerts(); }, ALERTS_MS),
-      setInterval(function () { if (visible() && due('full', FULL_MS)) { loadList('refresh'); loadCounts(); } }, FULL_MS),
+      setInterval(function () { if (visible() && due('full', FULL_MS, FULL_LIVE_MS)) { loadList('refresh'); loadCounts(); } }, FULL_MS),
       setInterval(function () { beat(false); }, VIEW_MS),
       // receipts (sent, delivered, read) change only the message, which the socket never hears
       // of: while a reply of the open thread is unsettled, its thread is re-read as polling did
@@ -308,11 +311,14 @@
 
   // --- live updates: a socket tells which conversations changed; polling only without it --------
 
-  var live = {url: '', socket: null, up: false, retry: RETRY_MS, timer: null, sentToken: '', at: {}};
+  // presenceAt: when presence was last sent; shown: the digest of the viewers the socket last
+  // brought ({id, digest}), so it answers only when they changed
+  var live = {url: '', socket: null, up: false, retry: RETRY_MS, timer: null, sentToken: '', at: {}, presenceAt: 0,
+    shown: null};
 
-  // a periodic read runs at its own pace without the socket, at SAFETY_MS with it
-  function due(what, ms) {
-    var now = Date.now(), every = live.up ? Math.max(ms, SAFETY_MS) : ms;
+  // a periodic read runs at its own pace without the socket, at SAFETY_MS (or `liveMs`) with it
+  function due(what, ms, liveMs) {
+    var now = Date.now(), every = live.up ? Math.max(ms, liveMs || SAFETY_MS) : ms;
     if (now - (live.at[what] || 0) < every - 500) return false;
     live.at[what] = now;
     return true;
@@ -339,6 +345,9 @@
       var data = null;
       try { data = JSON.parse(e.data); } catch (x) { return; }
       if (data && data.type === 'changed' && Array.isArray(data.conversations)) changedLive(data);
+      if (data && data.type === 'viewers' && Array.isArray(data.viewers) && data.conversation_id === state.selected) {
+        renderViewers(data.viewers, data.digest);
+      }
     };
     socket.onclose = function () {
       if (live.socket !== socket) return;
@@ -364,14 +373,20 @@
     if (socket) socket.close();
   }
 
-  // the beat: presence, keep-alive, and the token once it was renewed (the socket lives with it)
-  async function beatLive(status) {
+  // the beat: presence, viewing, keep-alive, and the token once it was renewed (the socket lives
+  // with it); false when it could not be sent (the caller uses REST then)
+  async function beatLive(fields) {
     if (!live.up) return false;
     if (expiresSoon(state.token, 120000)) await renew();
-    var message = {action: 'beat'};
-    if (status) message.presence = status;
+    var message = Object.assign({action: 'beat'}, fields);
+    // an open thread's heartbeats carry presence too, once it is due before the next of them
+    if (message.viewing && !message.presence && Date.now() - live.presenceAt >= PRESENCE_MS - VIEW_MS) {
+      message.presence = 'online';
+    }
     if (state.token !== live.sentToken) message.token = live.sentToken = state.token;
+    if (!live.up || !live.socket) return false;
     try { live.socket.send(JSON.stringify(message)); } catch (e) { return false; }
+    if (message.presence) live.presenceAt = Date.now();
     return true;
   }
 
@@ -399,7 +414,8 @@
     live.at.poll = Date.now();
     var id = state.selected, q = {};
     if (id) q.conversation = id;
-    if (id && (prime || Date.now() - state.viewersAt >= VIEWERS_MS - 500)) {
+    // on live updates the viewing heartbeat brings who else is here (and only when it changed)
+    if (id && !live.up && (prime || Date.now() - state.viewersAt >= VIEWERS_MS - 500)) {
       q.viewers = '1';
       state.viewersAt = Date.now();
     }
@@ -431,8 +447,12 @@
     }
   }
 
-  async function presence(status) {
-    if (!state.token || await beatLive(status)) return;
+  async function presence(status, timer) {
+    if (!state.token) return;
+    // the timer's heartbeat: an open thread's beats on the socket carry it (beatLive)
+    if (timer && live.up && state.selected && Date.now() - live.presenceAt < PRESENCE_MS - 1000) return;
+    if (await beatLive({presence: status})) return;
+    live.presenceAt = Date.now();
     api('api/me/presence', 'PUT', {status: status}).catch(function () {});
   }
 
@@ -927,6 +947,7 @@
     $('action-note').textContent = '';
     history.replaceState(null, '', '#c=' + encodeURIComponent(id));
     $('viewers').textContent = '';
+    live.shown = null;
     $('canned').hidden = true;
     forgetMedia();
     renderList();
@@ -1657,7 +1678,10 @@
     // the last stretch on a thread the agent moves away from still counts
     var ms = focusSince(id);
     focus = {id: null, from: 0, banked: 0};
-    if (id && ms > 0) api(convPath(id) + '/viewing', 'PUT', {typing: false, focus_ms: ms}).catch(function () {});
+    if (!id || ms <= 0) return;
+    beatLive({viewing: {conversation_id: id, typing: false, focus_ms: ms}}).then(function (sent) {
+      if (!sent) api(convPath(id) + '/viewing', 'PUT', {typing: false, focus_ms: ms}).catch(function () {});
+    });
   }
 
   async function beat(force) {
@@ -1666,8 +1690,12 @@
     var typing = document.activeElement === $('draft') && $('draft').value.trim() !== '';
     if (!force && beaten.id === id && beaten.typing === typing && Date.now() - beaten.at < VIEW_MS - 1000) return;
     beaten = {id: id, typing: typing, at: Date.now()};
+    var body = {typing: typing, focus_ms: focusSince(id)};
+    // on live updates the socket carries it and brings who else is here, when that changed
+    var viewing = Object.assign({conversation_id: id, viewers: true}, body);
+    if (live.shown && live.shown.id === id) viewing.shown = live.shown.digest;
+    if (await beatLive({viewing: viewing})) return;
     try {
-      var body = {typing: typing, focus_ms: focusSince(id)};
       // on live updates nothing polls: the heartbeat brings who else is here
       if (live.up) body.viewers = true;
       var seen = await api(convPath(id) + '/viewing', 'PUT', body);
@@ -1677,7 +1705,9 @@
     } catch (e) { /* a hint only */ }
   }
 
-  function renderViewers(items) {
+  // `digest`: the socket's name for what is shown (its beats send it back: answered only on change)
+  function renderViewers(items, digest) {
+    live.shown = digest ? {id: state.selected, digest: digest} : null;
     var others = items.filter(v => !v.me);
     var names = function (typing) {
       return others.filter(v => Boolean(v.typing) === typing)
