@@ -28,7 +28,10 @@ Function URLs (URL_FUNCTIONS): the webhooks have a Lambda function of their own 
 updates it on a deployed stage (boto3, after `chalice deploy`; AuthType NONE, the platforms'
 signatures are the gate) with the two resource-policy statements a public URL needs, and
 `fix_package` adds the same as `AWS::Lambda::Url` and `AWS::Lambda::Permission` resources to the
-one-artifact template. Its throttle is its reserved concurrency (.chalice/config.json).
+one-artifact template. Its throttle is its reserved concurrency (.chalice/config.json). The API's
+function (`api_handler`) gets one the same way: agents open the inbox there, with no API Gateway
+charge per request (the REST API keeps working beside it); its gate is the API's bearer tokens and
+per-agent rate limits, its throttle its reserved concurrency.
 
 Partial batch responses (PARTIAL_BATCH_FUNCTIONS): the consumers answer Lambda's
 `{"batchItemFailures": [...]}` only when PARTIAL_BATCH_ENV is "true", and that variable must never
@@ -89,10 +92,17 @@ LOCAL_STAGE = "local"
 NEW_STAGE_BASE = "dev"
 #: = chalicelib.config's variable for the stage (not imported: this tool must not load the app).
 STAGE_ENV = "SOCIALINBOX_STAGE"
-#: = chalicelib.config.WEBHOOKS_FUNCTION: the functions reached through a Lambda function URL.
+#: = chalicelib.config.WEBHOOKS_FUNCTION: the functions reached through a Lambda function URL: the
+#: webhooks' own, and the API's (the agent API and the page, chalicelib.api.function_url).
 WEBHOOKS_FUNCTION = "webhooks"
-URL_FUNCTIONS = (WEBHOOKS_FUNCTION,)
-#: No IAM auth on the URL: the platforms cannot sign AWS requests; their own signatures are checked.
+URL_FUNCTIONS = (WEBHOOKS_FUNCTION, API_HANDLER)
+#: What each URL is for: the name `function-url` prints it under, and its stack output's description.
+URL_PURPOSES: Dict[str, Tuple[str, str]] = {
+    WEBHOOKS_FUNCTION: ("webhooks", "Give each platform <this>webhooks/<platform> (docs/DEPLOY.md)"),
+    API_HANDLER: ("inbox", "The inbox: agents open this URL; the agent API is under <this>api/ (docs/DEPLOY.md)"),
+}
+#: No IAM auth on the URLs: the platforms cannot sign AWS requests (their own signatures are
+#: checked), nor can agents' browsers (the API's bearer tokens and per-agent rate limits are the gate).
 URL_AUTH_TYPE = "NONE"
 #: The function's resource-policy statements a public function URL needs (since October 2025 AWS
 #: asks for both actions; the second is limited to calls made through the URL).
@@ -420,8 +430,15 @@ def _add_function_url(template: Dict[str, Any], logical: str) -> None:
         resources[f"{logical}{sid}"] = {"Type": "AWS::Lambda::Permission", "Properties": dict(
             statement, FunctionName={"Ref": logical}, Principal="*")}
     template.setdefault("Outputs", {})[f"{logical}Url"] = {
-        "Description": "Give each platform <this>webhooks/<platform> (docs/DEPLOY.md)",
-        "Value": {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}}
+        "Description": url_purpose(logical)[1], "Value": {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}}
+
+
+def url_purpose(function: str) -> Tuple[str, str]:
+    """(label, description) of a function's URL, by its short or logical name."""
+    for name, purpose in URL_PURPOSES.items():
+        if function in (name, _logical_name(name)):
+            return purpose
+    return function, f"The function URL of {function}"
 
 
 def _logical_name(function: str) -> str:
@@ -688,8 +705,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     partial.add_argument("--stage", required=True)
     partial.add_argument("--mappings-only", action="store_true",
                          help="only the existing mappings (before deploying the one-artifact template)")
-    url = sub.add_parser("function-url", help="the webhooks' function URL and its public permissions "
-                                              "(boto3, after chalice deploy); prints the URL")
+    url = sub.add_parser("function-url", help="the webhooks' and the inbox's function URLs and their public "
+                                              "permissions (boto3, after chalice deploy); prints both")
     url.add_argument("--stage", required=True)
     bucket = sub.add_parser("artifacts-bucket", help="create or reuse the stage's artefacts bucket; prints its name")
     bucket.add_argument("--stage", required=True)
@@ -731,7 +748,7 @@ def _run(args: argparse.Namespace) -> int:
 
         client = boto3.client("lambda")
         for function in URL_FUNCTIONS:
-            print(f"{function}: {ensure_function_url(client, check_stage(args.stage), function)}")
+            print(f"{url_purpose(function)[0]}: {ensure_function_url(client, check_stage(args.stage), function)}")
     elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None
