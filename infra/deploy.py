@@ -336,7 +336,8 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
       dashboard and policies of the data stack expect;
     - the Stage parameter defaults to the packaged stage (the function names carry it);
     - each of URL_FUNCTIONS gets its function URL (`AWS::Lambda::Url`, AuthType NONE), the
-      URL_PERMISSIONS statements and an output `<Function>Url` with the address;
+      URL_PERMISSIONS statements and an output `<Function>Url` with the address; the API function
+      traces in API_TRACING_MODE (only what API Gateway sampled);
     - the SQS event sources of PARTIAL_BATCH_FUNCTIONS get FunctionResponseTypes
       [ReportBatchItemFailures] (Chalice cannot set it) and those functions PARTIAL_BATCH_ENV, both
       together (checked by `partial_batch_problems`, a ValueError otherwise);
@@ -390,6 +391,7 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
             props.setdefault("Environment", {}).setdefault("Variables", {})[PARTIAL_BATCH_ENV] = "true"
     for function in URL_FUNCTIONS:
         _add_function_url(fixed, _logical_name(function))
+    _trace_api_pass_through(fixed)
     _add_push_endpoint(fixed)
     if "Stage" in fixed.get("Parameters", {}):
         fixed["Parameters"]["Stage"]["Default"] = stage
@@ -600,6 +602,37 @@ def ensure_function_url(client: Any, stage: str, function: str = WEBHOOKS_FUNCTI
     return str(current["FunctionUrl"])
 
 
+#: The API function traces only the requests API Gateway sampled (the REST API's TraceSampleRate):
+#: through its function URL nothing samples upstream, and Lambda's own active tracing would record
+#: the first request of every second and 5 % of the rest, i.e. nearly every request of a small team
+#: ($5 per million traces, more than the REST API's $3.50 per million requests the URL saves).
+#: Chalice can only switch tracing on (Active) or off for the REST API and its function together.
+API_TRACING_MODE = "PassThrough"
+
+
+def trace_only_sampled_requests(client: Any, stage: str, timeout: float = 300.0,
+                                sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Put the deployed API function's tracing in API_TRACING_MODE (after the update `chalice
+    deploy` may still be running; every deploy sets Active again, so `function-url` runs this
+    each time). True when it changed anything."""
+    name = lambda_function_name(stage, API_HANDLER)
+    _wait(lambda: client.get_function_configuration(FunctionName=name).get("LastUpdateStatus") != "InProgress",
+          timeout, sleep, f"{name}: an update of the function is still in progress")
+    current = client.get_function_configuration(FunctionName=name)
+    if (current.get("TracingConfig") or {}).get("Mode") == API_TRACING_MODE:
+        return False
+    revision = {"RevisionId": current["RevisionId"]} if current.get("RevisionId") else {}
+    client.update_function_configuration(FunctionName=name, TracingConfig={"Mode": API_TRACING_MODE}, **revision)
+    return True
+
+
+def _trace_api_pass_through(template: Dict[str, Any]) -> None:
+    """The packaged API function's tracing: API_TRACING_MODE where Chalice declared Active."""
+    props = template["Resources"].get(_logical_name(API_HANDLER), {}).get("Properties") or {}
+    if props.get("Tracing") == "Active":
+        props["Tracing"] = API_TRACING_MODE
+
+
 def _resource_policy(client: Any, name: str) -> Dict[str, Any]:
     try:
         return json.loads(client.get_policy(FunctionName=name)["Policy"])
@@ -749,6 +782,7 @@ def _run(args: argparse.Namespace) -> int:
         client = boto3.client("lambda")
         for function in URL_FUNCTIONS:
             print(f"{url_purpose(function)[0]}: {ensure_function_url(client, check_stage(args.stage), function)}")
+        trace_only_sampled_requests(client, args.stage)
     elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None

@@ -4,6 +4,7 @@ config, each function gets its own policy file, the one-artifact package (`chali
 SecureStrings without ever being printed."""
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -181,6 +182,8 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
         assert permissions == [("lambda:InvokeFunction", "*"), ("lambda:InvokeFunctionUrl", "*")], logical
         assert template["Outputs"][f"{logical}Url"]["Value"] == {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}
     assert "agents open" in template["Outputs"]["APIHandlerUrl"]["Description"]
+    # through the URL nothing samples upstream: the API function traces only what API Gateway sampled
+    assert resources["APIHandler"]["Properties"]["Tracing"] == "PassThrough"
     assert "webhooks/<platform>" in template["Outputs"]["WebhooksUrl"]["Description"]
     lint = os.path.join(os.path.dirname(sys.executable), "cfn-lint")
     result = subprocess.run([lint, str(out / "sam.json")], capture_output=True, text=True, timeout=180)
@@ -382,7 +385,8 @@ def _deployed_webhooks(stage="qa"):
     client = aws.client("lambda")
     for function, handler in ((deploy.API_HANDLER, "app.app"), (deploy.WEBHOOKS_FUNCTION, "app.webhook_url")):
         client.create_function(FunctionName=deploy.lambda_function_name(stage, function), Runtime="python3.11",
-                               Role=role, Handler=handler, Code={"ZipFile": code.getvalue()})
+                               Role=role, Handler=handler, Code={"ZipFile": code.getvalue()},
+                               TracingConfig={"Mode": "Active"})  # Chalice's "xray": true
     client.add_permission(FunctionName=deploy.lambda_function_name(stage, deploy.API_HANDLER), StatementId="rest-api",
                           Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com")
     return client, deploy.lambda_function_name(stage, deploy.WEBHOOKS_FUNCTION)
@@ -414,6 +418,37 @@ def test_make_deploy_gives_the_webhooks_function_a_public_url_once(aws_backend, 
     assert deploy.ensure_function_url(client, "qa") == config["FunctionUrl"]
     assert deploy.ensure_function_url(client, "qa", deploy.API_HANDLER) == inbox["FunctionUrl"]
     assert _url_statements(client, name) == statements and _url_statements(client, api) == api_statements
+
+
+class _JustDeployedApi:
+    """A Lambda client for the API function whose update `chalice deploy` has just started, with
+    Chalice's active tracing (moto keeps no tracing mode an update sets)."""
+
+    def __init__(self):
+        self.config = {"TracingConfig": {"Mode": "Active"}, "LastUpdateStatus": "InProgress", "RevisionId": "r1"}
+        self.reads, self.updates = 0, []
+
+    def get_function_configuration(self, FunctionName):
+        self.reads += 1
+        if self.reads > 2:
+            self.config["LastUpdateStatus"] = "Successful"
+        return copy.deepcopy(self.config)
+
+    def update_function_configuration(self, FunctionName, **changes):
+        self.updates.append((FunctionName, changes))
+        self.config.update(TracingConfig=changes["TracingConfig"], RevisionId="r2")
+
+
+def test_the_api_function_traces_only_what_api_gateway_sampled():
+    """Through the function URL nothing samples upstream: with active tracing Lambda would record
+    the first request of each second and 5 % of the rest (nearly all of a small team's, at $5 per
+    million traces). After chalice deploy's update, and once."""
+    client, waits = _JustDeployedApi(), []
+    assert deploy.trace_only_sampled_requests(client, "qa", sleep=waits.append) is True
+    assert waits  # waited for chalice deploy's update to finish
+    assert client.updates == [("socialinbox-qa", {"TracingConfig": {"Mode": "PassThrough"}, "RevisionId": "r1"})]
+    assert deploy.trace_only_sampled_requests(client, "qa", sleep=waits.append) is False
+    assert len(client.updates) == 1
 
 
 def test_a_function_url_changed_to_iam_auth_is_made_public_again(aws_backend):
