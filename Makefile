@@ -155,6 +155,7 @@ deploy: lambda-build render  ## data stack, its outputs -> stage config, then ch
 	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/
 	$(PY) -m infra.deploy partial-batches --stage $(STAGE)  # ReportBatchItemFailures, then the variable
 	$(PY) -m infra.deploy function-url --stage $(STAGE)  # the webhooks' and the inbox's URLs + permissions (Chalice cannot)
+	$(PY) -m infra.deploy platform-logs --stage $(STAGE)  # no START/END/REPORT log lines (Chalice cannot)
 	@url=$$(cd $(BUILD) && ../../$(VENV)/bin/chalice url --stage $(STAGE)) && echo "health: $${url}health" && \
 	  $(HEALTH_CHECK) "$${url}health" && echo
 

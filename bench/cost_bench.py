@@ -333,6 +333,9 @@ API_DOORS = {"function URL": "function_url_per_m", "REST API": "rest_api_per_m"}
 DURATION_MS = {"webhook": 15, "processor_per_message": 40, "api_reply": 80, "api_read": 30, "api_patch": 40,
                "outbox_send": 250, "sla_timer": 30}
 MEMORY_GB = 0.5
+#: Log bytes: Lambda's START, END and REPORT lines per invocation (written only when platform lines
+#: below WARN are kept: infra/deploy.py LOGGING_CONFIG drops them on every deployed function, so
+#: `platform_lines` is False unless priced for comparison), and one app line.
 LOG_BYTES = {"per_invocation": 350, "per_app_line": 350}
 VOLUMES = (10_000, 1_000_000, 10_000_000)
 SECONDS_PER_MONTH = 30 * 86400
@@ -377,7 +380,8 @@ def load_counts(paths: List[str]) -> Dict[str, Any]:
 
 
 def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] = None,
-          trace_rate: float = 0.01, webhooks_on_rest: bool = False, api_door: str = "function URL") -> Dict[str, Any]:
+          trace_rate: float = 0.01, webhooks_on_rest: bool = False, api_door: str = "function URL",
+          platform_lines: bool = False) -> Dict[str, Any]:
     """One month of `messages` inbound customer messages: quantities per billed dimension.
     Webhook deliveries reach their own function through its function URL (no API Gateway
     charge, issue 21) unless `webhooks_on_rest` (the REST route, as before); agents reach the API
@@ -423,7 +427,7 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
                                + conversations * (MIX["thread_views"] * 2 * DURATION_MS["api_read"]
                                                   + MIX["resolves"] * DURATION_MS["api_patch"])
                                + timer_messages * DURATION_MS["sla_timer"])
-    log_bytes = sum(invocations.values()) * LOG_BYTES["per_invocation"] \
+    log_bytes = sum(invocations.values()) * (LOG_BYTES["per_invocation"] if platform_lines else 0) \
         + (deliveries * 2 + api_requests) * LOG_BYTES["per_app_line"]
     # X-Ray: API Gateway samples the requests behind the REST API at the template's TraceSampleRate
     # (a sampling rule, no reservoir); the consumers trace in PassThrough mode, so a delivery's
@@ -462,7 +466,8 @@ def agent_requests_per_minute(timers: Dict[str, int]) -> Dict[str, float]:
             "alerts": 60_000 / timers["ALERTS_MS"], "full refresh (list + counts)": 2 * 60_000 / timers["FULL_MS"]}
 
 
-def agent_cost(counts: Dict[str, Any], per_minute: Dict[str, float], api_door: str = "function URL") -> Dict[str, float]:
+def agent_cost(counts: Dict[str, Any], per_minute: Dict[str, float], api_door: str = "function URL",
+               platform_lines: bool = False) -> Dict[str, float]:
     """$ per agent-hour of an idle open inbox polling through `api_door` (API_DOORS): each request
     pays the front door (REST: API Gateway; function URL: nothing), a Lambda request and 30 ms at
     512 MB, its log line and its DynamoDB units (measured for the polls, the counts and the list;
@@ -472,7 +477,8 @@ def agent_cost(counts: Dict[str, Any], per_minute: Dict[str, float], api_door: s
     wru = {"viewing heartbeat": 1.0, "online heartbeat": 1.0}
     per_request = (PRICES[API_DOORS[api_door]] + PRICES["lambda_request_per_m"]) / 1e6 \
         + MEMORY_GB * DURATION_MS["api_read"] / 1000 * PRICES["lambda_gb_s"] \
-        + 2 * LOG_BYTES["per_app_line"] / 1e9 * PRICES["logs_ingest_per_gb"]
+        + (LOG_BYTES["per_app_line"] + (LOG_BYTES["per_invocation"] if platform_lines else 0)) / 1e9 \
+        * PRICES["logs_ingest_per_gb"]
     hour = {name: n * 60 * (per_request + rru.get(name, 0) * PRICES["rru_per_m"] / 1e6
                             + wru.get(name, 0) * PRICES["wru_per_m"] / 1e6) for name, n in per_minute.items()}
     return hour
@@ -590,7 +596,15 @@ def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "functi
               f"${row['whole_conversation_per_million']:.2f}, inbound path ${row['inbound_path_per_million']:.2f}; "
               f"${row['agent_hour_usd']:.4f} per agent-hour, ${row['agent_month_usd']:.2f} per agent-month, "
               f"${row['agent_month_usd'] * AGENTS['agents']:.2f} for {AGENTS['agents']} agents")
-    results["cost"] = {"api_door": api_door, "front_doors": doors,"inbound_path_per_million": sum(inbound_only.values()), "trace_rate": trace_rate,
+    with_lines = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=api_door, platform_lines=True))
+    lines_hour = sum(agent_cost(counts, per_minute, api_door, platform_lines=True).values())
+    print(f"\n  Lambda's START/END/REPORT lines (dropped: infra/deploy.py LOGGING_CONFIG, SystemLogLevel WARN): "
+          f"CloudWatch Logs ${with_lines['CloudWatch Logs']:.2f} per million inbound with them, "
+          f"${million['CloudWatch Logs']:.2f} without; whole conversation ${sum(with_lines.values()):.2f} -> "
+          f"${variable['1000000']:.2f}; an idle polling agent ${lines_hour * AGENTS['hours_per_month']:.2f} -> "
+          f"${agent_month:.2f} a month")
+    results["cost"] = {"api_door": api_door, "front_doors": doors,
+                       "platform_lines_per_million": sum(with_lines.values()),"inbound_path_per_million": sum(inbound_only.values()), "trace_rate": trace_rate,
                        "webhooks_on_rest_per_million": sum(rest_before.values()),
                        "webhooks_on_rest_inbound_per_million": sum(rest_inbound.values()),
                        "agent_requests_per_minute": per_minute, "agent_hour_usd": hour,

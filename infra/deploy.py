@@ -6,6 +6,7 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy fix-package --stage dev out/package/sam.json
     python -m infra.deploy partial-batches --stage dev [--mappings-only]
     python -m infra.deploy function-url --stage dev
+    python -m infra.deploy platform-logs --stage dev
     python -m infra.deploy put-secrets --stage dev [NAME ...]
     python -m infra.deploy artifacts-bucket --stage dev [--bucket NAME]
 
@@ -338,6 +339,7 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
     - each of URL_FUNCTIONS gets its function URL (`AWS::Lambda::Url`, AuthType NONE), the
       URL_PERMISSIONS statements and an output `<Function>Url` with the address; the API function
       traces in API_TRACING_MODE (only what API Gateway sampled);
+    - every function logs with LOGGING_CONFIG (no START/END/REPORT lines);
     - the SQS event sources of PARTIAL_BATCH_FUNCTIONS get FunctionResponseTypes
       [ReportBatchItemFailures] (Chalice cannot set it) and those functions PARTIAL_BATCH_ENV, both
       together (checked by `partial_batch_problems`, a ValueError otherwise);
@@ -392,6 +394,7 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
     for function in URL_FUNCTIONS:
         _add_function_url(fixed, _logical_name(function))
     _trace_api_pass_through(fixed)
+    _quiet_packaged_platform_logs(fixed)
     _add_push_endpoint(fixed)
     if "Stage" in fixed.get("Parameters", {}):
         fixed["Parameters"]["Stage"]["Default"] = stage
@@ -640,6 +643,45 @@ def _resource_policy(client: Any, name: str) -> Dict[str, Any]:
         return {}
 
 
+# --- Lambda's own log lines (`make deploy`, `make package`) ------------------------------------------
+
+#: Every function's logging, which Chalice cannot set: JSON, so Lambda's own platform lines carry a
+#: level, and of those only WARN and above kept: no START, END and REPORT lines (about 350 bytes per
+#: invocation, more than a webhook's own log line; CloudWatch's Duration, Errors and Throttles
+#: metrics do not come from them). The app's lines are its own JSON on stdout (chalicelib.logs),
+#: written as they are; ApplicationLogLevel filters nothing they hold (LOG_LEVEL does).
+LOGGING_CONFIG: Dict[str, str] = {"LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "INFO"}
+
+
+def quiet_platform_logs(client: Any, stage: str, timeout: float = 300.0,
+                        sleep: Callable[[float], None] = time.sleep) -> List[str]:
+    """Give each deployed function of the stage LOGGING_CONFIG (after any update in progress;
+    `chalice deploy` leaves the setting alone, so later deploys keep it). `client` is a boto3
+    Lambda client. Returns the functions changed; a function not deployed is skipped."""
+    changed = []
+    for function in functions():
+        name = lambda_function_name(stage, function)
+        try:
+            _wait(lambda: client.get_function_configuration(FunctionName=name).get("LastUpdateStatus") != "InProgress",
+                  timeout, sleep, f"{name}: an update of the function is still in progress")
+            current = client.get_function_configuration(FunctionName=name)
+        except client.exceptions.ResourceNotFoundException:
+            continue
+        if all((current.get("LoggingConfig") or {}).get(k) == v for k, v in LOGGING_CONFIG.items()):
+            continue
+        revision = {"RevisionId": current["RevisionId"]} if current.get("RevisionId") else {}
+        client.update_function_configuration(FunctionName=name, LoggingConfig=dict(LOGGING_CONFIG), **revision)
+        changed.append(name)
+    return changed
+
+
+def _quiet_packaged_platform_logs(template: Dict[str, Any]) -> None:
+    """LOGGING_CONFIG on every function of a packaged template."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            resource["Properties"]["LoggingConfig"] = dict(LOGGING_CONFIG)
+
+
 # --- the artefacts bucket (templates over CloudFormation's inline limit go through S3) ------------
 
 # `aws cloudformation deploy` sends a template inline only up to 51,200 bytes; from S3
@@ -741,6 +783,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     url = sub.add_parser("function-url", help="the webhooks' and the inbox's function URLs and their public "
                                               "permissions (boto3, after chalice deploy); prints both")
     url.add_argument("--stage", required=True)
+    logs = sub.add_parser("platform-logs", help="JSON logs without Lambda's START/END/REPORT lines on every "
+                                                "function of the stage (boto3, after chalice deploy)")
+    logs.add_argument("--stage", required=True)
     bucket = sub.add_parser("artifacts-bucket", help="create or reuse the stage's artefacts bucket; prints its name")
     bucket.add_argument("--stage", required=True)
     bucket.add_argument("--bucket", default="", help="your own bucket instead (used as it is)")
@@ -783,6 +828,11 @@ def _run(args: argparse.Namespace) -> int:
         for function in URL_FUNCTIONS:
             print(f"{url_purpose(function)[0]}: {ensure_function_url(client, check_stage(args.stage), function)}")
         trace_only_sampled_requests(client, args.stage)
+    elif args.command == "platform-logs":
+        import boto3
+
+        changed = quiet_platform_logs(boto3.client("lambda"), check_stage(args.stage))
+        print(f"platform log lines below WARN dropped: {', '.join(changed) or 'nothing to change'}")
     elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None

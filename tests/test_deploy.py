@@ -184,6 +184,9 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
     assert "agents open" in template["Outputs"]["APIHandlerUrl"]["Description"]
     # through the URL nothing samples upstream: the API function traces only what API Gateway sampled
     assert resources["APIHandler"]["Properties"]["Tracing"] == "PassThrough"
+    # every function: JSON logs without Lambda's START/END/REPORT lines
+    assert all(f["Properties"]["LoggingConfig"] == {"LogFormat": "JSON", "SystemLogLevel": "WARN",
+                                                    "ApplicationLogLevel": "INFO"} for f in functions.values())
     assert "webhooks/<platform>" in template["Outputs"]["WebhooksUrl"]["Description"]
     lint = os.path.join(os.path.dirname(sys.executable), "cfn-lint")
     result = subprocess.run([lint, str(out / "sam.json")], capture_output=True, text=True, timeout=180)
@@ -439,6 +442,44 @@ class _JustDeployedApi:
         self.config.update(TracingConfig=changes["TracingConfig"], RevisionId="r2")
 
 
+class _Stage:
+    """A Lambda client for a stage `chalice deploy` has just deployed (moto keeps no logging
+    configuration): `names` deployed, the first still updating."""
+
+    class exceptions:  # noqa: N801 - boto3's attribute
+        class ResourceNotFoundException(Exception):
+            pass
+
+    def __init__(self, names):
+        self.configs = {name: {"LastUpdateStatus": "InProgress" if i == 0 else "Successful", "RevisionId": f"r-{name}",
+                               "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"}}
+                        for i, name in enumerate(names)}
+        self.updates = []
+
+    def get_function_configuration(self, FunctionName):
+        if FunctionName not in self.configs:
+            raise self.exceptions.ResourceNotFoundException(FunctionName)
+        config = self.configs[FunctionName]
+        answer = copy.deepcopy(config)
+        config["LastUpdateStatus"] = "Successful"  # the update in progress finishes
+        return answer
+
+    def update_function_configuration(self, FunctionName, **changes):
+        self.updates.append((FunctionName, changes))
+        self.configs[FunctionName]["LoggingConfig"].update(changes["LoggingConfig"])
+
+
+def test_every_deployed_function_logs_json_without_the_platforms_start_end_report_lines():
+    names = [deploy.lambda_function_name("qa", f) for f in (deploy.API_HANDLER, deploy.WEBHOOKS_FUNCTION)]
+    client, waits = _Stage(names), []
+    assert deploy.quiet_platform_logs(client, "qa", sleep=waits.append) == names  # the rest are not deployed
+    assert waits  # after chalice deploy's update
+    wanted = {"LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "INFO"}
+    assert client.updates == [(name, {"LoggingConfig": wanted, "RevisionId": f"r-{name}"}) for name in names]
+    assert all(client.configs[name]["LoggingConfig"] == dict(wanted, LogGroup=f"/aws/lambda/{name}") for name in names)
+    assert deploy.quiet_platform_logs(client, "qa", sleep=waits.append) == []  # every later deploy: nothing
+
+
 def test_the_api_function_traces_only_what_api_gateway_sampled():
     """Through the function URL nothing samples upstream: with active tracing Lambda would record
     the first request of each second and 5 % of the rest (nearly all of a small team's, at $5 per
@@ -498,7 +539,7 @@ def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
              "describe-stacks --stack-name socialinbox-qa-data",
              "infra.deploy configure --stage qa --build build/lambda --outputs out/stack-outputs-qa.json",
              "chalice deploy --stage qa", "infra.deploy partial-batches --stage qa",
-             "infra.deploy function-url --stage qa", "curl -fsS"]
+             "infra.deploy function-url --stage qa", "infra.deploy platform-logs --stage qa", "curl -fsS"]
     positions = [result.stdout.find(step) for step in steps]
     assert -1 not in positions, dict(zip(steps, positions))
     assert positions == sorted(positions)
