@@ -12,6 +12,7 @@ import time
 from urllib.parse import urljoin, urlsplit
 
 import pytest
+import responses
 
 from tests.helpers import ADMIN_EMAIL, ADMIN_PASSWORD, PAGE, function_url_event, messenger, page_delivery
 
@@ -174,11 +175,20 @@ def test_hostile_paths_and_query_strings_answer_4xx(inbox, path):
     assert "Traceback" not in answer["body"]
 
 
-def test_a_binary_answer_leaves_base64_encoded(inbox):
-    """Attachments are binary: the function URL gets them base64-encoded, as the REST API does."""
-    from chalicelib.api.function_url import function_url_answer
-
-    shaped = function_url_answer({"statusCode": 200, "headers": {"Content-Type": "image/png"},
-                                  "body": base64.b64encode(b"\x89PNG").decode(), "isBase64Encoded": True})
-    assert shaped["isBase64Encoded"] is True and base64.b64decode(shaped["body"]) == b"\x89PNG"
-
+@responses.activate
+def test_an_attachment_leaves_base64_encoded_with_its_type(inbox):
+    """Binary answers (the media proxy) reach the function URL base64-encoded, byte for byte."""
+    cdn = "https://scontent.xx.fbcdn.net/v/t1/photo.jpg?sig=abc"
+    inbox.add_account("messenger", PAGE)
+    item = {"sender": {"id": "psid_m1"}, "recipient": {"id": PAGE}, "timestamp": int(time.time() * 1000),
+            "message": {"mid": "m_media_url", "attachments": [{"type": "image", "payload": {"url": cdn}}]}}
+    assert inbox.post_meta(page_delivery(item)).status_code == 200
+    inbox.process()
+    [conversation] = inbox.conversations()
+    [message] = inbox.messages(conversation["id"])
+    responses.add(responses.GET, cdn, body=b"\xff\xd8\xff jpeg \x00 bytes", content_type="image/jpeg")
+    answer = inbox.api_url("GET", f"/api/media/{conversation['id']}/{message['id']}/0", token=inbox.login_admin(),
+                           headers={"Accept": "image/avif,image/webp,image/*,*/*;q=0.8"})
+    assert answer["statusCode"] == 200 and answer["isBase64Encoded"] is True
+    assert base64.b64decode(answer["body"]) == b"\xff\xd8\xff jpeg \x00 bytes"
+    assert answer["headers"]["Content-Type"] == "image/jpeg"
