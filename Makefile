@@ -154,8 +154,9 @@ deploy: lambda-build render  ## data stack, its outputs -> stage config, then ch
 	cd $(BUILD) && ../../$(VENV)/bin/chalice deploy --stage $(STAGE)
 	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/
 	$(PY) -m infra.deploy partial-batches --stage $(STAGE)  # ReportBatchItemFailures, then the variable
-	$(PY) -m infra.deploy function-url --stage $(STAGE)  # the webhooks' URL + permissions (Chalice cannot)
+	$(PY) -m infra.deploy function-url --stage $(STAGE)  # the webhooks' and the inbox's URLs + permissions (Chalice cannot)
 	$(PY) -m infra.deploy push-endpoint --stage $(STAGE)  # the WebSocket API's endpoint on every function
+	$(PY) -m infra.deploy platform-logs --stage $(STAGE)  # no START/END/REPORT log lines (Chalice cannot)
 	@url=$$(cd $(BUILD) && ../../$(VENV)/bin/chalice url --stage $(STAGE)) && echo "health: $${url}health" && \
 	  $(HEALTH_CHECK) "$${url}health" && echo
 

@@ -9,9 +9,25 @@ from chalicelib import config, tracing
 config.refuse_local_stage_in_aws()  # first: a deployed function never starts with the local defaults
 from chalicelib.http_headers import SECURITY_HEADERS  # noqa: F401 (make run's gateway reads it here)
 
+
+
+class SocialInbox(Chalice):
+    """The REST API's handler also answers the API function's own Lambda function URL (issue 21:
+    no API Gateway charge per request): its payload format 2.0 events are translated to the REST
+    event Chalice expects and back (chalicelib.api.function_url), so every route serves both."""
+
+    def __call__(self, event: Any, context: Any) -> Dict[str, Any]:
+        if isinstance(event, dict) and event.get("version") == "2.0":
+            from chalicelib.api.function_url import is_function_url_event, serve
+
+            if is_function_url_event(event):
+                return serve(event, context, self.routes, super().__call__)
+        return super().__call__(event, context)
+
+
 # configure_logs=False: Chalice would add a plain-text handler to the "socialinbox" logger, which
 # is also our JSON logger (chalicelib.logs), and every line would be written twice.
-app = Chalice(app_name="socialinbox", configure_logs=False)
+app = SocialInbox(app_name="socialinbox", configure_logs=False)
 # Live updates (chalicelib.push): Chalice deploys the WebSocket API and its three handlers itself.
 app.experimental_feature_flags.update(["WEBSOCKETS"])
 

@@ -21,7 +21,9 @@
 - cost: a month of 10k / 1M / 10M inbound messages, priced from the counts the other benches
   measure (bench/ingest_bench.py --only requests,wru; flow and api sections): DynamoDB units per
   message kind, SLA flow transitions per turn, the reply path's requests and units. Only the
-  traffic mix and the Lambda durations are assumptions (listed with the table).
+  traffic mix and the Lambda durations are assumptions (listed with the table). The agent API's
+  front door is a choice (--api-door: the API function's URL, $0 per request, or the REST API,
+  $3.50 per million); both are printed after the table.
 
 Nothing here asserts anything; timings are noisy on a shared machine, ratios within one run and
 counts are what to compare.
@@ -293,6 +295,7 @@ PRICES_DATE = "2026-12-02"
 PRICES = {
     "rest_api_per_m": 3.50,          # API Gateway REST API, first 333 M requests/month
     "http_api_per_m": 1.00,          # API Gateway HTTP API, first 300 M (the alternative)
+    "function_url_per_m": 0.0,       # Lambda function URL: nothing beyond the function's own requests
     "lambda_request_per_m": 0.20,
     "lambda_gb_s": 0.0000166667,     # x86
     "sqs_per_m": 0.40,               # standard queue, per 64 KB request
@@ -323,10 +326,16 @@ MIX = {
     "sla_warning_seconds": 720,
 }
 SQS_MAX_DELAY_SECONDS = 900
+#: The agent API's front door (issue 21; --api-door): the API function's own Lambda function URL,
+#: or API Gateway's REST API (both are deployed; docs/DEPLOY.md says which URL agents open).
+API_DOORS = {"function URL": "function_url_per_m", "REST API": "rest_api_per_m"}
 #: Billed Lambda duration per unit of work at 512 MB (assumed: moto's timings are not AWS's).
 DURATION_MS = {"webhook": 15, "processor_per_message": 40, "api_reply": 80, "api_read": 30, "api_patch": 40,
                "outbox_send": 250, "sla_timer": 30}
 MEMORY_GB = 0.5
+#: Log bytes: Lambda's START, END and REPORT lines per invocation (written only when platform lines
+#: below WARN are kept: infra/deploy.py LOGGING_CONFIG drops them on every deployed function, so
+#: `platform_lines` is False unless priced for comparison), and one app line.
 LOG_BYTES = {"per_invocation": 350, "per_app_line": 350}
 VOLUMES = (10_000, 1_000_000, 10_000_000)
 SECONDS_PER_MONTH = 30 * 86400
@@ -371,10 +380,12 @@ def load_counts(paths: List[str]) -> Dict[str, Any]:
 
 
 def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] = None,
-          trace_rate: float = 0.01, webhooks_on_rest: bool = False) -> Dict[str, Any]:
+          trace_rate: float = 0.01, webhooks_on_rest: bool = False, api_door: str = "function URL",
+          platform_lines: bool = False) -> Dict[str, Any]:
     """One month of `messages` inbound customer messages: quantities per billed dimension.
     Webhook deliveries reach their own function through its function URL (no API Gateway
-    charge, issue 21) unless `webhooks_on_rest` (the REST route, as before)."""
+    charge, issue 21) unless `webhooks_on_rest` (the REST route, as before); agents reach the API
+    through `api_door` (API_DOORS)."""
     MIX = mix or globals()["MIX"]  # noqa: N806 - the module's mix unless a variant is priced
     per_conversation = sum(MIX["inbound"].values())
     conversations = messages / per_conversation
@@ -416,14 +427,18 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
                                + conversations * (MIX["thread_views"] * 2 * DURATION_MS["api_read"]
                                                   + MIX["resolves"] * DURATION_MS["api_patch"])
                                + timer_messages * DURATION_MS["sla_timer"])
-    log_bytes = sum(invocations.values()) * LOG_BYTES["per_invocation"] \
+    log_bytes = sum(invocations.values()) * (LOG_BYTES["per_invocation"] if platform_lines else 0) \
         + (deliveries * 2 + api_requests) * LOG_BYTES["per_app_line"]
-    # X-Ray: API Gateway samples webhook and API requests at the template's TraceSampleRate (a
-    # sampling rule, no reservoir); the consumers trace in PassThrough mode, so a delivery's
+    # X-Ray: API Gateway samples the requests behind the REST API at the template's TraceSampleRate
+    # (a sampling rule, no reservoir); the consumers trace in PassThrough mode, so a delivery's
     # processor segment joins its webhook's trace (one trace, billed once) or is not recorded.
-    traces = (deliveries + api_requests) * trace_rate
+    # Nothing is sampled in front of a function URL: the webhooks' function has no tracing, the
+    # API's traces in PassThrough (infra/deploy.py API_TRACING_MODE), so those record none.
+    traces = ((deliveries if webhooks_on_rest else 0) + (api_requests if api_door == "REST API" else 0)) * trace_rate
     return {"messages": messages, "conversations": conversations, "deliveries": deliveries,
             "api_requests": api_requests + (deliveries if webhooks_on_rest else 0),
+            # what API Gateway's REST API bills: the agent API's requests only behind it
+            "rest_requests": (api_requests if api_door == "REST API" else 0) + (deliveries if webhooks_on_rest else 0),
             "lambda_requests": sum(invocations.values()),
             "gb_s": gb_s, "sqs": sqs, "wru": wru, "rru": rru, "transitions": transitions, "turns": turns,
             "log_gb": log_bytes / 1e9, "traces": traces, "batch": batch, "timer_messages": timer_messages}
@@ -451,16 +466,19 @@ def agent_requests_per_minute(timers: Dict[str, int]) -> Dict[str, float]:
             "alerts": 60_000 / timers["ALERTS_MS"], "full refresh (list + counts)": 2 * 60_000 / timers["FULL_MS"]}
 
 
-def agent_cost(counts: Dict[str, Any], per_minute: Dict[str, float]) -> Dict[str, float]:
-    """$ per agent-hour of an idle open inbox polling through the REST API: each request pays API
-    Gateway, a Lambda request and 30 ms at 512 MB, its log line and its DynamoDB units (measured for
-    the polls, the counts and the list; heartbeats assumed one small write, alerts one read)."""
+def agent_cost(counts: Dict[str, Any], per_minute: Dict[str, float], api_door: str = "function URL",
+               platform_lines: bool = False) -> Dict[str, float]:
+    """$ per agent-hour of an idle open inbox polling through `api_door` (API_DOORS): each request
+    pays the front door (REST: API Gateway; function URL: nothing), a Lambda request and 30 ms at
+    512 MB, its log line and its DynamoDB units (measured for the polls, the counts and the list;
+    heartbeats assumed one small write, alerts one read)."""
     rru = {"poll /api/changes (304)": counts["poll_rru"], "poll with viewers": counts["poll_viewers_rru"],
            "alerts": 1.0, "full refresh (list + counts)": (counts["page_rru"] + counts["counts_rru"]) / 2}
     wru = {"viewing heartbeat": 1.0, "online heartbeat": 1.0}
-    per_request = (PRICES["rest_api_per_m"] + PRICES["lambda_request_per_m"]) / 1e6 \
+    per_request = (PRICES[API_DOORS[api_door]] + PRICES["lambda_request_per_m"]) / 1e6 \
         + MEMORY_GB * DURATION_MS["api_read"] / 1000 * PRICES["lambda_gb_s"] \
-        + 2 * LOG_BYTES["per_app_line"] / 1e9 * PRICES["logs_ingest_per_gb"]
+        + (LOG_BYTES["per_app_line"] + (LOG_BYTES["per_invocation"] if platform_lines else 0)) / 1e9 \
+        * PRICES["logs_ingest_per_gb"]
     hour = {name: n * 60 * (per_request + rru.get(name, 0) * PRICES["rru_per_m"] / 1e6
                             + wru.get(name, 0) * PRICES["wru_per_m"] / 1e6) for name, n in per_minute.items()}
     return hour
@@ -484,7 +502,7 @@ def fixed_month() -> Dict[str, float]:
 
 def priced(q: Dict[str, Any]) -> Dict[str, float]:
     return {
-        "API Gateway (REST; webhooks: function URL)": q["api_requests"] * PRICES["rest_api_per_m"] / 1e6,
+        "API Gateway (REST API)": q["rest_requests"] * PRICES["rest_api_per_m"] / 1e6,
         "Lambda requests": q["lambda_requests"] * PRICES["lambda_request_per_m"] / 1e6,
         "Lambda GB-seconds": q["gb_s"] * PRICES["lambda_gb_s"],
         "SQS": q["sqs"] * PRICES["sqs_per_m"] / 1e6,
@@ -496,7 +514,7 @@ def priced(q: Dict[str, Any]) -> Dict[str, float]:
     }
 
 
-def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
+def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "function URL") -> None:
     paths = [p for p in counts_arg.split(",") if p]
     if not paths:
         paths = _run_counting_benches()
@@ -508,12 +526,13 @@ def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
           f"reply), {MIX['replies']} replies (echo + {MIX['receipts_per_reply']} receipts each), "
           f"{MIX['thread_views']} thread views, {MIX['resolves']} resolve; turns end early/late/breached "
           f"{MIX['turn_kinds']['early']:.0%}/{MIX['turn_kinds']['late']:.0%}/{MIX['turn_kinds']['breached']:.0%};"
-          f" Lambda 512 MB, billed ms assumed {DURATION_MS}")
+          f" Lambda 512 MB, billed ms assumed {DURATION_MS}; agent API through its {api_door} "
+          f"(--api-door), webhooks through their function URL")
     table: Dict[str, Dict[str, float]] = {}
     quantities: Dict[str, Dict[str, Any]] = {}
     trace_rate = float(_template_default("TraceSampleRate"))
     for volume in VOLUMES:
-        q = month(counts, volume, trace_rate=trace_rate)
+        q = month(counts, volume, trace_rate=trace_rate, api_door=api_door)
         quantities[str(volume)] = q
         table[str(volume)] = priced(q)
     lines = list(next(iter(table.values())))
@@ -531,49 +550,61 @@ def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
     _print_table(header, rows)
     million = table["1000000"]
     top = sorted(million.items(), key=lambda item: -item[1])[:3]
-    http_saving = million["API Gateway (REST; webhooks: function URL)"] * (
-        1 - PRICES["http_api_per_m"] / PRICES["rest_api_per_m"])
     q = quantities["1000000"]
     timers_sqs = q["timer_messages"] * 3 * PRICES["sqs_per_m"] / 1e6  # send, receive, delete
     timers_lambda = q["timer_messages"] * (PRICES["lambda_request_per_m"] / 1e6 + MEMORY_GB
                                            * DURATION_MS["sla_timer"] / 1000 * PRICES["lambda_gb_s"])
     inbound_only = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
-                                trace_rate=trace_rate))
+                                trace_rate=trace_rate, api_door=api_door))
     print(f"  inbound path alone (webhook, queue, processor, its writes and SLA turns; no replies, views or "
           f"resolves): ${sum(inbound_only.values()):.2f} per million, of which "
           + ", ".join(f"{k} ${v:.2f}" for k, v in sorted(inbound_only.items(), key=lambda i: -i[1])[:4]))
-    print(f"  per million inbound messages, whole conversation: ${variable['1000000']:.2f} (goal <= $8.50); "
+    print(f"  per million inbound messages, whole conversation: ${variable['1000000']:.2f} (goal <= $30); "
           "dominated by "
           + ", ".join(f"{name} ${value:.2f}" for name, value in top))
     print(f"  SLA timers (1 M/month): {q['turns'] / 1e6:.2f} M turns, {q['timer_messages'] / 1e6:.2f} M timer "
           f"messages ({q['timer_messages'] / q['turns']:.2f} per turn), {q['transitions'] / 1e6:.2f} M transitions: "
           f"Step Functions ${million['Step Functions']:.2f}, their SQS ${timers_sqs:.2f}, their Lambda "
           f"${timers_lambda:.2f}")
-    print(f"  what would cut it (1 M/month): HTTP API instead of REST -${http_saving:.2f}; tracing at "
-          f"{trace_rate:.0%} costs ${million['X-Ray']:.2f}"
+    print(f"  tracing at {trace_rate:.0%} costs ${million['X-Ray']:.2f}"
           + (f" (at 100 %: ${million['X-Ray'] / trace_rate:.2f})" if trace_rate else ""))
     print(f"  quantities at 1 M: {q['deliveries'] / 1e6:.2f} M webhook deliveries, {q['api_requests'] / 1e6:.2f} M API "
           f"requests, {q['lambda_requests'] / 1e6:.2f} M Lambda invocations (processor batch {q['batch']:.1f}), "
           f"{q['wru'] / 1e6:.1f} M WRU, {q['rru'] / 1e6:.1f} M RRU, {q['transitions'] / 1e6:.2f} M transitions, "
           f"{q['traces'] / 1e6:.2f} M traces, {q['log_gb']:.2f} GB logs")
-    rest_before = priced(month(counts, 1_000_000, trace_rate=trace_rate, webhooks_on_rest=True))
+    rest_before = priced(month(counts, 1_000_000, trace_rate=trace_rate, webhooks_on_rest=True, api_door="REST API"))
     rest_inbound = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
-                                trace_rate=trace_rate, webhooks_on_rest=True))
-    print(f"  webhooks through the REST route instead of their function URL (before issue 21): whole conversation "
+                                trace_rate=trace_rate, webhooks_on_rest=True, api_door="REST API"))
+    print(f"  webhooks and agent API both through the REST API (before issue 21): whole conversation "
           f"${sum(rest_before.values()):.2f}, inbound path ${sum(rest_inbound.values()):.2f} per million")
     if counts.get("inbound_mix_wru") is not None:
         print(f"  DynamoDB: {counts['inbound_mix_wru']:.2f} WRU per inbound message in the mix (texts: "
               f"{counts.get('message_words')} words; issue 21 goal <= 8)")
     timers = page_timers()
     per_minute = agent_requests_per_minute(timers)
-    hour = agent_cost(counts, per_minute)
+    hour = agent_cost(counts, per_minute, api_door)
     agent_month = sum(hour.values()) * AGENTS["hours_per_month"]
     print(f"\n  Per agent (apart from messages): an idle open inbox polling (app.js: " + ", ".join(
         f"{k} {v:.2f}/min" for k, v in per_minute.items()) + f") = {sum(per_minute.values()):.1f} requests a minute,"
           f" ${sum(hour.values()):.4f} per agent-hour, ${agent_month:.2f} per agent-month "
           f"({AGENTS['hours_per_month']} h), ${agent_month * AGENTS['agents']:.2f} a month for {AGENTS['agents']} "
           f"agents (issue 21 goal: <= $0.10 per idle agent-month with pushed updates)")
-    results["cost"] = {"inbound_path_per_million": sum(inbound_only.values()), "trace_rate": trace_rate,
+    doors = front_doors(counts, trace_rate, per_minute)
+    print("\n  The agent API's front door (issue 21; per million inbound messages, and per idle polling agent):")
+    for door, row in doors.items():
+        print(f"    {door:<13} API Gateway ${row['api_gateway_per_million']:.2f}: whole conversation "
+              f"${row['whole_conversation_per_million']:.2f}, inbound path ${row['inbound_path_per_million']:.2f}; "
+              f"${row['agent_hour_usd']:.4f} per agent-hour, ${row['agent_month_usd']:.2f} per agent-month, "
+              f"${row['agent_month_usd'] * AGENTS['agents']:.2f} for {AGENTS['agents']} agents")
+    with_lines = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=api_door, platform_lines=True))
+    lines_hour = sum(agent_cost(counts, per_minute, api_door, platform_lines=True).values())
+    print(f"\n  Lambda's START/END/REPORT lines (dropped: infra/deploy.py LOGGING_CONFIG, SystemLogLevel WARN): "
+          f"CloudWatch Logs ${with_lines['CloudWatch Logs']:.2f} per million inbound with them, "
+          f"${million['CloudWatch Logs']:.2f} without; whole conversation ${sum(with_lines.values()):.2f} -> "
+          f"${variable['1000000']:.2f}; an idle polling agent ${lines_hour * AGENTS['hours_per_month']:.2f} -> "
+          f"${agent_month:.2f} a month")
+    results["cost"] = {"api_door": api_door, "front_doors": doors,
+                       "platform_lines_per_million": sum(with_lines.values()),"inbound_path_per_million": sum(inbound_only.values()), "trace_rate": trace_rate,
                        "webhooks_on_rest_per_million": sum(rest_before.values()),
                        "webhooks_on_rest_inbound_per_million": sum(rest_inbound.values()),
                        "agent_requests_per_minute": per_minute, "agent_hour_usd": hour,
@@ -581,6 +612,22 @@ def bench_cost(results: Dict[str, Any], counts_arg: str) -> None:
                        "prices": PRICES, "prices_date": PRICES_DATE, "mix": MIX, "durations_ms": DURATION_MS,
                        "counts": counts, "per_volume": table, "quantities": quantities, "fixed": fixed,
                        "per_million_inbound": variable["1000000"]}
+
+
+def front_doors(counts: Dict[str, Any], trace_rate: float, per_minute: Dict[str, float]) -> Dict[str, Dict[str, float]]:
+    """The same month and the same idle agent through each of API_DOORS: what the agent API's
+    front door alone changes."""
+    doors = {}
+    inbound_mix = dict(MIX, replies=0, thread_views=0, resolves=0)
+    for door in API_DOORS:
+        whole = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=door))
+        inbound = priced(month(counts, 1_000_000, inbound_mix, trace_rate=trace_rate, api_door=door))
+        hour = sum(agent_cost(counts, per_minute, door).values())
+        doors[door] = {"api_gateway_per_million": whole["API Gateway (REST API)"],
+                       "whole_conversation_per_million": sum(whole.values()),
+                       "inbound_path_per_million": sum(inbound.values()),
+                       "agent_hour_usd": hour, "agent_month_usd": hour * AGENTS["hours_per_month"]}
+    return doors
 
 
 def _template_default(parameter: str) -> Any:
@@ -620,6 +667,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--counts", default="", help="cost: ingest_bench JSON file(s), comma-separated, holding "
                                                       "the wru, flow and api sections (default: run them now)")
+    parser.add_argument("--api-door", choices=list(API_DOORS), default="function URL",
+                        help="cost: the agent API's front door the main table prices (both are printed after it)")
     parser.add_argument("--json", default="", help="write machine-readable results here")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -629,7 +678,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if "cold" in only:
         bench_cold(results, args.runs, args.seed)
     if "cost" in only:
-        bench_cost(results, args.counts)
+        bench_cost(results, args.counts, args.api_door)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2, default=str)

@@ -8,8 +8,9 @@ never pass a secret, token, signature or a full webhook body to the logger; log 
 reasons.
 
 The logger is the standard-library logger named "socialinbox", the same name as the Chalice app:
-app.py creates Chalice with `configure_logs=False`, and `_keep_only_json_output` removes any other
-handler found on that logger, so every record is written once, as JSON.
+app.py creates Chalice with `configure_logs=False`, `_keep_only_json_output` removes any other
+handler found on that logger, and in Lambda records do not propagate to the runtime's root handler,
+so every record is written once, as JSON.
 """
 from __future__ import annotations
 
@@ -75,6 +76,10 @@ class StructuredLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         self.registered_handler = logging.StreamHandler(sys.stdout)
         self.registered_handler.setFormatter(self.registered_formatter)
         base.addHandler(self.registered_handler)
+        # In Lambda the runtime puts its own handler on the root logger: a record passed on to it
+        # would be written a second time, as text (powertools' Logger stopped it the same way).
+        # Elsewhere records still reach the root (pytest's log capture, `make run`).
+        base.propagate = not os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
         super().__init__(base, {})
 
     def process(self, msg: Any, kwargs: Any) -> Any:

@@ -7,6 +7,7 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy partial-batches --stage dev [--mappings-only]
     python -m infra.deploy function-url --stage dev
     python -m infra.deploy push-endpoint --stage dev
+    python -m infra.deploy platform-logs --stage dev
     python -m infra.deploy put-secrets --stage dev [NAME ...]
     python -m infra.deploy artifacts-bucket --stage dev [--bucket NAME]
 
@@ -29,7 +30,10 @@ Function URLs (URL_FUNCTIONS): the webhooks have a Lambda function of their own 
 updates it on a deployed stage (boto3, after `chalice deploy`; AuthType NONE, the platforms'
 signatures are the gate) with the two resource-policy statements a public URL needs, and
 `fix_package` adds the same as `AWS::Lambda::Url` and `AWS::Lambda::Permission` resources to the
-one-artifact template. Its throttle is its reserved concurrency (.chalice/config.json).
+one-artifact template. Its throttle is its reserved concurrency (.chalice/config.json). The API's
+function (`api_handler`) gets one the same way: agents open the inbox there, with no API Gateway
+charge per request (the REST API keeps working beside it); its gate is the API's bearer tokens and
+per-agent rate limits, its throttle its reserved concurrency.
 
 Partial batch responses (PARTIAL_BATCH_FUNCTIONS): the consumers answer Lambda's
 `{"batchItemFailures": [...]}` only when PARTIAL_BATCH_ENV is "true", and that variable must never
@@ -98,10 +102,17 @@ LOCAL_STAGE = "local"
 NEW_STAGE_BASE = "dev"
 #: = chalicelib.config's variable for the stage (not imported: this tool must not load the app).
 STAGE_ENV = "SOCIALINBOX_STAGE"
-#: = chalicelib.config.WEBHOOKS_FUNCTION: the functions reached through a Lambda function URL.
+#: = chalicelib.config.WEBHOOKS_FUNCTION: the functions reached through a Lambda function URL: the
+#: webhooks' own, and the API's (the agent API and the page, chalicelib.api.function_url).
 WEBHOOKS_FUNCTION = "webhooks"
-URL_FUNCTIONS = (WEBHOOKS_FUNCTION,)
-#: No IAM auth on the URL: the platforms cannot sign AWS requests; their own signatures are checked.
+URL_FUNCTIONS = (WEBHOOKS_FUNCTION, API_HANDLER)
+#: What each URL is for: the name `function-url` prints it under, and its stack output's description.
+URL_PURPOSES: Dict[str, Tuple[str, str]] = {
+    WEBHOOKS_FUNCTION: ("webhooks", "Give each platform <this>webhooks/<platform> (docs/DEPLOY.md)"),
+    API_HANDLER: ("inbox", "The inbox: agents open this URL; the agent API is under <this>api/ (docs/DEPLOY.md)"),
+}
+#: No IAM auth on the URLs: the platforms cannot sign AWS requests (their own signatures are
+#: checked), nor can agents' browsers (the API's bearer tokens and per-agent rate limits are the gate).
 URL_AUTH_TYPE = "NONE"
 #: The function's resource-policy statements a public function URL needs (since October 2025 AWS
 #: asks for both actions; the second is limited to calls made through the URL).
@@ -341,7 +352,9 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
       dashboard and policies of the data stack expect;
     - the Stage parameter defaults to the packaged stage (the function names carry it);
     - each of URL_FUNCTIONS gets its function URL (`AWS::Lambda::Url`, AuthType NONE), the
-      URL_PERMISSIONS statements and an output `<Function>Url` with the address;
+      URL_PERMISSIONS statements and an output `<Function>Url` with the address; the API function
+      traces in API_TRACING_MODE (only what API Gateway sampled);
+    - every function logs with LOGGING_CONFIG (no START/END/REPORT lines);
     - the SQS event sources of PARTIAL_BATCH_FUNCTIONS get FunctionResponseTypes
       [ReportBatchItemFailures] (Chalice cannot set it) and those functions PARTIAL_BATCH_ENV, both
       together (checked by `partial_batch_problems`, a ValueError otherwise);
@@ -395,6 +408,8 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
             props.setdefault("Environment", {}).setdefault("Variables", {})[PARTIAL_BATCH_ENV] = "true"
     for function in URL_FUNCTIONS:
         _add_function_url(fixed, _logical_name(function))
+    _trace_api_pass_through(fixed)
+    _quiet_packaged_platform_logs(fixed)
     _add_push_endpoint(fixed)
     if "Stage" in fixed.get("Parameters", {}):
         fixed["Parameters"]["Stage"]["Default"] = stage
@@ -435,8 +450,15 @@ def _add_function_url(template: Dict[str, Any], logical: str) -> None:
         resources[f"{logical}{sid}"] = {"Type": "AWS::Lambda::Permission", "Properties": dict(
             statement, FunctionName={"Ref": logical}, Principal="*")}
     template.setdefault("Outputs", {})[f"{logical}Url"] = {
-        "Description": "Give each platform <this>webhooks/<platform> (docs/DEPLOY.md)",
-        "Value": {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}}
+        "Description": url_purpose(logical)[1], "Value": {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}}
+
+
+def url_purpose(function: str) -> Tuple[str, str]:
+    """(label, description) of a function's URL, by its short or logical name."""
+    for name, purpose in URL_PURPOSES.items():
+        if function in (name, _logical_name(name)):
+            return purpose
+    return function, f"The function URL of {function}"
 
 
 def _logical_name(function: str) -> str:
@@ -625,11 +647,81 @@ def ensure_function_url(client: Any, stage: str, function: str = WEBHOOKS_FUNCTI
     return str(current["FunctionUrl"])
 
 
+#: The API function traces only the requests API Gateway sampled (the REST API's TraceSampleRate):
+#: through its function URL nothing samples upstream, and Lambda's own active tracing would record
+#: the first request of every second and 5 % of the rest, i.e. nearly every request of a small team
+#: ($5 per million traces, more than the REST API's $3.50 per million requests the URL saves).
+#: Chalice can only switch tracing on (Active) or off for the REST API and its function together.
+API_TRACING_MODE = "PassThrough"
+
+
+def trace_only_sampled_requests(client: Any, stage: str, timeout: float = 300.0,
+                                sleep: Callable[[float], None] = time.sleep) -> bool:
+    """Put the deployed API function's tracing in API_TRACING_MODE (after the update `chalice
+    deploy` may still be running; every deploy sets Active again, so `function-url` runs this
+    each time). True when it changed anything."""
+    name = lambda_function_name(stage, API_HANDLER)
+    _wait(lambda: client.get_function_configuration(FunctionName=name).get("LastUpdateStatus") != "InProgress",
+          timeout, sleep, f"{name}: an update of the function is still in progress")
+    current = client.get_function_configuration(FunctionName=name)
+    if (current.get("TracingConfig") or {}).get("Mode") == API_TRACING_MODE:
+        return False
+    revision = {"RevisionId": current["RevisionId"]} if current.get("RevisionId") else {}
+    client.update_function_configuration(FunctionName=name, TracingConfig={"Mode": API_TRACING_MODE}, **revision)
+    return True
+
+
+def _trace_api_pass_through(template: Dict[str, Any]) -> None:
+    """The packaged API function's tracing: API_TRACING_MODE where Chalice declared Active."""
+    props = template["Resources"].get(_logical_name(API_HANDLER), {}).get("Properties") or {}
+    if props.get("Tracing") == "Active":
+        props["Tracing"] = API_TRACING_MODE
+
+
 def _resource_policy(client: Any, name: str) -> Dict[str, Any]:
     try:
         return json.loads(client.get_policy(FunctionName=name)["Policy"])
     except client.exceptions.ResourceNotFoundException:
         return {}
+
+
+# --- Lambda's own log lines (`make deploy`, `make package`) ------------------------------------------
+
+#: Every function's logging, which Chalice cannot set: JSON, so Lambda's own platform lines carry a
+#: level, and of those only WARN and above kept: no START, END and REPORT lines (about 350 bytes per
+#: invocation, more than a webhook's own log line; CloudWatch's Duration, Errors and Throttles
+#: metrics do not come from them). The app's lines are its own JSON on stdout (chalicelib.logs),
+#: written as they are; ApplicationLogLevel filters nothing they hold (LOG_LEVEL does).
+LOGGING_CONFIG: Dict[str, str] = {"LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "INFO"}
+
+
+def quiet_platform_logs(client: Any, stage: str, timeout: float = 300.0,
+                        sleep: Callable[[float], None] = time.sleep) -> List[str]:
+    """Give each deployed function of the stage LOGGING_CONFIG (after any update in progress;
+    `chalice deploy` leaves the setting alone, so later deploys keep it). `client` is a boto3
+    Lambda client. Returns the functions changed; a function not deployed is skipped."""
+    changed = []
+    for function in functions():
+        name = lambda_function_name(stage, function)
+        try:
+            _wait(lambda: client.get_function_configuration(FunctionName=name).get("LastUpdateStatus") != "InProgress",
+                  timeout, sleep, f"{name}: an update of the function is still in progress")
+            current = client.get_function_configuration(FunctionName=name)
+        except client.exceptions.ResourceNotFoundException:
+            continue
+        if all((current.get("LoggingConfig") or {}).get(k) == v for k, v in LOGGING_CONFIG.items()):
+            continue
+        revision = {"RevisionId": current["RevisionId"]} if current.get("RevisionId") else {}
+        client.update_function_configuration(FunctionName=name, LoggingConfig=dict(LOGGING_CONFIG), **revision)
+        changed.append(name)
+    return changed
+
+
+def _quiet_packaged_platform_logs(template: Dict[str, Any]) -> None:
+    """LOGGING_CONFIG on every function of a packaged template."""
+    for resource in template["Resources"].values():
+        if resource.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            resource["Properties"]["LoggingConfig"] = dict(LOGGING_CONFIG)
 
 
 # --- the artefacts bucket (templates over CloudFormation's inline limit go through S3) ------------
@@ -730,12 +822,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     partial.add_argument("--stage", required=True)
     partial.add_argument("--mappings-only", action="store_true",
                          help="only the existing mappings (before deploying the one-artifact template)")
-    url = sub.add_parser("function-url", help="the webhooks' function URL and its public permissions "
-                                              "(boto3, after chalice deploy); prints the URL")
+    url = sub.add_parser("function-url", help="the webhooks' and the inbox's function URLs and their public "
+                                              "permissions (boto3, after chalice deploy); prints both")
     url.add_argument("--stage", required=True)
     push = sub.add_parser("push-endpoint", help="PUSH_ENDPOINT (the stage's WebSocket API, from "
                                                 ".chalice/deployed) on every function (boto3, after chalice deploy)")
     push.add_argument("--stage", required=True)
+    logs = sub.add_parser("platform-logs", help="JSON logs without Lambda's START/END/REPORT lines on every "
+                                                "function of the stage (boto3, after chalice deploy)")
+    logs.add_argument("--stage", required=True)
     bucket = sub.add_parser("artifacts-bucket", help="create or reuse the stage's artefacts bucket; prints its name")
     bucket.add_argument("--stage", required=True)
     bucket.add_argument("--bucket", default="", help="your own bucket instead (used as it is)")
@@ -776,7 +871,8 @@ def _run(args: argparse.Namespace) -> int:
 
         client = boto3.client("lambda")
         for function in URL_FUNCTIONS:
-            print(f"{function}: {ensure_function_url(client, check_stage(args.stage), function)}")
+            print(f"{url_purpose(function)[0]}: {ensure_function_url(client, check_stage(args.stage), function)}")
+        trace_only_sampled_requests(client, args.stage)
     elif args.command == "push-endpoint":
         import boto3
 
@@ -785,6 +881,11 @@ def _run(args: argparse.Namespace) -> int:
             raise ValueError(f".chalice/deployed/{args.stage}.json names no WebSocket API: run chalice deploy first")
         changed = set_push_endpoint(boto3.client("lambda"), args.stage, endpoint)
         print(f"{PUSH_ENDPOINT_ENV}={endpoint} ({len(changed)} function(s) updated)")
+    elif args.command == "platform-logs":
+        import boto3
+
+        changed = quiet_platform_logs(boto3.client("lambda"), check_stage(args.stage))
+        print(f"platform log lines below WARN dropped: {', '.join(changed) or 'nothing to change'}")
     elif args.command == "configure":
         template = _load_json(args.template or os.path.join(ROOT, "infra", "resources.json"))
         outputs = outputs_by_key(_load_json(args.outputs)) if args.outputs else None

@@ -369,8 +369,9 @@ def problems(expected: Mapping[str, Any], found: Mapping[str, Any]) -> List[str]
 
 
 def _url_problems(name: str, wanted: bool, function: Mapping[str, Any]) -> List[str]:
-    """The webhooks' function URL: public (AuthType NONE, both permissions for anyone) and calling
-    that function; no other function reachable from the internet but through the REST API."""
+    """The function URLs of URL_FUNCTIONS (the webhooks', the inbox's): public (AuthType NONE, both
+    permissions for anyone) and calling their own function; no other function reachable from the
+    internet but through the REST API."""
     url, public = function.get("url"), function.get("public") or []
     if not wanted:
         return ([f"{name}: has a function URL the app does not declare"] if url else []) + \
@@ -436,7 +437,8 @@ def changes(before: Any, after: Any, where: str = "") -> List[str]:
 def health(stage: str) -> int:
     """GET /health through the app, in this process, with the deployed API function's variables
     (read from the emulator) against the emulator: the configuration the function got reaches
-    the stage's tables and queues. 0 when it answers 200."""
+    the stage's tables and queues. Asked through both front doors (the REST API's event, the
+    function URL's); 0 when both answer 200."""
     import boto3
 
     name = deploy.lambda_function_name(stage, deploy.API_HANDLER)
@@ -451,7 +453,13 @@ def health(stage: str) -> int:
     with tempfile.TemporaryDirectory() as nowhere, Client(app.app, stage, project_dir=nowhere) as client:
         answer = client.http.get("/health")  # (no project dir: only the deployed variables apply)
     print(answer.status_code, answer.body.decode()[:300])
-    return 0 if answer.status_code == 200 else 1
+    # The same through the inbox's function URL: its payload format 2.0 event, as Lambda hands it over.
+    through_url = app.app({"version": "2.0", "routeKey": "$default", "rawPath": "/health", "rawQueryString": "",
+                           "headers": {}, "isBase64Encoded": False, "requestContext": {
+                               "requestId": "rehearsal", "http": {"method": "GET", "path": "/health",
+                                                                  "sourceIp": "127.0.0.1"}}}, None)
+    print("function URL:", through_url["statusCode"], str(through_url.get("body"))[:300])
+    return 0 if answer.status_code == 200 and through_url["statusCode"] == 200 else 1
 
 
 # --- the rehearsal -------------------------------------------------------------------------------------------

@@ -146,6 +146,21 @@ class Inbox:
         """One request through the webhooks' own Lambda function (its function URL's event)."""
         return self.app.webhook_url(function_url_event(method, path, body, headers, encode), None)
 
+    def api_url(self, method: str, path: str, body: Union[bytes, Dict[str, Any], None] = None,
+                headers: Optional[Dict[str, str]] = None, encode: bool = False, token: Optional[str] = None,
+                source_ip: str = "203.0.113.9") -> Dict[str, Any]:
+        """One request through the API function's handler as its function URL sends it (payload
+        format 2.0); `token` adds the bearer header, a dict `body` is sent as JSON."""
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = "Bearer " + token
+        raw = b"" if body is None else _raw(body)
+        if body is not None:
+            all_headers.setdefault("Content-Type", "application/json")
+        event = function_url_event(method, path, raw, all_headers, encode)
+        event["requestContext"]["http"]["sourceIp"] = source_ip
+        return self.app.app(event, None)
+
     def process(self) -> int:
         """Run every queued delivery through the real processor (as Lambda's SQS trigger would)."""
         from chalicelib.local.pump import drain

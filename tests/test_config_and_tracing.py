@@ -339,6 +339,33 @@ def test_a_function_in_aws_with_its_stage_starts():
     assert "started" in _python(script)
 
 
+LAMBDA_ROOT_HANDLER = r"""
+import io, logging, os, sys
+# What Lambda's Python runtime does before importing the handler: its own handler on the root logger.
+captured = io.StringIO()
+root = logging.StreamHandler(captured)
+root.setFormatter(logging.Formatter("[%(levelname)s]\t%(message)s"))
+logging.getLogger().addHandler(root)
+os.environ.update(AWS_LAMBDA_FUNCTION_NAME=sys.argv[1], SOCIALINBOX_STAGE="qa")
+from chalicelib.logs import logger
+logger.info("delivery accepted", extra={"adapter": "meta"})
+print("ROOT " + repr(captured.getvalue()))
+"""
+
+
+@pytest.mark.parametrize("function", ["socialinbox-qa", "socialinbox-qa-webhooks"])
+def test_in_lambda_every_line_is_written_once_as_json(function):
+    """Lambda's runtime handler on the root logger would write each record again, as text (a
+    second log line billed per line): the app's records stop at its own JSON handler."""
+    env = {k: v for k, v in os.environ.items() if k not in ("SOCIALINBOX_STAGE", "AWS_LAMBDA_FUNCTION_NAME")}
+    result = subprocess.run([sys.executable, "-c", LAMBDA_ROOT_HANDLER, function], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [json.loads(x)["message"] for x in lines if x.startswith("{")] == ["delivery accepted"]
+    assert lines[-1] == "ROOT ''"
+
+
 def test_in_aws_no_local_default_is_reachable(monkeypatch):
     """Even past the start check (a variable changed at run time), the local defaults stay closed."""
     from chalicelib.api import auth

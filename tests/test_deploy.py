@@ -4,6 +4,7 @@ config, each function gets its own policy file, the one-artifact package (`chali
 SecureStrings without ever being printed."""
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
@@ -168,15 +169,26 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
                if f["Properties"]["Environment"]["Variables"].get(deploy.PARTIAL_BATCH_ENV) == "true"}
     assert enabled == {"socialinbox-dev-ingest_processor", "socialinbox-dev-sla_timers"}
     assert deploy.partial_batch_problems(template) == []
-    # The webhooks' function URL (Chalice cannot declare it): public, on the webhooks function.
-    urls = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Url"]
-    assert urls == [{"AuthType": "NONE", "TargetFunctionArn": {"Fn::GetAtt": ["Webhooks", "Arn"]}}]
+    # The function URLs (Chalice cannot declare them): public, on the webhooks' function and on the
+    # API's (the inbox); no other function is reachable but through the REST API.
+    urls = sorted(r["Properties"]["TargetFunctionArn"]["Fn::GetAtt"][0] for r in resources.values()
+                  if r["Type"] == "AWS::Lambda::Url" and r["Properties"]["AuthType"] == "NONE")
+    assert urls == ["APIHandler", "Webhooks"]
     assert resources["Webhooks"]["Properties"]["FunctionName"] == "socialinbox-dev-webhooks"
-    permissions = sorted((r["Properties"]["Action"], r["Properties"]["Principal"], r["Properties"]["FunctionName"]["Ref"])
-                         for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
-                         and r["Properties"]["FunctionName"] == {"Ref": "Webhooks"})
-    assert permissions == [("lambda:InvokeFunction", "*", "Webhooks"), ("lambda:InvokeFunctionUrl", "*", "Webhooks")]
-    assert template["Outputs"]["WebhooksUrl"]["Value"] == {"Fn::GetAtt": ["WebhooksUrl", "FunctionUrl"]}
+    assert resources["APIHandler"]["Properties"]["FunctionName"] == "socialinbox-dev"
+    for logical in urls:
+        permissions = sorted((r["Properties"]["Action"], r["Properties"]["Principal"])
+                             for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"
+                             and r["Properties"]["FunctionName"] == {"Ref": logical} and r["Properties"]["Principal"] == "*")
+        assert permissions == [("lambda:InvokeFunction", "*"), ("lambda:InvokeFunctionUrl", "*")], logical
+        assert template["Outputs"][f"{logical}Url"]["Value"] == {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}
+    assert "agents open" in template["Outputs"]["APIHandlerUrl"]["Description"]
+    # through the URL nothing samples upstream: the API function traces only what API Gateway sampled
+    assert resources["APIHandler"]["Properties"]["Tracing"] == "PassThrough"
+    # every function: JSON logs without Lambda's START/END/REPORT lines
+    assert all(f["Properties"]["LoggingConfig"] == {"LogFormat": "JSON", "SystemLogLevel": "WARN",
+                                                    "ApplicationLogLevel": "INFO"} for f in functions.values())
+    assert "webhooks/<platform>" in template["Outputs"]["WebhooksUrl"]["Description"]
     lint = os.path.join(os.path.dirname(sys.executable), "cfn-lint")
     result = subprocess.run([lint, str(out / "sam.json")], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -363,7 +375,8 @@ def test_before_a_package_deploy_only_existing_mappings_change(aws_backend):
 
 
 def _deployed_webhooks(stage="qa"):
-    """The webhooks function as `chalice deploy` leaves it in moto: no URL, no resource policy."""
+    """The webhooks function as `chalice deploy` leaves it in moto: no URL, no resource policy;
+    beside it the API's function with the permission Chalice gives API Gateway."""
     import io
     import zipfile
 
@@ -374,10 +387,13 @@ def _deployed_webhooks(stage="qa"):
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("app.py", "def webhook_url(event, context):\n    return None\n")
     client = aws.client("lambda")
-    name = deploy.lambda_function_name(stage, deploy.WEBHOOKS_FUNCTION)
-    client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="app.webhook_url",
-                           Code={"ZipFile": code.getvalue()})
-    return client, name
+    for function, handler in ((deploy.API_HANDLER, "app.app"), (deploy.WEBHOOKS_FUNCTION, "app.webhook_url")):
+        client.create_function(FunctionName=deploy.lambda_function_name(stage, function), Runtime="python3.11",
+                               Role=role, Handler=handler, Code={"ZipFile": code.getvalue()},
+                               TracingConfig={"Mode": "Active"})  # Chalice's "xray": true
+    client.add_permission(FunctionName=deploy.lambda_function_name(stage, deploy.API_HANDLER), StatementId="rest-api",
+                          Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com")
+    return client, deploy.lambda_function_name(stage, deploy.WEBHOOKS_FUNCTION)
 
 
 def _url_statements(client, name):
@@ -390,13 +406,91 @@ def test_make_deploy_gives_the_webhooks_function_a_public_url_once(aws_backend, 
     assert deploy.main(["function-url", "--stage", "qa"]) == 0
     config = client.get_function_url_config(FunctionName=name)
     assert config["AuthType"] == "NONE" and config["FunctionArn"].endswith(":function:" + name)
-    assert capsys.readouterr().out.strip() == f"webhooks: {config['FunctionUrl']}"
+    api = deploy.lambda_function_name("qa", deploy.API_HANDLER)
+    inbox = client.get_function_url_config(FunctionName=api)
+    assert inbox["AuthType"] == "NONE" and inbox["FunctionArn"].endswith(":function:" + api)
+    assert capsys.readouterr().out.strip().splitlines() == [f"webhooks: {config['FunctionUrl']}",
+                                                           f"inbox: {inbox['FunctionUrl']}"]
     statements = _url_statements(client, name)
     assert [(sid, action) for sid, action, _ in statements] == [
         ("FunctionUrlInvokeFunction", "lambda:InvokeFunction"), ("FunctionUrlPublicAccess", "lambda:InvokeFunctionUrl")]
-    # Every later deploy: the same URL, nothing added twice.
+    api_statements = _url_statements(client, api)  # the REST API's own permission kept beside them
+    assert [(sid, action) for sid, action, _ in api_statements] == [
+        ("FunctionUrlInvokeFunction", "lambda:InvokeFunction"), ("FunctionUrlPublicAccess", "lambda:InvokeFunctionUrl"),
+        ("rest-api", "lambda:InvokeFunction")]
+    # Every later deploy: the same URLs, nothing added twice.
     assert deploy.ensure_function_url(client, "qa") == config["FunctionUrl"]
-    assert _url_statements(client, name) == statements
+    assert deploy.ensure_function_url(client, "qa", deploy.API_HANDLER) == inbox["FunctionUrl"]
+    assert _url_statements(client, name) == statements and _url_statements(client, api) == api_statements
+
+
+class _JustDeployedApi:
+    """A Lambda client for the API function whose update `chalice deploy` has just started, with
+    Chalice's active tracing (moto keeps no tracing mode an update sets)."""
+
+    def __init__(self):
+        self.config = {"TracingConfig": {"Mode": "Active"}, "LastUpdateStatus": "InProgress", "RevisionId": "r1"}
+        self.reads, self.updates = 0, []
+
+    def get_function_configuration(self, FunctionName):
+        self.reads += 1
+        if self.reads > 2:
+            self.config["LastUpdateStatus"] = "Successful"
+        return copy.deepcopy(self.config)
+
+    def update_function_configuration(self, FunctionName, **changes):
+        self.updates.append((FunctionName, changes))
+        self.config.update(TracingConfig=changes["TracingConfig"], RevisionId="r2")
+
+
+class _Stage:
+    """A Lambda client for a stage `chalice deploy` has just deployed (moto keeps no logging
+    configuration): `names` deployed, the first still updating."""
+
+    class exceptions:  # noqa: N801 - boto3's attribute
+        class ResourceNotFoundException(Exception):
+            pass
+
+    def __init__(self, names):
+        self.configs = {name: {"LastUpdateStatus": "InProgress" if i == 0 else "Successful", "RevisionId": f"r-{name}",
+                               "LoggingConfig": {"LogFormat": "Text", "LogGroup": f"/aws/lambda/{name}"}}
+                        for i, name in enumerate(names)}
+        self.updates = []
+
+    def get_function_configuration(self, FunctionName):
+        if FunctionName not in self.configs:
+            raise self.exceptions.ResourceNotFoundException(FunctionName)
+        config = self.configs[FunctionName]
+        answer = copy.deepcopy(config)
+        config["LastUpdateStatus"] = "Successful"  # the update in progress finishes
+        return answer
+
+    def update_function_configuration(self, FunctionName, **changes):
+        self.updates.append((FunctionName, changes))
+        self.configs[FunctionName]["LoggingConfig"].update(changes["LoggingConfig"])
+
+
+def test_every_deployed_function_logs_json_without_the_platforms_start_end_report_lines():
+    names = [deploy.lambda_function_name("qa", f) for f in (deploy.API_HANDLER, deploy.WEBHOOKS_FUNCTION)]
+    client, waits = _Stage(names), []
+    assert deploy.quiet_platform_logs(client, "qa", sleep=waits.append) == names  # the rest are not deployed
+    assert waits  # after chalice deploy's update
+    wanted = {"LogFormat": "JSON", "SystemLogLevel": "WARN", "ApplicationLogLevel": "INFO"}
+    assert client.updates == [(name, {"LoggingConfig": wanted, "RevisionId": f"r-{name}"}) for name in names]
+    assert all(client.configs[name]["LoggingConfig"] == dict(wanted, LogGroup=f"/aws/lambda/{name}") for name in names)
+    assert deploy.quiet_platform_logs(client, "qa", sleep=waits.append) == []  # every later deploy: nothing
+
+
+def test_the_api_function_traces_only_what_api_gateway_sampled():
+    """Through the function URL nothing samples upstream: with active tracing Lambda would record
+    the first request of each second and 5 % of the rest (nearly all of a small team's, at $5 per
+    million traces). After chalice deploy's update, and once."""
+    client, waits = _JustDeployedApi(), []
+    assert deploy.trace_only_sampled_requests(client, "qa", sleep=waits.append) is True
+    assert waits  # waited for chalice deploy's update to finish
+    assert client.updates == [("socialinbox-qa", {"TracingConfig": {"Mode": "PassThrough"}, "RevisionId": "r1"})]
+    assert deploy.trace_only_sampled_requests(client, "qa", sleep=waits.append) is False
+    assert len(client.updates) == 1
 
 
 def test_a_function_url_changed_to_iam_auth_is_made_public_again(aws_backend):
@@ -475,11 +569,14 @@ def test_an_upgrade_deploys_the_push_endpoint_with_the_stage_config(tmp_path):
         assert "PUSH_ENDPOINT" not in config["stages"]["prod"]["environment_variables"], build
 
 
-def test_the_webhooks_function_is_throttled_by_reserved_concurrency_in_every_deployed_stage():
+@pytest.mark.parametrize("function", deploy.URL_FUNCTIONS)
+def test_each_function_with_a_public_url_is_throttled_by_reserved_concurrency_in_every_deployed_stage(function):
+    """No API Gateway stage throttle or WAF in front of a function URL: its reserved concurrency is
+    the ceiling (for the inbox, beside the per-agent rate limits)."""
     with open(os.path.join(ROOT, ".chalice", "config.json"), encoding="utf-8") as handle:
         stages = json.load(handle)["stages"]
     for stage in ("dev", "prod"):
-        settings = stages[stage]["lambda_functions"][deploy.WEBHOOKS_FUNCTION]
+        settings = stages[stage]["lambda_functions"][function]
         assert 0 < settings["reserved_concurrency"] <= 100, stage
 
 
@@ -510,7 +607,8 @@ def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
              "describe-stacks --stack-name socialinbox-qa-data",
              "infra.deploy configure --stage qa --build build/lambda --outputs out/stack-outputs-qa.json",
              "chalice deploy --stage qa", "infra.deploy partial-batches --stage qa",
-             "infra.deploy function-url --stage qa", "infra.deploy push-endpoint --stage qa", "curl -fsS"]
+             "infra.deploy function-url --stage qa", "infra.deploy push-endpoint --stage qa",
+             "infra.deploy platform-logs --stage qa", "curl -fsS"]
     positions = [result.stdout.find(step) for step in steps]
     assert -1 not in positions, dict(zip(steps, positions))
     assert positions == sorted(positions)

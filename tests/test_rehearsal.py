@@ -135,7 +135,7 @@ def expected():
 
 def test_what_the_app_declares_is_what_is_expected(expected):
     assert set(expected["functions"]) == {"api_handler", "ingest_processor", "sla_sweeper", "webhooks"}
-    assert expected["function_urls"] == ["webhooks"]
+    assert expected["function_urls"] == ["api_handler", "webhooks"]  # the inbox's and the platforms' URLs
     assert expected["functions"]["api_handler"]["name"] == "socialinbox-staging"
     assert expected["sqs"] == [{"function": "ingest_processor", "batch_size": 10, "window": 1,
                                 "source": f"arn:aws:sqs:{REGION}:{ACCOUNT}:socialinbox-staging-ingest"}]
@@ -179,10 +179,14 @@ def test_the_snapshot_reads_the_function_url_make_deploy_creates(aws_backend):
 
     session = boto3.session.Session(region_name=REGION)
     arn = moto_gaps.lambda_function("socialinbox-staging-webhooks")
+    api_arn = moto_gaps.lambda_function("socialinbox-staging")
     moto_gaps.lambda_function("socialinbox-staging-sla_sweeper")
     url = deploy.ensure_function_url(session.client("lambda"), STAGE)
+    inbox = deploy.ensure_function_url(session.client("lambda"), STAGE, deploy.API_HANDLER)
     functions = rehearsal.snapshot(session, STAGE, None)["functions"]
     assert functions["socialinbox-staging-webhooks"]["url"] == {"url": url, "auth": "NONE", "target": arn}
+    assert functions["socialinbox-staging"]["url"] == {"url": inbox, "auth": "NONE", "target": api_arn}
+    assert inbox != url
     assert functions["socialinbox-staging-webhooks"]["public"] == sorted(p["Action"] for p in deploy.URL_PERMISSIONS.values())
     assert functions["socialinbox-staging-sla_sweeper"]["url"] is None
     assert functions["socialinbox-staging-sla_sweeper"]["public"] == []
@@ -223,8 +227,11 @@ def test_the_snapshot_reads_the_function_url_make_deploy_creates(aws_backend):
     (lambda f: _webhooks(f).update(public=["lambda:InvokeFunctionUrl"]), "the URL needs"),
     (lambda f: f["functions"]["socialinbox-staging-sla_sweeper"].update(url=_webhooks(f)["url"]),
      "socialinbox-staging-sla_sweeper: has a function URL the app does not declare"),
-    (lambda f: f["functions"]["socialinbox-staging"].update(public=["lambda:InvokeFunction"]),
-     "socialinbox-staging: anyone may ['lambda:InvokeFunction']"),
+    (lambda f: f["functions"]["socialinbox-staging-sla_sweeper"].update(public=["lambda:InvokeFunction"]),
+     "socialinbox-staging-sla_sweeper: anyone may ['lambda:InvokeFunction']"),
+    (lambda f: f["functions"]["socialinbox-staging"].update(url=None), "socialinbox-staging: its function URL is missing"),
+    (lambda f: f["functions"]["socialinbox-staging"]["url"].update(auth="AWS_IAM"),
+     "socialinbox-staging: function URL auth AWS_IAM"),
 ])
 def test_the_checks_find_what_a_broken_deploy_leaves(expected, how, problem):
     found = _break(deployed_as_declared(expected), how)
