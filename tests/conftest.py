@@ -41,6 +41,44 @@ from moto import mock_aws  # noqa: E402
 
 from tests.helpers import Inbox  # noqa: E402
 
+def _environment_in_place() -> None:
+    """Chalice's test client swaps `os.environ` for a patched copy during each request and puts
+    the saved object back afterwards. Two requests in flight at once (the suite's concurrency
+    tests use threads) interleave as enter A, enter B, leave A, leave B: the process is left with
+    B's saved object, A's copy, for good, and with it whatever stage and variables were in force
+    then (seen as secrets that stopped resolving for the rest of one worker). Here the stage's
+    variables are applied in place instead, and only where they differ (with stage "local", as
+    every test client is made, they never do)."""
+    import contextlib
+    import threading
+
+    from chalice import test as chalice_test
+
+    lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def in_place(self: Any, variables: Dict[str, str]) -> Iterator[None]:
+        with lock:
+            changed = {k: os.environ.get(k) for k, v in variables.items() if os.environ.get(k) != v}
+            os.environ.update({k: variables[k] for k in changed})
+        try:
+            yield
+        finally:
+            with lock:
+                for name, value in changed.items():
+                    if os.environ.get(name) != variables[name]:
+                        continue  # changed meanwhile by the test itself: its value stands
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
+
+    chalice_test.BaseClient._patched_env_vars = in_place  # type: ignore[method-assign]
+
+
+_environment_in_place()
+
+
 # Property tests: no per-example deadline (the machine is shared; timing is not what they test).
 # Tests keep their own @settings; this is the default for those that set none.
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -263,5 +301,5 @@ def inbox(aws_backend: MotoBackend) -> Iterator[Inbox]:
 
     import app as application
 
-    with Client(application.app) as client:
+    with Client(application.app, stage_name="local") as client:
         yield Inbox(client, application)

@@ -93,7 +93,7 @@ def test_any_signed_json_gets_a_client_answer_and_is_never_lost(aws_backend, nam
     @given(payload=json_values)
     def check(payload):
         body = json.dumps(payload).encode()
-        with Client(application.app) as client:
+        with Client(application.app, stage_name="local") as client:
             headers = {"Content-Type": "application/json"}
             headers.update(adapter.signed_headers(body, runtime.secret))
             response = client.http.post(f"/webhooks/{name}", body=body, headers=headers)

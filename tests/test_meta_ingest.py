@@ -36,7 +36,7 @@ def http():
 
     import app as application
 
-    with Client(application.app) as client:
+    with Client(application.app, stage_name="local") as client:
         yield client.http
 
 
