@@ -239,3 +239,13 @@ def test_a_days_authors_are_written_apart_and_only_when_they_raise_a_register(sp
     assert found["unique_authors"] == CONVERSATIONS and found["inbound"] == 2 * CONVERSATIONS
     consumer.handle_records(log_records())  # what the new messages logged (waits, reopens)
     assert_counted_once()
+
+
+def test_the_reports_stream_mappings_wait_for_a_batch():
+    """What the batching buys (docs/COST.md) holds only if Lambda hands over batches: the two
+    reports consumers' mappings wait up to a minute and take up to 100 records."""
+    import app
+
+    sources = {h.name: h for h in app.app.event_sources if hasattr(h, "stream_arn")}
+    for name in ("reports_consumer", "reports_messages"):
+        assert sources[name].batch_size == 100 and sources[name].maximum_batching_window_in_seconds == 60
