@@ -1,23 +1,25 @@
 """Reports: what the stream consumer costs per log entry, and what a report costs to read.
 
-    .venv/bin/python bench/reports_bench.py            # ~1-2 min, moto in this process
-    .venv/bin/python bench/reports_bench.py --quick    # smaller counts
+    .venv/bin/python bench/reports_bench.py                 # ~5 min, moto in this process
+    .venv/bin/python bench/reports_bench.py --quick         # smaller counts
+    .venv/bin/python bench/reports_bench.py --skip-reads    # (1), (1b) and (3) only
 
 (1) Consumer: scripted conversations go through the real inbox (store: customer messages, a note,
-    replies, resolve, reopen; SLA listeners off), then their log entries are handed to the consumer
-    as stream records (one batch per 25 conversations), then the same batches again (a redelivery).
-    Priced by bench/wru.py (item sizes, x2 per item of a transaction): WRU and RRU per log entry,
-    first delivery and redelivery. The inbound write path itself is unchanged by reports except
-    for the few bytes the log entries grew by (also printed: log entry size before/after is not
-    measured here; see README "Reports").
-    The messages table's stream (chalicelib.reports.messages) gets every message of the same
-    conversations: WRU per message, first delivery and redelivery. The inbound write path pays
-    nothing for it (a stream is read, not written): only the `created`/`reopened` log entries grew
-    by the frozen resolution deadline when a policy has one (sizes printed).
+    replies, resolve, reopen; SLA listeners off), spaced for a traffic rate (default 1M inbound
+    messages a month: one conversation every 7.8 s, 3 inbound messages each). Their log entries,
+    then their messages, are handed to the consumers as Lambda's stream mapping would cut them:
+    in write order, batches of up to 100 records closed by the batching window (0: each record
+    alone, what a quiet stream without a window delivers; 60 s: what app.py configures), each
+    window on a fresh stack; then the last batches again (a redelivery). Priced by bench/wru.py
+    (item sizes, x2 per item of a transaction): WRU and RRU per log entry and per message. The
+    inbound write path pays nothing for reports (a stream is read, not written).
+(1b) Busy days: the messages again, on days whose distinct-count registers already hold 8,000
+    authors (a ~12 KB set, seeded where the code under test keeps it): what a real day's register
+    set costs when it sits in an item every message updates.
 (2) Reads per report: the aggregates of N conversations (one cycle each, arrivals spread over 30
     days, 3 channels, 2 teams) are folded with the consumer's own fold (chalicelib.reports.cycles)
     and written as merged counter items (one put per item, so 100,000 conversations take seconds;
-    the per-conversation transactions are what (1) measures). Then a 30-day and a 13-month summary
+    the consumers' transactions are what (1) measures). Then a 30-day and a 13-month summary
     in Europe/Berlin: Query calls and RRU, at N = 1,000 and N = 100,000. They are the same because
     a report reads one item per UTC day and 15-minute edges, whatever the traffic. Also a
     13-month timeseries by month (GET /api/reports/timeseries).
@@ -146,6 +148,15 @@ def consumer_cost(conversations: int, spacing_ms: int, windows: tuple) -> None:
                 rebuild_time()
 
 
+def _seed_layout(key_of, day: int, values: list) -> dict:
+    """{sort key: register values} of a day's registers where the code under test keeps them
+    (the day item itself before registers_key existed; its shards since)."""
+    found: dict = {}
+    for value in values:
+        found.setdefault(key_of(day, value // 64) if key_of.__name__ == "registers_key" else key_of(day), []).append(value)
+    return found
+
+
 def busy_day_cost(conversations: int, spacing_ms: int, windows: tuple, authors: int) -> None:
     """The messages stream on days that already saw `authors` distinct customers (seeded into the
     days' distinct-count registers of every scope the bench's messages count under, where the
@@ -164,9 +175,9 @@ def busy_day_cost(conversations: int, spacing_ms: int, windows: tuple, authors: 
                 ids = [_conversation(i, T0 + i * spacing_ms) for i in range(conversations)]
                 for scope in scopes:
                     for day in (T0, T0 + 86_400_000):
-                        aws.client("dynamodb").put_item(TableName=aggregates.table(), Item={
-                            "pk": {"S": scope}, "sk": {"S": key_of(day)},
-                            distinct.ATTRIBUTE: {"NS": [str(v) for v in values]}})
+                        for key, part in _seed_layout(key_of, day, values).items():
+                            aws.client("dynamodb").put_item(TableName=aggregates.table(), Item={
+                                "pk": {"S": scope}, "sk": {"S": key}, distinct.ATTRIBUTE: {"NS": [str(v) for v in part]}})
             size = wru.item_size({distinct.ATTRIBUTE: {"NS": [str(v) for v in values]}})
             records = [{"_at": int(m.received_at), "eventName": "INSERT", "dynamodb": {"NewImage": m.serialize()}}
                        for cid in ids for m in Message.query(cid)]

@@ -221,8 +221,8 @@ def test_a_days_authors_are_written_apart_and_only_when_they_raise_a_register(sp
     with calls_to("UpdateItem") as updates, calls_to("TransactWriteItems") as transactions:
         messages.handle_records(message_records())
     registers = [p["Key"]["sk"]["S"] for p in updates]
-    assert registers and all(sk.endswith("#u") for sk in registers)
-    assert not [key for key in counter_updates(transactions) if key[1].endswith("#u")]
+    assert registers and all(aggregates.is_registers(sk) for sk in registers)
+    assert not [key for key in counter_updates(transactions) if aggregates.is_registers(key[1])]
     day = summary.Period(*month(), "UTC")
     assert summary.summary(day, "all")["volume"]["unique_authors"] == CONVERSATIONS
     for i in range(CONVERSATIONS):  # the same customers write again, hours later the same day
@@ -234,8 +234,19 @@ def test_a_days_authors_are_written_apart_and_only_when_they_raise_a_register(sp
     with calls_to("UpdateItem") as updates:
         assert messages.handle_records(again)["applied"] == CONVERSATIONS
     # only the tag scope is new to them (tagged after their first message counted)
-    assert {p["Key"]["pk"]["S"] for p in updates if p["Key"]["sk"]["S"] == aggregates.registers_key(T0)} <= {"tag#billing"}
+    assert {p["Key"]["pk"]["S"] for p in updates if p["Key"]["sk"]["S"].startswith(aggregates.day_key(T0))} <= {
+        "tag#billing"}
     found = summary.summary(day, "all")["volume"]
     assert found["unique_authors"] == CONVERSATIONS and found["inbound"] == 2 * CONVERSATIONS
     consumer.handle_records(log_records())  # what the new messages logged (waits, reopens)
     assert_counted_once()
+
+
+def test_the_reports_stream_mappings_wait_for_a_batch():
+    """What the batching buys (docs/COST.md) holds only if Lambda hands over batches: the two
+    reports consumers' mappings wait up to a minute and take up to 100 records."""
+    import app
+
+    sources = {h.name: h for h in app.app.event_sources if hasattr(h, "stream_arn")}
+    for name in ("reports_consumer", "reports_messages"):
+        assert sources[name].batch_size == 100 and sources[name].maximum_batching_window_in_seconds == 60

@@ -3,8 +3,8 @@
 Items (models.ReportAggregate, table `reports`):
 - `pk` = scope ("all", "ch#<channel>", "team#<team>", "agent#<id>"), `sk` = "q#<13-digit ms>"
   (15-minute UTC bucket) or "d#<13-digit ms>" (UTC day): top-level number attributes, created and
-  grown by `ADD`, so any set of them merges by adding; "d#<13-digit ms>#u": that day's
-  distinct-count registers alone (`registers_key`);
+  grown by `ADD`, so any set of them merges by adding; "d#<13-digit ms>#u<shard>": that day's
+  distinct-count registers alone, in 16 shards (`registers_key`);
 - `pk` = "conv#<id>", `sk` = "tracker": the conversation's folded state and the last log `seq`
   folded into the counters.
 
@@ -37,6 +37,8 @@ TRANSACTION_ITEMS = 100
 MAX_TRANSACTION_ITEMS = TRANSACTION_ITEMS - 1
 TRACKER_SK = "tracker"
 REGISTERS_SUFFIX = "#u"
+#: A day's registers are split over this many items (64 registers each: under 1 KB).
+REGISTER_SHARDS = 16
 
 
 class Busy(RuntimeError):
@@ -55,14 +57,26 @@ def day_key(at_ms: int) -> str:
     return f"d#{at_ms - at_ms % DAY_MS:013d}"
 
 
-def registers_key(at_ms: int) -> str:
-    """The item of a UTC day's distinct-count registers, sorted right after the day's counters
-    (so the Query of a range of days reads both). Why apart: at a few thousand authors a day the
-    register set grows to ~16 KB, and every counter ADD to an item that size would cost 16 write
-    units; apart, the counters stay small and the registers are written only when a new author
-    raises a register (rarely, once a day has many), outside any transaction (a set union is
+def registers_key(at_ms: int, register: int = 0) -> str:
+    """The item holding `register` of a UTC day's distinct-count registers: the day's registers
+    are split over REGISTER_SHARDS items sorted right after the day's counters (so the Query of a
+    range of days reads them too). Why apart: at a few thousand authors a day the register set
+    grows to ~12 KB, and every counter ADD to an item that size would cost 13 write units; apart,
+    the counters stay small and a register is written only when a new author raises it (rarely,
+    once a day has many), into a shard of under 1 KB, outside any transaction (a set union is
     idempotent: writing it twice adds nothing)."""
-    return day_key(at_ms) + REGISTERS_SUFFIX
+    return f"{day_key(at_ms)}{REGISTERS_SUFFIX}{register * REGISTER_SHARDS // distinct.REGISTERS:02d}"
+
+
+def is_registers(key: str) -> bool:
+    return REGISTERS_SUFFIX in key
+
+
+def _registers_by_key(at_ms: int, values: Iterable[int]) -> Dict[str, Set[int]]:
+    found: Dict[str, Set[int]] = {}
+    for value in values:
+        found.setdefault(registers_key(at_ms, int(value) // 64), set()).add(int(value))
+    return found
 
 
 def at_of(sort_key: str) -> int:
@@ -92,9 +106,10 @@ def writes_of(contributions: Iterable[cycles.Contribution]) -> Dict[Tuple[str, s
                 for name, amount in contribution.counters.items():
                     counters[name] = counters.get(name, 0) + int(amount)
             if contribution.registers:
-                for key in (quarter_key(contribution.at), registers_key(contribution.at)):
-                    merged.setdefault((scope, key), {}).setdefault(distinct.ATTRIBUTE, set()).update(
-                        contribution.registers)
+                merged.setdefault((scope, quarter_key(contribution.at)), {}).setdefault(
+                    distinct.ATTRIBUTE, set()).update(contribution.registers)
+                for key, values in _registers_by_key(contribution.at, contribution.registers).items():
+                    merged.setdefault((scope, key), {}).setdefault(distinct.ATTRIBUTE, set()).update(values)
     return merged
 
 
@@ -153,10 +168,10 @@ def commit_units(units: List[Unit]) -> List[Unit]:
 
 def _transact_units(chunk: List[Unit]) -> List[Unit]:
     merged = writes_of(c for unit in chunk for c in unit.contributions)
-    add_registers({key: value for key, value in merged.items() if key[1].endswith(REGISTERS_SUFFIX)})
+    add_registers({key: value for key, value in merged.items() if is_registers(key[1])})
     items: List[Dict[str, Any]] = [{"Put": unit.guard} for unit in chunk]
     items += [{"Update": update_of(scope, key, counters)} for (scope, key), counters in sorted(merged.items())
-              if not key.endswith(REGISTERS_SUFFIX)]
+              if not is_registers(key)]
     reasons = ledger.transact_failures(items)
     return [] if reasons is None else list(chunk)
 
@@ -273,7 +288,7 @@ def spans(from_ms: int, to_ms: int) -> List[Tuple[str, str]]:
     last_day = to_ms // DAY_MS * DAY_MS
     if first_day >= last_day:
         return [(quarter_key(from_ms), quarter_key(to_ms - 1))] if to_ms > from_ms else []
-    found = [(day_key(first_day), registers_key(last_day - 1))]
+    found = [(day_key(first_day), registers_key(last_day - 1, distinct.REGISTERS - 1))]
     if from_ms < first_day:
         found.append((quarter_key(from_ms), quarter_key(first_day - 1)))
     if last_day < to_ms:
