@@ -304,8 +304,7 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
             if "contact_name" in change.updates or "contact_handle" in change.updates:
                 _upsert_contact(event, contact_id, now)
             _search_hook().on_message(conversation_id, event, names="contact_name" in change.updates
-                                      or "contact_handle" in change.updates, ends_turn=_ends_turn(change),
-                                      starts_turn="turn" in change.updates)
+                                      or "contact_handle" in change.updates, ends_turn=_ends_turn(change))
             return
         _pause(attempt)
     raise Busy(f"conversation {conversation_id} kept changing")
