@@ -3,7 +3,8 @@
 Keys and indexes are chosen so every inbox view is a Query, never a Scan, and so that a
 customer's follow-up message moves at most one index entry (write cost, README "Data model"):
 - `team-recent`: a team's conversations in one status, latest activity first (rich rows),
-- `team-due`: the same queue by reply deadline (at risk and breached are key ranges),
+- `team-due`: the same queue's conversations with something due, by deadline (at risk and
+  breached are key ranges; sparse: nothing due, no entry),
 - `owner-due`: one agent's conversations, or a team's unassigned ones, by deadline.
 Messages live under their conversation (hash) sorted by platform time (range), so a thread
 reads oldest-first in one Query. `MessageRef` maps a platform message id to our message: the
@@ -123,12 +124,14 @@ class ConversationsByTeamRecent(GlobalSecondaryIndex):
 
 
 class ConversationsByTeamDue(GlobalSecondaryIndex):
-    """A team's conversations in one status, most urgent first: at risk and breached are key
-    ranges of `due_sort` (the reply deadline; conversations with nothing due sort last)."""
+    """A team's conversations in one status that have something due, most urgent first: at risk
+    and breached are key ranges of `deadline` (the reply deadline, or the snooze's wake-up).
+    Sparse: a conversation with nothing due has no `deadline` and no entry here (a turn's start
+    puts one entry, its end deletes it: no moves); the views read those from `team-recent`."""
 
     Meta = _index_meta("team-due", IncludeProjection(list(DEADLINE_FIELDS)))
     queue = UnicodeAttribute(hash_key=True)
-    due_sort = NumberAttribute(range_key=True)
+    deadline = NumberAttribute(range_key=True)
 
 
 class ConversationsByOwnerDue(GlobalSecondaryIndex):
@@ -175,6 +178,7 @@ class Conversation(Model):
     queue = UnicodeAttribute()
     owner = UnicodeAttribute()
     due_sort = NumberAttribute()
+    deadline = NumberAttribute(null=True)  # absent while nothing is due (sparse `team-due`)
     created_at = NumberAttribute()
     last_message_at = NumberAttribute(null=True)
     last_message_id = UnicodeAttribute(null=True)
