@@ -275,8 +275,9 @@ class Message(Model):
 
 
 class RawPayload(Model):
-    """The platform's own JSON for a message, kept for inspection for RAW_PAYLOAD_DAYS (TTL),
-    compressed and capped in bytes; never on the message or in an index."""
+    """The platform's own JSON for a message that does not fit on its MessageRef, kept for
+    inspection for RAW_PAYLOAD_DAYS (TTL), compressed and capped in bytes; never on the message or
+    in an index."""
 
     Meta = _meta("raw-payloads")
     ref = UnicodeAttribute(hash_key=True)  # the message's ref, as in MessageRef
@@ -293,6 +294,9 @@ class MessageRef(Model):
     conversation_id = UnicodeAttribute()
     sort_key = UnicodeAttribute()
     created_at = NumberAttribute()
+    # The platform's JSON, zlib-compressed, when the ref still fits one write unit with it (most
+    # messages: no RawPayload put, issue 21); shown for RAW_PAYLOAD_DAYS (chalicelib.inbox.store).
+    raw = BinaryAttribute(null=True, legacy_encoding=False)
 
 
 class AgentsById(GlobalSecondaryIndex):
