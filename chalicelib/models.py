@@ -528,7 +528,8 @@ class ContactNote(Model):
 class ChangeFeed(Model):
     """"Something changed" stamps read by the page's one cheap poll (chalicelib.inbox.changes):
     one tiny item per team ("t#<team>") and per agent ("a#<agent id>"), rewritten after every
-    logged conversation change that concerns it. Also one per WhatsApp Business Account
+    logged conversation change that concerns it while a page polls it (its mark "p#<feed>": the
+    pages on the WebSocket never poll). Also one per WhatsApp Business Account
     ("wt#<waba id>", chalicelib.outbound.templates): its templates' latest status change, which
     makes every container's cached template list stale at once."""
 
@@ -538,6 +539,8 @@ class ChangeFeed(Model):
     conversation_id = UnicodeAttribute(null=True)
     version = NumberAttribute(null=True)
     detail = JSONAttribute(null=True)  # "wt#": {"name", "language", "status", "reason", "at"}
+    # "p#<feed>": a page polls that feed until then (ms): only polled feeds are stamped (issue 21)
+    polled_until = NumberAttribute(null=True)
 
 
 ALL_MODELS = ALL_MODELS + (ContactNote, ChangeFeed)
