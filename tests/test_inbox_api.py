@@ -353,3 +353,21 @@ def test_channels_without_a_window_say_so(inbox):
     [row] = inbox.conversations()
     assert _window(inbox, row["id"]) == {"can_reply": True, "mode": "open", "tag": None, "code": None,
                                          "reason": None, "until": None, "then": None}
+
+
+def test_conversations_stored_before_the_sparse_deadline_index_get_their_deadline_once(accounts):
+    """The upgrade step (docs/DEPLOY.md): a conversation stored without `deadline` is missing from
+    the deadline view until it is written; a conversation changed meanwhile is left alone."""
+    from chalicelib.inbox import upgrade
+    from chalicelib.models import Conversation
+
+    inbox = accounts
+    t0 = int(time.time() * 1000) - 60_000
+    _deliver(inbox, page_delivery(messenger("u1", "old1", t0), messenger("u2", "old2", t0 + 1000)))
+    for row in Conversation.scan():
+        row.update(actions=[Conversation.deadline.remove()])  # as stored before the index existed
+    assert inbox.conversations(sort="due") == [] and list(Conversation.by_team_due.query("default#open")) == []
+    assert upgrade.set_deadlines(page_size=1) == 2
+    assert len(list(Conversation.by_team_due.query("default#open"))) == 2
+    assert [c["contact"]["platform_id"] for c in inbox.conversations(sort="due")] == ["old1", "old2"]
+    assert upgrade.set_deadlines() == 0  # idempotent
