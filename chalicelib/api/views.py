@@ -203,7 +203,6 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
     `sentiment` keeps the conversations whose latest customer message has that label (the
     listening annotator's `inbound_labels`, not projected: the page's rows are read whole)."""
     from chalicelib.inbox.rules import DEFAULT_TEAM
-    from chalicelib.runtime import runtime
 
     status = status or "open"
     team = team or DEFAULT_TEAM
@@ -266,8 +265,8 @@ def _due_page(queue: str, status: str, sla: Optional[str], view: str, start: Opt
     """A team's queue by deadline: the conversations with something due from the sparse
     `team-due` index, most urgent first (`sla` narrows them to key ranges), then, when those are
     all listed, the ones with nothing due from `team-recent` (oldest activity first), which has
-    every conversation of the queue and projects the deadline attribute to tell them apart.
-    The cursor says which of the two it continues."""
+    every conversation of the queue and projects what is due in each status (rules.DEADLINE_OF)
+    to tell them apart. The cursor says which of the two it continues."""
     from chalicelib.inbox.rules import DEADLINE_OF
     from chalicelib.runtime import runtime
 
