@@ -306,3 +306,18 @@ def test_a_returning_customers_words_are_written_once_with_their_turn_when_it_en
     store.record_message(message("r2", t0 + 180_000, "Sorry! A new jacket is on its way.", "out"))
     assert [c.conversation_id for c in search.search("zipper jacket", 10)] == [cid]
     assert SearchToken.count("t#jacket") == 1  # in both messages of the turn, written once
+
+
+def test_a_waiting_conversation_set_pending_with_its_clock_paused_is_found_by_its_words(people):
+    """Under a policy that pauses the clock while pending, the wait outlives the open queue where
+    search looks for unindexed turns: its words are indexed when it leaves the queue."""
+    from chalicelib.inbox import store
+    from chalicelib.models import SearchToken
+    from tests.test_sla_policies import create
+
+    create(people, channels=["whatsapp"], pause_on=["pending"])
+    [conversation] = _search(people, "4711")["items"]
+    store.set_status(conversation["id"], "pending", "agent:test")
+    assert store.get(conversation["id"])["awaiting_reply_since"]  # still waiting, clock paused
+    assert SearchToken.count("t#4711") == 1
+    assert [c["id"] for c in _search(people, "4711")["items"]] == [conversation["id"]]
