@@ -3,7 +3,8 @@
 Keys and indexes are chosen so every inbox view is a Query, never a Scan, and so that a
 customer's follow-up message moves at most one index entry (write cost, README "Data model"):
 - `team-recent`: a team's conversations in one status, latest activity first (rich rows),
-- `team-due`: the same queue by reply deadline (at risk and breached are key ranges),
+- `team-due`: the same queue's conversations with something due, by deadline (at risk and
+  breached are key ranges; sparse: nothing due, no entry),
 - `owner-due`: one agent's conversations, or a team's unassigned ones, by deadline.
 Messages live under their conversation (hash) sorted by platform time (range), so a thread
 reads oldest-first in one Query. `MessageRef` maps a platform message id to our message: the
@@ -143,12 +144,14 @@ class ConversationsByTeamRecent(GlobalSecondaryIndex):
 
 
 class ConversationsByTeamDue(GlobalSecondaryIndex):
-    """A team's conversations in one status, most urgent first: at risk and breached are key
-    ranges of `due_sort` (the reply deadline; conversations with nothing due sort last)."""
+    """A team's conversations in one status that have something due, most urgent first: at risk
+    and breached are key ranges of `deadline` (the reply deadline, or the snooze's wake-up).
+    Sparse: a conversation with nothing due has no `deadline` and no entry here (a turn's start
+    puts one entry, its end deletes it: no moves); the views read those from `team-recent`."""
 
     Meta = _index_meta("team-due", IncludeProjection(list(DEADLINE_FIELDS)))
     queue = UnicodeAttribute(hash_key=True)
-    due_sort = NumberAttribute(range_key=True)
+    deadline = NumberAttribute(range_key=True)
 
 
 class ConversationsByOwnerDue(GlobalSecondaryIndex):
@@ -196,6 +199,7 @@ class Conversation(Model):
     queue = UnicodeAttribute()
     owner = UnicodeAttribute()
     due_sort = NumberAttribute()
+    deadline = NumberAttribute(null=True)  # absent while nothing is due (sparse `team-due`)
     created_at = NumberAttribute()
     last_message_at = NumberAttribute(null=True)
     last_message_id = UnicodeAttribute(null=True)
@@ -292,8 +296,9 @@ class Message(Model):
 
 
 class RawPayload(Model):
-    """The platform's own JSON for a message, kept for inspection for RAW_PAYLOAD_DAYS (TTL),
-    compressed and capped in bytes; never on the message or in an index."""
+    """The platform's own JSON for a message that does not fit on its MessageRef, kept for
+    inspection for RAW_PAYLOAD_DAYS (TTL), compressed and capped in bytes; never on the message or
+    in an index."""
 
     Meta = _meta("raw-payloads")
     ref = UnicodeAttribute(hash_key=True)  # the message's ref, as in MessageRef
@@ -310,6 +315,9 @@ class MessageRef(Model):
     conversation_id = UnicodeAttribute()
     sort_key = UnicodeAttribute()
     created_at = NumberAttribute()
+    # The platform's JSON, zlib-compressed, when the ref still fits one write unit with it (most
+    # messages: no RawPayload put, issue 21); shown for RAW_PAYLOAD_DAYS (chalicelib.inbox.store).
+    raw = BinaryAttribute(null=True, legacy_encoding=False)
 
 
 class AgentsById(GlobalSecondaryIndex):
@@ -541,7 +549,8 @@ class ContactNote(Model):
 class ChangeFeed(Model):
     """"Something changed" stamps read by the page's one cheap poll (chalicelib.inbox.changes):
     one tiny item per team ("t#<team>") and per agent ("a#<agent id>"), rewritten after every
-    logged conversation change that concerns it. Also one per WhatsApp Business Account
+    logged conversation change that concerns it while a page polls it (its mark "p#<feed>": the
+    pages on the WebSocket never poll). Also one per WhatsApp Business Account
     ("wt#<waba id>", chalicelib.outbound.templates): its templates' latest status change, which
     makes every container's cached template list stale at once."""
 
@@ -551,6 +560,8 @@ class ChangeFeed(Model):
     conversation_id = UnicodeAttribute(null=True)
     version = NumberAttribute(null=True)
     detail = JSONAttribute(null=True)  # "wt#": {"name", "language", "status", "reason", "at"}
+    # "p#<feed>": a page polls that feed until then (ms): only polled feeds are stamped (issue 21)
+    polled_until = NumberAttribute(null=True)
 
 
 ALL_MODELS = ALL_MODELS + (ContactNote, ChangeFeed)

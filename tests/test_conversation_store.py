@@ -190,8 +190,8 @@ def test_a_follow_up_is_one_conditional_conversation_update_and_no_transaction(p
     store.record_message(dm("m1", T0))
     with Requests(monkeypatch) as requests:
         store.record_message(dm("m2", T0 + 1000))
-    assert requests.writes() == {("PutItem", "messages"): 1, ("PutItem", "raw-payloads"): 1,
-                                 ("UpdateItem", "conversations"): 1, ("PutItem", "message-refs"): 1}
+    assert requests.writes() == {("PutItem", "messages"): 1, ("UpdateItem", "conversations"): 1,
+                                 ("PutItem", "message-refs"): 1}  # the raw payload rides on the ref
     assert requests.calls[("GetItem", "conversations")] == 1  # read first: 1 RRU, never a failed write
 
 
@@ -204,7 +204,7 @@ def test_a_turn_start_or_a_new_conversation_writes_no_transaction_and_tries_no_w
     with Requests(monkeypatch) as requests:
         _, (cid, _) = store.record_message(dm("m1", T0))
     assert {k: v for k, v in requests.writes().items() if k[0] != "BatchWriteItem"} == {
-        ("PutItem", "messages"): 1, ("PutItem", "raw-payloads"): 1, ("PutItem", "conversations"): 1,
+        ("PutItem", "messages"): 1, ("PutItem", "conversations"): 1,
         ("PutItem", "conversation-events"): 1, ("UpdateItem", "contacts"): 1, ("PutItem", "message-refs"): 1}
     store.record_message(dm("r1", T0 + 60_000, direction="out"))
     with Requests(monkeypatch) as requests:
@@ -259,7 +259,7 @@ def test_edits_and_removals_refresh_the_preview_of_the_latest_message_and_are_lo
 def test_raw_payloads_are_kept_apart_compressed_and_capped_in_bytes(page):
     from chalicelib.inbox import store
     from chalicelib.inbox.ids import message_ref
-    from chalicelib.models import Message, RawPayload
+    from chalicelib.models import Message, MessageRef, RawPayload
 
     import random
 
@@ -271,8 +271,31 @@ def test_raw_payloads_are_kept_apart_compressed_and_capped_in_bytes(page):
     assert kept.expires_at > T0 // 1000
     assert store.raw_payload(message_ref("messenger", PAGE, "m1")).startswith('{"text":"ü€😀')
     assert "raw" not in Message.get(cid, sort_key).attribute_values
-    store.record_message(dm("m2", T0 + 1, raw={"small": True}))
-    assert json.loads(store.raw_payload(message_ref("messenger", PAGE, "m2"))) == {"small": True}
+    assert MessageRef.get(message_ref("messenger", PAGE, "m1")).raw is None
+
+
+def test_a_small_raw_payload_rides_on_the_ref_within_one_write_unit(page):
+    """Issue 21: a realistic payload fits on the message's ref (one put fewer per message); it is
+    read back the same way and, like a payload kept apart, no longer shown after RAW_PAYLOAD_DAYS."""
+    from chalicelib.inbox import store
+    from chalicelib.inbox.ids import message_ref
+    from chalicelib.models import MessageRef, RawPayload
+    from chalicelib.runtime import runtime
+
+    payload = {"sender": {"id": "psid"}, "message": {"mid": "m2", "text": "where is my parcel " * 12}}
+    store.record_message(dm("m2", T0 + 1, raw=payload))
+    ref = message_ref("messenger", PAGE, "m2")
+    assert RawPayload.count(ref) == 0
+    item = MessageRef.get(ref)
+    assert item.raw is not None and len(item.raw) < 1024
+    assert json.loads(store.raw_payload(ref)) == payload
+    stored_at = int(item.created_at)
+    runtime.use_clock(lambda: (stored_at + 31 * 86_400_000) / 1000)
+    try:
+        assert store.raw_payload(ref) is None
+    finally:
+        runtime.use_clock(None)
+    assert store.raw_payload(message_ref("messenger", PAGE, "never")) is None
 
 
 def test_views_are_queries_on_their_own_index(page, monkeypatch):

@@ -250,11 +250,13 @@ def test_stored_times_no_datetime_holds_never_break_a_view(inbox):
     """Bad data already stored (a snooze in year 10000 UTC, times before year 1 or beyond 9999)
     renders as null: the conversation, the snoozed list, search, the contact panel, its events and
     thread, the change poll and a bulk change that includes it all answer 200."""
-    from chalicelib.inbox import rules
+    from chalicelib.inbox import rules, store
     from chalicelib.models import Conversation, Message
+    from chalicelib.runtime import runtime
 
     world = World(inbox)
     year_10000 = 253_402_351_199_000  # 9999-12-31T23:59:59-14:00 in UTC
+    store.set_status(world.cid, "snoozed", "agent:test", until=runtime.now_ms() + 3_600_000)  # then forged
     row = Conversation.get(world.cid)
     state = {k: v for k, v in row.attribute_values.items() if v is not None}
     state.update(status="snoozed", snoozed_until=year_10000, created_at=-(10 ** 20),

@@ -376,9 +376,10 @@ def _exercise(inbox) -> None:
         assert inbox.function_url("GET", "/webhooks/meta?hub.mode=subscribe&hub.verify_token=ssm-verify"
                                          "&hub.challenge=12345")["statusCode"] == 200
     now = int(time.time() * 1000)
-    _webhook(inbox, page_delivery(messenger("m-1", "psid-1", now - 60_000, "Where is my order?")), rest=True)
+    _webhook(inbox, page_delivery(_bulky(messenger("m-1", "psid-1", now - 60_000, "Where is my order?"))), rest=True)
     _webhook(inbox, whatsapp_delivery("wamid.1", "4915550001", int(time.time()) - 30, "Hallo"))
-    _webhook(inbox, page_delivery(messenger("m-2", "psid-2", now - 30_000, "hello"), page="999000999"))
+    _webhook(inbox, page_delivery(_bulky(messenger("m-2", "psid-2", now - 30_000, "hello", page="999000999")),
+                                  page="999000999"))
     _webhook(inbox, {"object": "instagram", "entry": [{"id": IG, "time": now, "messaging": [{
         "sender": {"id": "7700000000000003"}, "recipient": {"id": IG}, "timestamp": now - 20_000,
         "message": {"mid": "aWdfZAGiam1", "text": "the price list?"}}]}]})
@@ -574,6 +575,8 @@ def _exercise(inbox) -> None:
     api("POST", "/api/auth/logout", {"refresh_token": login.get("refresh_token", "")})
     # A password change revokes every token: the admin's open socket is closed too.
     api("POST", "/api/me/password", {"current_password": PASSWORD, "new_password": PASSWORD + "!"})
+    status, login = api("POST", "/api/auth/login", {"email": ADMIN_EMAIL, "password": PASSWORD + "!"})
+    api.token = login["token"]
     # A day later: the flow's timers fire for one waiting conversation, the sweeper finds the
     # rest, and the routing sweeper hands on the conversations of agents who went away.
     from chalicelib.models import Conversation
@@ -583,15 +586,18 @@ def _exercise(inbox) -> None:
                    and getattr(c, "status", "open") == "open"), key=lambda c: int(c.warn_at))
     assert len({int(c.warn_at) for c in late}) >= 2, "conversations waiting for a reply, warned at different times"
     _at(inbox, int(late[0].warn_at) + 1000)
+    api("GET", "/api/changes")  # a page polls (its socket is down): changes are stamped for it
     os.environ["SLA_SQS_BREACH_MAX_SECONDS"] = "0"  # a long wait: the flow
     with inbox.recorder.during("sla_sweeper"):
         assert inbox.app.sla_sweeper(_scheduled_event("sla_sweeper"), None)["warnings"] >= 1
     del os.environ["SLA_SQS_BREACH_MAX_SECONDS"]
     _at(inbox, int(late[-1].warn_at) + 1000)  # a short wait: a delayed breach message
+    api("GET", "/api/changes")
     with inbox.recorder.during("sla_sweeper"):
         assert inbox.app.sla_sweeper(_scheduled_event("sla_sweeper"), None)["warnings"] >= 1
     _at(inbox, None)
     inbox.recorder.clock = lambda: time.time() + 86_400
+    api("GET", "/api/changes")
     waiting = sorted((c for c in Conversation.scan() if getattr(c, "turn", None) and getattr(c, "reply_due_at", None)),
                      key=lambda c: c.conversation_id)
     assert len(waiting) >= 2, "conversations waiting for a reply"
@@ -721,6 +727,16 @@ def _waiting_conversation(handle: str) -> Any:
                or handle in str(getattr(c, "thread_key", "") or "")]
     assert found.reply_due_at is not None and found.turn, "waiting for a reply"
     return found
+
+
+def _bulky(item: Dict[str, Any]) -> Dict[str, Any]:
+    """A delivery whose raw payload does not fit on its message ref (kept apart, with its TTL)."""
+    import random
+
+    noise = random.Random(item["message"]["mid"])
+    item["message"]["nlp"] = {"entities": "".join(noise.choice("abcdefghijklmnopqrstuvwxyz0123456789")
+                                                  for _ in range(2000))}
+    return item
 
 
 def _at(inbox, at_ms: Any) -> None:

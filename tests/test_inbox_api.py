@@ -140,6 +140,47 @@ def test_sort_due_lists_the_most_urgent_first(accounts):
     assert [c["contact"]["platform_id"] for c in inbox.conversations(sort="due")] == ["early", "late"]
 
 
+def test_the_due_view_lists_what_is_due_then_the_rest_across_pages_from_a_sparse_index(accounts):
+    """Issue 21: only conversations with something due have an entry in `team-due` (a turn's start
+    puts it, its end deletes it: no index moves); the deadline view and the team's count still
+    show every open conversation of the queue, those with nothing due after the others, each once
+    across pages, also with a channel filter."""
+    from chalicelib.models import Conversation
+
+    inbox = accounts
+    t0 = int(time.time() * 1000) - 600_000
+    _deliver(inbox, page_delivery(*[messenger(f"d{i}", f"due{i}", t0 + i * 1000) for i in range(3)],
+                                  *[messenger(f"a{i}", f"done{i}", t0 + 10_000 + i * 1000) for i in range(2)]))
+    _deliver(inbox, page_delivery(*[messenger(f"r{i}", f"done{i}", t0 + 20_000 + i * 1000, "Sorted!", echo=True)
+                                    for i in range(2)]))
+
+    def due_entries():
+        return sorted(row.conversation_id for row in Conversation.by_team_due.query("default#open"))
+
+    ids = {c["contact"]["platform_id"]: c["id"] for c in inbox.conversations()}
+    assert due_entries() == sorted(ids[f"due{i}"] for i in range(3))  # the answered ones have none
+
+    def listed(query):
+        seen, cursor = [], None
+        while True:
+            page = inbox.get("/api/conversations?sort=due&limit=2" + query + (f"&cursor={cursor}" if cursor else ""))
+            seen.extend(item["contact"]["platform_id"] for item in page["items"])
+            cursor = page["next"]
+            if not cursor:
+                return seen
+
+    assert listed("") == ["due0", "due1", "due2", "done0", "done1"]
+    assert listed("&channel=messenger") == ["due0", "due1", "due2", "done0", "done1"]
+    assert listed("&channel=whatsapp") == []
+    assert [c["contact"]["platform_id"] for c in inbox.conversations(sort="due", sla="breached")] == []
+    assert inbox.get("/api/counts")["counts"]["team"] == 5
+    _deliver(inbox, page_delivery(messenger("a9", "done1", t0 + 30_000, "One more thing")))  # a new turn: an entry
+    _deliver(inbox, page_delivery(messenger("r9", "due0", t0 + 40_000, "Here you go", echo=True)))  # answered: none
+    assert due_entries() == sorted([ids["due1"], ids["due2"], ids["done1"]])
+    assert listed("") == ["due1", "due2", "done1", "done0", "due0"]
+    assert inbox.get("/api/counts")["counts"]["team"] == 5
+
+
 def test_a_new_message_reopens_a_resolved_conversation_but_an_old_one_does_not(accounts):
     from chalicelib.inbox import store
     from chalicelib.runtime import runtime
@@ -312,3 +353,21 @@ def test_channels_without_a_window_say_so(inbox):
     [row] = inbox.conversations()
     assert _window(inbox, row["id"]) == {"can_reply": True, "mode": "open", "tag": None, "code": None,
                                          "reason": None, "until": None, "then": None}
+
+
+def test_conversations_stored_before_the_sparse_deadline_index_get_their_deadline_once(accounts):
+    """The upgrade step (docs/DEPLOY.md): a conversation stored without `deadline` is missing from
+    the deadline view until it is written; a conversation changed meanwhile is left alone."""
+    from chalicelib.inbox import upgrade
+    from chalicelib.models import Conversation
+
+    inbox = accounts
+    t0 = int(time.time() * 1000) - 60_000
+    _deliver(inbox, page_delivery(messenger("u1", "old1", t0), messenger("u2", "old2", t0 + 1000)))
+    for row in Conversation.scan():
+        row.update(actions=[Conversation.deadline.remove()])  # as stored before the index existed
+    assert inbox.conversations(sort="due") == [] and list(Conversation.by_team_due.query("default#open")) == []
+    assert upgrade.set_deadlines(page_size=1) == 2
+    assert len(list(Conversation.by_team_due.query("default#open"))) == 2
+    assert [c["contact"]["platform_id"] for c in inbox.conversations(sort="due")] == ["old1", "old2"]
+    assert upgrade.set_deadlines() == 0  # idempotent

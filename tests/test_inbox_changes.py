@@ -151,3 +151,48 @@ def test_a_token_of_another_view_reports_every_part_that_differs(world):
     poll.params["conversation"] = world["second"]
     assert _changed(poll) == ["thread"]
     assert _call(world["inbox"], "GET", "/api/changes", "bad token").status_code == 401
+
+
+def test_only_feeds_a_page_polls_are_stamped_and_a_page_that_starts_polling_rereads(world):
+    """Issue 21: pages on the WebSocket never poll, so a logged change stamps only the feeds a
+    polling page marked (a new conversation or a new turn then costs one write less); a page
+    that falls back to polling re-reads its list and counts once, then hears every change."""
+    from chalicelib.inbox import changes
+    from chalicelib.models import ChangeFeed
+
+    inbox = world["inbox"]
+    inbox.set_status(world["second"], "resolved")  # nobody polls yet
+    assert ChangeFeed.count("t#default") == 0 and ChangeFeed.count("a#" + world["kim"]["id"]) == 0
+    poll = Poll(world, "kim", "first")
+    poll.since = Poll(world, "kim", "first")().json["token"]  # a token the page held on the socket
+    assert ChangeFeed.count(changes.POLLED + "t#default") == 1
+    assert _changed(poll) is None  # marked since the token above: nothing went unstamped
+    inbox.set_status(world["first"], "pending")
+    assert ChangeFeed.count("t#default") == 1
+    assert _changed(poll) == ["counts", "list", "thread"]
+    billing = Poll(world, "ana", "billing")
+    billing()
+    inbox.set_status(world["billing"], "resolved")  # a team nobody of "billing" polls
+    assert ChangeFeed.count("t#billing") == 0
+
+
+def test_a_page_whose_marks_lapsed_rereads_the_changes_nobody_stamped(world):
+    from chalicelib.inbox import changes
+    from chalicelib.models import ChangeFeed
+    from chalicelib.runtime import runtime
+
+    inbox = world["inbox"]
+    poll = Poll(world, "kim", "")
+    poll()
+    later = _now() + changes.MARK_MS + changes.SKEW_MS + 1000
+    runtime.use_clock(lambda: later / 1000)  # the page stopped polling for a while
+    try:
+        stamps = {f.feed: f.at for f in ChangeFeed.scan() if not f.feed.startswith(changes.POLLED)}
+        inbox.set_status(world["second"], "resolved")
+        assert {f.feed: f.at for f in ChangeFeed.scan() if not f.feed.startswith(changes.POLLED)} == stamps
+        assert _changed(poll) == ["counts", "list"]  # re-read, though no stamp moved
+        assert _changed(poll) is None
+        inbox.set_status(world["first"], "pending")
+        assert _changed(poll) == ["counts", "list"]  # marked again: stamped
+    finally:
+        runtime.use_clock(None)

@@ -52,20 +52,36 @@ def test_names_by_prefix_text_by_word_accents_folded_terms_intersected(people):
 
 
 def test_a_follow_up_is_indexed_when_the_turn_ends_not_on_its_one_write(people):
-    from chalicelib.inbox import search, store
+    """A waiting customer's words are not written as they arrive (the follow-up keeps its single
+    UpdateItem); the conversation is found by its latest message meanwhile, and by the index once
+    the turn ends, when it no longer waits."""
+    from chalicelib.inbox import store
+    from chalicelib.models import SearchToken
 
     people.post_meta(whatsapp_delivery("wamid.s4", "5511999990002", 1700000300, "also the zipper broke", name="Ana Lima"))
     people.process()
-    assert _search(people, "zipper")["items"] == []  # the follow-up kept its single UpdateItem
-    [conversation] = _search(people, "lima")["items"]
-    before = store.get(conversation["id"])
-    after = dict(before, awaiting_reply_since=None)
-
-    class Entry:
-        type = "replied"
-
-    search.on_logged(conversation["id"], before, after, Entry())
+    assert SearchToken.count("t#zipper") == 0
+    [conversation] = _search(people, "zipper")["items"]  # waiting: its latest message's preview
+    assert _names(_search(people, "lima zipper")) == ["Ana Lima"]  # a name from the index, a word from the preview
+    store.set_status(conversation["id"], "resolved", "agent:test")  # the wait ends: the turn is indexed
+    assert SearchToken.count("t#zipper") == 1 and SearchToken.count("t#jacket") == 1
     assert _names(_search(people, "zipper")) == ["Ana Lima"]
+    assert _names(_search(people, "jacket refund")) == ["Ana Lima"]
+
+
+def test_a_brand_new_unanswered_conversation_is_found_by_a_word_of_its_message(people):
+    """Issue 21: a new conversation's words wait for its first turn's end (8 of its 19 write units)
+    but search finds it at once, from the waiting conversations of the caller's teams; an agent of
+    another team does not."""
+    from chalicelib.models import SearchToken
+
+    assert SearchToken.count("t#4711") == 0 and SearchToken.count("t#order") == 0  # names only
+    assert _names(_search(people, "4711")) == ["Zoë Souza"]
+    assert _names(_search(people, "never arrived")) == ["Zoë Souza"]
+    assert _names(_search(people, "order")) == ["Ana Souza", "Zoë Souza"]
+    assert _search(people, "order jacket")["items"] == []
+    response = people.client.http.get("/api/search?q=4711", headers={"Authorization": "Bearer " + _sales_agent(people)})
+    assert response.status_code == 200 and json.loads(response.body)["items"] == []
 
 
 def test_search_costs_the_same_number_of_requests_at_any_size(people, monkeypatch):
@@ -89,7 +105,8 @@ def test_search_costs_the_same_number_of_requests_at_any_size(people, monkeypatc
     calls.clear()
     answer = _search(people, "order souza")
     assert "Scan" not in calls
-    assert calls.count("Query") + calls.count("BatchGetItem") == searched_small <= 4
+    # two terms, the admin's teams, the default team's waiting conversations, the page
+    assert calls.count("Query") + calls.count("BatchGetItem") == searched_small <= 5
     assert _names(answer) == ["Ana Souza", "Zoë Souza"]  # the fillers have no conversation rows
 
 
@@ -113,16 +130,20 @@ def test_unicode_and_many_terms(people):
 
 
 def test_other_teams_conversations_are_left_out(people):
+    response = people.client.http.get("/api/search?q=ana", headers={"Authorization": "Bearer " + _sales_agent(people)})
+    assert response.status_code == 200 and json.loads(response.body)["items"] == []
+
+
+def _sales_agent(inbox) -> str:
+    """The access token of an agent of another team ("sales")."""
     from chalicelib.api.auth import create_agent
     from chalicelib.models import AgentRouting
 
     agent = create_agent("searcher@example.com", "agent-password-123", "S")
     AgentRouting(agent.agent_id, teams=["sales"]).save()
-    token = json.loads(people.client.http.post("/api/auth/login", body=json.dumps(
+    return json.loads(inbox.client.http.post("/api/auth/login", body=json.dumps(
         {"email": "searcher@example.com", "password": "agent-password-123"}),
         headers={"Content-Type": "application/json"}).body)["token"]
-    response = people.client.http.get("/api/search?q=ana", headers={"Authorization": "Bearer " + token})
-    assert response.status_code == 200 and json.loads(response.body)["items"] == []
 
 
 def test_tokens_are_normalised_and_capped():
@@ -274,11 +295,29 @@ def test_a_returning_customers_words_are_written_once_with_their_turn_when_it_en
 
     t0 = 1_700_000_000_000
     _, (cid, _) = store.record_message(message("m1", t0, "Where is my parcel 4471?"))
-    assert [c.conversation_id for c in search.search("4471", 10)] == [cid]
+    assert SearchToken.count("t#4471") == 0 and search.search("4471", 10) == []  # written when the turn ends
+    assert [c.conversation_id for c in search.search("4471", 10, teams=["default"])] == [cid]  # found meanwhile
     store.record_message(message("r1", t0 + 60_000, "It left the depot today.", "out"))
+    assert [c.conversation_id for c in search.search("parcel 4471 depot", 10)] == [cid]
     entries = SearchToken.count()
     store.record_message(message("m2", t0 + 120_000, "The zipper of the jacket broke again"))
     assert SearchToken.count() == entries and search.search("zipper", 10) == []
+    assert [c.conversation_id for c in search.search("zipper", 10, teams=["default"])] == [cid]
     store.record_message(message("r2", t0 + 180_000, "Sorry! A new jacket is on its way.", "out"))
     assert [c.conversation_id for c in search.search("zipper jacket", 10)] == [cid]
     assert SearchToken.count("t#jacket") == 1  # in both messages of the turn, written once
+
+
+def test_a_waiting_conversation_set_pending_with_its_clock_paused_is_found_by_its_words(people):
+    """Under a policy that pauses the clock while pending, the wait outlives the open queue where
+    search looks for unindexed turns: its words are indexed when it leaves the queue."""
+    from chalicelib.inbox import store
+    from chalicelib.models import SearchToken
+    from tests.test_sla_policies import create
+
+    create(people, channels=["whatsapp"], pause_on=["pending"])
+    [conversation] = _search(people, "4711")["items"]
+    store.set_status(conversation["id"], "pending", "agent:test")
+    assert store.get(conversation["id"])["awaiting_reply_since"]  # still waiting, clock paused
+    assert SearchToken.count("t#4711") == 1
+    assert [c["id"] for c in _search(people, "4711")["items"]] == [conversation["id"]]

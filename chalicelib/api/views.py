@@ -8,7 +8,8 @@ import hmac
 import json
 from typing import Any, Dict, List, Optional, Tuple
 
-from chalicelib.models import STATUSES, Conversation, ConversationsByOwnerDue, ConversationsByTeamDue, Message
+from chalicelib.models import (STATUSES, Conversation, ConversationsByOwnerDue, ConversationsByTeamDue,
+                              ConversationsByTeamRecent, Message)
 
 MAX_PAGE = 100
 CHANNELS = ("messenger", "instagram", "whatsapp", "facebook", "x", "telegram", "linkedin")
@@ -207,7 +208,8 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
                        sentiment: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     """One inbox view, one Query on the index made for it:
     - a team's queue in one status by latest activity (`sort=recent`, the default), or by reply
-      deadline (`sort=due`), optionally only `sla=at_risk` or `sla=breached` (key ranges);
+      deadline (`sort=due`: what is due, then what is not, `_due_page`), optionally only
+      `sla=at_risk` or `sla=breached` (key ranges);
     - one agent's conversations (`assignee=<id>`) or the team's unassigned ones
       (`assignee=none`), by deadline.
     Deadline views read the page's rows with one BatchGetItem (their index stays lean so that a
@@ -217,7 +219,6 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
     `sentiment` keeps the conversations whose latest customer message has that label (the
     listening annotator's `inbound_labels`, not projected: the page's rows are read whole)."""
     from chalicelib.inbox.rules import DEFAULT_TEAM
-    from chalicelib.runtime import runtime
 
     status = status or "open"
     team = team or DEFAULT_TEAM
@@ -252,36 +253,79 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
         owner = f"u#{team}#{status}" if assignee == "none" else f"a#{assignee}#{status}"
         results = Conversation.by_owner_due.query(owner, scan_index_forward=True, **common)
     elif sort == "due":
-        now = runtime.now_ms()
-        key_range = None
-        if sla == "breached":
-            key_range = Conversation.due_sort < now
-        elif sla == "at_risk":
-            from chalicelib.inbox.rules import NO_DEADLINE
-
-            key_range = Conversation.due_sort.between(now, NO_DEADLINE - 1)
-            at_risk = Conversation.warn_at <= now
-            common["filter_condition"] = at_risk if condition is None else condition & at_risk
-        results = Conversation.by_team_due.query(queue, key_range, scan_index_forward=True, **common)
+        return _due_page(queue, status, sla, view, start, limit, condition, tag, sentiment)
     else:
         if tag:
             tagged = Conversation.tags.contains(tag)
             common["filter_condition"] = tagged if condition is None else condition & tagged
         results = Conversation.by_team_recent.query(queue, scan_index_forward=False, **common)
+    rows = _listed(results, start)
+    if assignee is not None or sentiment:
+        rows = _whole_rows(rows, tag, sentiment)
+    return [conversation_json(c) for c in rows], encode_cursor(results.last_evaluated_key, view)
+
+
+def _whole_rows(rows: List[Any], tag: Optional[str], sentiment: Optional[str]) -> List[Any]:
+    """The whole items of an index page's rows (one BatchGetItem), narrowed by tag and sentiment."""
+    found = _full_rows([r.conversation_id for r in rows])
+    if tag:
+        found = [r for r in found if tag in (r.tags or [])]
+    if sentiment:
+        found = [r for r in found if r.inbound_labels is not None
+                 and r.inbound_labels.as_dict().get("sentiment") == sentiment]
+    return found
+
+
+def _due_page(queue: str, status: str, sla: Optional[str], view: str, start: Optional[Dict[str, Any]], limit: int,
+              condition: Any, tag: Optional[str], sentiment: Optional[str]) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+    """A team's queue by deadline: the conversations with something due from the sparse
+    `team-due` index, most urgent first (`sla` narrows them to key ranges), then, when those are
+    all listed, the ones with nothing due from `team-recent` (oldest activity first), which has
+    every conversation of the queue and projects what is due in each status (rules.DEADLINE_OF)
+    to tell them apart. The cursor says which of the two it continues."""
+    from chalicelib.inbox.rules import DEADLINE_OF
+    from chalicelib.runtime import runtime
+
+    def page(rows: List[Any], next_key: Optional[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Optional[str]]:
+        return [conversation_json(c) for c in _whole_rows(rows, tag, sentiment)], encode_cursor(next_key, view)
+
+    rows: List[Any] = []
+    tail_start = (start or {}).get("tail")
+    if start is None or "tail" not in start:
+        now = runtime.now_ms()
+        key_range, only = None, condition
+        if sla == "breached":
+            key_range = Conversation.deadline < now
+        elif sla == "at_risk":
+            key_range = Conversation.deadline >= now
+            at_risk = Conversation.warn_at <= now
+            only = at_risk if condition is None else condition & at_risk
+        due = Conversation.by_team_due.query(queue, key_range, scan_index_forward=True, limit=limit, page_size=limit,
+                                             last_evaluated_key=start, filter_condition=only)
+        rows = _listed(due, start)
+        if due.last_evaluated_key is not None or sla is not None:
+            return page(rows, due.last_evaluated_key)
+        if len(rows) >= limit:
+            return page(rows, {"tail": None})
+    nothing_due = DEADLINE_OF.get(status)
+    only = None if nothing_due is None else getattr(Conversation, nothing_due).does_not_exist()
+    if condition is not None:
+        only = condition if only is None else only & condition
+    rest = Conversation.by_team_recent.query(queue, scan_index_forward=True, limit=limit - len(rows),
+                                             page_size=limit - len(rows), last_evaluated_key=tail_start,
+                                             filter_condition=only)
+    rows += _listed(rest, start)
+    return page(rows, None if rest.last_evaluated_key is None else {"tail": rest.last_evaluated_key})
+
+
+def _listed(results: Any, start: Optional[Dict[str, Any]]) -> List[Any]:
+    """The rows of an index page (a cursor of an older layout that DynamoDB refuses is a 400)."""
     try:
-        rows = list(results)
+        return list(results)
     except Exception as error:  # a signed cursor of an older layout that DynamoDB refuses
         if start is not None and "ValidationException" in str(error):
             raise BadQuery("cursor does not belong to this view") from error
         raise
-    if sort == "due" or assignee is not None or sentiment:
-        rows = _full_rows([r.conversation_id for r in rows])
-        if tag:
-            rows = [r for r in rows if tag in (r.tags or [])]
-        if sentiment:
-            rows = [r for r in rows if r.inbound_labels is not None
-                    and r.inbound_labels.as_dict().get("sentiment") == sentiment]
-    return [conversation_json(c) for c in rows], encode_cursor(results.last_evaluated_key, view)
 
 
 COUNTED = ("mine", "unassigned", "team", "at_risk", "breached")
@@ -290,9 +334,9 @@ COUNT_PAGE = 500  # index entries a view's count reads at most (one Query page):
 
 def view_counts(team: str, agent_id: str, channel: Optional[str] = None) -> Dict[str, Any]:
     """How many open conversations each view holds (the page's tab counts): one COUNT Query
-    of one page per view on the lean deadline indexes, so five Queries whatever the table size;
-    a view with more entries than COUNT_PAGE (or whose filter left some unread) is `capped`."""
-    from chalicelib.inbox.rules import NO_DEADLINE
+    of one page per view on the lean deadline indexes (the whole team's queue on `team-recent`:
+    `team-due` holds only what is due), so five Queries whatever the table size; a view with more
+    entries than COUNT_PAGE (or whose filter left some unread) is `capped`."""
     from chalicelib.runtime import runtime
 
     if channel is not None and channel not in CHANNELS:
@@ -305,10 +349,9 @@ def view_counts(team: str, agent_id: str, channel: Optional[str] = None) -> Dict
     plan = {
         "mine": (owner, f"a#{agent_id}#open", None, only),
         "unassigned": (owner, f"u#{team}#open", None, only),
-        "team": (team_due, queue, None, only),
-        "at_risk": (team_due, queue, Conversation.due_sort.between(now, NO_DEADLINE - 1),
-                    at_risk if only is None else only & at_risk),
-        "breached": (team_due, queue, Conversation.due_sort < now, only),
+        "team": (ConversationsByTeamRecent.Meta.index_name, queue, None, only),
+        "at_risk": (team_due, queue, Conversation.deadline >= now, at_risk if only is None else only & at_risk),
+        "breached": (team_due, queue, Conversation.deadline < now, only),
     }
     connection = Conversation._get_connection()
     counts, capped = {}, []

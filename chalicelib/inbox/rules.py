@@ -19,6 +19,9 @@ DEFAULT_TEAM = "default"
 # due_sort of a conversation with nothing due: after every real deadline (year 2255), kept in
 # creation order so the index entry never moves while nothing is due.
 NO_DEADLINE = 9_000_000_000_000
+# What is due in each status (the `deadline` index key): the reply deadline of an open conversation,
+# the wake-up of a snoozed one; nothing in the others.
+DEADLINE_OF = {"open": "reply_due_at", "snoozed": "snoozed_until"}
 PREVIEW_CHARS = 120
 
 State = Mapping[str, Any]
@@ -135,18 +138,19 @@ def preview_of(text: Optional[str], msg_type: str, removed: bool = False) -> str
 
 
 def derived_keys(state: State) -> Dict[str, Any]:
-    """The index keys that follow from team, status, assignee and deadline."""
+    """The index keys that follow from team, status, assignee and deadline. `deadline` (the
+    sparse `team-due` index's sort key) is None while nothing is due: the conversation then has
+    no entry there, so a turn's start and end put and delete one entry instead of moving it
+    (issue 21); `due_sort` (`owner-due`, which must list every conversation of an owner: loads,
+    hand-offs) sorts the nothing-due ones last."""
     team = state.get("team") or DEFAULT_TEAM
     status = state.get("status") or "open"
     assignee = state.get("assignee")
-    if status == "open" and state.get("reply_due_at") is not None:
-        due_sort = int(state["reply_due_at"])
-    elif status == "snoozed" and state.get("snoozed_until") is not None:
-        due_sort = int(state["snoozed_until"])
-    else:
-        due_sort = NO_DEADLINE + int(state.get("created_at") or 0)
+    due = DEADLINE_OF.get(status)
+    deadline = int(state[due]) if due is not None and state.get(due) is not None else None
+    due_sort = deadline if deadline is not None else NO_DEADLINE + int(state.get("created_at") or 0)
     return {"queue": f"{team}#{status}", "owner": f"a#{assignee}#{status}" if assignee else f"u#{team}#{status}",
-            "due_sort": due_sort}
+            "due_sort": due_sort, "deadline": deadline}
 
 
 def deadlines_of(status: str, due_sort: Any) -> Dict[str, Optional[int]]:
@@ -174,7 +178,10 @@ def _finish(state: State, change: Change) -> Change:
     """Add the derived keys that moved, drop no-op sets, and bump the version if logged."""
     after = apply(state, change)
     for name, value in derived_keys(after).items():
-        if state.get(name) != value:
+        if value is None:
+            change.updates.pop(name, None)
+            change.removals.add(name)
+        elif state.get(name) != value:
             change.updates[name] = value
     change.updates = {k: v for k, v in change.updates.items() if state.get(k) != v or k in ("version",)}
     change.removals = {k for k in change.removals if k in state and state.get(k) is not None}
@@ -197,7 +204,7 @@ def new_conversation(ids: Mapping[str, Any], facts: MessageFacts, team: str, pol
                   "cycle_started_at": now, "message_count": 0, "unread_count": 0, "version": 0})
     change = message_arrived(state, facts, policy, now)
     created = apply(state, change)
-    created.update(derived_keys(created))
+    created.update({k: v for k, v in derived_keys(created).items() if v is not None})
     created["version"] = 1
     return created
 

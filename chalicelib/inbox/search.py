@@ -8,22 +8,23 @@ Index (models.SearchToken, table `search-tokens`): partition "t#<token>", sort k
 - Message text: whole words, very common words skipped, at most MAX_WORDS per batch, the most
   telling first (words with digits: order numbers; then the longest): every word is one write
   unit, and realistic 25-40-word messages hold 15-25 distinct words (issue 21).
-  To keep a customer's follow-up at its one conditional UpdateItem, a customer's text is NOT
-  written on the follow-up path: the message that creates a conversation is indexed as it is
-  stored (a new conversation is found by its words at once), and every turn's messages (the
-  customer's, including the one that started a later turn, and the message of ours that answers
-  it) are indexed together, de-duplicated, in one batch of at most MAX_WORDS when the turn ends
-  (our reply, or the conversation resolved without one), leaving out the words the creating
-  message already wrote: a word is written once per turn (issue 21: a returning customer's new
-  words are found once the turn is answered or resolved; the conversation is found by name and
-  earlier turns meanwhile). Our messages that end no turn (a second reply, or a message
+  A customer's text is never written as it arrives (a new conversation's first message
+  included: that was 8 of its 19 write units): every turn's messages (the customer's, and the
+  message of ours that answers it) are indexed together, de-duplicated, in one batch of at most
+  MAX_WORDS when the turn ends (our reply, or the wait ended otherwise: resolved, pending,
+  snoozed), so a word is written once per turn. Until then the turn is found another way: a
+  search also reads the newest open conversations of the caller's teams from the recency index
+  (at most UNINDEXED_ROWS per team, one Query each) and matches the waiting ones' latest message
+  preview and contact name (`unindexed`), so a brand-new unanswered conversation is found by a
+  word of its message at once. Our messages that end no turn (a second reply, or a message
   sent from the platform's own app while nothing is due: we only see its echo) are indexed as
   they are stored (`on_ours`), since no turn end would ever cover them.
 - Each text is indexed once. The echo of a reply socialinbox stored never reaches these hooks: it
   lands on that reply (chalicelib.inbox.outbound.claim_echo), or is a duplicate of the message ref
   the send's answer wrote, so it writes no token (tests/test_search.py counts them).
-A search is at most MAX_TERMS Queries (each at most PER_TOKEN items, newest first) plus one
-BatchGetItem of the page: bounded whatever the table size. Indexing never fails the write it
+A search is at most MAX_TERMS Queries (each at most PER_TOKEN items, newest first), one BatchGetItem
+of the page, and one Query per team (at most MAX_TEAMS) for the waiting conversations: bounded
+whatever the table size. Indexing never fails the write it
 follows (errors are logged).
 
 All writes come from chalicelib.inbox.store through the hooks `on_message`, `on_ours` and `on_logged`.
@@ -32,7 +33,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Dict, Iterable, List, Optional, Sequence
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
 from chalicelib.logs import describe_error, logger
 
@@ -43,6 +44,8 @@ MAX_NAME_TOKENS = 24
 PREFIX_MIN, PREFIX_MAX = 2, 6
 WORD_MIN, WORD_MAX = 2, 32
 TURN_MESSAGES = 50  # messages of an ended turn read to index them
+UNINDEXED_ROWS = 100  # newest open conversations read per team to match the unindexed waiting ones
+MAX_TEAMS = 20  # teams whose waiting conversations a search reads
 STOP_WORDS = frozenset("""a an and are as at be but by do for from has have hi hello i in is it me my no not of on or
 please so thanks thank that the this to was we what with you your yes ok""".split())
 _WORD = re.compile(r"\w+")
@@ -104,19 +107,17 @@ def write(conversation_id: str, tokens: Sequence[str], at: int) -> int:
     return len(tokens)
 
 
-def on_message(conversation_id: str, event: Any, names: bool, ends_turn: bool = False,
-               starts_turn: bool = False) -> None:
+def on_message(conversation_id: str, event: Any, names: bool, ends_turn: bool = False) -> None:
     """Hook (store): a platform's message stored on the logged path (a new conversation, one that
-    starts a turn, ...); with `names`, the contact's name and handle are (re)indexed too."""
+    starts a turn, ...); with `names`, the contact's name and handle are (re)indexed too. A
+    customer's text waits for its turn's end (on_logged), like ours that ends one; ours outside
+    any turn is indexed at once."""
     try:
-        # A new conversation's words at once; a customer message that starts a later turn waits for
-        # the turn's end (on_logged), like ours that ends one; ours outside any turn at once.
         inbound = getattr(event, "direction", "in") == "in"
-        tokens = text_tokens([event.text]) if (inbound and not starts_turn) or (not inbound and not ends_turn) \
-            else []
+        tokens = text_tokens([event.text]) if not inbound and not ends_turn else []
         if names:
-            tokens = name_tokens(event.contact.display_name, event.contact.handle) + \
-                [t for t in tokens if t not in name_tokens(event.contact.display_name, event.contact.handle)]
+            named = name_tokens(event.contact.display_name, event.contact.handle)
+            tokens = named + [t for t in tokens if t not in named]
         write(conversation_id, tokens, event.sent_at_ms)
     except Exception as error:  # noqa: BLE001 - search is best effort; the message is stored
         logger.warning("search index not written", extra={"conversation_id": conversation_id,
@@ -134,23 +135,20 @@ def on_ours(conversation_id: str, text: Optional[str], at: int) -> None:
 
 
 def on_logged(conversation_id: str, before: Dict[str, Any], after: Dict[str, Any], entry: Any) -> None:
-    """Hook (store): when a customer's turn ends (our reply, or resolved without one), the
-    turn's later messages (follow-ups, our reply) are indexed together, de-duplicated."""
+    """Hook (store): when a customer's wait ends or leaves the open queue (our reply; resolved,
+    pending or snoozed, also with the clock paused), the turn's messages (the customer's, our
+    reply) are indexed together, de-duplicated: `unindexed` finds only open ones."""
     since = before.get("awaiting_reply_since")
-    ended = entry.type == "replied" or (entry.type == "status_changed" and after.get("status") == "resolved")
-    if since is None or not ended:
+    if since is None or (before.get("status") or "open") != "open" or \
+            (after.get("awaiting_reply_since") is not None and (after.get("status") or "open") == "open"):
         return
     try:
         from chalicelib.models import Message
 
         messages = list(Message.query(conversation_id, Message.sort_key >= f"{int(since):013d}#",
-                                      limit=TURN_MESSAGES + 1, page_size=TURN_MESSAGES + 1))
-        # The creating message of the conversation's first turn was indexed as it was stored.
-        first = [m for m in messages[:1] if m.direction == "in" and int(m.sent_at) == int(since)
-                 and int(before.get("turn") or 0) == 1]
-        written = text_tokens([first[0].text]) if first and not first[0].removed else []
-        texts = [m.text for m in messages[len(first):] if not m.removed]
-        write(conversation_id, text_tokens(texts, already=written), int(after.get("last_message_at") or since))
+                                      limit=TURN_MESSAGES, page_size=TURN_MESSAGES))
+        texts = [m.text for m in messages if not m.removed]
+        write(conversation_id, text_tokens(texts), int(after.get("last_message_at") or since))
     except Exception as error:  # noqa: BLE001
         logger.warning("search index of a turn not written", extra={"conversation_id": conversation_id,
                                                                     "error": describe_error(error)})
@@ -172,27 +170,46 @@ def query_terms(q: Any) -> List[str]:
     return sorted(terms, key=len, reverse=True)[:MAX_TERMS]
 
 
-def search(q: Any, limit: int) -> List[Any]:
-    """Conversations matching every term, newest index entry first: <= MAX_TERMS Queries and one
-    BatchGetItem."""
+def search(q: Any, limit: int, teams: Iterable[str] = ()) -> List[Any]:
+    """Conversations matching every term: the waiting conversations of `teams` whose turn is not
+    indexed yet (latest activity first), then the index's, newest entry first. At most MAX_TERMS
+    Queries, one Query per team and one BatchGetItem."""
     from chalicelib.models import Conversation, SearchToken
 
     terms = query_terms(q)
-    ordered: Optional[List[str]] = None
+    indexed: Dict[str, List[str]] = {}
     for term in terms:
-        ids: List[str] = []
+        ids = indexed.setdefault(term, [])
         for item in SearchToken.query("t#" + term, scan_index_forward=False, limit=PER_TOKEN, page_size=PER_TOKEN):
             if item.conversation_id not in ids:
                 ids.append(item.conversation_id)
-        if ordered is None:
-            ordered = ids
-        else:
-            present = set(ids)
-            ordered = [i for i in ordered if i in present]
-        if not ordered:
-            return []
-    page = (ordered or [])[:limit]
+    waiting = unindexed(terms, teams, {term: set(ids) for term, ids in indexed.items()})
+    ordered = [i for i in indexed[terms[0]] if all(i in indexed[t] for t in terms[1:]) and i not in waiting]
+    page = (waiting + ordered)[:limit]
     if not page:
         return []
     found = {c.conversation_id: c for c in Conversation.batch_get(page)}
     return [found[i] for i in page if i in found]
+
+
+def unindexed(terms: Sequence[str], teams: Iterable[str], indexed: Dict[str, Set[str]]) -> List[str]:
+    """The open conversations of `teams` waiting for a reply (their turn's words are written when
+    it ends) where every term is in the latest message's preview, the contact's name or handle,
+    or the index (`indexed`: term -> conversation ids; earlier turns), latest activity first: the
+    newest UNINDEXED_ROWS of each team's open queue on the recency index, whose rows carry the
+    preview (one Query per team, at most MAX_TEAMS)."""
+    from chalicelib.models import Conversation
+
+    rows: List[Any] = []
+    for team in sorted(set(teams))[:MAX_TEAMS]:
+        rows += [row for row in Conversation.by_team_recent.query(
+            f"{team}#open", scan_index_forward=False, limit=UNINDEXED_ROWS, page_size=UNINDEXED_ROWS)
+            if row.awaiting_reply_since is not None]
+    rows.sort(key=lambda row: -int(row.last_message_at or 0))
+    found: List[str] = []
+    for row in rows:
+        have = set(words(row.last_message_preview)) | set(name_tokens(row.contact_name, row.contact_handle))
+        if all(term in have or row.conversation_id in indexed.get(term, ()) for term in terms) \
+                and row.conversation_id not in found:
+            found.append(row.conversation_id)
+    return found

@@ -5,7 +5,8 @@ conversations through here; what a change does is decided by `chalicelib.inbox.r
 Write plan (README "Data model"):
 - A delivery is a duplicate if its MessageRef exists: one strongly consistent read, no write.
 - Otherwise the message is created (conditional put: a repeat cannot overwrite an edit), its raw
-  JSON kept apart with a TTL, and the conversation changed:
+  JSON compressed on its MessageRef when the ref stays within one write unit (kept apart with a
+  TTL when it does not), and the conversation changed:
   * the conversation is read once (strongly consistent: 1 RRU, a fifth of a WRU's price), so a
     message that starts a turn or a conversation never pays for a failed conditional write;
   * a follow-up that changes no state (a customer writing again while a reply is due, or our
@@ -44,6 +45,7 @@ from chalicelib.runtime import runtime
 DELIVERY_RANK = {"sent": 1, "delivered": 2, "read": 3, "failed": 4}
 CHANGE_ATTEMPTS = 6
 RAW_MAX_BYTES = 64_000  # compressed bytes kept per raw payload (DynamoDB items stop at 400 KB)
+REF_OVERHEAD_BYTES = 64  # a ref item's attribute names and created_at, beside its key and values
 State = Dict[str, Any]
 
 
@@ -157,7 +159,8 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
         annotations=annotations.data if annotations is not None else None,
     )
     first_attempt = _create(message, Message.sort_key.does_not_exist())
-    if event.raw:
+    raw_inline = _raw_inline(ref, conversation_id, sort_key, event.raw)
+    if event.raw and raw_inline is None:
         keep_raw(ref, event.raw)
     facts = rules.MessageFacts(message_id, event.direction, event.sent_at_ms,
                                rules.preview_of(event.text, event.msg_type, removed_at_ms is not None),
@@ -170,7 +173,7 @@ def record_message(event: MessageEvent, team: Optional[str] = None, *, edited_at
             _search_hook().on_ours(conversation_id, event.text, event.sent_at_ms)
     else:
         _apply_message(conversation_id, event, facts, contact_id, team, recount=not first_attempt, state=state)
-    _create(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now),
+    _create(MessageRef(ref, conversation_id=conversation_id, sort_key=sort_key, created_at=now, raw=raw_inline),
             MessageRef.ref.does_not_exist())
     logger.info("message recorded" if first_attempt else "message completed",
                 extra={"channel": event.channel, "conversation_id": conversation_id, "message_id": message_id,
@@ -233,30 +236,61 @@ def _create(item: Any, condition: Any) -> bool:
         raise
 
 
-def keep_raw(ref: str, raw: Any) -> None:
-    """The platform's JSON for inspection: compressed, capped in bytes, expiring after
-    RAW_PAYLOAD_DAYS. Never on the message item and never in an index."""
+def _packed_raw(raw: Any) -> Tuple[bytes, bool]:
+    """The platform's JSON compressed, capped at RAW_MAX_BYTES: (bytes, truncated)."""
     text = json.dumps(raw, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
     data = text.encode("utf-8", "replace")
     packed = zlib.compress(data, 6)
-    truncated = len(packed) > RAW_MAX_BYTES
-    if truncated:
-        packed = zlib.compress(data[:RAW_MAX_BYTES], 6)[:RAW_MAX_BYTES]
-    days = config.int_setting("RAW_PAYLOAD_DAYS", 30)
+    if len(packed) <= RAW_MAX_BYTES:
+        return packed, False
+    return zlib.compress(data[:RAW_MAX_BYTES], 6)[:RAW_MAX_BYTES], True
+
+
+def _raw_inline(ref: str, conversation_id: str, sort_key: str, raw: Any) -> Optional[bytes]:
+    """The compressed raw payload when it fits on the message's ref within one write unit (most
+    messages: a saved put, issue 21), else None (kept apart by `keep_raw`)."""
+    if not raw:
+        return None
+    packed, truncated = _packed_raw(raw)
+    size = len(packed) + len(ref) + len(conversation_id) + len(sort_key) + REF_OVERHEAD_BYTES
+    return packed if not truncated and size <= 1024 else None
+
+
+def keep_raw(ref: str, raw: Any) -> None:
+    """The platform's JSON for inspection when it does not fit on the ref: compressed, capped in
+    bytes, expiring after RAW_PAYLOAD_DAYS. Never on the message item and never in an index."""
+    packed, truncated = _packed_raw(raw)
     RawPayload(ref, data=packed, truncated=truncated,
-               expires_at=runtime.now_ms() // 1000 + days * 86400).save()
+               expires_at=runtime.now_ms() // 1000 + _raw_days() * 86400).save()
+
+
+def _raw_days() -> int:
+    return config.int_setting("RAW_PAYLOAD_DAYS", 30)
 
 
 def raw_payload(ref: str) -> Optional[str]:
-    """The kept JSON text of a message's raw payload (None when expired or never kept)."""
+    """The kept JSON text of a message's raw payload (None when expired or never kept): on its
+    ref, shown for RAW_PAYLOAD_DAYS after the message was stored, else apart (TTL)."""
+    try:
+        found = MessageRef.get(ref)
+    except DoesNotExist:
+        found = None
+    if found is not None and found.raw is not None:
+        if int(found.created_at) + _raw_days() * 86_400_000 < runtime.now_ms():
+            return None
+        return _unpacked(found.raw)
     try:
         item = RawPayload.get(ref)
     except DoesNotExist:
         return None
+    return _unpacked(item.data)
+
+
+def _unpacked(data: bytes) -> str:
     try:
-        return zlib.decompress(item.data).decode("utf-8", "ignore")
-    except zlib.error:
-        return zlib.decompressobj().decompress(item.data).decode("utf-8", "ignore")
+        return zlib.decompress(data).decode("utf-8", "ignore")
+    except zlib.error:  # a truncated payload
+        return zlib.decompressobj().decompress(data).decode("utf-8", "ignore")
 
 
 def _follow_up(conversation_id: str, facts: rules.MessageFacts, state: Optional[State]) -> bool:
@@ -305,8 +339,7 @@ def _apply_message(conversation_id: str, event: MessageEvent, facts: rules.Messa
             if "contact_name" in change.updates or "contact_handle" in change.updates:
                 _upsert_contact(event, contact_id, now)
             _search_hook().on_message(conversation_id, event, names="contact_name" in change.updates
-                                      or "contact_handle" in change.updates, ends_turn=_ends_turn(change),
-                                      starts_turn="turn" in change.updates)
+                                      or "contact_handle" in change.updates, ends_turn=_ends_turn(change))
             return
         _pause(attempt)
     raise Busy(f"conversation {conversation_id} kept changing")

@@ -16,7 +16,7 @@ import time
 from typing import Any, Dict, Iterable, List, Optional
 
 from chalicelib.inbox import store
-from chalicelib.inbox.rules import DEFAULT_TEAM, NO_DEADLINE
+from chalicelib.inbox.rules import DEFAULT_TEAM
 from chalicelib.logs import bind_correlation_id, describe_error, logger
 from chalicelib.models import ChannelAccount, Conversation
 from chalicelib.runtime import runtime
@@ -161,14 +161,14 @@ def sweep(now: Optional[int] = None, limit_per_team: int = 200) -> Dict[str, int
     outcome = {"warnings": 0, "breaches": 0}
     for team in teams():
         queue = f"{team}#open"
-        overdue = Conversation.by_team_due.query(queue, Conversation.due_sort < now, limit=limit_per_team,
+        overdue = Conversation.by_team_due.query(queue, Conversation.deadline < now, limit=limit_per_team,
                                                  filter_condition=Conversation.sla_state.does_not_exist()
                                                  | (Conversation.sla_state != "breached"))
         for row in overdue:
             if _record(row, "breach"):
                 outcome["breaches"] += 1
         warned = Conversation.by_team_due.query(
-            queue, Conversation.due_sort.between(now, NO_DEADLINE - 1), limit=limit_per_team,
+            queue, Conversation.deadline >= now, limit=limit_per_team,
             filter_condition=(Conversation.warn_at <= now) & Conversation.sla_state.does_not_exist())
         for row in warned:
             if _record(row, "warning"):
