@@ -2,8 +2,8 @@
 
 Keys and indexes are chosen so every inbox view is a Query, never a Scan, and so that a
 customer's follow-up message moves at most one index entry (write cost, README "Data model"):
-- `team-recent`: a team's conversations in one status, latest activity first (rich rows),
-- `team-due`: the same queue's conversations with something due, by deadline (at risk and
+- `team-latest`: a team's conversations in one status, latest activity first (rich rows),
+- `team-deadline`: the same queue's conversations with something due, by deadline (at risk and
   breached are key ranges; sparse: nothing due, no entry),
 - `owner-due`: one agent's conversations, or a team's unassigned ones, by deadline.
 Messages live under their conversation (hash) sorted by platform time (range), so a thread
@@ -138,7 +138,7 @@ DEADLINE_FIELDS = ("channel", "status", "assignee", "team", "awaiting_reply_sinc
 class ConversationsByTeamRecent(GlobalSecondaryIndex):
     """A team's conversations in one status, latest activity first (`queue` = "<team>#<status>")."""
 
-    Meta = _index_meta("team-recent", IncludeProjection(list(LIST_FIELDS)))
+    Meta = _index_meta("team-latest", IncludeProjection(list(LIST_FIELDS)))
     queue = UnicodeAttribute(hash_key=True)
     last_message_at = NumberAttribute(range_key=True)
 
@@ -147,9 +147,9 @@ class ConversationsByTeamDue(GlobalSecondaryIndex):
     """A team's conversations in one status that have something due, most urgent first: at risk
     and breached are key ranges of `deadline` (the reply deadline, or the snooze's wake-up).
     Sparse: a conversation with nothing due has no `deadline` and no entry here (a turn's start
-    puts one entry, its end deletes it: no moves); the views read those from `team-recent`."""
+    puts one entry, its end deletes it: no moves); the views read those from `team-latest`."""
 
-    Meta = _index_meta("team-due", IncludeProjection(list(DEADLINE_FIELDS)))
+    Meta = _index_meta("team-deadline", IncludeProjection(list(DEADLINE_FIELDS)))
     queue = UnicodeAttribute(hash_key=True)
     deadline = NumberAttribute(range_key=True)
 
@@ -199,7 +199,7 @@ class Conversation(Model):
     queue = UnicodeAttribute()
     owner = UnicodeAttribute()
     due_sort = NumberAttribute()
-    deadline = NumberAttribute(null=True)  # absent while nothing is due (sparse `team-due`)
+    deadline = NumberAttribute(null=True)  # absent while nothing is due (sparse `team-deadline`)
     created_at = NumberAttribute()
     last_message_at = NumberAttribute(null=True)
     last_message_id = UnicodeAttribute(null=True)

@@ -42,38 +42,22 @@ from moto import mock_aws  # noqa: E402
 from tests.helpers import Inbox  # noqa: E402
 
 def _environment_in_place() -> None:
-    """Chalice's test client swaps `os.environ` for a patched copy during each request and puts
-    the saved object back afterwards. Two requests in flight at once (the suite's concurrency
-    tests use threads) interleave as enter A, enter B, leave A, leave B: the process is left with
-    B's saved object, A's copy, for good, and with it whatever stage and variables were in force
-    then (seen as secrets that stopped resolving for the rest of one worker). Here the stage's
-    variables are applied in place instead, and only where they differ (with stage "local", as
-    every test client is made, they never do)."""
+    """Chalice's test client swaps `os.environ` for a copy with the stage's variables during each
+    request and puts the saved object back afterwards. Two requests in flight at once (the
+    suite's concurrency tests use threads) interleave as enter A, enter B, leave A, leave B: the
+    process was left with A's copy for good, and with it whatever stage and variables were in
+    force then (seen as secrets that stopped resolving for the rest of one worker). The suite's
+    environment is set here and by each test's monkeypatch, so the client applies nothing: a
+    test that sets another stage gets that stage in its requests too."""
     import contextlib
-    import threading
 
     from chalice import test as chalice_test
 
-    lock = threading.Lock()
-
     @contextlib.contextmanager
-    def in_place(self: Any, variables: Dict[str, str]) -> Iterator[None]:
-        with lock:
-            changed = {k: os.environ.get(k) for k, v in variables.items() if os.environ.get(k) != v}
-            os.environ.update({k: variables[k] for k in changed})
-        try:
-            yield
-        finally:
-            with lock:
-                for name, value in changed.items():
-                    if os.environ.get(name) != variables[name]:
-                        continue  # changed meanwhile by the test itself: its value stands
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+    def as_set(self: Any, variables: Dict[str, str]) -> Iterator[None]:
+        yield
 
-    chalice_test.BaseClient._patched_env_vars = in_place  # type: ignore[method-assign]
+    chalice_test.BaseClient._patched_env_vars = as_set  # type: ignore[method-assign]
 
 
 _environment_in_place()

@@ -159,7 +159,7 @@ def _shown(row):
 
 
 def test_every_list_view_shows_the_same_row_as_the_conversation_itself(world):
-    """The recent view reads its rows from the `team-recent` index (no row read), the deadline,
+    """The recent view reads its rows from the `team-latest` index (no row read), the deadline,
     assignee and search views read the rows: contact (name, handle, follower count, id),
     deadline, SLA and snooze wake-up are the same in each, and as in the conversation's own view."""
     inbox, platform, clock = world

@@ -141,7 +141,7 @@ def test_sort_due_lists_the_most_urgent_first(accounts):
 
 
 def test_the_due_view_lists_what_is_due_then_the_rest_across_pages_from_a_sparse_index(accounts):
-    """Issue 21: only conversations with something due have an entry in `team-due` (a turn's start
+    """Issue 21: only conversations with something due have an entry in `team-deadline` (a turn's start
     puts it, its end deletes it: no index moves); the deadline view and the team's count still
     show every open conversation of the queue, those with nothing due after the others, each once
     across pages, also with a channel filter."""

@@ -119,7 +119,7 @@ def conversation_json(conversation: Any) -> Dict[str, Any]:
 
 
 def _unfold_index_row(row: Dict[str, Any]) -> Dict[str, Any]:
-    """A `team-recent` entry shows what the full row shows: team and status from its `queue`
+    """A `team-latest` entry shows what the full row shows: team and status from its `queue`
     key, the reply deadline and the snooze wake-up from `due_sort` (projected instead of both,
     models.LIST_FIELDS), the contact id from the ids it is made of (inbox.ids.contact_id_for)."""
     from chalicelib.inbox.ids import contact_id_for
@@ -214,7 +214,7 @@ def list_conversations(status: Optional[str], channel: Optional[str], assignee: 
       (`assignee=none`), by deadline.
     Deadline views read the page's rows with one BatchGetItem (their index stays lean so that a
     customer's follow-up never touches it). `channel` and `tag` narrow any view (a tag is a
-    filter of the Query on `team-recent`, which projects tags, and of the rows read for a
+    filter of the Query on `team-latest`, which projects tags, and of the rows read for a
     deadline view; a page may then hold fewer than `limit` rows, and `next` still goes on).
     `sentiment` keeps the conversations whose latest customer message has that label (the
     listening annotator's `inbound_labels`, not projected: the page's rows are read whole)."""
@@ -279,11 +279,11 @@ def _whole_rows(rows: List[Any], tag: Optional[str], sentiment: Optional[str]) -
 def _due_page(queue: str, status: str, sla: Optional[str], view: str, start: Optional[Dict[str, Any]], limit: int,
               condition: Any, tag: Optional[str], sentiment: Optional[str]) -> Tuple[List[Dict[str, Any]], Optional[str]]:
     """A team's queue by deadline: the conversations with something due from the sparse
-    `team-due` index, most urgent first (`sla` narrows them to key ranges), then, when those are
-    all listed, the ones with nothing due from `team-recent` (oldest activity first), which has
-    every conversation of the queue and projects what is due in each status (rules.DEADLINE_OF)
+    `team-deadline` index, most urgent first (`sla` narrows them to key ranges), then, when those are
+    all listed, the ones with nothing due from `team-latest` (oldest activity first), which has
+    every conversation of the queue and projects `due_sort` (nothing due: NO_DEADLINE and above)
     to tell them apart. The cursor says which of the two it continues."""
-    from chalicelib.inbox.rules import DEADLINE_OF
+    from chalicelib.inbox.rules import DEADLINE_OF, NO_DEADLINE
     from chalicelib.runtime import runtime
 
     def page(rows: List[Any], next_key: Optional[Dict[str, Any]]) -> Tuple[List[Dict[str, Any]], Optional[str]]:
@@ -307,8 +307,8 @@ def _due_page(queue: str, status: str, sla: Optional[str], view: str, start: Opt
             return page(rows, due.last_evaluated_key)
         if len(rows) >= limit:
             return page(rows, {"tail": None})
-    nothing_due = DEADLINE_OF.get(status)
-    only = None if nothing_due is None else getattr(Conversation, nothing_due).does_not_exist()
+    # `team-latest` projects `due_sort` (not the deadline fields): below NO_DEADLINE is "due".
+    only = None if status not in DEADLINE_OF else Conversation.due_sort >= NO_DEADLINE
     if condition is not None:
         only = condition if only is None else only & condition
     rest = Conversation.by_team_recent.query(queue, scan_index_forward=True, limit=limit - len(rows),
@@ -334,8 +334,8 @@ COUNT_PAGE = 500  # index entries a view's count reads at most (one Query page):
 
 def view_counts(team: str, agent_id: str, channel: Optional[str] = None) -> Dict[str, Any]:
     """How many open conversations each view holds (the page's tab counts): one COUNT Query
-    of one page per view on the lean deadline indexes (the whole team's queue on `team-recent`:
-    `team-due` holds only what is due), so five Queries whatever the table size; a view with more
+    of one page per view on the lean deadline indexes (the whole team's queue on `team-latest`:
+    `team-deadline` holds only what is due), so five Queries whatever the table size; a view with more
     entries than COUNT_PAGE (or whose filter left some unread) is `capped`."""
     from chalicelib.runtime import runtime
 

@@ -7,7 +7,7 @@ the page's polling marks about once a minute, below):
 
 1. one BatchGetItem over two tables: the change-feed stamps of the caller's teams ("t#<team>")
    and of the caller ("a#<agent>") with their polling marks, and the open conversation's item;
-2. one Query with Limit 1 on `team-recent` for the list's team: the newest activity in its open
+2. one Query with Limit 1 on `team-latest` for the list's team: the newest activity in its open
    queue. Customers' follow-ups take the store's one-write fast path, which logs nothing, so
    this is how they are seen.
 

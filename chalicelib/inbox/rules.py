@@ -139,7 +139,7 @@ def preview_of(text: Optional[str], msg_type: str, removed: bool = False) -> str
 
 def derived_keys(state: State) -> Dict[str, Any]:
     """The index keys that follow from team, status, assignee and deadline. `deadline` (the
-    sparse `team-due` index's sort key) is None while nothing is due: the conversation then has
+    sparse `team-deadline` index's sort key) is None while nothing is due: the conversation then has
     no entry there, so a turn's start and end put and delete one entry instead of moving it
     (issue 21); `due_sort` (`owner-due`, which must list every conversation of an owner: loads,
     hand-offs) sorts the nothing-due ones last."""

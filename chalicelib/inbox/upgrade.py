@@ -3,7 +3,7 @@ on a request path: they Scan the conversations table, a page at a time.
 
     SOCIALINBOX_STAGE=prod .venv/bin/python -m chalicelib.inbox.upgrade deadlines
 
-- `deadlines`: the `deadline` attribute, the sparse `team-due` index's sort key (issue 21), on
+- `deadlines`: the `deadline` attribute, the sparse `team-deadline` index's sort key (issue 21), on
   conversations stored before it existed. Without it a conversation that has something due is
   missing from the deadline views, the at-risk and breached counts and the SLA sweeper until its
   next logged change writes it. Idempotent; one conditional UpdateItem per conversation that
