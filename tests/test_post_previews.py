@@ -153,9 +153,10 @@ X_PICTURE = "https://pbs.twimg.com/media/OurPost.jpg"
 @pytest.fixture
 def social(world, monkeypatch):
     inbox, platform, clock = world
-    for name in ("X_CONSUMER_KEY", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET", "X_API_BASE_URL",
-                 "LINKEDIN_API_BASE_URL"):
+    for name in ("X_API_BASE_URL", "LINKEDIN_API_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+    for name in ("X_CONSUMER_KEY", "X_ACCESS_TOKEN", "X_ACCESS_TOKEN_SECRET"):
+        monkeypatch.setenv(name, "")  # no OAuth 1.0a user context (not even the local stage's defaults)
     monkeypatch.setenv("X_OAUTH2_USER_TOKEN", "x-user-token")
     monkeypatch.setenv("LINKEDIN_ACCESS_TOKEN", "li-token")
     inbox.add_account("x", X_ACCOUNT)
