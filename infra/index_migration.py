@@ -221,6 +221,9 @@ def with_indexes(table: Mapping[str, Any], gsis: Iterable[Mapping[str, Any]],
         result.pop("GlobalSecondaryIndexes", None)
     known = dict(_types(table))
     known.update(types or {})
+    untyped = [name for name in key_attributes(result) if name not in known]
+    if untyped:
+        raise ValueError(f"key attributes {untyped} have no AttributeType")
     result["AttributeDefinitions"] = [{"AttributeName": name, "AttributeType": known[name]}
                                       for name in key_attributes(result)]
     return result

@@ -1,0 +1,297 @@
+"""Index migrations (infra/index_migration.py): the data stack's global secondary indexes change
+without downtime and within what one CloudFormation update of a DynamoDB table may do; backfills
+(infra/backfills.py) give existing items a new index's key; `make deploy` runs the expand steps
+before `chalice deploy`, the backfills and contract steps after it."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import stat
+import subprocess
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from infra import backfills, deploy
+from infra import index_migration as im
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+# --- small templates ----------------------------------------------------------------------------------
+
+
+def gsi(name, hash_key, range_key=None, projection="KEYS_ONLY", extra=()):
+    keys = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        keys.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    shown = {"ProjectionType": projection}
+    if projection == "INCLUDE":
+        shown["NonKeyAttributes"] = list(extra)
+    return {"IndexName": name, "KeySchema": keys, "Projection": shown}
+
+
+def table(*gsis, key="id"):
+    properties = {"TableName": {"Fn::Sub": "socialinbox-${Stage}-things"}, "BillingMode": "PAY_PER_REQUEST",
+                  "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}],
+                  "AttributeDefinitions": [{"AttributeName": key, "AttributeType": "S"}]}
+    types = {k["AttributeName"]: "S" for g in gsis for k in g["KeySchema"]}
+    return {"Type": im.TABLE_TYPE, "DeletionPolicy": "Retain", "Properties": im.with_indexes(properties, gsis, types)}
+
+
+def template(**tables):
+    resources = {name: copy.deepcopy(t) for name, t in tables.items()}
+    resources["Queue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+
+
+def names(step, logical="Things"):
+    return sorted(im.indexes(step["Resources"][logical]["Properties"]))
+
+
+def assert_valid(plan, deployed, target):
+    sequence = plan.sequence(deployed, target)
+    assert im.sequence_problems(sequence) == []
+    assert sequence[-1] == target
+    return sequence
+
+
+OWNER = gsi("by-owner", "owner", "due")
+TEAM = gsi("by-team", "team", "due")
+RECENT = gsi("by-recent", "team", "last_at", "INCLUDE", ["subject", "preview"])
+DEADLINE = gsi("by-deadline", "team", "deadline")
+
+
+# --- the rules of one update (the validator) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("before, after, problem", [
+    (table(OWNER), table(OWNER, TEAM, RECENT), "2 index creation(s)"),
+    (table(OWNER, TEAM), table(RECENT), "1 index creation(s) ['by-recent'] and 2 deletion(s)"),
+    (table(OWNER), table(TEAM), "1 index creation(s) ['by-team'] and 1 deletion(s) ['by-owner']"),
+    (table(OWNER), table(gsi("by-owner", "owner")), "index by-owner changes its KeySchema in place"),
+    (table(RECENT), table(gsi("by-recent", "team", "last_at", "INCLUDE", ["subject"])),
+     "index by-recent changes its Projection in place"),
+    (table(OWNER), table(OWNER, key="other"), "the table's KeySchema changes"),
+], ids=["two creations", "creation and deletions", "a rename", "key changed", "projection changed", "table key"])
+def test_the_validator_refuses_what_aws_refuses_in_one_update(before, after, problem):
+    problems = im.transition_problems(template(Things=before), template(Things=after))
+    assert any(problem in p for p in problems), problems
+
+
+def test_attribute_definitions_must_be_exactly_the_key_attributes():
+    unused = table(OWNER)
+    unused["Properties"]["AttributeDefinitions"].append({"AttributeName": "team", "AttributeType": "S"})
+    [problem] = im.transition_problems(template(Things=table(OWNER)), template(Things=unused))
+    assert "['team'] are used by no key" in problem
+    missing = table(OWNER, TEAM)
+    missing["Properties"]["AttributeDefinitions"] = [a for a in missing["Properties"]["AttributeDefinitions"]
+                                                    if a["AttributeName"] != "team"]
+    [problem] = im.transition_problems(template(Things=table(OWNER)), template(Things=missing))
+    assert "['team'] have no AttributeDefinitions" in problem
+
+
+def test_the_validator_allows_what_one_update_does():
+    same_projection = table(gsi("by-recent", "team", "last_at", "INCLUDE", ["preview", "subject"]))
+    for before, after in [(table(OWNER), table(OWNER, TEAM)), (table(OWNER, TEAM), table(TEAM)),
+                          (table(RECENT), same_projection), (table(OWNER), table(OWNER))]:
+        assert im.transition_problems(template(Things=before), template(Things=after)) == []
+    # A new table is created whole, with any number of indexes; several tables change at once.
+    assert im.transition_problems(template(), template(Things=table(OWNER, TEAM, RECENT))) == []
+    assert im.transition_problems(template(A=table(OWNER), B=table()),
+                                  template(A=table(OWNER, TEAM), B=table(RECENT))) == []
+
+
+def test_the_real_data_stack_keeps_the_rules():
+    from chalicelib.local import stack
+
+    rendered = stack.render()
+    assert im.transition_problems(rendered, rendered) == []
+    assert im.tables(rendered)  # tables were found and checked
+
+
+# --- the planner ------------------------------------------------------------------------------------------
+
+
+def test_no_stack_yet_or_nothing_changed_is_the_ordinary_deploy():
+    target = template(Things=table(OWNER, TEAM))
+    assert im.plan(None, target).empty
+    assert im.plan(target, target).empty
+
+
+def test_one_new_index_per_table_is_one_update_so_no_steps():
+    deployed = template(A=table(OWNER), B=table())
+    target = template(A=table(OWNER, TEAM), B=table(RECENT))
+    plan = im.plan(deployed, target)
+    assert plan.empty
+    assert_valid(plan, deployed, target)
+
+
+def test_new_indexes_come_one_per_table_per_step_before_the_target():
+    deployed = template(A=table(OWNER), B=table())
+    target = template(A=table(OWNER, TEAM, RECENT, DEADLINE), B=table(RECENT, DEADLINE))
+    plan = im.plan(deployed, target)
+    assert len(plan.expand) == 2 and plan.contract == []  # the target itself is the third update
+    first, second = plan.expand
+    assert names(first, "A") == ["by-owner", "by-team"] and names(first, "B") == ["by-recent"]
+    assert names(second, "A") == ["by-owner", "by-recent", "by-team"] and names(second, "B") == sorted(
+        ["by-recent", "by-deadline"])
+    assert_valid(plan, deployed, target)
+
+
+def test_renaming_a_changed_index_creates_the_new_one_before_the_code_and_drops_the_old_after():
+    """The convention: `by-recent` gets a new projection as `by-recent-v2`."""
+    deployed = template(Things=table(OWNER, RECENT))
+    v2 = gsi("by-recent-v2", "team", "last_at", "INCLUDE", ["subject", "preview", "tags"])
+    target = template(Things=table(OWNER, v2))
+    plan = im.plan(deployed, target)
+    [expand], [contract] = plan.expand, plan.contract
+    assert names(expand) == ["by-owner", "by-recent", "by-recent-v2"]  # the old code still has by-recent
+    assert contract == target
+    assert_valid(plan, deployed, target)
+    assert plan.notes == ["expand-1: create Things.by-recent-v2", "contract-1: delete Things.by-recent"]
+
+
+def test_a_deletion_alone_waits_for_the_new_code():
+    """The old code reads the index until `chalice deploy`: it is deleted by a contract step, and
+    the target's other changes go before the code."""
+    deployed = template(Things=table(OWNER, TEAM))
+    target = template(Things=table(TEAM))
+    target["Resources"]["NewQueue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
+    plan = im.plan(deployed, target)
+    [expand], [contract] = plan.expand, plan.contract
+    assert names(expand) == ["by-owner", "by-team"] and "NewQueue" in expand["Resources"]
+    assert contract == target
+    assert_valid(plan, deployed, target)
+    # With nothing else changed the expand step would be the deployed template: it is left out.
+    bare = im.plan(deployed, template(Things=table(TEAM)))
+    assert bare.expand == [] and len(bare.contract) == 1
+
+
+def test_deletions_go_one_per_table_per_step_the_last_being_the_target():
+    deployed = template(Things=table(OWNER, TEAM, RECENT, DEADLINE))
+    target = template(Things=table(TEAM))
+    plan = im.plan(deployed, target)
+    assert len(plan.contract) == 3 and plan.contract[-1] == target
+    assert [len(names(step)) for step in plan.contract] == [3, 2, 1]
+    assert_valid(plan, deployed, target)
+
+
+@pytest.mark.parametrize("changed, part", [
+    (gsi("by-recent", "team", "last_at", "INCLUDE", ["subject", "preview", "tags"]), "Projection"),
+    (gsi("by-recent", "owner", "last_at", "INCLUDE", ["subject", "preview"]), "KeySchema"),
+    (gsi("by-recent", "team", "last_at", "ALL"), "Projection"),
+])
+def test_an_index_changed_under_its_name_is_refused_with_the_convention(changed, part):
+    deployed = template(Things=table(OWNER, RECENT))
+    with pytest.raises(im.IndexMigrationRefused) as refused:
+        im.plan(deployed, template(Things=table(OWNER, changed)))
+    message = str(refused.value)
+    assert f"index 'by-recent' changes its {part}" in message
+    assert "new name (e.g. 'by-recent-v2')" in message and "Upgrades that change indexes" in message
+
+
+def test_a_key_attribute_changing_type_is_refused():
+    deployed = template(Things=table(gsi("by-n", "rank")))
+    target = template(Things=table(gsi("by-n-v2", "rank")))
+    target["Resources"]["Things"]["Properties"]["AttributeDefinitions"][1]["AttributeType"] = "N"
+    with pytest.raises(im.IndexMigrationRefused, match="'rank' changes type S -> N"):
+        im.plan(deployed, target)
+
+
+def test_steps_define_exactly_the_attributes_their_keys_use():
+    """A dropped index's attributes stay defined while it exists, and go with it."""
+    deployed = template(Things=table(gsi("by-a", "a"), gsi("by-b", "b")))
+    target = template(Things=table(gsi("by-c", "c"), gsi("by-d", "d")))
+    plan = im.plan(deployed, target)
+    for step in plan.sequence(deployed, target):
+        properties = step["Resources"]["Things"]["Properties"]
+        defined = sorted(a["AttributeName"] for a in properties["AttributeDefinitions"])
+        assert defined == sorted(im.key_attributes(properties))
+    assert_valid(plan, deployed, target)
+
+
+def test_the_helpers_changes_to_the_real_data_stack_migrate_in_valid_steps():
+    """What this stop brings: a conversations index on a new `deadline` attribute, an index with
+    another projection (by the convention: a new name), a new index on contacts."""
+    from chalicelib.local import stack
+
+    deployed = stack.render()
+    target = copy.deepcopy(deployed)
+    conversations = target["Resources"]["ConversationsTable"]["Properties"]
+    current = im.indexes(conversations)
+    v2 = copy.deepcopy(current["team-recent"])
+    v2["IndexName"] = "team-recent-v2"
+    v2["Projection"]["NonKeyAttributes"] = sorted(v2["Projection"]["NonKeyAttributes"] + ["deadline"])
+    kept = [g for name, g in current.items() if name != "team-recent"]
+    conversations.update(im.with_indexes(conversations, kept + [gsi("team-deadline", "queue", "deadline"), v2],
+                                         {"deadline": "S"}))
+    contacts = target["Resources"]["ContactsTable"]["Properties"]
+    contacts.update(im.with_indexes(contacts, [gsi("by-handle", "handle")], {"handle": "S"}))
+    plan = im.plan(deployed, target)
+    assert (len(plan.expand), len(plan.contract)) == (2, 1)
+    sequence = assert_valid(plan, deployed, target)
+    for step in plan.expand:  # the old code's indexes, all there until the new code runs
+        assert set(current) <= set(im.indexes(step["Resources"]["ConversationsTable"]["Properties"]))
+    assert all(len(json.dumps(step)) < 1_000_000 for step in sequence)  # through the bucket: 1 MB
+
+
+# --- property: any old and new index sets -------------------------------------------------------------
+
+ATTRIBUTES = ["a", "b", "c", "d"]
+INDEX_NAMES = ["i0", "i1", "i2", "i3", "i4", "i5"]
+definitions = st.builds(lambda h, r, p: gsi("?", h, r, p, ["x"] if p == "INCLUDE" else ()),
+                        st.sampled_from(ATTRIBUTES), st.none() | st.sampled_from(ATTRIBUTES),
+                        st.sampled_from(["KEYS_ONLY", "ALL", "INCLUDE"])).filter(
+    lambda g: len({k["AttributeName"] for k in g["KeySchema"]}) == len(g["KeySchema"]))
+index_sets = st.dictionaries(st.sampled_from(INDEX_NAMES), definitions, max_size=6)
+
+
+def _named(indexes):
+    return [dict(g, IndexName=name) for name, g in sorted(indexes.items())]
+
+
+@st.composite
+def migrations(draw):
+    """Old and new index sets of up to three tables; a name on both sides keeps its definition
+    unless `changed` (which the planner must refuse)."""
+    tables_before, tables_after, changed = {}, {}, False
+    for logical in draw(st.lists(st.sampled_from(["A", "B", "C"]), min_size=1, max_size=3, unique=True)):
+        old, new = draw(index_sets), draw(index_sets)
+        for name in set(old) & set(new):
+            if draw(st.booleans()) or im.changed_in_place(old[name], new[name]) == []:
+                new[name] = old[name]
+            else:
+                changed = True
+        tables_before[logical] = table(*_named(old))
+        tables_after[logical] = table(*_named(new))
+    if draw(st.booleans()):  # a table only the target has
+        tables_after["D"] = table(*_named(draw(index_sets)))
+    return template(**tables_before), template(**tables_after), changed
+
+
+@given(migrations())
+def test_any_index_change_is_planned_in_valid_steps_without_downtime_or_refused(migration):
+    deployed, target, changed = migration
+    if changed:
+        with pytest.raises(im.IndexMigrationRefused, match="Give the changed index a new name"):
+            im.plan(deployed, target)
+        return
+    plan = im.plan(deployed, target)
+    sequence = assert_valid(plan, deployed, target)
+    old_tables, new_tables = im.tables(deployed), im.tables(target)
+    for step in [deployed, *plan.expand]:  # the old code's indexes stay until chalice deploy
+        for logical, properties in im.tables(step).items():
+            if logical in old_tables:
+                assert set(im.indexes(old_tables[logical])) <= set(im.indexes(properties))
+    for step in [*plan.contract, *([] if plan.contract else [target])]:  # the new code's are all there
+        for logical, properties in im.tables(step).items():
+            assert set(im.indexes(new_tables[logical])) <= set(im.indexes(properties))
+    # As few updates as AWS allows: one per index added or dropped on the busiest table.
+    adds = max([len(set(im.indexes(new_tables[t])) - set(im.indexes(old_tables[t])))
+                for t in old_tables if t in new_tables] + [0])
+    drops = max([len(set(im.indexes(old_tables[t])) - set(im.indexes(new_tables[t])))
+                 for t in old_tables if t in new_tables] + [0])
+    assert len(sequence) - 1 <= max(adds, 1) + drops
