@@ -295,3 +295,120 @@ def test_any_index_change_is_planned_in_valid_steps_without_downtime_or_refused(
     drops = max([len(set(im.indexes(old_tables[t])) - set(im.indexes(new_tables[t])))
                  for t in old_tables if t in new_tables] + [0])
     assert len(sequence) - 1 <= max(adds, 1) + drops
+
+
+# --- backfills (moto's DynamoDB) --------------------------------------------------------------------------
+
+STAGE = "bf"
+
+
+@pytest.fixture
+def items_table(aws_backend):
+    """A table of the stage `bf` with 25 items: 10 with a `due` and no `deadline`, 5 with both, 10
+    with neither (the conftest backend removes it after the test)."""
+    from chalicelib import aws
+
+    client = aws.client("dynamodb")
+    name = backfills.table_name(STAGE, "items")
+    client.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
+                        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+                        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+    for number in range(25):
+        item = {"id": {"S": f"item-{number:02d}"}}
+        if number < 15:
+            item["due"] = {"N": str(1000 + number)}
+        if 10 <= number < 15:
+            item["deadline"] = {"S": "kept"}
+        client.put_item(TableName=name, Item=item)
+    return client, name
+
+
+def deadline_of(item):
+    return None if "due" not in item else f"d{int(item['due'])}"
+
+
+DEADLINE_FILL = backfills.Backfill("items", "deadline", deadline_of, reads=("due",))
+
+
+def _all(client, name):
+    return {i["id"]["S"]: i for i in client.scan(TableName=name)["Items"]}
+
+
+def test_a_backfill_sets_the_attribute_on_items_without_it_only(items_table):
+    client, name = items_table
+    before = _all(client, name)
+    lines = []
+    counts = backfills.run(client, STAGE, DEADLINE_FILL, page_size=7, report=lines.append)
+    after = _all(client, name)
+    assert (counts.scanned, counts.updated, counts.present, counts.skipped, counts.pages) == (25, 10, 5, 10, 4)
+    for number in range(25):
+        key = f"item-{number:02d}"
+        if number < 10:
+            assert after[key]["deadline"] == {"S": f"d{1000 + number}"}
+            assert {k: v for k, v in after[key].items() if k != "deadline"} == before[key]
+        else:  # had it already, or nothing to compute it from: untouched
+            assert after[key] == before[key]
+    assert lines[-1] == counts.line("items.deadline") and "updated 10" in lines[-1]
+    again = backfills.run(client, STAGE, DEADLINE_FILL, report=lines.append)
+    assert (again.updated, again.present, again.skipped) == (0, 15, 10)  # a re-run changes nothing
+    assert _all(client, name) == after
+
+
+def test_an_item_the_application_changes_meanwhile_is_computed_from_its_new_state(items_table):
+    """The scan read `due` 1000; the new code then sets due 5000 (without a deadline, as old code
+    still running would): the update refuses, the item is read again and gets d5000."""
+    client, name = items_table
+    changed = []
+
+    def racing(item):
+        if item["id"] == "item-00" and not changed:
+            client.put_item(TableName=name, Item={"id": {"S": "item-00"}, "due": {"N": "5000"}})
+            changed.append(True)
+        return deadline_of(item)
+
+    counts = backfills.run(client, STAGE, backfills.Backfill("items", "deadline", racing, reads=("due",)))
+    assert _all(client, name)["item-00"]["deadline"] == {"S": "d5000"}
+    assert counts.retried == 1 and counts.updated == 10
+
+
+def test_an_interrupted_backfill_resumes_from_its_checkpoint(items_table, tmp_path):
+    client, name = items_table
+    seen = []
+
+    def failing(item):
+        seen.append(item["id"])
+        if len(seen) == 7:  # item-06, on the second page
+            raise RuntimeError("interrupted")
+        return deadline_of(item)
+
+    path = backfills.checkpoint_path(str(tmp_path), STAGE, DEADLINE_FILL)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        backfills.run(client, STAGE, backfills.Backfill("items", "deadline", failing, ("due",)), page_size=5,
+                      checkpoint=path)
+    assert os.path.exists(path)  # saved after the first page
+    counts = backfills.run(client, STAGE, DEADLINE_FILL, page_size=5, checkpoint=path, report=lambda line: None)
+    # From the second page on: item-05 was done before item-06 failed, 06-09 are left.
+    assert counts.resumed and (counts.scanned, counts.updated, counts.present) == (20, 4, 6)
+    assert not os.path.exists(path)
+    done = _all(client, name)
+    assert all(done[f"item-{n:02d}"]["deadline"] == {"S": f"d{1000 + n}"} for n in range(10))
+
+
+def test_the_page_size_is_bounded(items_table):
+    client, _ = items_table
+    for size in (0, backfills.MAX_PAGE_SIZE + 1):
+        with pytest.raises(ValueError, match="page size"):
+            backfills.run(client, STAGE, DEADLINE_FILL, page_size=size)
+
+
+def test_the_backfill_command_runs_the_registry_which_is_empty_between_migrations(aws_backend, capsys, tmp_path):
+    assert backfills.BACKFILLS == []  # the lead registers the real one with its index
+    assert deploy.main(["backfill", "--stage", STAGE, "--checkpoints", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == "backfill: none registered"
+    assert deploy.main(["backfill", "--stage", "local"]) == 2
+
+
+def test_run_all_runs_each_registered_backfill_with_its_checkpoint(items_table, tmp_path):
+    client, name = items_table
+    done = backfills.run_all(client, STAGE, [DEADLINE_FILL], checkpoints=str(tmp_path), report=lambda line: None)
+    assert done["items.deadline"].updated == 10 and os.listdir(tmp_path) == []
