@@ -44,7 +44,8 @@ def table(*gsis, key="id"):
 def template(**tables):
     resources = {name: copy.deepcopy(t) for name, t in tables.items()}
     resources["Queue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
-    return {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+    return {"AWSTemplateFormatVersion": "2010-09-09", "Parameters": {"Stage": {"Type": "String", "Default": "qa"}},
+            "Resources": resources}
 
 
 def names(step, logical="Things"):
@@ -412,3 +413,142 @@ def test_run_all_runs_each_registered_backfill_with_its_checkpoint(items_table, 
     client, name = items_table
     done = backfills.run_all(client, STAGE, [DEADLINE_FILL], checkpoints=str(tmp_path), report=lambda line: None)
     assert done["items.deadline"].updated == 10 and os.listdir(tmp_path) == []
+
+
+# --- `python -m infra.deploy index-plan` against moto's CloudFormation ------------------------------------
+
+
+def _stack(stage, body):
+    """A data stack deployed with `body` (moto creates its table)."""
+    import boto3
+
+    boto3.client("cloudformation").create_stack(StackName=deploy.data_stack_name(stage), TemplateBody=json.dumps(body))
+
+
+def _write(path, body):
+    path.write_text(json.dumps(body))
+    return str(path)
+
+
+def test_index_plan_reads_the_deployed_template_and_writes_the_steps(aws_backend, tmp_path, capsys):
+    deployed = template(Things=table(OWNER, RECENT))
+    target = template(Things=table(OWNER, TEAM, DEADLINE))
+    _stack("qa", deployed)
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    (steps / "expand-3.json").write_text("{}")  # an earlier plan's: never deployed again
+    assert deploy.main(["index-plan", "--stage", "qa", "--template", _write(tmp_path / "t.json", target),
+                        "--out", str(steps)]) == 0
+    assert sorted(os.listdir(steps)) == ["contract-1.json", "expand-1.json", "expand-2.json"]
+    written = [json.loads((steps / name).read_text()) for name in ("expand-1.json", "expand-2.json", "contract-1.json")]
+    assert written == im.plan(deployed, target).expand + im.plan(deployed, target).contract
+    assert written[-1] == target
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["index migration expand-1: create Things.by-team", "index migration expand-2: create "
+                       "Things.by-deadline", "index migration contract-1: delete Things.by-recent"]
+
+
+def test_index_plan_without_a_stack_or_an_index_change_writes_nothing(aws_backend, tmp_path, capsys):
+    target = _write(tmp_path / "t.json", template(Things=table(OWNER, TEAM)))
+    assert deploy.main(["index-plan", "--stage", "qa", "--template", target, "--out", str(tmp_path / "s")]) == 0
+    assert os.listdir(tmp_path / "s") == []
+    _stack("qa", template(Things=table(OWNER)))
+    assert deploy.main(["index-plan", "--stage", "qa", "--template", target, "--out", str(tmp_path / "s")]) == 0
+    assert os.listdir(tmp_path / "s") == []
+    assert capsys.readouterr().out.splitlines() == ["index migration: none (the data stack is deployed in one update)"] * 2
+
+
+def test_index_plan_refuses_an_index_changed_under_its_name(aws_backend, tmp_path, capsys):
+    _stack("qa", template(Things=table(RECENT)))
+    changed = template(Things=table(gsi("by-recent", "team", "last_at", "ALL")))
+    assert deploy.main(["index-plan", "--stage", "qa", "--template", _write(tmp_path / "t.json", changed),
+                        "--out", str(tmp_path / "s")]) == 2
+    assert "Give the changed index a new name" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()  # and make stops there
+
+
+# --- `make deploy`: the order of the commands, run with a fake AWS CLI ------------------------------------
+
+
+def _dry_run(*variables):
+    result = subprocess.run(["make", "-n", "deploy", "STAGE=qa", *variables], cwd=ROOT, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.replace("\\\n", " ").splitlines()
+
+
+def test_make_deploy_plans_expands_before_the_code_and_contracts_after_the_backfills():
+    text = "\n".join(_dry_run())
+    steps = ["infra.deploy index-plan --stage qa --template out/resources.json --out out/index-steps",
+             "--template-file out/index-steps/expand-$n.json", "--template-file out/resources.json",
+             "describe-stacks --stack-name socialinbox-qa-data", "chalice deploy --stage qa",
+             "infra.deploy backfill --stage qa", "--template-file out/index-steps/contract-$n.json", "curl -fsS"]
+    positions = [text.find(step) for step in steps]
+    assert -1 not in positions and positions == sorted(positions), dict(zip(steps, positions))
+
+
+def test_each_step_is_deployed_with_the_same_command_as_the_target():
+    commands = [c for c in _dry_run("ALARM_EMAIL=ops@example.com") if "cloudformation deploy" in c]
+    deploys = [c[c.index("cloudformation deploy"):].split(";")[0].split(" || ")[0].split() for c in commands]
+    assert len(deploys) == 3  # expand steps, the target, contract steps
+
+    def without_template(words):
+        at = words.index("--template-file")
+        return sorted(words[:at] + words[at + 2:])
+
+    assert without_template(deploys[0]) == without_template(deploys[1]) == without_template(deploys[2])
+    assert "AlarmEmail=ops@example.com" in deploys[0]
+
+
+FAKE_AWS = """#!/bin/sh
+case "$*" in *"$FAIL_ON"*) failing=1;; esac
+while [ $# -gt 0 ]; do [ "$1" = --template-file ] && echo "$2" >> "$LOG"; shift; done
+exit ${failing:-0}
+"""
+
+
+@pytest.mark.parametrize("files, deployed", [
+    ([], ["out/resources.json"]),
+    (["expand-1", "expand-2"], ["out/index-steps/expand-1.json", "out/index-steps/expand-2.json",
+                                "out/resources.json"]),
+    (["expand-1", "contract-1", "contract-2"], ["out/index-steps/expand-1.json", "out/index-steps/contract-1.json",
+                                                "out/index-steps/contract-2.json"]),
+], ids=["no plan: one deploy", "expand only", "expand and contract"])
+def test_the_recipe_deploys_the_step_files_in_order(tmp_path, files, deployed):
+    """The data stack lines of `make deploy`'s recipe, run by the shell in a directory holding the
+    step files, with AWS and the Python tool faked: what is deployed, in which order."""
+    lines = _recipe_lines(tmp_path)
+    (tmp_path / "out" / "index-steps").mkdir(parents=True)
+    for name in files:
+        (tmp_path / "out" / "index-steps" / f"{name}.json").write_text("{}")
+    log = tmp_path / "log"
+    for line in lines:
+        result = subprocess.run(["sh", "-c", line], cwd=tmp_path, env={"PATH": os.environ["PATH"], "LOG": str(log),
+                                                                        "FAIL_ON": "never"}, capture_output=True,
+                                text=True, timeout=30)
+        assert result.returncode == 0, result.stderr
+    assert log.read_text().split() == deployed
+
+
+def test_a_failed_step_stops_the_deploy(tmp_path):
+    lines = _recipe_lines(tmp_path)
+    (tmp_path / "out" / "index-steps").mkdir(parents=True)
+    for name in ("expand-1", "expand-2"):
+        (tmp_path / "out" / "index-steps" / f"{name}.json").write_text("{}")
+    log = tmp_path / "log"
+    env = {"PATH": os.environ["PATH"], "LOG": str(log), "FAIL_ON": "expand-1.json"}
+    result = subprocess.run(["sh", "-c", lines[0]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+    assert log.read_text().split() == ["out/index-steps/expand-1.json"]
+
+
+def _recipe_lines(tmp_path):
+    """The expand, target and contract lines of `make -n deploy` with ./aws and ./py as the tools."""
+    for name, body in (("aws", FAKE_AWS), ("py", "#!/bin/sh\necho artefacts-bucket\n")):
+        path = tmp_path / name
+        path.write_text(body)
+        path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    commands = _dry_run("AWS=./aws", "PY=./py")
+    lines = [c for c in commands if "cloudformation deploy" in c]
+    assert len(lines) == 3
+    return lines
