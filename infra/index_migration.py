@@ -125,9 +125,7 @@ def transition_problems(before: Mapping[str, Any], after: Mapping[str, Any]) -> 
             continue
         if _normal(old.get("KeySchema")) != _normal(table.get("KeySchema")):
             problems.append(f"{logical}: the table's KeySchema changes (that replaces the table)")
-        old_lsis = {i["IndexName"]: i for i in old.get("LocalSecondaryIndexes") or []}
-        new_lsis = {i["IndexName"]: i for i in table.get("LocalSecondaryIndexes") or []}
-        if set(old_lsis) != set(new_lsis) or any(changed_in_place(old_lsis[n], new_lsis[n]) for n in old_lsis):
+        if _local_indexes_change(old, table):
             problems.append(f"{logical}: local secondary indexes change (only possible when the table is created)")
         old_gsis, new_gsis = indexes(old), indexes(table)
         created = sorted(set(new_gsis) - set(old_gsis))
@@ -146,6 +144,12 @@ def transition_problems(before: Mapping[str, Any], after: Mapping[str, Any]) -> 
                 problems.append(f"{logical}: attribute {name} changes type {old_types[name]} -> {new_types[name]} "
                                 "while a key keeps using it")
     return problems
+
+
+def _local_indexes_change(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    before = {i["IndexName"]: i for i in old.get("LocalSecondaryIndexes") or []}
+    after = {i["IndexName"]: i for i in new.get("LocalSecondaryIndexes") or []}
+    return set(before) != set(after) or any(changed_in_place(before[n], after[n]) for n in before)
 
 
 def attribute_definition_problems(table: Mapping[str, Any]) -> List[str]:
@@ -194,13 +198,9 @@ def _refusals(deployed: Mapping[str, Any], target: Mapping[str, Any]) -> List[st
         if _normal(old.get("KeySchema")) != _normal(table.get("KeySchema")):
             refused.append(f"{logical}: the table's own KeySchema changes: that needs a new table (a new logical id "
                            f"and name) and a copy of the data, not an index migration")
-        old_lsis = sorted(i["IndexName"] for i in old.get("LocalSecondaryIndexes") or [])
-        new_lsis = sorted(i["IndexName"] for i in table.get("LocalSecondaryIndexes") or [])
-        if old_lsis != new_lsis or any(changed_in_place(a, b) for a, b in zip(
-                sorted(old.get("LocalSecondaryIndexes") or [], key=lambda i: i["IndexName"]),
-                sorted(table.get("LocalSecondaryIndexes") or [], key=lambda i: i["IndexName"]))):
-            refused.append(f"{logical}: local secondary indexes change ({old_lsis} -> {new_lsis}): they exist only "
-                           f"from the table's creation; use a global secondary index")
+        if _local_indexes_change(old, table):
+            refused.append(f"{logical}: local secondary indexes change: they exist only from the table's creation; "
+                           f"use a global secondary index")
         old_types, new_types = _types(old), _types(table)
         for name in sorted(set(old_types) & set(new_types)):
             if old_types[name] != new_types[name]:

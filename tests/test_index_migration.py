@@ -605,3 +605,16 @@ def test_the_rehearsals_older_stack_is_one_valid_update_from_the_current_one_and
     plan = im.plan(older, current)
     assert (len(plan.expand), len(plan.contract)) == (1, 1)
     assert_valid(plan, older, current)
+
+
+def test_local_indexes_cannot_change_after_the_table_is_created():
+    with_local = table(OWNER)
+    with_local["Properties"]["LocalSecondaryIndexes"] = [
+        {"IndexName": "by-id-due", "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"},
+                                                 {"AttributeName": "due", "KeyType": "RANGE"}],
+         "Projection": {"ProjectionType": "KEYS_ONLY"}}]
+    assert any("local secondary indexes change" in p
+               for p in im.transition_problems(template(Things=table(OWNER)), template(Things=with_local)))
+    with pytest.raises(im.IndexMigrationRefused, match="local secondary indexes change"):
+        im.plan(template(Things=table(OWNER)), template(Things=with_local))
+    assert im.plan(template(Things=with_local), template(Things=with_local)).empty
