@@ -296,6 +296,8 @@ def test_any_index_change_is_planned_in_valid_steps_without_downtime_or_refused(
     drops = max([len(set(im.indexes(old_tables[t])) - set(im.indexes(new_tables[t])))
                  for t in old_tables if t in new_tables] + [0])
     assert len(sequence) - 1 <= max(adds, 1) + drops
+    # No steps exactly when AWS takes the target in one update and no index the old code reads goes.
+    assert plan.empty == (im.transition_problems(deployed, target) == [] and drops == 0)
 
 
 # --- backfills (moto's DynamoDB) --------------------------------------------------------------------------
