@@ -455,12 +455,16 @@ def older_template(template: Mapping[str, Any]) -> Dict[str, Any]:
     from infra import index_migration
 
     older = json.loads(json.dumps(template))
-    for logical, change in (OLDER_MISSING, OLDER_EXTRA):
-        properties = older["Resources"][logical]["Properties"]
-        kept = [g for g in properties.get("GlobalSecondaryIndexes", []) if g["IndexName"] != change]
-        if isinstance(change, dict):
-            kept.append(change)
-        older["Resources"][logical]["Properties"] = index_migration.with_indexes(properties, kept)
+    (missing_table, missing), (extra_table, extra) = OLDER_MISSING, OLDER_EXTRA
+    properties = older["Resources"][missing_table]["Properties"]
+    gsis = index_migration.indexes(properties)
+    if missing not in gsis:  # the template changed under the rehearsal
+        raise RehearsalFailed(f"{missing_table} has no index {missing!r} any more: choose another in OLDER_MISSING")
+    older["Resources"][missing_table]["Properties"] = index_migration.with_indexes(
+        properties, [g for name, g in gsis.items() if name != missing])
+    properties = older["Resources"][extra_table]["Properties"]
+    older["Resources"][extra_table]["Properties"] = index_migration.with_indexes(
+        properties, [*index_migration.indexes(properties).values(), extra])
     return older
 
 
@@ -475,7 +479,7 @@ def migration_problems(output: str, session: Any, stage: str, target: Mapping[st
     positions = [output.find(step) for step in order]
     if -1 in positions or positions != sorted(positions):
         wrong.append(f"the upgrade's steps ran out of order or not at all: {dict(zip(order, positions))}")
-    body = session.client("cloudformation").get_template(StackName=f"{deploy.prefix(stage)}-data",
+    body = session.client("cloudformation").get_template(StackName=deploy.data_stack_name(stage),
                                                          TemplateStage="Original")["TemplateBody"]
     if (json.loads(body) if isinstance(body, str) else body) != target:
         wrong.append("the data stack's template is not the target after the upgrade")
