@@ -141,12 +141,30 @@ deploy-package: package  ## the one-artifact path: BUCKET=<s3 bucket for the zip
 # (infra/deploy.py), then `chalice deploy`. ARTIFACTS_BUCKET=<yours> instead of the stage's own.
 # HEALTH_CHECK: what is called with the new API's /health URL (the rehearsal replaces curl).
 HEALTH_CHECK ?= curl -fsS
-deploy: lambda-build render  ## data stack, its outputs -> stage config, then chalice deploy; ALARM_EMAIL=... optional
-	bucket=$$($(PY) -m infra.deploy artifacts-bucket --stage $(STAGE) --bucket "$(ARTIFACTS_BUCKET)") && \
-	$(AWS) cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file out/resources.json \
+# Index migrations (infra/index_migration.py, docs/DEPLOY.md "Upgrades that change indexes"):
+# `index-plan` compares the deployed data stack with out/resources.json and writes the EXPAND steps
+# (new indexes, one per table per update, old ones kept), deployed before chalice deploy, and the
+# CONTRACT steps (old indexes deleted, the last one the target), deployed after it and the
+# backfills. No step files (a fresh account, no index change): the one data stack deploy of before.
+INDEX_STEPS = out/index-steps
+ARTIFACTS = bucket=$$($(PY) -m infra.deploy artifacts-bucket --stage $(STAGE) --bucket "$(ARTIFACTS_BUCKET)")
+# Each step is deployed exactly as the target is below (tests/test_index_migration.py compares them).
+DATA_STACK_DEPLOY = $(AWS) cloudformation deploy --stack-name socialinbox-$(STAGE)-data \
 	  --s3-bucket "$$bucket" --s3-prefix templates \
 	  --parameter-overrides Stage=$(STAGE) $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) \
 	  --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset
+# $(call index-steps,expand|contract): deploy that phase's step files in order, if there are any.
+index-steps = if [ -f $(INDEX_STEPS)/$(1)-1.json ]; then $(ARTIFACTS) && n=1 && \
+	  while [ -f $(INDEX_STEPS)/$(1)-$$n.json ]; do echo "index migration: $(1) step $$n" && \
+	  $(DATA_STACK_DEPLOY) --template-file $(INDEX_STEPS)/$(1)-$$n.json || exit 1; n=$$((n+1)); done; fi
+deploy: lambda-build render  ## data stack, its outputs -> stage config, then chalice deploy; ALARM_EMAIL=... optional
+	$(PY) -m infra.deploy index-plan --stage $(STAGE) --template out/resources.json --out $(INDEX_STEPS)
+	$(call index-steps,expand)
+	test -f $(INDEX_STEPS)/contract-1.json || { $(ARTIFACTS) && \
+	$(AWS) cloudformation deploy --stack-name socialinbox-$(STAGE)-data --template-file out/resources.json \
+	  --s3-bucket "$$bucket" --s3-prefix templates \
+	  --parameter-overrides Stage=$(STAGE) $(if $(ALARM_EMAIL),AlarmEmail=$(ALARM_EMAIL)) \
+	  --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset; }
 	$(AWS) cloudformation describe-stacks --stack-name socialinbox-$(STAGE)-data --output json \
 	  > out/stack-outputs-$(STAGE).json
 	$(PY) -m infra.deploy configure --stage $(STAGE) --build $(BUILD) --outputs out/stack-outputs-$(STAGE).json
@@ -157,6 +175,8 @@ deploy: lambda-build render  ## data stack, its outputs -> stage config, then ch
 	$(PY) -m infra.deploy function-url --stage $(STAGE)  # the webhooks' and the inbox's URLs + permissions (Chalice cannot)
 	$(PY) -m infra.deploy push-endpoint --stage $(STAGE)  # the WebSocket API's endpoint on every function
 	$(PY) -m infra.deploy platform-logs --stage $(STAGE)  # no START/END/REPORT log lines (Chalice cannot)
+	$(PY) -m infra.deploy backfill --stage $(STAGE)  # existing items get new index keys (infra/backfills.py)
+	$(call index-steps,contract)
 	@url=$$(cd $(BUILD) && ../../$(VENV)/bin/chalice url --stage $(STAGE)) && echo "health: $${url}health" && \
 	  $(HEALTH_CHECK) "$${url}health" && echo
 

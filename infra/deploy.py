@@ -10,6 +10,8 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy platform-logs --stage dev
     python -m infra.deploy put-secrets --stage dev [NAME ...]
     python -m infra.deploy artifacts-bucket --stage dev [--bucket NAME]
+    python -m infra.deploy index-plan --stage dev [--template out/resources.json] [--out out/index-steps]
+    python -m infra.deploy backfill --stage dev [--page-size 100]
 
 `configure` writes the build directory's `.chalice/config.json` (the stage's name, queue URLs and
 the SLA state machine ARN as environment variables, one IAM policy file per function) and those
@@ -763,6 +765,56 @@ def ensure_artifacts_bucket(s3: Any, account: str, region: str, stage: str, name
     return bucket
 
 
+# --- index migrations and backfills (`make deploy`; infra/index_migration.py, infra/backfills.py) ---
+
+MIGRATION_COMMANDS = ("index-plan", "backfill")
+INDEX_STEPS_DIR = os.path.join("out", "index-steps")
+BACKFILL_CHECKPOINTS_DIR = os.path.join("out", "backfills")
+
+
+def data_stack_name(stage: str) -> str:
+    return f"{prefix(stage)}-data"
+
+
+def _add_migration_commands(sub: Any) -> None:
+    plan = sub.add_parser("index-plan", help="the expand/contract templates from the deployed data stack to the "
+                                             "rendered one (writes expand-N.json, contract-N.json)")
+    plan.add_argument("--stage", required=True)
+    plan.add_argument("--template", default=os.path.join("out", "resources.json"), help="the target template")
+    plan.add_argument("--out", default=INDEX_STEPS_DIR, help="where the step files go (old ones removed)")
+    fill = sub.add_parser("backfill", help="run the registered backfills (infra/backfills.py) on the stage's tables")
+    fill.add_argument("--stage", required=True)
+    fill.add_argument("--page-size", type=int, default=None, help="items per Scan request (1-1000, default 100)")
+    fill.add_argument("--checkpoints", default=BACKFILL_CHECKPOINTS_DIR, help="where an interrupted run resumes from")
+
+
+def index_plan(cloudformation: Any, stage: str, target_path: str, out: str) -> List[str]:
+    """Plan the index migration of the stage's data stack and write its step files; prints what
+    each step does. Returns the files written (none: the ordinary single deploy)."""
+    from infra import index_migration
+
+    target = _load_json(target_path)
+    deployed = index_migration.deployed_template(cloudformation, data_stack_name(check_stage(stage)))
+    result = index_migration.plan(deployed, target)
+    for line in index_migration.summary(result):
+        print(line)
+    return index_migration.write_steps(result, out)
+
+
+def _run_migration(args: argparse.Namespace) -> int:
+    import boto3
+
+    if args.command == "index-plan":  # a refused plan is a ValueError: `main` prints it, exit 2
+        index_plan(boto3.client("cloudformation"), args.stage, args.template, args.out)
+        return 0
+    from infra import backfills
+
+    page_size = args.page_size or backfills.DEFAULT_PAGE_SIZE
+    backfills.run_all(boto3.client("dynamodb"), check_stage(args.stage), backfills.BACKFILLS, page_size,
+                      args.checkpoints)
+    return 0
+
+
 # --- secrets ----------------------------------------------------------------------------------------
 
 
@@ -837,6 +889,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     secrets = sub.add_parser("put-secrets", help="SecureString parameters into SSM (asked, never echoed)")
     secrets.add_argument("--stage", required=True)
     secrets.add_argument("names", nargs="*", help="default: every name the template lists")
+    _add_migration_commands(sub)
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -846,6 +899,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command in MIGRATION_COMMANDS:
+        return _run_migration(args)
     if args.command == "artifacts-bucket":
         import boto3
 

@@ -217,6 +217,69 @@ def _probe_websocket_deployments() -> bool:
     return False
 
 
+def _table_updates() -> None:
+    """Give moto's AWS::DynamoDB::Table a CloudFormation update as AWS has it for indexes: the
+    global secondary indexes the template adds or removes are created or deleted on the table, and
+    what AWS refuses (more than one creation or deletion per table, an index changed in place,
+    unused AttributeDefinitions: infra/index_migration.py's rules) fails the update."""
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table.update_from_cloudformation_json, "rehearsal_workaround", False):
+        return
+
+    def update_from_cloudformation_json(cls: Any, original_resource: Any, new_resource_name: str,
+                                        cloudformation_json: Dict[str, Any], account_id: str, region_name: str) -> Any:
+        from moto.dynamodb.models import dynamodb_backends
+
+        from infra import index_migration
+
+        table = original_resource
+        properties = cloudformation_json["Properties"]
+        before = {"KeySchema": table.schema, "AttributeDefinitions": table.attr,
+                  "GlobalSecondaryIndexes": [{"IndexName": i.name, "KeySchema": i.schema, "Projection": i.projection}
+                                             for i in table.global_indexes]}
+
+        def wrapped(props: Dict[str, Any]) -> Dict[str, Any]:
+            return {"Resources": {"Table": {"Type": index_migration.TABLE_TYPE, "Properties": props}}}
+
+        problems = index_migration.transition_problems(wrapped(before), wrapped(properties))
+        if problems:
+            raise ValueError(f"{table.name}: {'; '.join(problems)}")
+        old, new = index_migration.indexes(before), index_migration.indexes(properties)
+        updates = [{"Delete": {"IndexName": name}} for name in old if name not in new]
+        updates += [{"Create": new[name]} for name in new if name not in old]
+        dynamodb_backends[account_id][region_name].update_table(
+            name=table.name, attr_definitions=properties["AttributeDefinitions"], global_index=updates,
+            throughput=None, billing_mode=None, stream_spec=None, deletion_protection_enabled=None,
+            warm_throughput=None)
+        return table
+
+    update_from_cloudformation_json.rehearsal_workaround = True  # type: ignore[attr-defined]
+    Table.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)  # type: ignore[method-assign]
+
+
+def _probe_table_updates() -> bool:
+    import boto3
+
+    def body(*indexes: str) -> str:
+        names = ["id", *indexes]
+        return json.dumps({"Resources": {"Table": {"Type": "AWS::DynamoDB::Table", "Properties": {
+            "TableName": "probe-table-updates", "BillingMode": "PAY_PER_REQUEST",
+            "KeySchema": [{"AttributeName": "id", "KeyType": "HASH"}],
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": "S"} for n in names],
+            "GlobalSecondaryIndexes": [{"IndexName": f"by-{n}", "KeySchema": [{"AttributeName": n, "KeyType": "HASH"}],
+                                        "Projection": {"ProjectionType": "KEYS_ONLY"}} for n in indexes]}}}})
+
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(StackName="probe-table-updates", TemplateBody=body("a"))
+    try:
+        cfn.update_stack(StackName="probe-table-updates", TemplateBody=body("a", "b"))
+    except Exception:  # noqa: BLE001 - any failure: the gap is still there
+        return True
+    described = boto3.client("dynamodb", region_name=REGION).describe_table(TableName="probe-table-updates")
+    return sorted(i["IndexName"] for i in described["Table"].get("GlobalSecondaryIndexes", [])) != ["by-a", "by-b"]
+
+
 GAPS = (
     Gap("template-url-host",
         "moto finds the bucket of a path-style TemplateURL only when the endpoint's host is `localhost` "
@@ -244,6 +307,11 @@ GAPS = (
         "moto's apigatewayv2 has no CreateDeployment, which `chalice deploy` calls for the live updates' "
         "WebSocket API (issue 21)",
         _websocket_deployments, _probe_websocket_deployments),
+    Gap("table-updates",
+        "moto's CloudFormation has no update for AWS::DynamoDB::Table: a changed table is dropped from the "
+        "stack's resources (its outputs break) and no index is created or deleted, so an update AWS refuses "
+        "(two index creations on one table) passes; the workaround applies index changes by AWS's rules",
+        _table_updates, _probe_table_updates),
 )
 
 

@@ -13,6 +13,10 @@ so a new route or event source is checked without editing this file; after the u
 nothing changed but code (`changes`); after teardown, that the functions are gone and the
 tables kept.
 
+The first deploy is of an older data stack (`older_template`: one index fewer on one table, one more
+on another), so the upgrade runs an index migration (infra/index_migration.py): an expand step
+before `chalice deploy`, a contract step after, checked by `migration_problems`.
+
 The emulator's gaps are worked around in this harness only (infra/moto_gaps.py, GAPS): each is
 named, says why, and has a `still_present` probe that tests/test_rehearsal.py runs, so the
 workaround is removed when moto fixes it.
@@ -462,6 +466,59 @@ def health(stage: str) -> int:
     return 0 if answer.status_code == 200 and through_url["statusCode"] == 200 else 1
 
 
+# --- the upgrade's index migration ------------------------------------------------------------------------
+
+#: The older data stack the first deploy installs: a table without one of its indexes (the upgrade
+#: creates it before the new code) and a table with an index the target no longer has (deleted after).
+OLDER_MISSING = ("ReportCyclesTable", "by-day")
+OLDER_EXTRA = ("QuarantineTable", {"IndexName": "rehearsal-retired",
+                                   "KeySchema": [{"AttributeName": "item_id", "KeyType": "HASH"}],
+                                   "Projection": {"ProjectionType": "KEYS_ONLY"}})
+
+
+def older_template(template: Mapping[str, Any]) -> Dict[str, Any]:
+    """`template` as an older release had it: OLDER_MISSING's index absent, OLDER_EXTRA's present."""
+    from infra import index_migration
+
+    older = json.loads(json.dumps(template))
+    (missing_table, missing), (extra_table, extra) = OLDER_MISSING, OLDER_EXTRA
+    properties = older["Resources"][missing_table]["Properties"]
+    gsis = index_migration.indexes(properties)
+    if missing not in gsis:  # the template changed under the rehearsal
+        raise RehearsalFailed(f"{missing_table} has no index {missing!r} any more: choose another in OLDER_MISSING")
+    older["Resources"][missing_table]["Properties"] = index_migration.with_indexes(
+        properties, [g for name, g in gsis.items() if name != missing])
+    properties = older["Resources"][extra_table]["Properties"]
+    older["Resources"][extra_table]["Properties"] = index_migration.with_indexes(
+        properties, [*index_migration.indexes(properties).values(), extra])
+    return older
+
+
+def migration_problems(output: str, session: Any, stage: str, target: Mapping[str, Any]) -> List[str]:
+    """After the upgrade from `older_template`: the expand step ran before `chalice deploy` and the
+    contract step after it, the stack's template is the target, each table has the target's indexes."""
+    from infra import index_migration
+
+    wrong = []
+    order = ["index migration expand-1", "index migration: expand step 1", f"chalice deploy --stage {stage}",
+             "index migration: contract step 1"]
+    positions = [output.find(step) for step in order]
+    if -1 in positions or positions != sorted(positions):
+        wrong.append(f"the upgrade's steps ran out of order or not at all: {dict(zip(order, positions))}")
+    body = session.client("cloudformation").get_template(StackName=deploy.data_stack_name(stage),
+                                                         TemplateStage="Original")["TemplateBody"]
+    if (json.loads(body) if isinstance(body, str) else body) != target:
+        wrong.append("the data stack's template is not the target after the upgrade")
+    dynamodb = session.client("dynamodb")
+    for logical, properties in index_migration.tables(target).items():
+        name = properties["TableName"]["Fn::Sub"].replace("${Stage}", stage)
+        found = sorted(i["IndexName"] for i in dynamodb.describe_table(TableName=name)["Table"]
+                       .get("GlobalSecondaryIndexes", []))
+        if found != sorted(index_migration.indexes(properties)):
+            wrong.append(f"{name}: indexes {found}, the target has {sorted(index_migration.indexes(properties))}")
+    return wrong
+
+
 # --- the rehearsal -------------------------------------------------------------------------------------------
 
 
@@ -530,6 +587,11 @@ def rehearse(stage: str, keep: bool = False) -> Dict[str, float]:
             here = os.path.abspath(workdir)
             checker = f"{os.path.join(here, '.venv', 'bin', 'python')} -m infra.rehearsal --health"
             steps: List[Any] = [("deploy", ["deploy", f"STAGE={stage}", f"HEALTH_CHECK={checker} --stage {stage}"], "")]
+            resources = os.path.join(workdir, "infra", "resources.json")
+            with open(resources, encoding="utf-8") as handle:
+                current = handle.read()
+            with open(resources, "w", encoding="utf-8") as handle:  # the release deployed first
+                json.dump(older_template(json.loads(current)), handle, indent=2)
             started = time.monotonic()
             make(workdir, env, *steps[0][1])
             timings["deploy"] = time.monotonic() - started
@@ -548,9 +610,13 @@ def rehearse(stage: str, keep: bool = False) -> Dict[str, float]:
             _require([] if _admins(session, stage) == [ADMIN_EMAIL] else
                      [f"admins {_admins(session, stage)}, expected [{ADMIN_EMAIL}]"], "make create-admin")
 
+            with open(resources, "w", encoding="utf-8") as handle:  # `git pull`: this checkout's data stack
+                handle.write(current)
             started = time.monotonic()
-            make(workdir, env, *steps[0][1])
+            output = make(workdir, env, *steps[0][1])
             timings["upgrade"] = time.monotonic() - started
+            with open(os.path.join(workdir, "out", "resources.json"), encoding="utf-8") as handle:
+                _require(migration_problems(output, session, stage, json.load(handle)), "the upgrade's index migration")
             second = snapshot(session, stage, _rest_api_id(workdir, stage))
             _require(problems(expected, second) + changes(first, second)
                      + ([] if _admins(session, stage) == [ADMIN_EMAIL] else ["the admin is gone"]), "the upgrade")
