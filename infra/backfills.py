@@ -51,8 +51,20 @@ class Backfill:
         return f"{self.table}.{self.attribute}"
 
 
-#: The registered backfills, run in order by `python -m infra.deploy backfill`.
-BACKFILLS: List[Backfill] = []
+def _conversation_deadline(item: Mapping[str, Any]) -> Any:
+    """The sparse `team-deadline` index's key (issue 21), as the store writes it: the reply
+    deadline of an open conversation, the wake-up of a snoozed one, None when nothing is due."""
+    from chalicelib.inbox.rules import derived_keys
+
+    return derived_keys(item)["deadline"]
+
+
+#: The registered backfills, run in order by `python -m infra.deploy backfill`. Remove one once
+#: every stage has been deployed with it.
+BACKFILLS: List[Backfill] = [
+    # Release of 2026-12 (team-recent/team-due replaced by team-latest/team-deadline).
+    Backfill("conversations", "deadline", _conversation_deadline, reads=("status", "reply_due_at", "snoozed_until")),
+]
 
 
 @dataclass

@@ -356,10 +356,12 @@ def test_channels_without_a_window_say_so(inbox):
 
 
 def test_conversations_stored_before_the_sparse_deadline_index_get_their_deadline_once(accounts):
-    """The upgrade step (docs/DEPLOY.md): a conversation stored without `deadline` is missing from
-    the deadline view until it is written; a conversation changed meanwhile is left alone."""
-    from chalicelib.inbox import upgrade
+    """The deploy's registered backfill (infra/backfills.py, docs/DEPLOY.md "Upgrades that change
+    indexes"): a conversation stored without `deadline` is missing from the deadline view until it
+    is written; a re-run writes nothing."""
+    from chalicelib import aws
     from chalicelib.models import Conversation
+    from infra import backfills
 
     inbox = accounts
     t0 = int(time.time() * 1000) - 60_000
@@ -367,7 +369,9 @@ def test_conversations_stored_before_the_sparse_deadline_index_get_their_deadlin
     for row in Conversation.scan():
         row.update(actions=[Conversation.deadline.remove()])  # as stored before the index existed
     assert inbox.conversations(sort="due") == [] and list(Conversation.by_team_due.query("default#open")) == []
-    assert upgrade.set_deadlines(page_size=1) == 2
+    [deadline] = [b for b in backfills.BACKFILLS if b.name == "conversations.deadline"]
+    client, lines = aws.client("dynamodb"), []
+    assert backfills.run(client, "test", deadline, page_size=1, report=lines.append).updated == 2
     assert len(list(Conversation.by_team_due.query("default#open"))) == 2
     assert [c["contact"]["platform_id"] for c in inbox.conversations(sort="due")] == ["old1", "old2"]
-    assert upgrade.set_deadlines() == 0  # idempotent
+    assert backfills.run(client, "test", deadline, report=lines.append).updated == 0  # idempotent

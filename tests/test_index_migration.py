@@ -214,28 +214,35 @@ def test_steps_define_exactly_the_attributes_their_keys_use():
     assert_valid(plan, deployed, target)
 
 
-def test_the_helpers_changes_to_the_real_data_stack_migrate_in_valid_steps():
-    """What this stop brings: a conversations index on a new `deadline` attribute, an index with
-    another projection (by the convention: a new name), a new index on contacts."""
+def test_this_releases_index_changes_migrate_in_valid_steps():
+    """This release against the one before: `team-recent` (another projection) and `team-due` (a
+    new key, `deadline`) replaced by `team-latest` and `team-deadline` under new names, as the
+    convention wants, and a new `profile-due` on contacts."""
     from chalicelib.local import stack
 
-    deployed = stack.render()
-    target = copy.deepcopy(deployed)
-    conversations = target["Resources"]["ConversationsTable"]["Properties"]
+    target = stack.render()
+    deployed = copy.deepcopy(target)
+    conversations = deployed["Resources"]["ConversationsTable"]["Properties"]
     current = im.indexes(conversations)
-    v2 = copy.deepcopy(current["team-recent"])
-    v2["IndexName"] = "team-recent-v2"
-    v2["Projection"]["NonKeyAttributes"] = sorted(v2["Projection"]["NonKeyAttributes"] + ["deadline"])
-    kept = [g for name, g in current.items() if name != "team-recent"]
-    conversations.update(im.with_indexes(conversations, kept + [gsi("team-deadline", "queue", "deadline"), v2],
-                                         {"deadline": "S"}))
-    contacts = target["Resources"]["ContactsTable"]["Properties"]
-    contacts.update(im.with_indexes(contacts, [gsi("by-handle", "handle")], {"handle": "S"}))
+    assert {"team-latest", "team-deadline"} <= set(current) and not {"team-recent", "team-due"} & set(current)
+    recent = copy.deepcopy(current["team-latest"])
+    recent["IndexName"] = "team-recent"
+    recent["Projection"]["NonKeyAttributes"] = sorted(
+        set(recent["Projection"]["NonKeyAttributes"]) - {"due_sort", "contact_followers"} | {"reply_due_at", "snoozed_until"})
+    due = copy.deepcopy(current["team-deadline"])
+    due["IndexName"], due["KeySchema"][1]["AttributeName"] = "team-due", "due_sort"
+    before = [g for name, g in current.items() if name not in ("team-latest", "team-deadline")] + [recent, due]
+    conversations.update(im.with_indexes(conversations, before))
+    contacts = deployed["Resources"]["ContactsTable"]["Properties"]
+    contacts.update(im.with_indexes(contacts, []))
     plan = im.plan(deployed, target)
-    assert (len(plan.expand), len(plan.contract)) == (2, 1)
+    assert (len(plan.expand), len(plan.contract)) == (2, 2)
     sequence = assert_valid(plan, deployed, target)
     for step in plan.expand:  # the old code's indexes, all there until the new code runs
-        assert set(current) <= set(im.indexes(step["Resources"]["ConversationsTable"]["Properties"]))
+        assert {"team-recent", "team-due"} <= set(im.indexes(step["Resources"]["ConversationsTable"]["Properties"]))
+    last = plan.expand[-1]["Resources"]
+    assert {"team-latest", "team-deadline"} <= set(im.indexes(last["ConversationsTable"]["Properties"]))
+    assert "profile-due" in im.indexes(last["ContactsTable"]["Properties"])
     assert all(len(json.dumps(step)) < 1_000_000 for step in sequence)  # through the bucket: 1 MB
 
 
@@ -404,8 +411,9 @@ def test_the_page_size_is_bounded(items_table):
             backfills.run(client, STAGE, DEADLINE_FILL, page_size=size)
 
 
-def test_the_backfill_command_runs_the_registry_which_is_empty_between_migrations(aws_backend, capsys, tmp_path):
-    assert backfills.BACKFILLS == []  # the lead registers the real one with its index
+def test_the_backfill_command_runs_the_registry(aws_backend, capsys, tmp_path, monkeypatch):
+    assert [b.name for b in backfills.BACKFILLS] == ["conversations.deadline"]  # this release's
+    monkeypatch.setattr(backfills, "BACKFILLS", [])  # between migrations
     assert deploy.main(["backfill", "--stage", STAGE, "--checkpoints", str(tmp_path)]) == 0
     assert capsys.readouterr().out.strip() == "backfill: none registered"
     assert deploy.main(["backfill", "--stage", "local"]) == 2
