@@ -181,6 +181,23 @@ def _restore_data(args: argparse.Namespace, emulator: Any) -> Dict[str, int]:
     return restored
 
 
+def _backfill_restored(restored: Dict[str, int]) -> None:
+    """Items kept from an older release get the attributes new indexes are keyed on, as `make
+    deploy` does for a stage (infra/backfills.py): the tables themselves are always created from
+    the current template, only the items are restored."""
+    if not restored.get("items"):
+        return
+    from chalicelib import aws, config
+    from infra import backfills
+
+    lines: List[str] = []
+    done = backfills.run_all(aws.client("dynamodb"), config.resource_prefix().removeprefix("socialinbox-"),
+                             backfills.BACKFILLS, report=lines.append)
+    for name, counts in done.items():
+        if counts.updated:
+            print("  " + counts.line(name), flush=True)
+
+
 def _project_dir() -> str:
     return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -220,6 +237,7 @@ def _serve(args: argparse.Namespace, emulator: Any) -> int:
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     stack.create_all()
     restored = _restore_data(args, emulator)
+    _backfill_restored(restored)
     seeded = seed.seed()
 
     import app as application
