@@ -293,6 +293,12 @@ def _conversation_on_dec2():
     runtime.use_clock(None)
     consumer.handle_records([{"eventName": "INSERT", "dynamodb": {"NewImage": e.serialize()}}
                              for e in ConversationEvent.query(cid)])
+    # and the messages' consumer, which keeps the day's unique authors (register sets) beside the counts
+    from chalicelib.models import Message
+    from chalicelib.reports import messages as report_messages
+
+    report_messages.handle_records([{"eventName": "INSERT", "dynamodb": {"NewImage": m.serialize()}}
+                                    for m in Message.query(cid)])
 
 
 def _get(inbox, path, token):

@@ -56,9 +56,7 @@ def _inbox_by_day(scope: str, period: Any, days: List[Any]) -> Dict[str, Dict[st
         counters = sums[day.isoformat()]
         while index < len(items) and items[index]["_at"] < end:
             if items[index]["_at"] >= start:
-                for name, value in items[index].items():
-                    if name != "_at":
-                        counters[name] = counters.get(name, 0) + value
+                aggregates.add_up(counters, [items[index]])  # numbers added, author registers united
             index += 1
     found = {}
     for day, counters in sums.items():
