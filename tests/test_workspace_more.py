@@ -313,8 +313,12 @@ def test_screenshots(inbox, served, browser):
                                attachments=[{"type": "image", "payload": {"url": cdn}}]))
     ids = {c["contact"]["platform_id"]: c["id"] for c in inbox.conversations()}
     names = {"7000": "Ana Souza", "7001": "Kim Lee", "7002": "Jonas Berg", "7003": "Ola Nordmann", "7004": "Mia Chen"}
-    for platform_id, name in names.items():
-        Conversation.get(ids[platform_id]).update(actions=[Conversation.contact_name.set(name)])
+    from chalicelib.models import Contact
+
+    for platform_id, name in names.items():  # as the profile lookup leaves them: on the contact and its conversation
+        conversation = Conversation.get(ids[platform_id])
+        conversation.update(actions=[Conversation.contact_name.set(name)])
+        Contact(conversation.contact_id).update(actions=[Contact.display_name.set(name)])
     _set_deadline(ids["7000"], now - 5 * 60_000, now - 20 * 60_000)
     _set_deadline(ids["7001"], now + 12 * 60_000, now - 60_000)
     _set_deadline(ids["7002"], now + 50 * 60_000, now + 30 * 60_000)
