@@ -148,3 +148,23 @@ def test_a_linkedin_member_without_a_permitted_name_is_linkedin_member_in_list_t
     assert page.js("document.getElementById('contact-name').textContent") == "LinkedIn member"
     assert "urn:" not in page.js("document.body.innerText")
     _clean(page)
+
+
+def test_the_contact_panels_history_follows_a_new_message_in_the_open_conversation(inbox, served, browser):
+    """The panel lists the person's conversations with their latest message: a message arriving in
+    the open conversation shows there too, not only in the thread and the list."""
+    import time
+
+    from tests.test_web_inbox import PAGE_ID, _deliver, _messaging
+
+    inbox.add_account("messenger", PAGE_ID)
+    now = int(time.time() * 1000)
+    _deliver(inbox, _messaging("7100", now - 60_000, "m_panel_1", "Where is my parcel?"))
+    page = browser
+    _open(inbox, served, page)
+    _click_row(page, "Where is my parcel?")
+    page.wait_for("document.getElementById('contact').textContent.includes('Where is my parcel?')")
+    _deliver(inbox, _messaging("7100", now, "m_panel_2", "Found it, thanks"))
+    page.wait_for("document.getElementById('thread').textContent.includes('Found it, thanks')")
+    page.wait_for("document.getElementById('contact').textContent.includes('Found it, thanks')")
+    _clean(page)

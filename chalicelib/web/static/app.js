@@ -53,7 +53,7 @@
     items: [], next: null, listKey: '', listGen: 0, listBusy: false,
     selected: null, conv: null, convKey: '', thread: [], events: [], threadKey: '', threadGen: 0,
     threadBusy: false, pending: [], draft: null, typing: null, sending: false, sendNext: false, mode: 'reply', timers: [],
-    checked: new Set(), since: '', viewersAt: 0, countsDue: false, countsAt: 0, window: null, contact: null, contactFor: ''
+    checked: new Set(), since: '', viewersAt: 0, countsDue: false, countsAt: 0, window: null, contact: null, contactFor: '', contactLatest: ''
   };
 
   function $(id) { return document.getElementById(id); }
@@ -1039,7 +1039,12 @@
       kind: conversation.kind, window: state.window}}));  // static/templates.js, static/attach.js
     renderThread(fresh);
     var who = conversation.contact && conversation.contact.id;
-    if (who && (fresh || who !== state.contactFor)) loadContact(who);
+    // the panel's history shows each conversation's latest message: read again when this one's moved
+    var latest = who + '|' + (conversation.last_message_at || '');
+    if (who && (fresh || who !== state.contactFor || latest !== state.contactLatest)) {
+      state.contactLatest = latest;
+      loadContact(who);
+    }
   }
 
   // --- the messaging window: can a reply go out now, how, and for how long --------------------
