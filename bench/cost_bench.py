@@ -329,6 +329,11 @@ SQS_MAX_DELAY_SECONDS = 900
 #: The agent API's front door (issue 21; --api-door): the API function's own Lambda function URL,
 #: or API Gateway's REST API (both are deployed; docs/DEPLOY.md says which URL agents open).
 API_DOORS = {"function URL": "function_url_per_m", "REST API": "rest_api_per_m"}
+#: How an accepted delivery reaches the processor (issue 21; --handoff): Lambda's asynchronous
+#: invocation of the processor (its own durable queue: no charge beyond the processor's request,
+#: one invocation per delivery), or the ingest SQS queue (a send, and Lambda's poller receiving
+#: and deleting per batch), which stays deployed for replays and upgrades.
+HANDOFFS = ("async invoke", "SQS queue")
 #: Billed Lambda duration per unit of work at 512 MB (assumed: moto's timings are not AWS's).
 DURATION_MS = {"webhook": 15, "processor_per_message": 40, "api_reply": 80, "api_read": 30, "api_patch": 40,
                "outbox_send": 250, "sla_timer": 30}
@@ -381,11 +386,11 @@ def load_counts(paths: List[str]) -> Dict[str, Any]:
 
 def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] = None,
           trace_rate: float = 0.01, webhooks_on_rest: bool = False, api_door: str = "function URL",
-          platform_lines: bool = False) -> Dict[str, Any]:
+          platform_lines: bool = False, handoff: str = "async invoke") -> Dict[str, Any]:
     """One month of `messages` inbound customer messages: quantities per billed dimension.
     Webhook deliveries reach their own function through its function URL (no API Gateway
     charge, issue 21) unless `webhooks_on_rest` (the REST route, as before); agents reach the API
-    through `api_door` (API_DOORS)."""
+    through `api_door` (API_DOORS); deliveries reach the processor by `handoff` (HANDOFFS)."""
     MIX = mix or globals()["MIX"]  # noqa: N806 - the module's mix unless a variant is priced
     per_conversation = sum(MIX["inbound"].values())
     conversations = messages / per_conversation
@@ -407,18 +412,29 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
     transitions = turns * sum(share * counts["transitions"][k] for k, share in MIX["turn_kinds"].items())
     # Timer messages: each turn's delayed warning (dropped as stale when the turn was answered
     # first), hops for warning points beyond SQS's 15 min, and the flow's breach.
-    hops = max(0, -(-MIX["sla_warning_seconds"] // SQS_MAX_DELAY_SECONDS) - 1)
-    timer_messages = turns * sum(share * (counts["timer_messages"][k] + (hops if k != "early" else 0))
-                                 for k, share in MIX["turn_kinds"].items())
+    arming = counts.get("arming")
+    if arming:  # measured under the built-in policy: warnings armed by the sweeper shortly before due
+        timer_messages = turns * sum(share * arming[k]["messages"] for k, share in MIX["turn_kinds"].items())
+        timer_sends = turns * sum(share * arming[k]["send_requests"] for k, share in MIX["turn_kinds"].items())
+    else:
+        hops = max(0, -(-MIX["sla_warning_seconds"] // SQS_MAX_DELAY_SECONDS) - 1)
+        timer_messages = turns * sum(share * (counts["timer_messages"][k] + (hops if k != "early" else 0))
+                                     for k, share in MIX["turn_kinds"].items())
+        timer_sends = timer_messages
+    timer_sqs = timer_sends + 2 * timer_messages  # sent (alone or 10 to a batch), received, deleted
     sla_events = turns * (MIX["turn_kinds"]["late"] + 2 * MIX["turn_kinds"]["breached"])
     wru += sla_events * counts["patch"][0]  # an SLA event is recorded like a status change
     rru += timer_messages * 1  # each timer message reads its conversation (strongly consistent, < 4 KB)
     # SQS: each delivery and reply is sent once; Lambda's poller receives and deletes per batch
     # (batching window 1 s, up to 10: about one delivery per second fills a batch).
     rate = deliveries / SECONDS_PER_MONTH
-    batch = max(1.0, min(10.0, rate * 1.0))
+    if handoff == "SQS queue":
+        batch = max(1.0, min(10.0, rate * 1.0))
+        delivery_sqs = deliveries * (1 + 2 / batch)
+    else:  # one asynchronous invocation per delivery, queued by Lambda at no charge
+        batch, delivery_sqs = 1.0, 0.0
     processor_invocations = deliveries / batch
-    sqs = deliveries * (1 + 2 / batch) + replies * 3 + timer_messages * (1 + 2)
+    sqs = delivery_sqs + replies * 3 + timer_sqs
     invocations = {"webhook": deliveries, "processor": processor_invocations, "api": api_requests,
                    "outbox": replies, "sla_timers": timer_messages}
     gb_s = MEMORY_GB / 1000 * (deliveries * DURATION_MS["webhook"]
@@ -441,7 +457,8 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
             "rest_requests": (api_requests if api_door == "REST API" else 0) + (deliveries if webhooks_on_rest else 0),
             "lambda_requests": sum(invocations.values()),
             "gb_s": gb_s, "sqs": sqs, "wru": wru, "rru": rru, "transitions": transitions, "turns": turns,
-            "log_gb": log_bytes / 1e9, "traces": traces, "batch": batch, "timer_messages": timer_messages}
+            "log_gb": log_bytes / 1e9, "traces": traces, "batch": batch, "timer_messages": timer_messages,
+            "timer_sqs": timer_sqs, "delivery_sqs": delivery_sqs}
 
 
 #: Agents: 20 working 8 hours on 22 days a month (the issue's team), each with the inbox open.
@@ -514,7 +531,8 @@ def priced(q: Dict[str, Any]) -> Dict[str, float]:
     }
 
 
-def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "function URL") -> None:
+def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "function URL",
+               handoff: str = "async invoke") -> None:
     paths = [p for p in counts_arg.split(",") if p]
     if not paths:
         paths = _run_counting_benches()
@@ -527,12 +545,12 @@ def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "functi
           f"{MIX['thread_views']} thread views, {MIX['resolves']} resolve; turns end early/late/breached "
           f"{MIX['turn_kinds']['early']:.0%}/{MIX['turn_kinds']['late']:.0%}/{MIX['turn_kinds']['breached']:.0%};"
           f" Lambda 512 MB, billed ms assumed {DURATION_MS}; agent API through its {api_door} "
-          f"(--api-door), webhooks through their function URL")
+          f"(--api-door), webhooks through their function URL, deliveries to the processor by {handoff} (--handoff)")
     table: Dict[str, Dict[str, float]] = {}
     quantities: Dict[str, Dict[str, Any]] = {}
     trace_rate = float(_template_default("TraceSampleRate"))
     for volume in VOLUMES:
-        q = month(counts, volume, trace_rate=trace_rate, api_door=api_door)
+        q = month(counts, volume, trace_rate=trace_rate, api_door=api_door, handoff=handoff)
         quantities[str(volume)] = q
         table[str(volume)] = priced(q)
     lines = list(next(iter(table.values())))
@@ -551,11 +569,11 @@ def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "functi
     million = table["1000000"]
     top = sorted(million.items(), key=lambda item: -item[1])[:3]
     q = quantities["1000000"]
-    timers_sqs = q["timer_messages"] * 3 * PRICES["sqs_per_m"] / 1e6  # send, receive, delete
+    timers_sqs = q["timer_sqs"] * PRICES["sqs_per_m"] / 1e6  # sent (alone or batched), received, deleted
     timers_lambda = q["timer_messages"] * (PRICES["lambda_request_per_m"] / 1e6 + MEMORY_GB
                                            * DURATION_MS["sla_timer"] / 1000 * PRICES["lambda_gb_s"])
     inbound_only = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
-                                trace_rate=trace_rate, api_door=api_door))
+                                trace_rate=trace_rate, api_door=api_door, handoff=handoff))
     print(f"  inbound path alone (webhook, queue, processor, its writes and SLA turns; no replies, views or "
           f"resolves): ${sum(inbound_only.values()):.2f} per million, of which "
           + ", ".join(f"{k} ${v:.2f}" for k, v in sorted(inbound_only.items(), key=lambda i: -i[1])[:4]))
@@ -572,10 +590,12 @@ def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "functi
           f"requests, {q['lambda_requests'] / 1e6:.2f} M Lambda invocations (processor batch {q['batch']:.1f}), "
           f"{q['wru'] / 1e6:.1f} M WRU, {q['rru'] / 1e6:.1f} M RRU, {q['transitions'] / 1e6:.2f} M transitions, "
           f"{q['traces'] / 1e6:.2f} M traces, {q['log_gb']:.2f} GB logs")
-    rest_before = priced(month(counts, 1_000_000, trace_rate=trace_rate, webhooks_on_rest=True, api_door="REST API"))
+    rest_before = priced(month(counts, 1_000_000, trace_rate=trace_rate, webhooks_on_rest=True, api_door="REST API",
+                               handoff="SQS queue"))
     rest_inbound = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
-                                trace_rate=trace_rate, webhooks_on_rest=True, api_door="REST API"))
-    print(f"  webhooks and agent API both through the REST API (before issue 21): whole conversation "
+                                trace_rate=trace_rate, webhooks_on_rest=True, api_door="REST API", handoff="SQS queue"))
+    print(f"  webhooks and agent API both through the REST API, deliveries through the ingest queue (before issue "
+          f"21): whole conversation "
           f"${sum(rest_before.values()):.2f}, inbound path ${sum(rest_inbound.values()):.2f} per million")
     if counts.get("inbound_mix_wru") is not None:
         print(f"  DynamoDB: {counts['inbound_mix_wru']:.2f} WRU per inbound message in the mix (texts: "
@@ -589,21 +609,33 @@ def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "functi
           f" ${sum(hour.values()):.4f} per agent-hour, ${agent_month:.2f} per agent-month "
           f"({AGENTS['hours_per_month']} h), ${agent_month * AGENTS['agents']:.2f} a month for {AGENTS['agents']} "
           f"agents (issue 21 goal: <= $0.10 per idle agent-month with pushed updates)")
-    doors = front_doors(counts, trace_rate, per_minute)
+    doors = front_doors(counts, trace_rate, per_minute, handoff)
+    handoffs = {}
+    for way in HANDOFFS:
+        whole = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=api_door, handoff=way))
+        inbound = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
+                               trace_rate=trace_rate, api_door=api_door, handoff=way))
+        handoffs[way] = {"whole_conversation_per_million": sum(whole.values()),
+                         "inbound_path_per_million": sum(inbound.values()), "sqs_per_million": inbound["SQS"]}
+    print("\n  Deliveries to the processor (issue 21; per million inbound messages):")
+    for way, row in handoffs.items():
+        print(f"    {way:<13} whole conversation ${row['whole_conversation_per_million']:.2f}, inbound path "
+              f"${row['inbound_path_per_million']:.2f} (its SQS ${row['sqs_per_million']:.2f})")
     print("\n  The agent API's front door (issue 21; per million inbound messages, and per idle polling agent):")
     for door, row in doors.items():
         print(f"    {door:<13} API Gateway ${row['api_gateway_per_million']:.2f}: whole conversation "
               f"${row['whole_conversation_per_million']:.2f}, inbound path ${row['inbound_path_per_million']:.2f}; "
               f"${row['agent_hour_usd']:.4f} per agent-hour, ${row['agent_month_usd']:.2f} per agent-month, "
               f"${row['agent_month_usd'] * AGENTS['agents']:.2f} for {AGENTS['agents']} agents")
-    with_lines = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=api_door, platform_lines=True))
+    with_lines = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=api_door, platform_lines=True,
+                              handoff=handoff))
     lines_hour = sum(agent_cost(counts, per_minute, api_door, platform_lines=True).values())
     print(f"\n  Lambda's START/END/REPORT lines (dropped: infra/deploy.py LOGGING_CONFIG, SystemLogLevel WARN): "
           f"CloudWatch Logs ${with_lines['CloudWatch Logs']:.2f} per million inbound with them, "
           f"${million['CloudWatch Logs']:.2f} without; whole conversation ${sum(with_lines.values()):.2f} -> "
           f"${variable['1000000']:.2f}; an idle polling agent ${lines_hour * AGENTS['hours_per_month']:.2f} -> "
           f"${agent_month:.2f} a month")
-    results["cost"] = {"api_door": api_door, "front_doors": doors,
+    results["cost"] = {"api_door": api_door, "front_doors": doors, "handoff": handoff, "handoffs": handoffs,
                        "platform_lines_per_million": sum(with_lines.values()),"inbound_path_per_million": sum(inbound_only.values()), "trace_rate": trace_rate,
                        "webhooks_on_rest_per_million": sum(rest_before.values()),
                        "webhooks_on_rest_inbound_per_million": sum(rest_inbound.values()),
@@ -614,14 +646,15 @@ def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "functi
                        "per_million_inbound": variable["1000000"]}
 
 
-def front_doors(counts: Dict[str, Any], trace_rate: float, per_minute: Dict[str, float]) -> Dict[str, Dict[str, float]]:
+def front_doors(counts: Dict[str, Any], trace_rate: float, per_minute: Dict[str, float],
+                handoff: str = "async invoke") -> Dict[str, Dict[str, float]]:
     """The same month and the same idle agent through each of API_DOORS: what the agent API's
     front door alone changes."""
     doors = {}
     inbound_mix = dict(MIX, replies=0, thread_views=0, resolves=0)
     for door in API_DOORS:
-        whole = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=door))
-        inbound = priced(month(counts, 1_000_000, inbound_mix, trace_rate=trace_rate, api_door=door))
+        whole = priced(month(counts, 1_000_000, trace_rate=trace_rate, api_door=door, handoff=handoff))
+        inbound = priced(month(counts, 1_000_000, inbound_mix, trace_rate=trace_rate, api_door=door, handoff=handoff))
         hour = sum(agent_cost(counts, per_minute, door).values())
         doors[door] = {"api_gateway_per_million": whole["API Gateway (REST API)"],
                        "whole_conversation_per_million": sum(whole.values()),
@@ -669,6 +702,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                                                       "the wru, flow and api sections (default: run them now)")
     parser.add_argument("--api-door", choices=list(API_DOORS), default="function URL",
                         help="cost: the agent API's front door the main table prices (both are printed after it)")
+    parser.add_argument("--handoff", choices=list(HANDOFFS), default="async invoke",
+                        help="cost: how deliveries reach the processor in the main table (both are printed after it)")
     parser.add_argument("--json", default="", help="write machine-readable results here")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
@@ -678,7 +713,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if "cold" in only:
         bench_cold(results, args.runs, args.seed)
     if "cost" in only:
-        bench_cost(results, args.counts, args.api_door)
+        bench_cost(results, args.counts, args.api_door, args.handoff)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(results, handle, indent=2, default=str)
