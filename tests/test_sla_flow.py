@@ -5,7 +5,6 @@ timer message goes to the real `sla_timers` handler, and the conversation record
 and the breach."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -14,6 +13,7 @@ import time
 import pytest
 
 from chalicelib.channels.base import ContactRef, MessageEvent
+from tests.helpers import sla_timer_sends
 
 PAGE = "1234567890"
 
@@ -487,30 +487,6 @@ def test_a_short_wait_answered_after_its_warning_needs_no_stop_and_its_breach_ar
     assert requests.calls == [] and _executions() == []
 
 
-@contextlib.contextmanager
-def _sent_timers():
-    """(kind, DelaySeconds) of every SLA timer message the app sends, one by one or in batches
-    (botocore's event hook), unregistered afterwards: the process's SQS client outlives the test."""
-    from chalicelib.runtime import runtime
-
-    sent = []
-
-    def seen(params, **_kwargs):
-        for entry in params.get("Entries") or [params]:
-            body = json.loads(entry["MessageBody"])
-            if "kind" in body:
-                sent.append((body["kind"], entry.get("DelaySeconds", 0)))
-
-    events = runtime.client("sqs").meta.events
-    for operation in ("SendMessage", "SendMessageBatch"):
-        events.register(f"provide-client-params.sqs.{operation}", seen)
-    try:
-        yield sent
-    finally:
-        for operation in ("SendMessage", "SendMessageBatch"):
-            events.unregister(f"provide-client-params.sqs.{operation}", seen)
-
-
 @pytest.mark.parametrize("recorded_late_ms", [0, 999, 1000, 60_000, 179_999])
 def test_on_virtual_time_the_breach_message_is_never_early_and_at_most_a_second_late(inbox, monkeypatch,
                                                                                      recorded_late_ms):
@@ -526,7 +502,7 @@ def test_on_virtual_time_the_breach_message_is_never_early_and_at_most_a_second_
     clock = [start / 1000]
     runtime.use_clock(lambda: clock[0])
     try:
-        with _sent_timers() as sent:
+        with sla_timer_sends() as sent:
             _check_breach_delay(sent, cid_clock=clock, start=start, recorded_late_ms=recorded_late_ms)
     finally:
         runtime.use_clock(None)
@@ -547,11 +523,11 @@ def _check_breach_delay(sent, cid_clock, start, recorded_late_ms):
     swept_at = flow.arming_minute(warn_at) + 7_123  # the run of its window, 7 s late
     clock[0] = swept_at / 1000
     assert timers.sweep(scheduled=flow.arming_minute(warn_at))["armed"] == 1
-    [(kind, delay)] = sent
+    [(kind, delay)] = [(s["kind"], s["delay"]) for s in sent]
     assert kind == "warning" and warn_at <= swept_at + delay * 1000 < warn_at + 1000
     clock[0] = (warn_at + recorded_late_ms) / 1000
     assert timers.handle_body(json.dumps({"kind": "warning", "conversation_id": cid, "turn": state["turn"]})) \
         == "warning recorded"
-    kind, delay = sent[-1]
+    kind, delay = sent[-1]["kind"], sent[-1]["delay"]
     sent_at = warn_at + recorded_late_ms
     assert kind == "breach" and due_at <= sent_at + delay * 1000 < due_at + 1000
