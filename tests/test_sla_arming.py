@@ -46,14 +46,15 @@ def arming(inbox, monkeypatch):
     runtime.use_clock(None)
 
 
-def _customer(at_ms, user=None):
-    """A customer's message with platform time `at_ms` (written at the runtime clock's now)."""
+def _customer(at_ms, user=None, team=None):
+    """A customer's message with platform time `at_ms` (written at the runtime clock's now), as
+    the processor records it (with the account's team)."""
     from chalicelib.inbox import store
 
     user = user or f"u{next(_users)}"
     _, (cid, _) = store.record_message(MessageEvent(
         channel="messenger", account_id=PAGE, platform_message_id=f"m_{user}_{at_ms}", thread_key=user,
-        contact=ContactRef(user), direction="in", sent_at_ms=int(at_ms), text="hi", raw={}))
+        contact=ContactRef(user), direction="in", sent_at_ms=int(at_ms), text="hi", raw={}), team)
     return cid, user
 
 
@@ -259,6 +260,24 @@ def test_a_business_hours_turn_whose_deadline_is_after_the_weekend_is_armed_at_i
         assert _sweep(arming, minute, minute + 1_000)["armed"] == 0
     finally:
         policies.forget()
+
+
+def test_a_turn_of_a_team_its_account_has_left_is_armed_at_its_start(arming):
+    """The sweeper queries the default team and the current accounts' teams; a conversation keeps
+    the team its account had when it was created, so after the account moved on, its turns are
+    armed at their start (before, the sweeper would never see them)."""
+    from chalicelib.accounts import update_account
+
+    update_account("messenger", PAGE, team="sales")
+    arming.at(BASE)
+    cid, user = _customer(BASE, team="sales")
+    assert _state(cid)["team"] == "sales" and arming.sent == []  # the sweeper queries "sales"
+    _reply(user, BASE + 1_000)
+    update_account("messenger", PAGE, team="support")
+    arming.at(BASE + 2_000)
+    _customer(BASE + 2_000, user, team="support")  # the next turn: the conversation stays in "sales"
+    [send] = arming.sent
+    assert (send["conversation_id"], send["turn"], send["delay"]) == (cid, 2, 720)
 
 
 # --- the horizon argument, as a property -----------------------------------------------------------

@@ -8,9 +8,10 @@ nothing. So the per-minute sweeper (chalicelib.sla.timers.sweep) ARMS the warnin
 its window, (T + ARM_LEAD_MS, T + ARM_LEAD_MS + SWEEP_PERIOD_MS] for its scheduled minute T (one
 bounded Query per team), and a turn's start sends the message itself only when that sweep may
 not see the turn (`sweeper_arms`): its warning is due too soon (the sweep of its window is
-about to run or ran), or its wait is one the sweep's key range does not reach (the deadline more
+about to run or ran), its wait is one the sweep's key range does not reach (the deadline more
 than SWEEP_REACH_MS after the warning: long and business-hours policies; SQS delays at most 15
-minutes, so the consumer re-sends such a warning with the rest of the wait: a hop).
+minutes, so the consumer re-sends such a warning with the rest of the wait: a hop), or its
+conversation's team is one the sweep does not query (`swept_team`).
 
 Why no turn falls between the two (the horizon): let T_w be the scheduled minute whose window
 holds the warning. A turn whose start sends nothing was written at t0 <= T_w - GSI_MARGIN_MS;
@@ -189,11 +190,33 @@ def sweeper_arms(warn_at: Optional[int], due_at: int, now_ms: int) -> bool:
     return int(now_ms) <= arming_minute(int(warn_at)) - GSI_MARGIN_MS
 
 
-def arm_turn(conversation_id: str, turn: int, warn_at: int, due_at: Optional[int] = None) -> bool:
+def swept_team(state: Mapping[str, Any]) -> bool:
+    """Whether the sweeper queries this conversation's team: it sweeps the default team and the
+    teams of the current accounts (chalicelib.sla.timers.teams). A conversation keeps the team its
+    account had when it was created; after the account moved to another team (or went away) its
+    turns are armed at their start. The account is the one the processor just routed (cached per
+    container); any doubt answers False."""
+    from chalicelib.inbox.rules import DEFAULT_TEAM
+
+    team = state.get("team") or DEFAULT_TEAM
+    if team == DEFAULT_TEAM:
+        return True
+    try:
+        from chalicelib.accounts import find_account
+
+        account = find_account(str(state.get("channel") or ""), str(state.get("account_id") or ""))
+    except Exception:  # noqa: BLE001 - in doubt, the turn's start queues its warning
+        return False
+    return account is not None and (account.team or DEFAULT_TEAM) == team
+
+
+def arm_turn(conversation_id: str, turn: int, warn_at: int, due_at: Optional[int] = None,
+             state: Optional[Mapping[str, Any]] = None) -> bool:
     """A turn started: its warning timer is queued now unless the sweeper will arm it
-    (`sweeper_arms`; needs `due_at`); False (logged) when it could not be queued (the sweeper
-    records the warning instead)."""
-    if due_at is not None and sweeper_arms(warn_at, due_at, runtime.now_ms()):
+    (`sweeper_arms` and `swept_team`; needs `due_at` and the conversation's `state`); False
+    (logged) when it could not be queued (the sweeper records the warning instead)."""
+    if due_at is not None and state is not None and sweeper_arms(warn_at, due_at, runtime.now_ms()) \
+            and swept_team(state):
         return True
     try:
         send_warning(conversation_id, turn, warn_at)
@@ -269,4 +292,4 @@ def on_logged_change(conversation_id: str, before: Mapping[str, Any], after: Map
     if now_waiting is not None and now_waiting != was:
         warn_at = after.get("warn_at")
         arm_turn(conversation_id, now_waiting, int(warn_at if warn_at is not None else after["reply_due_at"]),
-                 int(after["reply_due_at"]) if warn_at is not None else None)
+                 int(after["reply_due_at"]) if warn_at is not None else None, after)
