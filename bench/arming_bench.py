@@ -146,7 +146,6 @@ def _simulate(bench: Any, application: Any, clock: List[int], queue: FakeTimerQu
     end = START + (SPAN_MINUTES + 20) * MINUTE
     for minute in range(START, end, MINUTE):
         heapq.heappush(events, (minute + rng.randrange(LATENESS_MAX_MS), next(seq), "sweep", minute))
-    by_cid: Dict[str, str] = {}
     delivered: Dict[str, Counter] = {}
     sweeps: List[Dict[str, Any]] = []
     while events or queue.pending:
@@ -164,7 +163,6 @@ def _simulate(bench: Any, application: Any, clock: List[int], queue: FakeTimerQu
             facts = turns[payload]
             _, (cid, _) = store.record_message(_message(f"m_{payload}", payload, facts["since"]))
             facts["cid"] = cid
-            by_cid[cid] = payload
         elif what == "answer":
             store.record_message(_message(f"r_{payload}", payload, at, direction="out"))
         else:
