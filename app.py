@@ -146,11 +146,12 @@ def sla_timers(event: Any) -> Dict[str, Any]:
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sla_sweeper")
 def sla_sweeper(event: Any) -> Dict[str, int]:
-    """Safety net: warnings and breaches whose timer was lost or throttled."""
+    """Arms the warning timers due in 2-3 minutes (the window of the scheduled minute), and the
+    safety net: warnings and breaches whose timer was lost or throttled."""
     tracing.activate()
-    from chalicelib.sla.timers import sweep
+    from chalicelib.sla.timers import scheduled_ms, sweep
 
-    return sweep()
+    return sweep(scheduled=scheduled_ms(event))
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="routing_sweeper")

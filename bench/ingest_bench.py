@@ -73,7 +73,7 @@ def _parse_args(argv):
                         help="where to write machine-readable results ('-' for stdout, '' for none)")
     parser.add_argument("--seed", type=int, default=20261123, help="shuffle seed for the interleaving")
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: "
-                                                   "ack,processor,requests,wru,imports,flow,api")
+                                                   "ack,processor,requests,wru,imports,flow,api,arming")
     parser.add_argument("--only", default="", help="comma-separated sections to run, the others skipped "
                                                    "(e.g. --only wru: DynamoDB request units per message kind, <1 min)")
     parser.add_argument("--log-file", default="",
@@ -132,7 +132,7 @@ def _watchdog() -> None:
         os._exit(2)
 
 
-SECTIONS = ("ack", "processor", "requests", "wru", "imports", "flow", "api")
+SECTIONS = ("ack", "processor", "requests", "wru", "imports", "flow", "api", "arming")
 # Sections that need moto in this process (Step Functions' interpreter, items written straight into
 # moto's backend): with --backend server/process they run in a child `--backend inprocess` process.
 INPROCESS_SECTIONS = ("flow", "api")
@@ -1746,6 +1746,10 @@ def main() -> int:
             failures += bench_requests(application, results)
         if "wru" not in SKIP:
             failures += bench_wru(application, results)
+        if "arming" not in SKIP:
+            import arming_bench  # bench/arming_bench.py: SLA warnings armed by the sweeper, virtual clock
+
+            failures += arming_bench.run(sys.modules[__name__], application, results)
         if ARGS.backend == "inprocess":
             this = sys.modules[__name__]
             if "flow" not in SKIP:

@@ -3,12 +3,13 @@ deliveries, payload builders, draining the queue through the real handler, API c
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
 import time
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 ADMIN_EMAIL = "admin@example.com"
@@ -367,3 +368,31 @@ def send_queued_whatsapp_reply(phone: str = PHONE) -> Dict[str, Any]:
     responses.post(f"https://graph.facebook.com/v21.0/{phone}/messages", json={"messages": [{"id": "wamid.SENT1"}]})
     assert worker.process_body(record["Body"]) == "sent"
     return json.loads(responses.calls[-1].request.body)
+
+
+@contextlib.contextmanager
+def sla_timer_sends() -> Iterator[List[Dict[str, Any]]]:
+    """Every SLA timer message the app sends, one by one or in batches, as seen on the way out
+    (botocore's public event hook on the shared SQS client): kind, conversation_id, turn, delay
+    (DelaySeconds), at (the runtime clock when sent, ms) and the operation. Unregistered
+    afterwards: the process's SQS client outlives the test."""
+    from chalicelib.runtime import runtime
+
+    sent: List[Dict[str, Any]] = []
+
+    def seen(params: Dict[str, Any], model: Any, **_kwargs: Any) -> None:
+        for entry in params.get("Entries") or [params]:
+            body = json.loads(entry["MessageBody"])
+            if "kind" in body:
+                sent.append({"kind": body["kind"], "conversation_id": body.get("conversation_id"),
+                             "turn": body.get("turn"), "delay": entry.get("DelaySeconds", 0),
+                             "at": runtime.now_ms(), "operation": model.name})
+
+    events = runtime.client("sqs").meta.events
+    for operation in ("SendMessage", "SendMessageBatch"):
+        events.register(f"provide-client-params.sqs.{operation}", seen)
+    try:
+        yield sent
+    finally:
+        for operation in ("SendMessage", "SendMessageBatch"):
+            events.unregister(f"provide-client-params.sqs.{operation}", seen)

@@ -5,7 +5,6 @@ timer message goes to the real `sla_timers` handler, and the conversation record
 and the breach."""
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
@@ -14,6 +13,7 @@ import time
 import pytest
 
 from chalicelib.channels.base import ContactRef, MessageEvent
+from tests.helpers import sla_timer_sends
 
 PAGE = "1234567890"
 
@@ -250,28 +250,31 @@ def _delayed_timers():
         AttributeNames=["ApproximateNumberOfMessagesDelayed"])["Attributes"]["ApproximateNumberOfMessagesDelayed"])
 
 
-def test_an_hour_long_wait_hops_every_15_minutes_and_stops_hopping_once_answered(flow, monkeypatch):
+def test_a_two_hour_wait_hops_every_15_minutes_and_stops_hopping_once_answered(flow, monkeypatch):
+    """Its deadline is 24 minutes after its warning, beyond the sweeper's reach (15 minutes): the
+    turn's start queues the warning, as before the sweeper armed warnings (an hour-long wait, 12
+    minutes from warning to deadline, is armed by the sweeper instead: tests/test_sla_arming.py)."""
     from chalicelib.inbox import store
     from chalicelib.runtime import runtime
     from chalicelib.sla import flow as sla_flow, timers
 
-    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "3600")  # warning after 48 minutes
+    monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "7200")  # warning after 96 minutes
     started = time.time()
     _, (cid, _) = store.record_message(_message("m1"))
     assert _delayed_timers() == 1  # the turn's warning, delayed 15 minutes
     warning = json.dumps({"kind": "warning", "conversation_id": cid, "turn": 1})
-    for minutes in (15, 30, 45):  # each delivery is sent on, never recorded
+    for minutes in (15, 30, 45, 60, 75, 90):  # each delivery is sent on, never recorded
         runtime.use_clock(lambda: time.time() + minutes * 60)
         assert timers.handle_body(warning) == "warning hopped"
-    assert _delayed_timers() == 4 and _types(cid) == ["created"] and _executions() == []
-    runtime.use_clock(lambda: started + 48 * 60 + 1)
+    assert _delayed_timers() == 7 and _types(cid) == ["created"] and _executions() == []
+    runtime.use_clock(lambda: started + 96 * 60 + 1)
     assert timers.handle_body(warning) == "warning recorded"
     [execution] = _executions()
     assert execution["name"] == sla_flow.execution_name(cid, 1)
     runtime.use_clock(None)
     store.record_message(_message("r1", at=int(time.time() * 1000), direction="out"))
     assert timers.handle_body(warning) == "warning stale"  # answered: no hop
-    assert _delayed_timers() == 4
+    assert _delayed_timers() == 7
 
 
 def test_the_delay_of_a_timer_is_rounded_up_and_bounded_by_sqs():
@@ -294,7 +297,7 @@ def test_repeated_timers_are_harmless(flow, monkeypatch):
     _, (cid, _) = store.record_message(_message("m1"))
     warning = json.dumps({"kind": "warning", "conversation_id": cid, "turn": 1})
     runtime.use_clock(lambda: time.time() + 4)
-    assert timers.sweep() == {"warnings": 1, "breaches": 0}  # the sweeper got there first ...
+    assert timers.sweep() == {"armed": 0, "warnings": 1, "breaches": 0}  # the sweeper got there first ...
     assert [e["name"] for e in _executions()] == [sla_flow.execution_name(cid, 1)]  # ... and started the flow
     assert timers.handle_body(warning) == "warning stale"
     assert timers.handle_body(warning) == "warning stale"
@@ -327,14 +330,14 @@ def test_the_sweeper_records_what_a_lost_timer_missed(inbox, monkeypatch):
     monkeypatch.setenv("DEFAULT_REPLY_SLA_SECONDS", "60")
     _, (cid, _) = store.record_message(_message("m1", at=int(time.time() * 1000) - 120_000))
     _, (fresh, _) = store.record_message(_message("m2", user="u2"))
-    assert timers.sweep() == {"warnings": 0, "breaches": 1}
-    assert timers.sweep() == {"warnings": 0, "breaches": 0}  # recorded once
+    assert timers.sweep() == {"armed": 0, "warnings": 0, "breaches": 1}
+    assert timers.sweep() == {"armed": 0, "warnings": 0, "breaches": 0}  # recorded once
     assert _types(cid) == ["created", "sla_breached", "priority_changed"]
     assert store.get(fresh).get("sla_state") is None
     from chalicelib.runtime import runtime
 
     runtime.use_clock(lambda: time.time() + 50)  # 50 s later: past the fresh one's warning point (48 s)
-    assert timers.sweep() == {"warnings": 1, "breaches": 0}
+    assert timers.sweep() == {"armed": 0, "warnings": 1, "breaches": 0}
     runtime.use_clock(None)
     assert store.get(fresh)["sla_state"] == "warning"
 
@@ -484,34 +487,14 @@ def test_a_short_wait_answered_after_its_warning_needs_no_stop_and_its_breach_ar
     assert requests.calls == [] and _executions() == []
 
 
-@contextlib.contextmanager
-def _sent_timers():
-    """(kind, DelaySeconds) of every SLA timer message the app sends (botocore's event hook),
-    unregistered afterwards: the process's SQS client outlives the test."""
-    from chalicelib.runtime import runtime
-
-    sent = []
-
-    def seen(params, **_kwargs):
-        body = json.loads(params["MessageBody"])
-        if "kind" in body:
-            sent.append((body["kind"], params.get("DelaySeconds", 0)))
-
-    events = runtime.client("sqs").meta.events
-    events.register("provide-client-params.sqs.SendMessage", seen)
-    try:
-        yield sent
-    finally:
-        events.unregister("provide-client-params.sqs.SendMessage", seen)
-
-
 @pytest.mark.parametrize("recorded_late_ms", [0, 999, 1000, 60_000, 179_999])
 def test_on_virtual_time_the_breach_message_is_never_early_and_at_most_a_second_late(inbox, monkeypatch,
                                                                                      recorded_late_ms):
     """The warning recorded `recorded_late_ms` after its point (by its own message or the sweeper):
-    the breach message's delay lands it in [deadline, deadline + 1 s); the warning's own delay lands
-    it in [warning point, warning point + 1 s) (the consumer adds at most EARLY_WAIT_MS of sleep,
-    well inside the 5 s a warning may be late)."""
+    the breach message's delay lands it in [deadline, deadline + 1 s); the warning's own delay (the
+    sweep of its window queues it, 2-3 minutes ahead) lands it in [warning point, warning point +
+    1 s) (the consumer adds at most EARLY_WAIT_MS of sleep, well inside the 5 s a warning may be
+    late)."""
     from chalicelib.runtime import runtime
 
     inbox.add_account("messenger", PAGE)
@@ -519,7 +502,7 @@ def test_on_virtual_time_the_breach_message_is_never_early_and_at_most_a_second_
     clock = [start / 1000]
     runtime.use_clock(lambda: clock[0])
     try:
-        with _sent_timers() as sent:
+        with sla_timer_sends() as sent:
             _check_breach_delay(sent, cid_clock=clock, start=start, recorded_late_ms=recorded_late_ms)
     finally:
         runtime.use_clock(None)
@@ -534,11 +517,17 @@ def _check_breach_delay(sent, cid_clock, start, recorded_late_ms):
     state = store.get(cid)
     warn_at, due_at = int(state["warn_at"]), int(state["reply_due_at"])
     assert due_at - warn_at <= 900_000  # the built-in policy: 15 min target, warning at 80 %
-    [(kind, delay)] = sent
-    assert kind == "warning" and warn_at <= start + delay * 1000 < warn_at + 1000
+    assert sent == []  # 12 minutes ahead: the sweeper arms it
+    from chalicelib.sla import flow
+
+    swept_at = flow.arming_minute(warn_at) + 7_123  # the run of its window, 7 s late
+    clock[0] = swept_at / 1000
+    assert timers.sweep(scheduled=flow.arming_minute(warn_at))["armed"] == 1
+    [(kind, delay)] = [(s["kind"], s["delay"]) for s in sent]
+    assert kind == "warning" and warn_at <= swept_at + delay * 1000 < warn_at + 1000
     clock[0] = (warn_at + recorded_late_ms) / 1000
     assert timers.handle_body(json.dumps({"kind": "warning", "conversation_id": cid, "turn": state["turn"]})) \
         == "warning recorded"
-    kind, delay = sent[-1]
+    kind, delay = sent[-1]["kind"], sent[-1]["delay"]
     sent_at = warn_at + recorded_late_ms
     assert kind == "breach" and due_at <= sent_at + delay * 1000 < due_at + 1000
