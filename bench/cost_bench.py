@@ -356,7 +356,7 @@ def load_counts(paths: List[str]) -> Dict[str, Any]:
     merged: Dict[str, Any] = {}
     for path in paths:
         with open(path, encoding="utf-8") as handle:
-            merged.update({k: v for k, v in json.load(handle).items() if k in ("wru", "flow", "api")})
+            merged.update({k: v for k, v in json.load(handle).items() if k in ("wru", "flow", "api", "arming")})
     missing = {"wru", "flow", "api"} - set(merged)
     if missing:
         raise SystemExit(f"--counts: no {', '.join(sorted(missing))} section in {', '.join(paths)}")
@@ -379,6 +379,10 @@ def load_counts(paths: List[str]) -> Dict[str, Any]:
         if "poll with viewers (every 4th poll)" in api else 2.5,
         "counts_rru": _median(api["GET /api/counts (5 view counts)"]["rru"]) if "GET /api/counts (5 view counts)" in api
         else 2.5,
+        # timer messages per turn under the built-in policy with the sweeper arming warnings (ingest_bench
+        # --only arming; absent: every turn's warning queued at its start, as before)
+        "arming": {kind: {"warning": v["warning_messages_per_turn"], "breach": v["breach_messages_per_turn"]}
+                   for kind, v in merged["arming"]["kinds"].items()} if "arming" in merged else None,
         "inbound_mix_wru": merged["wru"].get("inbound_mix_wru"),
         "message_words": merged["wru"].get("message_words"),
     }
@@ -414,8 +418,13 @@ def month(counts: Dict[str, Any], messages: int, mix: Optional[Dict[str, Any]] =
     # first), hops for warning points beyond SQS's 15 min, and the flow's breach.
     arming = counts.get("arming")
     if arming:  # measured under the built-in policy: warnings armed by the sweeper shortly before due
-        timer_messages = turns * sum(share * arming[k]["messages"] for k, share in MIX["turn_kinds"].items())
-        timer_sends = turns * sum(share * arming[k]["send_requests"] for k, share in MIX["turn_kinds"].items())
+        warnings = turns * sum(share * arming[k]["warning"] for k, share in MIX["turn_kinds"].items())
+        breaches = turns * sum(share * arming[k]["breach"] for k, share in MIX["turn_kinds"].items())
+        timer_messages = warnings + breaches
+        # the sweeper sends a minute's warnings 10 to a SendMessageBatch (one team assumed: a team
+        # of its own per sweep would batch less); each breach message is sent alone
+        per_sweep = warnings / (SECONDS_PER_MONTH / 60)
+        timer_sends = warnings / max(1.0, min(10.0, per_sweep)) + breaches
     else:
         hops = max(0, -(-MIX["sla_warning_seconds"] // SQS_MAX_DELAY_SECONDS) - 1)
         timer_messages = turns * sum(share * (counts["timer_messages"][k] + (hops if k != "early" else 0))
@@ -594,8 +603,8 @@ def bench_cost(results: Dict[str, Any], counts_arg: str, api_door: str = "functi
                                handoff="SQS queue"))
     rest_inbound = priced(month(counts, 1_000_000, dict(MIX, replies=0, thread_views=0, resolves=0),
                                 trace_rate=trace_rate, webhooks_on_rest=True, api_door="REST API", handoff="SQS queue"))
-    print(f"  webhooks and agent API both through the REST API, deliveries through the ingest queue (before issue "
-          f"21): whole conversation "
+    print(f"  webhooks and agent API both through the REST API, deliveries through the ingest queue (the doors "
+          f"before issue 21, today's writes and timers): whole conversation "
           f"${sum(rest_before.values()):.2f}, inbound path ${sum(rest_inbound.values()):.2f} per million")
     if counts.get("inbound_mix_wru") is not None:
         print(f"  DynamoDB: {counts['inbound_mix_wru']:.2f} WRU per inbound message in the mix (texts: "
@@ -672,7 +681,8 @@ def _template_default(parameter: str) -> Any:
 def _run_counting_benches() -> List[str]:
     """The sections that count (ingest: wru; flow and api in-process), into temporary JSON files."""
     out = tempfile.mkdtemp(prefix="cost-counts-")
-    commands = [("wru", ["--only", "wru"]), ("flow-api", ["--backend", "inprocess", "--only", "flow,api", "--quick"])]
+    commands = [("wru", ["--only", "wru"]), ("flow-api", ["--backend", "inprocess", "--only", "flow,api", "--quick"]),
+                ("arming", ["--backend", "inprocess", "--only", "arming"])]
     paths = []
     for name, args in commands:
         path = os.path.join(out, f"{name}.json")
