@@ -1,0 +1,229 @@
+"""Lambda's asynchronous invocation, locally (`make run`, the tests): moto cannot run functions.
+
+What Lambda does with an event it accepted (Invoke with InvocationType Event), mirrored here:
+- the event is kept and the call returns at once; one larger than Lambda's limit for an
+  asynchronous payload (MAX_PAYLOAD_BYTES) is refused, the caller sees the error (no 202);
+- the function's handler runs with the event, in the function's own environment (as the queue
+  pumps run theirs, chalicelib.local.pump), and whatever it answers is ignored: a
+  `batchItemFailures` answer does not fail anything, only a raise does;
+- a failed attempt is retried MaximumRetryAttempts times (Lambda waits about one, then two
+  minutes; here RETRY_SECONDS), then an invocation record in Lambda's documented shape
+  (requestContext with the condition and approximateInvokeCount, requestPayload: the event,
+  responseContext, responsePayload: the error) goes to the function's on-failure destination
+  queue; so does an event older than MaximumEventAgeInSeconds. The settings are the deploy's
+  (infra.deploy.ASYNC_INVOCATIONS).
+
+Two ways to run it: `run_pending()` runs in the caller's thread everything waiting, retries at
+once, until nothing is left (the tests: deterministic); `start()` runs a worker thread that keeps
+the retry delays (`make run`'s runner, chalicelib.local.runners).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+
+from chalicelib import aws, config
+from chalicelib.logs import describe_error, logger
+
+Handler = Callable[[Dict[str, Any], Any], Any]
+
+#: Lambda's limit for an asynchronous invocation's payload (256 KiB).
+MAX_PAYLOAD_BYTES = 262_144
+#: Seconds before the first and the second retry (Lambda: about 60 and 120).
+RETRY_SECONDS = (1.0, 2.0)
+
+
+class PayloadTooLarge(ValueError):
+    """Lambda's RequestEntityTooLargeException: the event was not taken."""
+
+
+@dataclass(order=True)
+class _Pending:
+    due: float
+    sequence: int
+    function: str = field(compare=False)
+    event: Dict[str, Any] = field(compare=False)
+    request_id: str = field(compare=False)
+    accepted: float = field(compare=False)
+    attempts: int = field(default=0, compare=False)
+
+
+def async_settings(function: str) -> Dict[str, Any]:
+    """The deploy's asynchronous invocation settings of `function` (infra.deploy)."""
+    from infra.deploy import ASYNC_INVOCATIONS
+
+    return dict(ASYNC_INVOCATIONS.get(function) or {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 21600})
+
+
+def _app_handler(function: str) -> Handler:
+    """The handler Chalice registered for `function` in the app (imported on first use)."""
+    import importlib
+
+    return importlib.import_module("app").app.handler_map[function]
+
+
+def _own_environment(function: str) -> Dict[str, str]:
+    from chalicelib.local.runners import function_environment
+
+    return function_environment(function)
+
+
+class LocalInvocations:
+    """The local stand-in for Lambda's asynchronous invocations; callable as the runtime's
+    invoker (`runtime.use_invoker`): `(function short name, event JSON bytes)`."""
+
+    def __init__(self, handlers: Optional[Mapping[str, Handler]] = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._handlers = dict(handlers or {})
+        self._clock = clock
+        self._queue: List[_Pending] = []
+        self._sequence = itertools.count()
+        self._changed = threading.Condition()
+        self._stopping = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+        self._running = 0
+        #: What happened, for the start-up banner and tests: accepted, succeeded, retried, failed over.
+        self.counts: Dict[str, int] = {"accepted": 0, "succeeded": 0, "retried": 0, "sent_to_destination": 0}
+
+    # --- Invoke (InvocationType Event) -----------------------------------------------------------
+    def __call__(self, function: str, payload: bytes) -> None:
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLarge(f"{function}: {len(payload)} bytes is more than Lambda takes "
+                                  f"asynchronously ({MAX_PAYLOAD_BYTES})")
+        event = json.loads(payload)
+        now = self._clock()
+        with self._changed:
+            heapq.heappush(self._queue, _Pending(now, next(self._sequence), function, event, str(uuid.uuid4()), now))
+            self.counts["accepted"] += 1
+            self._changed.notify_all()
+
+    def pending(self) -> int:
+        """Events waiting for a first run or a retry."""
+        with self._changed:
+            return len(self._queue) + self._running
+
+    # --- running them -----------------------------------------------------------------------------
+    def run_pending(self, max_attempts: int = 1000) -> int:
+        """Run every waiting event now, retries at once, until none is left (bounded); returns
+        how many records the attempts held (one per delivery, unless it was split)."""
+        records = 0
+        for _ in range(max_attempts):
+            with self._changed:
+                if not self._queue:
+                    break
+                item = heapq.heappop(self._queue)
+            records += len(item.event.get("Records") or []) if isinstance(item.event, dict) else 1
+            self._attempt(item, immediate=True)
+        return records
+
+    def start(self) -> "LocalInvocations":
+        """Run events in a worker thread, keeping the retry delays (`make run`)."""
+        self._thread = threading.Thread(target=self._work, name="async-invocations", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def is_alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def join(self, timeout: Optional[float] = None) -> None:
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            with self._changed:
+                wait = 1.0 if not self._queue else self._queue[0].due - self._clock()
+                if wait > 0:
+                    self._changed.wait(min(wait, 1.0))
+                    continue
+                item = heapq.heappop(self._queue)
+                self._running += 1
+            try:
+                self._attempt(item, immediate=False)
+            finally:
+                with self._changed:
+                    self._running -= 1
+
+    def _handler(self, function: str) -> Handler:
+        found = self._handlers.get(function)
+        if found is None:
+            found = self._handlers[function] = _app_handler(function)
+        return found
+
+    def _attempt(self, item: _Pending, immediate: bool) -> None:
+        from chalicelib.local.pump import LambdaContext
+
+        settings = async_settings(item.function)
+        if self._clock() - item.accepted > float(settings.get("MaximumEventAgeInSeconds", 21600)):
+            self._fail_over(item, "EventAgeExceeded", None)
+            return
+        item.attempts += 1
+        try:
+            with config.function_environment(_own_environment(item.function)):
+                self._handler(item.function)(item.event, LambdaContext(item.function))
+        except Exception as error:  # noqa: BLE001 - Lambda retries, then the destination
+            retries = int(settings.get("MaximumRetryAttempts", 2))
+            if item.attempts > retries:
+                self._fail_over(item, "RetriesExhausted", error)
+                return
+            delay = 0.0 if immediate else RETRY_SECONDS[min(item.attempts - 1, len(RETRY_SECONDS) - 1)]
+            logger.warning("local async invocation failed, retried", extra={
+                "function": item.function, "attempt": item.attempts, "error": describe_error(error)[:300]})
+            with self._changed:
+                item.due = self._clock() + delay
+                heapq.heappush(self._queue, item)
+                self.counts["retried"] += 1
+                self._changed.notify_all()
+            return
+        with self._changed:
+            self.counts["succeeded"] += 1
+
+    def _fail_over(self, item: _Pending, condition: str, error: Optional[BaseException]) -> None:
+        """The invocation record to the on-failure destination (none configured: dropped, as
+        Lambda drops it and counts AsyncEventsDropped)."""
+        destination = async_settings(item.function).get("OnFailure")
+        record = invocation_record(item.function, item.request_id, item.event, condition, item.attempts, error)
+        with self._changed:
+            self.counts["sent_to_destination"] += 1
+        if not destination:
+            logger.error("local async invocation dropped (no destination)", extra={"function": item.function})
+            return
+        try:
+            aws.client("sqs").send_message(QueueUrl=aws.queue_url(destination), MessageBody=json.dumps(record))
+        except Exception as failure:  # noqa: BLE001 - Lambda would count it dropped
+            logger.error("local async invocation dropped: destination refused it",
+                         extra={"function": item.function, "error": describe_error(failure)[:300]})
+            return
+        logger.error("local async invocation sent to its on-failure destination",
+                     extra={"function": item.function, "condition": condition, "attempts": item.attempts})
+
+
+def invocation_record(function: str, request_id: str, event: Any, condition: str, attempts: int,
+                      error: Optional[BaseException]) -> Dict[str, Any]:
+    """What Lambda sends an on-failure destination for an asynchronous invocation (its documented
+    invocation record, version 1.0)."""
+    arn = f"arn:aws:lambda:{config.aws_region()}:{config.LOCAL_ACCOUNT_ID}:function:{config.function_name(function)}"
+    response: Tuple[Dict[str, Any], Dict[str, Any]]
+    if error is None:
+        response = ({"statusCode": 200, "executedVersion": "$LATEST"}, {})
+    else:
+        response = ({"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+                    {"errorMessage": str(error)[:1000], "errorType": type(error).__name__, "requestId": request_id,
+                     "stackTrace": []})
+    return {"version": "1.0",
+            "timestamp": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+            "requestContext": {"requestId": request_id, "functionArn": arn + ":$LATEST", "condition": condition,
+                               "approximateInvokeCount": attempts},
+            "requestPayload": event, "responseContext": response[0], "responsePayload": response[1]}
