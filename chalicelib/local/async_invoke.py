@@ -79,9 +79,13 @@ class LocalInvocations:
     """The local stand-in for Lambda's asynchronous invocations; callable as the runtime's
     invoker (`runtime.use_invoker`): `(function short name, event JSON bytes)`."""
 
+    name = "async-invocations"
+
     def __init__(self, handlers: Optional[Mapping[str, Handler]] = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._handlers = dict(handlers or {})
+        #: The functions it was given handlers for (others are looked up in the app on first use).
+        self.functions = sorted(self._handlers)
         self._clock = clock
         self._queue: List[_Pending] = []
         self._sequence = itertools.count()
@@ -125,7 +129,7 @@ class LocalInvocations:
 
     def start(self) -> "LocalInvocations":
         """Run events in a worker thread, keeping the retry delays (`make run`)."""
-        self._thread = threading.Thread(target=self._work, name="async-invocations", daemon=True)
+        self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
         self._thread.start()
         return self
 
