@@ -275,7 +275,7 @@ class Runtime:
 
                         found = LocalInvocations()
                     else:
-                        found = self._invoke_lambda
+                        found = self.invoke_lambda
                     self._invoker = found
         return found
 
@@ -283,8 +283,9 @@ class Runtime:
         """Make asynchronous invocations through `invoker` (tests, `make run`); None: the default."""
         self._invoker = invoker
 
-    def _invoke_lambda(self, function: str, payload: bytes) -> None:
-        """One Invoke with InvocationType Event: 202 means Lambda has queued the event."""
+    def invoke_lambda(self, function: str, payload: bytes) -> None:
+        """Lambda's Invoke with InvocationType Event (the invoker in AWS): 202 means Lambda has
+        stored the event; anything else raises."""
         answer = self.client(LAMBDA_SERVICE).invoke(FunctionName=config.function_name(function),
                                                     InvocationType="Event", Payload=payload)
         if answer.get("StatusCode") != ACCEPTED:

@@ -80,6 +80,8 @@ def iam_calls(service: str, operation: str, params: Dict[str, Any]) -> List[Call
         return [(f"s3:{action}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
     if service == "sns":
         return [(f"sns:{operation}", params["TopicArn"])]
+    if service == "lambda" and operation == "Invoke":
+        return [("lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{params['FunctionName']}")]
     if service == "ssm":
         names = params.get("Names") or [params["Name"]]
         return [(f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in names]
@@ -110,6 +112,8 @@ class Recorder:
         self.clock: Any = None
         #: (method, route) of every HTTP request the api_handler served.
         self.routes: Set[Tuple[str, str]] = set()
+        #: The invoker a fresh runtime gets (asynchronous invocations outlive a function's container).
+        self.invoker: Any = None
 
     def served(self, app: Any, method: str, path: str) -> None:
         import re
@@ -126,6 +130,7 @@ class Recorder:
         if function != self.last:
             runtime.reset()
             runtime.use_clock(self.clock)
+            runtime.use_invoker(self.invoker)
             self.last = function
         self.current.append(function)
         self.calls.setdefault(function, set())
@@ -232,8 +237,46 @@ def deployed(inbox, monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call",
                         recorder.wrap(botocore.client.BaseClient._make_api_call))
+    recorder.invoker = AsyncInvoke(recorder)
+    runtime_of_the_test().use_invoker(recorder.invoker)
     inbox.recorder = recorder
     return inbox
+
+
+def runtime_of_the_test() -> Any:
+    from chalicelib.runtime import runtime
+
+    return runtime
+
+
+class AsyncInvoke:
+    """Lambda's asynchronous Invoke as deployed: the webhook's real call through the runtime
+    (recorded; moto cannot run a function, so Lambda's 202 is stubbed), then the event is held
+    for the processor like Lambda holds it (chalicelib.local.async_invoke), run by `_consume`."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        from chalicelib.local.async_invoke import LocalInvocations
+
+        self.recorder = recorder
+        self.held = LocalInvocations({"ingest_processor": self._recorded_processor})
+
+    def _recorded_processor(self, event: Any, context: Any) -> Any:
+        import app
+
+        with self.recorder.during("ingest_processor"):
+            return app.ingest_processor(event, context)
+
+    def __call__(self, function: str, payload: bytes) -> None:
+        from botocore.stub import ANY, Stubber
+
+        from chalicelib.runtime import LAMBDA_SERVICE
+
+        runtime = runtime_of_the_test()
+        with Stubber(runtime.client(LAMBDA_SERVICE)) as stub:
+            stub.add_response("invoke", {"StatusCode": 202}, {
+                "FunctionName": f"socialinbox-{STAGE}-{function}", "InvocationType": "Event", "Payload": ANY})
+            runtime.invoke_lambda(function, payload)
+        self.held(function, payload)
 
 
 def _sign(body: bytes) -> Dict[str, str]:
@@ -259,7 +302,8 @@ def _webhook(inbox, payload: Dict[str, Any], rest: bool = False) -> None:
 
 
 def _consume(inbox, function: str, queue: str) -> int:
-    """Lambda's poller (not recorded) hands each batch of `queue` to the function (recorded)."""
+    """Lambda runs the asynchronous invocations it holds for the function, and its poller (not
+    recorded) hands each batch of `queue` to the function (recorded)."""
     from chalicelib.local.pump import pump_once
 
     handler = getattr(inbox.app, function)
@@ -268,7 +312,7 @@ def _consume(inbox, function: str, queue: str) -> int:
         with inbox.recorder.during(function):
             return handler(event, context)
 
-    total = 0
+    total = inbox.recorder.invoker.held.run_pending() if function == "ingest_processor" else 0
     while True:
         count = pump_once(recorded, queue=queue)
         if not count:
