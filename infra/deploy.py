@@ -388,7 +388,8 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
     - every function gets PUSH_ENDPOINT, the live updates' WebSocket API (Chalice declares the API
       and its three handlers itself; the endpoint only exists once it does);
     - each function of ASYNC_INVOCATIONS gets its `AWS::Lambda::EventInvokeConfig` (retries, event
-      age, the on-failure destination queue)."""
+      age, the on-failure destination queue), and the webhooks' functions depend on it, so an
+      upgraded webhook never invokes a processor without its destination."""
     fixed = copy.deepcopy(package)
     resources = fixed["Resources"]
     arns, tables = {}, {}
@@ -494,7 +495,14 @@ def _add_event_invoke_config(template: Dict[str, Any], function: str, stage: str
     queue = f"{prefix(stage)}-{settings['OnFailure']}"
     if queue not in queues:
         raise ValueError(f"{function}: its on-failure destination {queue} is not a queue of the template")
-    template["Resources"][f"{logical}EventInvokeConfig"] = {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+    config_logical = f"{logical}EventInvokeConfig"
+    # The webhooks' functions invoke it: CloudFormation updates them only once this is in place.
+    for caller in URL_FUNCTIONS:
+        resource = template["Resources"].get(_logical_name(caller))
+        if resource is not None:
+            depends = resource.get("DependsOn") or []
+            resource["DependsOn"] = sorted(set([depends] if isinstance(depends, str) else depends) | {config_logical})
+    template["Resources"][config_logical] = {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
         "FunctionName": {"Ref": logical}, "Qualifier": "$LATEST",
         "MaximumRetryAttempts": settings["MaximumRetryAttempts"],
         "MaximumEventAgeInSeconds": settings["MaximumEventAgeInSeconds"],
