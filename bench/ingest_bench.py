@@ -307,7 +307,13 @@ class Backend:
         self._process: Any = None
 
     def start(self) -> None:
+        from moto.core.config import default_user_config
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+        # A deployed stage's webhook invokes the processor (issue 21): moto answers the Invoke 202
+        # without running anything (its Docker-less Lambda), as Lambda answers; the bench then runs
+        # the processor itself (process_handed_off). Not for --backend process (its own config).
+        default_user_config["lambda"]["use_docker"] = False
         if self.kind == "server":
             from moto.server import ThreadedMotoServer
 
