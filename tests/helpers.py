@@ -122,6 +122,33 @@ class HandOffs:
         return [record["body"] for record in self.records()]
 
 
+class DeployedLambda:
+    """Lambda as a deployed stage's webhook reaches it, in moto (which cannot run functions): the
+    runtime's real Invoke call (Lambda's 202 answered by a botocore Stubber, so it is checked and
+    any recorder sees it), then the event is held as Lambda holds it, in the local runner, and run
+    by `run_pending` (Inbox.process does). `handlers` replace the functions' own (recorded ones)."""
+
+    def __init__(self, handlers: Optional[Dict[str, Any]] = None) -> None:
+        from chalicelib.local.async_invoke import LocalInvocations
+
+        self.held = LocalInvocations(handlers)
+
+    def __call__(self, function: str, payload: bytes) -> None:
+        from botocore.stub import ANY, Stubber
+
+        from chalicelib import config
+        from chalicelib.runtime import LAMBDA_SERVICE, runtime
+
+        with Stubber(runtime.client(LAMBDA_SERVICE)) as stub:
+            stub.add_response("invoke", {"StatusCode": 202}, {
+                "FunctionName": config.function_name(function), "InvocationType": "Event", "Payload": ANY})
+            runtime.invoke_lambda(function, payload)
+        self.held(function, payload)
+
+    def run_pending(self, **options: Any) -> int:
+        return self.held.run_pending(**options)
+
+
 def queue_like_an_older_webhook(function: str, payload: bytes) -> None:
     """An invoker (`runtime.use_invoker`) that does what the webhook did before it invoked the
     processor, and what an older webhook still does during an upgrade: each record's body onto

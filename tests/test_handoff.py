@@ -327,3 +327,30 @@ def test_an_invocation_record_without_its_payload_is_redriven_as_it_is_and_parke
     inbox.process()
     [again] = dlq.list_parked()
     assert again["kind"] == "envelope" and "unreadable envelope" in again["error"]
+
+
+def test_make_runs_runner_keeps_accepted_events_in_the_emulator_so_a_restart_runs_them(inbox):
+    """`make run` (durable): an event accepted by one runner that never ran it (killed) is run by
+    the next one; one that keeps failing is retried twice, then parked, and never kept twice."""
+    from chalicelib.ingest import dlq
+    from chalicelib.local.async_invoke import LocalInvocations, holding_queue
+
+    seen = []
+
+    def handler(event, context):
+        body = event["Records"][0]["body"]
+        seen.append(body)
+        if body == "boom":
+            raise RuntimeError("always fails")
+
+    before_the_crash = LocalInvocations({"ingest_processor": handler}, durable=True)
+    before_the_crash("ingest_processor", json.dumps({"Records": [{"messageId": "1", "body": "fine"}]}).encode())
+    before_the_crash("ingest_processor", json.dumps({"Records": [{"messageId": "2", "body": "boom"}]}).encode())
+    assert seen == [] and _count(holding_queue("ingest_processor")) == 2
+
+    after_the_restart = LocalInvocations({"ingest_processor": handler}, durable=True)
+    after_the_restart.run_pending()
+    assert seen.count("fine") == 1 and seen.count("boom") == 3
+    assert _count(holding_queue("ingest_processor")) == 0
+    [parked] = dlq.list_parked()
+    assert parked["kind"] == "invocation" and parked["attempts"] == "3" and "always fails" in parked["error"]

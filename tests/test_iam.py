@@ -24,7 +24,7 @@ import pytest
 import responses
 
 from infra import deploy
-from tests.helpers import ADMIN_EMAIL, PAGE, PHONE, messenger, page_delivery, whatsapp_delivery
+from tests.helpers import ADMIN_EMAIL, PAGE, PHONE, DeployedLambda, messenger, page_delivery, whatsapp_delivery
 
 STAGE = "test"  # tests/conftest.py: RESOURCE_PREFIX=socialinbox-test
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -237,46 +237,23 @@ def deployed(inbox, monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call",
                         recorder.wrap(botocore.client.BaseClient._make_api_call))
-    recorder.invoker = AsyncInvoke(recorder)
-    runtime_of_the_test().use_invoker(recorder.invoker)
+    # The webhooks' real Invoke (recorded), the event then held as Lambda holds it, for `_consume`.
+    recorder.invoker = DeployedLambda({"ingest_processor": _processor_recorded_by(recorder)})
+    from chalicelib.runtime import runtime
+
+    runtime.use_invoker(recorder.invoker)
     inbox.recorder = recorder
     return inbox
 
 
-def runtime_of_the_test() -> Any:
-    from chalicelib.runtime import runtime
-
-    return runtime
-
-
-class AsyncInvoke:
-    """Lambda's asynchronous Invoke as deployed: the webhook's real call through the runtime
-    (recorded; moto cannot run a function, so Lambda's 202 is stubbed), then the event is held
-    for the processor like Lambda holds it (chalicelib.local.async_invoke), run by `_consume`."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        from chalicelib.local.async_invoke import LocalInvocations
-
-        self.recorder = recorder
-        self.held = LocalInvocations({"ingest_processor": self._recorded_processor})
-
-    def _recorded_processor(self, event: Any, context: Any) -> Any:
+def _processor_recorded_by(recorder: Recorder) -> Any:
+    def recorded(event: Any, context: Any) -> Any:
         import app
 
-        with self.recorder.during("ingest_processor"):
+        with recorder.during("ingest_processor"):
             return app.ingest_processor(event, context)
 
-    def __call__(self, function: str, payload: bytes) -> None:
-        from botocore.stub import ANY, Stubber
-
-        from chalicelib.runtime import LAMBDA_SERVICE
-
-        runtime = runtime_of_the_test()
-        with Stubber(runtime.client(LAMBDA_SERVICE)) as stub:
-            stub.add_response("invoke", {"StatusCode": 202}, {
-                "FunctionName": f"socialinbox-{STAGE}-{function}", "InvocationType": "Event", "Payload": ANY})
-            runtime.invoke_lambda(function, payload)
-        self.held(function, payload)
+    return recorded
 
 
 def _sign(body: bytes) -> Dict[str, str]:
@@ -312,7 +289,7 @@ def _consume(inbox, function: str, queue: str) -> int:
         with inbox.recorder.during(function):
             return handler(event, context)
 
-    total = inbox.recorder.invoker.held.run_pending() if function == "ingest_processor" else 0
+    total = inbox.recorder.invoker.run_pending() if function == "ingest_processor" else 0
     while True:
         count = pump_once(recorded, queue=queue)
         if not count:

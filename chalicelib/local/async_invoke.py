@@ -16,6 +16,13 @@ What Lambda does with an event it accepted (Invoke with InvocationType Event), m
 Two ways to run it: `run_pending()` runs in the caller's thread everything waiting, retries at
 once, until nothing is left (the tests: deterministic); `start()` runs a worker thread that keeps
 the retry delays (`make run`'s runner, chalicelib.local.runners).
+
+Where the accepted events wait: in memory (the tests), or, `durable` (`make run`), in a queue of
+the emulator per function (`holding_queue`, created with the stack, journaled to disk like every
+queue of `make run`, chalicelib.local.persist): Lambda's own queue keeps an accepted event through
+anything, so a kill -9 of `make run` must not lose what a platform got its 200 for. There an
+attempt is a receive (ApproximateReceiveCount counts them), a retry a visibility change, and a
+settled event (run, or sent to the destination) is deleted.
 """
 from __future__ import annotations
 
@@ -38,6 +45,13 @@ Handler = Callable[[Dict[str, Any], Any], Any]
 MAX_PAYLOAD_BYTES = 262_144
 #: Seconds before the first and the second retry (Lambda: about 60 and 120).
 RETRY_SECONDS = (1.0, 2.0)
+#: Durable mode: how long a received event stays hidden while it runs (a crash brings it back then).
+RUNNING_SECONDS = 60
+
+
+def holding_queue(function: str) -> str:
+    """Short name of the emulator's queue where `make run` keeps `function`'s accepted events."""
+    return f"async-{function}"
 
 
 class PayloadTooLarge(ValueError):
@@ -82,8 +96,11 @@ class LocalInvocations:
     name = "async-invocations"
 
     def __init__(self, handlers: Optional[Mapping[str, Handler]] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, durable: bool = False) -> None:
         self._handlers = dict(handlers or {})
+        #: Accepted events wait in the emulator's holding queues, not in memory (`make run`).
+        self.durable = durable
+        self.function_name = self.name
         #: The functions it was given handlers for (others are looked up in the app on first use).
         self.functions = sorted(self._handlers)
         self._clock = clock
@@ -102,6 +119,12 @@ class LocalInvocations:
             raise PayloadTooLarge(f"{function}: {len(payload)} bytes is more than Lambda takes "
                                   f"asynchronously ({MAX_PAYLOAD_BYTES})")
         event = json.loads(payload)
+        if self.durable:
+            aws.client("sqs").send_message(QueueUrl=aws.queue_url(holding_queue(function)),
+                                           MessageBody=payload.decode("utf-8"))
+            with self._changed:
+                self.counts["accepted"] += 1
+            return
         now = self._clock()
         with self._changed:
             heapq.heappush(self._queue, _Pending(now, next(self._sequence), function, event, str(uuid.uuid4()), now))
@@ -126,13 +149,47 @@ class LocalInvocations:
             finally:
                 self._handlers = saved
         records = 0
+        if self.durable:
+            for _ in range(max_attempts):
+                held = sum(self._receive_and_run(function, 0, immediate=True) for function in self._functions())
+                if not held:
+                    break
+                records += held
+            return records
         for _ in range(max_attempts):
             with self._changed:
                 if not self._queue:
                     break
                 item = heapq.heappop(self._queue)
-            records += len(item.event.get("Records") or []) if isinstance(item.event, dict) else 1
+            records += _records_in(item.event)
             self._attempt(item, immediate=True)
+        return records
+
+    def _functions(self) -> List[str]:
+        from infra.deploy import ASYNC_INVOCATIONS
+
+        return sorted(set(self.functions) | set(ASYNC_INVOCATIONS))
+
+    def _receive_and_run(self, function: str, wait_seconds: int, immediate: bool) -> int:
+        """Durable mode: one receive from `function`'s holding queue, each event run once and then
+        deleted, or hidden until its retry is due; returns how many records they held."""
+        sqs, url = aws.client("sqs"), aws.queue_url(holding_queue(function))
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_seconds,
+                                       VisibilityTimeout=RUNNING_SECONDS, AttributeNames=["All"]).get("Messages", [])
+        records = 0
+        for message in messages:
+            attributes = message.get("Attributes") or {}
+            event = json.loads(message["Body"])
+            records += _records_in(event)
+            item = _Pending(0.0, 0, function, event, message["MessageId"],
+                            int(attributes.get("SentTimestamp") or time.time() * 1000) / 1000.0,
+                            int(attributes.get("ApproximateReceiveCount") or 1) - 1)
+            delay = self._settle(item, immediate, time.time())
+            if delay is None:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            else:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"],
+                                              VisibilityTimeout=int(delay + 0.999))
         return records
 
     def start(self) -> "LocalInvocations":
@@ -154,6 +211,13 @@ class LocalInvocations:
             self._thread.join(timeout)
 
     def _work(self) -> None:
+        while self.durable and not self._stopping.is_set():
+            try:
+                for function in self._functions():
+                    self._receive_and_run(function, 1, immediate=False)
+            except Exception as error:  # noqa: BLE001 - keep running; the emulator may be restarting
+                logger.warning("local async invocations: runner error", extra={"error": describe_error(error)[:300]})
+                self._stopping.wait(0.5)
         while not self._stopping.is_set():
             with self._changed:
                 wait = 1.0 if not self._queue else self._queue[0].due - self._clock()
@@ -175,12 +239,23 @@ class LocalInvocations:
         return found
 
     def _attempt(self, item: _Pending, immediate: bool) -> None:
+        """In-memory mode: run it; a retry goes back on the heap when it is due."""
+        delay = self._settle(item, immediate, self._clock())
+        if delay is not None:
+            with self._changed:
+                item.due = self._clock() + delay
+                heapq.heappush(self._queue, item)
+                self._changed.notify_all()
+
+    def _settle(self, item: _Pending, immediate: bool, now: float) -> Optional[float]:
+        """One attempt as Lambda makes it: too old -> the destination; run; a raise -> the delay
+        before the retry, or the destination after the last. None when the event is settled."""
         from chalicelib.local.pump import LambdaContext
 
         settings = async_settings(item.function)
-        if self._clock() - item.accepted > float(settings.get("MaximumEventAgeInSeconds", 21600)):
+        if now - item.accepted > float(settings.get("MaximumEventAgeInSeconds", 21600)):
             self._fail_over(item, "EventAgeExceeded", None)
-            return
+            return None
         item.attempts += 1
         try:
             with config.function_environment(_own_environment(item.function)):
@@ -189,18 +264,15 @@ class LocalInvocations:
             retries = int(settings.get("MaximumRetryAttempts", 2))
             if item.attempts > retries:
                 self._fail_over(item, "RetriesExhausted", error)
-                return
-            delay = 0.0 if immediate else RETRY_SECONDS[min(item.attempts - 1, len(RETRY_SECONDS) - 1)]
+                return None
             logger.warning("local async invocation failed, retried", extra={
                 "function": item.function, "attempt": item.attempts, "error": describe_error(error)[:300]})
             with self._changed:
-                item.due = self._clock() + delay
-                heapq.heappush(self._queue, item)
                 self.counts["retried"] += 1
-                self._changed.notify_all()
-            return
+            return 0.0 if immediate else RETRY_SECONDS[min(item.attempts - 1, len(RETRY_SECONDS) - 1)]
         with self._changed:
             self.counts["succeeded"] += 1
+        return None
 
     def _fail_over(self, item: _Pending, condition: str, error: Optional[BaseException]) -> None:
         """The invocation record to the on-failure destination (none configured: dropped, as
@@ -220,6 +292,10 @@ class LocalInvocations:
             return
         logger.error("local async invocation sent to its on-failure destination",
                      extra={"function": item.function, "condition": condition, "attempts": item.attempts})
+
+
+def _records_in(event: Any) -> int:
+    return len(event.get("Records") or []) if isinstance(event, dict) else 1
 
 
 def invocation_record(function: str, request_id: str, event: Any, condition: str, attempts: int,

@@ -13,7 +13,8 @@ needs no change here.
 - `@app.on_dynamodb_record`: the table's stream, in order per shard (chalicelib.local.streams).
 - the functions the app invokes asynchronously (infra/deploy.py ASYNC_INVOCATIONS: the webhooks
   hand each delivery to the ingest processor so): one runner of Lambda's asynchronous
-  invocations (chalicelib.local.async_invoke: retries, then the on-failure destination), which
+  invocations (chalicelib.local.async_invoke: retries, then the on-failure destination; the
+  accepted events kept in the emulator's holding queues, so a kill -9 loses none), which
   `start_all` makes the runtime's invoker.
 
 WebSocket handlers are served by `make run`'s WebSocket API (chalicelib.local.websocket), not
@@ -182,7 +183,7 @@ def discover(app: Any) -> List[Runner]:
         raise NoLocalRunner("no local runner for: " + ", ".join(missing))
     invoked = async_functions(app)
     if invoked:
-        runners.append(LocalInvocations({name: _handler(app, name) for name in invoked}))
+        runners.append(LocalInvocations({name: _handler(app, name) for name in invoked}, durable=True))
     return runners
 
 
