@@ -1075,6 +1075,8 @@ def _requests_for(adapter_name: str, adapter: Any, application: Any, local_clien
             raise RuntimeError("demo_deliveries() returned nothing")
         if cold:
             reset_container()
+        if client is deployed_client:
+            use_deployed_lambda()
         ack_total, proc_total = Scope(), Scope()
         records_before = len(log.records)
         for payload in deliveries:
@@ -1172,6 +1174,22 @@ SELF_TEST_TABLE = f"{PREFIX}-wru-self-test"
 
 def _usd(units: float, price: float) -> str:
     return f"${units * price:,.2f}"
+
+
+def use_deployed_lambda() -> None:
+    """A deployed stage's webhook: the real Invoke (counted; moto answers 202 and runs nothing),
+    the event then held as Lambda holds it, for process_handed_off to run."""
+    from chalicelib.local.async_invoke import LocalInvocations
+    from chalicelib.runtime import runtime
+
+    held = LocalInvocations()
+
+    def invoke(function: str, payload: bytes) -> None:
+        runtime.invoke_lambda(function, payload)
+        held(function, payload)
+
+    invoke.run_pending = held.run_pending  # type: ignore[attr-defined]
+    runtime.use_invoker(invoke)
 
 
 def process_handed_off(handler: Callable[[Dict[str, Any], Any], Any], pump_once: Callable[..., int]) -> None:
