@@ -169,8 +169,10 @@ deploy: lambda-build render  ## data stack, its outputs -> stage config, then ch
 	  > out/stack-outputs-$(STAGE).json
 	$(PY) -m infra.deploy configure --stage $(STAGE) --build $(BUILD) --outputs out/stack-outputs-$(STAGE).json
 	mkdir -p .chalice/deployed && cp -r .chalice/deployed $(BUILD)/.chalice/
+	$(PY) -m infra.deploy async-invocations --stage $(STAGE) --existing-only  # the processor's destination before a new webhook invokes it
 	cd $(BUILD) && ../../$(VENV)/bin/chalice deploy --stage $(STAGE)
 	cp -r $(BUILD)/.chalice/deployed/. .chalice/deployed/
+	$(PY) -m infra.deploy async-invocations --stage $(STAGE)  # retries, event age, on-failure destination (Chalice cannot)
 	$(PY) -m infra.deploy partial-batches --stage $(STAGE)  # ReportBatchItemFailures, then the variable
 	$(PY) -m infra.deploy function-url --stage $(STAGE)  # the webhooks' and the inbox's URLs + permissions (Chalice cannot)
 	$(PY) -m infra.deploy push-endpoint --stage $(STAGE)  # the WebSocket API's endpoint on every function

@@ -307,7 +307,13 @@ class Backend:
         self._process: Any = None
 
     def start(self) -> None:
+        from moto.core.config import default_user_config
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+        # A deployed stage's webhook invokes the processor (issue 21): moto answers the Invoke 202
+        # without running anything (its Docker-less Lambda), as Lambda answers; the bench then runs
+        # the processor itself (process_handed_off). Not for --backend process (its own config).
+        default_user_config["lambda"]["use_docker"] = False
         if self.kind == "server":
             from moto.server import ThreadedMotoServer
 
@@ -1069,6 +1075,8 @@ def _requests_for(adapter_name: str, adapter: Any, application: Any, local_clien
             raise RuntimeError("demo_deliveries() returned nothing")
         if cold:
             reset_container()
+        if client is deployed_client:
+            use_deployed_lambda()
         ack_total, proc_total = Scope(), Scope()
         records_before = len(log.records)
         for payload in deliveries:
@@ -1081,9 +1089,7 @@ def _requests_for(adapter_name: str, adapter: Any, application: Any, local_clien
                 raise RuntimeError(f"pass {pass_name}: webhook answered {response.status_code}: {response.body[:200]!r}")
             log.current_delivery = delivery_no
             processor_scopes: List[Scope] = []
-            for _ in range(100):  # bounded drain through the real handler
-                if pump_once(counted_handler, max_messages=10) == 0:
-                    break
+            process_handed_off(counted_handler, pump_once)
             log.current_delivery = None
             proc = Scope()
             for scope in processor_scopes:
@@ -1170,9 +1176,40 @@ def _usd(units: float, price: float) -> str:
     return f"${units * price:,.2f}"
 
 
+def use_deployed_lambda() -> None:
+    """A deployed stage's webhook: the real Invoke (counted; moto answers 202 and runs nothing),
+    the event then held as Lambda holds it, for process_handed_off to run."""
+    from chalicelib.local.async_invoke import LocalInvocations
+    from chalicelib.runtime import runtime
+
+    held = LocalInvocations()
+
+    def invoke(function: str, payload: bytes) -> None:
+        runtime.invoke_lambda(function, payload)
+        held(function, payload)
+
+    invoke.run_pending = held.run_pending  # type: ignore[attr-defined]
+    runtime.use_invoker(invoke)
+
+
+def process_handed_off(handler: Callable[[Dict[str, Any], Any], Any], pump_once: Callable[..., int]) -> None:
+    """The processor (`handler`) runs what the webhook handed it: its asynchronous invocations,
+    as Lambda runs them (the local runner the runtime holds), then anything on the ingest queue,
+    bounded (the SQS trigger's own ReceiveMessage/DeleteMessageBatch are Lambda's, not ours)."""
+    from chalicelib import config
+    from chalicelib.runtime import runtime
+
+    run_pending = getattr(runtime.invoker(), "run_pending", None)
+    if run_pending is not None:
+        run_pending(handlers={config.INGEST_PROCESSOR_FUNCTION: handler})
+    for _ in range(100):
+        if pump_once(handler, max_messages=10) == 0:
+            break
+
+
 class Delivery:
-    """One signed POST to /webhooks/<adapter>, then the processor drains the queue (the SQS
-    trigger's own ReceiveMessage/DeleteMessageBatch are Lambda's, not ours); measured as a whole:
+    """One signed POST to /webhooks/<adapter>, then the processor runs what it was handed (the
+    asynchronous invocation, Lambda's; see process_handed_off); measured as a whole:
     requests, WRU/RRU (METER) and log lines (LOG_SINK) on the ack path and in the processor."""
 
     def __init__(self, application: Any, client: Any) -> None:
@@ -1191,9 +1228,7 @@ class Delivery:
             ack_lines = LOG_SINK.lines - lines0
             if not 200 <= response.status_code < 300:
                 raise RuntimeError(f"webhook answered {response.status_code}: {response.body[:200]!r}")
-            for _ in range(100):  # bounded drain through the real handler
-                if self.pump_once(self.application.ingest_processor, max_messages=10) == 0:
-                    break
+            process_handed_off(self.application.ingest_processor, self.pump_once)
         lines1, json1 = LOG_SINK.snapshot()
         dynamodb_requests = Counter({k: v for k, v in requests.calls.items()
                                      if k.split("[")[0] in wru.WRITE_OPERATIONS + wru.READ_OPERATIONS})

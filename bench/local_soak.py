@@ -104,16 +104,19 @@ class Traffic:
         self.ids = _sender_ids(self.adapters, start_ms)
         self.shape = [(name, index) for name, adapter in self.adapters
                       for index in range(len(adapter.demo_deliveries(start_ms)))]
-        # Queue messages per delivery, as the webhook queues them (one unless the delivery is too
-        # big for one SQS message). Until 2026-12-02 this counted adapter.split() parts, while the
-        # queue holds one message per delivery: "processed" (acknowledged - queue depth) was
-        # overstated by the parts never queued separately.
-        from chalicelib.ingest.webhook import _queue_bodies
+        # Envelopes per delivery, as the webhook hands them off (one unless the delivery is too
+        # big for one invocation). Until 2026-12-02 this counted adapter.split() parts, while the
+        # queue held one message per delivery: "processed" (acknowledged - queue depth) was
+        # overstated by the parts never queued separately. Since the webhooks invoke the
+        # processor asynchronously (issue 21) the ingest queue's depth no longer counts what
+        # waits in `make run`'s runner of those invocations: the soak's depth reads low.
+        import json as _json
 
-        self.envelopes = [len(_queue_bodies(name, dict(self.adapters)[name].split,
-                                            dict(self.adapters)[name].demo_deliveries(start_ms)[i], start_ms, "soak", {})
-                              or [None])
-                          for name, i in self.shape]
+        from chalicelib.ingest.webhook import _events
+
+        self.envelopes = [sum(len(_json.loads(event)["Records"]) for event in (_events(
+            name, dict(self.adapters)[name].split, dict(self.adapters)[name].demo_deliveries(start_ms)[i], start_ms,
+            "soak", {}) or [b'{"Records":[null]}'])) for name, i in self.shape]
 
     def __len__(self) -> int:
         return len(self.shape)

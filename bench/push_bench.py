@@ -89,16 +89,17 @@ class Opened:
 
 
 def deliver(opened: Opened, message_id: str, text: str, psid: str = "psid-1") -> None:
-    """One inbound Messenger message through the signed webhook, then the ingest queue drained
-    (what `make run`'s pump does), so it is stored when this returns."""
-    from chalicelib.local.pump import drain
+    """One inbound Messenger message through the signed webhook, then the processor runs what it
+    was handed (the local runner of asynchronous invocations, as `make run`'s does), so it is
+    stored when this returns."""
+    from chalicelib.runtime import runtime
     from tests.helpers import META_SECRET, PAGE, compact, messenger, meta_signature, page_delivery
 
     body = compact(page_delivery(messenger(message_id, psid, int(time.time() * 1000), text), page=PAGE))
     with opened.handler.lock:  # the app object serves one request at a time (tests.browser._Forward)
         opened.client.http.post("/webhooks/meta", body=body, headers={
             "X-Hub-Signature-256": meta_signature(body, META_SECRET), "Content-Type": "application/json"})
-    drain(opened.application.ingest_processor)
+    runtime.invoker().run_pending()
 
 
 @contextlib.contextmanager

@@ -150,6 +150,17 @@ def queue_name(short: str) -> str:
     return f"{resource_prefix()}-{short}"
 
 
+#: The ingest processor (app.ingest_processor): the webhooks invoke it asynchronously with each
+#: delivery, and it consumes the ingest queue (replays, what an older webhook queued).
+INGEST_PROCESSOR_FUNCTION = "ingest_processor"
+
+
+def function_name(short: str) -> str:
+    """A Chalice function's deployed name: `socialinbox-<stage>-<name>` (as `chalice deploy`
+    names every function but the REST API's; infra.deploy.lambda_function_name)."""
+    return f"{resource_prefix()}-{short}"
+
+
 #: The account moto (tests, `make run`) answers for: the template's ${AWS::AccountId} locally.
 LOCAL_ACCOUNT_ID = "123456789012"
 

@@ -19,6 +19,17 @@ from chalicelib import config
 #: AWS service has, so every other client is built from botocore's own model.
 AWS_MODELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "aws_models")
 SECRETS_SERVICE = "socialinbox-ssm"
+#: Lambda's Invoke alone (infra/aws_models.py): the webhooks' hand-off to the processor.
+LAMBDA_SERVICE = "socialinbox-lambda"
+#: What Lambda answers an asynchronous invocation it has stored (its internal queue) and will run.
+ACCEPTED = 202
+
+#: How an asynchronous invocation is made: (our function's short name, the event's JSON bytes).
+Invoker = Callable[[str, bytes], None]
+
+
+class InvocationRefused(RuntimeError):
+    """Lambda did not take an asynchronous invocation: nothing was stored, the caller must fail."""
 
 
 class Runtime:
@@ -63,6 +74,9 @@ class Runtime:
         self._annotator: Any = None
         #: The WebSocket API's management API (chalicelib.push): a botocore client, or a test's fake.
         self._push_client: Any = None
+        #: Asynchronous invocations of our own functions (the webhooks' hand-off to the processor):
+        #: Lambda's Invoke in AWS, `make run`'s and the tests' local runner otherwise.
+        self._invoker: Optional[Invoker] = None
 
     # --- time -------------------------------------------------------------------------------
     def now_ms(self) -> int:
@@ -239,9 +253,48 @@ class Runtime:
         """Send through `client` (tests); None builds the real one again on next use."""
         self._push_client = client
 
+    # --- asynchronous invocations (the webhooks' hand-off, chalicelib.ingest.webhook) -------------
+    def invoke_async(self, function: str, payload: bytes) -> None:
+        """Hand `payload` (an event, JSON) to our function `function` (short name) by asynchronous
+        invocation. Once this returns Lambda holds the event durably and runs the function with
+        it, twice more if it fails, then sends it to the function's on-failure destination.
+        Raises (InvocationRefused, or the client's error) when it was not taken."""
+        self.invoker()(function, payload)
+
+    def invoker(self) -> Invoker:
+        """The one making asynchronous invocations: a test's or `make run`'s when set (use_invoker),
+        else Lambda's Invoke in AWS, or on the local stage a local runner that holds the events
+        until someone runs them (chalicelib.local.async_invoke: the tests, `make run`'s runner)."""
+        found = self._invoker
+        if found is None:
+            with self._lock:
+                found = self._invoker
+                if found is None:
+                    if config.is_local():
+                        from chalicelib.local.async_invoke import LocalInvocations
+
+                        found = LocalInvocations()
+                    else:
+                        found = self.invoke_lambda
+                    self._invoker = found
+        return found
+
+    def use_invoker(self, invoker: Optional[Invoker]) -> None:
+        """Make asynchronous invocations through `invoker` (tests, `make run`); None: the default."""
+        self._invoker = invoker
+
+    def invoke_lambda(self, function: str, payload: bytes) -> None:
+        """Lambda's Invoke with InvocationType Event (the invoker in AWS): 202 means Lambda has
+        stored the event; anything else raises."""
+        answer = self.client(LAMBDA_SERVICE).invoke(FunctionName=config.function_name(function),
+                                                    InvocationType="Event", Payload=payload)
+        if answer.get("StatusCode") != ACCEPTED:
+            raise InvocationRefused(f"{function}: Lambda answered {answer.get('StatusCode')}, not {ACCEPTED}")
+
     # --- lifecycle ------------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget clients, queue URLs, cached accounts and agents, and secrets (tests switch backends)."""
+        """Forget clients, queue URLs, cached accounts and agents, secrets and the invoker (tests
+        switch backends)."""
         with self._lock:
             self._clients.clear()
             self._session = None
@@ -260,6 +313,7 @@ class Runtime:
             self._resolver = None
             self._annotator = None
             self._push_client = None
+            self._invoker = None
         self._clock = time.time
         self.forget_secrets()
 

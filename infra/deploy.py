@@ -5,6 +5,7 @@ configuration of the build directory, so nothing is copied by hand.
     python -m infra.deploy configure --stage dev --build build/lambda          # one-artifact path
     python -m infra.deploy fix-package --stage dev out/package/sam.json
     python -m infra.deploy partial-batches --stage dev [--mappings-only]
+    python -m infra.deploy async-invocations --stage dev [--existing-only]
     python -m infra.deploy function-url --stage dev
     python -m infra.deploy push-endpoint --stage dev
     python -m infra.deploy platform-logs --stage dev
@@ -45,6 +46,17 @@ set the response type, so the Chalice config never holds the variable (`stage_co
 `fix_package` sets both in the one-artifact template (`partial_batch_problems` checks they come
 together), and `partial-batches` sets them on a deployed stage with boto3, mapping first.
 
+Asynchronous invocations (ASYNC_INVOCATIONS, issue 21): the webhooks hand each delivery to the
+ingest processor by invoking it asynchronously (no SQS request per delivery). Lambda then runs it,
+retries a failed event MaximumRetryAttempts times and sends it, as an invocation record, to the
+OnFailure queue (the ingest DLQ, where `make replay-dlq` finds it); an event older than
+MaximumEventAgeInSeconds goes there too. Chalice cannot declare that configuration:
+`async-invocations` puts it on a deployed stage (boto3; before `chalice deploy` on the functions
+that exist already, so an upgraded webhook never invokes a processor without its destination,
+and again after it), `fix_package` adds it as an `AWS::Lambda::EventInvokeConfig`. The
+processor's role may send to the destination (the AsyncDestination statement); the webhooks'
+functions (the webhooks' own and the API's, whose REST route /webhooks stays) may invoke it.
+
 The live updates' endpoint (PUSH_ENDPOINT_ENV): every function needs the management endpoint of
 the stage's WebSocket API (the fan-out posts there; /api/me answers the page's socket URL from it,
 and without it the page polls). Chalice creates that API, so its id exists only after the first
@@ -80,7 +92,7 @@ OUTPUT_ENVIRONMENT: Dict[str, str] = {"SlaStateMachineArn": "SLA_STATE_MACHINE_A
                                       # chalicelib.outbound.storage keeps agents' files there
                                       "AttachmentsBucketName": "ATTACHMENTS_BUCKET"}
 #: What the platform does for a function, not its code (excluded from the call check, listed here).
-PLATFORM_SIDS = ("Logs", "Tracing", "EventSource")
+PLATFORM_SIDS = ("Logs", "Tracing", "EventSource", "AsyncDestination")
 #: The actions Lambda's SQS poller needs on the queue a consumer reads.
 EVENT_SOURCE_ACTIONS = ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                         "sqs:ChangeMessageVisibility"]
@@ -93,6 +105,13 @@ PARTIAL_BATCH_FUNCTIONS = ("ingest_processor", "sla_timers")
 #: = chalicelib.ingest.processor.PARTIAL_BATCH_ENV (not imported: this tool must not load the app).
 PARTIAL_BATCH_ENV = "SQS_REPORT_BATCH_ITEM_FAILURES"
 REPORT_BATCH_ITEM_FAILURES = "ReportBatchItemFailures"
+#: The functions the app invokes asynchronously, with Lambda's settings for those invocations
+#: (put_function_event_invoke_config; `OnFailure` is a queue's short name): the webhooks hand each
+#: delivery to the ingest processor so (chalicelib.ingest.webhook); `make run` and the tests run
+#: them with the same settings (chalicelib.local.async_invoke).
+ASYNC_INVOCATIONS: Dict[str, Dict[str, Any]] = {
+    "ingest_processor": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 21600, "OnFailure": "ingest-dlq"},
+}
 #: A stage name: it goes into every resource name (`socialinbox-<stage>-...`), Lambda function and
 #: S3 bucket names included, so lower case, digits and inner hyphens, short enough for
 #: artifacts_bucket_name to stay within S3's 63 characters.
@@ -164,6 +183,7 @@ def functions() -> List[str]:
 def expand_resource(resource: str, stage: str, region: str = "*", account: str = "*") -> str:
     """An ARN from the source's shorthand: `table/<short>[/index/*]`, `queue/<short>`,
     `stateMachine/<short>`, `execution/<short>`, `parameter/<name or *>`, `topic/<short>`,
+    `function/<name>` (a Chalice function of the stage),
     `objects/<short>` (every object of the bucket `<prefix>-<short>-<account>`), `*`."""
     if resource == "*":
         return "*"
@@ -182,6 +202,7 @@ _ARN_FORMS: Dict[str, str] = {
     "parameter": "arn:aws:ssm:{region}:{account}:parameter/{prefix}/{rest}",
     "topic": "arn:aws:sns:{region}:{account}:{prefix}-{rest}",
     "objects": "arn:aws:s3:::{prefix}-{rest}-{account}/*",
+    "function": "arn:aws:lambda:{region}:{account}:function:{prefix}-{rest}",
     # The live updates' WebSocket API (chalicelib.push): Chalice creates it, so its id is unknown
     # here; its stage is Chalice's `api_gateway_stage` ("api"), its connections' ids ours.
     "connections": "arn:aws:execute-api:{region}:{account}:*/api/*/@connections/{rest}",
@@ -205,6 +226,10 @@ def policy_document(function: str, stage: str, region: str = "*", account: str =
         table = expand_resource("table/" + spec["ConsumesStream"], stage, region, account)
         statements.append({"Sid": "EventSource", "Effect": "Allow", "Action": list(STREAM_SOURCE_ACTIONS),
                            "Resource": [table + "/stream/*"]})
+    destination = (ASYNC_INVOCATIONS.get(function) or {}).get("OnFailure")
+    if destination:  # Lambda sends the invocation records with the function's own role
+        statements.append({"Sid": "AsyncDestination", "Effect": "Allow", "Action": ["sqs:SendMessage"],
+                           "Resource": [expand_resource("queue/" + destination, stage, region, account)]})
     for statement in spec["Statement"]:
         statements.append({"Sid": statement["Sid"], "Effect": "Allow", "Action": list(statement["Action"]),
                            "Resource": [expand_resource(r, stage, region, account) for r in statement["Resource"]]})
@@ -361,7 +386,10 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
       [ReportBatchItemFailures] (Chalice cannot set it) and those functions PARTIAL_BATCH_ENV, both
       together (checked by `partial_batch_problems`, a ValueError otherwise);
     - every function gets PUSH_ENDPOINT, the live updates' WebSocket API (Chalice declares the API
-      and its three handlers itself; the endpoint only exists once it does)."""
+      and its three handlers itself; the endpoint only exists once it does);
+    - each function of ASYNC_INVOCATIONS gets its `AWS::Lambda::EventInvokeConfig` (retries, event
+      age, the on-failure destination queue), and the webhooks' functions depend on it, so an
+      upgraded webhook never invokes a processor without its destination."""
     fixed = copy.deepcopy(package)
     resources = fixed["Resources"]
     arns, tables = {}, {}
@@ -410,6 +438,8 @@ def fix_package(package: Dict[str, Any], stage: str) -> Dict[str, Any]:
             props.setdefault("Environment", {}).setdefault("Variables", {})[PARTIAL_BATCH_ENV] = "true"
     for function in URL_FUNCTIONS:
         _add_function_url(fixed, _logical_name(function))
+    for function in ASYNC_INVOCATIONS:
+        _add_event_invoke_config(fixed, function, stage, arns)
     _trace_api_pass_through(fixed)
     _quiet_packaged_platform_logs(fixed)
     _add_push_endpoint(fixed)
@@ -453,6 +483,30 @@ def _add_function_url(template: Dict[str, Any], logical: str) -> None:
             statement, FunctionName={"Ref": logical}, Principal="*")}
     template.setdefault("Outputs", {})[f"{logical}Url"] = {
         "Description": url_purpose(logical)[1], "Value": {"Fn::GetAtt": [f"{logical}Url", "FunctionUrl"]}}
+
+
+def _add_event_invoke_config(template: Dict[str, Any], function: str, stage: str, queues: Mapping[str, str]) -> None:
+    """A packaged function's asynchronous invocation settings (nothing when the template has no
+    such function); the destination is the template's own queue."""
+    logical = _logical_name(function)
+    if template["Resources"].get(logical, {}).get("Type") not in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+        return
+    settings = ASYNC_INVOCATIONS[function]
+    queue = f"{prefix(stage)}-{settings['OnFailure']}"
+    if queue not in queues:
+        raise ValueError(f"{function}: its on-failure destination {queue} is not a queue of the template")
+    config_logical = f"{logical}EventInvokeConfig"
+    # The webhooks' functions invoke it: CloudFormation updates them only once this is in place.
+    for caller in URL_FUNCTIONS:
+        resource = template["Resources"].get(_logical_name(caller))
+        if resource is not None:
+            depends = resource.get("DependsOn") or []
+            resource["DependsOn"] = sorted(set([depends] if isinstance(depends, str) else depends) | {config_logical})
+    template["Resources"][config_logical] = {"Type": "AWS::Lambda::EventInvokeConfig", "Properties": {
+        "FunctionName": {"Ref": logical}, "Qualifier": "$LATEST",
+        "MaximumRetryAttempts": settings["MaximumRetryAttempts"],
+        "MaximumEventAgeInSeconds": settings["MaximumEventAgeInSeconds"],
+        "DestinationConfig": {"OnFailure": {"Destination": {"Fn::GetAtt": [queues[queue], "Arn"]}}}}}
 
 
 def url_purpose(function: str) -> Tuple[str, str]:
@@ -599,6 +653,39 @@ def _wait(ready: Callable[[], bool], timeout: float, sleep: Callable[[float], No
             raise RuntimeError(failure)
         sleep(2.0)
         waited += 2.0
+
+
+# --- asynchronous invocations on a deployed stage (`make deploy`) ----------------------------------
+
+
+def event_invoke_config(function: str, function_arn: str, stage: str) -> Dict[str, Any]:
+    """put_function_event_invoke_config's arguments for one function of ASYNC_INVOCATIONS; the
+    destination queue is in the function's region and account (read off its ARN)."""
+    settings = ASYNC_INVOCATIONS[function]
+    region, account = function_arn.split(":")[3:5]
+    destination = expand_resource("queue/" + settings["OnFailure"], stage, region, account)
+    return {"FunctionName": lambda_function_name(stage, function),
+            "MaximumRetryAttempts": settings["MaximumRetryAttempts"],
+            "MaximumEventAgeInSeconds": settings["MaximumEventAgeInSeconds"],
+            "DestinationConfig": {"OnFailure": {"Destination": destination}}}
+
+
+def configure_async_invocations(client: Any, stage: str, existing_only: bool = False) -> List[str]:
+    """Put ASYNC_INVOCATIONS on the deployed functions of the stage (`client`: boto3 Lambda),
+    replacing whatever was there; returns the functions configured. `existing_only` (before
+    `chalice deploy`): a function not deployed yet is skipped, else it is an error."""
+    done = []
+    for function in ASYNC_INVOCATIONS:
+        name = lambda_function_name(check_stage(stage), function)
+        try:
+            arn = client.get_function_configuration(FunctionName=name)["FunctionArn"]
+        except client.exceptions.ResourceNotFoundException:
+            if existing_only:
+                continue
+            raise RuntimeError(f"{name}: not deployed (run chalice deploy first)")
+        client.put_function_event_invoke_config(**event_invoke_config(function, arn, stage))
+        done.append(name)
+    return done
 
 
 # --- the live updates' endpoint on a deployed stage (`make deploy`) -------------------------------
@@ -874,6 +961,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     partial.add_argument("--stage", required=True)
     partial.add_argument("--mappings-only", action="store_true",
                          help="only the existing mappings (before deploying the one-artifact template)")
+    invoke = sub.add_parser("async-invocations", help="retries, event age and the on-failure destination of "
+                                                       "the functions invoked asynchronously (boto3)")
+    invoke.add_argument("--stage", required=True)
+    invoke.add_argument("--existing-only", action="store_true",
+                        help="only the functions deployed already (before chalice deploy)")
     url = sub.add_parser("function-url", help="the webhooks' and the inbox's function URLs and their public "
                                               "permissions (boto3, after chalice deploy); prints both")
     url.add_argument("--stage", required=True)
@@ -921,6 +1013,11 @@ def _run(args: argparse.Namespace) -> int:
         done = enable_partial_batches(boto3.client("lambda"), args.stage, environment=not args.mappings_only)
         print(f"partial batch responses: {', '.join(done) or 'no function deployed yet'}"
               + (" (mappings only)" if args.mappings_only else ""))
+    elif args.command == "async-invocations":
+        import boto3
+
+        done = configure_async_invocations(boto3.client("lambda"), args.stage, existing_only=args.existing_only)
+        print(f"asynchronous invocations: {', '.join(done) or 'no function deployed yet'}")
     elif args.command == "function-url":
         import boto3
 

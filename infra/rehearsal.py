@@ -8,7 +8,8 @@ starts moto on a free loopback port, points the AWS CLI, Chalice and boto3 at it
 `make deploy` (artefacts bucket, data stack, outputs, configure, `chalice deploy`, partial
 batches, health), `make create-admin`, `make deploy` again (the upgrade) and `make teardown`. After
 each step it checks what exists against what the app declares (`expectations`: its functions,
-event sources, routes, the webhooks' function URL, the WebSocket API every function's PUSH_ENDPOINT names, the data stack's state machine and the policies of infra/deploy.py),
+event sources, routes, the webhooks' function URL, the processor's asynchronous invocation settings (its
+retries and the ingest DLQ as on-failure destination), the WebSocket API every function's PUSH_ENDPOINT names, the data stack's state machine and the policies of infra/deploy.py),
 so a new route or event source is checked without editing this file; after the upgrade, that
 nothing changed but code (`changes`); after teardown, that the functions are gone and the
 tables kept.
@@ -176,8 +177,11 @@ def expectations(app: Any, stage: str, template: Mapping[str, Any], region: str 
     state_machines = sorted(
         resource["Properties"]["StateMachineName"]["Fn::Sub"].replace("${Stage}", stage)
         for resource in template["Resources"].values() if resource["Type"] == "AWS::StepFunctions::StateMachine")
+    invoked = {function: {"retries": settings["MaximumRetryAttempts"], "max_age": settings["MaximumEventAgeInSeconds"],
+                          "on_failure": deploy.expand_resource("queue/" + settings["OnFailure"], stage, region, account)}
+               for function, settings in deploy.ASYNC_INVOCATIONS.items() if function in functions}
     return {"stage": stage, "functions": functions, "sqs": sqs, "streams": streams, "schedules": schedules,
-            "routes": routes, "state_machines": state_machines,
+            "routes": routes, "state_machines": state_machines, "async_invocations": invoked,
             "websocket": bool(getattr(app, "websocket_handlers", None)),
             "function_urls": sorted(f for f in functions if f in deploy.URL_FUNCTIONS)}
 
@@ -203,7 +207,7 @@ def snapshot(session: Any, stage: str, rest_api_id: Optional[str]) -> Dict[str, 
                 "arn": function["FunctionArn"], "role": function["Role"], "policies": policies,
                 "environment": (function.get("Environment") or {}).get("Variables") or {},
                 "timeout": function["Timeout"], "memory": function["MemorySize"], "concurrency": concurrency,
-                "handler": function["Handler"], **_url(lam, name)}
+                "handler": function["Handler"], "async": _async_invocations(lam, name), **_url(lam, name)}
 
     def ours(function_arn: str) -> Optional[str]:
         """The stage's function named by an ARN, else None (so what outlives a function is seen)."""
@@ -249,6 +253,17 @@ def _websocket_endpoint(session: Any, stage: str) -> Optional[str]:
     found = [a["ApiId"] for a in gateway.get_apis().get("Items", [])
              if a.get("Name") == name and a.get("ProtocolType") == "WEBSOCKET"]
     return f"https://{found[0]}.execute-api.{session.region_name}.amazonaws.com/api" if len(found) == 1 else None
+
+
+def _async_invocations(lam: Any, name: str) -> Optional[Dict[str, Any]]:
+    """A function's asynchronous invocation settings (retries, event age, on-failure destination),
+    None when it has none of its own."""
+    try:
+        config = lam.get_function_event_invoke_config(FunctionName=name)
+    except lam.exceptions.ResourceNotFoundException:
+        return None
+    return {"retries": config.get("MaximumRetryAttempts"), "max_age": config.get("MaximumEventAgeInSeconds"),
+            "on_failure": ((config.get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")}
 
 
 def _url(lam: Any, name: str) -> Dict[str, Any]:
@@ -322,6 +337,10 @@ def problems(expected: Mapping[str, Any], found: Mapping[str, Any]) -> List[str]
             wrong.append(f"{name}: {deploy.PUSH_ENDPOINT_ENV}={endpoint!r}, not the stage's WebSocket API "
                          f"{found['websocket']} (its pages would poll)")
         wrong += _url_problems(name, short in expected["function_urls"], function)
+        invoked = (expected.get("async_invocations") or {}).get(short)
+        if function.get("async") != invoked:
+            wrong.append(f"{name}: asynchronous invocations {function.get('async')}, expected {invoked}"
+                         + (" (a failed hand-off would be lost)" if invoked else ""))
     mappings = found["mappings"]
     for source in expected["sqs"] + expected["streams"]:
         name = deploy.lambda_function_name(stage, source["function"])

@@ -39,17 +39,17 @@ def _ok(response: Any, status: int = 200) -> Any:
 
 
 def _park_next_delivery(error: str) -> str:
-    """Take the next envelope off the ingest queue and park it as the processor does after its
-    last attempt; returns the parked message's id."""
-    from chalicelib import aws, config
+    """Take the delivery the webhook just handed off (the runtime's invoker is a
+    tests.helpers.HandOffs) and park it as the processor does after its last attempt; returns
+    the parked message's id. The runtime's invoker is the local runner again afterwards."""
+    from chalicelib import config
     from chalicelib.ingest.processor import park
+    from chalicelib.runtime import runtime
 
-    sqs = aws.client("sqs")
-    ingest = aws.queue_url(config.INGEST_QUEUE)
-    [message] = sqs.receive_message(QueueUrl=ingest, MaxNumberOfMessages=1, WaitTimeSeconds=0)["Messages"]
-    sqs.delete_message(QueueUrl=ingest, ReceiptHandle=message["ReceiptHandle"])
+    [record] = runtime.invoker().events.pop()[1]["Records"]
+    runtime.use_invoker(None)
     before = {m["MessageId"] for m in _peek_dlq()}
-    park({"body": message["Body"], "messageId": message["MessageId"]}, RuntimeError(error), config.MAX_PROCESSING_ATTEMPTS)
+    park(record, RuntimeError(error), config.MAX_PROCESSING_ATTEMPTS)
     [parked] = [m["MessageId"] for m in _peek_dlq() if m["MessageId"] not in before]
     return parked
 
@@ -68,6 +68,9 @@ def _texts(inbox: Any) -> List[str]:
 
 
 def test_dead_letters_are_listed_with_their_error_and_a_selected_replay_lands_once(inbox):
+    from chalicelib.runtime import runtime
+    from tests.helpers import HandOffs
+
     admin = inbox.login_admin()
     inbox.add_account("messenger", PAGE)
     # A delivery that landed and was then also parked (a platform retry that failed): replaying it
@@ -75,9 +78,11 @@ def test_dead_letters_are_listed_with_their_error_and_a_selected_replay_lands_on
     first = page_delivery(messenger("m_a", "p1", 1700000000000, "first"), messenger("m_b", "p2", 1700000001000, "second"))
     assert inbox.post_meta(first).status_code == 200
     assert inbox.process() == 1
+    runtime.use_invoker(HandOffs())
     assert inbox.post_meta(first).status_code == 200
     landed_twice = _park_next_delivery("storage hiccup for the retry")
     # A delivery that never landed.
+    runtime.use_invoker(HandOffs())
     assert inbox.post_meta(page_delivery(messenger("m_c", "p3", 1700000002000, "third"))).status_code == 200
     never_landed = _park_next_delivery("TimeoutError: DynamoDB did not answer")
     assert _texts(inbox) == ["first", "second"]

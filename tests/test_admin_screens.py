@@ -13,7 +13,8 @@ from typing import Any, List
 import pytest
 
 from tests.browser import needs_chromium
-from tests.helpers import PAGE, messenger, page_delivery
+from chalicelib.runtime import runtime
+from tests.helpers import PAGE, HandOffs, messenger, page_delivery
 from tests.test_admin_api import _park_next_delivery, _token
 from tests.test_web_inbox import XSS, browser, served  # noqa: F401  (fixtures)
 
@@ -46,6 +47,7 @@ def _seed(inbox: Any) -> str:
     inbox.add_account("whatsapp", WHATSAPP_PHONE, "Acme WhatsApp")
     mark_needs_reauth(find_account("messenger", PAGE), "OAuthException 190: " + XSS)
     _token("ana@example.com", "agent", ["default"])
+    runtime.use_invoker(HandOffs())  # the delivery is handed off, and parked below
     assert inbox.post_meta(page_delivery(messenger("m_dlq", "p_dlq", 1700000000000, "Parked question"))).status_code == 200
     parked = _park_next_delivery("RuntimeError: table throttled " + XSS)
     unknown = page_delivery(messenger("m_q", "p_q", 1700000003000, XSS), page="999000999")
@@ -322,6 +324,7 @@ def test_screenshots(inbox, served, browser):
         inbox.add_account(channel, account_id, name)
     mark_needs_reauth(find_account("messenger", PAGE),
                       "OAuthException 190: Error validating access token: Session has expired")
+    runtime.use_invoker(HandOffs())  # the delivery is handed off, and parked below
     assert inbox.post_meta(page_delivery(messenger("m_s1", "p_s1", 1700000000000, "Where is my order?"))).status_code == 200
     _park_next_delivery("ClientError: ProvisionedThroughputExceededException")
     from chalicelib.sla import policies

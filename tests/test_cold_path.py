@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: What a delivery needs: verify (adapter, secret), wrap, enqueue, log.
+#: What a delivery needs: verify (adapter, secret), wrap, hand off (invoke the processor), log.
 WEBHOOK_MODULES = {
     "chalicelib", "chalicelib.config", "chalicelib.runtime", "chalicelib.aws", "chalicelib.logs",
     "chalicelib.tracing", "chalicelib.channels", "chalicelib.channels.base", "chalicelib.channels.signing",
@@ -30,16 +30,29 @@ ROUTE_HELPERS = {"chalicelib.api", "chalicelib.api.common", "chalicelib.web"}
 #: Third-party packages only the API, the processor or the outbox need.
 NOT_ON_THE_WEBHOOK_PATH = ("pynamodb", "jwt", "holidays", "oauthlib", "requests_oauthlib", "aws_xray_sdk")
 
-#: A fresh interpreter: moto, the stage's secret, `import app`, one signed Meta delivery's body.
+#: A fresh interpreter: moto (its Lambda answers Invoke without running anything), the stage's
+#: secret, `import app`, one signed Meta delivery's body; every AWS call is counted.
 COLD_START = r'''
 import hashlib, hmac, json, os, sys
 from moto import mock_aws
 import boto3
+import botocore.client
 
-mock_aws().start()
+mock_aws(config={"lambda": {"use_docker": False}}).start()
 prefix = os.environ["RESOURCE_PREFIX"]
 queue = boto3.client("sqs").create_queue(QueueName=prefix + "-ingest")["QueueUrl"]
 boto3.client("ssm").put_parameter(Name=f"/{prefix}/META_APP_SECRET", Value="cold-secret", Type="SecureString")
+calls = []
+_real_call = botocore.client.BaseClient._make_api_call
+
+
+def _counted(client, operation, params):
+    calls.append([client.meta.service_model.service_name, operation, params.get("FunctionName"),
+                  params.get("InvocationType")])
+    return _real_call(client, operation, params)
+
+
+botocore.client.BaseClient._make_api_call = _counted
 before = set(sys.modules)
 
 import app
@@ -78,7 +91,7 @@ route_modules = sorted({view.view_function.__module__ for methods in app.app.rou
                         for view in methods.values()})
 print("RESULT " + json.dumps({"status": answer["statusCode"], "queued": len(queued), "loaded": loaded,
                               "everywhere": sorted(sys.modules), "route_modules": route_modules,
-                              "paths": sorted(app.app.routes)}))
+                              "paths": sorted(app.app.routes), "calls": calls}))
 '''
 
 
@@ -99,7 +112,9 @@ def _ours(modules: List[str]) -> List[str]:
 
 def test_the_webhook_cold_request_imports_only_the_webhook_path_and_thin_route_modules():
     cold = _cold_delivery()
-    assert cold["status"] == 200 and cold["queued"] == 1
+    assert cold["status"] == 200 and cold["queued"] == 0
+    assert [c for c in cold["calls"] if c[1] != "ReceiveMessage"][-1] == [
+        "socialinbox-lambda", "Invoke", "socialinbox-test-ingest_processor", "Event"]
     # Every route is registered at import (Chalice needs them all), from its thin route module.
     assert "/webhooks/{platform}" in cold["paths"] and "/api/conversations" in cold["paths"]
     assert "/" in cold["paths"] and "/api/openapi.json" in cold["paths"]
@@ -121,7 +136,7 @@ answer = app.webhook_url(event, None)
 loaded = sorted(set(sys.modules) - before)
 queued = boto3.client("sqs").receive_message(QueueUrl=queue).get("Messages", [])
 print("RESULT " + json.dumps({"status": answer["statusCode"], "queued": len(queued), "loaded": loaded,
-                              "everywhere": sorted(sys.modules), "routes": sorted(app.app.routes)}))
+                              "everywhere": sorted(sys.modules), "routes": sorted(app.app.routes), "calls": calls}))
 """
 
 
@@ -135,7 +150,10 @@ def test_the_webhooks_own_function_imports_no_route_module_at_all():
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     cold = json.loads([r for r in result.stdout.splitlines() if r.startswith("RESULT ")][-1][len("RESULT "):])
-    assert cold["status"] == 200 and cold["queued"] == 1
+    assert cold["status"] == 200 and cold["queued"] == 0
+    # the secret (SSM's trimmed model) and one asynchronous invocation (Lambda's): nothing else
+    assert [call[:2] for call in cold["calls"] if call[1] != "ReceiveMessage"] == [
+        ["socialinbox-ssm", "GetParameter"], ["socialinbox-lambda", "Invoke"]]
     assert cold["routes"] == []
     extra = [m for m in _ours(cold["loaded"]) if m not in WEBHOOK_MODULES | {"app"}]
     assert not extra, f"the webhooks function's cold delivery imported {extra}"
@@ -144,22 +162,28 @@ def test_the_webhooks_own_function_imports_no_route_module_at_all():
     assert not heavy, f"the webhooks function's cold delivery imported {sorted({m.split('.')[0] for m in heavy})}"
 
 
-def test_secrets_are_read_with_a_client_of_ssms_getparameter_alone_and_it_is_botocores_own_definition(inbox):
+def test_secrets_and_the_hand_off_use_clients_of_one_operation_each_in_botocores_own_definitions(inbox):
     """SSM's whole botocore model (~800 KB, ~150 operations) cost the webhooks' cold first request
-    ~19 ms for one GetParameter (issue 21): the runtime reads secrets through a trimmed copy
-    (infra/aws_models.py). It must stay botocore's definition: after a botocore upgrade that
-    changes it, rerun `python -m infra.aws_models`."""
+    ~19 ms for one GetParameter (issue 21), and Lambda's (~700 KB) would cost as much for the one
+    Invoke: the runtime uses trimmed copies (infra/aws_models.py). They must stay botocore's
+    definitions: after a botocore upgrade that changes them, rerun `python -m infra.aws_models`."""
     import json as _json
 
     from infra import aws_models
 
-    from chalicelib.runtime import SECRETS_SERVICE, runtime
+    from chalicelib.runtime import LAMBDA_SERVICE, SECRETS_SERVICE, runtime
 
-    for name, content in aws_models.trimmed().items():
-        with open(os.path.join(aws_models.folder(), name), encoding="utf-8") as handle:
-            assert _json.load(handle) == _json.loads(_json.dumps(content)), name
-    client = runtime.client(SECRETS_SERVICE)
-    assert client.meta.service_model.operation_names == ["GetParameter"]
-    assert client.meta.service_model.service_id == "SSM" and client.meta.service_model.signing_name == "ssm"
+    assert set(aws_models.MODELS) == {SECRETS_SERVICE, LAMBDA_SERVICE}
+    for model in aws_models.MODELS:
+        for name, content in aws_models.trimmed(model).items():
+            with open(os.path.join(aws_models.folder(model), name), encoding="utf-8") as handle:
+                assert _json.load(handle) == _json.loads(_json.dumps(content)), (model, name)
+    for service, operation, service_id, signing in ((SECRETS_SERVICE, "GetParameter", "SSM", "ssm"),
+                                                    (LAMBDA_SERVICE, "Invoke", "Lambda", "lambda")):
+        client = runtime.client(service)
+        assert client.meta.service_model.operation_names == [operation]
+        assert client.meta.service_model.service_id == service_id
+        assert client.meta.service_model.signing_name == signing
     assert runtime.client("ssm").meta.service_model.operation_names != ["GetParameter"]  # nobody else's
+    assert runtime.client("lambda").meta.service_model.operation_names != ["Invoke"]
     runtime.reset()  # the clients were made here: the next test makes its own

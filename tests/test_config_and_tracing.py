@@ -27,9 +27,12 @@ def _python(script: str, drop=()) -> str:
 
 @pytest.fixture
 def aws_stage(monkeypatch):
+    from tests.helpers import DeployedLambda
+
     monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
     monkeypatch.delenv("META_APP_SECRET")
     runtime.forget_secrets()
+    runtime.use_invoker(DeployedLambda())
     yield
     runtime.forget_secrets()
 
@@ -163,8 +166,9 @@ def test_no_secret_token_password_or_message_body_is_logged_at_info(inbox, monke
 
     from chalicelib.api.auth import create_agent
     from chalicelib.runtime import runtime
-    from tests.helpers import PAGE, messenger, page_delivery
+    from tests.helpers import PAGE, DeployedLambda, messenger, page_delivery
 
+    runtime.use_invoker(DeployedLambda())
     secrets = {"META_APP_SECRET": "s3cr3t-app-secret-value", "META_VERIFY_TOKEN": "verify-token-value-77",
                "AUTH_TOKEN_SECRET": "auth-token-secret-value-0123456789abcdef",
                "META_PAGE_TOKEN": "page-access-token-value-99"}

@@ -189,6 +189,16 @@ def test_one_artifact_package_builds_offline_and_passes_cfn_lint(tmp_path):
     assert all(f["Properties"]["LoggingConfig"] == {"LogFormat": "JSON", "SystemLogLevel": "WARN",
                                                     "ApplicationLogLevel": "INFO"} for f in functions.values())
     assert "webhooks/<platform>" in template["Outputs"]["WebhooksUrl"]["Description"]
+    # The webhooks invoke the processor asynchronously: its retries, event age and the ingest DLQ
+    # as its on-failure destination, in place before either webhook function is updated.
+    [invoke_config] = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    assert invoke_config == {"FunctionName": {"Ref": "IngestProcessor"}, "Qualifier": "$LATEST",
+                             "MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 21600,
+                             "DestinationConfig": {"OnFailure": {"Destination": {
+                                 "Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}}}}
+    assert resources["IngestDeadLetterQueue"]["Properties"]["QueueName"] == {"Fn::Sub": "socialinbox-${Stage}-ingest-dlq"}
+    for caller in ("Webhooks", "APIHandler"):
+        assert "IngestProcessorEventInvokeConfig" in resources[caller]["DependsOn"]
     lint = os.path.join(os.path.dirname(sys.executable), "cfn-lint")
     result = subprocess.run([lint, str(out / "sam.json")], capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -612,6 +622,56 @@ def test_make_deploy_is_one_sequence_from_the_stack_to_chalice_deploy():
     positions = [result.stdout.find(step) for step in steps]
     assert -1 not in positions, dict(zip(steps, positions))
     assert positions == sorted(positions)
+
+
+def test_make_deploy_configures_the_processors_async_invocations_before_and_after_chalice_deploy():
+    """Before: an upgraded webhook starts invoking the processor the moment chalice deploy updates
+    it, so the destination must already be there; after: a first deploy's new processor."""
+    commands = _dry_run("deploy", "STAGE=qa")
+    before = next(n for n, c in enumerate(commands) if "infra.deploy async-invocations --stage qa --existing-only" in c)
+    chalice = next(n for n, c in enumerate(commands) if "chalice deploy --stage qa" in c)
+    after = next(n for n, c in enumerate(commands)
+                 if "infra.deploy async-invocations --stage qa" in c and "--existing-only" not in c)
+    assert before < chalice < after
+
+
+def test_async_invocations_on_a_deployed_stage_retry_twice_then_go_to_the_ingest_dlq(aws_backend, capsys):
+    client, _ = _deployed_consumers()
+    assert deploy.configure_async_invocations(client, "qa") == ["socialinbox-qa-ingest_processor"]
+    assert deploy.configure_async_invocations(client, "qa") == ["socialinbox-qa-ingest_processor"]  # idempotent
+    found = client.get_function_event_invoke_config(FunctionName="socialinbox-qa-ingest_processor")
+    assert found["MaximumRetryAttempts"] == 2 and found["MaximumEventAgeInSeconds"] == 21600
+    assert found["DestinationConfig"]["OnFailure"]["Destination"] == \
+        "arn:aws:sqs:us-east-1:123456789012:socialinbox-qa-ingest-dlq"
+    # before the first chalice deploy of a stage nothing exists yet: skipped, not an error
+    assert deploy.configure_async_invocations(client, "qb", existing_only=True) == []
+    with pytest.raises(RuntimeError, match="socialinbox-qb-ingest_processor: not deployed"):
+        deploy.configure_async_invocations(client, "qb")
+
+
+def test_the_processor_may_send_to_its_on_failure_destination_and_the_webhooks_may_invoke_it_alone():
+    for function, settings in deploy.ASYNC_INVOCATIONS.items():
+        [statement] = [s for s in deploy.policy_document(function, "qa", "us-east-1", "1")["Statement"]
+                       if s["Sid"] == "AsyncDestination"]
+        assert statement["Action"] == ["sqs:SendMessage"]
+        assert statement["Resource"] == [f"arn:aws:sqs:us-east-1:1:socialinbox-qa-{settings['OnFailure']}"]
+    processor = "arn:aws:lambda:us-east-1:1:function:socialinbox-qa-ingest_processor"
+    for caller in ("webhooks", "api_handler"):
+        statements = deploy.policy_document(caller, "qa", "us-east-1", "1")["Statement"]
+        assert [s["Resource"] for s in statements if "lambda:InvokeFunction" in s["Action"]] == [[processor]]
+    others = [f for f in deploy.functions() if f not in ("webhooks", "api_handler")]
+    assert not any("lambda:InvokeFunction" in s["Action"] for f in others
+                   for s in deploy.policy_document(f, "qa")["Statement"])
+
+
+def test_the_asynchronous_door_is_alarmed_beside_the_queue():
+    alarms = [r["Properties"] for r in stack.template()["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    on_processor = {a["MetricName"]: a for a in alarms if a["Namespace"] == "AWS/Lambda" and a["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Fn::Sub": "socialinbox-${Stage}-ingest_processor"}}]}
+    dropped, age = on_processor["AsyncEventsDropped"], on_processor["AsyncEventAge"]
+    assert (dropped["Statistic"], dropped["Threshold"], dropped["ComparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")
+    assert age["Statistic"] == "Maximum" and age["Threshold"] == 300_000  # milliseconds: 5 minutes
+    assert any(a["MetricName"] == "ApproximateAgeOfOldestMessage" for a in alarms)  # the queue's, kept
 
 
 def test_make_deploy_package_readies_existing_mappings_before_the_stack_update():

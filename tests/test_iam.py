@@ -24,7 +24,7 @@ import pytest
 import responses
 
 from infra import deploy
-from tests.helpers import ADMIN_EMAIL, PAGE, PHONE, messenger, page_delivery, whatsapp_delivery
+from tests.helpers import ADMIN_EMAIL, PAGE, PHONE, DeployedLambda, messenger, page_delivery, whatsapp_delivery
 
 STAGE = "test"  # tests/conftest.py: RESOURCE_PREFIX=socialinbox-test
 REGION, ACCOUNT = "us-east-1", "123456789012"
@@ -80,6 +80,8 @@ def iam_calls(service: str, operation: str, params: Dict[str, Any]) -> List[Call
         return [(f"s3:{action}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
     if service == "sns":
         return [(f"sns:{operation}", params["TopicArn"])]
+    if service == "lambda" and operation == "Invoke":
+        return [("lambda:InvokeFunction", f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{params['FunctionName']}")]
     if service == "ssm":
         names = params.get("Names") or [params["Name"]]
         return [(f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/{n.lstrip('/')}") for n in names]
@@ -110,6 +112,8 @@ class Recorder:
         self.clock: Any = None
         #: (method, route) of every HTTP request the api_handler served.
         self.routes: Set[Tuple[str, str]] = set()
+        #: The invoker a fresh runtime gets (asynchronous invocations outlive a function's container).
+        self.invoker: Any = None
 
     def served(self, app: Any, method: str, path: str) -> None:
         import re
@@ -126,6 +130,7 @@ class Recorder:
         if function != self.last:
             runtime.reset()
             runtime.use_clock(self.clock)
+            runtime.use_invoker(self.invoker)
             self.last = function
         self.current.append(function)
         self.calls.setdefault(function, set())
@@ -232,8 +237,23 @@ def deployed(inbox, monkeypatch):
     recorder = Recorder()
     monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call",
                         recorder.wrap(botocore.client.BaseClient._make_api_call))
+    # The webhooks' real Invoke (recorded), the event then held as Lambda holds it, for `_consume`.
+    recorder.invoker = DeployedLambda({"ingest_processor": _processor_recorded_by(recorder)})
+    from chalicelib.runtime import runtime
+
+    runtime.use_invoker(recorder.invoker)
     inbox.recorder = recorder
     return inbox
+
+
+def _processor_recorded_by(recorder: Recorder) -> Any:
+    def recorded(event: Any, context: Any) -> Any:
+        import app
+
+        with recorder.during("ingest_processor"):
+            return app.ingest_processor(event, context)
+
+    return recorded
 
 
 def _sign(body: bytes) -> Dict[str, str]:
@@ -259,7 +279,8 @@ def _webhook(inbox, payload: Dict[str, Any], rest: bool = False) -> None:
 
 
 def _consume(inbox, function: str, queue: str) -> int:
-    """Lambda's poller (not recorded) hands each batch of `queue` to the function (recorded)."""
+    """Lambda runs the asynchronous invocations it holds for the function, and its poller (not
+    recorded) hands each batch of `queue` to the function (recorded)."""
     from chalicelib.local.pump import pump_once
 
     handler = getattr(inbox.app, function)
@@ -268,7 +289,7 @@ def _consume(inbox, function: str, queue: str) -> int:
         with inbox.recorder.during(function):
             return handler(event, context)
 
-    total = 0
+    total = inbox.recorder.invoker.run_pending() if function == "ingest_processor" else 0
     while True:
         count = pump_once(recorded, queue=queue)
         if not count:

@@ -28,9 +28,30 @@ def _names(found):
 def test_every_event_source_registered_on_the_app_has_a_local_runner():
     import app
 
+    from chalicelib.local.async_invoke import LocalInvocations
+
     registered = sorted(source.name for source in app.app.event_sources)
     assert "routing_sweeper" in registered and "sla_sweeper" in registered
-    assert _names(runners.discover(app.app)) == registered
+    found = runners.discover(app.app)
+    assert _names(r for r in found if not isinstance(r, LocalInvocations)) == registered
+    # ... and the webhooks' asynchronous invocations of the processor have theirs
+    [invocations] = [r for r in found if isinstance(r, LocalInvocations)]
+    assert invocations.functions == ["ingest_processor"]
+
+
+def test_the_runner_of_asynchronous_invocations_becomes_the_runtimes_invoker_when_started(aws_backend):
+    import app
+
+    from chalicelib.local.async_invoke import LocalInvocations
+    from chalicelib.runtime import runtime
+
+    [invocations] = [r for r in runners.discover(app.app) if isinstance(r, LocalInvocations)]
+    assert "asynchronous invocations of ingest_processor" in runners.describe(invocations)
+    runners.start_all([invocations])
+    try:
+        assert runtime.invoker() is invocations and invocations.is_alive()
+    finally:
+        assert runners.stop_all([invocations], 5.0) == []
 
 
 def test_an_event_source_without_a_local_runner_is_named_not_skipped():
@@ -125,7 +146,7 @@ def test_partial_batch_responses_exactly_where_the_deploy_enables_them(aws_backe
     for body in ("ok-1", "bad", "ok-2"):
         sqs.send_message(QueueUrl=url, MessageBody=body)
     seen = []
-    (pump,) = runners.discover(_consumer_app("socialinbox-test-runner-partial", function_name, seen, fail_body="bad"))
+    pump = runners.discover(_consumer_app("socialinbox-test-runner-partial", function_name, seen, fail_body="bad"))[0]
     assert pump.reports_failures is reports
     assert pump.run_once() == 3
     assert seen[0]["partial"] is reports  # the function's own deployed variable

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from tests.helpers import fixture_bytes, meta_signature
+from tests.helpers import HandOffs, fixture_bytes, meta_signature
 
 PAGE = "1234567890"
 
@@ -146,23 +146,18 @@ def _one_request_at_a_time(monkeypatch) -> None:
 
 
 def test_the_same_message_processed_by_ten_threads_at_once_is_stored_once(inbox, monkeypatch):
-    from chalicelib import aws, config
     from chalicelib.ingest import processor
+    from chalicelib.runtime import runtime
 
     _one_request_at_a_time(monkeypatch)
 
     inbox.add_account("messenger", PAGE)
+    handed = HandOffs()
+    runtime.use_invoker(handed)
     for _ in range(10):
         assert inbox.post_meta(_one_message()).status_code == 200
-    sqs = aws.client("sqs")
-    url = aws.queue_url(config.INGEST_QUEUE)
-    bodies = []
-    while len(bodies) < 10:
-        received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60)
-        batch = received.get("Messages", [])
-        assert batch, "the ten deliveries should all be queued"
-        bodies.extend(m["Body"] for m in batch)
-    assert len(bodies) == 10
+    bodies = handed.bodies()
+    assert len(bodies) == 10, "the ten deliveries should all be handed off"
 
     start = threading.Barrier(10)
     outcomes, failures = [], []

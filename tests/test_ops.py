@@ -88,7 +88,7 @@ _ONE_REQUEST = textwrap.dedent("""
         os.environ.pop(name, None)
     import moto
     from moto import mock_aws
-    with mock_aws():
+    with mock_aws(config={"lambda": {"use_docker": False}}):  # Invoke answered 202, as Lambda does
         import app  # as Lambda does: the app module first
         from chalice.test import Client
         from chalicelib.local import stack

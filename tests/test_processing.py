@@ -1,4 +1,7 @@
-"""The queue side: durable ack, retries, the dead-letter queue with its error, and replay."""
+"""The processing side: durable ack, retries, the dead-letter queue with its error, and replay,
+through both doors: the webhooks' asynchronous invocation (the default here, run as Lambda runs
+it by the local runner) and the ingest queue (`sqs_door`: the webhook queues as an older one did;
+replays always come this way)."""
 from __future__ import annotations
 
 import json
@@ -6,7 +9,17 @@ import json
 import pytest
 
 from chalicelib import aws, config
+from tests.helpers import HandOffs, queue_like_an_older_webhook
 from tests.test_inbox_api import PAGE, messenger, page_delivery
+
+
+@pytest.fixture
+def sqs_door(inbox):
+    """Deliveries reach the processor through the ingest queue (Lambda's SQS trigger)."""
+    from chalicelib.runtime import runtime
+
+    runtime.use_invoker(queue_like_an_older_webhook)
+    return inbox
 
 
 def _count(queue: str) -> int:
@@ -16,29 +29,35 @@ def _count(queue: str) -> int:
     return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
-def test_ack_means_queued_and_nothing_else(inbox):
-    """The 200 comes after the delivery is on the queue; no table is touched on the ack path."""
+def test_ack_means_handed_off_and_nothing_else(inbox):
+    """The 200 comes after Lambda took the processor's invocation; no table and no queue is
+    touched on the ack path."""
     from chalicelib.models import Message, MessageRef
+    from chalicelib.runtime import runtime
 
+    handed = HandOffs()
+    runtime.use_invoker(handed)
     inbox.add_account("messenger", PAGE)
     response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000)))
     assert response.status_code == 200 and response.body == b"EVENT_RECEIVED"
-    assert _count(config.INGEST_QUEUE) == 1
+    [(function, event)] = handed.events
+    assert function == config.INGEST_PROCESSOR_FUNCTION
+    [record] = event["Records"]
+    assert record["eventSource"] == "socialinbox:webhook" and _message_id_of(record["body"]) == "m1"
+    assert _count(config.INGEST_QUEUE) == 0
     assert list(MessageRef.scan()) == [] and list(Message.scan()) == []
 
 
-def test_when_the_queue_is_down_the_platform_gets_a_5xx_to_retry(inbox, monkeypatch):
-    sqs = aws.client("sqs")
+def test_when_lambda_refuses_the_invocation_the_platform_gets_a_5xx_to_retry(inbox):
+    from chalicelib.runtime import InvocationRefused, runtime
 
-    def broken(**_):
-        raise RuntimeError("SQS unavailable")
-
-    monkeypatch.setattr(sqs, "send_message", broken)
+    runtime.use_invoker(HandOffs(refuse=InvocationRefused("throttled")))
     response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1700000000000)))
     assert response.status_code == 503
+    assert _count(config.INGEST_QUEUE) == 0
 
 
-def test_a_failing_event_is_retried_then_parked_with_its_error_and_replay_brings_it_back(inbox, monkeypatch):
+def test_a_failing_event_is_retried_then_parked_with_its_error_and_replay_brings_it_back(inbox, sqs_door, monkeypatch):
     from chalicelib.ingest import dlq, pipeline
 
     inbox.add_account("messenger", PAGE)
@@ -90,33 +109,45 @@ def test_dlq_command_line_lists_and_replays(inbox, capsys):
     assert _count(config.INGEST_QUEUE) == 1
 
 
-def test_an_oversized_delivery_is_split_into_self_contained_queue_messages(inbox):
+def test_an_oversized_delivery_is_split_into_self_contained_parts_in_as_few_invocations_as_fit(inbox):
+    from chalicelib.ingest.webhook import MAX_EVENT_BYTES
+    from chalicelib.local.async_invoke import MAX_PAYLOAD_BYTES
+    from chalicelib.runtime import runtime
+
     inbox.add_account("messenger", PAGE)
+    handed = HandOffs(forward=runtime.invoker())
+    runtime.use_invoker(handed)
     big_text = "x" * 1900
     entries = [{"id": PAGE, "time": 1700000000000,
                 "messaging": [messenger(f"m{i}_{j}", f"p{i}", 1700000000000 + j, big_text) for j in range(10)]}
                for i in range(20)]
     response = inbox.post_meta({"object": "page", "entry": entries})
     assert response.status_code == 200
-    assert _count(config.INGEST_QUEUE) == 20
-    inbox.process()
+    assert len(handed.records()) == 20 and 2 <= len(handed.events) < 20
+    assert all(size <= MAX_EVENT_BYTES < MAX_PAYLOAD_BYTES for size in handed.sizes)
+    assert len({record["messageId"] for record in handed.records()}) == 20
+    assert _count(config.INGEST_QUEUE) == 0
+    runtime.use_invoker(handed.forward)
+    assert inbox.process() == 20
     assert len(inbox.conversations(limit="100")) == 20
     assert sum(c["message_count"] for c in inbox.conversations(limit="100")) == 200
 
 
 @pytest.mark.parametrize("status", [401, 503])
 def test_processor_never_sees_what_the_ack_path_refused(inbox, monkeypatch, status):
+    from chalicelib.runtime import runtime
+
+    handed = HandOffs()
+    runtime.use_invoker(handed)
     if status == 503:
         monkeypatch.setenv("SOCIALINBOX_STAGE", "dev")
         monkeypatch.delenv("META_APP_SECRET")
-        from chalicelib.runtime import runtime
-
         runtime.forget_secrets()  # nothing is in SSM: the secret is missing and the ack path fails closed
         response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1)))
     else:
         response = inbox.post_meta(page_delivery(messenger("m1", "p1", 1)), secret="wrong")
     assert response.status_code == status
-    assert _count(config.INGEST_QUEUE) == 0
+    assert handed.events == [] and _count(config.INGEST_QUEUE) == 0
 
 
 def _conflicting_writes(monkeypatch, failures: int):
@@ -208,7 +239,7 @@ def _drain_recording_batches(inbox):
     return batches
 
 
-def test_one_failing_envelope_does_not_bring_back_its_settled_neighbours(inbox, monkeypatch):
+def test_one_failing_envelope_does_not_bring_back_its_settled_neighbours(inbox, sqs_door, monkeypatch):
     """Good, permanently bad and flaky in one batch: good processed once, bad parked once, only
     the flaky one comes back (and then lands)."""
     inbox.add_account("messenger", PAGE)
@@ -225,7 +256,7 @@ def test_one_failing_envelope_does_not_bring_back_its_settled_neighbours(inbox, 
     assert sorted(m["text"] for m in inbox.all_messages()) == ["flaky", "good"]
 
 
-def test_an_envelope_retried_until_parked_is_parked_once_and_its_neighbour_runs_once(inbox, monkeypatch):
+def test_an_envelope_retried_until_parked_is_parked_once_and_its_neighbour_runs_once(inbox, sqs_door, monkeypatch):
     from chalicelib.ingest import dlq
 
     inbox.add_account("messenger", PAGE)
@@ -243,7 +274,7 @@ def test_an_envelope_retried_until_parked_is_parked_once_and_its_neighbour_runs_
     assert "storage hiccup for m_bad" in parked["error"]
 
 
-def test_settled_envelopes_are_deleted_before_the_handler_raises(inbox, monkeypatch):
+def test_settled_envelopes_are_deleted_before_the_handler_raises(inbox, sqs_door, monkeypatch):
     """Lambda view: the handler raises for the failed envelope; what it settled is already gone."""
     from chalicelib.ingest import processor
 
@@ -327,6 +358,9 @@ def _receive_all():
 
 
 def _good_bad_and_flaky(inbox, monkeypatch):
+    from chalicelib.runtime import runtime
+
+    runtime.use_invoker(queue_like_an_older_webhook)
     inbox.add_account("messenger", PAGE)
     calls = _counting_handle(monkeypatch, lambda mid, n: mid == "m_flaky" and n == 1)
     inbox.post_meta(page_delivery(messenger("m_good", "p1", 1700000000000, "good")))
@@ -355,7 +389,7 @@ def test_with_partial_batch_responses_the_handler_names_only_the_failed_envelope
     assert _count(config.INGEST_QUEUE) == 3  # all still in flight: deleting is Lambda's job now
 
 
-def test_with_partial_batch_responses_a_clean_batch_reports_no_failure(inbox, monkeypatch):
+def test_with_partial_batch_responses_a_clean_batch_reports_no_failure(inbox, sqs_door, monkeypatch):
     from chalicelib.ingest import processor
 
     monkeypatch.setenv(processor.PARTIAL_BATCH_ENV, "true")
@@ -412,7 +446,7 @@ def _lambda_with_report_batch_item_failures(inbox):
     return batches
 
 
-def test_with_partial_batch_responses_the_neighbours_never_run_again(inbox, monkeypatch):
+def test_with_partial_batch_responses_the_neighbours_never_run_again(inbox, sqs_door, monkeypatch):
     from chalicelib.ingest import processor
 
     monkeypatch.setenv(processor.PARTIAL_BATCH_ENV, "true")

@@ -109,7 +109,8 @@ def deployed_as_declared(expected):
         functions[spec["name"]] = {"arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{spec['name']}",
                                    "role": f"arn:aws:iam::{ACCOUNT}:role/{spec['name']}", "policies": [spec["policy"]],
                                    "environment": env, "timeout": 30, "memory": 512, "concurrency": None,
-                                   "handler": f"app.{short}", "url": None, "public": []}
+                                   "handler": f"app.{short}", "url": None, "public": [],
+                                   "async": copy.deepcopy(expected["async_invocations"].get(short))}
         if short in expected["function_urls"]:
             functions[spec["name"]].update(
                 url={"url": "https://abc.lambda-url.eu-west-1.on.aws/", "auth": "NONE",
@@ -142,6 +143,8 @@ def test_what_the_app_declares_is_what_is_expected(expected):
     assert expected["schedules"] == [{"function": "sla_sweeper", "expression": "rate(1 minute)"}]
     assert expected["routes"] == {"/health": ["GET"], "/api/replies": ["GET", "POST"]}
     assert expected["state_machines"] == ["socialinbox-staging-sla"]
+    assert expected["async_invocations"] == {"ingest_processor": {
+        "retries": 2, "max_age": 21600, "on_failure": f"arn:aws:sqs:{REGION}:{ACCOUNT}:socialinbox-staging-ingest-dlq"}}
     assert rehearsal.problems(expected, deployed_as_declared(expected)) == []
 
 
@@ -169,6 +172,10 @@ def _env(found, name="socialinbox-staging-ingest_processor"):
     return found["functions"][name]["environment"]
 
 
+def _processor(found):
+    return found["functions"]["socialinbox-staging-ingest_processor"]
+
+
 def _webhooks(found):
     return found["functions"]["socialinbox-staging-webhooks"]
 
@@ -190,6 +197,18 @@ def test_the_snapshot_reads_the_function_url_make_deploy_creates(aws_backend):
     assert functions["socialinbox-staging-webhooks"]["public"] == sorted(p["Action"] for p in deploy.URL_PERMISSIONS.values())
     assert functions["socialinbox-staging-sla_sweeper"]["url"] is None
     assert functions["socialinbox-staging-sla_sweeper"]["public"] == []
+    assert functions["socialinbox-staging-webhooks"]["async"] is None
+
+
+def test_the_snapshot_reads_the_async_invocation_settings_make_deploy_puts(aws_backend):
+    import boto3
+
+    session = boto3.session.Session(region_name=REGION)
+    moto_gaps.lambda_function("socialinbox-staging-ingest_processor")
+    assert deploy.configure_async_invocations(session.client("lambda"), STAGE) == ["socialinbox-staging-ingest_processor"]
+    found = rehearsal.snapshot(session, STAGE, None)["functions"]["socialinbox-staging-ingest_processor"]["async"]
+    assert found == {"retries": 2, "max_age": 21600,
+                     "on_failure": f"arn:aws:sqs:{REGION}:{ACCOUNT}:socialinbox-staging-ingest-dlq"}
 
 
 @pytest.mark.parametrize("how, problem", [
@@ -232,6 +251,12 @@ def test_the_snapshot_reads_the_function_url_make_deploy_creates(aws_backend):
     (lambda f: f["functions"]["socialinbox-staging"].update(url=None), "socialinbox-staging: its function URL is missing"),
     (lambda f: f["functions"]["socialinbox-staging"]["url"].update(auth="AWS_IAM"),
      "socialinbox-staging: function URL auth AWS_IAM"),
+    (lambda f: _processor(f).update({"async": None}), "socialinbox-staging-ingest_processor: asynchronous invocations "
+                                                       "None, expected {'retries': 2"),
+    (lambda f: _processor(f)["async"].update(on_failure=None), "a failed hand-off would be lost"),
+    (lambda f: _processor(f)["async"].update(retries=0), "asynchronous invocations {'retries': 0"),
+    (lambda f: _webhooks(f).update({"async": {"retries": 2, "max_age": 60, "on_failure": None}}),
+     "socialinbox-staging-webhooks: asynchronous invocations {'retries': 2, 'max_age': 60"),
 ])
 def test_the_checks_find_what_a_broken_deploy_leaves(expected, how, problem):
     found = _break(deployed_as_declared(expected), how)

@@ -1,7 +1,16 @@
 """Inspect and replay the dead-letter queue: `python -m chalicelib.ingest.dlq [list|replay]`.
 
-Replay moves each parked envelope back to the ingest queue unchanged (the pipeline dedupes, so a
-replay can never duplicate a message) and deletes it from the DLQ only after the resend worked.
+Two kinds of message are parked there:
+- an envelope the processor parked itself (unreadable, DynamoDB refused it for good, or retried
+  from the ingest queue until MAX_PROCESSING_ATTEMPTS), with the error as message attributes;
+- Lambda's invocation record of a webhook hand-off that failed three times or grew too old (the
+  processor's on-failure destination, infra/deploy.py ASYNC_INVOCATIONS): JSON with
+  `requestContext` (condition, approximateInvokeCount), `requestPayload` (the event, our
+  `{"Records": [...]}`), `responseContext` and `responsePayload` (the error).
+
+Replay moves each parked envelope back to the ingest queue unchanged, or each record's envelope of
+an invocation record (the pipeline dedupes, so a replay can never duplicate a message), and
+deletes the parked message from the DLQ only after every resend worked.
 
 Stage `local` (`make list-dlq STAGE=local`) talks to the moto server of `make run` on
 127.0.0.1:MOTO_PORT with dummy credentials; every other stage uses the normal AWS credential
@@ -46,12 +55,7 @@ def list_parked(max_messages: int = 100) -> List[Dict[str, Any]]:
     try:
         for message in _receive(max_messages, visibility_timeout=30):
             seen.append(message["ReceiptHandle"])
-            attrs = message.get("MessageAttributes", {})
-            found.append({"message_id": message["MessageId"],
-                          "error": attrs.get("error", {}).get("StringValue"),
-                          "attempts": attrs.get("attempts", {}).get("StringValue"),
-                          "bytes": len(message["Body"].encode("utf-8")),
-                          **_envelope_facts(message["Body"])})
+            found.append(describe(message))
     finally:
         _release(seen)
     return found
@@ -65,6 +69,62 @@ def _release(receipt_handles: List[str]) -> None:
         sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
             {"Id": str(n), "ReceiptHandle": handle, "VisibilityTimeout": 0}
             for n, handle in enumerate(receipt_handles[start:start + 10])])
+
+
+def describe(message: Dict[str, Any]) -> Dict[str, Any]:
+    """What list_parked says of one DLQ message (SQS's ReceiveMessage shape): `error`,
+    `attempts`, `bytes`, `adapter` and `received_at` of its (first) envelope, and `kind`:
+    "envelope" (parked by the processor) or "invocation" (Lambda's record, with `records`)."""
+    body = message["Body"]
+    attrs = message.get("MessageAttributes", {})
+    record = None if "error" in attrs else invocation_record(body)  # the processor's own, with its error
+    if record is None:
+        return {"message_id": message["MessageId"], "kind": "envelope",
+                "error": attrs.get("error", {}).get("StringValue"),
+                "attempts": attrs.get("attempts", {}).get("StringValue"),
+                "bytes": len(body.encode("utf-8")), **_envelope_facts(body)}
+    context = record.get("requestContext") if isinstance(record.get("requestContext"), dict) else {}
+    response = record.get("responsePayload") if isinstance(record.get("responsePayload"), dict) else {}
+    bodies = _record_bodies(record)
+    error = response.get("errorMessage") or response.get("errorType")
+    condition = str(context.get("condition") or "")
+    attempts = context.get("approximateInvokeCount")
+    return {"message_id": message["MessageId"], "kind": "invocation",
+            "error": f"{condition}: {error}" if error and condition else (error or condition or None),
+            "attempts": str(attempts) if isinstance(attempts, int) else None,
+            "bytes": len(body.encode("utf-8")), "records": len(bodies or []),
+            **(_envelope_facts(bodies[0]) if bodies else {"adapter": None, "received_at": None})}
+
+
+def invocation_record(body: str) -> Optional[Dict[str, Any]]:
+    """Lambda's invocation record parked in `body`, or None when it is something else (an
+    envelope the processor parked, or unreadable)."""
+    try:
+        found = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(found, dict) and isinstance(found.get("requestContext"), dict) and "requestPayload" in found:
+        return found
+    return None
+
+
+def _record_bodies(record: Dict[str, Any]) -> Optional[List[str]]:
+    """The envelopes of an invocation record's event (our `{"Records": [{"body": ...}]}`), or
+    None when the record does not hold them (Lambda leaves a payload out it cannot fit)."""
+    payload = record.get("requestPayload")
+    records = payload.get("Records") if isinstance(payload, dict) else None
+    if not isinstance(records, list) or not records:
+        return None
+    bodies = [item.get("body") for item in records if isinstance(item, dict)]
+    return bodies if len(bodies) == len(records) and all(isinstance(b, str) for b in bodies) else None
+
+
+def redrive_bodies(body: str) -> List[str]:
+    """What the ingest queue gets back for one parked message: the envelope itself, or each
+    record's envelope of an invocation record (one that holds none is sent as it is: the
+    processor parks it again as unreadable, so it is never lost)."""
+    record = invocation_record(body)
+    return (_record_bodies(record) if record is not None else None) or [body]
 
 
 def _envelope_facts(body: str) -> Dict[str, Any]:
@@ -101,7 +161,8 @@ def _move(max_messages: int, wanted: Optional[Set[str]]) -> Tuple[int, Set[str]]
             if wanted is not None and message["MessageId"] not in wanted:
                 skipped.append(message["ReceiptHandle"])
                 continue
-            sqs.send_message(QueueUrl=ingest, MessageBody=message["Body"])
+            for body in redrive_bodies(message["Body"]):
+                sqs.send_message(QueueUrl=ingest, MessageBody=body)
             sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
             moved += 1
             if wanted is not None:

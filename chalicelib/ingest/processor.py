@@ -1,7 +1,16 @@
-"""The queue consumer: one envelope -> adapter.parse -> pipeline, with nothing ever lost.
+"""The processor: one envelope -> adapter.parse -> pipeline, with nothing ever lost.
+
+Two doors lead here, one handler (app.ingest_processor) serves both:
+- the webhook's asynchronous invocation (issue 21), records from WEBHOOK_EVENT_SOURCE. Lambda
+  ignores whatever an asynchronous invocation answers, a `batchItemFailures` list included, and
+  takes any return for success: so if a record failed and may be retried, the invocation raises
+  (Lambda runs the whole event again twice, the pipeline dedupes what already landed, then sends
+  it to the ingest DLQ as an invocation record, chalicelib.ingest.dlq);
+- the ingest queue (replays from the DLQ, what an older webhook queued during an upgrade),
+  Lambda's SQS poller, settled as follows.
 
 - Every event of an envelope is attempted even if one fails, so valid neighbours land.
-- Each envelope of a batch is settled once, in one of two ways:
+- Each envelope of an SQS batch is settled once, in one of two ways:
   * partial batch responses (PARTIAL_BATCH_ENV is "true"): the handler answers
     `{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}` and Lambda deletes the rest.
     Only where the event source mapping has FunctionResponseTypes=[ReportBatchItemFailures]:
@@ -23,13 +32,18 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence
 from chalicelib import aws, config
 from chalicelib.channels import get_adapter
 from chalicelib.ingest import pipeline
-from chalicelib.ingest.envelope import Envelope
+from chalicelib.ingest.envelope import WEBHOOK_EVENT_SOURCE, Envelope
 from chalicelib.logs import bind_correlation_id, describe_error, logger
 from chalicelib.tracing import subsegment
 
 
 class RetryLater(Exception):
     """Raised to make SQS redeliver the envelopes of the batch that are still on the queue."""
+
+
+class InvocationFailed(RetryLater):
+    """Raised to make Lambda run an asynchronous invocation again (or, after its retries, send it
+    to the on-failure destination): nothing it answers is read."""
 
 
 class PermanentFailure(Exception):
@@ -63,12 +77,16 @@ def reportable(failed: Sequence[Dict[str, Any]]) -> Optional[List[str]]:
 
 
 def process_records(records: Iterable[Dict[str, Any]], partial: bool = False) -> Dict[str, Any]:
-    """Process raw SQS records (dicts with `body`, `messageId`, `receiptHandle`, `attributes`).
-    With `partial` (the event source reports batch item failures) the answer is Lambda's partial
-    batch response; otherwise the outcome counts, or RetryLater once the settled are deleted."""
+    """Process raw records (dicts with `body`, `messageId`, and from SQS `receiptHandle`,
+    `attributes`). With `partial` (the event source reports batch item failures) the answer is
+    Lambda's partial batch response; otherwise the outcome counts, or RetryLater once the settled
+    are deleted. The webhook's asynchronous invocation (records from WEBHOOK_EVENT_SOURCE) never
+    answers failures: it raises InvocationFailed, whatever `partial` says."""
+    records = list(records)
     outcome: Dict[str, int] = {}
     settled: List[Dict[str, Any]] = []
     failed: List[Dict[str, Any]] = []
+    first_error = ""
     for record in records:
         try:
             for result in process_body(record["body"]):
@@ -84,6 +102,11 @@ def process_records(records: Iterable[Dict[str, Any]], partial: bool = False) ->
                 logger.warning("envelope failed, will retry", extra={"attempt": attempts,
                                                                       "error": describe_error(error)})
                 failed.append(record)
+                first_error = first_error or describe_error(error)
+    if failed and any(record.get("eventSource") == WEBHOOK_EVENT_SOURCE for record in records):
+        # Lambda keeps this message in the invocation record it parks: say which and why, briefly.
+        names = ", ".join(str(record.get("messageId", "?")) for record in failed)
+        raise InvocationFailed(f"{len(failed)} record(s) failed ({names[:300]}): {first_error[:600]}")
     if partial:
         ids = reportable(failed)
         if ids is not None:

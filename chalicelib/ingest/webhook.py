@@ -1,7 +1,11 @@
-"""The webhook ack path: verify, decode, enqueue, answer. Nothing else happens here.
+"""The webhook ack path: verify, decode, hand off, answer. Nothing else happens here.
 
-A 200 goes out only after SQS has accepted the delivery (durable), so a platform that gets an
-error simply retries. Forged requests are rejected before anything is stored.
+The hand-off is an asynchronous invocation of the ingest processor (issue 21: no SQS request per
+delivery): Lambda answers 202 only once it has stored the event in its own queue, and then runs
+the processor with it, twice more if that fails, and finally sends it to the ingest DLQ (the
+function's on-failure destination, infra/deploy.py). So a 200 still goes out only after the
+delivery is kept; a refused invocation is a 503 and the platform simply retries. Forged requests
+are rejected before anything is stored.
 
 A correctly signed body that parses but can never be processed (a lone UTF-16 surrogate such as
 `\ud83d`, which has no UTF-8 form, or JSON nested deeper than MAX_JSON_DEPTH) is acknowledged
@@ -15,16 +19,20 @@ import re
 import time
 from typing import Any, Callable, Dict, List, Optional
 
-from chalicelib import aws, config
+from chalicelib import config
 from chalicelib.channels import get_adapter
 from chalicelib.channels.base import WebhookRejected, WebhookReply, WebhookRequest
-from chalicelib.ingest.envelope import Envelope
+from chalicelib.ingest.envelope import Envelope, invocation_event, invocation_record
 from chalicelib.logs import logger
 from chalicelib.runtime import runtime
 from chalicelib.tracing import subsegment
 
-# SQS accepts 256 KiB per message; keep room for attributes.
-MAX_QUEUE_MESSAGE_BYTES = 250_000
+# Lambda takes an asynchronous invocation's event up to 256 KiB (262,144 bytes), counted on the
+# JSON as sent (the envelope escaped once more inside the record). What fails three times reaches
+# the ingest DLQ as an invocation record (the event with a few KB of context and the error), which
+# SQS must still take (256 KiB), and a replay sends each record's body back as one queue message:
+# both fit when the event stays below this.
+MAX_EVENT_BYTES = 250_000
 # Real deliveries nest < 15 levels; the processor, the pipeline and json.dumps recurse per level.
 MAX_JSON_DEPTH = 100
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF][0-9a-fA-F]{2}")
@@ -64,29 +72,27 @@ def receive(adapter_name: str, request: WebhookRequest, correlation_id: str) -> 
 
     received_at = int(time.time() * 1000)
     context = adapter.delivery_context(request)
-    bodies: Optional[List[str]] = None
+    events: Optional[List[bytes]] = None
     if refused is None:
         try:
-            bodies = _queue_bodies(adapter_name, adapter.split, payload, received_at, correlation_id, context)
+            events = _events(adapter_name, adapter.split, payload, received_at, correlation_id, context)
         except (UnicodeEncodeError, RecursionError, ValueError) as error:  # a shape `unprocessable` missed
-            refused = f"cannot be queued: {type(error).__name__}"
+            refused = f"cannot be handed off: {type(error).__name__}"
     if refused is not None:
         logger.warning("delivery refused, acknowledged for quarantine",
                        extra={"adapter": adapter_name, "reason": refused, "bytes": len(request.raw_body)})
-        bodies = [_refused_body(adapter_name, text, refused, received_at, correlation_id, context)]
-    if bodies is None:
-        logger.error("delivery too large to queue", extra={"adapter": adapter_name, "bytes": len(request.raw_body)})
+        events = [_refused_event(adapter_name, text, refused, received_at, correlation_id, context)]
+    if events is None:
+        logger.error("delivery too large to hand off", extra={"adapter": adapter_name, "bytes": len(request.raw_body)})
         return WebhookReply(413, {"error": "delivery too large"}, "application/json")
     try:
-        sqs = aws.client("sqs")
-        url = aws.queue_url(config.INGEST_QUEUE)
-        with subsegment("enqueue", adapter=adapter_name):
-            for body in bodies:
-                sqs.send_message(QueueUrl=url, MessageBody=body)
+        with subsegment("hand_off", adapter=adapter_name):
+            for event in events:
+                runtime.invoke_async(config.INGEST_PROCESSOR_FUNCTION, event)
     except Exception:  # noqa: BLE001 - the platform must retry; nothing was acknowledged
-        logger.exception("could not enqueue delivery", extra={"adapter": adapter_name})
+        logger.exception("could not hand off delivery", extra={"adapter": adapter_name})
         return WebhookReply(503, {"error": "temporarily unavailable, retry"}, "application/json")
-    logger.info("delivery accepted", extra={"adapter": adapter_name, "queue_messages": len(bodies),
+    logger.info("delivery accepted", extra={"adapter": adapter_name, "invocations": len(events),
                                             "bytes": len(request.raw_body)})
     return adapter.ack()
 
@@ -130,25 +136,55 @@ def _encodable(text: str) -> bool:
         return False
 
 
-def _refused_body(adapter_name: str, text: str, reason: str, received_at: int, correlation_id: str,
-                  context: Dict[str, str]) -> str:
-    """The queue body for a refused delivery: the raw text (cut to fit the queue, it is kept for
-    diagnosis only) and the reason."""
-    limit = MAX_QUEUE_MESSAGE_BYTES // 2  # escaping in the envelope can double the size
-    if len(text.encode("utf-8")) > limit:
-        text = text.encode("utf-8")[:limit].decode("utf-8", "ignore")
-        reason += " (raw body truncated)"
-    return Envelope(adapter_name, text, received_at, correlation_id, context, refused=reason).to_json()
+def _refused_event(adapter_name: str, text: str, reason: str, received_at: int, correlation_id: str,
+                   context: Dict[str, str]) -> bytes:
+    """The event for a refused delivery: the raw text (cut to fit if need be: it is kept for
+    diagnosis only) and the reason. Escaping can double the text in the envelope and the
+    envelope again in the record, so a quarter of the budget always fits."""
+    def event(raw: str, why: str) -> bytes:
+        body = Envelope(adapter_name, raw, received_at, correlation_id, context, refused=why).to_json()
+        return invocation_event([invocation_record(body, f"{correlation_id}:0", received_at)])
+
+    whole = event(text, reason)
+    if len(whole) <= MAX_EVENT_BYTES:
+        return whole
+    cut = text.encode("utf-8")[:MAX_EVENT_BYTES // 4 - 4096].decode("utf-8", "ignore")
+    return event(cut, reason + " (raw body truncated)")
 
 
-def _queue_bodies(adapter_name: str, split: Callable[[Any], List[Any]], payload: Any, received_at: int,
-                  correlation_id: str, context: Dict[str, str]) -> Optional[List[str]]:
-    """One queue body, or several self-contained ones if the delivery is too big; None if a
-    single part is still too big."""
-    whole = Envelope(adapter_name, payload, received_at, correlation_id, context).to_json()
-    if len(whole.encode("utf-8")) <= MAX_QUEUE_MESSAGE_BYTES:
+def _events(adapter_name: str, split: Callable[[Any], List[Any]], payload: Any, received_at: int,
+            correlation_id: str, context: Dict[str, str]) -> Optional[List[bytes]]:
+    """The processor's event for the delivery: one record, or if that is too big the delivery's
+    self-contained parts, as few events as hold them; None if a single part is still too big."""
+    def record(part: Any, number: int) -> bytes:
+        body = Envelope(adapter_name, part, received_at, correlation_id, context).to_json()
+        return invocation_record(body, f"{correlation_id}:{number}", received_at)
+
+    whole = invocation_event([record(payload, 0)])
+    if len(whole) <= MAX_EVENT_BYTES:
         return [whole]
-    parts = [Envelope(adapter_name, part, received_at, correlation_id, context).to_json() for part in split(payload)]
-    if len(parts) < 2 or any(len(p.encode("utf-8")) > MAX_QUEUE_MESSAGE_BYTES for p in parts):
+    parts = [record(part, number) for number, part in enumerate(split(payload))]
+    if len(parts) < 2:
         return None
-    return parts
+    return pack(parts, MAX_EVENT_BYTES)
+
+
+def pack(records: List[bytes], limit: int) -> Optional[List[bytes]]:
+    """`records` in order in as few events as hold them, each at most `limit` bytes; None when
+    one record alone does not fit."""
+    empty = len(invocation_event([]))
+    events: List[bytes] = []
+    batch: List[bytes] = []
+    size = empty
+    for item in records:
+        if empty + len(item) > limit:
+            return None
+        grown = size + len(item) + (1 if batch else 0)  # the comma between records
+        if batch and grown > limit:
+            events.append(invocation_event(batch))
+            batch, grown = [], empty + len(item)
+        batch.append(item)
+        size = grown
+    if batch:
+        events.append(invocation_event(batch))
+    return events

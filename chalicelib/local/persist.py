@@ -309,9 +309,10 @@ class JournalingApp:
 
     @staticmethod
     def fsync_queue(queue: str) -> bool:
-        """Sends forced to the disk before the answer: the ingest queue (and its dead letters),
-        whose SendMessage is what a webhook's 200 stands for."""
-        return queue.endswith(("-ingest", "-ingest-dlq"))
+        """Sends forced to the disk before the answer: the ingest queue (and its dead letters), and
+        the queues where `make run` keeps the webhooks' asynchronous invocations of the processor
+        (chalicelib.local.async_invoke), whose SendMessage is what a webhook's 200 stands for."""
+        return queue.endswith(("-ingest", "-ingest-dlq")) or "-async-" in queue
 
     def stats_summary(self, top: int = 12) -> Dict[str, Dict[str, float]]:
         rows = sorted(self.stats.items(), key=lambda kv: -kv[1][1])[:top]

@@ -11,6 +11,11 @@ needs no change here.
   (`FIRST_RUN_SECONDS`): in AWS it never paused while the local stack was stopped.
   LOCAL_SCHEDULE_SPEEDUP=N runs every rate N times as often (a demo, a test; cron is unchanged).
 - `@app.on_dynamodb_record`: the table's stream, in order per shard (chalicelib.local.streams).
+- the functions the app invokes asynchronously (infra/deploy.py ASYNC_INVOCATIONS: the webhooks
+  hand each delivery to the ingest processor so): one runner of Lambda's asynchronous
+  invocations (chalicelib.local.async_invoke: retries, then the on-failure destination; the
+  accepted events kept in the emulator's holding queues, so a kill -9 loses none), which
+  `start_all` makes the runtime's invoker.
 
 WebSocket handlers are served by `make run`'s WebSocket API (chalicelib.local.websocket), not
 a runner. Anything else (S3, SNS, Kinesis, CloudWatch event patterns) has no local runner:
@@ -26,6 +31,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 
 from chalicelib import config
 from chalicelib.local import cron
+from chalicelib.local.async_invoke import LocalInvocations
 from chalicelib.local.pump import LambdaContext, Pump
 from chalicelib.local.streams import StreamReader
 from chalicelib.logs import describe_error, logger
@@ -123,7 +129,7 @@ class Schedule(threading.Thread):
         self._stopping.set()
 
 
-Runner = Union[Pump, Schedule, StreamReader]
+Runner = Union[Pump, Schedule, StreamReader, LocalInvocations]
 
 
 def _handler(app: Any, name: str) -> Callable[[Dict[str, Any], Any], Any]:
@@ -175,7 +181,17 @@ def discover(app: Any) -> List[Runner]:
         runners.append(build(app, source))
     if missing:
         raise NoLocalRunner("no local runner for: " + ", ".join(missing))
+    invoked = async_functions(app)
+    if invoked:
+        runners.append(LocalInvocations({name: _handler(app, name) for name in invoked}, durable=True))
     return runners
+
+
+def async_functions(app: Any) -> List[str]:
+    """The app's functions the deploy configures for asynchronous invocation (ASYNC_INVOCATIONS)."""
+    from infra.deploy import ASYNC_INVOCATIONS
+
+    return [name for name in ASYNC_INVOCATIONS if name in app.handler_map]
 
 
 def describe(runner: Runner) -> str:
@@ -187,6 +203,8 @@ def describe(runner: Runner) -> str:
         if runner.reports_failures:
             parts.append("partial batches")
         return f"{runner.function_name} ({', '.join(parts)})"
+    if isinstance(runner, LocalInvocations):
+        return f"asynchronous invocations of {', '.join(runner.functions)} (retries, then the on-failure queue)"
     if isinstance(runner, Schedule):
         if isinstance(runner.timing, cron.Cron):
             return f"{runner.function_name} ({runner.expression} UTC)"
@@ -196,11 +214,16 @@ def describe(runner: Runner) -> str:
 
 def start_all(runners: List[Runner]) -> None:
     """Start every runner; a stream whose table has none fails here (StreamNotFound), before
-    anything started, and so does any other failure to start."""
+    anything started, and so does any other failure to start. The runner of asynchronous
+    invocations becomes the runtime's invoker (the webhooks hand deliveries to it)."""
+    from chalicelib.runtime import runtime
+
     for runner in runners:
         if isinstance(runner, StreamReader):
             runner.prepare()
     for runner in runners:
+        if isinstance(runner, LocalInvocations):
+            runtime.use_invoker(runner)
         runner.start()
 
 

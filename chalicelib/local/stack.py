@@ -55,6 +55,7 @@ def create_all(stage: Optional[str] = None) -> List[str]:
         url = sqs.create_queue(QueueName=props["QueueName"], Attributes=attributes)["QueueUrl"]
         arns[logical] = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         created.append(props["QueueName"])
+    created += create_holding_queues(stage)
     for logical, resource in resources.items():
         if resource["Type"] != "AWS::DynamoDB::Table":
             continue
@@ -74,6 +75,20 @@ def create_all(stage: Optional[str] = None) -> List[str]:
     created += create_buckets(stage)
     created += create_state_machines(stage)
     return created
+
+
+def create_holding_queues(stage: str) -> List[str]:
+    """Where `make run` keeps the events it accepted for the functions the app invokes
+    asynchronously (Lambda's own queue in AWS; chalicelib.local.async_invoke): local only, never
+    in the template."""
+    from chalicelib.local.async_invoke import holding_queue
+    from infra.deploy import ASYNC_INVOCATIONS
+
+    sqs = aws.client("sqs")
+    names = [f"socialinbox-{stage}-{holding_queue(function)}" for function in ASYNC_INVOCATIONS]
+    for name in names:
+        sqs.create_queue(QueueName=name, Attributes={"MessageRetentionPeriod": "21600"})
+    return names
 
 
 def create_buckets(stage: Optional[str] = None) -> List[str]:
