@@ -4,6 +4,7 @@ handles and topic names stay text; an agent does not get the section."""
 from __future__ import annotations
 
 import os
+import re
 import time
 
 from tests.browser import downloaded, needs_chromium, open_screen
@@ -25,6 +26,26 @@ def _period(page):
     page.fill("#from", "2026-11-02")
     page.fill("#to", "2026-11-04")
     page.fill("#tz", "UTC")
+
+
+def test_the_section_loads_when_its_script_comes_after_the_screen_is_shown(inbox, served, browser):
+    """A slow link or a busy server can deliver topics.js after /api/me has answered and the
+    screen is shown: the section must load then too (it waited for a change that had passed)."""
+    from playwright.sync_api import expect
+
+    _seed()
+    page = browser.page
+    held = []
+    page.route(re.compile(r"/static/topics\.js(\?|$)"), lambda route: held.append(route))  # it waits, unanswered
+    page.goto(served + "static/icon.svg")  # as open_screen, without waiting for the page's scripts
+    page.evaluate("token => sessionStorage.setItem('socialinbox.token', token)", inbox.login_admin())
+    page.goto(served + "reports", wait_until="commit")
+    expect(page.locator("#reports")).to_be_visible(timeout=40_000)
+    assert len(held) == 1 and page.locator("#topics-report").count() == 0
+    held[0].continue_()
+    expect(page.locator("#topics-report")).to_be_visible(timeout=40_000)
+    expect(page.locator("#topics-note")).to_have_text("0 found posts and mentions in the period.")
+    _clean(browser)
 
 
 def test_share_of_voice_days_and_authors_by_keyboard_with_a_csv(inbox, served, browser):

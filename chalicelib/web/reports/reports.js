@@ -162,13 +162,20 @@
       '), highest ' + top + '.';
   }
 
-  async function loadSeries(params) {
+  // Answers come back in any order: a load the user has since replaced (a second Show, or Show
+  // while the screen's first load still waits) must not paint its older period over the newer.
+  var loads = 0;
+
+  async function loadSeries(params, current) {
+    current = current || function () { return true; };
     var series = new URLSearchParams(params);
     series.set('metric', $('series-metric').value);
     series.set('group_by', $('series-group').value);
     try {
-      showSeries(await api('api/reports/timeseries?' + series.toString()));
+      var answer = await api('api/reports/timeseries?' + series.toString());
+      if (current()) showSeries(answer);
     } catch (e) {
+      if (!current()) return;
       $('series').replaceChildren();
       $('series-note').textContent = e.message;
     }
@@ -196,18 +203,26 @@
   }
 
   async function load() {
+    var mine = ++loads;
+    var current = function () { return mine === loads; };
     $('note').textContent = 'Loading…';
     var params = query();
     try {
       var summary = new URLSearchParams(params);
       if ($('compare').checked) summary.set('compare', 'previous');
-      showSummary(await api('api/reports/summary?' + summary.toString()));
-      await loadSeries(params);
+      var answer = await api('api/reports/summary?' + summary.toString());
+      if (!current()) return;
+      showSummary(answer);
+      await loadSeries(params, current);
+      if (!current()) return;
       var heat = new URLSearchParams(params);
       heat.set('metric', 'waits');
       try {
-        showHeatmap(await api('api/reports/heatmap?' + heat.toString()));
+        var heatmap = await api('api/reports/heatmap?' + heat.toString());
+        if (!current()) return;
+        showHeatmap(heatmap);
       } catch (e) {
+        if (!current()) return;
         $('heat').replaceChildren();
         $('heat-head').replaceChildren();
         if (e.status !== 400) throw e;
@@ -215,7 +230,7 @@
       var period = summary.get('from') + ' – ' + summary.get('to') + ' (' + params.get('tz') + ')';
       $('note').textContent = 'Cycles that started ' + period + '.';
     } catch (e) {
-      $('note').textContent = e.message;
+      if (current()) $('note').textContent = e.message;
     }
   }
 

@@ -151,9 +151,12 @@
   }
 
   build();
-  // The screen fills its period after /api/me answers (reports.js): load once it is shown.
+  // The screen fills its period after /api/me answers (reports.js): load once it is shown, or at
+  // once when it already is (this script came after that answer: a slow link, a busy server).
+  var screen = document.getElementById('reports');
+  if (!screen.hidden) { load(); return; }
   var watch = new MutationObserver(function () {
-    if (!document.getElementById('reports').hidden) { watch.disconnect(); load(); }
+    if (!screen.hidden) { watch.disconnect(); load(); }
   });
-  watch.observe(document.getElementById('reports'), {attributes: true, attributeFilter: ['hidden']});
+  watch.observe(screen, {attributes: true, attributeFilter: ['hidden']});
 })();
