@@ -14,6 +14,20 @@ def _open(served, chromium, token):
     return open_screen(served, chromium, token, "reports")
 
 
+def _show_the_day(page, compare=False):
+    """The history's day (2023-11-14, UTC) through the screen's filters, as a user shows it."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("#reports")).to_be_visible()
+    page.fill("#from", "2023-11-14")
+    page.fill("#to", "2023-11-15")
+    page.fill("#tz", "UTC")
+    if compare:
+        page.check("#compare")
+    page.click("#filters button[type=submit]")
+    expect(page.locator("#note")).to_contain_text("Cycles that started 2023-11-14")
+
+
 def test_the_screen_shows_the_apis_numbers_for_the_chosen_period(history, served, browser):
     from playwright.sync_api import expect
 
@@ -22,13 +36,7 @@ def test_the_screen_shows_the_apis_numbers_for_the_chosen_period(history, served
     inbox, cid = history
     consumer.handle_records(stream_records(cid))
     page = _open(served, browser, inbox.login_admin())
-    expect(page.locator("#reports")).to_be_visible()
-    page.fill("#from", "2023-11-14")
-    page.fill("#to", "2023-11-15")
-    page.fill("#tz", "UTC")
-    page.check("#compare")
-    page.click("#filters button[type=submit]")
-    expect(page.locator("#note")).to_contain_text("Cycles that started 2023-11-14")
+    _show_the_day(page, compare=True)
     first = page.locator("#times tr").first.locator("td")
     expect(first).to_have_text(["First response", "2", "2 min", "30 min", "50 %", "2 min", "30 min", "—"])  # 24/7 policy
     expect(page.locator("#sla tr").first.locator("td")).to_have_text(["First response", "1", "1", "0", "50 %"])
@@ -67,12 +75,7 @@ def test_an_older_load_answered_last_never_paints_over_the_chosen_period(history
 
     page.route(re.compile(r"/api/reports/summary\?"), hold_the_first)
     page = _open(served, browser, inbox.login_admin())
-    expect(page.locator("#reports")).to_be_visible()
-    page.fill("#from", "2023-11-14")
-    page.fill("#to", "2023-11-15")
-    page.fill("#tz", "UTC")
-    page.click("#filters button[type=submit]")
-    expect(page.locator("#note")).to_contain_text("Cycles that started 2023-11-14")
+    _show_the_day(page)
     expect(page.locator("#times tr").first.locator("td").nth(1)).to_have_text("2")
     with page.expect_response(re.compile(r"/api/reports/summary\?")):
         held[0].continue_()
