@@ -108,8 +108,8 @@ class Traffic:
         # big for one invocation). Until 2026-12-02 this counted adapter.split() parts, while the
         # queue held one message per delivery: "processed" (acknowledged - queue depth) was
         # overstated by the parts never queued separately. Since the webhooks invoke the
-        # processor asynchronously (issue 21) the ingest queue's depth no longer counts what
-        # waits in `make run`'s runner of those invocations: the soak's depth reads low.
+        # processor asynchronously (issue 21) what waits is in `make run`'s holding queue of
+        # those invocations (one message per invocation), which queue_depth adds.
         import json as _json
 
         from chalicelib.ingest.webhook import _events
@@ -146,7 +146,7 @@ class Server:
         self.up = threading.Event()
         self._clients: Dict[str, Any] = {}
         self._clients_lock = threading.Lock()
-        self._queue_url: Optional[str] = None
+        self._queue_urls: Optional[List[str]] = None
         self._cpu_seen: Dict[int, float] = {}  # server pid -> CPU seconds last sampled
 
     def start(self, timeout: float = 120.0) -> float:
@@ -228,14 +228,23 @@ class Server:
             return self._clients[service]
 
     def queue_depth(self) -> Optional[int]:
+        """What is accepted and not yet processed: the webhooks' asynchronous invocations waiting
+        in `make run`'s holding queue, plus the ingest queue (replays)."""
+        from chalicelib import config
+        from chalicelib.local.async_invoke import holding_queue
+
         try:
             sqs = self.aws("sqs")
-            if self._queue_url is None:
-                self._queue_url = sqs.get_queue_url(QueueName="socialinbox-local-ingest")["QueueUrl"]
-            url = self._queue_url
-            attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
-                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-            return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            if self._queue_urls is None:
+                names = (holding_queue(config.INGEST_PROCESSOR_FUNCTION), config.INGEST_QUEUE)
+                self._queue_urls = [sqs.get_queue_url(QueueName=f"socialinbox-local-{name}")["QueueUrl"]
+                                    for name in names]
+            total = 0
+            for url in self._queue_urls:
+                attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
+                    "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+                total += int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+            return total
         except Exception:  # noqa: BLE001 - down (restarting)
             return None
 
