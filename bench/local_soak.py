@@ -535,8 +535,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--burst", type=int, default=100, help="concurrent deliveries sent at once first")
     parser.add_argument("--time-limit", type=float, default=3600.0, help="seconds; the run stops by itself")
-    parser.add_argument("--per-round", type=int, default=17,
-                        help="messages one round of demo deliveries stores (checked by tests/test_local_scale.py)")
+    parser.add_argument("--per-round", type=int, default=18,
+                        help="messages one round of demo deliveries stores (bench/ingest_bench.py --only wru lists "
+                             "them per adapter: LinkedIn 2, Meta 9, Telegram 3, X 4)")
     parser.add_argument("--probe-interval", type=float, default=1.0,
                         help="seconds between inbox-page requests while there is a backlog")
     parser.add_argument("--no-restart", action="store_true")
