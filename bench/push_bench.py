@@ -46,6 +46,7 @@ from typing import Any, Dict, Iterator, List
 import inprocess  # noqa: F401  (first: settings before boto3, pynamodb or the app)
 
 os.environ.setdefault("AUTH_TOKEN_SECRET", "push-bench-token-secret-0123456789abcdef")
+PROJECT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 REST_PER_M = 3.50
 MESSAGE_PER_M = 1.00
@@ -129,7 +130,7 @@ def opened_inbox(live: bool, thread: bool, fake_clock: bool) -> Iterator[Opened]
     opened.sockets = sockets = websocket.start(application.app) if live else None
     if not live:
         os.environ.pop(config.PUSH_ENDPOINT_ENV, None)
-    with Client(application.app) as client:
+    with Client(application.app, stage_name="local", project_dir=PROJECT) as client:
         opened.client = client
         opened.handler = handler = type("Forward", (_Forward,), {"client": client, "requests": []})
         deliver(opened, "m-1", "hello")
