@@ -176,6 +176,24 @@ def test_a_sweep_invoked_without_a_scheduled_time_arms_the_window_of_its_own_min
     assert send["delay"] == -(-(int(_state(cid)["warn_at"]) - (minute + 30_000)) // 1000)
 
 
+@pytest.mark.parametrize("time_field, armed", [
+    ("0001-01-01T00:00:00Z", 0), ("9999-12-31T23:59:59Z", 0),  # a window of another age: nothing due there
+    (12345, 1), (None, 1), ("2026-12-05T10:00:00+05:00", 1), ("\ud800", 1), ("2026-12-05T10:00:00Z\x00", 1),
+    (["2026-12-05T10:00:00Z"], 1), ("9" * 10_000, 1),  # unreadable: the run's own minute
+])
+def test_a_sweep_with_an_extreme_or_malformed_scheduled_time_never_fails(arming, time_field, armed):
+    from chalicelib.sla import flow
+
+    arming.at(BASE)
+    cid, _ = _customer(BASE)
+    minute = flow.arming_minute(int(_state(cid)["warn_at"]))
+    arming.at(minute + 30_000)
+    outcome = arming.app.sla_sweeper({"version": "0", "id": "odd", "detail-type": "Scheduled Event",
+                                      "source": "aws.events", "account": "123456789012", "time": time_field,
+                                      "region": "us-east-1", "resources": [], "detail": {}}, None)
+    assert outcome["armed"] == armed and len(arming.sent) == armed
+
+
 def test_a_warning_sqs_refuses_in_a_batch_is_logged_and_recorded_by_the_safety_net(arming, caplog):
     """SendMessageBatch can refuse single entries: those are logged, the others are queued, and
     the refused turn's warning is recorded by the sweeper's safety net once its point has passed."""
