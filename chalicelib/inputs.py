@@ -32,6 +32,17 @@ class BadInput(ValueError):
     """Input of a hostile class; the message names the field and never echoes the value."""
 
 
+def encodable(value: str) -> bool:
+    """Whether `value` has a UTF-8 form (no lone surrogate), what SQS, DynamoDB and JSON need."""
+    if value.isascii():  # O(1) in CPython; a surrogate is never ASCII
+        return True
+    try:
+        value.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def is_clean(value: Any, multiline: bool = False) -> bool:
     """A str that is valid Unicode without control characters (tab, CR and LF only when
     `multiline`)."""

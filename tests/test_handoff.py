@@ -329,6 +329,33 @@ def test_an_invocation_record_without_its_payload_is_redriven_as_it_is_and_parke
     assert again["kind"] == "envelope" and "unreadable envelope" in again["error"]
 
 
+@pytest.mark.parametrize("tamper", [
+    lambda r: r.update(requestPayload={"Records": "not a list"}),
+    lambda r: r.update(requestPayload={"Records": [{"body": 42}, "x", None]}),
+    lambda r: r.update(requestPayload=["\ud800", "\x00"]),
+    lambda r: r["requestContext"].update(approximateInvokeCount="3; drop table", condition=["a", {"b": 1}]),
+    lambda r: r["requestContext"].update(approximateInvokeCount=True, condition=None),
+    lambda r: r["requestContext"].update(approximateInvokeCount=10**400),
+    lambda r: r.update(responsePayload={"errorMessage": "<script>x</script>" * 20_000, "errorType": {"x": 1}}),
+    lambda r: r.update(responsePayload="\ud83d plain text \x00"),
+    lambda r: r.update(requestPayload={"Records": [{"body": "\ud800{\"adapter\": 1}\x00"}]}),
+])
+def test_a_malformed_invocation_record_is_listed_and_redriven_never_a_5xx(inbox, tamper):
+    """What sits in the DLQ is anyone's JSON once a queue policy is wrong: every shape is listed
+    with bounded text, none breaks the admin list, and a replay keeps it (sent as it is)."""
+    record = _aws_invocation_record([_envelope("m_h", "hostile")])
+    tamper(record)
+    aws.client("sqs").send_message(QueueUrl=aws.queue_url(config.DEAD_LETTER_QUEUE),
+                                   MessageBody=json.dumps(record)[:250_000])
+    [item] = inbox.get("/api/admin/dlq")["items"]
+    assert item["kind"] in ("invocation", "envelope")
+    assert item["error"] is None or len(item["error"]) <= 500
+    assert item["attempts"] is None or isinstance(item["attempts"], int)
+    status, answer = inbox.call("POST", "/api/admin/dlq/replay", {"message_ids": [item["message_id"]]})
+    assert status == 200 and answer["replayed"] == 1
+    assert _count(config.DEAD_LETTER_QUEUE) == 0 and _count(config.INGEST_QUEUE) >= 1
+
+
 def test_make_runs_runner_keeps_accepted_events_in_the_emulator_so_a_restart_runs_them(inbox):
     """`make run` (durable): an event accepted by one runner that never ran it (killed) is run by
     the next one; one that keeps failing is retried twice, then parked, and never kept twice."""

@@ -25,6 +25,7 @@ import sys
 from typing import Any, Collection, Dict, Iterator, List, MutableMapping, Optional, Set, Tuple
 
 from chalicelib import aws, config
+from chalicelib.inputs import encodable
 
 
 def _receive(max_messages: int, visibility_timeout: int) -> Iterator[Dict[str, Any]]:
@@ -71,6 +72,10 @@ def _release(receipt_handles: List[str]) -> None:
             for n, handle in enumerate(receipt_handles[start:start + 10])])
 
 
+#: The longest error text listed for a parked invocation (a record's errorMessage is unbounded).
+MAX_ERROR_CHARS = 500
+
+
 def describe(message: Dict[str, Any]) -> Dict[str, Any]:
     """What list_parked says of one DLQ message (SQS's ReceiveMessage shape): `error`,
     `attempts`, `bytes`, `adapter` and `received_at` of its (first) envelope, and `kind`:
@@ -86,12 +91,13 @@ def describe(message: Dict[str, Any]) -> Dict[str, Any]:
     context = record.get("requestContext") if isinstance(record.get("requestContext"), dict) else {}
     response = record.get("responsePayload") if isinstance(record.get("responsePayload"), dict) else {}
     bodies = _record_bodies(record)
-    error = response.get("errorMessage") or response.get("errorType")
+    error = str(response.get("errorMessage") or response.get("errorType") or "")
     condition = str(context.get("condition") or "")
     attempts = context.get("approximateInvokeCount")
+    said = f"{condition}: {error}" if error and condition else (error or condition)
     return {"message_id": message["MessageId"], "kind": "invocation",
-            "error": f"{condition}: {error}" if error and condition else (error or condition or None),
-            "attempts": str(attempts) if isinstance(attempts, int) else None,
+            "error": said[:MAX_ERROR_CHARS] or None,  # Lambda's words, bounded like our own
+            "attempts": str(attempts) if isinstance(attempts, int) and not isinstance(attempts, bool) else None,
             "bytes": len(body.encode("utf-8")), "records": len(bodies or []),
             **(_envelope_facts(bodies[0]) if bodies else {"adapter": None, "received_at": None})}
 
@@ -116,7 +122,11 @@ def _record_bodies(record: Dict[str, Any]) -> Optional[List[str]]:
     if not isinstance(records, list) or not records:
         return None
     bodies = [item.get("body") for item in records if isinstance(item, dict)]
-    return bodies if len(bodies) == len(records) and all(isinstance(b, str) for b in bodies) else None
+    # SQS takes UTF-8 only: a body with a lone surrogate (a decoded "\\ud800" escape) cannot be
+    # resent, so the record goes back whole (its own text came from SQS: it can).
+    if len(bodies) != len(records) or not all(isinstance(b, str) and encodable(b) for b in bodies):
+        return None
+    return bodies
 
 
 def redrive_bodies(body: str) -> List[str]:

@@ -104,6 +104,8 @@ def unprocessable(raw_body: bytes, payload: Any) -> Optional[str]:
     surrogates = b"\\u" in raw_body and _SURROGATE_ESCAPE.search(raw_body) is not None
     if not (deep or surrogates):
         return None
+    from chalicelib.inputs import encodable as _encodable  # only on this rare path: not on the cold one
+
     surrogate = "lone UTF-16 surrogate escape in the JSON (not valid Unicode)"
     if not isinstance(payload, (dict, list)):
         return surrogate if surrogates and isinstance(payload, str) and not _encodable(payload) else None
@@ -125,15 +127,6 @@ def unprocessable(raw_body: bytes, payload: Any) -> Optional[str]:
                 return surrogate
     return None
 
-
-def _encodable(text: str) -> bool:
-    if text.isascii():  # O(1) in CPython; a surrogate is never ASCII
-        return True
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 def _refused_event(adapter_name: str, text: str, reason: str, received_at: int, correlation_id: str,

@@ -135,13 +135,9 @@ def viewing(connection_id: str, identity: Any, body: Any) -> int:
 
 def _text(value: Any, limit: int) -> bool:
     """A non-empty string of at most `limit` characters that is valid Unicode (no lone surrogates)."""
-    if not isinstance(value, str) or not 0 < len(value) <= limit:
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    from chalicelib.inputs import encodable
+
+    return isinstance(value, str) and 0 < len(value) <= limit and encodable(value)
 
 
 def _send(connection_id: str, body: Dict[str, Any]) -> None:
