@@ -360,7 +360,10 @@ def test_a_state_machine_keeps_its_newest_finished_executions(adjusted: Any, mon
             "status"] == "SUCCEEDED"
         from moto.stepfunctions.parser.utils import TMP_THREADS
 
-        assert len(TMP_THREADS) <= 1  # finished interpreter threads are forgotten too
+        # finished interpreter threads are forgotten too: what is left is at most the last
+        # execution's two (its execution logic and its eval thread, alive when the trim ran as
+        # it started; whether the second had started by then is timing). Untrimmed: 16.
+        assert len(TMP_THREADS) <= 2
     finally:
         sfn.delete_state_machine(stateMachineArn=arn)
 
